@@ -1,0 +1,49 @@
+"""The framework-free checkpoint core (imports no TensorFlow, Keras, Parsl or Slurm code).
+
+Public names:
+
+* `parse_params`, `CkptParams`, `ckpt_parser`, `ckpt_defs`, `str2bool`: CANDLE's gParameters.
+* `CkptLayout`: the paths of a checkpoint directory.
+* `commit` (module): the commit protocol; `begin`, `commit`, `remove_epoch`.
+* `read_info`, `verify_checkpoint`, `find_restart`: reading and choosing checkpoints.
+* `surviving_epochs`: keep policies.
+* `CandleCkpt`: CANDLE's callback logic; backends subclass it.
+* Errors: `CkptError`, `ParamError`, `CorruptCheckpointError`, `NoCheckpointError`, `CommitError`.
+"""
+
+from candle_restart.ckpt import commit
+from candle_restart.ckpt.candle import CandleCkpt
+from candle_restart.ckpt.errors import (
+    CkptError,
+    CommitError,
+    CorruptCheckpointError,
+    NoCheckpointError,
+    ParamError,
+)
+from candle_restart.ckpt.info import read_info
+from candle_restart.ckpt.keep import surviving_epochs
+from candle_restart.ckpt.layout import CkptLayout
+from candle_restart.ckpt.params import CkptParams, ParamType, ckpt_defs, ckpt_parser, parse_params, str2bool
+from candle_restart.ckpt.restore import Found, find_restart, verify_checkpoint
+
+__all__ = [
+    "CandleCkpt",
+    "CkptError",
+    "CkptLayout",
+    "CkptParams",
+    "CommitError",
+    "CorruptCheckpointError",
+    "Found",
+    "NoCheckpointError",
+    "ParamError",
+    "ParamType",
+    "ckpt_defs",
+    "ckpt_parser",
+    "commit",
+    "find_restart",
+    "parse_params",
+    "read_info",
+    "str2bool",
+    "surviving_epochs",
+    "verify_checkpoint",
+]

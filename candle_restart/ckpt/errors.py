@@ -1,0 +1,43 @@
+"""Errors raised by the checkpoint core.
+
+Every error here renders as one line that names where the problem is (a file
+or ``gParameters``), the key, and what is wrong, so a user never has to read a
+traceback to find a typo.  Raising one of these means nothing on disk changed.
+"""
+
+from __future__ import annotations
+
+
+class CkptError(Exception):
+    """Base class of every error the checkpoint core raises on purpose."""
+
+    def __init__(self, where: str, key: str | None, problem: str) -> None:
+        self.where = where
+        self.key = key
+        self.problem = problem
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        if self.key:
+            return f"{self.where}: {self.key}: {self.problem}"
+        return f"{self.where}: {self.problem}"
+
+
+class ParamError(CkptError, TypeError, ValueError):
+    """A gParameters key has a wrong type or value (bad input: do not retry).
+
+    It subclasses both ``TypeError`` and ``ValueError`` because CANDLE raised
+    one or the other for the same mistakes, and client code catches either.
+    """
+
+
+class CorruptCheckpointError(CkptError):
+    """A checkpoint directory or its ``ckpt-info.json`` fails verification."""
+
+
+class NoCheckpointError(CkptError):
+    """``ckpt_restart_mode`` is ``required`` but no whole checkpoint exists."""
+
+
+class CommitError(CkptError):
+    """Writing a checkpoint failed; ``last`` and ``best`` were left untouched."""

@@ -1,0 +1,238 @@
+"""CANDLE's checkpoint gParameters: names, defaults, conversions and checks.
+
+`parse_params` turns a gParameters mapping (from a CANDLE benchmark, a YAML
+sweep or the command line, where every value may still be a string) into a
+frozen `CkptParams`.  It never mutates the caller's mapping and raises
+`ParamError` (one line: ``gParameters: key: problem``) before anything else
+happens, so a bad value never leaves half-made directories behind.
+
+Keys, defaults and meanings follow CANDLE's ``ckpt_utils`` except where the
+foundation issue fixed a CANDLE defect (noted per key below).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import numbers
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from candle_restart.ckpt.errors import ParamError
+
+RESTART_MODES = ("off", "auto", "required")
+KEEP_MODES = ("linear", "exponential", "all")
+BEST_MODES = ("auto", "min", "max")
+
+_TRUE = ("true", "t", "yes", "y", "1", "on")
+_FALSE = ("false", "f", "no", "n", "0", "off")
+
+
+def str2bool(value: Any) -> bool:
+    """Convert CANDLE's command-line spellings of a boolean ("True", "0", ...)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, numbers.Integral) and int(value) in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        low = value.strip().lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+    raise argparse.ArgumentTypeError(f"expected a boolean (True/False), got {value!r}")
+
+
+@dataclass(frozen=True)
+class CkptParams:
+    """The checkpoint settings of one training run, validated."""
+
+    epochs: int
+    restart_mode: str = "auto"
+    save_best: bool = True
+    save_best_metric: str = "val_loss"
+    save_best_mode: str = "auto"
+    best_metric_last: float | None = None
+    skip_epochs: int = 0
+    save_interval: int = 1
+    save_weights_only: bool = False
+    checksum: bool = False
+    keep_mode: str = "linear"
+    keep_limit: int = 5
+    directory: str = "./save/ckpts"
+    metadata: str | None = None
+
+
+class _Reader:
+    """Reads typed values out of a gParameters mapping, naming the key on error."""
+
+    def __init__(self, params: Mapping[str, Any], where: str) -> None:
+        self.params = params
+        self.where = where
+
+    def fail(self, key: str, value: Any, wanted: str) -> ParamError:
+        return ParamError(self.where, key, f"must be {wanted}, got {value!r}")
+
+    def get(self, key: str, default: Any, convert: Callable[[str, Any], Any]) -> Any:
+        value = self.params.get(key, default)
+        if value is None:
+            return default
+        return convert(key, value)
+
+    def boolean(self, key: str, value: Any) -> bool:
+        try:
+            return str2bool(value)
+        except argparse.ArgumentTypeError:
+            raise self.fail(key, value, "a boolean (True/False)") from None
+
+    def integer(self, key: str, value: Any, minimum: int | None = None) -> int:
+        result: int | None = None
+        if (isinstance(value, numbers.Integral) and not isinstance(value, bool)) or (isinstance(value, float) and value.is_integer()):
+            result = int(value)
+        elif isinstance(value, str):
+            try:
+                result = int(value.strip())
+            except ValueError:
+                result = None
+        wanted = "an integer" if minimum is None else f"an integer >= {minimum}"
+        if result is None or (minimum is not None and result < minimum):
+            raise self.fail(key, value, wanted)
+        return result
+
+    def real(self, key: str, value: Any) -> float:
+        if isinstance(value, bool):
+            raise self.fail(key, value, "a number")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise self.fail(key, value, "a number") from None
+
+    def string(self, key: str, value: Any) -> str:
+        if isinstance(value, (dict, list, tuple, set)):
+            raise self.fail(key, value, "a string")
+        return str(value)
+
+    def choice(self, key: str, value: Any, allowed: tuple[str, ...]) -> str:
+        text = self.string(key, value)
+        if text not in allowed:
+            raise self.fail(key, value, "one of " + "|".join(allowed))
+        return text
+
+
+class ParamType(Enum):
+    """CANDLE's parameter types, for `typed_value` and ``CandleCkpt.param``."""
+
+    STRING = "string"
+    BOOLEAN = "boolean"
+    INTEGER = "integer"
+    INTEGER_NN = "non-negative integer"
+    INTEGER_GZ = "integer > 0"
+    FLOAT = "float"
+    FLOAT_NN = "non-negative float"
+
+
+def typed_value(key: str, value: Any, type_: ParamType, where: str = "gParameters") -> Any:
+    """``value`` converted to ``type_`` (None stays None); ParamError naming ``key`` otherwise."""
+    if value is None:
+        return None
+    r = _Reader({key: value}, where)
+    if type_ is ParamType.STRING:
+        return r.string(key, value)
+    if type_ is ParamType.BOOLEAN:
+        return r.boolean(key, value)
+    if type_ in (ParamType.INTEGER, ParamType.INTEGER_NN, ParamType.INTEGER_GZ):
+        minimum = {ParamType.INTEGER_NN: 0, ParamType.INTEGER_GZ: 1}.get(type_)
+        return r.integer(key, value, minimum)
+    result = r.real(key, value)
+    if type_ is ParamType.FLOAT_NN and result < 0:
+        raise r.fail(key, value, "a non-negative number")
+    return result
+
+
+def default_directory(params: Mapping[str, Any]) -> str:
+    """``output_dir/ckpts`` when the benchmark has an output_dir, else CANDLE's ``./save/ckpts``."""
+    output_dir = params.get("output_dir")
+    if output_dir:
+        return os.path.join(str(output_dir), "ckpts")
+    return os.path.join(".", "save", "ckpts")
+
+
+def parse_params(params: Mapping[str, Any], where: str = "gParameters") -> CkptParams:
+    """Validate and convert the checkpoint keys of ``params``; ``params`` is not modified."""
+    if not isinstance(params, Mapping):
+        raise ParamError(where, None, f"must be a mapping of parameters, got {type(params).__name__}")
+    r = _Reader(params, where)
+    if params.get("epochs") is None:
+        raise ParamError(where, "epochs", "is required (the number of epochs to train)")
+    epochs = r.integer("epochs", params["epochs"], minimum=0)
+
+    def integer(minimum: int) -> Callable[[str, Any], int]:
+        return lambda key, value: r.integer(key, value, minimum)
+
+    def choice(allowed: tuple[str, ...]) -> Callable[[str, Any], str]:
+        return lambda key, value: r.choice(key, value, allowed)
+
+    best_last = r.get("ckpt_best_metric_last", None, r.real)
+    if best_last is not None and math.isnan(best_last):
+        raise r.fail("ckpt_best_metric_last", params["ckpt_best_metric_last"], "a number, not NaN")
+    metadata = params.get("metadata")
+    metadata_key = "metadata"
+    if metadata is None:
+        metadata, metadata_key = params.get("ckpt_metadata"), "ckpt_metadata"
+    directory = r.get("ckpt_directory", None, r.string) or default_directory(params)
+
+    return CkptParams(
+        epochs=epochs,
+        restart_mode=r.get("ckpt_restart_mode", "auto", choice(RESTART_MODES)),
+        save_best=r.get("ckpt_save_best", True, r.boolean),
+        save_best_metric=r.get("ckpt_save_best_metric", "val_loss", r.string),
+        save_best_mode=r.get("ckpt_save_best_mode", "auto", choice(BEST_MODES)),
+        best_metric_last=best_last,
+        skip_epochs=r.get("ckpt_skip_epochs", 0, integer(0)),
+        save_interval=r.get("ckpt_save_interval", 1, integer(0)),
+        save_weights_only=r.get("ckpt_save_weights_only", False, r.boolean),
+        checksum=r.get("ckpt_checksum", False, r.boolean),
+        keep_mode=r.get("ckpt_keep_mode", "linear", choice(KEEP_MODES)),
+        keep_limit=r.get("ckpt_keep_limit", 5, integer(1)),
+        directory=directory,
+        metadata=None if metadata is None else r.string(metadata_key, metadata),
+    )
+
+
+# (name, argparse type, default, choices, help): the one table behind both
+# `ckpt_parser` and `ckpt_defs`, so the two never disagree.
+_OPTIONS: list[tuple[str, Callable[[Any], Any], Any, tuple[str, ...] | None, str]] = [
+    ("ckpt_restart_mode", str, "auto", RESTART_MODES, "Mode to restart from a saved checkpoint"),
+    ("ckpt_checksum", str2bool, False, None, "Checksum the checkpoint files on write and restart"),
+    ("ckpt_skip_epochs", int, 0, None, "Number of epochs to skip before saving checkpoints"),
+    ("ckpt_directory", str, None, None, "Checkpoint directory (default: output_dir/ckpts)"),
+    ("ckpt_save_best", str2bool, True, None, "Toggle saving the best model"),
+    ("ckpt_save_best_metric", str, "val_loss", None, "Metric that decides the best model"),
+    ("ckpt_save_best_mode", str, "auto", BEST_MODES, "Whether the metric improves down or up"),
+    ("ckpt_save_weights_only", str2bool, False, None, "Write a weights file instead of a model"),
+    ("ckpt_save_interval", int, 1, None, "Epoch interval between checkpoints (0 disables)"),
+    ("ckpt_keep_mode", str, "linear", KEEP_MODES, "Which old checkpoints to keep"),
+    ("ckpt_keep_limit", int, 5, None, "How many checkpoints to keep (> 0)"),
+    ("ckpt_metadata", str, None, None, "Free text recorded in every ckpt-info.json"),
+]
+
+
+def ckpt_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add CANDLE's ``--ckpt_*`` options to an argparse parser and return it."""
+    for name, type_, default, choices, help_ in _OPTIONS:
+        parser.add_argument(f"--{name}", type=type_, default=default, choices=choices, help=help_)
+    return parser
+
+
+def ckpt_defs(defs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Return ``defs`` plus CANDLE-style definitions of the ``ckpt_*`` keys (a new list)."""
+    new_defs = []
+    for name, type_, default, choices, help_ in _OPTIONS:
+        entry: dict[str, Any] = {"name": name, "type": type_, "default": default, "help": help_}
+        if choices:
+            entry["choices"] = list(choices)
+        new_defs.append(entry)
+    return list(defs) + new_defs

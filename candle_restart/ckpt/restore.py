@@ -1,0 +1,110 @@
+"""Choosing the checkpoint to restart from, and verifying it.
+
+Contract of `find_restart`:
+
+* ``last`` is tried first (a user may re-link it to roll back, as CANDLE
+  documents); its text names an epoch (``epochs/NNN``, relative, or CANDLE's
+  absolute link), resolved inside this ``ckpt_directory`` so a moved run
+  directory still restarts;
+* a checkpoint is used only if it verifies: ``ckpt-info.json`` parses and has
+  the right shape, every recorded file exists inside the checkpoint with its
+  recorded size, and, when ``check_checksums`` is on, its recorded CRC-32;
+* if ``last`` is missing, broken or fails verification, the newest
+  checkpoint in ``epochs/`` that verifies is used, and the log says which
+  and why; every skipped checkpoint is named in the log;
+* returns None when nothing verifies (a fresh start).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from candle_restart.ckpt.checksum import DISABLED, checksum_file
+from candle_restart.ckpt.errors import CorruptCheckpointError
+from candle_restart.ckpt.info import read_info
+from candle_restart.ckpt.layout import INFO_FILE, CkptLayout, epoch_name
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Found:
+    """A verified checkpoint: its directory, its parsed ``ckpt-info.json``, and how it was found."""
+
+    epoch: int
+    path: Path
+    info: dict[str, Any]
+    via: str  # "last" or "fallback"
+
+
+def _member(directory: Path, name: str) -> Path:
+    path = directory / name
+    real = os.path.realpath(path)
+    if not real.startswith(os.path.realpath(directory) + os.sep):
+        raise CorruptCheckpointError(str(path), None, "resolves outside its checkpoint directory")
+    return path
+
+
+def _check_file(directory: Path, name: str, size: int | None, crc: str | None, check: bool, log: Log) -> None:
+    path = _member(directory, name)
+    if not path.is_file():
+        raise CorruptCheckpointError(str(path), None, "is missing")
+    actual = path.stat().st_size
+    if size is not None and actual != size:
+        raise CorruptCheckpointError(str(path), None, f"has {actual} bytes, ckpt-info.json recorded {size}")
+    if check and crc is not None and crc != DISABLED:
+        stats = checksum_file(path)
+        log(stats.log_line())
+        if stats.value != crc:
+            raise CorruptCheckpointError(
+                str(path), None, f"checksum mismatch: ckpt-info.json recorded {crc}, file has {stats.value}"
+            )
+
+
+def verify_checkpoint(directory: Path, check_checksums: bool, log: Log = lambda _msg: None) -> dict[str, Any]:
+    """Verify one checkpoint directory and return its ``ckpt-info.json``; raise CorruptCheckpointError."""
+    if not directory.is_dir():
+        raise CorruptCheckpointError(str(directory), None, "is missing")
+    info = read_info(directory / INFO_FILE)
+    files = info.get("files")
+    if files is None:  # written by CANDLE: one model file and one checksum
+        _check_file(directory, info["model_file"], None, info.get("checksum"), check_checksums, log)
+        return info
+    if info["model_file"] not in files:
+        raise CorruptCheckpointError(str(directory / INFO_FILE), "files", "does not list model_file")
+    for name, entry in files.items():
+        _check_file(directory, name, entry["size"], entry.get("crc32"), check_checksums, log)
+    return info
+
+
+def find_restart(layout: CkptLayout, check_checksums: bool, log: Log) -> Found | None:
+    """The checkpoint to restart from (see the module contract), or None."""
+    tried: set[int] = set()
+    last_epoch = layout.linked_epoch(layout.last)
+    if last_epoch is not None:
+        tried.add(last_epoch)
+        path = layout.epoch_dir(last_epoch)
+        try:
+            return Found(last_epoch, path, verify_checkpoint(path, check_checksums, log), "last")
+        except CorruptCheckpointError as exc:
+            log(f"restarting: 'last' -> epochs/{epoch_name(last_epoch)} is unusable: {exc}")
+    elif layout.last.is_symlink():
+        log(f"restarting: 'last' link is malformed: {os.readlink(layout.last)!r}")
+    elif layout.epochs.is_dir():
+        log("restarting: no 'last' link; looking for the newest checkpoint")
+    for epoch in reversed(layout.list_epochs()):
+        if epoch in tried:
+            continue
+        path = layout.epoch_dir(epoch)
+        try:
+            info = verify_checkpoint(path, check_checksums, log)
+        except CorruptCheckpointError as exc:
+            log(f"restarting: skipping epochs/{epoch_name(epoch)}: {exc}")
+            continue
+        log(f"restarting: falling back to epochs/{epoch_name(epoch)} (newest checkpoint that verifies)")
+        return Found(epoch, path, info, "fallback")
+    return None

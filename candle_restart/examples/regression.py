@@ -1,0 +1,137 @@
+"""A tiny CANDLE-style benchmark: a Dropout MLP trained with Adam and a learning-rate schedule.
+
+It uses the checkpoint API exactly as CANDLE benchmarks do::
+
+    ckpt = CandleCkptKeras(gParameters); ckpt.set_model(model)
+    J = ckpt.restart(model)
+    model.fit(..., initial_epoch=J["epoch"] if J else 0, callbacks=[ckpt])
+
+Run it as ``python -m candle_restart.examples.regression --epochs 3 --output_dir out``.
+``run(gParameters)`` is the entry point a task runner calls.  The data is
+synthetic and fixed by ``rng_seed``, and batches are not shuffled, so an
+interrupted and resumed run ends bit-for-bit where an uninterrupted one does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from typing import Any
+
+import numpy as np
+
+DEFAULTS: dict[str, Any] = {
+    "epochs": 4,
+    "batch_size": 32,
+    "learning_rate": 0.01,
+    "dropout": 0.2,
+    "hidden": 32,
+    "samples": 512,
+    "rng_seed": 7,
+    "ckpt_save_best_metric": "val_loss",
+}
+
+
+def make_data(seed: int, samples: int) -> tuple[np.ndarray, ...]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(samples, 16)).astype("float32")
+    w = rng.normal(size=(16, 1)).astype("float32")
+    y = (np.tanh(x @ w) + 0.1 * rng.normal(size=(samples, 1))).astype("float32")
+    cut = samples * 3 // 4
+    return x[:cut], y[:cut], x[cut:], y[cut:]
+
+
+def build_model(params: dict[str, Any]) -> Any:
+    import keras
+
+    keras.utils.set_random_seed(int(params["rng_seed"]))
+    schedule = keras.optimizers.schedules.ExponentialDecay(
+        float(params["learning_rate"]), decay_steps=10, decay_rate=0.9
+    )
+    model = keras.Sequential(
+        [
+            keras.Input((16,)),
+            keras.layers.Dense(int(params["hidden"]), activation="relu"),
+            keras.layers.Dropout(float(params["dropout"])),
+            keras.layers.Dense(1),
+        ]
+    )
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss="mse", metrics=["mae"])
+    return model
+
+
+class _KillAfterEpoch:
+    """Demo/test hook: SIGKILL this process right after epoch N was checkpointed (a real kill -9)."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def keras_callback(self) -> Any:
+        import keras
+
+        hook = self
+
+        class Kill(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+                if epoch + 1 == hook.epoch:
+                    sys.stdout.flush()
+                    os.kill(os.getpid(), signal.SIGKILL)
+
+        return Kill()
+
+
+def run(gParameters: dict[str, Any]) -> dict[str, Any]:
+    """Train per ``gParameters`` (CANDLE's ``run``); returns the final metrics."""
+    from candle_restart.keras import CandleCkptKeras
+
+    params = {**DEFAULTS, **gParameters}
+    x, y, xv, yv = make_data(int(params["rng_seed"]), int(params["samples"]))
+    model = build_model(params)
+    ckpt = CandleCkptKeras(params, verbose=bool(params.get("verbose", False)))
+    ckpt.set_model(model)
+    J = ckpt.restart(model)
+    initial_epoch = J["epoch"] if J else 0
+    callbacks: list[Any] = [ckpt]
+    if params.get("kill_after_epoch"):
+        callbacks.append(_KillAfterEpoch(int(params["kill_after_epoch"])).keras_callback())
+    history = model.fit(
+        x,
+        y,
+        validation_data=(xv, yv),
+        epochs=int(params["epochs"]),
+        initial_epoch=initial_epoch,
+        batch_size=int(params["batch_size"]),
+        shuffle=False,
+        verbose=0,
+        callbacks=callbacks,
+    )
+    final = {k: float(v[-1]) for k, v in history.history.items()} if history.history else {}
+    print(f"trained epochs {initial_epoch + 1}..{params['epochs']}; final: {final}", flush=True)
+    if params.get("weights_out"):
+        np.savez(params["weights_out"], *[np.asarray(v.numpy()) for v in model.variables])
+    return final
+
+
+def parser() -> argparse.ArgumentParser:
+    from candle_restart.ckpt import ckpt_parser
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
+    p.add_argument("--output_dir", default=".")
+    p.add_argument("--rng_seed", type=int, default=DEFAULTS["rng_seed"])
+    p.add_argument("--verbose", action="store_true")
+    p.add_argument("--kill_after_epoch", type=int, default=0, help="SIGKILL self after this epoch (demo)")
+    p.add_argument("--weights_out", default=None, help="write the final variables to this .npz")
+    return ckpt_parser(p)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = vars(parser().parse_args(argv))
+    run({k: v for k, v in args.items() if v is not None})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
