@@ -1,0 +1,92 @@
+"""gParameters: CANDLE's defaults, command-line strings, and one clear error per bad value."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import pytest
+
+from candle_restart.ckpt import ParamError, ckpt_defs, ckpt_parser, parse_params
+
+
+def test_defaults_follow_candle_and_the_issue() -> None:
+    p = parse_params({"epochs": 3})
+    assert (p.restart_mode, p.save_best, p.save_best_metric) == ("auto", True, "val_loss")
+    assert (p.skip_epochs, p.save_interval, p.checksum) == (0, 1, False)
+    assert (p.keep_mode, p.keep_limit) == ("linear", 5)
+    assert p.directory.endswith("save/ckpts")
+    assert parse_params({"epochs": 3, "output_dir": "/x/out"}).directory == "/x/out/ckpts"
+
+
+def test_strings_from_the_command_line_convert_like_candle() -> None:
+    p = parse_params(
+        {
+            "epochs": "4",
+            "ckpt_checksum": "True",
+            "ckpt_save_best": "0",
+            "ckpt_keep_limit": "2",
+            "ckpt_best_metric_last": "0.5",
+            "ckpt_metadata": 17,
+        }
+    )
+    assert (p.epochs, p.checksum, p.save_best, p.keep_limit) == (4, True, False, 2)
+    assert p.best_metric_last == 0.5
+    assert p.metadata == "17"
+
+
+def test_numpy_integers_are_integers() -> None:
+    assert parse_params({"epochs": np.int64(7), "ckpt_skip_epochs": np.int32(2)}).skip_epochs == 2
+
+
+def test_callers_dict_is_not_mutated() -> None:
+    params = {"epochs": "3", "ckpt_checksum": "true"}
+    before = dict(params)
+    parse_params(params)
+    assert params == before
+
+
+@pytest.mark.parametrize(
+    "key, value, fragment",
+    [
+        ("ckpt_keep_limit", 0, "integer >= 1"),
+        ("ckpt_keep_limit", "many", "integer >= 1"),
+        ("ckpt_save_interval", -1, "integer >= 0"),
+        ("ckpt_skip_epochs", 1.5, "integer >= 0"),
+        ("ckpt_checksum", "perhaps", "boolean"),
+        ("ckpt_save_best", [True], "boolean"),
+        ("ckpt_restart_mode", "sometimes", "off|auto|required"),
+        ("ckpt_keep_mode", "fibonacci", "linear|exponential|all"),
+        ("ckpt_save_best_mode", "up", "auto|min|max"),
+        ("ckpt_best_metric_last", "low", "a number"),
+        ("ckpt_best_metric_last", float("nan"), "NaN"),
+        ("ckpt_directory", {"a": 1}, "a string"),
+        ("epochs", True, "integer >= 0"),
+        ("epochs", "-2", "integer >= 0"),
+    ],
+)
+def test_bad_values_name_the_key(key: str, value: object, fragment: str) -> None:
+    with pytest.raises(ParamError) as err:
+        parse_params({"epochs": 3, key: value})
+    message = str(err.value)
+    assert message.startswith(f"gParameters: {key}: ")
+    assert fragment in message
+    assert "\n" not in message
+    assert isinstance(err.value, TypeError) and isinstance(err.value, ValueError)
+
+
+def test_epochs_is_required() -> None:
+    with pytest.raises(ParamError, match="gParameters: epochs: is required"):
+        parse_params({"ckpt_checksum": True})
+
+
+def test_ckpt_parser_and_defs_offer_the_same_options() -> None:
+    parser = ckpt_parser(argparse.ArgumentParser())
+    args = parser.parse_args(["--ckpt_checksum", "True", "--ckpt_keep_mode", "exponential"])
+    assert args.ckpt_checksum is True and args.ckpt_keep_mode == "exponential"
+    assert args.ckpt_restart_mode == "auto" and args.ckpt_keep_limit == 5
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--ckpt_restart_mode", "never"])
+    names = {d["name"] for d in ckpt_defs([{"name": "epochs"}])}
+    assert {"epochs", "ckpt_restart_mode", "ckpt_checksum", "ckpt_keep_limit"} <= names
+    assert {a.dest for a in parser._actions} - {"help"} == names - {"epochs"}
