@@ -128,7 +128,7 @@ def test_unwritable_directory_fails_before_anything_changes(tmp_path: Path, make
     blocker.write_text("x")
     target = blocker if make_bad == "file" else blocker / "sub" / "ckpts"
     before = sorted(p.name for p in tmp_path.iterdir())
-    with pytest.raises(ParamError, match="gParameters: ckpt_directory: .*not a directory"):
+    with pytest.raises(ParamError, match=r"gParameters: ckpt_directory: .*not a directory"):
         BytesCkpt({"epochs": 1, "ckpt_directory": str(target)})
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
