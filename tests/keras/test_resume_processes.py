@@ -25,7 +25,9 @@ def _weights(path: Path) -> list[np.ndarray]:
 
 
 def _bitwise_equal(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
-    return len(a) == len(b) and all(x.dtype == y.dtype and x.tobytes() == y.tobytes() for x, y in zip(a, b, strict=True))
+    return len(a) == len(b) and all(
+        x.dtype == y.dtype and x.tobytes() == y.tobytes() for x, y in zip(a, b, strict=True)
+    )
 
 
 def test_killed_and_resumed_run_is_bitwise_equal_to_an_uninterrupted_one(tmp_path: Path) -> None:
