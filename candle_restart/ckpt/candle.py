@@ -91,6 +91,9 @@ class CandleCkpt:
         self.timestamp_last: datetime | None = None
         self.cksum_model = DISABLED
         self._files: dict[str, dict[str, Any]] = {}
+        self.last_save_time = time.monotonic()
+        self.resume_position: dict[str, int] | None = None  # set by restart() from a mid-epoch checkpoint
+        self.saving_position: dict[str, int] | None = None  # the position of the checkpoint being written
         self.report_initial()
 
     # ----- parameters -------------------------------------------------------------------
@@ -188,12 +191,19 @@ class CandleCkpt:
         self.save_epoch(epoch)
 
     def save_epoch(self, epoch: int, position: dict[str, int] | None = None) -> Path:
-        """Write, commit and clean: the one path every checkpoint takes."""
+        """Write, commit and clean: the one path every checkpoint takes.
+
+        ``epoch`` is the 1-based epoch the checkpoint belongs to (its directory
+        name); ``position`` is None at an epoch end, else ``{"epoch": epoch,
+        "batch": batches of it done}`` for a checkpoint taken inside it.
+        """
+        self.saving_position = position
         work = commit.begin(self.layout)
         self.write_model(work, epoch)
         info = self.ckpt_info(epoch, position)
         is_best = position is None and self.epoch_best == epoch
         target = commit.commit(self.layout, epoch, info, best=is_best)
+        self.last_save_time = time.monotonic()
         self.debug(f"rename:  '{self.relpath(work)}' -> '{self.relpath(target)}'")
         if is_best:
             self.debug(f"linking: '{self.relpath(self.layout.best)}' -> '{self.layout.link_target(epoch)}'")
@@ -202,6 +212,12 @@ class CandleCkpt:
             self.epochs.append(epoch)
         self.clean(epoch)
         return target
+
+    def save_midepoch(self, epoch_index: int, batches_done: int) -> Path:
+        """Commit a checkpoint inside 0-based ``epoch_index`` after ``batches_done`` of its batches."""
+        epoch = int(epoch_index) + 1
+        self.info(f"writing mid-epoch checkpoint: epoch {epoch} batch {batches_done} ...")
+        return self.save_epoch(epoch, {"epoch": epoch, "batch": int(batches_done)})
 
     def save_check(self, epoch: int, direction: str, metric_value: float) -> bool:
         """Should 1-based ``epoch`` be saved?  Updates the best epoch as a side effect (as CANDLE's)."""
@@ -284,7 +300,7 @@ class CandleCkpt:
         elapsed: Any = FIRST if self.timestamp_last is None else (now - self.timestamp_last).total_seconds()
         self.timestamp_last = now
         return {
-            "epoch": epoch,
+            "epoch": epoch if position is None else epoch - 1,  # epochs finished: fit's initial_epoch
             "save_best_metric": self.save_best_metric,
             "best_metric_last": finite_or_none(self.best_metric_last),
             "model_file": self.model_file_name,
@@ -399,6 +415,7 @@ class CandleCkpt:
         self.info(f"restarting from epoch: {J['epoch']}")
         best = J.get("best_metric_last")
         self.best_metric_last = float(best) if best is not None and math.isfinite(best) else None
+        self.resume_position = J.get("position")
         best_epoch = J.get("best_epoch")
         if isinstance(best_epoch, int):
             self.epoch_best = best_epoch

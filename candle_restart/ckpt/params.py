@@ -64,6 +64,8 @@ class CkptParams:
     keep_limit: int = 5
     directory: str = "./save/ckpts"
     metadata: str | None = None
+    save_seconds: float = 0.0
+    signals: tuple[str, ...] = ("USR1", "TERM", "INT", "USR2")
 
 
 class _Reader:
@@ -183,6 +185,10 @@ def parse_params(params: Mapping[str, Any], where: str = "gParameters") -> CkptP
     if metadata is None:
         metadata, metadata_key = params.get("ckpt_metadata"), "ckpt_metadata"
     directory = r.get("ckpt_directory", None, r.string) or default_directory(params)
+    save_seconds = r.get("ckpt_save_seconds", 0.0, r.real)
+    if save_seconds < 0 or math.isnan(save_seconds):
+        raise r.fail("ckpt_save_seconds", params["ckpt_save_seconds"], "a number of seconds >= 0")
+    signals = _signals(r, "ckpt_signals", "USR1,TERM,INT") + _signals(r, "ckpt_extra_signal", "USR2")
 
     return CkptParams(
         epochs=epochs,
@@ -199,7 +205,25 @@ def parse_params(params: Mapping[str, Any], where: str = "gParameters") -> CkptP
         keep_limit=r.get("ckpt_keep_limit", 5, integer(1)),
         directory=directory,
         metadata=None if metadata is None else r.string(metadata_key, metadata),
+        save_seconds=save_seconds,
+        signals=tuple(dict.fromkeys(signals)),
     )
+
+
+def _signals(r: _Reader, key: str, default: str) -> tuple[str, ...]:
+    """A comma-separated list (or a list) of signal names; "" or "none" means none."""
+    from candle_restart.ckpt.preempt import parse_signals
+
+    raw = r.params.get(key, default)
+    if raw is None or (isinstance(raw, str) and raw.strip().lower() in ("", "none")):
+        return ()
+    names = raw.split(",") if isinstance(raw, str) else list(raw) if isinstance(raw, (list, tuple)) else None
+    if names is None:
+        raise r.fail(key, raw, "a comma-separated list of signal names")
+    try:
+        return tuple(s.name.removeprefix("SIG") for s in parse_signals(names))
+    except ValueError as exc:
+        raise r.fail(key, raw, f"signal names such as USR1,TERM ({exc})") from None
 
 
 # (name, argparse type, default, choices, help): the one table behind both
@@ -217,6 +241,9 @@ _OPTIONS: list[tuple[str, Callable[[Any], Any], Any, tuple[str, ...] | None, str
     ("ckpt_keep_mode", str, "linear", KEEP_MODES, "Which old checkpoints to keep"),
     ("ckpt_keep_limit", int, 5, None, "How many checkpoints to keep (> 0)"),
     ("ckpt_metadata", str, None, None, "Free text recorded in every ckpt-info.json"),
+    ("ckpt_save_seconds", float, 0.0, None, "Also checkpoint at the first batch end after this many seconds"),
+    ("ckpt_signals", str, "USR1,TERM,INT", None, "Signals that mean: checkpoint now, then exit 75"),
+    ("ckpt_extra_signal", str, "USR2", None, "One more such signal ('none' to disable)"),
 ]
 
 

@@ -7,11 +7,22 @@ lines).  Each checkpoint holds the model file (``model.keras``, loadable with
 ``ckpt_save_weights_only``) and ``train_state.npz`` (weights, optimizer
 and seed-generator state), which `restart` loads so training resumes
 bit-for-bit.  The generic logic is in `candle_restart.ckpt.candle.CandleCkpt`.
+
+Preemption: during ``fit`` the callback arms the ``ckpt_signals`` (see
+`candle_restart.ckpt.preempt`).  At the first batch end after such a signal
+it commits a mid-epoch checkpoint and raises `Preempted` (exit code 75);
+``ckpt_save_seconds`` adds time-based mid-epoch checkpoints.  Resuming
+from a mid-epoch checkpoint continues at the next batch only under
+`candle_restart.keras.fit`; a plain ``model.fit(initial_epoch=...)`` reruns
+that epoch from its first batch, and the log says so.
 """
 
 from __future__ import annotations
 
 import math
+import signal
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +30,8 @@ import keras
 
 from candle_restart.ckpt.candle import STATE_FILE, CandleCkpt, infer_direction
 from candle_restart.ckpt.errors import ParamError
-from candle_restart.keras.state import load_state, save_state
+from candle_restart.ckpt.preempt import REQUEST, Preempted, arm
+from candle_restart.keras.state import assign_metrics, load_state, save_state
 
 
 class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
@@ -30,6 +42,10 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
         CandleCkpt.__init__(self, gParameters, logger, verbose)
         if self.save_weights_only:
             self.model_file_name = "model.weights.h5"
+        self.batch_offset = 0  # batches of the current epoch done before this fit call (resumable fit)
+        self._epoch_index = 0
+        self._pending_metrics: Any = None
+        self._disarm: Callable[[], None] = lambda: None
 
     @property
     def model(self) -> Any:
@@ -60,6 +76,36 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
             )
         return found
 
+    # ----- Keras hooks ------------------------------------------------------------------
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self._disarm = arm(signal.Signals[f"SIG{name}"] for name in self.settings.signals)
+        self.last_save_time = time.monotonic()
+        if REQUEST.requested:
+            self._stop(f"{REQUEST.name} received before training started; ckpts/last is unchanged")
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._epoch_index = int(epoch)
+        position = self.resume_position
+        if position is None or position["epoch"] != epoch + 1:
+            return
+        if self.batch_offset == position["batch"]:
+            if self._pending_metrics is not None and not assign_metrics(self.model, self._pending_metrics):
+                self.info("restarting: saved metric accumulators do not fit this model; epoch metrics restart")
+        else:
+            self.info(
+                f"restarting: mid-epoch checkpoint (epoch {position['epoch']}, batch {position['batch']}): "
+                "this fit reruns the epoch from its first batch; candle_restart.keras.fit continues it"
+            )
+        self._pending_metrics = None
+        self.resume_position = None
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        if REQUEST.requested:
+            self._checkpoint_and_stop(self.batch_offset + int(batch) + 1)
+        seconds = self.settings.save_seconds
+        if seconds and self.save_interval and time.monotonic() - self.last_save_time >= seconds:
+            self.save_midepoch(self._epoch_index, self.batch_offset + int(batch) + 1)
+
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}
         metric = self.save_best_metric
@@ -71,25 +117,44 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
             )
         value = float(logs[metric]) if metric in logs else math.nan
         direction = self.direction(metric) if self.save_best else "-"
+        before = list(self.epochs)
         self.ckpt_epoch(epoch, direction, value)
+        if REQUEST.requested and int(epoch) + 1 < self.epoch_max:
+            if self.epochs == before and self.save_interval:
+                self.save_epoch(int(epoch) + 1)
+            self._stop(f"{REQUEST.name} received; stopped after epoch {int(epoch) + 1}")
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        self._disarm()
         self.report_final()
 
+    # ----- preemption ----------------------------------------------------------------------
+    def _checkpoint_and_stop(self, batches_done: int) -> None:
+        if self.save_interval:
+            self.save_midepoch(self._epoch_index, batches_done)
+        self._stop(f"{REQUEST.name} received; stopped in epoch {self._epoch_index + 1} after batch {batches_done}")
+
+    def _stop(self, reason: str) -> None:
+        waited = time.monotonic() - REQUEST.received if REQUEST.received else 0.0
+        self.info(f"preempted: {reason} ({REQUEST.count} signal(s), {waited:.3f} s after the first); exit 75")
+        self._disarm()
+        raise Preempted(reason)
+
+    # ----- model I/O -----------------------------------------------------------------------
     def write_model_backend(self, model: Any, epoch: int) -> None:
         model_file = Path(self.model_file)
         if self.save_weights_only:
             model.save_weights(model_file)
         else:
             model.save(model_file)
-        save_state(model, model_file.parent / STATE_FILE)
+        save_state(model, model_file.parent / STATE_FILE, include_metrics=self.saving_position is not None)
 
     def build_model(self, model_file: Path | str) -> None:
         """Load a checkpoint into ``self.model``: full state when present, else CANDLE's weights file."""
         model_file = Path(model_file)
         state = model_file.parent / STATE_FILE
         if state.is_file():
-            load_state(self.model, state)
+            self._pending_metrics = load_state(self.model, state)
         else:
             self.model.load_weights(model_file)
 

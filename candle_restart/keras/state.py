@@ -2,10 +2,13 @@
 
 Saved, by position: every ``model.variables`` entry (weights and the state
 of each layer's seed generator, so Dropout draws the same masks after a
-restart) and every ``optimizer.variables`` entry (iteration count, which
-drives learning-rate schedules, and the moments of Adam and friends).
-Variables are matched by position and checked by shape: layer names differ
-between processes that build several models, positions do not.
+restart), every ``optimizer.variables`` entry (iteration count, which drives
+learning-rate schedules, and the moments of Adam and friends), and, for a
+checkpoint taken inside an epoch, the metric accumulators of that epoch (so
+the epoch's logged metrics, and with them the best-checkpoint choice, come
+out as if it had never stopped).  Variables are matched by position and
+checked by shape: layer names differ between processes that build several
+models, positions do not.
 """
 
 from __future__ import annotations
@@ -30,9 +33,16 @@ def _optimizer_variables(model: Any) -> list[Any]:
     return list(optimizer.variables)
 
 
-def save_state(model: Any, path: Path) -> None:
-    """Write the model's and optimizer's variables to ``path`` (a new ``.npz`` file)."""
+def metric_variables(model: Any) -> list[Any]:
+    """The accumulators of the model's compiled metrics (loss tracker included), in order."""
+    return [v for metric in getattr(model, "metrics", []) for v in metric.variables]
+
+
+def save_state(model: Any, path: Path, include_metrics: bool = False) -> None:
+    """Write the model's and optimizer's variables (and metric accumulators) to a new ``.npz``."""
     groups = {"model": list(model.variables), "optimizer": _optimizer_variables(model)}
+    if include_metrics:
+        groups["metrics"] = metric_variables(model)
     arrays: dict[str, np.ndarray] = {}
     manifest: dict[str, list[dict[str, Any]]] = {}
     for group, variables in groups.items():
@@ -40,37 +50,52 @@ def save_state(model: Any, path: Path) -> None:
         for i, variable in enumerate(variables):
             value = np.asarray(variable.numpy())
             arrays[f"{group}/{i}"] = value
-            manifest[group].append(
-                {"path": variable.path, "shape": list(value.shape), "dtype": str(value.dtype)}
-            )
+            manifest[group].append({"path": variable.path, "shape": list(value.shape), "dtype": str(value.dtype)})
     arrays[_MANIFEST] = np.array(json.dumps(manifest))
     with open(path, "wb") as f:
         np.savez(f, **arrays)  # type: ignore[arg-type]
 
 
-def load_state(model: Any, path: Path) -> None:
-    """Assign the variables saved in ``path`` to ``model`` and its optimizer.
+def _check_fit(path: Path, group: str, saved: list[dict[str, Any]], variables: list[Any]) -> None:
+    if len(saved) != len(variables):
+        raise CorruptCheckpointError(str(path), group, f"holds {len(saved)} variables, the model has {len(variables)}")
+    for i, variable in enumerate(variables):
+        if list(saved[i]["shape"]) != list(variable.shape):
+            raise CorruptCheckpointError(
+                str(path),
+                group,
+                f"variable {i} ({saved[i]['path']}) has shape {saved[i]['shape']}, "
+                f"the model's {variable.path} has {list(variable.shape)}",
+            )
+
+
+def load_state(model: Any, path: Path) -> list[np.ndarray] | None:
+    """Assign the saved variables to ``model`` and its optimizer; return saved metric accumulators.
 
     Raises CorruptCheckpointError if the file does not fit the model (a
-    different architecture or optimizer) before assigning anything.
+    different architecture or optimizer) before assigning anything.  Metric
+    accumulators (present in mid-epoch checkpoints, else None) are returned
+    rather than assigned, because Keras builds and resets metrics inside
+    ``fit``; `assign_metrics` puts them in place at the resumed epoch's start.
     """
     groups = {"model": list(model.variables), "optimizer": _optimizer_variables(model)}
     with np.load(path, allow_pickle=False) as data:
         manifest = json.loads(str(data[_MANIFEST]))
         for group, variables in groups.items():
-            saved = manifest.get(group, [])
-            if len(saved) != len(variables):
-                raise CorruptCheckpointError(
-                    str(path), group, f"holds {len(saved)} variables, the model has {len(variables)}"
-                )
-            for i, variable in enumerate(variables):
-                if list(saved[i]["shape"]) != list(variable.shape):
-                    raise CorruptCheckpointError(
-                        str(path),
-                        group,
-                        f"variable {i} ({saved[i]['path']}) has shape {saved[i]['shape']}, "
-                        f"the model's {variable.path} has {list(variable.shape)}",
-                    )
+            _check_fit(path, group, manifest.get(group, []), variables)
         for group, variables in groups.items():
             for i, variable in enumerate(variables):
                 variable.assign(data[f"{group}/{i}"])
+        if "metrics" not in manifest:
+            return None
+        return [data[f"metrics/{i}"] for i in range(len(manifest["metrics"]))]
+
+
+def assign_metrics(model: Any, values: list[np.ndarray]) -> bool:
+    """Put saved metric accumulators back; False (nothing assigned) if they do not fit."""
+    variables = metric_variables(model)
+    if len(variables) != len(values) or any(tuple(v.shape) != a.shape for v, a in zip(variables, values, strict=True)):
+        return False
+    for variable, value in zip(variables, values, strict=True):
+        variable.assign(value)
+    return True

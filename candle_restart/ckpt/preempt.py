@@ -1,0 +1,125 @@
+"""Preemption requests: signals become a flag that training polls at batch ends.
+
+A scheduler warns a job before it ends (Slurm: ``--signal=B:USR1@N``, or
+USR1 from ``preempt_send_user_signal``, then TERM after GraceTime).  The
+handlers installed by `arm` only record the request in `REQUEST`; they never
+write, log or raise, because a handler runs between two bytecodes of whatever
+the main thread was doing (a commit, a TensorFlow call, a lock held by
+``logging``).  The training loop checks `REQUEST` at the next batch end,
+commits a checkpoint through the normal protocol and raises `Preempted`,
+which ends the process with `EXIT_RESUME` (75, EX_TEMPFAIL) unless caught.
+
+A second signal changes nothing but the count: the first request is already
+being served.  `arm` nests: handlers are installed by the outermost caller
+(the task runner, or the callback when a script runs without the runner)
+and restored when it disarms.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+EXIT_COMPLETED = 0
+EXIT_TRAINING_ERROR = 1
+EXIT_BAD_INPUT = 2
+EXIT_RESUME = 75
+
+DEFAULT_SIGNALS = ("USR1", "TERM", "INT")
+
+
+class Preempted(SystemExit):
+    """Raised after a requested checkpoint was committed; exits the process with 75."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(EXIT_RESUME)
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+@dataclass
+class PreemptionRequest:
+    """The process-wide record of a "checkpoint now and stop" request."""
+
+    signum: int | None = None
+    count: int = 0
+    received: float = 0.0  # time.monotonic() of the first request
+    _previous: dict[int, Any] = field(default_factory=dict)
+    _depth: int = 0
+
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name if self.signum is not None else "none"
+
+    def request(self, signum: int) -> None:
+        """Record a request (what the handlers call; safe inside a signal handler)."""
+        if self.signum is None:
+            self.received = time.monotonic()
+            self.signum = signum
+        self.count += 1
+
+    def clear(self) -> None:
+        self.signum, self.count, self.received = None, 0, 0.0
+
+
+REQUEST = PreemptionRequest()
+
+
+def parse_signals(names: Iterable[str]) -> list[signal.Signals]:
+    """Signal names ("USR1", "SIGTERM", "15") to signals; ValueError names the bad one."""
+    found = []
+    for raw in names:
+        name = str(raw).strip().upper()
+        if not name:
+            continue
+        try:
+            sig = signal.Signals(int(name)) if name.isdigit() else signal.Signals[name if name.startswith("SIG") else "SIG" + name]
+        except (KeyError, ValueError):
+            raise ValueError(f"unknown signal {raw!r}") from None
+        if sig in (signal.SIGKILL, signal.SIGSTOP):
+            raise ValueError(f"{sig.name} cannot be caught")
+        found.append(sig)
+    return found
+
+
+def _handler(signum: int, _frame: FrameType | None) -> None:
+    REQUEST.request(signum)
+
+
+def arm(signals: Iterable[signal.Signals]) -> Callable[[], None]:
+    """Install request handlers for ``signals`` (outermost call only); return the disarm function.
+
+    Outside the main thread signals cannot be handled; then nothing is
+    installed and the returned function does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    REQUEST._depth += 1
+    if REQUEST._depth == 1:
+        for sig in signals:
+            REQUEST._previous[sig] = signal.signal(sig, _handler)
+    disarmed = False
+
+    def disarm() -> None:
+        nonlocal disarmed
+        if disarmed:
+            return
+        disarmed = True
+        REQUEST._depth -= 1
+        if REQUEST._depth == 0:
+            for sig, previous in REQUEST._previous.items():
+                signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
+            REQUEST._previous.clear()
+
+    return disarm
