@@ -18,6 +18,7 @@ import logging
 import math
 import os
 import time
+from argparse import ArgumentTypeError
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from candle_restart.ckpt.info import (
 )
 from candle_restart.ckpt.layout import INFO_FILE, CkptLayout
 from candle_restart.ckpt.log import make_logger
-from candle_restart.ckpt.params import CkptParams, ParamType, parse_params, typed_value
+from candle_restart.ckpt.params import CkptParams, ParamType, parse_params, str2bool, typed_value
 from candle_restart.ckpt.restore import find_restart
 
 STATE_FILE = "train_state.npz"
@@ -88,6 +89,7 @@ class CandleCkpt:
         self.logger: logging.Logger | None = logger
         self.epochs: list[int] = []  # epochs this instance committed, ascending
         self.epoch_best: int = 0
+        self.best_mode: str | None = None  # "min" or "max" once a best was checked
         self.timestamp_last: datetime | None = None
         self.cksum_model = DISABLED
         self._files: dict[str, dict[str, Any]] = {}
@@ -140,13 +142,21 @@ class CandleCkpt:
         if allowed is not None and value not in allowed:
             raise ParamError("gParameters", key, f"must be one of {list(allowed)}, got {value!r}")
 
+    def _truth(self, key: str) -> bool | None:
+        if key not in self.gParams:
+            return None
+        try:
+            return str2bool(self.gParams[key])
+        except ArgumentTypeError:
+            return bool(self.gParams[key])
+
     def enabled(self, key: str) -> bool:
-        """Is this parameter set to True?"""
-        return key in self.gParams and bool(self.gParams[key])
+        """Is this parameter set to True (``"True"``, ``1``, ... count)?"""
+        return self._truth(key) is True
 
     def disabled(self, key: str) -> bool:
-        """Is this parameter set to False?"""
-        return key in self.gParams and not self.gParams[key]
+        """Is this parameter set to False (``"False"``, ``0``, ... count)?"""
+        return self._truth(key) is False
 
     # ----- logging ------------------------------------------------------------------------
     def info(self, message: str) -> None:
@@ -251,6 +261,7 @@ class CandleCkpt:
             last = math.inf if direction == "-" else -math.inf
         symbol = "<" if value < last else ">" if value > last else "="
         self.debug(f"metrics: {self.save_best_metric}: current={value:f} {symbol} last={last:f}")
+        self.best_mode = "min" if direction == "-" else "max"
         improved = value < last if direction == "-" else value > last
         if improved and math.isfinite(value):
             self.best_metric_last = value
@@ -312,6 +323,7 @@ class CandleCkpt:
             "epochs": self.epoch_max,
             "complete": position is None and epoch >= self.epoch_max,
             "best_epoch": self.epoch_best or None,
+            "best_mode": self.best_mode,
             "position": position,
             "state_file": STATE_FILE if STATE_FILE in self._files else None,
             "files": self._files,
@@ -332,12 +344,9 @@ class CandleCkpt:
         Returns (kept, deleted).  Only ``epochs/<digits>`` directories are considered.
         """
         on_disk = self.layout.list_epochs()
-        protect = {epoch_now, self.epoch_best}
-        for link in (self.layout.last, self.layout.best):
-            linked = self.layout.linked_epoch(link)
-            if linked is not None:
-                protect.add(linked)
-        survivors = keep.surviving_epochs(on_disk, self.keep_mode, self.keep_limit, protect)
+        survivors = keep.surviving_epochs(
+            on_disk, self.keep_mode, self.keep_limit, self._protected(epoch_now)
+        )
         deleted = 0
         for epoch in on_disk:
             if epoch not in survivors:
@@ -345,13 +354,21 @@ class CandleCkpt:
                 deleted += 1
         return len(on_disk) - deleted, deleted
 
+    def _protected(self, epoch_now: int) -> set[int]:
+        """Epochs no keep policy may delete: the newest, the best, and the targets of last/best."""
+        protect = {epoch_now, self.epoch_best}
+        for link in (self.layout.last, self.layout.best):
+            linked = self.layout.linked_epoch(link)
+            if linked is not None:
+                protect.add(linked)
+        return protect
+
     def keep(self, epoch: int, epoch_now: int, kept: int) -> bool:
         """CANDLE's per-epoch question: keep ``epoch`` when ``kept`` newer ones are already kept?"""
-        if epoch in (epoch_now, self.epoch_best):
-            return True
-        if self.keep_mode == "all":
-            return True
-        return kept < self.keep_limit
+        on_disk = set(self.layout.list_epochs()) | {epoch, epoch_now}
+        return epoch in keep.surviving_epochs(
+            on_disk, self.keep_mode, self.keep_limit, self._protected(epoch_now)
+        )
 
     def delete(self, epoch: int) -> None:
         """Remove ``epochs/NNN`` (crash-safely, and never outside ``epochs/``)."""
@@ -385,13 +402,22 @@ class CandleCkpt:
         if mode == "off":
             return None
         self.set_model(model)
-        found = find_restart(self.layout, self.checksum_enabled, self.info)
+        reasons: list[str] = []
+
+        def log(message: str) -> None:
+            reasons.append(message)
+            self.info(message)
+
+        # Recorded CRCs are always verified, whatever this run's ckpt_checksum says.
+        found = find_restart(self.layout, True, log)
         if found is None:
             if mode == "required":
+                why = [r for r in reasons if "unusable" in r or "skipping" in r]
+                detail = f"; {why[0]}" if why else ""
                 raise NoCheckpointError(
                     str(self.layout.root),
                     "ckpt_restart_mode",
-                    "is 'required' but no checkpoint could be found",
+                    f"is 'required' but no checkpoint could be found{detail}",
                 )
             return None
         model_file = found.path / found.info["model_file"]

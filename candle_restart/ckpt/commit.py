@@ -48,6 +48,8 @@ def _unique_suffix() -> str:
 
 def begin(layout: CkptLayout) -> Path:
     """Create an empty ``work/`` (discarding any debris of an interrupted write) and return it."""
+    if layout.epochs.is_symlink():
+        raise CommitError(str(layout.epochs), None, "is a symlink; refusing to write or delete through it")
     try:
         layout.epochs.mkdir(parents=True, exist_ok=True)
         if layout.work.exists() or layout.work.is_symlink():
@@ -55,13 +57,26 @@ def begin(layout: CkptLayout) -> Path:
                 layout.work.unlink()
             else:
                 shutil.rmtree(layout.work)
-        for name in os.listdir(layout.epochs):
-            if name.startswith(_DEBRIS_PREFIXES):
-                shutil.rmtree(layout.epochs / name, ignore_errors=True)
+        _recover_debris(layout)
         layout.work.mkdir()
     except OSError as exc:
         raise CommitError(str(layout.root), None, f"cannot prepare work/: {exc}") from exc
     return layout.work
+
+
+def _recover_debris(layout: CkptLayout) -> None:
+    """Finish what a crash interrupted: an epoch set aside for replacement whose
+    replacement never arrived goes back under its name; other debris goes."""
+    for name in sorted(os.listdir(layout.epochs)):
+        path = layout.epochs / name
+        if name.startswith(".old-"):
+            original = layout.epochs / name.split("-")[1]
+            if not original.exists():
+                os.rename(path, original)
+                fsio.fsync_path(layout.epochs)
+                continue
+        if name.startswith(_DEBRIS_PREFIXES):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def commit(layout: CkptLayout, epoch: int, info: dict[str, Any], *, best: bool) -> Path:
@@ -99,7 +114,7 @@ def remove_epoch(layout: CkptLayout, epoch: int) -> bool:
     to a direct child of ``epochs/``: clean-up never leaves its directory.
     """
     path = layout.epoch_dir(epoch)
-    if path.is_symlink() or not path.is_dir() or not layout.inside_epochs(path):
+    if layout.epochs.is_symlink() or path.is_symlink() or not path.is_dir() or not layout.inside_epochs(path):
         return False
     doomed = layout.epochs / f".del-{epoch_name(epoch)}-{_unique_suffix()}"
     os.rename(path, doomed)

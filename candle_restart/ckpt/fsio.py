@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from pathlib import Path
 
 
@@ -60,6 +61,10 @@ def swap_symlink(target: str, link: Path) -> None:
 
     At every instant ``link`` names either its old target or the new one.
     """
+    if link.exists() and not link.is_symlink():
+        # A copy made without preserving links left a real file or directory
+        # here: keep it (it may be someone's data) under another name.
+        os.rename(link, link.with_name(f"{link.name}.not-a-link-{time.strftime('%Y%m%d-%H%M%S')}"))
     tmp = link.with_name(f".{link.name}.tmp-{os.getpid()}")
     with contextlib.suppress(FileNotFoundError):
         os.unlink(tmp)

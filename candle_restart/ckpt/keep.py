@@ -6,10 +6,12 @@ epoch in ``protect`` (the targets of ``last`` and ``best``) survive.
 
 * ``all``: keep everything.
 * ``linear``: keep the ``limit`` newest epochs.
-* ``exponential``: keep the newest epoch, and for k = 0, 1, 2, ... the newest
-  epoch at least 2**k epochs older than it, so kept checkpoints thin out
-  geometrically into the past (10 epochs -> 10, 9, 8, 6, 2); at most ``limit``
-  of them, nearest first.
+* ``exponential``: keep the newest epoch and, for k = 0, 1, 2, ..., the
+  oldest epoch whose age (newest - epoch) lies in [2**k, 2**(k+1)): kept
+  checkpoints thin out geometrically into the past (10 epochs -> 10, 9, 7, 3,
+  1), and the rule is stable when applied after every epoch (64 epochs,
+  cleaned each time -> 64, 63, 61, 57, 49, 33, 1); at most ``limit`` of them,
+  nearest first.
 """
 
 from __future__ import annotations
@@ -20,13 +22,12 @@ from collections.abc import Iterable
 def _exponential(epochs: list[int], limit: int) -> list[int]:
     newest = epochs[-1]
     chosen = [newest]
-    distance = 1
-    while len(chosen) < limit:
-        older = [e for e in epochs if e <= newest - distance and e not in chosen]
-        if not older:
-            break
-        chosen.append(max(older))
-        distance *= 2
+    low = 1
+    while len(chosen) < limit and newest - epochs[0] >= low:
+        band = [e for e in epochs if low <= newest - e < 2 * low]
+        if band:
+            chosen.append(min(band))
+        low *= 2
     return chosen
 
 

@@ -35,6 +35,8 @@ def str2bool(value: Any) -> bool:
     """Convert CANDLE's command-line spellings of a boolean ("True", "0", ...)."""
     if isinstance(value, bool):
         return value
+    if getattr(getattr(value, "dtype", None), "kind", None) == "b":  # numpy.bool_
+        return bool(value)
     if isinstance(value, numbers.Integral) and int(value) in (0, 1):
         return bool(value)
     if isinstance(value, str):
@@ -92,7 +94,9 @@ class _Reader:
 
     def integer(self, key: str, value: Any, minimum: int | None = None) -> int:
         result: int | None = None
-        if (isinstance(value, numbers.Integral) and not isinstance(value, bool)) or (isinstance(value, float) and value.is_integer()):
+        if (isinstance(value, numbers.Integral) and not isinstance(value, bool)) or (
+            isinstance(value, float) and value.is_integer()
+        ):
             result = int(value)
         elif isinstance(value, str):
             try:

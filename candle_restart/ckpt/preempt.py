@@ -78,13 +78,17 @@ REQUEST = PreemptionRequest()
 
 def parse_signals(names: Iterable[str]) -> list[signal.Signals]:
     """Signal names ("USR1", "SIGTERM", "15") to signals; ValueError names the bad one."""
-    found = []
+    found: list[signal.Signals] = []
     for raw in names:
         name = str(raw).strip().upper()
         if not name:
             continue
         try:
-            sig = signal.Signals(int(name)) if name.isdigit() else signal.Signals[name if name.startswith("SIG") else "SIG" + name]
+            sig = (
+                signal.Signals(int(name))
+                if name.isdigit()
+                else signal.Signals[name if name.startswith("SIG") else "SIG" + name]
+            )
         except (KeyError, ValueError):
             raise ValueError(f"unknown signal {raw!r}") from None
         if sig in (signal.SIGKILL, signal.SIGSTOP):

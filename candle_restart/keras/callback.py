@@ -90,7 +90,9 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
             return
         if self.batch_offset == position["batch"]:
             if self._pending_metrics is not None and not assign_metrics(self.model, self._pending_metrics):
-                self.info("restarting: saved metric accumulators do not fit this model; epoch metrics restart")
+                self.info(
+                    "restarting: saved metric accumulators do not fit this model; epoch metrics restart"
+                )
         else:
             self.info(
                 f"restarting: mid-epoch checkpoint (epoch {position['epoch']}, batch {position['batch']}): "
@@ -109,7 +111,9 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}
         metric = self.save_best_metric
-        if self.save_best and metric not in logs:
+        validated = any(key.startswith("val_") for key in logs)
+        skipped_validation = metric.startswith("val_") and not validated  # validation_freq > 1
+        if self.save_best and metric not in logs and not skipped_validation:
             raise ParamError(
                 "gParameters",
                 "ckpt_save_best_metric",
@@ -132,7 +136,9 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
     def _checkpoint_and_stop(self, batches_done: int) -> None:
         if self.save_interval:
             self.save_midepoch(self._epoch_index, batches_done)
-        self._stop(f"{REQUEST.name} received; stopped in epoch {self._epoch_index + 1} after batch {batches_done}")
+        self._stop(
+            f"{REQUEST.name} received; stopped in epoch {self._epoch_index + 1} after batch {batches_done}"
+        )
 
     def _stop(self, reason: str) -> None:
         waited = time.monotonic() - REQUEST.received if REQUEST.received else 0.0

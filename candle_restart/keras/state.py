@@ -50,7 +50,9 @@ def save_state(model: Any, path: Path, include_metrics: bool = False) -> None:
         for i, variable in enumerate(variables):
             value = np.asarray(variable.numpy())
             arrays[f"{group}/{i}"] = value
-            manifest[group].append({"path": variable.path, "shape": list(value.shape), "dtype": str(value.dtype)})
+            manifest[group].append(
+                {"path": variable.path, "shape": list(value.shape), "dtype": str(value.dtype)}
+            )
     arrays[_MANIFEST] = np.array(json.dumps(manifest))
     with open(path, "wb") as f:
         np.savez(f, **arrays)  # type: ignore[arg-type]
@@ -58,7 +60,9 @@ def save_state(model: Any, path: Path, include_metrics: bool = False) -> None:
 
 def _check_fit(path: Path, group: str, saved: list[dict[str, Any]], variables: list[Any]) -> None:
     if len(saved) != len(variables):
-        raise CorruptCheckpointError(str(path), group, f"holds {len(saved)} variables, the model has {len(variables)}")
+        raise CorruptCheckpointError(
+            str(path), group, f"holds {len(saved)} variables, the model has {len(variables)}"
+        )
     for i, variable in enumerate(variables):
         if list(saved[i]["shape"]) != list(variable.shape):
             raise CorruptCheckpointError(
@@ -94,7 +98,9 @@ def load_state(model: Any, path: Path) -> list[np.ndarray] | None:
 def assign_metrics(model: Any, values: list[np.ndarray]) -> bool:
     """Put saved metric accumulators back; False (nothing assigned) if they do not fit."""
     variables = metric_variables(model)
-    if len(variables) != len(values) or any(tuple(v.shape) != a.shape for v, a in zip(variables, values, strict=True)):
+    if len(variables) != len(values) or any(
+        tuple(v.shape) != a.shape for v, a in zip(variables, values, strict=True)
+    ):
         return False
     for variable, value in zip(variables, values, strict=True):
         variable.assign(value)

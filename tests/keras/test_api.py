@@ -6,8 +6,6 @@ import inspect
 
 import pytest
 
-pytest.importorskip("keras")
-
 from candle_restart.keras import CandleCkptKeras
 
 # From CANDLE's API page for candle.ckpt_keras_utils.CandleCkptKeras.

@@ -8,14 +8,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
-
-import candle_restart  # noqa: E402
-from candle_restart.ckpt import CkptLayout, CorruptCheckpointError, ParamError  # noqa: E402
-from candle_restart.keras import CandleCheckpointCallback, CandleCkptKeras  # noqa: E402
+import candle_restart
+from candle_restart.ckpt import CkptLayout, CorruptCheckpointError, ParamError
+from candle_restart.keras import CandleCheckpointCallback, CandleCkptKeras
 
 X = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
 Y = (X.sum(axis=1, keepdims=True) > 0).astype("float32")
@@ -64,6 +63,21 @@ def test_accuracy_is_maximised_in_auto_mode(tmp_path: Path) -> None:
         CandleCkptKeras(_params(tmp_path, ckpt_save_best_mode="max"), verbose=False).direction("val_loss")
         == "+"
     )
+
+
+def test_direction_comes_from_the_metric_object_in_auto_mode(tmp_path: Path) -> None:
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=[keras.metrics.AUC(name="zorp")])
+    ckpt = CandleCkptKeras(_params(tmp_path, epochs=2, ckpt_save_best_metric="val_zorp"), verbose=False)
+    _fit(ckpt, model, 2)
+    assert ckpt.direction("val_zorp") == "+"
+    assert ckpt.best_mode == "max"
+
+
+def test_validation_every_other_epoch_is_not_an_error(tmp_path: Path) -> None:
+    ckpt = CandleCkptKeras(_params(tmp_path, epochs=4, ckpt_keep_mode="all"), verbose=False)
+    _model().fit(X, Y, validation_data=(X, Y), validation_freq=2, epochs=4, verbose=0, callbacks=[ckpt])
+    assert CkptLayout.at(tmp_path / "ckpts").list_epochs() == [1, 2, 3, 4]
 
 
 def test_metric_absent_from_logs_fails_before_writing(tmp_path: Path) -> None:
