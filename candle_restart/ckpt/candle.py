@@ -96,6 +96,8 @@ class CandleCkpt:
         self.last_save_time = time.monotonic()
         self.resume_position: dict[str, int] | None = None  # set by restart() from a mid-epoch checkpoint
         self.saving_position: dict[str, int] | None = None  # the position of the checkpoint being written
+        self.restart_done = False  # restart() ran; its result is in self.restarted
+        self.restarted: dict[str, Any] | None = None
         self.report_initial()
 
     # ----- parameters -------------------------------------------------------------------
@@ -398,6 +400,7 @@ class CandleCkpt:
 
     def restart(self, model: Any, verbose: bool = True) -> dict[str, Any] | None:
         """Load the newest checkpoint that verifies into ``model``; return its ``ckpt-info.json`` or None."""
+        self.restart_done, self.restarted = True, None
         mode = self.settings.restart_mode
         if mode == "off":
             return None
@@ -431,6 +434,7 @@ class CandleCkpt:
         self.info(
             f"restarting: model read:  {megabytes:0.3f} MB in {duration:0.3f} seconds ({megabytes / duration:0.2f} MB/s)."
         )
+        self.restarted = result
         return result
 
     def restart_json(self, directory: Path | str) -> dict[str, Any]:

@@ -1,20 +1,24 @@
 """A tiny CANDLE-style benchmark: a Dropout MLP trained with Adam and a learning-rate schedule.
 
-It uses the checkpoint API exactly as CANDLE benchmarks do::
+It uses the checkpoint API as CANDLE benchmarks do::
 
     ckpt = CandleCkptKeras(gParameters); ckpt.set_model(model)
     J = ckpt.restart(model)
     model.fit(..., initial_epoch=J["epoch"] if J else 0, callbacks=[ckpt])
 
-Run it as ``python -m candle_restart.examples.regression --epochs 3 --output_dir out``.
+or, with ``--resumable_fit True``, through `candle_restart.keras.fit`, which
+also continues an interrupted epoch at its next batch (shuffled per epoch
+from ``rng_seed``).  Run it as
+``python -m candle_restart.examples.regression --epochs 3 --output_dir out``;
 ``run(gParameters)`` is the entry point a task runner calls.  The data is
-synthetic and fixed by ``rng_seed``, and batches are not shuffled, so an
-interrupted and resumed run ends bit-for-bit where an uninterrupted one does.
+synthetic and fixed by ``rng_seed``, so an interrupted and resumed run ends
+bit-for-bit where an uninterrupted one does.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -62,6 +66,26 @@ def build_model(params: dict[str, Any]) -> Any:
     return model
 
 
+def _progress_reporter(path: str) -> Any:
+    """Test hook: write "epoch batch" to the FIFO at ``path`` after every batch (blocks until read)."""
+    import keras
+
+    class Progress(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stream: Any = open(path, "w", buffering=1)  # noqa: SIM115 - open for the whole training
+            self.epoch = 0
+
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            self.epoch = epoch
+
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            with contextlib.suppress(BrokenPipeError):
+                self.stream.write(f"{self.epoch} {batch}\n")
+
+    return Progress()
+
+
 class _KillAfterEpoch:
     """Demo/test hook: SIGKILL this process right after epoch N was checkpointed (a real kill -9)."""
 
@@ -84,29 +108,48 @@ class _KillAfterEpoch:
 
 def run(gParameters: dict[str, Any]) -> dict[str, Any]:
     """Train per ``gParameters`` (CANDLE's ``run``); returns the final metrics."""
-    from candle_restart.keras import CandleCkptKeras
+    from candle_restart.ckpt import str2bool
+    from candle_restart.keras import CandleCkptKeras, fit
 
     params = {**DEFAULTS, **gParameters}
     x, y, xv, yv = make_data(int(params["rng_seed"]), int(params["samples"]))
     model = build_model(params)
-    ckpt = CandleCkptKeras(params, verbose=bool(params.get("verbose", False)))
+    ckpt = CandleCkptKeras(params, verbose=str2bool(params.get("verbose", False)))
     ckpt.set_model(model)
     J = ckpt.restart(model)
     initial_epoch = J["epoch"] if J else 0
-    callbacks: list[Any] = [ckpt]
+    callbacks: list[Any] = []
+    if params.get("progress_fifo"):
+        callbacks.append(_progress_reporter(str(params["progress_fifo"])))
     if params.get("kill_after_epoch"):
         callbacks.append(_KillAfterEpoch(int(params["kill_after_epoch"])).keras_callback())
-    history = model.fit(
-        x,
-        y,
-        validation_data=(xv, yv),
-        epochs=int(params["epochs"]),
-        initial_epoch=initial_epoch,
-        batch_size=int(params["batch_size"]),
-        shuffle=False,
-        verbose=0,
-        callbacks=callbacks,
-    )
+    batch_size, epochs = int(params["batch_size"]), int(params["epochs"])
+    if str2bool(params.get("resumable_fit", False)):
+        history = fit(
+            model,
+            x,
+            y,
+            ckpt=ckpt,
+            validation_data=(xv, yv),
+            epochs=epochs,
+            batch_size=batch_size,
+            shuffle=True,
+            seed=int(params["rng_seed"]),
+            verbose=0,
+            callbacks=callbacks,
+        )
+    else:
+        history = model.fit(
+            x,
+            y,
+            validation_data=(xv, yv),
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            batch_size=batch_size,
+            shuffle=False,
+            verbose=0,
+            callbacks=[*callbacks, ckpt],
+        )
     final = {k: float(v[-1]) for k, v in history.history.items()} if history.history else {}
     print(f"trained epochs {initial_epoch + 1}..{params['epochs']}; final: {final}", flush=True)
     if params.get("weights_out"):
@@ -122,6 +165,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--output_dir", default=".")
     p.add_argument("--rng_seed", type=int, default=DEFAULTS["rng_seed"])
     p.add_argument("--verbose", action="store_true")
+    p.add_argument("--samples", type=int, default=DEFAULTS["samples"])
+    p.add_argument("--batch_size", type=int, default=DEFAULTS["batch_size"])
+    p.add_argument("--resumable_fit", default="False", help="True: train through candle_restart.keras.fit")
+    p.add_argument("--progress_fifo", default=None, help="test hook: report batches to this FIFO")
     p.add_argument("--kill_after_epoch", type=int, default=0, help="SIGKILL self after this epoch (demo)")
     p.add_argument("--weights_out", default=None, help="write the final variables to this .npz")
     return ckpt_parser(p)

@@ -31,7 +31,7 @@ import keras
 from candle_restart.ckpt.candle import STATE_FILE, CandleCkpt, infer_direction
 from candle_restart.ckpt.errors import ParamError
 from candle_restart.ckpt.preempt import REQUEST, Preempted, arm
-from candle_restart.keras.state import assign_metrics, load_state, save_state
+from candle_restart.keras.state import add_metrics, load_state, save_state
 
 
 class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
@@ -45,6 +45,7 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
         self.batch_offset = 0  # batches of the current epoch done before this fit call (resumable fit)
         self._epoch_index = 0
         self._pending_metrics: Any = None
+        self._merge_metrics: Any = None
         self._disarm: Callable[[], None] = lambda: None
 
     @property
@@ -89,10 +90,7 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
         if position is None or position["epoch"] != epoch + 1:
             return
         if self.batch_offset == position["batch"]:
-            if self._pending_metrics is not None and not assign_metrics(self.model, self._pending_metrics):
-                self.info(
-                    "restarting: saved metric accumulators do not fit this model; epoch metrics restart"
-                )
+            self._merge_metrics = self._pending_metrics
         else:
             self.info(
                 f"restarting: mid-epoch checkpoint (epoch {position['epoch']}, batch {position['batch']}): "
@@ -102,6 +100,14 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
         self.resume_position = None
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        if self._merge_metrics is not None:
+            # Keras builds compiled metrics in the first train step, so the saved
+            # accumulators are added after it: sums commute, the epoch's metrics match.
+            if not add_metrics(self.model, self._merge_metrics):
+                self.info(
+                    "restarting: saved metric accumulators do not fit this model; epoch metrics restart"
+                )
+            self._merge_metrics = None
         if REQUEST.requested:
             self._checkpoint_and_stop(self.batch_offset + int(batch) + 1)
         seconds = self.settings.save_seconds

@@ -80,7 +80,7 @@ def load_state(model: Any, path: Path) -> list[np.ndarray] | None:
     different architecture or optimizer) before assigning anything.  Metric
     accumulators (present in mid-epoch checkpoints, else None) are returned
     rather than assigned, because Keras builds and resets metrics inside
-    ``fit``; `assign_metrics` puts them in place at the resumed epoch's start.
+    ``fit``; `add_metrics` merges them after the resumed epoch's first batch.
     """
     groups = {"model": list(model.variables), "optimizer": _optimizer_variables(model)}
     with np.load(path, allow_pickle=False) as data:
@@ -95,13 +95,18 @@ def load_state(model: Any, path: Path) -> list[np.ndarray] | None:
         return [data[f"metrics/{i}"] for i in range(len(manifest["metrics"]))]
 
 
-def assign_metrics(model: Any, values: list[np.ndarray]) -> bool:
-    """Put saved metric accumulators back; False (nothing assigned) if they do not fit."""
+def add_metrics(model: Any, values: list[np.ndarray]) -> bool:
+    """Add saved metric accumulators to the current ones; False (nothing changed) if they do not fit.
+
+    Keras' metric states are sums (totals, counts, confusion counts), so adding
+    the saved part of an epoch to the part seen since the restart gives what an
+    uninterrupted epoch accumulates, bit for bit (float addition commutes).
+    """
     variables = metric_variables(model)
     if len(variables) != len(values) or any(
         tuple(v.shape) != a.shape for v, a in zip(variables, values, strict=True)
     ):
         return False
     for variable, value in zip(variables, values, strict=True):
-        variable.assign(value)
+        variable.assign(variable + value.astype(variable.dtype))
     return True
