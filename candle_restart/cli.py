@@ -3,6 +3,7 @@
 Subcommands:
 
 * ``demo [--dir DIR]``: train a small example, kill it, resume it (``make demo``).
+* ``run TASK_DIR``: run one task; exit 0 completed, 75 preempted (resume me), 1 failed, 2 bad input.
 * ``ckpt CKPT_DIR [--checksums]``: list a checkpoint directory's checkpoints, verify each,
   and say which one a restart would load.
 
@@ -44,12 +45,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return demo(Path(args.dir).resolve())
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from candle_restart.task import run_task
+
+    return run_task(args.task_dir)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="candle-restart", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("demo", help="train a small example, kill it, resume it")
     p.add_argument("--dir", default="demo-run", help="work directory (wiped first)")
     p.set_defaults(func=cmd_demo)
+    p = sub.add_parser("run", help="run one task directory (exit 0/75/1/2)")
+    p.add_argument("task_dir")
+    p.set_defaults(func=cmd_run)
     p = sub.add_parser("ckpt", help="list and verify the checkpoints of a ckpt_directory")
     p.add_argument("ckpt_dir")
     p.add_argument("--checksums", action="store_true", help="also verify CRC-32 checksums")

@@ -127,3 +127,8 @@ def arm(signals: Iterable[signal.Signals]) -> Callable[[], None]:
             REQUEST._previous.clear()
 
     return disarm
+
+
+def armed_signals() -> list[int]:
+    """The signals whose handlers `arm` installed and has not yet restored."""
+    return list(REQUEST._previous)

@@ -18,7 +18,6 @@ bit-for-bit where an uninterrupted one does.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import signal
 import sys
@@ -67,21 +66,33 @@ def build_model(params: dict[str, Any]) -> Any:
 
 
 def _progress_reporter(path: str) -> Any:
-    """Test hook: write "epoch batch" to the FIFO at ``path`` after every batch (blocks until read)."""
+    """Test hook: write "epoch batch" lines to the FIFO at ``path`` after every batch.
+
+    Reports only while someone has the FIFO open for reading (checked once, at
+    start); then each write blocks until the reader keeps up.
+    """
     import keras
 
     class Progress(keras.callbacks.Callback):
         def __init__(self) -> None:
             super().__init__()
-            self.stream: Any = open(path, "w", buffering=1)  # noqa: SIM115 - open for the whole training
+            self.fd: int | None = None
+            try:
+                self.fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+                os.set_blocking(self.fd, True)
+            except OSError:  # ENXIO: no reader, nobody is watching this run
+                self.fd = None
             self.epoch = 0
 
         def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
             self.epoch = epoch
 
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
-            with contextlib.suppress(BrokenPipeError):
-                self.stream.write(f"{self.epoch} {batch}\n")
+            if self.fd is not None:
+                try:
+                    os.write(self.fd, f"{self.epoch} {batch}\n".encode())
+                except BrokenPipeError:
+                    self.fd = None
 
     return Progress()
 
@@ -106,15 +117,18 @@ class _KillAfterEpoch:
         return Kill()
 
 
-def run(gParameters: dict[str, Any]) -> dict[str, Any]:
-    """Train per ``gParameters`` (CANDLE's ``run``); returns the final metrics."""
+def run(gParameters: dict[str, Any], ckpt_class: Any = None) -> dict[str, Any]:
+    """Train per ``gParameters`` (CANDLE's ``run``); returns the final metrics.
+
+    ``ckpt_class`` replaces `CandleCkptKeras` (tests use a subclass).
+    """
     from candle_restart.ckpt import str2bool
     from candle_restart.keras import CandleCkptKeras, fit
 
     params = {**DEFAULTS, **gParameters}
     x, y, xv, yv = make_data(int(params["rng_seed"]), int(params["samples"]))
     model = build_model(params)
-    ckpt = CandleCkptKeras(params, verbose=str2bool(params.get("verbose", False)))
+    ckpt = (ckpt_class or CandleCkptKeras)(params, verbose=str2bool(params.get("verbose", False)))
     ckpt.set_model(model)
     J = ckpt.restart(model)
     initial_epoch = J["epoch"] if J else 0

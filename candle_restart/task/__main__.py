@@ -1,0 +1,19 @@
+"""``python -m candle_restart.task TASK_DIR``: run one task (see `candle_restart.task.runner`)."""
+
+from __future__ import annotations
+
+import sys
+
+from candle_restart.task.runner import run_task
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or args[0].startswith("-"):
+        print("usage: python -m candle_restart.task TASK_DIR", file=sys.stderr)
+        return 2
+    return run_task(args[0])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,268 @@
+"""The task runner: one task directory in, one exit code out.
+
+``candle-restart run TASK_DIR`` (or ``python -m candle_restart.task TASK_DIR``):
+
+1. appends ``start`` to the journal (attempt, host, pid, Slurm job/array ids,
+   ``SLURM_RESTART_COUNT``) and writes ``state.json`` = running;
+2. validates ``task.json`` and the checkpoint gParameters (``ckpt_directory``
+   is always the task's ``ckpts/``; ``output_dir`` defaults to ``output/``);
+3. arms the preemption signals, then runs the training, with its stdout and
+   stderr in ``logs/attempt-NNN.{out,err}``:
+
+   * ``entry`` ``pkg.mod:func``: imported and called in this process with the
+     gParameters (CANDLE's ``run(gParameters)``); the callback sees the
+     signal at the next batch end, commits and raises `Preempted`;
+   * ``command``: run as a child with ``--key value`` arguments (one argv
+     item each: no shell ever sees a value); the signals are forwarded;
+
+4. writes ``state.json`` (status, exit code, reason, the error's last lines,
+   the newest checkpoint) and appends ``exit`` to the journal.
+
+Exit codes (DESIGN): 0 completed, 75 stopped on a signal after committing a
+checkpoint (resume me), 1 the training raised an error, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any, cast
+
+from candle_restart.ckpt import CkptLayout, find_restart, parse_params
+from candle_restart.ckpt.errors import CkptError, CorruptCheckpointError, NoCheckpointError, ParamError
+from candle_restart.ckpt.info import writer_identity
+from candle_restart.ckpt.preempt import (
+    EXIT_BAD_INPUT,
+    EXIT_COMPLETED,
+    EXIT_RESUME,
+    EXIT_TRAINING_ERROR,
+    REQUEST,
+    Preempted,
+    arm,
+    armed_signals,
+)
+from candle_restart.task.taskdir import TaskDir, TaskError, TaskSpec, now_iso
+
+# Errors that a retry cannot fix: wrong parameters, a task.json or checkpoint that does not fit.
+BAD_INPUT_ERRORS = (ParamError, TaskError, NoCheckpointError, CorruptCheckpointError)
+STATUS_BY_CODE = {EXIT_COMPLETED: "completed", EXIT_RESUME: "preempted", EXIT_BAD_INPUT: "bad_input"}
+TAIL_LINES = 20
+
+
+@dataclass
+class Outcome:
+    code: int
+    reason: str
+    error_tail: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        return STATUS_BY_CODE.get(self.code, "failed")
+
+
+def _say(message: str) -> None:
+    print(f"candle-restart run: {message}", file=sys.stderr, flush=True)
+
+
+def task_params(spec: TaskSpec, task: TaskDir) -> dict[str, Any]:
+    """The gParameters the training gets: the task's, with its checkpoint and output dirs."""
+    params = dict(spec.params)
+    params["ckpt_directory"] = str(task.ckpts)
+    params.setdefault("output_dir", str(task.path / "output"))
+    return params
+
+
+def cli_args(params: dict[str, Any]) -> list[str]:
+    """``--key value`` pairs, one argv item each (never through a shell)."""
+    args: list[str] = []
+    for key, value in params.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            text = "True" if value else "False"
+        elif isinstance(value, (list, dict)):
+            text = json.dumps(value)
+        else:
+            text = str(value)
+        args += [f"--{key}", text]
+    return args
+
+
+@contextlib.contextmanager
+def _output_to(out: Path, err: Path) -> Iterator[None]:
+    """Send this process's fds 1 and 2 (Python's and C's writes alike) to the attempt's log files."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(out, "ab") as fo, open(err, "ab") as fe:
+        os.dup2(fo.fileno(), 1)
+        os.dup2(fe.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def _import_entry(entry: str, where: str) -> Callable[[dict[str, Any]], Any]:
+    module_name, _, attr = entry.partition(":")
+    try:
+        target: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            target = getattr(target, part)
+    except Exception as exc:
+        raise TaskError(where, "entry", f"cannot import {entry!r}: {type(exc).__name__}: {exc}") from None
+    if not callable(target):
+        raise TaskError(where, "entry", f"{entry!r} is not callable")
+    return cast(Callable[[dict[str, Any]], Any], target)
+
+
+def _run_entry(spec: TaskSpec, params: dict[str, Any], task: TaskDir, attempt: int) -> Outcome:
+    assert spec.entry is not None
+    with _output_to(*task.log_paths(attempt)):
+        func = _import_entry(spec.entry, str(task.task_file))
+        try:
+            func(params)
+        except Preempted as exc:
+            return Outcome(EXIT_RESUME, str(exc))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else EXIT_TRAINING_ERROR
+            return Outcome(
+                code if code in STATUS_BY_CODE else EXIT_TRAINING_ERROR, f"the training exited {code}"
+            )
+        except BAD_INPUT_ERRORS as exc:
+            print(f"candle-restart: {exc}", file=sys.stderr)
+            return Outcome(EXIT_BAD_INPUT, str(exc))
+        except BaseException as exc:  # every training error is reported; none escapes the runner
+            traceback.print_exc()
+            tail = traceback.format_exc().rstrip().splitlines()[-TAIL_LINES:]
+            return Outcome(EXIT_TRAINING_ERROR, f"{type(exc).__name__}: {exc}", tail)
+    return Outcome(EXIT_COMPLETED, "the training returned")
+
+
+def _tail(path: Path) -> list[str]:
+    try:
+        return path.read_text(errors="replace").rstrip().splitlines()[-TAIL_LINES:]
+    except OSError:
+        return []
+
+
+def _run_command(spec: TaskSpec, params: dict[str, Any], task: TaskDir, attempt: int) -> Outcome:
+    assert spec.command is not None
+    argv = [*spec.command, *cli_args(params)]
+    out, err = task.log_paths(attempt)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "CANDLE_RESTART_TASK_DIR": str(task.path), "CANDLE_RESTART_ATTEMPT": str(attempt)}
+    with open(out, "ab") as fo, open(err, "ab") as fe:
+        try:
+            proc = subprocess.Popen(argv, stdout=fo, stderr=fe, cwd=task.path, env=env)
+        except OSError as exc:
+            raise TaskError(
+                str(task.task_file), "command", f"cannot run {argv[0]!r}: {exc.strerror}"
+            ) from None
+        forwarded: list[int] = []
+
+        def forward(signum: int, _frame: FrameType | None) -> None:
+            forwarded.append(signum)
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signum)
+
+        previous = {sig: signal.signal(sig, forward) for sig in armed_signals()}
+        if REQUEST.requested and REQUEST.signum is not None:  # arrived before the child existed
+            forward(REQUEST.signum, None)
+        try:
+            rc = proc.wait()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+    if rc in STATUS_BY_CODE:
+        return Outcome(rc, f"the command exited {rc}", _tail(err) if rc == EXIT_BAD_INPUT else [])
+    if rc < 0:
+        name = signal.Signals(-rc).name
+        if -rc in forwarded and find_restart(CkptLayout.at(task.ckpts), False, lambda _m: None):
+            return Outcome(EXIT_RESUME, f"the command died of the forwarded {name}; a checkpoint exists")
+        return Outcome(EXIT_TRAINING_ERROR, f"the command was killed by {name}", _tail(err))
+    return Outcome(EXIT_TRAINING_ERROR, f"the command exited {rc}", _tail(err))
+
+
+def _checkpoint_summary(task: TaskDir) -> dict[str, Any] | None:
+    found = find_restart(CkptLayout.at(task.ckpts), False, lambda _m: None)
+    if found is None:
+        return None
+    info = found.info
+    return {
+        "dir": found.path.name,
+        "epoch": info["epoch"],
+        "epochs": info.get("epochs"),
+        "complete": info.get("complete"),
+        "position": info.get("position"),
+        "best_metric_last": info.get("best_metric_last"),
+        "timestamp": info.get("timestamp"),
+    }
+
+
+def run_task(path: str | os.PathLike[str]) -> int:
+    """Run the task in ``path`` once; record it; return DESIGN's exit code."""
+    task = TaskDir(path)
+    if not task.path.is_dir():
+        _say(f"{task.path}: not a task directory")
+        return EXIT_BAD_INPUT
+    attempt = task.attempts() + 1
+    ident = writer_identity()
+    started = now_iso()
+    task.append_journal({"event": "start", "attempt": attempt, **ident})
+    task.write_state({"status": "running", "attempt": attempt, "started": started, **ident})
+
+    def disarm() -> None:
+        pass
+
+    try:
+        spec = task.load_spec()
+        params = task_params(spec, task)
+        settings = parse_params(params, where=f"{task.task_file}: params")
+        disarm = arm(signal.Signals[f"SIG{name}"] for name in settings.signals)
+        run = _run_entry if spec.entry else _run_command
+        outcome = run(spec, params, task, attempt)
+    except CkptError as exc:
+        outcome = Outcome(EXIT_BAD_INPUT, str(exc))
+    finally:
+        disarm()
+    state = {
+        "status": outcome.status,
+        "attempt": attempt,
+        "exit_code": outcome.code,
+        "reason": outcome.reason,
+        "error_tail": outcome.error_tail,
+        "started": started,
+        "ended": now_iso(),
+        **ident,
+        "checkpoint": _checkpoint_summary(task),
+    }
+    task.write_state(state)
+    task.append_journal(
+        {
+            "event": "exit",
+            "attempt": attempt,
+            "exit_code": outcome.code,
+            "status": outcome.status,
+            "reason": outcome.reason,
+            **ident,
+        }
+    )
+    _say(f"{task.task_id} attempt {attempt}: {outcome.status} (exit {outcome.code}): {outcome.reason}")
+    return outcome.code

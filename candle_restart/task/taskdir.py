@@ -1,0 +1,224 @@
+"""A task directory: what to run (``task.json``), where it stands (``state.json``), what happened (journal).
+
+::
+
+    <run_root>/<task_id>/
+      task.json        written once: task_id, params, entry or command, sweep, created
+      state.json       the last word of the runner (or coordinator), replaced atomically
+      journal.jsonl    append-only events: start, exit, submit, decision (one JSON object a line)
+      logs/attempt-NNN.{out,err}
+      ckpts/           the ckpt_directory of the training
+      .lock            the task's lock file (see candle_restart.coordinator)
+
+Readers are tolerant where a crash can leave a mess: a torn last journal line
+is skipped; a malformed ``state.json`` reads as None with the reason.
+``task.json`` is strict: a malformed one is bad input (`TaskError`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from candle_restart.ckpt import fsio
+from candle_restart.ckpt.errors import CkptError
+
+TASK_FILE = "task.json"
+STATE_FILE = "state.json"
+JOURNAL_FILE = "journal.jsonl"
+_SAFE_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.=+-]{0,199}$")
+
+
+class TaskError(CkptError):
+    """A task directory or its ``task.json`` is invalid (bad input: exit 2, never retried)."""
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def safe_task_id(task_id: str) -> bool:
+    """True for a name that is one safe path component: no '/', no '..', no leading dot."""
+    return bool(_SAFE_ID.match(task_id)) and ".." not in task_id
+
+
+def params_hash(params: dict[str, Any]) -> str:
+    """A stable hash of parameters (key order and JSON spacing do not matter)."""
+    canonical = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def make_task_id(sweep: str, params: dict[str, Any]) -> str:
+    """``<sweep>-<hash of params>``, made safe as a path component."""
+    prefix = re.sub(r"\.{2,}", ".", re.sub(r"[^A-Za-z0-9_.=+-]", "_", sweep or "task")).lstrip(".") or "task"
+    return f"{prefix[:80]}-{params_hash(params)}"
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """The content of ``task.json``: exactly one of ``entry`` (``pkg.mod:func``) or ``command``."""
+
+    task_id: str
+    params: dict[str, Any]
+    entry: str | None = None
+    command: list[str] | None = None
+    sweep: str | None = None
+    created: str = field(default_factory=now_iso)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema_version": 1,
+            "task_id": self.task_id,
+            "params": self.params,
+            "entry": self.entry,
+            "command": self.command,
+            "sweep": self.sweep,
+            "created": self.created,
+        }
+
+
+def parse_spec(data: Any, where: str) -> TaskSpec:
+    """Validate a parsed ``task.json``; raise TaskError naming the key."""
+    if not isinstance(data, dict):
+        raise TaskError(where, None, "must hold a JSON object")
+    task_id = data.get("task_id")
+    if not isinstance(task_id, str) or not safe_task_id(task_id):
+        raise TaskError(where, "task_id", f"must be a safe name (letters, digits, _.=+-), got {task_id!r}")
+    params = data.get("params")
+    if not isinstance(params, dict):
+        raise TaskError(where, "params", f"must be an object of gParameters, got {type(params).__name__}")
+    entry, command = data.get("entry"), data.get("command")
+    if (entry is None) == (command is None):
+        raise TaskError(
+            where, "entry", "exactly one of 'entry' (package.module:function) or 'command' is required"
+        )
+    if entry is not None and (not isinstance(entry, str) or not re.match(r"^[\w.]+:[\w.]+$", entry)):
+        raise TaskError(where, "entry", f"must look like package.module:function, got {entry!r}")
+    if command is not None and (
+        not isinstance(command, list) or not command or not all(isinstance(c, str) for c in command)
+    ):
+        raise TaskError(where, "command", f"must be a non-empty list of strings, got {command!r}")
+    sweep = data.get("sweep")
+    if sweep is not None and not isinstance(sweep, str):
+        raise TaskError(where, "sweep", f"must be a string, got {sweep!r}")
+    created = data.get("created")
+    return TaskSpec(
+        task_id, params, entry, command, sweep, created if isinstance(created, str) else now_iso()
+    )
+
+
+class TaskDir:
+    """The files of one task directory; every write is atomic or an append."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(os.path.abspath(path))
+
+    task_file = property(lambda self: self.path / TASK_FILE)
+    state_file = property(lambda self: self.path / STATE_FILE)
+    journal_file = property(lambda self: self.path / JOURNAL_FILE)
+    logs = property(lambda self: self.path / "logs")
+    ckpts = property(lambda self: self.path / "ckpts")
+    lock_file = property(lambda self: self.path / ".lock")
+
+    @property
+    def task_id(self) -> str:
+        return self.path.name
+
+    def load_spec(self) -> TaskSpec:
+        where = str(self.task_file)
+        try:
+            data = json.loads(self.task_file.read_text())
+        except FileNotFoundError:
+            raise TaskError(where, None, "is missing") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise TaskError(where, None, f"cannot be read: {exc}") from None
+        except json.JSONDecodeError as exc:
+            raise TaskError(where, None, f"is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        spec = parse_spec(data, where)
+        if spec.task_id != self.task_id:
+            raise TaskError(
+                where, "task_id", f"is {spec.task_id!r} but the directory is named {self.task_id!r}"
+            )
+        return spec
+
+    def read_state(self) -> tuple[dict[str, Any] | None, str | None]:
+        """(state, None), or (None, reason) when ``state.json`` is missing or malformed."""
+        try:
+            state = json.loads(self.state_file.read_text())
+        except FileNotFoundError:
+            return None, "no state.json"
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return None, f"{self.state_file}: unreadable ({exc})"
+        if not isinstance(state, dict) or not isinstance(state.get("status"), str):
+            return None, f"{self.state_file}: status: missing or not a string"
+        return state, None
+
+    def write_state(self, state: dict[str, Any]) -> None:
+        state = {**state, "task_id": self.task_id, "updated": now_iso()}
+        fsio.atomic_write_bytes(
+            self.state_file, (json.dumps(state, indent=1, allow_nan=False) + "\n").encode()
+        )
+
+    def append_journal(self, event: dict[str, Any]) -> None:
+        """Append one event line (O_APPEND, one write, fsync): concurrent writers never interleave."""
+        line = json.dumps({"time": now_iso(), **event}, allow_nan=False, separators=(",", ":")) + "\n"
+        fd = os.open(self.journal_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line.encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def read_journal(self) -> list[dict[str, Any]]:
+        """Every whole event; a torn or garbled line (a crash mid-append) is skipped."""
+        try:
+            text = self.journal_file.read_text(errors="replace")
+        except FileNotFoundError:
+            return []
+        events = []
+        for line in text.splitlines():
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(event, dict):
+                events.append(event)
+        return events
+
+    def attempts(self) -> int:
+        return sum(1 for e in self.read_journal() if e.get("event") == "start")
+
+    def log_paths(self, attempt: int) -> tuple[Path, Path]:
+        return self.logs / f"attempt-{attempt:03d}.out", self.logs / f"attempt-{attempt:03d}.err"
+
+
+def create_task(
+    run_root: str | os.PathLike[str],
+    params: dict[str, Any],
+    *,
+    entry: str | None = None,
+    command: list[str] | None = None,
+    sweep: str = "task",
+    task_id: str | None = None,
+) -> TaskDir:
+    """Create ``run_root/<task_id>/task.json`` (idempotent for the same spec; TaskError if it differs)."""
+    task_id = task_id or make_task_id(sweep, params)
+    spec = TaskSpec(task_id, dict(params), entry, command, sweep)
+    parse_spec(spec.to_json(), f"{run_root}/{task_id}/{TASK_FILE}")
+    task = TaskDir(Path(run_root) / task_id)
+    if task.task_file.exists():
+        existing = task.load_spec()
+        if (existing.params, existing.entry, existing.command) != (spec.params, spec.entry, spec.command):
+            raise TaskError(
+                str(task.task_file), "params", "already exists with different content; refusing to change it"
+            )
+        return task
+    task.path.mkdir(parents=True, exist_ok=True)
+    fsio.atomic_write_bytes(task.task_file, (json.dumps(spec.to_json(), indent=1) + "\n").encode())
+    return task
