@@ -8,6 +8,8 @@ import random
 import re
 import shutil
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import numpy as np
 import pytest
 
 from candle_restart.ckpt import CkptLayout, find_restart
-from tests.keras.conftest import run_example, start_example
+from tests.keras.conftest import EXAMPLE, example_env, run_example, start_example
 
 pytestmark = pytest.mark.slow
 
@@ -116,3 +118,34 @@ def test_kill_minus_9_of_training_during_saves(tmp_path: Path) -> None:
             bad += 1
     print(f"tf kill trials={TF_KILL_TRIALS} bad={bad}")
     assert bad == 0
+
+
+def test_plain_candle_script_gets_signal_handling_without_the_runner(tmp_path: Path) -> None:
+    """A script that only uses CandleCkptKeras + model.fit: USR1 -> checkpoint, exit 75; resume reruns the epoch."""
+    from tests.task.conftest import open_progress, progress
+
+    fifo = tmp_path / "progress"
+    fd = open_progress(fifo)
+    args = ["--epochs", "3", "--output_dir", "out", "--samples", "384"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", EXAMPLE, *args, "--progress_fifo", str(fifo)],
+        cwd=tmp_path,
+        env=example_env(),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    for reported in progress(fd, proc):
+        if reported >= (1, 2):
+            proc.send_signal(signal.SIGUSR1)
+            break
+    os.close(fd)
+    out, _err = proc.communicate()
+    assert proc.returncode == 75
+    assert "preempted: SIGUSR1 received; stopped in epoch 2 after batch" in out
+    info = json.loads((tmp_path / "out" / "ckpts" / "last" / "ckpt-info.json").read_text())
+    assert info["epoch"] == 1 and info["position"]["epoch"] == 2 and info["complete"] is False
+    resumed = run_example(args, tmp_path)
+    assert "restarting from epoch: 1" in resumed.stdout
+    assert "this fit reruns the epoch from its first batch" in resumed.stdout
+    assert "trained epochs 2..3" in resumed.stdout
