@@ -162,7 +162,7 @@ def run(gParameters: dict[str, Any], ckpt_class: Any = None) -> dict[str, Any]:
             batch_size=batch_size,
             shuffle=False,
             verbose=0,
-            callbacks=[*callbacks, ckpt],
+            callbacks=[ckpt, *callbacks],
         )
     final = {k: float(v[-1]) for k, v in history.history.items()} if history.history else {}
     print(f"trained epochs {initial_epoch + 1}..{params['epochs']}; final: {final}", flush=True)

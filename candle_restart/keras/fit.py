@@ -22,7 +22,8 @@ for these inputs:
 Any other input (a Python generator, a ``PyDataset``) cannot be positioned
 inside an epoch: the interrupted epoch is rerun from its first batch, and the
 log says so.  Each epoch runs as one ``model.fit`` call; the callbacks see
-one training (one ``on_train_begin``, one ``on_train_end``).
+one training (one ``on_train_begin``, one ``on_train_end``), and ``ckpt``
+runs before the caller's callbacks, so they see each epoch committed.
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ def fit(
     skip = int(position["batch"]) if position and position["epoch"] == start + 1 else 0
     batch_size = batch_size or 32
     cb_list = _OneTraining(
-        [*(callbacks or []), ckpt],
+        [ckpt, *(callbacks or [])],
         add_history=True,
         add_progbar=verbose not in (0, "0"),
         model=model,
