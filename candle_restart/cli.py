@@ -4,6 +4,8 @@ Subcommands:
 
 * ``demo [--dir DIR]``: train a small example, kill it, resume it (``make demo``).
 * ``run TASK_DIR``: run one task; exit 0 completed, 75 preempted (resume me), 1 failed, 2 bad input.
+* ``status RUN_ROOT [--json]``: every task's state, epoch, best metric, attempts, ..., and a summary.
+* ``resume RUN_ROOT [--dry-run] [--watch SECONDS]``: resubmit what the policy says, exactly once.
 * ``ckpt CKPT_DIR [--checksums]``: list a checkpoint directory's checkpoints, verify each,
   and say which one a restart would load.
 
@@ -51,6 +53,49 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_task(args.task_dir)
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    import json
+
+    from candle_restart.coordinator import LocalBackend, scan
+    from candle_restart.coordinator.report import summary, table
+
+    statuses = scan(args.run_root, {"local": LocalBackend()})
+    if args.json:
+        print(json.dumps({"tasks": [s.to_json() for s in statuses], "summary": summary(statuses)}, indent=1))
+    else:
+        print(table(statuses))
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    import time
+
+    from candle_restart.coordinator import LocalBackend, Policy, resume
+    from candle_restart.coordinator.report import summary
+
+    policy = Policy(
+        max_failures=args.max_failures,
+        max_preemptions=args.max_preemptions,
+        backoff_seconds=args.backoff,
+        restart_corrupt=args.restart_corrupt,
+    )
+    backend = LocalBackend()
+    while True:
+        outcomes = resume(
+            args.run_root, backend, policy, dry_run=args.dry_run, log=lambda m: print(m, flush=True)
+        )
+        for o in outcomes:
+            if args.dry_run or o.decision.action not in ("none",):
+                print(
+                    f"{o.status.task_id}: {o.status.state} -> {o.decision.action}: {o.decision.reason}",
+                    flush=True,
+                )
+        print(summary([o.status for o in outcomes]), flush=True)
+        if not args.watch or all(o.final for o in outcomes):
+            return 0
+        time.sleep(args.watch)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="candle-restart", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -60,6 +105,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run one task directory (exit 0/75/1/2)")
     p.add_argument("task_dir")
     p.set_defaults(func=cmd_run)
+    p = sub.add_parser("status", help="classify every task of a run root")
+    p.add_argument("run_root")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_status)
+    p = sub.add_parser("resume", help="resubmit preempted (and retryable failed) tasks, exactly once")
+    p.add_argument("run_root")
+    p.add_argument("--dry-run", action="store_true", help="say what would be done; change nothing")
+    p.add_argument(
+        "--watch", type=float, default=0.0, metavar="SECONDS", help="repeat until all tasks are done"
+    )
+    p.add_argument("--max-failures", type=int, default=2)
+    p.add_argument("--max-preemptions", type=int, default=50)
+    p.add_argument("--backoff", type=float, default=30.0, help="seconds before the first retry of a failure")
+    p.add_argument("--restart-corrupt", action="store_true", help="set corrupt ckpts/ aside and start over")
+    p.set_defaults(func=cmd_resume)
     p = sub.add_parser("ckpt", help="list and verify the checkpoints of a ckpt_directory")
     p.add_argument("ckpt_dir")
     p.add_argument("--checksums", action="store_true", help="also verify CRC-32 checksums")

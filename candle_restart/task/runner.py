@@ -51,10 +51,12 @@ from candle_restart.ckpt.preempt import (
     arm,
     armed_signals,
 )
+from candle_restart.task.process import process_start
 from candle_restart.task.taskdir import TaskDir, TaskError, TaskSpec, now_iso
 
 # Errors that a retry cannot fix: wrong parameters, a task.json or checkpoint that does not fit.
 BAD_INPUT_ERRORS = (ParamError, TaskError, NoCheckpointError, CorruptCheckpointError)
+GENERATION_ENV = "CANDLE_RESTART_GENERATION"  # set by the coordinator's backends on each submission
 STATUS_BY_CODE = {EXIT_COMPLETED: "completed", EXIT_RESUME: "preempted", EXIT_BAD_INPUT: "bad_input"}
 TAIL_LINES = 20
 
@@ -216,14 +218,36 @@ def _checkpoint_summary(task: TaskDir) -> dict[str, Any] | None:
     }
 
 
+def _generation() -> int:
+    try:
+        return int(os.environ.get(GENERATION_ENV, "0"))
+    except ValueError:
+        return 0
+
+
+def _stale(task: TaskDir, generation: int) -> bool:
+    """True when the journal records a submission newer than ``generation`` (0: run by hand, never stale)."""
+    if generation == 0:
+        return False
+    newest = max(
+        (e.get("generation", 0) for e in task.read_journal() if e.get("event") == "submit_intent"), default=0
+    )
+    return isinstance(newest, int) and newest > generation
+
+
 def run_task(path: str | os.PathLike[str]) -> int:
     """Run the task in ``path`` once; record it; return DESIGN's exit code."""
     task = TaskDir(path)
     if not task.path.is_dir():
         _say(f"{task.path}: not a task directory")
         return EXIT_BAD_INPUT
+    generation = _generation()
+    if _stale(task, generation):
+        task.append_journal({"event": "stale_start", "generation": generation, **writer_identity()})
+        _say(f"{task.task_id}: submission {generation} was superseded by a newer one; not running")
+        return EXIT_COMPLETED
     attempt = task.attempts() + 1
-    ident = writer_identity()
+    ident = {**writer_identity(), "pid_start": process_start(os.getpid()), "generation": generation}
     started = now_iso()
     task.append_journal({"event": "start", "attempt": attempt, **ident})
     task.write_state({"status": "running", "attempt": attempt, "started": started, **ident})
@@ -242,6 +266,7 @@ def run_task(path: str | os.PathLike[str]) -> int:
         outcome = Outcome(EXIT_BAD_INPUT, str(exc))
     finally:
         disarm()
+        REQUEST.clear()  # the request was served by this run
     state = {
         "status": outcome.status,
         "attempt": attempt,

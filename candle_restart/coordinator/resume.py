@@ -1,0 +1,171 @@
+"""Scan a run root, decide per task, and resubmit: exactly once, under each task's lock.
+
+`scan` classifies every task directory (in parallel threads: the work is
+file reads).  `resume` then, for each task whose decision needs a write,
+takes the task's lock, classifies it again (another coordinator may have
+acted meanwhile), decides, and acts:
+
+* submit: journal ``submit_intent`` (generation g+1), state ``queued``, call
+  the backend, journal ``submitted`` (or ``submit_failed``).  A coordinator
+  killed between intent and outcome leaves an intent that the next one
+  reconciles: a runner ``start`` of that generation proves it was submitted;
+  otherwise, after the grace period, it is journaled ``submit_abandoned`` and
+  a new generation is submitted (the runner of an abandoned generation that
+  starts late sees the newer one and stands down);
+* record_lost: a runner that died without recording its end is journaled
+  ``runner_lost`` and its state set to preempted;
+* corrupt with ``restart_corrupt``: ``ckpts/`` is renamed aside, never deleted.
+
+Nothing here rewrites or deletes a checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from candle_restart.ckpt.errors import CkptError
+from candle_restart.coordinator.backend import Backend
+from candle_restart.coordinator.lock import DEFAULT_LEASE_SECONDS, LockBusy, task_lock
+from candle_restart.coordinator.policy import FINAL_ACTIONS, Decision, Policy, decide
+from candle_restart.coordinator.states import TaskStatus, classify
+from candle_restart.task.taskdir import TASK_FILE, TaskDir
+
+Log = Callable[[str], None]
+
+
+class RunRootError(CkptError):
+    """The run root does not exist or is not a directory."""
+
+
+@dataclass
+class Outcome:
+    status: TaskStatus
+    decision: Decision
+    acted: bool = False
+
+    @property
+    def final(self) -> bool:
+        return (
+            self.decision.action in FINAL_ACTIONS
+            and self.status.state != "running"
+            and self.status.state != "queued"
+        )
+
+
+def task_dirs(run_root: str | os.PathLike[str]) -> list[TaskDir]:
+    """Every directory directly under ``run_root`` that holds a ``task.json``, sorted by name."""
+    root = Path(run_root)
+    if not root.is_dir():
+        raise RunRootError(str(root), None, "is not a directory")
+    with os.scandir(root) as entries:
+        names = sorted(e.name for e in entries if not e.name.startswith(".") and e.is_dir())
+    return [TaskDir(root / name) for name in names if (root / name / TASK_FILE).exists()]
+
+
+def scan(
+    run_root: str | os.PathLike[str], backends: dict[str, Backend], workers: int = 8
+) -> list[TaskStatus]:
+    """Classify every task under ``run_root`` (see `classify`), in task-id order."""
+    tasks = task_dirs(run_root)
+    if workers <= 1 or len(tasks) < 64:
+        return [classify(t, backends) for t in tasks]
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(lambda t: classify(t, backends), tasks, chunksize=64))
+
+
+def _submit(task: TaskDir, status: TaskStatus, decision: Decision, backend: Backend, log: Log) -> None:
+    generation = status.generation + 1
+    if status.state == "corrupt":
+        aside = task.ckpts.with_name(f"ckpts.corrupt-{datetime.now():%Y%m%d-%H%M%S}")
+        os.rename(task.ckpts, aside)
+        task.append_journal({"event": "ckpts_set_aside", "to": aside.name})
+        log(f"{task.task_id}: corrupt checkpoints set aside as {aside.name}")
+    task.append_journal(
+        {
+            "event": "submit_intent",
+            "generation": generation,
+            "backend": backend.name,
+            "reason": decision.reason,
+            "by": {"host": os.uname().nodename, "pid": os.getpid()},
+        }
+    )
+    task.write_state({"status": "queued", "generation": generation, "reason": decision.reason})
+    try:
+        submission = backend.submit(task, generation)
+    except Exception as exc:
+        task.append_journal(
+            {"event": "submit_failed", "generation": generation, "error": f"{type(exc).__name__}: {exc}"}
+        )
+        task.write_state(
+            {"status": "failed", "generation": generation, "reason": f"submission failed: {exc}"}
+        )
+        log(f"{task.task_id}: submission {generation} failed: {exc}")
+        return
+    task.append_journal({"event": "submitted", "generation": generation, "submission": submission.to_json()})
+    log(f"{task.task_id}: submitted generation {generation} ({decision.reason})")
+
+
+def _reconcile(task: TaskDir, status: TaskStatus, log: Log) -> None:
+    generation = status.pending_intent
+    started = any(
+        e.get("event") == "start" and e.get("generation") == generation for e in task.read_journal()
+    )
+    if started:
+        task.append_journal({"event": "submitted", "generation": generation, "reconciled": True})
+        log(f"{task.task_id}: submission {generation} had started; recorded it")
+    else:
+        task.append_journal({"event": "submit_abandoned", "generation": generation})
+        log(f"{task.task_id}: submission {generation} never started; abandoned")
+
+
+def _act(task: TaskDir, backend: Backend, backends: dict[str, Backend], policy: Policy, log: Log) -> Outcome:
+    """Under the task's lock: classify afresh, decide, act; repeat while an action leads to another."""
+    for _ in range(3):
+        status = classify(task, backends)
+        decision = decide(status, policy)
+        if decision.action == "submit":
+            _submit(task, status, decision, backend, log)
+            return Outcome(status, decision, acted=True)
+        if decision.action == "reconcile":
+            _reconcile(task, status, log)
+        elif decision.action == "record_lost":
+            task.append_journal({"event": "runner_lost", "reason": status.reason})
+            task.write_state({"status": "preempted", "reason": status.reason})
+            log(f"{task.task_id}: {status.reason}")
+        else:
+            return Outcome(status, decision)
+    return Outcome(status, decision)
+
+
+def resume(
+    run_root: str | os.PathLike[str],
+    backend: Backend,
+    policy: Policy | None = None,
+    *,
+    dry_run: bool = False,
+    lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    log: Log = lambda _m: None,
+    workers: int = 8,
+) -> list[Outcome]:
+    """One pass over ``run_root``: classify, decide and (unless ``dry_run``) act on every task."""
+    policy = policy or Policy()
+    backends: dict[str, Backend] = {backend.name: backend}
+    outcomes = []
+    now = datetime.now(timezone.utc)
+    for status in scan(run_root, backends, workers):
+        decision = decide(status, policy, now)
+        if dry_run or decision.action in ("none", "wait", "give_up", "report"):
+            outcomes.append(Outcome(status, decision))
+            continue
+        task = TaskDir(Path(run_root) / status.task_id)
+        try:
+            with task_lock(task, lease_seconds=lease_seconds, log=log):
+                outcomes.append(_act(task, backend, backends, policy, log))
+        except LockBusy as exc:
+            outcomes.append(Outcome(status, Decision("none", str(exc))))
+    return outcomes

@@ -1,0 +1,198 @@
+"""Classifying a task into DESIGN's states from what is on disk and what the backend says.
+
+`classify` reads ``task.json``, ``state.json``, ``journal.jsonl`` and the
+``ckpt-info.json`` that ``ckpts/last`` names (checking recorded file sizes by
+``stat``; no model file is ever read), then asks the backend about a live
+submission when the files cannot tell.  It never writes.
+
+States: ``new`` (never submitted), ``queued``, ``running``, ``preempted``
+(ended early; resumable from ``ckpts/last``, or from scratch when it had no
+checkpoint yet), ``failed`` (training error or bad input; ``retryable`` says
+which), ``completed``, ``corrupt`` (checkpoints were committed but none
+verifies).  A runner that died without recording its end (SIGKILL, a lost
+node) counts as preempted: the work up to its last checkpoint is safe.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from candle_restart.ckpt import CkptLayout, CorruptCheckpointError, find_restart
+from candle_restart.ckpt.errors import CkptError
+from candle_restart.ckpt.restore import verify_checkpoint
+from candle_restart.coordinator.backend import Backend, Submission
+from candle_restart.task.process import pid_alive
+from candle_restart.task.taskdir import TaskDir
+
+STATES = ("new", "queued", "running", "preempted", "failed", "completed", "corrupt")
+
+
+@dataclass
+class TaskStatus:
+    """One task's classification, with what the status table and the policy need."""
+
+    task_id: str
+    state: str
+    reason: str
+    retryable: bool = True
+    epoch: int | None = None
+    epochs: int | None = None
+    best_metric: float | None = None
+    attempts: int = 0
+    failures: int = 0
+    preemptions: int = 0
+    last_exit: int | None = None
+    last_exit_time: str | None = None
+    job_id: str | None = None
+    ckpt_time: str | None = None
+    generation: int = 0
+    pending_intent: int | None = None  # a generation whose submission outcome was never recorded
+    intent_time: str | None = None
+    submission: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def ckpt_age_seconds(self, now: datetime) -> float | None:
+        if not self.ckpt_time:
+            return None
+        try:
+            return (now - datetime.strptime(self.ckpt_time, "%Y-%m-%d %H:%M:%S")).total_seconds()
+        except ValueError:
+            return None
+
+
+def _checkpoint(status: TaskStatus, task: TaskDir) -> str | None:
+    """Fill the checkpoint fields from ``ckpts/last``; return why none verifies (None if fine or none exist)."""
+    layout = CkptLayout.at(task.ckpts)
+    last_epoch = layout.linked_epoch(layout.last)
+    info: dict[str, Any] | None = None
+    problem = "no checkpoint in epochs/ verifies"
+    if last_epoch is not None:
+        try:
+            info = verify_checkpoint(layout.epoch_dir(last_epoch), check_checksums=False)
+        except CorruptCheckpointError as exc:
+            problem = str(exc)
+    if info is None:
+        if last_epoch is None and not layout.list_epochs():
+            return None  # nothing was ever committed
+        found = find_restart(layout, False, lambda _m: None)
+        if found is None:
+            return problem
+        info = found.info
+    status.epoch, status.epochs = info.get("epoch"), info.get("epochs")
+    status.best_metric, status.ckpt_time = info.get("best_metric_last"), info.get("timestamp")
+    status.extra["ckpt_complete"] = bool(info.get("complete"))
+    return None
+
+
+def _journal_counts(status: TaskStatus, task: TaskDir) -> dict[int, dict[str, Any]]:
+    """Count attempts and outcomes; return submit intents by generation with their outcomes."""
+    intents: dict[int, dict[str, Any]] = {}
+    for event in task.read_journal():
+        kind = event.get("event")
+        if kind == "start":
+            status.attempts += 1
+        elif kind == "exit":
+            status.last_exit, status.last_exit_time = event.get("exit_code"), event.get("time")
+            status.failures += event.get("status") == "failed"
+            status.preemptions += event.get("status") == "preempted"
+        elif kind == "submit_intent" and isinstance(event.get("generation"), int):
+            intents[event["generation"]] = {"time": event.get("time")}
+        elif (
+            kind in ("submitted", "submit_failed", "submit_abandoned") and event.get("generation") in intents
+        ):
+            intents[event["generation"]]["outcome"] = kind
+            status.failures += kind == "submit_failed"
+            intents[event["generation"]]["submission"] = event.get("submission")
+        elif kind == "runner_lost":
+            status.preemptions += 1
+    status.generation = max(intents, default=0)
+    return intents
+
+
+def classify(task: TaskDir, backends: dict[str, Backend]) -> TaskStatus:
+    """The state of ``task`` (see the module docstring); never raises for a malformed task."""
+    status = TaskStatus(task.task_id, "new", "never submitted")
+    try:
+        task.load_spec()
+    except CkptError as exc:
+        status.state, status.reason, status.retryable = "failed", f"bad input: {exc}", False
+        return status
+    intents = _journal_counts(status, task)
+    corrupt = _checkpoint(status, task)
+    state, state_problem = task.read_state()
+    latest = intents.get(status.generation)
+    if latest is not None:
+        status.submission = latest.get("submission")
+        if "outcome" not in latest:
+            status.pending_intent, status.intent_time = status.generation, latest.get("time")
+    if state is not None:
+        status.job_id = state.get("job_id")
+    runner = state.get("status") if state else None
+
+    if latest is not None and "outcome" not in latest and runner in (None, "queued"):
+        status.state, status.reason = (
+            "queued",
+            f"submission {status.generation} intended, outcome not recorded",
+        )
+    elif runner == "queued" or (
+        runner is None and latest is not None and latest.get("outcome") == "submitted"
+    ):
+        _from_backend(status, backends)
+    elif runner == "running" and state is not None:
+        _from_runner(status, state, backends)
+    elif runner == "completed":
+        status.state, status.reason = "completed", "the runner reported completion"
+    elif runner == "preempted":
+        status.state, status.reason = (
+            "preempted",
+            str(state.get("reason", "stopped on a signal")) if state else "",
+        )
+    elif runner == "bad_input":
+        status.state, status.retryable = "failed", False
+        status.reason = f"bad input (exit 2), never retried: {state.get('reason') if state else ''}"
+    elif runner == "failed":
+        status.state, status.reason = "failed", str(state.get("reason", "training error")) if state else ""
+    elif state_problem and state_problem != "no state.json":
+        status.state, status.reason = "failed", state_problem
+    if corrupt and status.state in ("preempted", "failed"):
+        status.state, status.reason = "corrupt", f"no checkpoint verifies: {corrupt}"
+    return status
+
+
+def _from_backend(status: TaskStatus, backends: dict[str, Backend]) -> None:
+    if not status.submission:
+        status.state, status.reason = "failed", "state.json says queued but the journal has no submission"
+        return
+    submission = Submission.from_json(status.submission)
+    backend = backends.get(submission.backend)
+    live = backend.liveness(submission) if backend else "unknown"
+    if live in ("pending", "unknown"):
+        status.state, status.reason = "queued", f"submission {submission.generation} is {live}"
+    elif live == "running":
+        status.state, status.reason = "running", f"submission {submission.generation} is starting"
+    else:
+        status.state, status.reason = "preempted", "the submission ended before the runner started"
+
+
+def _from_runner(status: TaskStatus, state: dict[str, Any], backends: dict[str, Backend]) -> None:
+    live = pid_alive(str(state.get("host")), int(state.get("pid", 0)), state.get("pid_start"))
+    if live == "unknown" and status.submission:
+        submission = Submission.from_json(status.submission)
+        backend = backends.get(submission.backend)
+        if backend is not None:
+            live = backend.liveness(submission)
+    if live in ("running", "pending", "unknown"):
+        where = f"pid {state.get('pid')} on {state.get('host')}"
+        status.state, status.reason = (
+            "running",
+            f"runner {where}" + (" (liveness unknown)" if live == "unknown" else ""),
+        )
+        return
+    status.state = "preempted"
+    status.reason = f"runner pid {state.get('pid')} on {state.get('host')} died without recording an exit"
+    status.extra["runner_lost"] = True

@@ -1,0 +1,33 @@
+"""A toy training task for coordinator tests: real checkpoints through the core, no TensorFlow.
+
+Params: ``epochs``; ``preempt_at`` (on a fresh start, SIGUSR1 to itself after that epoch's
+commit, then stop with exit 75); ``fail_at`` (raise after that epoch on every attempt);
+``hold_fifo`` (after epoch 1, block reading this FIFO until the test writes a line).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any
+
+from candle_restart.ckpt.preempt import REQUEST, Preempted
+from tests.ckpt.conftest import BytesCkpt, BytesModel
+
+
+def run(params: dict[str, Any]) -> None:
+    ckpt = BytesCkpt(params, logger=None)
+    model = BytesModel()
+    J = ckpt.restart(model)
+    for epoch in range(J["epoch"] if J else 0, int(params["epochs"])):
+        model.payload = f"epoch {epoch + 1}".encode()
+        ckpt.ckpt_epoch(epoch, "-", 1.0 / (epoch + 1))
+        if params.get("preempt_at") == epoch + 1 and J is None:
+            os.kill(os.getpid(), signal.SIGUSR1)
+        if params.get("fail_at") and epoch + 1 >= params["fail_at"]:
+            raise RuntimeError(f"boom at epoch {epoch + 1}")
+        if params.get("hold_fifo") and epoch == 0:
+            with open(params["hold_fifo"]) as gate:
+                gate.readline()
+        if REQUEST.requested:
+            raise Preempted(f"{REQUEST.name} received; stopped after epoch {epoch + 1}")
