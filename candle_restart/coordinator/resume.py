@@ -21,9 +21,10 @@ Nothing here rewrites or deletes a checkpoint.
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -67,15 +68,32 @@ def task_dirs(run_root: str | os.PathLike[str]) -> list[TaskDir]:
     return [TaskDir(root / name) for name in names if (root / name / TASK_FILE).exists()]
 
 
+_WORKER_BACKENDS: dict[str, Backend] = {}
+_PARALLEL_FROM = 2000  # below this, starting worker processes costs more than it saves
+
+
+def _classify_paths(paths: list[str]) -> list[TaskStatus]:
+    return [classify(TaskDir(p), _WORKER_BACKENDS) for p in paths]
+
+
 def scan(
-    run_root: str | os.PathLike[str], backends: dict[str, Backend], workers: int = 8
+    run_root: str | os.PathLike[str], backends: dict[str, Backend], workers: int | None = None
 ) -> list[TaskStatus]:
-    """Classify every task under ``run_root`` (see `classify`), in task-id order."""
+    """Classify every task under ``run_root`` (see `classify`), in task-id order.
+
+    Classification is parsing-bound, so large run roots are split across
+    forked worker processes (one per core by default), not threads.
+    """
     tasks = task_dirs(run_root)
-    if workers <= 1 or len(tasks) < 64:
+    workers = workers or os.cpu_count() or 1
+    if workers <= 1 or len(tasks) < _PARALLEL_FROM or "fork" not in mp.get_all_start_methods():
         return [classify(t, backends) for t in tasks]
-    with ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(lambda t: classify(t, backends), tasks, chunksize=64))
+    _WORKER_BACKENDS.clear()
+    _WORKER_BACKENDS.update(backends)  # inherited by the forked workers
+    size = -(-len(tasks) // (workers * 4))
+    chunks = [[str(t.path) for t in tasks[i : i + size]] for i in range(0, len(tasks), size)]
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
+        return [status for chunk in pool.map(_classify_paths, chunks) for status in chunk]
 
 
 def _submit(task: TaskDir, status: TaskStatus, decision: Decision, backend: Backend, log: Log) -> None:
@@ -150,7 +168,7 @@ def resume(
     dry_run: bool = False,
     lease_seconds: float = DEFAULT_LEASE_SECONDS,
     log: Log = lambda _m: None,
-    workers: int = 8,
+    workers: int | None = None,
 ) -> list[Outcome]:
     """One pass over ``run_root``: classify, decide and (unless ``dry_run``) act on every task."""
     policy = policy or Policy()
