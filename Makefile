@@ -17,7 +17,8 @@ $(STAMP): setup.cfg pyproject.toml
 venv: $(STAMP)
 
 demo: venv
-	$(VENV)/bin/candle-restart demo --dir demo-run
+	rm -rf demo-run
+	$(VENV)/bin/candle-restart sweep run configs/demo.yaml
 
 test: venv
 	$(PY) -m pytest -q -rs

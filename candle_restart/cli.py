@@ -6,6 +6,7 @@ Subcommands:
 * ``run TASK_DIR``: run one task; exit 0 completed, 75 preempted (resume me), 1 failed, 2 bad input.
 * ``status RUN_ROOT [--json]``: every task's state, epoch, best metric, attempts, ..., and a summary.
 * ``resume RUN_ROOT [--dry-run] [--watch SECONDS]``: resubmit what the policy says, exactly once.
+* ``sweep run CONFIG`` / ``sweep status CONFIG``: a YAML sweep through Parsl, to the end.
 * ``ckpt CKPT_DIR [--checksums]``: list a checkpoint directory's checkpoints, verify each,
   and say which one a restart would load.
 
@@ -96,6 +97,20 @@ def cmd_resume(args: argparse.Namespace) -> int:
         time.sleep(args.watch)
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from candle_restart.sweep import parse_sweep
+
+    sweep = parse_sweep(args.config)
+    if args.sweep_command == "status":
+        from candle_restart.sweep.run import sweep_status
+
+        print(sweep_status(sweep))
+        return 0
+    from candle_restart.sweep.run import run_sweep
+
+    return run_sweep(sweep, log=lambda m: print(m, flush=True))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="candle-restart", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -120,6 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backoff", type=float, default=30.0, help="seconds before the first retry of a failure")
     p.add_argument("--restart-corrupt", action="store_true", help="set corrupt ckpts/ aside and start over")
     p.set_defaults(func=cmd_resume)
+    p = sub.add_parser("sweep", help="run a YAML sweep through Parsl, or show its status")
+    p.add_argument("sweep_command", choices=["run", "status"])
+    p.add_argument("config", help="the sweep YAML")
+    p.set_defaults(func=cmd_sweep)
     p = sub.add_parser("ckpt", help="list and verify the checkpoints of a ckpt_directory")
     p.add_argument("ckpt_dir")
     p.add_argument("--checksums", action="store_true", help="also verify CRC-32 checksums")

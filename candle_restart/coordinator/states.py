@@ -159,9 +159,27 @@ def classify(task: TaskDir, backends: dict[str, Backend]) -> TaskStatus:
         status.state, status.reason = "failed", str(state.get("reason", "training error")) if state else ""
     elif state_problem and state_problem != "no state.json":
         status.state, status.reason = "failed", state_problem
+    if runner in ("preempted", "failed") and latest is not None and latest.get("outcome") == "submitted":
+        _still_alive(status, backends)
     if corrupt and status.state in ("preempted", "failed"):
         status.state, status.reason = "corrupt", f"no checkpoint verifies: {corrupt}"
     return status
+
+
+def _still_alive(status: TaskStatus, backends: dict[str, Backend]) -> None:
+    """A runner that stopped while its submission lives on (Parsl retrying, Slurm requeued): queued."""
+    if not status.submission:
+        return
+    submission = Submission.from_json(status.submission)
+    backend = backends.get(submission.backend)
+    if backend is None:
+        return
+    live = backend.liveness(submission)
+    if live in ("pending", "running") or (live == "unknown" and submission.backend != "local"):
+        status.state = "queued"
+        status.reason = (
+            f"{status.reason}; submission {submission.generation} is {live}: its scheduler reruns it"
+        )
 
 
 def _from_backend(status: TaskStatus, backends: dict[str, Backend]) -> None:

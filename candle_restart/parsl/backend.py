@@ -1,0 +1,97 @@
+"""The Parsl backend of the coordinator, and the retry handler that asks the coordinator.
+
+`ParslBackend` submits `run_task_app` futures to the loaded Parsl DataFlowKernel.
+A submission records the driving process (host, pid, start time): from that
+process the future tells liveness; from any other, a live driver means
+``unknown`` (treated as alive: never resubmitted) and a dead one ``ended``.
+
+`make_retry_handler` gives Parsl a cost per failure: exit 75 (stopped on a
+signal, resumable) costs nothing until the task's preemption cap; exit 2 (bad
+input) exhausts the budget at once; anything else costs one failure.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+from candle_restart.coordinator.backend import Liveness, Submission
+from candle_restart.coordinator.policy import Policy
+from candle_restart.coordinator.states import classify
+from candle_restart.task.process import pid_alive, process_start
+from candle_restart.task.taskdir import TaskDir
+
+
+class ParslBackend:
+    """Runs each submission as a `run_task_app` in the currently loaded Parsl configuration."""
+
+    name = "parsl"
+
+    def __init__(self) -> None:
+        self.futures: dict[tuple[str, int], Future[Any]] = {}
+
+    def submit(self, task: TaskDir, generation: int) -> Submission:
+        from candle_restart.parsl.apps import run_task_app
+
+        task.logs.mkdir(parents=True, exist_ok=True)
+        future = run_task_app(
+            str(task.path),
+            generation,
+            sys.executable,
+            stdout=str(task.logs / f"parsl-{generation:03d}.out"),
+            stderr=str(task.logs / f"parsl-{generation:03d}.err"),
+        )
+        self.futures[(task.task_id, generation)] = future
+        data = {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "pid_start": process_start(os.getpid()),
+            "parsl_task": getattr(future, "tid", None),
+        }
+        return Submission(self.name, generation, data)
+
+    def liveness(self, submission: Submission) -> Liveness:
+        mine = submission.data.get("pid") == os.getpid()
+        for (_task_id, generation), future in self.futures.items():
+            same = generation == submission.generation and getattr(
+                future, "tid", None
+            ) == submission.data.get("parsl_task")
+            if mine and same:
+                return "ended" if future.done() else "running"
+        driver = pid_alive(
+            str(submission.data.get("host")),
+            int(submission.data.get("pid", 0)),
+            submission.data.get("pid_start"),
+        )
+        return "ended" if driver == "ended" else "unknown"
+
+    def pending(self) -> list[Future[Any]]:
+        return [f for f in self.futures.values() if not f.done()]
+
+
+def _task_dir(task_record: dict[str, Any]) -> str | None:
+    args = task_record.get("args") or ()
+    return str(args[0]) if args else task_record.get("kwargs", {}).get("task_dir")
+
+
+def make_retry_handler(policy: Policy) -> Callable[[Exception, Any], float]:
+    """A Parsl ``retry_handler`` implementing the coordinator's policy (see the module docstring)."""
+    never = float(policy.max_failures + 1)
+
+    def retry_handler(exception: Exception, task_record: Any) -> float:
+        code = getattr(exception, "exitcode", None)
+        if code == 2:
+            return never
+        if code == 75:
+            path = _task_dir(task_record)
+            if path is None:
+                return 1.0
+            status = classify(TaskDir(path), {})
+            return never if status.preemptions >= policy.max_preemptions else 0.0
+        return 1.0
+
+    return retry_handler

@@ -1,0 +1,143 @@
+"""Expanding a sweep into task directories: stable ids, idempotent, edits refused.
+
+Parameter sets are the grid's cartesian product, plus each ``list`` entry,
+plus each seeded random sample, each merged over the base ``params`` (one
+set of base params when ``vary`` is empty).  Each becomes
+``run_root/<name>-<hash of its params>/`` (`candle_restart.task.create_task`).
+
+``run_root/.sweep-<name>.json`` records what defines the sweep (entry or
+command, base params, the names of the varied parameters).  Expanding again
+with the same definition creates only tasks that are new (a value added to
+a grid, more random samples); changing the definition would orphan every
+existing task, so it is refused with the key that changed.  Everything is
+validated before the first directory is created.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import random as random_module
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from candle_restart.ckpt import fsio
+from candle_restart.ckpt.candle import check_writable
+from candle_restart.ckpt.errors import CkptError
+from candle_restart.ckpt.params import parse_params
+from candle_restart.sweep.schema import Sweep, SweepError
+from candle_restart.task.taskdir import TaskDir, create_task, make_task_id
+
+
+def _sample(rng: random_module.Random, dist: dict[str, Any]) -> Any:
+    kind, arg = next(iter(dist.items()))
+    if kind == "choice":
+        return rng.choice(arg)
+    if kind == "int_uniform":
+        return rng.randint(int(arg[0]), int(arg[1]))
+    if kind == "log_uniform":
+        return math.exp(rng.uniform(math.log(arg[0]), math.log(arg[1])))
+    return rng.uniform(float(arg[0]), float(arg[1]))
+
+
+def parameter_sets(sweep: Sweep) -> list[dict[str, Any]]:
+    """Every task's gParameters, in a stable order."""
+    varied: list[dict[str, Any]] = []
+    if sweep.grid:
+        keys = sorted(sweep.grid)
+        varied += [
+            dict(zip(keys, values, strict=True))
+            for values in itertools.product(*(sweep.grid[k] for k in keys))
+        ]
+    varied += [dict(x) for x in sweep.explicit]
+    if sweep.random:
+        rng = random_module.Random(sweep.random.get("seed", 0))
+        space = sweep.random["space"]
+        varied += [{k: _sample(rng, space[k]) for k in sorted(space)} for _ in range(sweep.random["samples"])]
+    return [{**sweep.params, **v} for v in varied] or [dict(sweep.params)]
+
+
+def _definition(sweep: Sweep) -> dict[str, Any]:
+    keys = (
+        set(sweep.grid) | {k for x in sweep.explicit for k in x} | set((sweep.random or {}).get("space", {}))
+    )
+    return {
+        "name": sweep.name,
+        "entry": sweep.entry,
+        "command": sweep.command,
+        "params": sweep.params,
+        "varied": sorted(keys),
+    }
+
+
+def _check_unchanged(sweep: Sweep, manifest: Path) -> bool:
+    """False if no manifest exists yet; SweepError if the definition changed."""
+    try:
+        recorded = json.loads(manifest.read_text())
+    except FileNotFoundError:
+        return False
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SweepError(
+            str(manifest), None, f"is unreadable ({exc}); remove it only if no tasks exist"
+        ) from None
+    current = json.loads(json.dumps(_definition(sweep)))
+    for key in ("entry", "command", "varied"):
+        if recorded.get(key) != current[key]:
+            raise SweepError(
+                str(sweep.source),
+                key,
+                f"changed from {recorded.get(key)!r} to {current[key]!r} since "
+                "the sweep was created; existing tasks would be orphaned (use a new name or run_root)",
+            )
+    old, new = recorded.get("params", {}), current["params"]
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) != new.get(key):
+            raise SweepError(
+                str(sweep.source),
+                f"params.{key}",
+                f"changed from {old.get(key)!r} to "
+                f"{new.get(key)!r}; editing a parameter of existing tasks is refused (use a new name)",
+            )
+    return True
+
+
+@dataclass
+class Expansion:
+    tasks: list[TaskDir]
+    created: int
+
+
+def expand(sweep: Sweep) -> Expansion:
+    """Create the sweep's task directories (only the missing ones); validate everything first."""
+    sets = parameter_sets(sweep)
+    for i, params in enumerate(sets):
+        try:
+            parse_params(params, where=f"{sweep.source}: task {i} params")
+        except CkptError as exc:
+            raise SweepError(exc.where, exc.key, exc.problem) from None
+    try:
+        check_writable(sweep.run_root)
+    except CkptError as exc:
+        raise SweepError(str(sweep.source), "run_root", exc.problem) from None
+    manifest = sweep.run_root / f".sweep-{sweep.name}.json"
+    exists = _check_unchanged(sweep, manifest)
+    sweep.run_root.mkdir(parents=True, exist_ok=True)
+    if not exists:
+        fsio.atomic_write_bytes(manifest, (json.dumps(_definition(sweep), indent=1) + "\n").encode())
+    tasks, created = [], 0
+    for params in sets:
+        task_id = make_task_id(sweep.name, params)
+        created += not (sweep.run_root / task_id / "task.json").exists()
+        tasks.append(
+            create_task(
+                sweep.run_root,
+                params,
+                entry=sweep.entry,
+                command=sweep.command,
+                sweep=sweep.name,
+                task_id=task_id,
+            )
+        )
+    return Expansion(tasks, created)
