@@ -48,16 +48,20 @@ def sweep_statuses(sweep: Sweep, tasks: list[TaskDir], backends: dict[str, Any])
     return [s for s in scan(sweep.run_root, backends) if s.task_id in ids]
 
 
-def progress_line(statuses: list[TaskStatus], started: float, gave_up: int) -> str:
+def progress_counts(statuses: list[TaskStatus], gave_up: int) -> str:
     counts = Counter(s.state for s in statuses)
-    done, total = counts["completed"], len(statuses)
-    elapsed = time.monotonic() - started
-    remaining = total - done - gave_up
-    eta = f"{elapsed / done * remaining:.0f} s" if done and remaining else "-"
+    resumed = sum(s.preemptions for s in statuses)
     return (
-        f"progress: {done}/{total} done, {counts['running'] + counts['queued']} running or queued, "
-        f"{counts['preempted']} preempted, {counts['failed']} failed, {gave_up} given up; ETA {eta}"
+        f"{counts['completed']}/{len(statuses)} done, {counts['running'] + counts['queued']} running or queued, "
+        f"{counts['preempted']} preempted ({resumed} preemptions so far), {counts['failed']} failed, "
+        f"{gave_up} given up"
     )
+
+
+def eta(statuses: list[TaskStatus], started: float, gave_up: int) -> str:
+    done = sum(s.state == "completed" for s in statuses)
+    remaining = len(statuses) - done - gave_up
+    return f"{(time.monotonic() - started) / done * remaining:.0f} s" if done and remaining else "-"
 
 
 class _DemoPreemption:
