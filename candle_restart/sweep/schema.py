@@ -87,10 +87,10 @@ class _Checker:
         self.source, self.lines = source, lines
 
     def fail(self, path: tuple[str, ...], problem: str) -> SweepError:
-        while path and path not in self.lines:
-            path = path[:-1]
-        line = self.lines.get(path, 1)
-        return SweepError(f"{self.source}:{line}", ".".join(path) or None, problem)
+        known = path
+        while known and known not in self.lines:  # a missing key: point at its parent
+            known = known[:-1]
+        return SweepError(f"{self.source}:{self.lines.get(known, 1)}", ".".join(path) or None, problem)
 
     def mapping(self, value: Any, path: tuple[str, ...], allowed: set[str] | None = None) -> dict[str, Any]:
         if not isinstance(value, dict):

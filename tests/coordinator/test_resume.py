@@ -109,7 +109,9 @@ def test_intent_without_outcome_is_reconciled_not_duplicated(tmp_path: Path) -> 
     started = preempted_task(root, "started")
     # A coordinator wrote the intent, the runner started (its journal says so), then the coordinator died.
     started.append_journal({"event": "submit_intent", "generation": 1, "backend": "local", "time": _old(120)})
-    started.append_journal({"event": "start", "attempt": 2, "generation": 1, "host": "another-node", "pid": 1})
+    started.append_journal(
+        {"event": "start", "attempt": 2, "generation": 1, "host": "another-node", "pid": 1}
+    )
     started.write_state({"status": "running", "generation": 1, "host": "another-node", "pid": 1})
     never = preempted_task(root, "never")
     never.append_journal({"event": "submit_intent", "generation": 1, "backend": "local", "time": _old(120)})
