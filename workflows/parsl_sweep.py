@@ -1,0 +1,44 @@
+"""A Parsl workflow you can copy: expand a sweep, run every task as a Parsl app, resume until done.
+
+    python workflows/parsl_sweep.py configs/demo.yaml
+
+This is `candle-restart sweep run` written out in the open, to adapt: swap the
+config for your cluster's (`candle_restart.parsl.configs.slurm_config`), add
+your own apps after the training ones, or change the restart policy.
+"""
+
+from __future__ import annotations
+
+import sys
+from concurrent.futures import FIRST_COMPLETED, wait
+
+import parsl
+
+from candle_restart.coordinator import Policy, resume
+from candle_restart.coordinator.report import summary
+from candle_restart.parsl import ParslBackend
+from candle_restart.parsl.configs import local_config
+from candle_restart.sweep import expand, parse_sweep
+
+
+def main(config_path: str) -> int:
+    sweep = parse_sweep(config_path)  # one clear line and nothing created if the YAML is wrong
+    tasks = expand(sweep).tasks  # one task directory per parameter set; idempotent
+    policy = Policy(max_failures=2, max_preemptions=50)
+    backend = ParslBackend()  # each task runs `python -m candle_restart.task DIR` in a Parsl bash_app
+    ids = {t.task_id for t in tasks}
+    with parsl.load(local_config(sweep.run_root / ".parsl", policy, max_workers=2)):
+        while True:
+            outcomes = [
+                o for o in resume(sweep.run_root, backend, policy, log=print) if o.status.task_id in ids
+            ]
+            print(summary([o.status for o in outcomes]))
+            if all(o.final for o in outcomes):  # every task completed or given up
+                break
+            if backend.pending():
+                wait(backend.pending(), timeout=10, return_when=FIRST_COMPLETED)
+    return 0 if all(o.status.state == "completed" for o in outcomes) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1] if len(sys.argv) > 1 else "configs/demo.yaml"))
