@@ -73,6 +73,7 @@ def slurm_config(run_dir: Path, policy: Policy, max_workers: int, slurm: dict[st
         max_workers_per_node=max_workers,
         provider=provider,
         cores_per_worker=1.0 / max_workers,
+        address=slurm.get("address"),  # where workers reach this host; Parsl guesses when unset
     )
     return Config(
         executors=[executor],

@@ -52,6 +52,7 @@ SLURM_KEYS = {
     "exclusive",
     "cores_per_node",
     "mem_per_node",
+    "address",
 }
 RESTART_KEYS = {"max_failures", "max_preemptions", "backoff_seconds"}
 DEMO_KEYS = {"preempt_task", "after_checkpoints", "signals"}
