@@ -7,6 +7,7 @@ Subcommands:
 * ``status RUN_ROOT [--json]``: every task's state, epoch, best metric, attempts, ..., and a summary.
 * ``resume RUN_ROOT [--dry-run] [--watch SECONDS]``: resubmit what the policy says, exactly once.
 * ``sweep run CONFIG`` / ``sweep status CONFIG``: a YAML sweep through Parsl, to the end.
+* ``slurm submit CONFIG``: the sweep's tasks as one Slurm job array (then ``resume --backend slurm``).
 * ``ckpt CKPT_DIR [--checksums]``: list a checkpoint directory's checkpoints, verify each,
   and say which one a restart would load.
 
@@ -71,7 +72,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_resume(args: argparse.Namespace) -> int:
     import time
 
-    from candle_restart.coordinator import LocalBackend, Policy, resume
+    from candle_restart.coordinator import Backend, LocalBackend, Policy, resume
     from candle_restart.coordinator.report import summary
 
     policy = Policy(
@@ -79,8 +80,13 @@ def cmd_resume(args: argparse.Namespace) -> int:
         max_preemptions=args.max_preemptions,
         backoff_seconds=args.backoff,
         restart_corrupt=args.restart_corrupt,
+        include_cancelled=args.include_cancelled,
     )
-    backend = LocalBackend()
+    backend: Backend = LocalBackend()
+    if args.backend == "slurm":
+        from candle_restart.slurm import SlurmBackend, read_options
+
+        backend = SlurmBackend(read_options(Path(args.run_root)))
     while True:
         outcomes = resume(
             args.run_root, backend, policy, dry_run=args.dry_run, log=lambda m: print(m, flush=True)
@@ -95,6 +101,24 @@ def cmd_resume(args: argparse.Namespace) -> int:
         if not args.watch or all(o.final for o in outcomes):
             return 0
         time.sleep(args.watch)
+
+
+def cmd_slurm(args: argparse.Namespace) -> int:
+    from candle_restart.coordinator import resume
+    from candle_restart.coordinator.report import summary
+    from candle_restart.slurm import SlurmBackend
+    from candle_restart.sweep import expand, parse_sweep
+    from candle_restart.sweep.run import policy_of
+
+    sweep = parse_sweep(args.config)
+    expansion = expand(sweep)
+    options = {**sweep.executor.get("slurm", {}), **({"requeue": False} if args.no_requeue else {})}
+    outcomes = resume(
+        sweep.run_root, SlurmBackend(options), policy_of(sweep), log=lambda m: print(m, flush=True)
+    )
+    ids = {t.task_id for t in expansion.tasks}
+    print(summary([o.status for o in outcomes if o.status.task_id in ids]))
+    return 0
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -134,11 +158,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-preemptions", type=int, default=50)
     p.add_argument("--backoff", type=float, default=30.0, help="seconds before the first retry of a failure")
     p.add_argument("--restart-corrupt", action="store_true", help="set corrupt ckpts/ aside and start over")
+    p.add_argument(
+        "--include-cancelled", action="store_true", help="resubmit tasks whose job a user cancelled"
+    )
+    p.add_argument(
+        "--backend", choices=["local", "slurm"], default="local", help="where to submit (default local)"
+    )
     p.set_defaults(func=cmd_resume)
     p = sub.add_parser("sweep", help="run a YAML sweep through Parsl, or show its status")
     p.add_argument("sweep_command", choices=["run", "status"])
     p.add_argument("config", help="the sweep YAML")
     p.set_defaults(func=cmd_sweep)
+    p = sub.add_parser("slurm", help="submit a sweep's tasks to Slurm as job arrays")
+    p.add_argument("slurm_command", choices=["submit"])
+    p.add_argument("config", help="the sweep YAML (executor.slurm gives the sbatch directives)")
+    p.add_argument("--no-requeue", action="store_true", help="submit with --no-requeue")
+    p.set_defaults(func=cmd_slurm)
     p = sub.add_parser("ckpt", help="list and verify the checkpoints of a ckpt_directory")
     p.add_argument("ckpt_dir")
     p.add_argument("--checksums", action="store_true", help="also verify CRC-32 checksums")

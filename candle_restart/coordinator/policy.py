@@ -5,6 +5,8 @@
   (a task that is preempted forever, or crash-loops on signals, stops);
 * ``failed`` -> resubmit while fewer than ``max_failures`` failures, each
   after ``backoff_seconds * 2**(failures-1)``; bad input is never retried;
+* ``cancelled`` (the scheduler says its user cancelled it) -> nothing, unless
+  ``include_cancelled``;
 * ``corrupt`` -> report; with ``restart_corrupt``, set ``ckpts/`` aside
   (never deleted) and resubmit from scratch;
 * a submission whose outcome was never recorded (its coordinator died) is
@@ -30,6 +32,7 @@ class Policy:
     backoff_seconds: float = 30.0
     restart_corrupt: bool = False
     reconcile_grace: float = 60.0
+    include_cancelled: bool = False
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,10 @@ def decide(status: TaskStatus, policy: Policy, now: datetime | None = None) -> D
         if status.preemptions >= policy.max_preemptions:
             return Decision("give_up", f"preempted {status.preemptions} times (cap {policy.max_preemptions})")
         return Decision("submit", f"resume from ckpts/last ({status.reason})")
+    if state == "cancelled":
+        if policy.include_cancelled:
+            return Decision("submit", f"resubmitting a cancelled task on request ({status.reason})")
+        return Decision("none", status.reason)
     if state == "corrupt":
         if policy.restart_corrupt:
             return Decision(

@@ -23,14 +23,16 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from candle_restart.ckpt.errors import CkptError
-from candle_restart.coordinator.backend import Backend
+from candle_restart.coordinator.backend import Backend, Submission
 from candle_restart.coordinator.lock import DEFAULT_LEASE_SECONDS, LockBusy, task_lock
 from candle_restart.coordinator.policy import FINAL_ACTIONS, Decision, Policy, decide
 from candle_restart.coordinator.states import TaskStatus, classify
@@ -96,7 +98,10 @@ def scan(
         return [status for chunk in pool.map(_classify_paths, chunks) for status in chunk]
 
 
-def _submit(task: TaskDir, status: TaskStatus, decision: Decision, backend: Backend, log: Log) -> None:
+def _intend(
+    task: TaskDir, status: TaskStatus, decision: Decision, backend: Backend, batch: str | None, log: Log
+) -> int:
+    """Record the intent to submit the next generation (and set corrupt checkpoints aside); return it."""
     generation = status.generation + 1
     if status.state == "corrupt":
         aside = task.ckpts.with_name(f"ckpts.corrupt-{datetime.now():%Y%m%d-%H%M%S}")
@@ -109,27 +114,47 @@ def _submit(task: TaskDir, status: TaskStatus, decision: Decision, backend: Back
             "generation": generation,
             "backend": backend.name,
             "reason": decision.reason,
+            "batch": batch,
             "by": {"host": os.uname().nodename, "pid": os.getpid()},
         }
     )
     task.write_state({"status": "queued", "generation": generation, "reason": decision.reason})
-    try:
-        submission = backend.submit(task, generation)
-    except Exception as exc:
-        task.append_journal(
-            {"event": "submit_failed", "generation": generation, "error": f"{type(exc).__name__}: {exc}"}
-        )
+    return generation
+
+
+def _record(
+    task: TaskDir, generation: int, submission: Submission | None, error: str | None, log: Log
+) -> None:
+    """Record the backend's answer to an intent."""
+    if submission is None:
+        task.append_journal({"event": "submit_failed", "generation": generation, "error": error})
         task.write_state(
-            {"status": "failed", "generation": generation, "reason": f"submission failed: {exc}"}
+            {"status": "failed", "generation": generation, "reason": f"submission failed: {error}"}
         )
-        log(f"{task.task_id}: submission {generation} failed: {exc}")
+        log(f"{task.task_id}: submission {generation} failed: {error}")
         return
     task.append_journal({"event": "submitted", "generation": generation, "submission": submission.to_json()})
-    log(f"{task.task_id}: submitted generation {generation} ({decision.reason})")
+    log(
+        f"{task.task_id}: submitted generation {generation} ({submission.backend} {submission.data.get('job_id', '')})"
+    )
 
 
-def _reconcile(task: TaskDir, status: TaskStatus, log: Log) -> None:
+def _reconcile(task: TaskDir, status: TaskStatus, backend: Backend, log: Log) -> None:
     generation = status.pending_intent
+    assert generation is not None
+    find = getattr(backend, "find", None)
+    found = find(task, generation, status.extra.get("intent_batch")) if find else None
+    if found is not None:
+        task.append_journal(
+            {
+                "event": "submitted",
+                "generation": generation,
+                "submission": found.to_json(),
+                "reconciled": True,
+            }
+        )
+        log(f"{task.task_id}: submission {generation} was made ({found.data.get('job_id')}); recorded it")
+        return
     started = any(
         e.get("event") == "start" and e.get("generation") == generation for e in task.read_journal()
     )
@@ -141,23 +166,43 @@ def _reconcile(task: TaskDir, status: TaskStatus, log: Log) -> None:
         log(f"{task.task_id}: submission {generation} never started; abandoned")
 
 
-def _act(task: TaskDir, backend: Backend, backends: dict[str, Backend], policy: Policy, log: Log) -> Outcome:
-    """Under the task's lock: classify afresh, decide, act; repeat while an action leads to another."""
+@dataclass
+class _Act:
+    outcome: Outcome
+    generation: int | None = None  # an intent recorded, waiting for a batch submission
+
+
+def _act(
+    task: TaskDir, backend: Backend, backends: dict[str, Backend], policy: Policy, log: Log, batch: str | None
+) -> _Act:
+    """Under the task's lock: classify afresh, decide, act; repeat while an action leads to another.
+
+    With ``batch`` set the submission itself is deferred: the intent is recorded
+    here and the caller submits every deferred task as one array.
+    """
     for _ in range(3):
         status = classify(task, backends)
         decision = decide(status, policy)
         if decision.action == "submit":
-            _submit(task, status, decision, backend, log)
-            return Outcome(status, decision, acted=True)
+            generation = _intend(task, status, decision, backend, batch, log)
+            if batch is not None:
+                return _Act(Outcome(status, decision, acted=True), generation)
+            try:
+                submission: Submission | None = backend.submit(task, generation)
+                error = None
+            except Exception as exc:
+                submission, error = None, f"{type(exc).__name__}: {exc}"
+            _record(task, generation, submission, error, log)
+            return _Act(Outcome(status, decision, acted=True))
         if decision.action == "reconcile":
-            _reconcile(task, status, log)
+            _reconcile(task, status, backend, log)
         elif decision.action == "record_lost":
             task.append_journal({"event": "runner_lost", "reason": status.reason})
             task.write_state({"status": "preempted", "reason": status.reason})
             log(f"{task.task_id}: {status.reason}")
         else:
-            return Outcome(status, decision)
-    return Outcome(status, decision)
+            return _Act(Outcome(status, decision))
+    return _Act(Outcome(status, decision))
 
 
 def resume(
@@ -173,7 +218,9 @@ def resume(
     """One pass over ``run_root``: classify, decide and (unless ``dry_run``) act on every task."""
     policy = policy or Policy()
     backends: dict[str, Backend] = {backend.name: backend}
-    outcomes = []
+    submit_many = getattr(backend, "submit_many", None)
+    batch = f"cr-{os.getpid()}-{time.time_ns() // 1_000_000}" if submit_many else None
+    outcomes, deferred = [], []
     now = datetime.now(timezone.utc)
     for status in scan(run_root, backends, workers):
         decision = decide(status, policy, now)
@@ -183,7 +230,31 @@ def resume(
         task = TaskDir(Path(run_root) / status.task_id)
         try:
             with task_lock(task, lease_seconds=lease_seconds, log=log):
-                outcomes.append(_act(task, backend, backends, policy, log))
+                acted = _act(task, backend, backends, policy, log, batch)
         except LockBusy as exc:
             outcomes.append(Outcome(status, Decision("none", str(exc))))
+            continue
+        outcomes.append(acted.outcome)
+        if acted.generation is not None:
+            deferred.append((task, acted.generation))
+    if deferred and submit_many is not None:
+        _submit_batch(deferred, submit_many, batch, lease_seconds, log)
     return outcomes
+
+
+def _submit_batch(
+    deferred: list[tuple[TaskDir, int]], submit_many: Any, batch: str | None, lease_seconds: float, log: Log
+) -> None:
+    """Submit every deferred intent as one array; record each answer under its task's lock.
+
+    Between intent and answer no lock is held: a concurrent coordinator sees a
+    fresh intent and leaves the task alone (`Policy.reconcile_grace`).
+    """
+    try:
+        submissions: list[Submission | None] = list(submit_many(deferred, batch=batch))
+        error = None
+    except Exception as exc:
+        submissions, error = [None] * len(deferred), f"{type(exc).__name__}: {exc}"
+    for (task, generation), submission in zip(deferred, submissions, strict=True):
+        with task_lock(task, lease_seconds=lease_seconds, log=log):
+            _record(task, generation, submission, error, log)

@@ -26,7 +26,7 @@ from candle_restart.coordinator.backend import Backend, Submission
 from candle_restart.task.process import pid_alive
 from candle_restart.task.taskdir import TaskDir
 
-STATES = ("new", "queued", "running", "preempted", "failed", "completed", "corrupt")
+STATES = ("new", "queued", "running", "preempted", "failed", "cancelled", "completed", "corrupt")
 
 
 @dataclass
@@ -101,7 +101,7 @@ def _journal_counts(status: TaskStatus, task: TaskDir) -> dict[int, dict[str, An
             status.failures += event.get("status") == "failed"
             status.preemptions += event.get("status") == "preempted"
         elif kind == "submit_intent" and isinstance(event.get("generation"), int):
-            intents[event["generation"]] = {"time": event.get("time")}
+            intents[event["generation"]] = {"time": event.get("time"), "batch": event.get("batch")}
         elif (
             kind in ("submitted", "submit_failed", "submit_abandoned") and event.get("generation") in intents
         ):
@@ -130,6 +130,7 @@ def classify(task: TaskDir, backends: dict[str, Backend]) -> TaskStatus:
         status.submission = latest.get("submission")
         if "outcome" not in latest:
             status.pending_intent, status.intent_time = status.generation, latest.get("time")
+            status.extra["intent_batch"] = latest.get("batch")
     if state is not None:
         status.job_id = state.get("job_id")
     runner = state.get("status") if state else None
@@ -161,9 +162,24 @@ def classify(task: TaskDir, backends: dict[str, Backend]) -> TaskStatus:
         status.state, status.reason = "failed", state_problem
     if runner in ("preempted", "failed") and latest is not None and latest.get("outcome") == "submitted":
         _still_alive(status, backends)
+    if status.state in ("preempted", "failed") and status.submission:
+        _cancelled_by_user(status, backends)
     if corrupt and status.state in ("preempted", "failed"):
         status.state, status.reason = "corrupt", f"no checkpoint verifies: {corrupt}"
     return status
+
+
+def _cancelled_by_user(status: TaskStatus, backends: dict[str, Backend]) -> None:
+    """A scheduler that says the job was cancelled (scancel) overrides the runner's "preempted"."""
+    assert status.submission is not None
+    submission = Submission.from_json(status.submission)
+    backend = backends.get(submission.backend)
+    final_state = getattr(backend, "final_state", None)
+    state = final_state(submission) if final_state else None
+    if state and state.startswith("CANCELLED"):
+        status.state, status.retryable = "cancelled", False
+        status.reason = f"job {submission.data.get('job_id')} was cancelled ({state}); not resubmitted"
+        status.extra.pop("runner_lost", None)
 
 
 def _still_alive(status: TaskStatus, backends: dict[str, Backend]) -> None:
@@ -211,6 +227,16 @@ def _from_runner(status: TaskStatus, state: dict[str, Any], backends: dict[str, 
             f"runner {where}" + (" (liveness unknown)" if live == "unknown" else ""),
         )
         return
+    if status.submission:  # the runner is gone; did the scheduler requeue its job?
+        submission = Submission.from_json(status.submission)
+        backend = backends.get(submission.backend)
+        requeued = backend.liveness(submission) if backend else "unknown"
+        if requeued in ("pending", "running"):
+            status.state, status.reason = (
+                "queued",
+                f"runner gone; submission {submission.generation} is {requeued} again",
+            )
+            return
     status.state = "preempted"
     status.reason = f"runner pid {state.get('pid')} on {state.get('host')} died without recording an exit"
     status.extra["runner_lost"] = True

@@ -122,10 +122,12 @@ def expand(sweep: Sweep) -> Expansion:
     except CkptError as exc:
         raise SweepError(str(sweep.source), "run_root", exc.problem) from None
     manifest = sweep.run_root / f".sweep-{sweep.name}.json"
-    exists = _check_unchanged(sweep, manifest)
+    _check_unchanged(sweep, manifest)
     sweep.run_root.mkdir(parents=True, exist_ok=True)
-    if not exists:
-        fsio.atomic_write_bytes(manifest, (json.dumps(_definition(sweep), indent=1) + "\n").encode())
+    # The executor's Slurm options are recorded too (they may change between runs) so that
+    # `candle-restart resume RUN_ROOT --backend slurm` submits with the sweep's directives.
+    record = {**_definition(sweep), "slurm": sweep.executor.get("slurm", {})}
+    fsio.atomic_write_bytes(manifest, (json.dumps(record, indent=1) + "\n").encode())
     tasks, created = [], 0
     for params in sets:
         task_id = make_task_id(sweep.name, params)

@@ -2,13 +2,16 @@
 
 Params: ``epochs``; ``preempt_at`` (on a fresh start, SIGUSR1 to itself after that epoch's
 commit, then stop with exit 75); ``fail_at`` (raise after that epoch on every attempt);
-``hold_fifo`` (after epoch 1, block reading this FIFO until the test writes a line).
+``hold_fifo`` (after epoch 1, block reading this FIFO until the test writes a line);
+``epoch_seconds`` (each epoch takes this long, so a scheduler can interrupt it);
+``done_fifo`` (on completion, write "done" to this FIFO if the test is reading it).
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import time
 from typing import Any
 
 from candle_restart.ckpt.preempt import REQUEST, Preempted
@@ -20,6 +23,8 @@ def run(params: dict[str, Any]) -> None:
     model = BytesModel()
     J = ckpt.restart(model)
     for epoch in range(J["epoch"] if J else 0, int(params["epochs"])):
+        if params.get("epoch_seconds"):
+            time.sleep(float(params["epoch_seconds"]))
         model.payload = f"epoch {epoch + 1}".encode()
         ckpt.ckpt_epoch(epoch, "-", 1.0 / (epoch + 1))
         if params.get("preempt_at") == epoch + 1 and J is None:
@@ -31,3 +36,10 @@ def run(params: dict[str, Any]) -> None:
                 gate.readline()
         if REQUEST.requested:
             raise Preempted(f"{REQUEST.name} received; stopped after epoch {epoch + 1}")
+    if params.get("done_fifo"):
+        try:
+            fd = os.open(params["done_fifo"], os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:  # nobody is waiting
+            return
+        os.write(fd, f"done {os.environ.get('SLURM_JOB_ID', '')}\n".encode())
+        os.close(fd)

@@ -1,0 +1,173 @@
+"""The Slurm backend: job arrays through ``sbatch``, job states from ``squeue``, ``scontrol`` and ``sacct``.
+
+A submission is one element of a job array, ``JOBID_INDEX``.  Liveness:
+
+* in ``squeue -r`` as PENDING (also after Slurm requeued it itself: a
+  preemption with PreemptMode=REQUEUE, or ``scontrol requeue``) -> ``pending``;
+  RUNNING, CONFIGURING, COMPLETING, SUSPENDED -> ``running``;
+* otherwise its final state comes from ``scontrol show job`` (while Slurm
+  still remembers it, MinJobAge) or ``sacct`` (with accounting) -> ``ended``.
+
+`final_state` gives the coordinator what only Slurm knows: a job CANCELLED
+by its user stays cancelled.  One ``squeue`` call serves a whole scan
+(cached for ``cache_seconds``).  `find` recovers a submission whose outcome
+a dead coordinator never journaled, by the array's job name.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from candle_restart.coordinator.backend import Liveness, Submission
+from candle_restart.slurm.script import list_lines, render
+from candle_restart.task.taskdir import TaskDir
+
+ALIVE = {
+    "PENDING": "pending",
+    "REQUEUED": "pending",
+    "REQUEUE_HOLD": "pending",
+    "REQUEUE_FED": "pending",
+    "RUNNING": "running",
+    "CONFIGURING": "running",
+    "COMPLETING": "running",
+    "SUSPENDED": "running",
+    "SIGNALING": "running",
+    "RESIZING": "running",
+    "STAGE_OUT": "running",
+}
+
+
+class SlurmError(RuntimeError):
+    """A Slurm command failed (its stderr is in the message)."""
+
+
+def _run(cmd: list[str]) -> str:
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0:
+        raise SlurmError(f"{' '.join(cmd[:2])} failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
+    return proc.stdout
+
+
+class SlurmBackend:
+    """Submits tasks as job arrays; see the module docstring.  ``options``: the YAML's ``executor.slurm``."""
+
+    name = "slurm"
+
+    def __init__(self, options: dict[str, Any] | None = None, cache_seconds: float = 1.0) -> None:
+        self.options = dict(options or {})
+        self.cache_seconds = cache_seconds
+        self._queue: dict[str, str] = {}
+        self._queue_time = -1e9
+
+    # ----- submission -------------------------------------------------------------------------
+    def submit(self, task: TaskDir, generation: int) -> Submission:
+        return self.submit_many([(task, generation)], batch=f"cr-{os.getpid()}-{time.time_ns()}")[0]
+
+    def submit_many(self, items: Sequence[tuple[TaskDir, int]], batch: str) -> list[Submission]:
+        """Submit ``items`` as one job array named ``batch``; one Submission per item, in order."""
+        out_dir = items[0][0].path.parent / ".slurm"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        list_file = out_dir / f"{batch}.tsv"
+        list_file.write_text(list_lines(items))
+        script = out_dir / f"{batch}.sbatch"
+        script.write_text(render(batch, list_file, out_dir, len(items), self.options))
+        job = _run(["sbatch", "--parsable", str(script)]).strip().split(";")[0]
+        (out_dir / f"{batch}.jobid").write_text(job + "\n")
+        self._queue_time = -1e9
+        return [
+            Submission(
+                self.name,
+                generation,
+                {"job_id": f"{job}_{i}", "array_job_id": job, "array_index": i, "batch": batch},
+            )
+            for i, (_task, generation) in enumerate(items)
+        ]
+
+    def find(self, task: TaskDir, generation: int, batch: str | None) -> Submission | None:
+        """The submission of ``task`` in array ``batch`` if it was made (its coordinator died before journaling)."""
+        if not batch:
+            return None
+        out_dir = task.path.parent / ".slurm"
+        try:
+            job = (out_dir / f"{batch}.jobid").read_text().strip()
+        except OSError:
+            found = _run(["squeue", "-h", "-n", batch, "-o", "%F"]).split()
+            if not found:
+                return None
+            job = found[0]
+        lines = (
+            (out_dir / f"{batch}.tsv").read_text().splitlines() if (out_dir / f"{batch}.tsv").exists() else []
+        )
+        for i, line in enumerate(lines):
+            gen, _, path = line.partition("\t")
+            if path == str(task.path) and gen == str(generation):
+                return Submission(
+                    self.name,
+                    generation,
+                    {"job_id": f"{job}_{i}", "array_job_id": job, "array_index": i, "batch": batch},
+                )
+        return None
+
+    # ----- states -----------------------------------------------------------------------------
+    def _squeue(self) -> dict[str, str]:
+        if time.monotonic() - self._queue_time > self.cache_seconds:
+            rows = _run(["squeue", "-h", "-r", "-o", "%i|%T"]).splitlines()
+            self._queue = dict(row.split("|", 1) for row in rows if "|" in row)
+            self._queue_time = time.monotonic()
+        return self._queue
+
+    def job_state(self, job_id: str) -> str | None:
+        """Slurm's state of one job or array element (``12_3``), or None if Slurm no longer knows it."""
+        queued = self._squeue().get(job_id)
+        if queued:
+            return queued
+        proc = subprocess.run(
+            ["scontrol", "-o", "show", "job", job_id], capture_output=True, text=True, timeout=60
+        )
+        for field in proc.stdout.split():
+            if field.startswith("JobState="):
+                return field.split("=", 1)[1]
+        proc = subprocess.run(
+            ["sacct", "-n", "-X", "-P", "-j", job_id, "-o", "State"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        states = (
+            [line.split()[0] for line in proc.stdout.splitlines() if line.strip()]
+            if proc.returncode == 0
+            else []
+        )
+        return states[-1] if states else None
+
+    def liveness(self, submission: Submission) -> Liveness:
+        job_id = str(submission.data.get("job_id", ""))
+        state = self.job_state(job_id) if job_id else None
+        if state is None:
+            return "ended"
+        return ALIVE.get(state, "ended")  # type: ignore[return-value]
+
+    def final_state(self, submission: Submission) -> str | None:
+        """Slurm's final state (e.g. ``CANCELLED``, ``PREEMPTED``, ``TIMEOUT``) once ended, else None."""
+        job_id = str(submission.data.get("job_id", ""))
+        state = self.job_state(job_id) if job_id else None
+        return None if state is None or state in ALIVE else state
+
+
+def read_options(run_root: Path) -> dict[str, Any]:
+    """The ``executor.slurm`` options recorded by the sweep that made ``run_root`` (empty if none)."""
+    import json
+
+    for manifest in sorted(run_root.glob(".sweep-*.json")):
+        try:
+            data = json.loads(manifest.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(data.get("slurm"), dict):
+            return dict(data["slurm"])
+    return {}

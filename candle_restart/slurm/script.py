@@ -1,0 +1,86 @@
+"""The sbatch script of one submission: a job array whose elements run the task runner.
+
+Each element reads its line of a list file (``generation<TAB>task_dir``) and
+``exec``s ``python -m candle_restart.task TASK_DIR`` with
+``CANDLE_RESTART_GENERATION`` set: the runner *is* the batch step, so
+``--signal=B:USR1@N`` reaches the training's handler directly.  No
+hyperparameter ever appears in the script (they live in ``task.json``), and
+every path in it is quoted, so nothing a user typed reaches a shell.
+
+Directives: ``--array=0-(n-1)[%throttle]``, ``--requeue`` (or
+``--no-requeue``), ``--signal=B:USR1@signal_seconds``, ``--open-mode=append``
+(a rerun must not truncate the log), output per element under
+``run_root/.slurm/``, and time, partition, account, qos, gres and extra lines
+from the sweep YAML's ``executor.slurm``.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from candle_restart.task.taskdir import TaskDir
+
+_SAFE_DIRECTIVE = re.compile(r"^--[A-Za-z][A-Za-z0-9-]*(=[^\s'\"`$;|&<>\\]+)?$")
+
+
+def _directive(flag: str, value: Any) -> str:
+    line = f"--{flag}={value}"
+    if not _SAFE_DIRECTIVE.match(line):
+        raise ValueError(f"unsafe sbatch option {line!r}")
+    return f"#SBATCH {line}"
+
+
+def render(
+    job_name: str,
+    list_file: Path,
+    log_dir: Path,
+    count: int,
+    options: dict[str, Any],
+    python: str = sys.executable,
+) -> str:
+    """The text of the sbatch script for ``count`` elements listed in ``list_file``."""
+    array = f"0-{count - 1}" + (f"%{int(options['throttle'])}" if options.get("throttle") else "")
+    lines = [
+        "#!/bin/bash",
+        _directive("job-name", job_name),
+        _directive("array", array),
+        "#SBATCH --requeue" if options.get("requeue", True) else "#SBATCH --no-requeue",
+        _directive("signal", f"B:USR1@{int(options.get('signal_seconds', 120))}"),
+        "#SBATCH --open-mode=append",
+        _directive("output", str(log_dir / f"{job_name}-%A_%a.out")),
+    ]
+    for key, flag in (
+        ("walltime", "time"),
+        ("partition", "partition"),
+        ("account", "account"),
+        ("qos", "qos"),
+        ("gres", "gres"),
+        ("nodes", "nodes"),
+    ):
+        if options.get(key) is not None:
+            lines.append(_directive(flag, options[key]))
+    extra: Sequence[str] = options.get("extra") or []
+    for item in [extra] if isinstance(extra, str) else extra:
+        flag, _, value = str(item).removeprefix("--").partition("=")
+        lines.append(_directive(flag, value) if value else f"#SBATCH --{flag}")
+    lines += [
+        "set -euo pipefail",
+        f"IFS=$'\\t' read -r GENERATION TASK_DIR < <(sed -n \"$((SLURM_ARRAY_TASK_ID + 1))p\" "
+        f"{shlex.quote(str(list_file))})",
+        'export CANDLE_RESTART_GENERATION="$GENERATION"',
+        f'exec {shlex.quote(python)} -m candle_restart.task "$TASK_DIR"',
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def list_lines(items: Sequence[tuple[TaskDir, int]]) -> str:
+    """The list file: one ``generation<TAB>task_dir`` line per array element, in element order."""
+    for task, _generation in items:
+        if "\n" in str(task.path) or "\t" in str(task.path):
+            raise ValueError(f"task path {str(task.path)!r} contains a tab or newline")
+    return "".join(f"{generation}\t{task.path}\n" for task, generation in items)

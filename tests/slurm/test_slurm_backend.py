@@ -1,0 +1,240 @@
+"""The Slurm backend against the real local Slurm, each case from submission to final state.
+
+Tasks are the toy trainer (real checkpoints through the core, real signal
+handling, no TensorFlow) so each case takes seconds, not minutes.  Waiting is
+event-driven: ``sbatch --wait --dependency=afterany:JOB`` for a job's end, and
+a FIFO the toy writes "done" to when it completes.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from candle_restart.coordinator import Policy, resume, scan
+from candle_restart.slurm import SlurmBackend
+from candle_restart.task import TaskDir
+from tests.task.conftest import ROOT, runner_env
+
+pytestmark = pytest.mark.slow
+
+
+def _env(slurm_conf: str) -> dict[str, str]:
+    return {**runner_env(), "SLURM_CONF": slurm_conf}
+
+
+def _sweep(tmp_path: Path, name: str, variants: list[dict[str, Any]], **slurm: Any) -> Path:
+    config = {
+        "name": name,
+        "run_root": "runs",
+        "entry": "tests.coordinator.toy:run",
+        "params": {"epochs": 3},
+        "vary": {"list": variants},
+        "executor": {"kind": "slurm", "slurm": {"partition": "debug", "walltime": "00:10:00", **slurm}},
+        "restart": {"max_failures": 2, "backoff_seconds": 0},
+    }
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _submit(config: Path, slurm_conf: str, *extra: str) -> str:
+    proc = subprocess.run(
+        [sys.executable, "-m", "candle_restart.cli", "slurm", "submit", str(config), *extra],
+        cwd=ROOT,
+        env=_env(slurm_conf),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def _jobs(run_root: Path) -> list[str]:
+    return [
+        p.read_text().strip() for p in sorted((run_root / ".slurm").glob("*.jobid"), key=os.path.getmtime)
+    ]
+
+
+def _wait_job(job: str) -> None:
+    """Block until ``job`` (all its array elements) has ended: a dependent no-op job with ``--wait``."""
+    subprocess.run(
+        [
+            "sbatch",
+            "--wait",
+            "-p",
+            "debug",
+            "-o",
+            "/dev/null",
+            f"--dependency=afterany:{job}",
+            "--wrap",
+            "true",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+
+
+def _states(run_root: Path, backend: SlurmBackend) -> Counter[str]:
+    return Counter(s.state for s in scan(run_root, {"slurm": backend}))
+
+
+def _resume(run_root: Path, backend: SlurmBackend, **policy: Any) -> list[Any]:
+    return resume(run_root, backend, Policy(backoff_seconds=0, **policy))
+
+
+def _wait_done(fifo_fd: int, count: int) -> list[str]:
+    lines: list[str] = []
+    buffered = b""
+    while len(lines) < count:
+        buffered += os.read(fifo_fd, 4096)
+        *done, buffered = buffered.split(b"\n")
+        lines += [d.decode() for d in done]
+    return lines
+
+
+def _starts(task: TaskDir) -> list[dict[str, Any]]:
+    return [e for e in task.read_journal() if e.get("event") == "start"]
+
+
+def test_array_with_five_preempted_elements_is_resubmitted_as_one_array_of_those_five(
+    tmp_path: Path, slurm_conf: str
+) -> None:
+    variants = [{"index": i, "preempt_at": 1 if i % 4 == 0 else 0} for i in range(20)]
+    config = _sweep(tmp_path, "arr", variants)
+    run_root = tmp_path / "runs"
+    _submit(config, slurm_conf)
+    [first] = _jobs(run_root)
+    _wait_job(first)
+    backend = SlurmBackend()
+    assert _states(run_root, backend) == {"completed": 15, "preempted": 5}
+    outcomes = _resume(run_root, backend)
+    assert sum(o.acted for o in outcomes) == 5
+    jobs = _jobs(run_root)
+    assert len(jobs) == 2
+    batch = sorted((run_root / ".slurm").glob("*.tsv"), key=os.path.getmtime)[-1]
+    resubmitted = {Path(line.split("\t")[1]).name for line in batch.read_text().splitlines()}
+    preempted = {o.status.task_id for o in outcomes if o.acted}
+    assert resubmitted == preempted and len(resubmitted) == 5
+    _wait_job(jobs[1])
+    assert _states(run_root, backend) == {"completed": 20}
+    for task_dir in run_root.glob("arr-*"):
+        task = TaskDir(task_dir)
+        events = [e["event"] for e in task.read_journal() if e["event"] in ("start", "exit")]
+        assert events == ["start", "exit"] * (len(events) // 2)
+        assert all(s.get("job_id") for s in _starts(task))
+
+
+def test_training_error_is_retried_within_the_budget_then_given_up(tmp_path: Path, slurm_conf: str) -> None:
+    run_root = tmp_path / "runs"
+    _submit(_sweep(tmp_path, "err", [{"fail_at": 1}]), slurm_conf)
+    backend = SlurmBackend()
+    _wait_job(_jobs(run_root)[-1])
+    [outcome] = _resume(run_root, backend, max_failures=2)
+    assert outcome.decision.action == "submit"
+    _wait_job(_jobs(run_root)[-1])
+    [outcome] = _resume(run_root, backend, max_failures=2)
+    assert outcome.decision.action == "give_up" and outcome.status.failures == 2
+    assert "RuntimeError: boom" in outcome.status.reason
+
+
+def test_scancel_by_the_user_is_cancelled_and_not_resubmitted(tmp_path: Path, slurm_conf: str) -> None:
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    run_root = tmp_path / "runs"
+    _submit(_sweep(tmp_path, "cancel", [{"hold_fifo": str(gate), "epochs": 5}]), slurm_conf)
+    [job] = _jobs(run_root)
+    writer = open(gate, "w")  # noqa: SIM115 - returns once the task is training inside its Slurm job
+    subprocess.run(["scancel", job], check=True)
+    writer.close()  # let the toy reach its next epoch end and stop on the TERM scancel sent
+    _wait_job(job)
+    backend = SlurmBackend()
+    [status] = scan(run_root, {"slurm": backend})
+    assert status.state == "cancelled" and "CANCELLED" in status.reason
+    [outcome] = _resume(run_root, backend)
+    assert not outcome.acted and len(_jobs(run_root)) == 1
+    [again] = _resume(run_root, backend, include_cancelled=True)
+    assert again.acted
+
+
+@pytest.mark.parametrize("requeue", [True, False])
+def test_preemption_by_a_higher_priority_partition(tmp_path: Path, slurm_conf: str, requeue: bool) -> None:
+    """REQUEUE: Slurm requeues the job and the coordinator never submits it again.
+    --no-requeue: the job ends PREEMPTED and the coordinator resubmits it once from ckpts/last."""
+    gate, done = tmp_path / "gate", tmp_path / "done"
+    os.mkfifo(gate)
+    os.mkfifo(done)
+    done_fd = os.open(done, os.O_RDWR)
+    run_root = tmp_path / "runs"
+    variants = [{"hold_fifo": str(gate), "done_fifo": str(done), "epochs": 6, "epoch_seconds": 0.5}]
+    _submit(
+        _sweep(tmp_path, "pre", variants, extra=["--cpus-per-task=2"]),
+        slurm_conf,
+        *([] if requeue else ["--no-requeue"]),
+    )
+    [job] = _jobs(run_root)
+    with open(gate, "w") as writer:  # the task is training, holding both CPUs
+        writer.write("go\n")
+    high = subprocess.run(
+        ["sbatch", "--wait", "-p", "high", "-c", "1", "-o", "/dev/null", "--wrap", "sleep 2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert high.returncode == 0, high.stderr
+    backend = SlurmBackend()
+    task = TaskDir(next(run_root.glob("pre-*")))
+    if requeue:
+        [outcome] = _resume(run_root, backend)  # the job is pending again: hands off
+        assert not outcome.acted and outcome.status.state in ("queued", "running")
+    else:
+        _wait_job(job)
+        [outcome] = _resume(run_root, backend)
+        assert outcome.acted and outcome.status.state == "preempted"
+    [line] = _wait_done(done_fd, 1)
+    os.close(done_fd)
+    _wait_job(_jobs(run_root)[-1])  # the runner records its exit after the toy said done
+    assert _states(run_root, backend) == {"completed": 1}
+    intents = [e for e in task.read_journal() if e.get("event") == "submit_intent"]
+    assert len(intents) == (1 if requeue else 2)
+    starts = _starts(task)
+    assert len(starts) == 2
+    if requeue:
+        assert starts[1].get("restart_count") == "1" and line == f"done {starts[1]['job_id']}"
+
+
+def test_timeout_with_a_warning_signal_checkpoints_and_is_resubmitted(
+    tmp_path: Path, slurm_conf: str
+) -> None:
+    done = tmp_path / "done"
+    os.mkfifo(done)
+    done_fd = os.open(done, os.O_RDWR)
+    run_root = tmp_path / "runs"
+    variants = [{"done_fifo": str(done), "epochs": 90, "epoch_seconds": 1}]
+    # USR1 is due 60 s before the 2-minute limit; slurmctld checks every 30 s, so it comes 30-60 s in.
+    _submit(_sweep(tmp_path, "tmo", variants, walltime="00:02:00", signal_seconds=60), slurm_conf)
+    backend = SlurmBackend()
+    for _ in range(4):
+        _wait_job(_jobs(run_root)[-1])
+        [status] = scan(run_root, {"slurm": backend})
+        if status.state == "completed":
+            break
+        assert status.state == "preempted" and status.epoch and status.epoch < 90, status
+        [outcome] = _resume(run_root, backend)
+        assert outcome.acted
+    _wait_done(done_fd, 1)
+    os.close(done_fd)
+    _wait_job(_jobs(run_root)[-1])
+    task = TaskDir(next(run_root.glob("tmo-*")))
+    exits = [e for e in task.read_journal() if e.get("event") == "exit"]
+    assert exits[0]["exit_code"] == 75 and "SIGUSR1" in exits[0]["reason"]
+    assert exits[-1]["exit_code"] == 0
