@@ -113,11 +113,11 @@ def cmd_slurm(args: argparse.Namespace) -> int:
     sweep = parse_sweep(args.config)
     expansion = expand(sweep)
     options = {**sweep.executor.get("slurm", {}), **({"requeue": False} if args.no_requeue else {})}
-    outcomes = resume(
-        sweep.run_root, SlurmBackend(options), policy_of(sweep), log=lambda m: print(m, flush=True)
-    )
     ids = {t.task_id for t in expansion.tasks}
-    print(summary([o.status for o in outcomes if o.status.task_id in ids]))
+    outcomes = resume(
+        sweep.run_root, SlurmBackend(options), policy_of(sweep), log=lambda m: print(m, flush=True), only=ids
+    )
+    print(summary([o.status for o in outcomes]))
     return 0
 
 

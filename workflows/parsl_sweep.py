@@ -29,9 +29,7 @@ def main(config_path: str) -> int:
     ids = {t.task_id for t in tasks}
     with parsl.load(local_config(sweep.run_root / ".parsl", policy, max_workers=2)):
         while True:
-            outcomes = [
-                o for o in resume(sweep.run_root, backend, policy, log=print) if o.status.task_id in ids
-            ]
+            outcomes = resume(sweep.run_root, backend, policy, log=print, only=ids)
             print(summary([o.status for o in outcomes]))
             if all(o.final for o in outcomes):  # every task completed or given up
                 break

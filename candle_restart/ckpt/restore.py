@@ -88,6 +88,21 @@ def verify_checkpoint(directory: Path, check_checksums: bool, log: Log = lambda 
     return info
 
 
+def _candidates(layout: CkptLayout) -> list[tuple[int, Path]]:
+    """Checkpoint directories by epoch, ascending; an ``epochs/.old-NNN-*`` counts when ``epochs/NNN`` is
+    missing (a crash between the two renames of a replacement, see `candle_restart.ckpt.commit`)."""
+    found = {epoch: layout.epoch_dir(epoch) for epoch in layout.list_epochs()}
+    try:
+        names = sorted(os.listdir(layout.epochs))
+    except OSError:
+        names = []
+    for name in names:
+        parts = name.split("-")
+        if name.startswith(".old-") and len(parts) > 1 and parts[1].isdigit() and int(parts[1]) not in found:
+            found[int(parts[1])] = layout.epochs / name
+    return sorted(found.items())
+
+
 def find_restart(layout: CkptLayout, check_checksums: bool, log: Log) -> Found | None:
     """The checkpoint to restart from (see the module contract), or None."""
     tried: set[int] = set()
@@ -103,10 +118,9 @@ def find_restart(layout: CkptLayout, check_checksums: bool, log: Log) -> Found |
         log(f"restarting: 'last' link is malformed: {os.readlink(layout.last)!r}")
     elif layout.epochs.is_dir():
         log("restarting: no 'last' link; looking for the newest checkpoint")
-    for epoch in reversed(layout.list_epochs()):
-        if epoch in tried:
+    for epoch, path in reversed(_candidates(layout)):
+        if epoch in tried and path == layout.epoch_dir(epoch):
             continue
-        path = layout.epoch_dir(epoch)
         try:
             info = verify_checkpoint(path, check_checksums, log)
         except CorruptCheckpointError as exc:

@@ -60,13 +60,16 @@ class Outcome:
         )
 
 
-def task_dirs(run_root: str | os.PathLike[str]) -> list[TaskDir]:
-    """Every directory directly under ``run_root`` that holds a ``task.json``, sorted by name."""
+def task_dirs(run_root: str | os.PathLike[str], only: set[str] | None = None) -> list[TaskDir]:
+    """Every directory directly under ``run_root`` that holds a ``task.json`` (and whose name is in
+    ``only``, when given), sorted by name."""
     root = Path(run_root)
     if not root.is_dir():
         raise RunRootError(str(root), None, "is not a directory")
     with os.scandir(root) as entries:
         names = sorted(e.name for e in entries if not e.name.startswith(".") and e.is_dir())
+    if only is not None:
+        names = [n for n in names if n in only]
     return [TaskDir(root / name) for name in names if (root / name / TASK_FILE).exists()]
 
 
@@ -79,14 +82,17 @@ def _classify_paths(paths: list[str]) -> list[TaskStatus]:
 
 
 def scan(
-    run_root: str | os.PathLike[str], backends: dict[str, Backend], workers: int | None = None
+    run_root: str | os.PathLike[str],
+    backends: dict[str, Backend],
+    workers: int | None = None,
+    only: set[str] | None = None,
 ) -> list[TaskStatus]:
     """Classify every task under ``run_root`` (see `classify`), in task-id order.
 
     Classification is parsing-bound, so large run roots are split across
     forked worker processes (one per core by default), not threads.
     """
-    tasks = task_dirs(run_root)
+    tasks = task_dirs(run_root, only)
     workers = workers or os.cpu_count() or 1
     if workers <= 1 or len(tasks) < _PARALLEL_FROM or "fork" not in mp.get_all_start_methods():
         return [classify(t, backends) for t in tasks]
@@ -214,6 +220,7 @@ def resume(
     lease_seconds: float = DEFAULT_LEASE_SECONDS,
     log: Log = lambda _m: None,
     workers: int | None = None,
+    only: set[str] | None = None,
 ) -> list[Outcome]:
     """One pass over ``run_root``: classify, decide and (unless ``dry_run``) act on every task."""
     policy = policy or Policy()
@@ -222,7 +229,7 @@ def resume(
     batch = f"cr-{os.getpid()}-{time.time_ns() // 1_000_000}" if submit_many else None
     outcomes, deferred = [], []
     now = datetime.now(timezone.utc)
-    for status in scan(run_root, backends, workers):
+    for status in scan(run_root, backends, workers, only):
         decision = decide(status, policy, now)
         if dry_run or decision.action in ("none", "wait", "give_up", "report"):
             outcomes.append(Outcome(status, decision))
@@ -256,5 +263,8 @@ def _submit_batch(
     except Exception as exc:
         submissions, error = [None] * len(deferred), f"{type(exc).__name__}: {exc}"
     for (task, generation), submission in zip(deferred, submissions, strict=True):
-        with task_lock(task, lease_seconds=lease_seconds, log=log):
+        try:
+            with task_lock(task, lease_seconds=lease_seconds, log=log):
+                _record(task, generation, submission, error, log)
+        except LockBusy:  # the answer must be journaled: an append is atomic on its own
             _record(task, generation, submission, error, log)

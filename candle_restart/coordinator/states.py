@@ -92,10 +92,12 @@ def _checkpoint(status: TaskStatus, task: TaskDir) -> str | None:
 def _journal_counts(status: TaskStatus, task: TaskDir) -> dict[int, dict[str, Any]]:
     """Count attempts and outcomes; return submit intents by generation with their outcomes."""
     intents: dict[int, dict[str, Any]] = {}
+    started: set[Any] = set()
     for event in task.read_journal():
         kind = event.get("event")
         if kind == "start":
             status.attempts += 1
+            started.add(event.get("generation"))
         elif kind == "exit":
             status.last_exit, status.last_exit_time = event.get("exit_code"), event.get("time")
             status.failures += event.get("status") == "failed"
@@ -111,11 +113,31 @@ def _journal_counts(status: TaskStatus, task: TaskDir) -> dict[int, dict[str, An
         elif kind == "runner_lost":
             status.preemptions += 1
     status.generation = max(intents, default=0)
+    # An older submission whose runner never started (it could not even launch) was a failure.
+    status.failures += sum(
+        1
+        for g, i in intents.items()
+        if g < status.generation and i.get("outcome") == "submitted" and g not in started
+    )
     return intents
 
 
 def classify(task: TaskDir, backends: dict[str, Backend]) -> TaskStatus:
-    """The state of ``task`` (see the module docstring); never raises for a malformed task."""
+    """The state of ``task`` (see the module docstring); never raises for a malformed task.
+
+    A runner found dead is double-checked: if ``state.json`` changed meanwhile
+    (it wrote its end and exited between the read and the pid check), the task
+    is classified again from the new files.
+    """
+    status = _classify_once(task, backends)
+    if status.extra.get("runner_lost"):
+        state, _ = task.read_state()
+        if state is None or state.get("status") != "running":
+            status = _classify_once(task, backends)
+    return status
+
+
+def _classify_once(task: TaskDir, backends: dict[str, Backend]) -> TaskStatus:
     status = TaskStatus(task.task_id, "new", "never submitted")
     try:
         task.load_spec()
@@ -159,7 +181,14 @@ def classify(task: TaskDir, backends: dict[str, Backend]) -> TaskStatus:
     elif runner == "failed":
         status.state, status.reason = "failed", str(state.get("reason", "training error")) if state else ""
     elif state_problem and state_problem != "no state.json":
-        status.state, status.reason = "failed", state_problem
+        status.state, status.reason, status.retryable = (
+            "failed",
+            f"{state_problem}; reported, not resubmitted",
+            False,
+        )
+    elif runner is not None:
+        status.state, status.retryable = "failed", False
+        status.reason = f"{task.state_file}: status: unknown value {runner!r}; reported, not resubmitted"
     if runner in ("preempted", "failed") and latest is not None and latest.get("outcome") == "submitted":
         _still_alive(status, backends)
     if status.state in ("preempted", "failed") and status.submission:
@@ -209,12 +238,23 @@ def _from_backend(status: TaskStatus, backends: dict[str, Backend]) -> None:
         status.state, status.reason = "queued", f"submission {submission.generation} is {live}"
     elif live == "running":
         status.state, status.reason = "running", f"submission {submission.generation} is starting"
-    else:
-        status.state, status.reason = "preempted", "the submission ended before the runner started"
+    else:  # counts as a failure, so a task whose runner cannot even start stops at max_failures
+        status.state, status.reason = (
+            "failed",
+            f"submission {submission.generation} ended before its runner started",
+        )
+        status.failures += 1
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _from_runner(status: TaskStatus, state: dict[str, Any], backends: dict[str, Backend]) -> None:
-    live = pid_alive(str(state.get("host")), int(state.get("pid", 0)), state.get("pid_start"))
+    start = state.get("pid_start")
+    live = pid_alive(
+        str(state.get("host")), _int(state.get("pid")), start if isinstance(start, int) else None
+    )
     if live == "unknown" and status.submission:
         submission = Submission.from_json(status.submission)
         backend = backends.get(submission.backend)

@@ -108,6 +108,9 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
                     "restarting: saved metric accumulators do not fit this model; epoch metrics restart"
                 )
             self._merge_metrics = None
+        steps = (self.params or {}).get("steps")
+        if steps is not None and int(batch) + 1 >= int(steps):
+            return  # the epoch's last batch: on_epoch_end checkpoints (and stops) with the whole epoch
         if REQUEST.requested:
             self._checkpoint_and_stop(self.batch_offset + int(batch) + 1)
         seconds = self.settings.save_seconds
@@ -149,7 +152,8 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
     def _stop(self, reason: str) -> None:
         waited = time.monotonic() - REQUEST.received if REQUEST.received else 0.0
         self.info(f"preempted: {reason} ({REQUEST.count} signal(s), {waited:.3f} s after the first); exit 75")
-        self._disarm()
+        # The handlers stay armed while the process unwinds: a further signal (Slurm's TERM
+        # after USR1) is only counted, never the default action that would turn exit 75 into -15.
         raise Preempted(reason)
 
     # ----- model I/O -----------------------------------------------------------------------

@@ -107,6 +107,11 @@ def fit(
     **fit_kwargs: Any,
 ) -> Any:
     """Train like ``model.fit`` and resume exactly (see the module docstring); returns the History."""
+    if fit_kwargs.get("validation_split"):
+        raise ValueError(
+            "candle_restart.keras.fit: validation_split would split the per-epoch shuffled data differently "
+            "every epoch; split once beforehand and pass validation_data"
+        )
     epochs = int(epochs if epochs is not None else ckpt.epoch_max)
     if not ckpt.restart_done:
         ckpt.restart(model)

@@ -44,8 +44,7 @@ def policy_of(sweep: Sweep) -> Policy:
 
 
 def sweep_statuses(sweep: Sweep, tasks: list[TaskDir], backends: dict[str, Any]) -> list[TaskStatus]:
-    ids = {t.task_id for t in tasks}
-    return [s for s in scan(sweep.run_root, backends) if s.task_id in ids]
+    return scan(sweep.run_root, backends, only={t.task_id for t in tasks})
 
 
 def progress_counts(statuses: list[TaskStatus], gave_up: int) -> str:
@@ -125,9 +124,7 @@ def run_sweep(sweep: Sweep, *, log: Log = print, poll_seconds: float = 2.0) -> i
     try:
         last_line = ""
         while True:
-            outcomes = [
-                o for o in resume(sweep.run_root, backend, policy, log=log) if o.status.task_id in ids
-            ]
+            outcomes = resume(sweep.run_root, backend, policy, log=log, only=ids)
             gave_up = sum(o.decision.action in ("give_up", "report") for o in outcomes)
             line = progress_counts([o.status for o in outcomes], gave_up)
             if line != last_line:  # print when something changed, not every poll

@@ -25,6 +25,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -179,6 +180,40 @@ def _check_vary(
     return grid, explicit, random
 
 
+_SLURM_STRINGS = (
+    "partition",
+    "account",
+    "qos",
+    "walltime",
+    "gres",
+    "worker_init",
+    "scheduler_options",
+    "address",
+)
+_SLURM_INTS = {"nodes": 1, "signal_seconds": 1, "throttle": 1, "cores_per_node": 1, "mem_per_node": 1}
+
+
+def _check_slurm(c: _Checker, slurm: dict[str, Any]) -> dict[str, Any]:
+    for key in _SLURM_STRINGS:
+        if key in slurm and not isinstance(slurm[key], str):
+            raise c.fail(("executor", "slurm", key), f"must be a string, got {slurm[key]!r}")
+    for key, minimum in _SLURM_INTS.items():
+        if key in slurm:
+            c.integer(slurm[key], ("executor", "slurm", key), minimum)
+    if "exclusive" in slurm and not isinstance(slurm["exclusive"], bool):
+        raise c.fail(("executor", "slurm", "exclusive"), f"must be true or false, got {slurm['exclusive']!r}")
+    extra = slurm.get("extra", [])
+    if isinstance(extra, str):
+        extra = [extra]
+    if not isinstance(extra, list) or not all(isinstance(x, str) and x.startswith("--") for x in extra):
+        raise c.fail(
+            ("executor", "slurm", "extra"), "must be a list of sbatch options such as --cpus-per-task=2"
+        )
+    if extra:
+        slurm["extra"] = extra
+    return slurm
+
+
 def _check_entry(c: _Checker, data: dict[str, Any]) -> tuple[str | None, list[str] | None]:
     entry, command = data.get("entry"), data.get("command")
     if (entry is None) == (command is None):
@@ -203,6 +238,14 @@ def _check_entry(c: _Checker, data: dict[str, Any]) -> tuple[str | None, list[st
         ):
             raise c.fail(("command",), "must be a non-empty list of strings")
         command = [str(x) for x in command]
+        program = command[0]
+        if "/" in program:  # relative to the YAML's directory, so the task can run from anywhere
+            path = Path(program) if os.path.isabs(program) else c.source.parent / program
+            if not os.access(path, os.X_OK):
+                raise c.fail(("command",), f"{path} does not exist or is not executable")
+            command[0] = str(path.resolve())
+        elif shutil.which(program) is None:
+            raise c.fail(("command",), f"{program!r} is not on PATH")
     return entry, command
 
 
@@ -226,7 +269,9 @@ def parse_sweep(source: str | os.PathLike[str]) -> Sweep:
     if executor["kind"] not in ("local", "slurm"):
         raise c.fail(("executor", "kind"), f"must be local or slurm, got {executor['kind']!r}")
     c.integer(executor.setdefault("max_workers", 2), ("executor", "max_workers"), 1)
-    executor["slurm"] = dict(c.mapping(executor.get("slurm", {}), ("executor", "slurm"), SLURM_KEYS))
+    executor["slurm"] = _check_slurm(
+        c, dict(c.mapping(executor.get("slurm", {}), ("executor", "slurm"), SLURM_KEYS))
+    )
     restart = c.mapping(data.get("restart", {}), ("restart",), RESTART_KEYS)
     for key in ("max_failures", "max_preemptions"):
         if key in restart:

@@ -85,7 +85,7 @@ def task_params(spec: TaskSpec, task: TaskDir) -> dict[str, Any]:
 
 
 def cli_args(params: dict[str, Any]) -> list[str]:
-    """``--key value`` pairs, one argv item each (never through a shell)."""
+    """``--key=value`` items, one argv item each (never through a shell)."""
     args: list[str] = []
     for key, value in params.items():
         if value is None:
@@ -96,7 +96,7 @@ def cli_args(params: dict[str, Any]) -> list[str]:
             text = json.dumps(value)
         else:
             text = str(value)
-        args += [f"--{key}", text]
+        args.append(f"--{key}={text}")  # one item: a value starting with "-" stays a value
     return args
 
 
@@ -143,7 +143,13 @@ def _run_entry(spec: TaskSpec, params: dict[str, Any], task: TaskDir, attempt: i
         except Preempted as exc:
             return Outcome(EXIT_RESUME, str(exc))
         except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else EXIT_TRAINING_ERROR
+            code = (
+                EXIT_COMPLETED
+                if exc.code is None
+                else exc.code
+                if isinstance(exc.code, int)
+                else EXIT_TRAINING_ERROR
+            )
             return Outcome(
                 code if code in STATUS_BY_CODE else EXIT_TRAINING_ERROR, f"the training exited {code}"
             )
@@ -264,30 +270,36 @@ def run_task(path: str | os.PathLike[str]) -> int:
         outcome = run(spec, params, task, attempt)
     except CkptError as exc:
         outcome = Outcome(EXIT_BAD_INPUT, str(exc))
+    try:  # still armed: a late signal (Slurm's TERM after USR1) cannot kill the recording
+        state = {
+            "status": outcome.status,
+            "attempt": attempt,
+            "exit_code": outcome.code,
+            "reason": outcome.reason,
+            "error_tail": outcome.error_tail,
+            "started": started,
+            "ended": now_iso(),
+            **ident,
+            "checkpoint": _checkpoint_summary(task),
+        }
+        if _stale(task, generation):  # a newer submission took over while this one ran: its record wins
+            task.append_journal(
+                {"event": "stale_exit", "attempt": attempt, "exit_code": outcome.code, **ident}
+            )
+        else:
+            task.write_state(state)
+            task.append_journal(
+                {
+                    "event": "exit",
+                    "attempt": attempt,
+                    "exit_code": outcome.code,
+                    "status": outcome.status,
+                    "reason": outcome.reason,
+                    **ident,
+                }
+            )
+        _say(f"{task.task_id} attempt {attempt}: {outcome.status} (exit {outcome.code}): {outcome.reason}")
     finally:
         disarm()
         REQUEST.clear()  # the request was served by this run
-    state = {
-        "status": outcome.status,
-        "attempt": attempt,
-        "exit_code": outcome.code,
-        "reason": outcome.reason,
-        "error_tail": outcome.error_tail,
-        "started": started,
-        "ended": now_iso(),
-        **ident,
-        "checkpoint": _checkpoint_summary(task),
-    }
-    task.write_state(state)
-    task.append_journal(
-        {
-            "event": "exit",
-            "attempt": attempt,
-            "exit_code": outcome.code,
-            "status": outcome.status,
-            "reason": outcome.reason,
-            **ident,
-        }
-    )
-    _say(f"{task.task_id} attempt {attempt}: {outcome.status} (exit {outcome.code}): {outcome.reason}")
     return outcome.code

@@ -112,3 +112,13 @@ def test_commit_order_fsyncs_before_each_rename(tmp_path: Path, monkeypatch: pyt
     assert order.index("rename:work>001") < order.index("fsync:epochs") < order.index("replace:best")
     assert order.index("replace:best") < order.index("replace:last")
     assert order[-1] == "fsync:" + tmp_path.name  # the links' directory, after the last swap
+
+
+def test_restart_finds_an_epoch_left_aside_by_an_interrupted_replacement(make_ckpt, tmp_path: Path) -> None:
+    ckpt = make_ckpt()
+    _save(ckpt, 2)
+    layout = CkptLayout.at(tmp_path / "ckpts")
+    os.rename(layout.epoch_dir(2), layout.epochs / ".old-002-99-1")  # killed between the two renames
+    model = BytesModel()
+    J = make_ckpt().restart(model)
+    assert J is not None and J["epoch"] == 2 and model.payload == b"w\x01"

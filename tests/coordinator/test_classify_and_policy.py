@@ -165,3 +165,24 @@ def test_status_cli_json_and_bad_run_root(tmp_path: Path, capsys: pytest.Capture
     assert data["summary"] == "1 tasks: 1 preempted" and data["tasks"][0]["epoch"] == 1
     assert main(["status", str(tmp_path / "nope")]) == 2
     assert capsys.readouterr().err.strip() == f"candle-restart: {tmp_path / 'nope'}: is not a directory"
+
+
+@pytest.mark.parametrize(
+    "state, fragment",
+    [
+        ({"status": "running", "pid": None, "host": "vm"}, None),
+        ({"status": "exploded"}, "unknown value 'exploded'"),
+        ([], "status: missing"),
+    ],
+)
+def test_malformed_state_is_reported_not_crashed_on_nor_resubmitted(
+    tmp_path: Path, state: object, fragment: str | None
+) -> None:
+    task = preempted_task(tmp_path / "run", "m")
+    task.state_file.write_text(json.dumps(state))
+    [status] = scan(tmp_path / "run", BACKENDS)
+    if fragment is None:  # a pid that is not a number: the runner cannot be alive
+        assert status.state == "preempted"
+    else:
+        assert status.state == "failed" and not status.retryable and fragment in status.reason
+        assert decide(status, Policy()).action == "give_up"

@@ -145,3 +145,16 @@ def test_runner_of_a_superseded_generation_stands_down(tmp_path: Path) -> None:
     assert proc.returncode == 0 and "superseded" in proc.stderr
     assert task.state_file.read_bytes() == before
     assert task.read_journal()[-1]["event"] == "stale_start"
+
+
+def test_a_runner_that_cannot_start_counts_as_a_failure_and_stops(tmp_path: Path) -> None:
+    root = tmp_path / "run"
+    toy_task(root, "nostart")
+    backend = LocalBackend(python="/bin/false")  # every submission dies before the runner starts
+    policy = Policy(max_failures=2, backoff_seconds=0)
+    actions = []
+    for _ in range(4):
+        [outcome] = resume(root, backend, policy)
+        actions.append(outcome.decision.action)
+        backend.wait_all()
+    assert actions == ["submit", "submit", "give_up", "give_up"]

@@ -73,6 +73,20 @@ def test_parameter_sets_cover_grid_list_and_seeded_samples(tmp_path: Path) -> No
             "integer >= 1",
         ),
         ("name: s\n  bad: [indent\n", 2, None, "is not valid YAML"),
+        (GOOD + "executor: {kind: slurm, slurm: {nodes: two}}\n", 17, "executor.slurm.nodes", "integer >= 1"),
+        (
+            GOOD + "executor: {kind: slurm, slurm: {walltime: [1]}}\n",
+            17,
+            "executor.slurm.walltime",
+            "a string",
+        ),
+        (GOOD + "executor: {slurm: {extra: [cpus=2]}}\n", 17, "executor.slurm.extra", "sbatch options"),
+        (
+            GOOD.replace("entry: candle_restart.examples.regression:run", "command: [./no-such-bench.sh]"),
+            3,
+            "command",
+            "does not exist or is not executable",
+        ),
     ],
 )
 def test_invalid_sweeps_give_one_line_and_create_nothing(

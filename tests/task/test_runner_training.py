@@ -69,12 +69,15 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[bytes]
     return _weights(tmp / "a.npz"), _final_line(task.path)
 
 
-@pytest.mark.parametrize("trial", range(2))
+@pytest.mark.parametrize("trial", range(3))
 def test_signal_at_a_random_batch_then_resume_is_bitwise_equal(
     tmp_path: Path, uninterrupted, trial: int
 ) -> None:  # type: ignore[no-untyped-def]
     rng = random.Random(trial)
-    epoch, batch = EPOCHS - 1, rng.randrange(0, BATCHES - 2)  # inside the last epoch: metrics merge too
+    if trial < 2:  # inside the last epoch: the saved metric accumulators are merged on resume too
+        epoch, batch = EPOCHS - 1, rng.randrange(0, BATCHES - 2)
+    else:  # at an epoch's last batch: the epoch-end checkpoint serves the request
+        epoch, batch = 1, BATCHES - 2
     fifo = tmp_path / "progress"
     fd = open_progress(fifo)
     task = create_task(tmp_path / "run", _params(tmp_path, "b", progress_fifo=str(fifo)), entry=ENTRY)
@@ -84,9 +87,12 @@ def test_signal_at_a_random_batch_then_resume_is_bitwise_equal(
     st = state(task.path)
     assert st["status"] == "preempted" and st["exit_code"] == 75
     position = st["checkpoint"]["position"]
-    assert position["epoch"] == epoch + 1 and batch + 1 <= position["batch"] < BATCHES
+    if position is None:  # stopped at an epoch end
+        assert st["checkpoint"]["epoch"] >= epoch + 1
+    else:  # the signal lands at the next batch end (or, if the target was the last batch, a little later)
+        assert (position["epoch"], position["batch"]) >= (epoch + 1, batch + 1) and position["batch"] < BATCHES
     found = find_restart(CkptLayout.at(task.ckpts), True, lambda _m: None)
-    assert found is not None and found.info["complete"] is False and found.info["epoch"] == epoch
+    assert found is not None and found.info["complete"] is False and found.info["epoch"] >= epoch
 
     code, err = run_runner(task.path)
     assert code == 0, err

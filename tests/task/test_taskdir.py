@@ -81,6 +81,7 @@ import argparse, json, sys
 p = argparse.ArgumentParser()
 p.add_argument("--epochs"); p.add_argument("--name"); p.add_argument("--flag"); p.add_argument("--grid")
 p.add_argument("--ckpt_directory"); p.add_argument("--output_dir"); p.add_argument("--code", type=int)
+p.add_argument("--lr", type=float)
 a = p.parse_args()
 print(json.dumps(vars(a)))
 print("something went wrong", file=sys.stderr)
@@ -97,13 +98,14 @@ def test_command_form_passes_values_literally_and_maps_exit_codes(
     hostile = '"; touch /tmp/pwned-candle-restart #'
     task = create_task(
         tmp_path / "run",
-        {"epochs": 2, "name": hostile, "flag": True, "grid": [1, 2], "code": code},
+        {"epochs": 2, "name": hostile, "flag": True, "grid": [1, 2], "code": code, "lr": -1e-05},
         command=[sys.executable, str(script)],
     )
     assert run_task(task.path) == (code if code in (0, 1, 75) else 1)
     out = (task.path / "logs" / "attempt-001.out").read_text()
     args = json.loads(out)
     assert args["name"] == hostile and args["flag"] == "True" and args["grid"] == "[1, 2]"
+    assert args["lr"] == -1e-05  # a value starting with "-" stays a value
     assert args["ckpt_directory"] == str(task.ckpts)
     assert not Path("/tmp/pwned-candle-restart").exists()
     st = state(task.path)
@@ -172,3 +174,8 @@ def test_command_form_forwards_signals_to_the_child(tmp_path: Path) -> None:
     assert proc.returncode == 75, err
     assert "child got SIGUSR1" in (task.path / "logs" / "attempt-001.out").read_text()
     assert state(task.path)["status"] == "preempted"
+
+
+def test_sys_exit_without_a_code_in_an_entry_is_completion(tmp_path: Path) -> None:
+    task = create_task(tmp_path, {"epochs": 1}, entry="tests.coordinator.toy:exit_quietly")
+    assert run_task(task.path) == 0 and state(task.path)["status"] == "completed"
