@@ -11,7 +11,9 @@ Directives: ``--array=0-(n-1)[%throttle]``, ``--requeue`` (or
 ``--no-requeue``), ``--signal=B:USR1@signal_seconds``, ``--open-mode=append``
 (a rerun must not truncate the log), output per element under
 ``run_root/.slurm/``, and time, partition, account, qos, gres and extra lines
-from the sweep YAML's ``executor.slurm``.
+from the sweep YAML's ``executor.slurm``.  With ``self_requeue: true`` a task
+that stopped on the warning signal requeues its own array element after its
+checkpoint is committed, so one allocation request carries it to the end.
 """
 
 from __future__ import annotations
@@ -73,6 +75,13 @@ def render(
         f"IFS=$'\\t' read -r GENERATION TASK_DIR < <(sed -n \"$((SLURM_ARRAY_TASK_ID + 1))p\" "
         f"{shlex.quote(str(list_file))})",
         'export CANDLE_RESTART_GENERATION="$GENERATION"',
+        *(
+            [
+                'export CANDLE_RESTART_ON_PREEMPT="scontrol requeue ${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"'
+            ]
+            if options.get("self_requeue")
+            else []
+        ),
         f'exec {shlex.quote(python)} -m candle_restart.task "$TASK_DIR"',
     ]
     return "\n".join(lines) + "\n"

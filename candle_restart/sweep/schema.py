@@ -54,6 +54,8 @@ SLURM_KEYS = {
     "cores_per_node",
     "mem_per_node",
     "address",
+    "self_requeue",
+    "requeue",
 }
 RESTART_KEYS = {"max_failures", "max_preemptions", "backoff_seconds"}
 DEMO_KEYS = {"preempt_task", "after_checkpoints", "signals"}
@@ -200,8 +202,9 @@ def _check_slurm(c: _Checker, slurm: dict[str, Any]) -> dict[str, Any]:
     for key, minimum in _SLURM_INTS.items():
         if key in slurm:
             c.integer(slurm[key], ("executor", "slurm", key), minimum)
-    if "exclusive" in slurm and not isinstance(slurm["exclusive"], bool):
-        raise c.fail(("executor", "slurm", "exclusive"), f"must be true or false, got {slurm['exclusive']!r}")
+    for key in ("exclusive", "self_requeue", "requeue"):
+        if key in slurm and not isinstance(slurm[key], bool):
+            raise c.fail(("executor", "slurm", key), f"must be true or false, got {slurm[key]!r}")
     extra = slurm.get("extra", [])
     if isinstance(extra, str):
         extra = [extra]

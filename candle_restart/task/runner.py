@@ -57,6 +57,9 @@ from candle_restart.task.taskdir import TaskDir, TaskError, TaskSpec, now_iso
 # Errors that a retry cannot fix: wrong parameters, a task.json or checkpoint that does not fit.
 BAD_INPUT_ERRORS = (ParamError, TaskError, NoCheckpointError, CorruptCheckpointError)
 GENERATION_ENV = "CANDLE_RESTART_GENERATION"  # set by the coordinator's backends on each submission
+# A command run after an exit 75 has been recorded (the Slurm backend's self-requeue sets it to
+# `scontrol requeue JOB`): one allocation request then carries the task to its end.
+ON_PREEMPT_ENV = "CANDLE_RESTART_ON_PREEMPT"
 STATUS_BY_CODE = {EXIT_COMPLETED: "completed", EXIT_RESUME: "preempted", EXIT_BAD_INPUT: "bad_input"}
 TAIL_LINES = 20
 
@@ -224,6 +227,19 @@ def _checkpoint_summary(task: TaskDir) -> dict[str, Any] | None:
     }
 
 
+def _on_preempt(task: TaskDir, command: str) -> None:
+    """Run the on-preempt hook (no shell); journal what it did."""
+    import shlex
+
+    try:
+        proc = subprocess.run(shlex.split(command), capture_output=True, text=True, timeout=120)
+        result = {"exit_code": proc.returncode, "error": proc.stderr.strip()[-300:]}
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        result = {"exit_code": None, "error": str(exc)}
+    task.append_journal({"event": "on_preempt", "command": command, **result})
+    _say(f"{task.task_id}: on-preempt hook {command!r} exited {result['exit_code']}")
+
+
 def _generation() -> int:
     try:
         return int(os.environ.get(GENERATION_ENV, "0"))
@@ -299,6 +315,8 @@ def run_task(path: str | os.PathLike[str]) -> int:
                 }
             )
         _say(f"{task.task_id} attempt {attempt}: {outcome.status} (exit {outcome.code}): {outcome.reason}")
+        if outcome.code == EXIT_RESUME and os.environ.get(ON_PREEMPT_ENV):
+            _on_preempt(task, os.environ[ON_PREEMPT_ENV])
     finally:
         disarm()
         REQUEST.clear()  # the request was served by this run

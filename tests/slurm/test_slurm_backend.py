@@ -238,3 +238,30 @@ def test_timeout_with_a_warning_signal_checkpoints_and_is_resubmitted(
     exits = [e for e in task.read_journal() if e.get("event") == "exit"]
     assert exits[0]["exit_code"] == 75 and "SIGUSR1" in exits[0]["reason"]
     assert exits[-1]["exit_code"] == 0
+
+
+def test_self_requeue_on_the_warning_signal_carries_the_task_to_its_end(
+    tmp_path: Path, slurm_conf: str
+) -> None:
+    gate, done = tmp_path / "gate", tmp_path / "done"
+    os.mkfifo(gate)
+    os.mkfifo(done)
+    done_fd = os.open(done, os.O_RDWR)
+    run_root = tmp_path / "runs"
+    variants = [{"hold_fifo": str(gate), "done_fifo": str(done), "epochs": 4, "epoch_seconds": 0.3}]
+    _submit(_sweep(tmp_path, "selfrq", variants, self_requeue=True), slurm_conf)
+    [job] = _jobs(run_root)
+    with open(gate, "w") as writer:
+        writer.write("go\n")
+    # The walltime warning (--signal=B:USR1@N), sent by hand so the test does not wait for the limit.
+    subprocess.run(["scancel", "--signal=USR1", "--batch", f"{job}_0"], check=True, timeout=60)
+    [line] = _wait_done(done_fd, 1)
+    os.close(done_fd)
+    _wait_job(job)
+    task = TaskDir(next(run_root.glob("selfrq-*")))
+    events = task.read_journal()
+    assert [e.get("exit_code") for e in events if e["event"] == "on_preempt"] == [0]
+    assert sum(e["event"] == "submit_intent" for e in events) == 1  # Slurm reran it; nobody resubmitted
+    starts = _starts(task)
+    assert len(starts) == 2 and starts[1].get("restart_count") == "1"
+    assert _states(run_root, SlurmBackend()) == {"completed": 1}

@@ -90,7 +90,9 @@ def test_signal_at_a_random_batch_then_resume_is_bitwise_equal(
     if position is None:  # stopped at an epoch end
         assert st["checkpoint"]["epoch"] >= epoch + 1
     else:  # the signal lands at the next batch end (or, if the target was the last batch, a little later)
-        assert (position["epoch"], position["batch"]) >= (epoch + 1, batch + 1) and position["batch"] < BATCHES
+        assert (position["epoch"], position["batch"]) >= (epoch + 1, batch + 1) and position[
+            "batch"
+        ] < BATCHES
     found = find_restart(CkptLayout.at(task.ckpts), True, lambda _m: None)
     assert found is not None and found.info["complete"] is False and found.info["epoch"] >= epoch
 
