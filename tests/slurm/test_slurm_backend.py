@@ -255,7 +255,7 @@ def test_self_requeue_on_the_warning_signal_carries_the_task_to_its_end(
         writer.write("go\n")
     # The walltime warning (--signal=B:USR1@N), sent by hand so the test does not wait for the limit.
     subprocess.run(["scancel", "--signal=USR1", "--batch", f"{job}_0"], check=True, timeout=60)
-    [line] = _wait_done(done_fd, 1)
+    _wait_done(done_fd, 1)
     os.close(done_fd)
     _wait_job(job)
     task = TaskDir(next(run_root.glob("selfrq-*")))
