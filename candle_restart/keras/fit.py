@@ -87,6 +87,14 @@ def _num_samples(x: Any) -> int:
     return int(first.shape[0])
 
 
+def _steps(data: dict[str, Any], batch_size: int) -> int | None:
+    """Batches in this fit call's epoch, when known."""
+    if _is_dataset(data["x"]):
+        n = int(data["x"].cardinality())
+        return n if n >= 0 else None
+    return -(-_num_samples(data["x"]) // batch_size)
+
+
 def _is_dataset(x: Any) -> bool:
     return type(x).__module__.startswith("tensorflow") and hasattr(x, "skip") and hasattr(x, "take")
 
@@ -210,6 +218,8 @@ def _fit_by_epoch(
                 "shuffle": False,
             }
         ckpt.batch_offset = skip
+        callbacks = common["callbacks"]  # Keras sets no params on a CallbackList it is given: say how long
+        callbacks.set_params({**(callbacks.params or {}), "steps": _steps(data, batch_size)})
         model.fit(**data, epochs=epoch + 1, initial_epoch=epoch, **common)
         skip = 0
         ckpt.batch_offset = 0

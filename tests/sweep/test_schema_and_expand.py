@@ -104,7 +104,7 @@ def test_invalid_sweeps_give_one_line_and_create_nothing(
     assert not (tmp_path / "runs").exists()
 
 
-def test_read_only_run_root_is_refused_before_anything(tmp_path: Path) -> None:
+def test_unwritable_run_root_is_refused_before_anything(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     path = _write(tmp_path, GOOD.replace("run_root: runs", "run_root: file/runs"))
     with pytest.raises(SweepError, match=r"run_root: .*not a directory"):

@@ -1,0 +1,131 @@
+"""candle_restart.keras.fit resumes exactly inside an epoch for each input kind it can position,
+and says so when it cannot.  In-process: the interruption is a real preemption request served
+at a batch end (Preempted raised), then a fresh model restarts from the committed checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from candle_restart.ckpt.preempt import REQUEST, Preempted
+from candle_restart.keras import CandleCkptKeras, fit
+
+X = np.random.default_rng(1).normal(size=(96, 4)).astype("float32")
+Y = X.sum(axis=1, keepdims=True).astype("float32")
+EPOCHS, BATCH = 2, 16  # 6 batches an epoch
+
+
+def _model() -> Any:
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential(
+        [
+            keras.Input((4,)),
+            keras.layers.Dense(8, activation="relu"),
+            keras.layers.Dropout(0.2),
+            keras.layers.Dense(1),
+        ]
+    )
+    model.compile(optimizer="adam", loss="mse")
+    return model
+
+
+def _data(kind: str) -> dict[str, Any]:
+    if kind == "arrays":
+        return {"x": X, "y": Y, "shuffle": False}
+    if kind == "shuffled":
+        return {"x": X, "y": Y, "shuffle": True, "seed": 5}
+    if kind == "dataset":
+        return {"x": tf.data.Dataset.from_tensor_slices((X, Y)).batch(BATCH)}
+    return {
+        "x": lambda epoch: tf.data.Dataset.from_tensor_slices((X, Y)).shuffle(96, seed=epoch).batch(BATCH)
+    }
+
+
+class _RequestAt(keras.callbacks.Callback):
+    def __init__(self, epoch: int, batch: int) -> None:
+        super().__init__()
+        self.at, self.epoch = (epoch, batch), 0
+
+    def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+        self.epoch = epoch
+
+    def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
+        if (self.epoch, batch) == self.at:
+            REQUEST.request(10)  # what the SIGUSR1 handler records
+
+
+def _ckpt(tmp_path: Path, name: str, **extra: Any) -> CandleCkptKeras:
+    return CandleCkptKeras(
+        {"epochs": EPOCHS, "ckpt_directory": str(tmp_path / name), "ckpt_save_best": False, **extra},
+        logger=None,
+    )
+
+
+@pytest.mark.parametrize("kind", ["arrays", "shuffled", "dataset", "epoch_function"])
+def test_interrupted_and_resumed_fit_matches_an_uninterrupted_one(tmp_path: Path, kind: str) -> None:
+    whole = _model()
+    fit(whole, ckpt=_ckpt(tmp_path, "a"), epochs=EPOCHS, batch_size=BATCH, verbose=0, **_data(kind))
+
+    first, ckpt = _model(), _ckpt(tmp_path, "b")
+    with pytest.raises(Preempted):
+        fit(
+            first,
+            ckpt=ckpt,
+            epochs=EPOCHS,
+            batch_size=BATCH,
+            verbose=0,
+            callbacks=[_RequestAt(1, 2)],
+            **_data(kind),
+        )
+    ckpt._disarm()
+    REQUEST.clear()
+    resumed, again = _model(), _ckpt(tmp_path, "b")
+    fit(resumed, ckpt=again, epochs=EPOCHS, batch_size=BATCH, verbose=0, **_data(kind))
+    assert again.restarted is not None and again.restarted["position"] == {"epoch": 2, "batch": 3}
+    for a, b in zip(whole.variables, resumed.variables, strict=True):
+        assert np.asarray(a).tobytes() == np.asarray(b).tobytes()
+
+
+def test_a_generator_cannot_be_positioned_so_the_epoch_is_rerun_and_logged(tmp_path: Path) -> None:
+    def batches() -> Any:
+        while True:
+            for i in range(0, 96, BATCH):
+                yield X[i : i + BATCH], Y[i : i + BATCH]
+
+    first, ckpt = _model(), _ckpt(tmp_path, "g")
+    with pytest.raises(Preempted):
+        fit(
+            first,
+            batches(),
+            ckpt=ckpt,
+            epochs=EPOCHS,
+            steps_per_epoch=6,
+            verbose=0,
+            callbacks=[_RequestAt(1, 2)],
+        )
+    ckpt._disarm()
+    REQUEST.clear()
+    lines: list[str] = []
+    again = _ckpt(tmp_path, "g")
+    again.info = lines.append  # type: ignore[method-assign]
+    fit(_model(), batches(), ckpt=again, epochs=EPOCHS, steps_per_epoch=6, verbose=0)
+    assert any("cannot position generator inside an epoch; rerunning epoch 2" in line for line in lines)
+
+
+def test_time_based_checkpoints_are_taken_inside_epochs(tmp_path: Path) -> None:
+    ckpt = _ckpt(tmp_path, "t", ckpt_save_seconds=1e-6, ckpt_keep_mode="all")
+    lines: list[str] = []
+    ckpt.info = lines.append  # type: ignore[method-assign]
+    fit(_model(), X, Y, ckpt=ckpt, epochs=1, batch_size=BATCH, shuffle=False, verbose=0)
+    midepoch = [line for line in lines if line.startswith("writing mid-epoch checkpoint: epoch 1 batch ")]
+    assert len(midepoch) == 5  # after batches 1..5; the 6th is the epoch end
+
+
+def test_validation_split_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="validation_split"):
+        fit(_model(), X, Y, ckpt=_ckpt(tmp_path, "v"), epochs=1, validation_split=0.2)
