@@ -18,12 +18,12 @@ import logging
 import math
 import os
 import time
-from argparse import ArgumentTypeError
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from candle_restart.ckpt import commit, keep
+from candle_restart.ckpt.candle_params import CandleParamMethods
 from candle_restart.ckpt.checksum import ALGORITHM, DISABLED, checksum_file, list_files
 from candle_restart.ckpt.errors import NoCheckpointError, ParamError
 from candle_restart.ckpt.info import (
@@ -36,42 +36,13 @@ from candle_restart.ckpt.info import (
 )
 from candle_restart.ckpt.layout import INFO_FILE, CkptLayout
 from candle_restart.ckpt.log import make_logger
-from candle_restart.ckpt.params import CkptParams, ParamType, parse_params, str2bool, typed_value
+from candle_restart.ckpt.params import CkptParams, check_writable, parse_params
 from candle_restart.ckpt.restore import find_restart
 
 STATE_FILE = "train_state.npz"
 
 
-def infer_direction(metric: str, mode: str) -> str | None:
-    """ "+" if ``metric`` improves upward, "-" if downward, None if its name does not tell."""
-    if mode == "max":
-        return "+"
-    if mode == "min":
-        return "-"
-    name = metric.removeprefix("val_")
-    if name.endswith("loss") or name in ("lr", "learning_rate"):
-        return "-"
-    if any(s in name for s in ("acc", "auc", "precision", "recall", "f1", "fmeasure", "r2", "iou")):
-        return "+"
-    if any(s in name for s in ("error", "mse", "mae", "crossentropy", "hinge", "divergence")):
-        return "-"
-    return None
-
-
-def check_writable(directory: Path) -> None:
-    """Raise ParamError unless ``directory`` exists as a writable directory or can be created."""
-    probe = directory
-    while not probe.exists() and probe != probe.parent:
-        if probe.is_symlink():
-            raise ParamError("gParameters", "ckpt_directory", f"{probe} is a dangling symlink")
-        probe = probe.parent
-    if not probe.is_dir():
-        raise ParamError("gParameters", "ckpt_directory", f"{directory}: {probe} is not a directory")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise ParamError("gParameters", "ckpt_directory", f"{directory}: {probe} is not writable")
-
-
-class CandleCkpt:
+class CandleCkpt(CandleParamMethods):
     """CANDLE's checkpoint callback logic without a framework (see module docstring)."""
 
     model_file_name = "model.keras"
@@ -120,45 +91,6 @@ class CandleCkpt:
         self.metadata = settings.metadata
         self.best_metric_last: float | None = settings.best_metric_last
         self.cwd = os.getcwd()
-
-    def param(self, key: str, dflt: Any, type_: ParamType = ParamType.STRING, allowed: Any = None) -> Any:
-        """The value of ``key`` converted to ``type_`` (``dflt`` when absent), checked against ``allowed``."""
-        value = self.gParams.get(key, dflt)
-        value = self.param_type_check(key, value, type_)
-        self.param_allowed(key, value, allowed)
-        return value
-
-    def param_type_check(self, key: str, value: Any, type_: ParamType) -> Any:
-        return typed_value(key, value, type_)
-
-    def param_type_check_bool(self, key: str, value: Any) -> Any:
-        return typed_value(key, value, ParamType.BOOLEAN)
-
-    def param_type_check_int(self, key: str, value: Any, type_: ParamType) -> Any:
-        return typed_value(key, value, type_)
-
-    def param_type_check_float(self, key: str, value: Any, type_: ParamType) -> Any:
-        return typed_value(key, value, type_)
-
-    def param_allowed(self, key: str, value: Any, allowed: Any) -> None:
-        if allowed is not None and value not in allowed:
-            raise ParamError("gParameters", key, f"must be one of {list(allowed)}, got {value!r}")
-
-    def _truth(self, key: str) -> bool | None:
-        if key not in self.gParams:
-            return None
-        try:
-            return str2bool(self.gParams[key])
-        except ArgumentTypeError:
-            return bool(self.gParams[key])
-
-    def enabled(self, key: str) -> bool:
-        """Is this parameter set to True (``"True"``, ``1``, ... count)?"""
-        return self._truth(key) is True
-
-    def disabled(self, key: str) -> bool:
-        """Is this parameter set to False (``"False"``, ``0``, ... count)?"""
-        return self._truth(key) is False
 
     # ----- logging ------------------------------------------------------------------------
     def info(self, message: str) -> None:

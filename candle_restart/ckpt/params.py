@@ -19,6 +19,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 from candle_restart.ckpt.errors import ParamError
@@ -267,3 +268,32 @@ def ckpt_defs(defs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             entry["choices"] = list(choices)
         new_defs.append(entry)
     return list(defs) + new_defs
+
+
+def infer_direction(metric: str, mode: str) -> str | None:
+    """ "+" if ``metric`` improves upward, "-" if downward, None if its name does not tell."""
+    if mode == "max":
+        return "+"
+    if mode == "min":
+        return "-"
+    name = metric.removeprefix("val_")
+    if name.endswith("loss") or name in ("lr", "learning_rate"):
+        return "-"
+    if any(s in name for s in ("acc", "auc", "precision", "recall", "f1", "fmeasure", "r2", "iou")):
+        return "+"
+    if any(s in name for s in ("error", "mse", "mae", "crossentropy", "hinge", "divergence")):
+        return "-"
+    return None
+
+
+def check_writable(directory: Path) -> None:
+    """Raise ParamError unless ``directory`` exists as a writable directory or can be created."""
+    probe = directory
+    while not probe.exists() and probe != probe.parent:
+        if probe.is_symlink():
+            raise ParamError("gParameters", "ckpt_directory", f"{probe} is a dangling symlink")
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ParamError("gParameters", "ckpt_directory", f"{directory}: {probe} is not a directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ParamError("gParameters", "ckpt_directory", f"{directory}: {probe} is not writable")

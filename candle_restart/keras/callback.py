@@ -28,8 +28,9 @@ from typing import Any
 
 import keras
 
-from candle_restart.ckpt.candle import STATE_FILE, CandleCkpt, infer_direction
+from candle_restart.ckpt.candle import STATE_FILE, CandleCkpt
 from candle_restart.ckpt.errors import ParamError
+from candle_restart.ckpt.params import infer_direction
 from candle_restart.ckpt.preempt import REQUEST, Preempted, arm
 from candle_restart.keras.state import add_metrics, load_state, save_state
 

@@ -24,9 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from candle_restart.ckpt import fsio
-from candle_restart.ckpt.candle import check_writable
 from candle_restart.ckpt.errors import CkptError
-from candle_restart.ckpt.params import parse_params
+from candle_restart.ckpt.params import check_writable, parse_params
 from candle_restart.sweep.schema import Sweep, SweepError
 from candle_restart.task.taskdir import TaskDir, create_task, make_task_id
 

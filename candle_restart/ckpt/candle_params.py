@@ -1,0 +1,58 @@
+"""CANDLE's generic parameter methods (``param``, ``param_type_check*``, ``enabled``, ...), as a mixin.
+
+CANDLE exposed these on its callback and benchmark code calls them; they read
+``self.gParams`` with CANDLE's conversions and raise `ParamError` naming the key.
+"""
+
+from __future__ import annotations
+
+from argparse import ArgumentTypeError
+from typing import Any
+
+from candle_restart.ckpt.errors import ParamError
+from candle_restart.ckpt.params import ParamType, str2bool, typed_value
+
+
+class CandleParamMethods:
+    """Mixed into `candle_restart.ckpt.candle.CandleCkpt`; needs ``self.gParams``."""
+
+    gParams: dict[str, Any]
+
+    def param(self, key: str, dflt: Any, type_: ParamType = ParamType.STRING, allowed: Any = None) -> Any:
+        """The value of ``key`` converted to ``type_`` (``dflt`` when absent), checked against ``allowed``."""
+        value = self.gParams.get(key, dflt)
+        value = self.param_type_check(key, value, type_)
+        self.param_allowed(key, value, allowed)
+        return value
+
+    def param_type_check(self, key: str, value: Any, type_: ParamType) -> Any:
+        return typed_value(key, value, type_)
+
+    def param_type_check_bool(self, key: str, value: Any) -> Any:
+        return typed_value(key, value, ParamType.BOOLEAN)
+
+    def param_type_check_int(self, key: str, value: Any, type_: ParamType) -> Any:
+        return typed_value(key, value, type_)
+
+    def param_type_check_float(self, key: str, value: Any, type_: ParamType) -> Any:
+        return typed_value(key, value, type_)
+
+    def param_allowed(self, key: str, value: Any, allowed: Any) -> None:
+        if allowed is not None and value not in allowed:
+            raise ParamError("gParameters", key, f"must be one of {list(allowed)}, got {value!r}")
+
+    def _truth(self, key: str) -> bool | None:
+        if key not in self.gParams:
+            return None
+        try:
+            return str2bool(self.gParams[key])
+        except ArgumentTypeError:
+            return bool(self.gParams[key])
+
+    def enabled(self, key: str) -> bool:
+        """Is this parameter set to True (``"True"``, ``1``, ... count)?"""
+        return self._truth(key) is True
+
+    def disabled(self, key: str) -> bool:
+        """Is this parameter set to False (``"False"``, ``0``, ... count)?"""
+        return self._truth(key) is False
