@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(TF_PACKAGE)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: venv demo test test-fast lint bench clean
+.PHONY: venv demo test test-fast lint bench torture clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,15 @@ test-fast: venv
 lint: venv
 	$(VENV)/bin/ruff check candle_restart tests bench workflows
 	$(VENV)/bin/mypy candle_restart
+
+# The fault-injection suite at full size (200 kill -9 trials on real training, 10x the property
+# examples, ...); prints a table of trials and data lost, which must be 0.
+torture: venv
+	mkdir -p test-artifacts && rm -f test-artifacts/torture.jsonl
+	CANDLE_RESTART_TORTURE_SCALE=10 CANDLE_RESTART_CRASH_TRIALS=200 CANDLE_RESTART_TF_KILL_TRIALS=200 \
+	CANDLE_RESTART_TORTURE_REPORT=$(CURDIR)/test-artifacts/torture.jsonl \
+	$(PY) -m pytest -q -rs tests/fault tests/ckpt/test_commit.py tests/keras/test_resume_processes.py::test_kill_minus_9_of_training_during_saves
+	$(PY) tests/fault/summary.py test-artifacts/torture.jsonl
 
 bench: venv
 	$(PY) bench/run_all.py

@@ -25,7 +25,7 @@ from typing import Any
 from candle_restart.ckpt import commit, keep
 from candle_restart.ckpt.candle_params import CandleParamMethods
 from candle_restart.ckpt.checksum import ALGORITHM, DISABLED, checksum_file, list_files
-from candle_restart.ckpt.errors import NoCheckpointError, ParamError
+from candle_restart.ckpt.errors import CommitError, NoCheckpointError, ParamError
 from candle_restart.ckpt.info import (
     FIRST,
     SCHEMA_VERSION,
@@ -143,7 +143,12 @@ class CandleCkpt(CandleParamMethods):
         """
         self.saving_position = position
         work = commit.begin(self.layout)
-        self.write_model(work, epoch)
+        try:
+            self.write_model(work, epoch)
+        except OSError as exc:  # a full disk, a quota, a vanished mount: last and best are untouched
+            raise CommitError(
+                str(work), None, f"writing the checkpoint of epoch {epoch} failed: {exc}"
+            ) from exc
         info = self.ckpt_info(epoch, position)
         is_best = position is None and self.epoch_best == epoch
         target = commit.commit(self.layout, epoch, info, best=is_best)
@@ -344,7 +349,7 @@ class CandleCkpt(CandleParamMethods):
             self.info(message)
 
         # Recorded CRCs are always verified, whatever this run's ckpt_checksum says.
-        found = find_restart(self.layout, True, log)
+        found = find_restart(self.layout, True, log, set_aside=True)
         if found is None:
             if mode == "required":
                 why = [r for r in reasons if "unusable" in r or "skipping" in r]

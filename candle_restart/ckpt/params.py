@@ -295,5 +295,5 @@ def check_writable(directory: Path) -> None:
         probe = probe.parent
     if not probe.is_dir():
         raise ParamError("gParameters", "ckpt_directory", f"{directory}: {probe} is not a directory")
-    if not os.access(probe, os.W_OK | os.X_OK):
+    if not os.access(probe, os.W_OK | os.X_OK, effective_ids=os.access in os.supports_effective_ids):
         raise ParamError("gParameters", "ckpt_directory", f"{directory}: {probe} is not writable")

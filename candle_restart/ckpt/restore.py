@@ -12,12 +12,15 @@ Contract of `find_restart`:
 * if ``last`` is missing, broken or fails verification, the newest
   checkpoint in ``epochs/`` that verifies is used, and the log says which
   and why; every skipped checkpoint is named in the log;
-* returns None when nothing verifies (a fresh start).
+* returns None when nothing verifies (a fresh start);
+* with ``set_aside``, a checkpoint that fails verification is renamed
+  ``epochs/NNN.corrupt-*`` (kept for inspection, never deleted) and named in the log.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,8 +106,30 @@ def _candidates(layout: CkptLayout) -> list[tuple[int, Path]]:
     return sorted(found.items())
 
 
-def find_restart(layout: CkptLayout, check_checksums: bool, log: Log) -> Found | None:
-    """The checkpoint to restart from (see the module contract), or None."""
+def _set_aside(path: Path, log: Log) -> None:
+    """Rename a checkpoint that fails verification out of the ``epochs/<digits>`` namespace (never delete it)."""
+    if not path.is_dir() or path.is_symlink():
+        return
+    aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+    try:
+        os.rename(path, aside)
+    except OSError as exc:
+        log(f"restarting: could not set aside {path.parent.name}/{path.name}: {exc}")
+        return
+    log(
+        f"restarting: set aside {path.parent.name}/{path.name} as {path.parent.name}/{aside.name} (kept, not deleted)"
+    )
+
+
+def find_restart(
+    layout: CkptLayout, check_checksums: bool, log: Log, set_aside: bool = False
+) -> Found | None:
+    """The checkpoint to restart from (see the module contract), or None.
+
+    With ``set_aside`` (only the restarting writer passes it; readers such as the
+    coordinator never change anything) each checkpoint that fails verification is
+    renamed to ``NNN.corrupt-*`` so it is neither loaded nor counted again.
+    """
     tried: set[int] = set()
     last_epoch = layout.linked_epoch(layout.last)
     if last_epoch is not None:
@@ -114,6 +139,8 @@ def find_restart(layout: CkptLayout, check_checksums: bool, log: Log) -> Found |
             return Found(last_epoch, path, verify_checkpoint(path, check_checksums, log), "last")
         except CorruptCheckpointError as exc:
             log(f"restarting: 'last' -> epochs/{epoch_name(last_epoch)} is unusable: {exc}")
+            if set_aside:
+                _set_aside(path, log)
     elif layout.last.is_symlink():
         log(f"restarting: 'last' link is malformed: {os.readlink(layout.last)!r}")
     elif layout.epochs.is_dir():
@@ -125,6 +152,8 @@ def find_restart(layout: CkptLayout, check_checksums: bool, log: Log) -> Found |
             info = verify_checkpoint(path, check_checksums, log)
         except CorruptCheckpointError as exc:
             log(f"restarting: skipping epochs/{epoch_name(epoch)}: {exc}")
+            if set_aside:
+                _set_aside(path, log)
             continue
         log(f"restarting: falling back to epochs/{epoch_name(epoch)} (newest checkpoint that verifies)")
         return Found(epoch, path, info, "fallback")

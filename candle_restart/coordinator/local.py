@@ -22,6 +22,9 @@ class LocalBackend:
     """Runs ``python -m candle_restart.task TASK_DIR`` detached on this host."""
 
     name = "local"
+    # A local submission's runner journals its start within a second; an intent without an
+    # outcome older than this was never carried out (its coordinator died first).
+    reconcile_grace = 10.0
 
     def __init__(self, python: str = sys.executable) -> None:
         self.python = python

@@ -22,7 +22,6 @@ from typing import Literal
 from candle_restart.coordinator.states import TaskStatus
 
 Action = Literal["submit", "reconcile", "record_lost", "wait", "none", "give_up", "report"]
-FINAL_ACTIONS = ("none", "give_up", "report")
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,7 @@ from typing import Any
 from candle_restart.ckpt.errors import CkptError
 from candle_restart.coordinator.backend import Backend, Submission
 from candle_restart.coordinator.lock import DEFAULT_LEASE_SECONDS, LockBusy, task_lock
-from candle_restart.coordinator.policy import FINAL_ACTIONS, Decision, Policy, decide
+from candle_restart.coordinator.policy import Decision, Policy, decide
 from candle_restart.coordinator.states import TaskStatus, classify
 from candle_restart.task.taskdir import TASK_FILE, TaskDir
 
@@ -53,11 +53,10 @@ class Outcome:
 
     @property
     def final(self) -> bool:
-        return (
-            self.decision.action in FINAL_ACTIONS
-            and self.status.state != "running"
-            and self.status.state != "queued"
-        )
+        """Nothing more will happen to this task: it completed, was cancelled, or was given up on."""
+        if self.decision.action in ("give_up", "report"):
+            return True
+        return self.decision.action == "none" and self.status.state in ("completed", "cancelled")
 
 
 def task_dirs(run_root: str | os.PathLike[str], only: set[str] | None = None) -> list[TaskDir]:
@@ -224,6 +223,8 @@ def resume(
 ) -> list[Outcome]:
     """One pass over ``run_root``: classify, decide and (unless ``dry_run``) act on every task."""
     policy = policy or Policy()
+    grace = getattr(backend, "reconcile_grace", policy.reconcile_grace)
+    policy = replace(policy, reconcile_grace=min(policy.reconcile_grace, grace))
     backends: dict[str, Backend] = {backend.name: backend}
     submit_many = getattr(backend, "submit_many", None)
     batch = f"cr-{os.getpid()}-{time.time_ns() // 1_000_000}" if submit_many else None

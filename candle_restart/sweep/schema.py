@@ -142,7 +142,8 @@ def load_yaml(source: Path) -> tuple[Any, dict[tuple[str, ...], int]]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark else str(source)
-        raise SweepError(where, None, f"is not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())  # one line, always
+        raise SweepError(where, None, f"is not valid YAML: {problem}") from None
     lines: dict[tuple[str, ...], int] = {}
     if node is not None:
         _lines(node, (), lines)

@@ -56,7 +56,8 @@ def params_hash(params: dict[str, Any]) -> str:
 
 def make_task_id(sweep: str, params: dict[str, Any]) -> str:
     """``<sweep>-<hash of params>``, made safe as a path component."""
-    prefix = re.sub(r"\.{2,}", ".", re.sub(r"[^A-Za-z0-9_.=+-]", "_", sweep or "task")).lstrip(".") or "task"
+    cleaned = re.sub(r"\.{2,}", ".", re.sub(r"[^A-Za-z0-9_.=+-]", "_", sweep or "task"))
+    prefix = cleaned.lstrip(".=+-") or "task"  # the first character must be a letter, digit or _
     return f"{prefix[:80]}-{params_hash(params)}"
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from candle_restart.ckpt import CkptLayout, commit, find_restart, verify_checkpoint
+from tests.fault.conftest import report
 
 ROOT = Path(__file__).resolve().parents[2]
 CRASH_TRIALS = int(os.environ.get("CANDLE_RESTART_CRASH_TRIALS", "40"))
@@ -110,5 +111,10 @@ def test_kill_minus_9_at_random_instants_never_exposes_a_partial_checkpoint(tmp_
             partial_loads += 1
         elif found.epoch < committed[-1]:
             lost_commits += 1
-    print(f"crash trials={CRASH_TRIALS} partial_loads={partial_loads} lost_commits={lost_commits}")
+    report(
+        "kill -9 of a checkpoint writer",
+        trials=CRASH_TRIALS,
+        partial_loads=partial_loads,
+        lost_commits=lost_commits,
+    )
     assert (partial_loads, lost_commits) == (0, 0)

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from candle_restart.ckpt import CkptLayout, find_restart
+from tests.fault.conftest import report
 from tests.keras.conftest import EXAMPLE, example_env, run_example, start_example
 
 pytestmark = pytest.mark.slow
@@ -116,7 +117,7 @@ def test_kill_minus_9_of_training_during_saves(tmp_path: Path) -> None:
         found = find_restart(layout, True, lambda _m: None)
         if found is None or found.via != "last" or found.epoch < seen[-1]:
             bad += 1
-    print(f"tf kill trials={TF_KILL_TRIALS} bad={bad}")
+    report("kill -9 of TensorFlow training during saves", trials=TF_KILL_TRIALS, partial_or_lost=bad)
     assert bad == 0
 
 

@@ -1,0 +1,65 @@
+"""Several coordinators and running tasks on one run root, coordinators killed with SIGKILL at random:
+every task completes, none ever ran twice at the same time, every journal line is well formed."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from candle_restart.coordinator import LocalBackend, scan
+from tests.coordinator.conftest import toy_task
+from tests.fault.conftest import report, trials
+from tests.task.conftest import ROOT, runner_env
+
+pytestmark = pytest.mark.slow
+
+
+def _coordinator(root: Path) -> subprocess.Popen[bytes]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "candle_restart.cli",
+        "resume",
+        str(root),
+        "--watch",
+        "0.2",
+        "--backoff",
+        "0",
+    ]
+    return subprocess.Popen(
+        cmd, cwd=ROOT, env=runner_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+
+def test_coordinators_killed_at_random_never_run_a_task_twice_at_once(tmp_path: Path) -> None:
+    rng = random.Random(11)
+    root = tmp_path / "run"
+    tasks = [toy_task(root, f"r{i:02d}", preempt_at=1, epochs=3) for i in range(30)]
+    running = [_coordinator(root) for _ in range(4)]
+    kills = trials(6)
+    for _ in range(kills):
+        time.sleep(rng.uniform(0.05, 0.4))  # the random instant of the kill, not synchronisation
+        victim = running.pop(rng.randrange(len(running)))
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        running.append(_coordinator(root))
+    for proc in running:  # each exits once every task is completed or given up
+        assert proc.wait(timeout=600) == 0
+    assert [s.state for s in scan(root, {"local": LocalBackend()})] == ["completed"] * len(tasks)
+    for task in tasks:
+        lines = task.journal_file.read_text().splitlines()
+        events = [json.loads(line) for line in lines]  # every line whole
+        runs = [e["event"] for e in events if e["event"] in ("start", "exit")]
+        assert runs == ["start", "exit"] * (len(runs) // 2), f"{task.task_id} ran twice at once: {runs}"
+        assert runs.count("start") == 2  # the preempted run and the one that completed, nothing more
+        intents = sum(e["event"] == "submit_intent" for e in events)
+        abandoned = sum(e["event"] == "submit_abandoned" for e in events)
+        assert intents == 2 + abandoned  # an intent a killed coordinator left is abandoned, never doubled
+    report("coordinators killed at random", trials=kills, tasks=len(tasks), ran_twice=0, lost=0)
