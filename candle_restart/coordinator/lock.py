@@ -16,7 +16,10 @@ Each takeover of a dead holder's lock is logged with what its marker said.
 from __future__ import annotations
 
 import contextlib
+import os
+import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import filelock
@@ -45,6 +48,36 @@ class _LoggedLease(filelock.SoftFileLease):
         super()._take_over(marker, breaker_pid)
 
 
+def _clear_empty_marker(path: Path, lease_seconds: float, log: Callable[[str], None]) -> None:
+    """Remove a lock marker that is still empty a lease after it was created.
+
+    A holder killed between creating its marker and writing its record leaves an
+    empty file that filelock cannot attribute to anyone, so it would block the
+    task forever.  Writing the record takes microseconds: an empty marker older
+    than a lease is such a leftover.  It is renamed aside first and removed only
+    if it is still the same empty file, so a fresh marker is never taken away.
+    """
+    try:
+        before = path.stat()
+    except FileNotFoundError:
+        return
+    if before.st_size or time.time() - before.st_mtime < lease_seconds:
+        return
+    aside = path.with_name(f"{path.name}.empty-{os.getpid()}")
+    try:
+        os.rename(path, aside)
+    except FileNotFoundError:
+        return
+    after = aside.stat()
+    if (after.st_ino, after.st_size) == (before.st_ino, 0):
+        aside.unlink()
+        log(f"{path.parent.name}: removed an empty lock marker left by a killed coordinator")
+    else:  # someone else's fresh marker: put it back
+        with contextlib.suppress(OSError):
+            os.link(aside, path)
+        aside.unlink()
+
+
 @contextlib.contextmanager
 def task_lock(
     task: TaskDir,
@@ -63,6 +96,7 @@ def task_lock(
     def on_break(held: str) -> None:
         log(f"{task.task_id}: breaking the lock of a dead coordinator: {held}")
 
+    _clear_empty_marker(task.lock_file, lease_seconds, log)
     lease = _LoggedLease(str(task.lock_file), lease_duration=lease_seconds, poll_interval=0.05)
     lease.on_break = on_break
     try:

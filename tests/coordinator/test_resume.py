@@ -158,3 +158,21 @@ def test_a_runner_that_cannot_start_counts_as_a_failure_and_stops(tmp_path: Path
         actions.append(outcome.decision.action)
         backend.wait_all()
     assert actions == ["submit", "submit", "give_up", "give_up"]
+
+
+def test_an_empty_lock_marker_left_by_a_killed_coordinator_does_not_block_forever(tmp_path: Path) -> None:
+    """Found by `make torture`: a SIGKILL between creating the marker and writing its record."""
+    root = tmp_path / "run"
+    task = preempted_task(root, "empty")
+    task.lock_file.write_bytes(b"")
+    os.utime(task.lock_file, (0, 0))  # long ago
+    backend, lines = LocalBackend(), []
+    [outcome] = resume(root, backend, lease_seconds=1.0, log=lines.append)
+    backend.wait_all()
+    assert outcome.decision.action == "submit"
+    assert any("removed an empty lock marker" in line for line in lines)
+    fresh = preempted_task(root, "fresh")
+    fresh.lock_file.write_bytes(b"")  # just created: maybe a holder about to write its record
+    [busy] = [o for o in resume(root, backend, lease_seconds=1.0) if o.status.task_id.startswith("fresh")]
+    backend.wait_all()
+    assert busy.decision.action == "none" and "locked by another coordinator" in busy.decision.reason
