@@ -36,8 +36,9 @@ torture: venv
 	mkdir -p test-artifacts && rm -f test-artifacts/torture.jsonl
 	CANDLE_RESTART_TORTURE_SCALE=10 CANDLE_RESTART_CRASH_TRIALS=200 CANDLE_RESTART_TF_KILL_TRIALS=200 \
 	CANDLE_RESTART_TORTURE_REPORT=$(CURDIR)/test-artifacts/torture.jsonl \
-	$(PY) -m pytest -q -rs tests/fault tests/ckpt/test_commit.py tests/keras/test_resume_processes.py::test_kill_minus_9_of_training_during_saves
-	$(PY) tests/fault/summary.py test-artifacts/torture.jsonl
+	$(PY) -m pytest -q -rs tests/fault tests/ckpt/test_commit.py \
+	  tests/keras/test_resume_processes.py::test_kill_minus_9_of_training_during_saves; rc=$$?; \
+	$(PY) tests/fault/summary.py test-artifacts/torture.jsonl && exit $$rc
 
 bench: venv
 	$(PY) bench/run_all.py
