@@ -198,14 +198,20 @@ def _classify_once(task: TaskDir, backends: dict[str, Backend]) -> TaskStatus:
     return status
 
 
+def _submission(status: TaskStatus, backends: dict[str, Backend]) -> tuple[Submission | None, Backend | None]:
+    """The latest recorded submission and the backend that made it (None for either when unknown)."""
+    if not status.submission:
+        return None, None
+    submission = Submission.from_json(status.submission)
+    return submission, backends.get(submission.backend)
+
+
 def _cancelled_by_user(status: TaskStatus, backends: dict[str, Backend]) -> None:
     """A scheduler that says the job was cancelled (scancel) overrides the runner's "preempted"."""
-    assert status.submission is not None
-    submission = Submission.from_json(status.submission)
-    backend = backends.get(submission.backend)
+    submission, backend = _submission(status, backends)
     final_state = getattr(backend, "final_state", None)
-    state = final_state(submission) if final_state else None
-    if state and state.startswith("CANCELLED"):
+    state = final_state(submission) if submission and final_state else None
+    if submission and state and state.startswith("CANCELLED"):
         status.state, status.retryable = "cancelled", False
         status.reason = f"job {submission.data.get('job_id')} was cancelled ({state}); not resubmitted"
         status.extra.pop("runner_lost", None)
@@ -213,11 +219,8 @@ def _cancelled_by_user(status: TaskStatus, backends: dict[str, Backend]) -> None
 
 def _still_alive(status: TaskStatus, backends: dict[str, Backend]) -> None:
     """A runner that stopped while its submission lives on (Parsl retrying, Slurm requeued): queued."""
-    if not status.submission:
-        return
-    submission = Submission.from_json(status.submission)
-    backend = backends.get(submission.backend)
-    if backend is None:
+    submission, backend = _submission(status, backends)
+    if submission is None or backend is None:
         return
     live = backend.liveness(submission)
     if live in ("pending", "running") or (live == "unknown" and submission.backend != "local"):
@@ -228,11 +231,10 @@ def _still_alive(status: TaskStatus, backends: dict[str, Backend]) -> None:
 
 
 def _from_backend(status: TaskStatus, backends: dict[str, Backend]) -> None:
-    if not status.submission:
+    submission, backend = _submission(status, backends)
+    if submission is None:
         status.state, status.reason = "failed", "state.json says queued but the journal has no submission"
         return
-    submission = Submission.from_json(status.submission)
-    backend = backends.get(submission.backend)
     live = backend.liveness(submission) if backend else "unknown"
     if live in ("pending", "unknown"):
         status.state, status.reason = "queued", f"submission {submission.generation} is {live}"
@@ -255,11 +257,10 @@ def _from_runner(status: TaskStatus, state: dict[str, Any], backends: dict[str, 
     live = pid_alive(
         str(state.get("host")), _int(state.get("pid")), start if isinstance(start, int) else None
     )
-    if live == "unknown" and status.submission:
-        submission = Submission.from_json(status.submission)
-        backend = backends.get(submission.backend)
-        if backend is not None:
-            live = backend.liveness(submission)
+    submission, backend = _submission(status, backends)
+    scheduler = None  # asked at most once, and only when the runner's own pid cannot tell
+    if live == "unknown":  # the runner is on another host: the scheduler knows better
+        live = scheduler = backend.liveness(submission) if submission and backend else "unknown"
     if live in ("running", "pending", "unknown"):
         where = f"pid {state.get('pid')} on {state.get('host')}"
         status.state, status.reason = (
@@ -267,16 +268,14 @@ def _from_runner(status: TaskStatus, state: dict[str, Any], backends: dict[str, 
             f"runner {where}" + (" (liveness unknown)" if live == "unknown" else ""),
         )
         return
-    if status.submission:  # the runner is gone; did the scheduler requeue its job?
-        submission = Submission.from_json(status.submission)
-        backend = backends.get(submission.backend)
-        requeued = backend.liveness(submission) if backend else "unknown"
-        if requeued in ("pending", "running"):
-            status.state, status.reason = (
-                "queued",
-                f"runner gone; submission {submission.generation} is {requeued} again",
-            )
-            return
+    if scheduler is None and submission and backend:
+        scheduler = backend.liveness(submission)
+    if submission is not None and scheduler in ("pending", "running"):  # requeued by its scheduler
+        status.state, status.reason = (
+            "queued",
+            f"runner gone; submission {submission.generation} is {scheduler} again",
+        )
+        return
     status.state = "preempted"
     status.reason = f"runner pid {state.get('pid')} on {state.get('host')} died without recording an exit"
     status.extra["runner_lost"] = True

@@ -41,13 +41,7 @@ def local_config(run_dir: Path, policy: Policy, max_workers: int = 2) -> Config:
         heartbeat_period=5,
         heartbeat_threshold=20,
     )
-    return Config(
-        executors=[executor],
-        run_dir=str(run_dir),
-        retries=policy.max_failures,
-        retry_handler=make_retry_handler(policy),
-        strategy="none",
-    )
+    return _config(executor, run_dir, policy, strategy="none")
 
 
 def slurm_config(run_dir: Path, policy: Policy, max_workers: int, slurm: dict[str, Any]) -> Config:
@@ -75,10 +69,15 @@ def slurm_config(run_dir: Path, policy: Policy, max_workers: int, slurm: dict[st
         cores_per_worker=1.0 / max_workers,
         address=slurm.get("address"),  # where workers reach this host; Parsl guesses when unset
     )
+    return _config(executor, run_dir, policy, strategy="simple")
+
+
+def _config(executor: HighThroughputExecutor, run_dir: Path, policy: Policy, strategy: str) -> Config:
+    """Parsl's retry budget is the failure budget; the coordinator's handler prices each failure."""
     return Config(
         executors=[executor],
         run_dir=str(run_dir),
         retries=policy.max_failures,
         retry_handler=make_retry_handler(policy),
-        strategy="simple",
+        strategy=strategy,
     )

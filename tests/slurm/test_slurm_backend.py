@@ -21,7 +21,7 @@ import yaml
 from candle_restart.coordinator import Policy, resume, scan
 from candle_restart.slurm import SlurmBackend
 from candle_restart.task import TaskDir
-from tests.task.conftest import ROOT, runner_env
+from tests.task.conftest import ROOT, open_progress, runner_env
 
 pytestmark = pytest.mark.slow
 
@@ -172,8 +172,7 @@ def test_preemption_by_a_higher_priority_partition(tmp_path: Path, slurm_conf: s
     --no-requeue: the job ends PREEMPTED and the coordinator resubmits it once from ckpts/last."""
     gate, done = tmp_path / "gate", tmp_path / "done"
     os.mkfifo(gate)
-    os.mkfifo(done)
-    done_fd = os.open(done, os.O_RDWR)
+    done_fd = open_progress(done)  # held open for reading before the task can write to it
     run_root = tmp_path / "runs"
     variants = [{"hold_fifo": str(gate), "done_fifo": str(done), "epochs": 6, "epoch_seconds": 0.5}]
     _submit(
@@ -216,8 +215,7 @@ def test_timeout_with_a_warning_signal_checkpoints_and_is_resubmitted(
     tmp_path: Path, slurm_conf: str
 ) -> None:
     done = tmp_path / "done"
-    os.mkfifo(done)
-    done_fd = os.open(done, os.O_RDWR)
+    done_fd = open_progress(done)  # held open for reading before the task can write to it
     run_root = tmp_path / "runs"
     variants = [{"done_fifo": str(done), "epochs": 90, "epoch_seconds": 1}]
     # USR1 is due 60 s before the 2-minute limit; slurmctld checks every 30 s, so it comes 30-60 s in.
@@ -245,8 +243,7 @@ def test_self_requeue_on_the_warning_signal_carries_the_task_to_its_end(
 ) -> None:
     gate, done = tmp_path / "gate", tmp_path / "done"
     os.mkfifo(gate)
-    os.mkfifo(done)
-    done_fd = os.open(done, os.O_RDWR)
+    done_fd = open_progress(done)  # held open for reading before the task can write to it
     run_root = tmp_path / "runs"
     variants = [{"hold_fifo": str(gate), "done_fifo": str(done), "epochs": 4, "epoch_seconds": 0.3}]
     _submit(_sweep(tmp_path, "selfrq", variants, self_requeue=True), slurm_conf)
