@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from candle_restart.ckpt import commit, keep
+from candle_restart.ckpt.background import BackgroundCommit
 from candle_restart.ckpt.candle_params import CandleParamMethods
 from candle_restart.ckpt.checksum import ALGORITHM, DISABLED, checksum_file, list_files
 from candle_restart.ckpt.errors import CommitError, NoCheckpointError, ParamError
@@ -38,6 +39,7 @@ from candle_restart.ckpt.layout import INFO_FILE, CkptLayout
 from candle_restart.ckpt.log import make_logger
 from candle_restart.ckpt.params import CkptParams, check_writable, parse_params
 from candle_restart.ckpt.restore import find_restart
+from candle_restart.ckpt.sink import CheckpointFiles, Snapshot
 
 STATE_FILE = "train_state.npz"
 
@@ -69,6 +71,7 @@ class CandleCkpt(CandleParamMethods):
         self.saving_position: dict[str, int] | None = None  # the position of the checkpoint being written
         self.restart_done = False  # restart() ran; its result is in self.restarted
         self.restarted: dict[str, Any] | None = None
+        self._background = BackgroundCommit(self.info)
         self.report_initial()
 
     # ----- parameters -------------------------------------------------------------------
@@ -127,40 +130,78 @@ class CandleCkpt(CandleParamMethods):
         self.info(f"checkpoints list: {self.layout.list_epochs()}")
 
     # ----- saving ---------------------------------------------------------------------------
-    def ckpt_epoch(self, epoch: int, direction: str, metric_value: float) -> None:
-        """Checkpoint after 0-based ``epoch`` if the policy says so (CANDLE's procedure, made atomic)."""
+    def ckpt_epoch(self, epoch: int, direction: str, metric_value: float) -> bool:
+        """Checkpoint after 0-based ``epoch`` if the policy says so (CANDLE's procedure, made atomic).
+
+        Returns whether a checkpoint was taken (CANDLE's returned None).
+        """
         epoch = int(epoch) + 1
         if not self.save_check(epoch, direction, metric_value):
-            return
+            return False
         self.save_epoch(epoch)
+        return True
 
     def save_epoch(self, epoch: int, position: dict[str, int] | None = None) -> Path:
-        """Write, commit and clean: the one path every checkpoint takes.
+        """Checkpoint ``epoch``: the one path every checkpoint takes; returns its directory.
 
         ``epoch`` is the 1-based epoch the checkpoint belongs to (its directory
         name); ``position`` is None at an epoch end, else ``{"epoch": epoch,
         "batch": batches of it done}`` for a checkpoint taken inside it.
+
+        When the backend can snapshot its state (`snapshot_model`) and
+        ``ckpt_async`` is on, this returns once the snapshot is in memory and
+        a background thread writes and commits it (see
+        `candle_restart.ckpt.background`); `wait_for_commit` waits for it.
+        Otherwise the checkpoint is committed when this returns.
         """
         self.saving_position = position
+        self._background.wait()  # one snapshot in flight at most; raises an earlier commit's failure
+        snapshot = self.snapshot_model(epoch)
+        info = self.ckpt_info(epoch, position, files={})
+        is_best = position is None and self.epoch_best == epoch
+        self.last_save_time = time.monotonic()
+
+        def write_and_commit() -> None:
+            self._write_and_commit(epoch, snapshot, info, is_best)
+
+        if snapshot is not None and self.settings.async_commit:
+            self._background.start(f"epoch {epoch}", write_and_commit)
+        else:
+            write_and_commit()
+        return self.layout.epoch_dir(epoch)
+
+    def wait_for_commit(self) -> None:
+        """Return once no checkpoint is being written; raise the error of a failed background commit."""
+        self._background.wait()
+
+    def _write_and_commit(self, epoch: int, snapshot: Snapshot | None, info: dict[str, Any], best: bool) -> None:
+        """Write ``work/``, commit it as ``epochs/NNN`` and apply the keep policy (any thread)."""
         work = commit.begin(self.layout)
         try:
-            self.write_model(work, epoch)
+            if snapshot is None:
+                self.write_model(work, epoch)
+                files = self._files
+            else:
+                files = self.write_snapshot(snapshot, work)
         except OSError as exc:  # a full disk, a quota, a vanished mount: last and best are untouched
             raise CommitError(
                 str(work), None, f"writing the checkpoint of epoch {epoch} failed: {exc}"
             ) from exc
-        info = self.ckpt_info(epoch, position)
-        is_best = position is None and self.epoch_best == epoch
-        target = commit.commit(self.layout, epoch, info, best=is_best)
-        self.last_save_time = time.monotonic()
+        model_crc = files.get(info["model_file"], {}).get(ALGORITHM)
+        info = {
+            **info,
+            "checksum": model_crc or DISABLED,
+            "state_file": STATE_FILE if STATE_FILE in files else None,
+            "files": files,
+        }
+        target = commit.commit(self.layout, epoch, info, best=best)
         self.debug(f"rename:  '{self.relpath(work)}' -> '{self.relpath(target)}'")
-        if is_best:
+        if best:
             self.debug(f"linking: '{self.relpath(self.layout.best)}' -> '{self.layout.link_target(epoch)}'")
         self.debug(f"linking: '{self.relpath(self.layout.last)}' -> '{self.layout.link_target(epoch)}'")
         if epoch not in self.epochs:
             self.epochs.append(epoch)
         self.clean(epoch)
-        return target
 
     def save_midepoch(self, epoch_index: int, batches_done: int) -> Path:
         """Commit a checkpoint inside 0-based ``epoch_index`` after ``batches_done`` of its batches."""
@@ -208,6 +249,36 @@ class CandleCkpt(CandleParamMethods):
             return True
         return False
 
+    def snapshot_model(self, epoch: int) -> Snapshot | None:
+        """Capture the model in memory for a later `Snapshot.write`; None if the backend cannot.
+
+        The default is None: the backend writes synchronously through
+        `write_model_backend`, and the checkpoint is checksummed by reading
+        its files back.
+        """
+        return None
+
+    def write_snapshot(self, snapshot: Snapshot, dir_work: Path) -> dict[str, dict[str, Any]]:
+        """Write ``snapshot`` into ``dir_work``, checksummed in the same pass; the ``files`` table."""
+        self.model_file = Path(dir_work) / snapshot.model_file
+        self.debug(f"writing model to: '{self.relpath(self.model_file)}'")
+        start = time.perf_counter()
+        files = CheckpointFiles(Path(dir_work), self.checksum_enabled)
+        snapshot.write(files)
+        table = files.finish()
+        duration = max(time.perf_counter() - start, 1e-9)
+        megabytes = files.nbytes / (1024 * 1024)
+        for name, sink in files.sinks.items():
+            stats = sink.stats
+            if stats is not None:
+                self.info(stats.log_line())
+                if name == snapshot.model_file:
+                    self.cksum_model = stats.value
+        self.debug(
+            f"model wrote: {megabytes:0.3f} MB in {duration:0.3f} seconds ({megabytes / duration:0.2f} MB/s)."
+        )
+        return table
+
     def write_model(self, dir_work: Path, epoch: int) -> None:
         """Write the model into ``dir_work`` through the backend, report stats, checksum."""
         dir_work = Path(dir_work)
@@ -221,9 +292,6 @@ class CandleCkpt(CandleParamMethods):
             f"model wrote: {megabytes:0.3f} MB in {duration:0.3f} seconds ({megabytes / duration:0.2f} MB/s)."
         )
         self.checksum(dir_work)
-
-    def write_model_backend(self, model: Any, epoch: int) -> None:
-        raise NotImplementedError("a backend must write the model into self.model_file")
 
     def checksum(self, dir_work: Path) -> None:
         """Record size (always) and CRC-32 (when ``ckpt_checksum``) of every file in ``dir_work``."""
@@ -244,8 +312,14 @@ class CandleCkpt(CandleParamMethods):
         self.info(stats.log_line())
         return stats.value
 
-    def ckpt_info(self, epoch: int, position: dict[str, int] | None = None) -> dict[str, Any]:
-        """The ``ckpt-info.json`` dict for ``epoch`` (see `candle_restart.ckpt.info`)."""
+    def ckpt_info(
+        self, epoch: int, position: dict[str, int] | None = None, files: dict[str, dict[str, Any]] | None = None
+    ) -> dict[str, Any]:
+        """The ``ckpt-info.json`` dict for ``epoch`` (see `candle_restart.ckpt.info`).
+
+        ``files`` is the per-file table (default: the last `checksum` pass).
+        """
+        files = self._files if files is None else files
         now = datetime.now()
         elapsed: Any = FIRST if self.timestamp_last is None else (now - self.timestamp_last).total_seconds()
         self.timestamp_last = now
@@ -264,8 +338,8 @@ class CandleCkpt(CandleParamMethods):
             "best_epoch": self.epoch_best or None,
             "best_mode": self.best_mode,
             "position": position,
-            "state_file": STATE_FILE if STATE_FILE in self._files else None,
-            "files": self._files,
+            "state_file": STATE_FILE if STATE_FILE in files else None,
+            "files": files,
             "writer": writer_identity(),
         }
 
@@ -337,6 +411,7 @@ class CandleCkpt(CandleParamMethods):
 
     def restart(self, model: Any, verbose: bool = True) -> dict[str, Any] | None:
         """Load the newest checkpoint that verifies into ``model``; return its ``ckpt-info.json`` or None."""
+        self.wait_for_commit()
         self.restart_done, self.restarted = True, None
         mode = self.settings.restart_mode
         if mode == "off":

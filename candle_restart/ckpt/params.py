@@ -63,6 +63,7 @@ class CkptParams:
     save_interval: int = 1
     save_weights_only: bool = False
     checksum: bool = False
+    async_commit: bool = True
     keep_mode: str = "linear"
     keep_limit: int = 5
     directory: str = "./save/ckpts"
@@ -206,6 +207,7 @@ def parse_params(params: Mapping[str, Any], where: str = "gParameters") -> CkptP
         save_interval=r.get("ckpt_save_interval", 1, integer(0)),
         save_weights_only=r.get("ckpt_save_weights_only", False, r.boolean),
         checksum=r.get("ckpt_checksum", False, r.boolean),
+        async_commit=r.get("ckpt_async", True, r.boolean),
         keep_mode=r.get("ckpt_keep_mode", "linear", choice(KEEP_MODES)),
         keep_limit=r.get("ckpt_keep_limit", 5, integer(1)),
         directory=directory,
@@ -236,6 +238,7 @@ def _signals(r: _Reader, key: str, default: str) -> tuple[str, ...]:
 _OPTIONS: list[tuple[str, Callable[[Any], Any], Any, tuple[str, ...] | None, str]] = [
     ("ckpt_restart_mode", str, "auto", RESTART_MODES, "Mode to restart from a saved checkpoint"),
     ("ckpt_checksum", str2bool, False, None, "Checksum the checkpoint files on write and restart"),
+    ("ckpt_async", str2bool, True, None, "Write checkpoints in the background (training waits only for a snapshot)"),
     ("ckpt_skip_epochs", int, 0, None, "Number of epochs to skip before saving checkpoints"),
     ("ckpt_directory", str, None, None, "Checkpoint directory (default: output_dir/ckpts)"),
     ("ckpt_save_best", str2bool, True, None, "Toggle saving the best model"),

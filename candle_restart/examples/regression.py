@@ -98,10 +98,11 @@ def _progress_reporter(path: str) -> Any:
 
 
 class _KillAfterEpoch:
-    """Demo/test hook: SIGKILL this process right after epoch N was checkpointed (a real kill -9)."""
+    """Demo/test hook: SIGKILL this process once epoch N's checkpoint is committed (a real kill -9)."""
 
-    def __init__(self, epoch: int) -> None:
+    def __init__(self, epoch: int, ckpt: Any) -> None:
         self.epoch = epoch
+        self.ckpt = ckpt
 
     def keras_callback(self) -> Any:
         import keras
@@ -111,6 +112,7 @@ class _KillAfterEpoch:
         class Kill(keras.callbacks.Callback):
             def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
                 if epoch + 1 == hook.epoch:
+                    hook.ckpt.wait_for_commit()  # with asynchronous commits it may still be in flight
                     sys.stdout.flush()
                     os.kill(os.getpid(), signal.SIGKILL)
 
@@ -136,7 +138,7 @@ def run(gParameters: dict[str, Any], ckpt_class: Any = None) -> dict[str, Any]:
     if params.get("progress_fifo"):
         callbacks.append(_progress_reporter(str(params["progress_fifo"])))
     if params.get("kill_after_epoch"):
-        callbacks.append(_KillAfterEpoch(int(params["kill_after_epoch"])).keras_callback())
+        callbacks.append(_KillAfterEpoch(int(params["kill_after_epoch"]), ckpt).keras_callback())
     batch_size, epochs = int(params["batch_size"]), int(params["epochs"])
     if str2bool(params.get("resumable_fit", False)):
         history = fit(

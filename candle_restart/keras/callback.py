@@ -32,6 +32,8 @@ from candle_restart.ckpt.candle import STATE_FILE, CandleCkpt
 from candle_restart.ckpt.errors import ParamError
 from candle_restart.ckpt.params import infer_direction
 from candle_restart.ckpt.preempt import REQUEST, Preempted, arm
+from candle_restart.keras import archive
+from candle_restart.keras.snapshot import HostCopies, KerasSnapshot, take_snapshot
 from candle_restart.keras.state import add_metrics, load_state, save_state
 
 
@@ -48,6 +50,9 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
         self._pending_metrics: Any = None
         self._merge_metrics: Any = None
         self._disarm: Callable[[], None] = lambda: None
+        self._copies = HostCopies(private=self.settings.async_commit)
+        self._capturer = archive.Capturer()
+        self._said_sync = False
 
     @property
     def model(self) -> Any:
@@ -55,6 +60,8 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
 
     def set_model(self, model: Any) -> None:
         """model: The Keras model."""
+        if model is not self._model:
+            self._copies.reset()
         self._model = model
 
     def set_params(self, params: dict[str, Any]) -> None:
@@ -101,6 +108,7 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
         self.resume_position = None
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self._background.raise_failure()
         if self._merge_metrics is not None:
             # Keras builds compiled metrics in the first train step, so the saved
             # accumulators are added after it: sums commute, the epoch's metrics match.
@@ -119,6 +127,7 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
             self.save_midepoch(self._epoch_index, self.batch_offset + int(batch) + 1)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._background.raise_failure()
         logs = logs or {}
         metric = self.save_best_metric
         validated = any(key.startswith("val_") for key in logs)
@@ -131,15 +140,17 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
             )
         value = float(logs[metric]) if metric in logs else math.nan
         direction = self.direction(metric) if self.save_best else "-"
-        before = list(self.epochs)
-        self.ckpt_epoch(epoch, direction, value)
+        saved = self.ckpt_epoch(epoch, direction, value)
         if REQUEST.requested and int(epoch) + 1 < self.epoch_max:
-            if self.epochs == before and self.save_interval:
+            if not saved and self.save_interval:
                 self.save_epoch(int(epoch) + 1)
             self._stop(f"{REQUEST.name} received; stopped after epoch {int(epoch) + 1}")
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
-        self._disarm()
+        try:
+            self.wait_for_commit()
+        finally:
+            self._disarm()
         self.report_final()
 
     # ----- preemption ----------------------------------------------------------------------
@@ -151,6 +162,7 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
         )
 
     def _stop(self, reason: str) -> None:
+        self.wait_for_commit()  # the checkpoint just taken is committed before the process says "resume me"
         waited = time.monotonic() - REQUEST.received if REQUEST.received else 0.0
         self.info(f"preempted: {reason} ({REQUEST.count} signal(s), {waited:.3f} s after the first); exit 75")
         # The handlers stay armed while the process unwinds: a further signal (Slurm's TERM
@@ -158,6 +170,29 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
         raise Preempted(reason)
 
     # ----- model I/O -----------------------------------------------------------------------
+    def snapshot_model(self, epoch: int) -> KerasSnapshot | None:
+        """The checkpoint in host memory, or None to write synchronously.
+
+        None when a subclass overrides `write_model_backend` (CANDLE's
+        extension point: it is honoured, synchronously) or when this Keras
+        release lacks the saving internals `candle_restart.keras.archive` uses.
+        """
+        if type(self).write_model_backend is not CandleCkptKeras.write_model_backend:
+            return None
+        if not archive.available:
+            if not self._said_sync:
+                self.info("this Keras release cannot snapshot a model: checkpoints are written synchronously")
+                self._said_sync = True
+            return None
+        return take_snapshot(
+            self.model,
+            self._copies,
+            self._capturer,
+            self.model_file_name,
+            weights_only=self.save_weights_only,
+            include_metrics=self.saving_position is not None,
+        )
+
     def write_model_backend(self, model: Any, epoch: int) -> None:
         model_file = Path(self.model_file)
         if self.save_weights_only:

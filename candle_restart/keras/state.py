@@ -14,6 +14,8 @@ models, positions do not.
 from __future__ import annotations
 
 import json
+import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +40,10 @@ def metric_variables(model: Any) -> list[Any]:
     return [v for metric in getattr(model, "metrics", []) for v in metric.variables]
 
 
-def save_state(model: Any, path: Path, include_metrics: bool = False) -> None:
-    """Write the model's and optimizer's variables (and metric accumulators) to a new ``.npz``."""
+def state_arrays(
+    model: Any, copy: Callable[[Any], np.ndarray], include_metrics: bool = False
+) -> dict[str, np.ndarray]:
+    """The arrays of ``train_state.npz`` by member name, each variable's value taken by ``copy``."""
     groups = {"model": list(model.variables), "optimizer": _optimizer_variables(model)}
     if include_metrics:
         groups["metrics"] = metric_variables(model)
@@ -48,14 +52,36 @@ def save_state(model: Any, path: Path, include_metrics: bool = False) -> None:
     for group, variables in groups.items():
         manifest[group] = []
         for i, variable in enumerate(variables):
-            value = np.asarray(variable.numpy())
+            value = copy(variable)
             arrays[f"{group}/{i}"] = value
             manifest[group].append(
                 {"path": variable.path, "shape": list(value.shape), "dtype": str(value.dtype)}
             )
     arrays[_MANIFEST] = np.array(json.dumps(manifest))
+    return arrays
+
+
+def write_npz(sink: Any, arrays: dict[str, np.ndarray]) -> None:
+    """Write ``arrays`` as an uncompressed ``.npz`` (what ``np.load`` reads) to a binary stream.
+
+    Each array's bytes go to ``sink`` straight from its buffer, in one write.
+    """
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, array in arrays.items():
+            if not array.flags.c_contiguous:
+                array = np.ascontiguousarray(array)
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                if array.dtype.hasobject or array.dtype.kind == "U":
+                    np.lib.format.write_array(member, array, allow_pickle=False)
+                    continue
+                np.lib.format.write_array_header_1_0(member, np.lib.format.header_data_from_array_1_0(array))
+                member.write(memoryview(array.reshape(-1).view(np.uint8)))
+
+
+def save_state(model: Any, path: Path, include_metrics: bool = False) -> None:
+    """Write the model's and optimizer's variables (and metric accumulators) to a new ``.npz``."""
     with open(path, "wb") as f:
-        np.savez(f, **arrays)  # type: ignore[arg-type]
+        write_npz(f, state_arrays(model, lambda v: np.asarray(v.numpy()), include_metrics))
 
 
 def _check_fit(path: Path, group: str, saved: list[dict[str, Any]], variables: list[Any]) -> None:

@@ -1,0 +1,75 @@
+"""Asynchronous commits: training waits for an in-memory snapshot, a thread writes and commits it.
+
+Contract of `BackgroundCommit`:
+
+* at most one commit is in flight; `start` first waits for the previous one
+  (and logs how long it waited), so memory holds at most one snapshot;
+* the commit itself is the ordinary protocol (`candle_restart.ckpt.commit`),
+  so ``last`` and ``best`` move only when a checkpoint is whole, and a
+  process killed mid-commit leaves no partial checkpoint;
+* an exception in the thread is never swallowed: it is logged at once and
+  raised again, the same exception object, in the caller's thread by the next
+  `wait` or `raise_failure` (the callback calls the latter at every batch and
+  epoch end);
+* the thread is not a daemon, so a process that ends normally waits for the
+  commit in flight before it exits.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+
+class BackgroundCommit:
+    """Runs one commit at a time in a thread of its own (see the module docstring)."""
+
+    def __init__(self, log: Callable[[str], None]) -> None:
+        self._log = log
+        self._thread: threading.Thread | None = None
+        self._label = ""
+        self._started = 0.0
+        self._failure: BaseException | None = None
+        self.waited_seconds = 0.0  # total time callers spent waiting for a commit in flight
+
+    @property
+    def busy(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self, label: str, job: Callable[[], object]) -> None:
+        """Wait for the commit in flight (raising its failure), then run ``job`` in a new thread."""
+        self.wait()
+
+        def run() -> None:
+            try:
+                job()
+            except BaseException as exc:  # handed to the training thread, never dropped
+                self._failure = exc
+                self._log(f"background commit of {label} failed: {exc}")
+
+        self._label, self._started = label, time.monotonic()
+        self._thread = threading.Thread(target=run, name=f"candle-commit {label}", daemon=False)
+        self._thread.start()
+
+    def wait(self) -> None:
+        """Block until no commit is in flight; raise the failure of the last one, if any."""
+        thread = self._thread
+        if thread is not None and thread.is_alive():
+            begun = time.monotonic()
+            self._log(
+                f"waiting for the commit of {self._label} "
+                f"(started {begun - self._started:.3f} seconds ago) ..."
+            )
+            thread.join()
+            waited = time.monotonic() - begun
+            self.waited_seconds += waited
+            self._log(f"waited {waited:.3f} seconds for the commit of {self._label}.")
+        self._thread = None
+        self.raise_failure()
+
+    def raise_failure(self) -> None:
+        """Raise (once) the exception of a finished commit; never blocks."""
+        failure, self._failure = self._failure, None
+        if failure is not None:
+            raise failure

@@ -1,0 +1,165 @@
+"""Checkpoint files written in one pass: size and CRC-32 come from the bytes as they go out.
+
+A backend that can capture its state in memory (see `Snapshot`) writes each
+file of a checkpoint through a `FileSink`: large sequential ``os.write``
+calls straight from the caller's buffers, with the CRC-32 computed on the
+same buffers, so nothing is read back to be checksummed.  `CheckpointFiles`
+fsyncs each file in a helper thread as soon as it is closed, so the disk
+flushes one file while the next is being produced; `CheckpointFiles.finish`
+waits for those fsyncs and returns the per-file table for ``ckpt-info.json``.
+
+CRC-32 (zlib) is the checksum: it is what CANDLE's ``checksum`` key has
+always held, and it was the fastest stdlib digest measured on our machines
+(``bench/ckpt_io.py`` prints the figures).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import zlib
+from pathlib import Path
+from typing import Any, Protocol
+
+from candle_restart.ckpt import fsio
+from candle_restart.ckpt.checksum import ALGORITHM, ChecksumStats
+
+
+class FileSink:
+    """A new file written front to back; ``tell`` is the bytes written so far.
+
+    It has no ``seek``: ``zipfile`` then streams members with data
+    descriptors instead of seeking back, so every byte is written (and
+    checksummed) exactly once.
+    """
+
+    def __init__(self, path: Path, checksum: bool) -> None:
+        self.path = path
+        self.size = 0
+        self.crc_seconds = 0.0
+        self._crc: int | None = 0 if checksum else None
+        self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+
+    def write(self, data: Any) -> int:
+        """Write all of ``data`` (any C-contiguous buffer); return its length in bytes."""
+        if self._fd is None:
+            raise ValueError(f"{self.path}: write to a closed checkpoint file")
+        view = memoryview(data).cast("B")
+        if self._crc is not None:
+            start = time.perf_counter()
+            self._crc = zlib.crc32(view, self._crc)
+            self.crc_seconds += time.perf_counter() - start
+        total = len(view)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+        self.size += total
+        return total
+
+    def tell(self) -> int:
+        return self.size
+
+    def flush(self) -> None:
+        """Nothing is buffered here; durability comes from `CheckpointFiles`' fsync."""
+
+    @property
+    def closed(self) -> bool:
+        return self._fd is None
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> FileSink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def stats(self) -> ChecksumStats | None:
+        """The checksum pass (value, bytes, seconds spent in CRC), or None when checksums are off."""
+        if self._crc is None:
+            return None
+        return ChecksumStats(str(self._crc), self.size, self.crc_seconds)
+
+    def record(self) -> dict[str, Any]:
+        """This file's entry in ``ckpt-info.json``'s ``files`` table."""
+        return {"size": self.size, ALGORITHM: None if self._crc is None else str(self._crc)}
+
+
+class CheckpointFiles:
+    """The files of one checkpoint being written into a private directory (``work/``)."""
+
+    def __init__(self, directory: Path, checksum: bool) -> None:
+        self.directory = directory
+        self.checksum = checksum
+        self.sinks: dict[str, FileSink] = {}
+        self._syncs: list[threading.Thread] = []
+        self._sync_errors: list[OSError] = []
+
+    def create(self, name: str) -> FileSink:
+        """Open a new file ``name`` (a relative path without ``..``); it is fsynced once closed."""
+        parts = Path(name).parts
+        if not parts or Path(name).is_absolute() or ".." in parts or name in self.sinks:
+            raise ValueError(f"{self.directory}: bad or repeated checkpoint file name {name!r}")
+        path = self.directory / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sink = _SyncedSink(path, self.checksum, self)
+        self.sinks[name] = sink
+        return sink
+
+    def _sync_later(self, path: Path) -> None:
+        def run() -> None:
+            try:
+                fsio.fsync_path(path)
+            except OSError as exc:
+                self._sync_errors.append(exc)
+
+        thread = threading.Thread(target=run, name=f"fsync {path.name}", daemon=True)
+        thread.start()
+        self._syncs.append(thread)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(s.size for s in self.sinks.values())
+
+    def finish(self) -> dict[str, dict[str, Any]]:
+        """Wait until every file is closed and durable; the ``files`` table, by name.
+
+        Raises the first fsync error (an OSError): such a checkpoint must not be committed.
+        """
+        for sink in self.sinks.values():
+            sink.close()
+        for thread in self._syncs:
+            thread.join()
+        if self._sync_errors:
+            raise self._sync_errors[0]
+        return {name: self.sinks[name].record() for name in sorted(self.sinks)}
+
+
+class _SyncedSink(FileSink):
+    def __init__(self, path: Path, checksum: bool, owner: CheckpointFiles) -> None:
+        super().__init__(path, checksum)
+        self._owner = owner
+
+    def close(self) -> None:
+        if not self.closed:
+            super().close()
+            self._owner._sync_later(self.path)
+
+
+class Snapshot(Protocol):
+    """A checkpoint's content captured in host memory at one instant of training.
+
+    `write` may run in another thread while training goes on, so it must not
+    touch the live model: only what was captured.  It writes every file of
+    the checkpoint through ``files.create`` and names the model file in
+    ``model_file``.
+    """
+
+    model_file: str
+
+    def write(self, files: CheckpointFiles) -> None: ...

@@ -1,0 +1,192 @@
+"""Keras model files (``.keras``, ``.weights.h5``) captured in memory and written later.
+
+``model.save`` reads the live variables while it writes, so it cannot run
+beside training.  `capture` runs Keras' own saving walk (the one
+``model.save`` and ``model.save_weights`` use) with a store that keeps a
+host copy of every value instead of writing it; `CapturedModelFile.write`
+later replays those values into Keras' own HDF5 store and zips the result
+exactly as ``model.save`` does, so the file loads with
+``keras.models.load_model`` / ``model.load_weights`` like any other.
+
+The walk and stores live in ``keras.src.saving.saving_lib``, which is not a
+public API.  If a Keras release lacks what is used here, `available` is
+False and the callback falls back to synchronous ``model.save`` (and says so
+once in its log); nothing is ever written in a format Keras cannot read.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+import numpy as np
+
+try:
+    from keras.src.saving import saving_lib as _lib
+
+    _H5IOStore: Any = _lib.H5IOStore
+    _DiskIOStore: Any = _lib.DiskIOStore
+    _save_state: Any = _lib._save_state
+    _serialize_model_as_json: Any = _lib._serialize_model_as_json
+    _write_to_zip_recursively: Any = _lib._write_to_zip_recursively
+    _NAMES = (_lib._METADATA_FILENAME, _lib._CONFIG_FILENAME, _lib._VARS_FNAME_H5, _lib._ASSETS_DIRNAME)
+    available = True
+except (ImportError, AttributeError):  # pragma: no cover - depends on the Keras release
+    _H5IOStore = object
+    available = False
+
+Entry = tuple[str, "dict[str, Any] | None", "dict[str, np.ndarray]"]
+
+
+class _RecordingStore(_H5IOStore):  # type: ignore[misc]
+    """Stands where Keras expects its write-mode H5 store; records ``make`` and item assignments."""
+
+    def __init__(self) -> None:  # no HDF5 file is opened
+        self.entries: list[tuple[str, dict[str, Any] | None, dict[str, Any]]] = []
+        self._current: dict[str, Any] = {}
+
+    def __bool__(self) -> bool:
+        return True
+
+    def make(self, path: str, metadata: dict[str, Any] | None = None) -> _RecordingStore:
+        self._current = {}
+        self.entries.append((path, metadata, self._current))
+        return self
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._current[key] = value
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class CapturedModelFile:
+    """One model file's content in host memory; `write` needs nothing from the live model."""
+
+    weights_only: bool
+    entries: list[Entry]
+    config_json: str = ""
+    metadata_json: str = ""
+    assets: Any = None  # Keras' asset store (a temporary directory), for .keras files
+    nbytes: int = field(default=0)
+
+    def write(self, sink: Any) -> None:
+        """Write the file to ``sink`` (a binary file object with ``write`` and ``tell``)."""
+        weights = _h5_image(self.entries)
+        try:
+            if self.weights_only:
+                sink.write(weights)
+                return
+            metadata_name, config_name, weights_name, assets_name = _NAMES
+            with zipfile.ZipFile(sink, "w") as archive:
+                archive.writestr(metadata_name, self.metadata_json)
+                archive.writestr(config_name, self.config_json)
+                archive.writestr(weights_name, weights)
+                _write_to_zip_recursively(archive, self.assets.working_dir, assets_name)
+        finally:
+            weights.release()
+            self.discard()
+
+    def discard(self) -> None:
+        """Remove the temporary asset directory (safe to call twice)."""
+        if self.assets is not None:
+            self.assets.close()
+            self.assets = None
+
+
+def _h5_image(entries: list[Entry]) -> memoryview:
+    """The bytes of the HDF5 weights file Keras would write for these entries."""
+    buffer = io.BytesIO()
+    store = _H5IOStore(buffer, mode="w")
+    try:
+        for path, metadata, values in entries:
+            store.make(path, metadata=metadata)
+            for key, value in values.items():
+                store[key] = value
+    finally:
+        store.close()
+    return buffer.getbuffer()
+
+
+class Capturer:
+    """Captures a model's file; remembers where Keras' saving walk found each variable.
+
+    The walk (``dir()`` of every layer, fresh reference objects per call) costs
+    more than copying a small model's values, so its result is reused while
+    the model, its optimizer and the lists of their variables are the same
+    objects.  A walk that meets a value other than a variable, or assets, is
+    redone every time.
+    """
+
+    def __init__(self) -> None:
+        self._plans: dict[bool, tuple[tuple[int, ...], list[tuple[str, Any, dict[str, Any]]]]] = {}
+
+    @staticmethod
+    def _key(model: Any) -> tuple[int, ...]:
+        optimizer = getattr(model, "optimizer", None)
+        variables = [
+            *model.variables,
+            *getattr(model, "metrics_variables", []),
+            *(optimizer.variables if optimizer is not None else []),
+        ]
+        return (id(model), id(optimizer), *(id(v) for v in variables))
+
+    def capture(self, model: Any, copy: Callable[[Any], np.ndarray], weights_only: bool) -> CapturedModelFile:
+        """Take ``copy(value)`` of every value Keras would save of ``model`` (in this thread)."""
+        key = self._key(model)
+        plan = self._plans.get(weights_only)
+        assets = None
+        if plan is None or plan[0] != key:
+            store = _RecordingStore()
+            if not weights_only:
+                assets = _DiskIOStore(_NAMES[3], archive=None, mode="w")
+            try:
+                _save_state(model, weights_store=store, assets_store=assets, inner_path="", visited_saveables=set())
+            except BaseException:
+                if assets is not None:
+                    assets.close()
+                raise
+            entries = [(path, meta, _as_variables(model, path, values)) for path, meta, values in store.entries]
+            plan = (key, entries)
+            reusable = all(isinstance(v, keras.Variable) for _p, _m, vals in entries for v in vals.values())
+            if reusable and (assets is None or not os.listdir(assets.working_dir)):
+                self._plans[weights_only] = plan
+            else:
+                self._plans.pop(weights_only, None)
+        elif not weights_only:
+            assets = _DiskIOStore(_NAMES[3], archive=None, mode="w")
+        entries = [(path, meta, {k: copy(v) for k, v in values.items()}) for path, meta, values in plan[1]]
+        captured = CapturedModelFile(weights_only, entries, nbytes=_nbytes(entries), assets=assets)
+        if not weights_only:
+            captured.config_json, captured.metadata_json = _serialize_model_as_json(model)
+        return captured
+
+
+def _as_variables(model: Any, path: str, values: dict[str, Any]) -> dict[str, Any]:
+    """An optimizer's saved values mapped back to its variables, so later snapshots copy them directly.
+
+    Keras' ``Optimizer.save_own_variables`` stores ``variable.numpy()`` for
+    each of ``optimizer.variables`` under its index; anything else is left as it is.
+    """
+    owner: Any = model
+    for part in path.split("/") if path else []:
+        owner = getattr(owner, part, None)
+    if not isinstance(owner, keras.optimizers.Optimizer):
+        return values
+    variables = list(owner.variables)
+    if list(values) != [str(i) for i in range(len(variables))]:
+        return values
+    for variable, value in zip(variables, values.values(), strict=True):
+        if tuple(np.shape(value)) != tuple(variable.shape):
+            return values
+    return {str(i): v for i, v in enumerate(variables)}
+
+
+def _nbytes(entries: list[Entry]) -> int:
+    return sum(int(a.nbytes) for _path, _meta, values in entries for a in values.values())
