@@ -293,6 +293,9 @@ class CandleCkpt(CandleParamMethods):
         )
         self.checksum(dir_work)
 
+    def write_model_backend(self, model: Any, epoch: int) -> None:
+        raise NotImplementedError("a backend must write the model into self.model_file")
+
     def checksum(self, dir_work: Path) -> None:
         """Record size (always) and CRC-32 (when ``ckpt_checksum``) of every file in ``dir_work``."""
         self._files = {}

@@ -43,7 +43,7 @@ except (ImportError, AttributeError):  # pragma: no cover - depends on the Keras
 Entry = tuple[str, "dict[str, Any] | None", "dict[str, np.ndarray]"]
 
 
-class _RecordingStore(_H5IOStore):  # type: ignore[misc]
+class _RecordingStore(_H5IOStore):
     """Stands where Keras expects its write-mode H5 store; records ``make`` and item assignments."""
 
     def __init__(self) -> None:  # no HDF5 file is opened

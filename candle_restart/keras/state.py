@@ -75,7 +75,7 @@ def write_npz(sink: Any, arrays: dict[str, np.ndarray]) -> None:
                     np.lib.format.write_array(member, array, allow_pickle=False)
                     continue
                 np.lib.format.write_array_header_1_0(member, np.lib.format.header_data_from_array_1_0(array))
-                member.write(memoryview(array.reshape(-1).view(np.uint8)))
+                member.write(array.reshape(-1).view(np.uint8).data)
 
 
 def save_state(model: Any, path: Path, include_metrics: bool = False) -> None:
