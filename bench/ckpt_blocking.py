@@ -1,9 +1,18 @@
-"""Blocked time per checkpoint: CandleCkptKeras (full commit protocol) vs a plain Keras model.save.
+"""Blocked time per checkpoint: CandleCkptKeras (asynchronous commit) vs a synchronous Keras ``model.save``.
 
-Prints one JSON object.  The ratio is ours / Keras' for the same model in the
-same run; the foundation commits synchronously (the async writer is a later
-issue), so expect a ratio above 1: we write the model file *and* the exact
-resume state, and fsync both.
+For models of about 1M and 50M parameters (two Dense layers, Adam built, so
+the optimizer state is 2x the weights), in the same process and run:
+
+* ``ours_s``: how long ``save_epoch`` keeps the training thread (the
+  snapshot into host memory); the commit (``commit_s``, write + fsync +
+  rename) then runs in the background and is waited for outside the timing;
+* ``keras_save_s``: ``model.save`` of the same model to a ``.keras`` file
+  in the same directory (no fsync: Keras does not make one);
+* ``ratio`` = median ours / median Keras (goal: at most 0.2).
+
+The first checkpoint allocates the host buffers every later one reuses; it
+is reported apart (``first_ours_s``) and left out of the medians.
+Usage: ``python bench/ckpt_blocking.py [PARAMS ...]``; prints one JSON object.
 """
 
 from __future__ import annotations
@@ -15,49 +24,52 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _util import dense_model  # noqa: E402
+
+GOAL = 0.2
 
 
-def build(params: int) -> object:
-    import keras
-
-    width = int((params / 2) ** 0.5)
-    model = keras.Sequential([keras.Input((width,)), keras.layers.Dense(width), keras.layers.Dense(width)])
-    model.compile(optimizer="adam", loss="mse")
-    model.optimizer.build(model.trainable_variables)
-    return model
-
-
-def measure(n_params: int, repeats: int) -> dict[str, float]:
+def measure(n_params: int, repeats: int) -> dict[str, Any]:
     from candle_restart.keras import CandleCkptKeras
 
-    model = build(n_params)
-    with tempfile.TemporaryDirectory() as tmp:
+    model = dense_model(n_params)
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as tmp:
         ckpt = CandleCkptKeras(
-            {"epochs": 10**6, "ckpt_directory": f"{tmp}/ckpts", "ckpt_save_best": False}, logger=None
+            {"epochs": 10**6, "ckpt_directory": f"{tmp}/ckpts", "ckpt_save_best": False, "ckpt_keep_limit": 2},
+            logger=None,
         )
         ckpt.set_model(model)
-        ours, keras_save = [], []
-        for i in range(repeats):
-            t = time.perf_counter()
+        ours, commits, keras_save = [], [], []
+        for i in range(repeats + 1):
+            start = time.perf_counter()
             ckpt.save_epoch(i + 1)
-            ours.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            model.save(Path(tmp) / "plain.keras")  # type: ignore[attr-defined]
-            keras_save.append(time.perf_counter() - t)
-    ours_s, keras_s = statistics.median(ours), statistics.median(keras_save)
+            ours.append(time.perf_counter() - start)
+            ckpt.wait_for_commit()
+            commits.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            model.save(Path(tmp) / "plain.keras")
+            keras_save.append(time.perf_counter() - start)
+    ours_s, keras_s = statistics.median(ours[1:]), statistics.median(keras_save[1:])
     return {
         "params": model.count_params(),
-        "ours_s": ours_s,
-        "keras_save_s": keras_s,
-        "ratio": ours_s / keras_s,
-    }  # type: ignore[attr-defined]
+        "repeats": repeats,
+        "first_ours_s": round(ours[0], 4),
+        "ours_s": round(ours_s, 4),
+        "commit_s": round(statistics.median(commits[1:]), 4),
+        "keras_save_s": round(keras_s, 4),
+        "ratio": round(ours_s / keras_s, 4),
+        "goal": f"<= {GOAL}",
+        "met": ours_s / keras_s <= GOAL,
+    }
 
 
 def main() -> None:
     sizes = [int(x) for x in sys.argv[1:]] or [1_000_000, 50_000_000]
-    results = {f"{n // 1_000_000}M": measure(n, 5 if n < 10_000_000 else 3) for n in sizes}
+    results = {f"{n // 1_000_000}M": measure(n, 9 if n < 10_000_000 else 5) for n in sizes}
     print(json.dumps({"bench": "ckpt_blocking", "cores": os.cpu_count(), "results": results}))
 
 

@@ -25,7 +25,7 @@ def versions() -> dict[str, str]:
 def main() -> int:
     results = {"cores": os.cpu_count(), "versions": versions(), "benches": []}
     for script in sorted(HERE.glob("*.py")):
-        if script.name == "run_all.py":
+        if script.name == "run_all.py" or script.name.startswith("_"):
             continue
         proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
         if proc.returncode != 0:
