@@ -10,7 +10,7 @@ Speed (500 tasks must not take minutes), measured on 2 cores: a new figure per t
 35 ms, one figure cleared and redrawn about 24 ms, one figure whose artists are updated about 12 ms
 once the legend and axis labels (the page says what the symbols mean) are left out; a grid of many
 tasks per figure saves nothing.  So one figure is reused for all tasks, written as PNG at 90 dpi,
-and many tasks are split across forked processes, one per core: 500 tasks take about 4 to 6 s.
+and many tasks are split across forked processes, one per core: 500 tasks take 4 to 7 s.
 Files are named by the task's index (``task-00001.png``), never by its id, so no task-provided
 text reaches a file name.
 
