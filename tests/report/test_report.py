@@ -217,3 +217,14 @@ def test_five_hundred_tasks_fold_into_a_readable_page(tmp_path: Path) -> None:
     assert dom.count('<details class="task"') == 500 and "<details open" not in dom
     assert dom.count('<img loading="lazy"') == 500
     assert "and 67 more" in dom  # the failed tasks share one line of the attention list
+
+
+def test_epochs_are_counted_from_the_log_without_a_best_metric(tmp_path: Path) -> None:
+    """With ckpt_save_best off the log has no metric lines: epochs still count, from the save decisions."""
+    params = {"epochs": 5, "ckpt_save_best": False, "ckpt_save_interval": 2, "preempt_at": [3]}
+    task = create_task(tmp_path / "run", params, entry=TRAINER, sweep="nobest")
+    assert [run_task(task.path), run_task(task.path)] == [75, 0]
+    [report] = collect(tmp_path / "run")
+    assert report.values == {} and sorted(report.kept) == [2, 4, 5]
+    assert report.resumes == [Resume(2)]  # epoch 3 was not saved: resumed after epoch 2
+    assert (report.epochs_trained, report.epochs_redone) == (6, 1)  # 1 2 3 | 3 4 5
