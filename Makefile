@@ -11,7 +11,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]' '$(TF_PACKAGE)>=2.16'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,report]' '$(TF_PACKAGE)>=2.16'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -19,6 +19,7 @@ venv: $(STAMP)
 demo: venv
 	rm -rf demo-run
 	$(VENV)/bin/candle-restart sweep run configs/demo.yaml
+	$(VENV)/bin/candle-restart report demo-run
 
 test: venv
 	$(PY) -m pytest -q -rs

@@ -8,6 +8,8 @@ Subcommands:
 * ``resume RUN_ROOT [--dry-run] [--watch SECONDS]``: resubmit what the policy says, exactly once.
 * ``sweep run CONFIG`` / ``sweep status CONFIG``: a YAML sweep through Parsl, to the end.
 * ``slurm submit CONFIG``: the sweep's tasks as one Slurm job array (then ``resume --backend slurm``).
+* ``report RUN_ROOT [-o DIR] [--no-plots]``: a static HTML page of the run root (summary, metric
+  curves, restarts, attempts, the status table), by default in ``RUN_ROOT/.report/index.html``.
 * ``ckpt CKPT_DIR [--checksums]``: list a checkpoint directory's checkpoints, verify each,
   and say which one a restart would load.
 
@@ -66,6 +68,24 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps({"tasks": [s.to_json() for s in statuses], "summary": summary(statuses)}, indent=1))
     else:
         print(table(statuses))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from candle_restart.report import write_report
+
+    written = write_report(args.run_root, args.output, plots=not args.no_plots)
+    problems = [p for t in written.tasks for p in t.problems]
+    for problem in problems[:10]:
+        print(f"warning: {problem}", file=sys.stderr)
+    if len(problems) > 10:
+        print(f"warning: and {len(problems) - 10} more problems; see the report", file=sys.stderr)
+    if written.note:
+        print(f"no plots: {written.note}")
+    print(
+        f"report: {written.index} ({written.summary.tasks} tasks, {written.plots} plots, "
+        f"{written.seconds:.1f} s)"
+    )
     return 0
 
 
@@ -148,6 +168,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_root")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_status)
+    p = sub.add_parser("report", help="write a static HTML page of a run root: curves, restarts, attempts")
+    p.add_argument("run_root")
+    p.add_argument(
+        "-o", "--output", metavar="DIR", help="where to write index.html (default RUN_ROOT/.report)"
+    )
+    p.add_argument("--no-plots", action="store_true", help="write the page without matplotlib figures")
+    p.set_defaults(func=cmd_report)
     p = sub.add_parser("resume", help="resubmit preempted (and retryable failed) tasks, exactly once")
     p.add_argument("run_root")
     p.add_argument("--dry-run", action="store_true", help="say what would be done; change nothing")

@@ -1,0 +1,189 @@
+"""Reading a checkpoint directory's ``ckpt.log`` back into epochs, metric values and restarts.
+
+The log is CANDLE's (see `candle_restart.ckpt.log`): ``YYYY-mm-dd HH:MM:SS CandleCkpt: message``
+lines, where a message may go on over the next lines (the ``ckpt-info.json`` dump at a restart).
+What a process's callback writes, and what is taken from it:
+
+* ``Callback initialized.``: a new session (one callback of one attempt);
+* ``{...}`` after ``ckpt-info.json contains:``: the checkpoint it restarted from (its
+  ``position`` says whether it was taken inside an epoch);
+* ``restarting from epoch: J``: the session resumed with J epochs done;
+* ``metrics: NAME: current=V ...``: an epoch ended with metric value V (printed with 6 decimals);
+* ``model saving disabled until epoch N``, ``not writing this epoch.``, ``writing final epoch N``
+  and ``rename: ... -> '.../epochs/NNN'``: the other ways an epoch end shows (the rename also
+  names the epoch, which resynchronises the count);
+* ``writing mid-epoch checkpoint: epoch E batch B``: the next rename is a checkpoint taken
+  inside epoch E, not an epoch end;
+* ``preempted: ...``: the session stopped on a signal.
+
+Contract: `parse_epoch_log` never raises on content (unknown or garbled lines are skipped)
+and never writes; `read_epoch_log` returns None when there is no log and raises `OSError`
+only when one exists but cannot be read.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) CandleCkpt: (.*)$")
+_METRICS = re.compile(r"^metrics: (.+?): current=(\S+) ")
+_RESTART = re.compile(r"^restarting from epoch: (\d+)")
+_DISABLED = re.compile(r"^model saving disabled until epoch")
+_FINAL = re.compile(r"^writing final epoch (\d+)")
+_MIDEPOCH = re.compile(r"^writing mid-epoch checkpoint: epoch (\d+) batch (\d+)")
+_RENAME = re.compile(r"^rename: .*epochs/(\d{3,})'\s*$")
+_SAVE_BEST = re.compile(r"^save_best_metric='(.*)'$")
+
+
+@dataclass
+class Session:
+    """What one callback (one attempt of the training) logged."""
+
+    started: str
+    resumed_from: int | None = None  # epochs done when it restarted; None: it started fresh
+    position: dict[str, Any] | None = None  # the restart checkpoint's position (mid-epoch) or None
+    epoch_ends: list[tuple[int, float | None]] = field(default_factory=list)  # (1-based epoch, metric)
+    preempted: str | None = None
+
+
+@dataclass
+class EpochLog:
+    """The sessions of one ``ckpt.log`` and what follows from them."""
+
+    metric: str | None
+    sessions: list[Session]
+
+    def values(self) -> dict[int, float]:
+        """Each epoch's metric at its end (the latest time it ended, when it was trained twice)."""
+        out: dict[int, float] = {}
+        for session in self.sessions:
+            for epoch, value in session.epoch_ends:
+                if value is not None:
+                    out[epoch] = value
+                else:
+                    out.pop(epoch, None)
+        return out
+
+    @property
+    def trained(self) -> int:
+        """Epoch ends logged, counting an epoch trained again after a restart each time."""
+        return sum(len(s.epoch_ends) for s in self.sessions)
+
+    @property
+    def redone(self) -> int:
+        """Epoch ends beyond the first of the same epoch: training a restart had to repeat."""
+        distinct = {epoch for s in self.sessions for epoch, _ in s.epoch_ends}
+        return self.trained - len(distinct)
+
+
+def _number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+class _Parser:
+    def __init__(self) -> None:
+        self.metric: str | None = None
+        self.sessions: list[Session] = []
+        self.epoch = 0  # epochs done in the current session, as far as the log tells
+        self.open = False  # an epoch end was logged whose save decision has not been seen yet
+        self.midepoch = False  # the next rename is a mid-epoch checkpoint
+
+    @property
+    def session(self) -> Session:
+        if not self.sessions:  # a log that starts mid-way (rotated or truncated)
+            self.sessions.append(Session(started=""))
+        return self.sessions[-1]
+
+    def end_epoch(self, epoch: int, value: float | None) -> None:
+        self.epoch = epoch
+        self.session.epoch_ends.append((epoch, value))
+
+    def resync(self, epoch: int) -> None:
+        """An epoch's own number (from a rename or 'final epoch') for the end just logged."""
+        ends = self.session.epoch_ends
+        if self.open and ends:
+            ends[-1] = (epoch, ends[-1][1])
+            self.epoch = epoch
+        elif epoch != self.epoch:
+            self.end_epoch(epoch, None)
+        self.open = False
+
+    def message(self, stamp: str, text: str) -> None:
+        if text == "Callback initialized.":
+            self.sessions.append(Session(started=stamp))
+            self.epoch, self.open, self.midepoch = 0, False, False
+        elif m := _METRICS.match(text):
+            self.metric = m.group(1)
+            self.end_epoch(self.epoch + 1, _number(m.group(2)))
+            self.open = True
+        elif _DISABLED.match(text):
+            self.end_epoch(self.epoch + 1, None)
+        elif text == "not writing this epoch.":
+            if not self.open:
+                self.end_epoch(self.epoch + 1, None)
+            self.open = False
+        elif m := _FINAL.match(text):
+            self.resync(int(m.group(1)))
+        elif _MIDEPOCH.match(text):
+            self.midepoch = True
+        elif m := _RENAME.match(text):
+            if self.midepoch:
+                self.midepoch = False
+            else:
+                self.resync(int(m.group(1)))
+        elif m := _RESTART.match(text):
+            self.session.resumed_from = self.epoch = int(m.group(1))
+        elif text.startswith("preempted: "):
+            self.session.preempted = text[len("preempted: ") :]
+        elif m := _SAVE_BEST.match(text):
+            self.metric = self.metric or m.group(1)
+
+    def dump(self, text: str) -> None:
+        """The ``ckpt-info.json`` a restart read, logged as one multi-line message."""
+        try:
+            info = json.loads(text)
+        except json.JSONDecodeError:
+            return
+        position = info.get("position") if isinstance(info, dict) else None
+        self.session.position = position if isinstance(position, dict) else None
+
+
+def parse_epoch_log(text: str) -> EpochLog:
+    """The sessions, epoch ends and restarts in the text of a ``ckpt.log`` (see the module docstring)."""
+    parser = _Parser()
+    pending: list[str] | None = None  # the lines of a multi-line message being collected
+    for line in text.splitlines():
+        m = _LINE.match(line)
+        if m is None:
+            if pending is not None:
+                pending.append(line)
+            continue
+        if pending is not None:
+            parser.dump("\n".join(pending))
+            pending = None
+        stamp, message = m.groups()
+        if message == "{":
+            pending = [message]
+        else:
+            parser.message(stamp, message)
+    if pending is not None:
+        parser.dump("\n".join(pending))
+    return EpochLog(parser.metric, parser.sessions)
+
+
+def read_epoch_log(path: Path) -> EpochLog | None:
+    """`parse_epoch_log` of the file at ``path``; None when it does not exist."""
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return None
+    return parse_epoch_log(text)
