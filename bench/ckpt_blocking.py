@@ -39,7 +39,12 @@ def measure(n_params: int, repeats: int) -> dict[str, Any]:
     model = dense_model(n_params)
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as tmp:
         ckpt = CandleCkptKeras(
-            {"epochs": 10**6, "ckpt_directory": f"{tmp}/ckpts", "ckpt_save_best": False, "ckpt_keep_limit": 2},
+            {
+                "epochs": 10**6,
+                "ckpt_directory": f"{tmp}/ckpts",
+                "ckpt_save_best": False,
+                "ckpt_keep_limit": 2,
+            },
             logger=None,
         )
         ckpt.set_model(model)

@@ -71,6 +71,7 @@ class CandleCkpt(CandleParamMethods):
         self.saving_position: dict[str, int] | None = None  # the position of the checkpoint being written
         self.restart_done = False  # restart() ran; its result is in self.restarted
         self.restarted: dict[str, Any] | None = None
+        self.verified_files: set[str] = set()  # files of the checkpoint being restored whose CRC-32 was checked
         self._background = BackgroundCommit(self.info)
         self.report_initial()
 
@@ -439,6 +440,8 @@ class CandleCkpt(CandleParamMethods):
                 )
             return None
         model_file = found.path / found.info["model_file"]
+        files = found.info.get("files") or {}
+        self.verified_files = {n for n, e in files.items() if e.get(ALGORITHM) not in (None, DISABLED)}
         self.info(f"restarting: '{self.relpath(model_file)}'")
         result = self.restart_json(found.path)
         self.info(f"restarting: epoch={result['epoch']} timestamp={result.get('timestamp')}")

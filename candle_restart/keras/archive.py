@@ -147,12 +147,16 @@ class Capturer:
             if not weights_only:
                 assets = _DiskIOStore(_NAMES[3], archive=None, mode="w")
             try:
-                _save_state(model, weights_store=store, assets_store=assets, inner_path="", visited_saveables=set())
+                _save_state(
+                    model, weights_store=store, assets_store=assets, inner_path="", visited_saveables=set()
+                )
             except BaseException:
                 if assets is not None:
                     assets.close()
                 raise
-            entries = [(path, meta, _as_variables(model, path, values)) for path, meta, values in store.entries]
+            entries = [
+                (path, meta, _as_variables(model, path, values)) for path, meta, values in store.entries
+            ]
             plan = (key, entries)
             reusable = all(isinstance(v, keras.Variable) for _p, _m, vals in entries for v in vals.values())
             if reusable and (assets is None or not os.listdir(assets.working_dir)):

@@ -206,7 +206,9 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
         model_file = Path(model_file)
         state = model_file.parent / STATE_FILE
         if state.is_file():
-            self._pending_metrics = load_state(self.model, state)
+            self._pending_metrics = load_state(
+                self.model, state, check_crc=STATE_FILE not in self.verified_files
+            )
         else:
             self.model.load_weights(model_file)
 

@@ -24,7 +24,8 @@ import numpy as np
 from candle_restart.ckpt.candle import STATE_FILE
 from candle_restart.ckpt.sink import CheckpointFiles
 from candle_restart.keras import archive
-from candle_restart.keras.state import state_arrays, write_npz
+from candle_restart.keras.npz import write_npz
+from candle_restart.keras.state import state_arrays
 
 
 def host_value(value: Any) -> np.ndarray:

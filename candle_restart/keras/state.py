@@ -14,14 +14,15 @@ models, positions do not.
 from __future__ import annotations
 
 import json
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
 
 from candle_restart.ckpt.errors import CorruptCheckpointError
+from candle_restart.keras.npz import read_npz, write_npz
 
 _MANIFEST = "__manifest__"
 
@@ -61,23 +62,6 @@ def state_arrays(
     return arrays
 
 
-def write_npz(sink: Any, arrays: dict[str, np.ndarray]) -> None:
-    """Write ``arrays`` as an uncompressed ``.npz`` (what ``np.load`` reads) to a binary stream.
-
-    Each array's bytes go to ``sink`` straight from its buffer, in one write.
-    """
-    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
-        for name, array in arrays.items():
-            if not array.flags.c_contiguous:
-                array = np.ascontiguousarray(array)
-            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
-                if array.dtype.hasobject or array.dtype.kind == "U":
-                    np.lib.format.write_array(member, array, allow_pickle=False)
-                    continue
-                np.lib.format.write_array_header_1_0(member, np.lib.format.header_data_from_array_1_0(array))
-                member.write(array.reshape(-1).view(np.uint8).data)
-
-
 def save_state(model: Any, path: Path, include_metrics: bool = False) -> None:
     """Write the model's and optimizer's variables (and metric accumulators) to a new ``.npz``."""
     with open(path, "wb") as f:
@@ -99,7 +83,7 @@ def _check_fit(path: Path, group: str, saved: list[dict[str, Any]], variables: l
             )
 
 
-def load_state(model: Any, path: Path) -> list[np.ndarray] | None:
+def load_state(model: Any, path: Path, check_crc: bool = True) -> list[np.ndarray] | None:
     """Assign the saved variables to ``model`` and its optimizer; return saved metric accumulators.
 
     Raises CorruptCheckpointError if the file does not fit the model (a
@@ -107,18 +91,38 @@ def load_state(model: Any, path: Path) -> list[np.ndarray] | None:
     accumulators (present in mid-epoch checkpoints, else None) are returned
     rather than assigned, because Keras builds and resets metrics inside
     ``fit``; `add_metrics` merges them after the resumed epoch's first batch.
+    ``check_crc=False`` skips the zip's per-member CRCs (the caller has just
+    verified the whole file's CRC-32).
     """
     groups = {"model": list(model.variables), "optimizer": _optimizer_variables(model)}
-    with np.load(path, allow_pickle=False) as data:
-        manifest = json.loads(str(data[_MANIFEST]))
-        for group, variables in groups.items():
-            _check_fit(path, group, manifest.get(group, []), variables)
-        for group, variables in groups.items():
-            for i, variable in enumerate(variables):
-                variable.assign(data[f"{group}/{i}"])
-        if "metrics" not in manifest:
-            return None
-        return [data[f"metrics/{i}"] for i in range(len(manifest["metrics"]))]
+    data = read_npz(path, check_crc)
+    if _MANIFEST not in data:
+        raise CorruptCheckpointError(str(path), _MANIFEST, "is missing: not a training-state file")
+    manifest = json.loads(str(data[_MANIFEST]))
+    for group, variables in groups.items():
+        _check_fit(path, group, manifest.get(group, []), variables)
+    for group, variables in groups.items():
+        for i, variable in enumerate(variables):
+            _assign(variable, data.pop(f"{group}/{i}"))
+    if "metrics" not in manifest:
+        return None
+    return [data[f"metrics/{i}"] for i in range(len(manifest["metrics"]))]
+
+
+def _assign(variable: Any, value: np.ndarray) -> None:
+    """``variable.assign(value)``; under TensorFlow, handing over ``value``'s buffer instead of copying it.
+
+    ``value`` must be a private array nobody else holds (a fresh read).
+    """
+    if keras.backend.backend() == "tensorflow" and value.dtype == np.dtype(variable.dtype) and value.ndim:
+        import tensorflow as tf
+
+        try:
+            variable.assign(tf.experimental.dlpack.from_dlpack(value.__dlpack__()))
+            return
+        except (TypeError, ValueError, BufferError, tf.errors.OpError):
+            pass
+    variable.assign(value)
 
 
 def add_metrics(model: Any, values: list[np.ndarray]) -> bool:

@@ -16,8 +16,8 @@ from candle_restart.ckpt.candle import STATE_FILE
 from candle_restart.ckpt.sink import CheckpointFiles
 from candle_restart.examples import regression
 from candle_restart.keras import CandleCkptKeras
+from candle_restart.keras.npz import write_npz
 from candle_restart.keras.snapshot import KerasSnapshot
-from candle_restart.keras.state import write_npz
 
 
 class HoldSecondCommit(CandleCkptKeras):

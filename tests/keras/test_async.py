@@ -210,7 +210,16 @@ def test_preempted_and_resumed_fit_is_bitwise_exact(tmp_path: Path, asynchronous
     fit(whole, X, Y, ckpt=ckpt("a"), epochs=EPOCHS, batch_size=BATCH, verbose=0)
     first = ckpt("b")
     with pytest.raises(Preempted):
-        fit(_model(), X, Y, ckpt=first, epochs=EPOCHS, batch_size=BATCH, verbose=0, callbacks=[_RequestAt(0, 4)])
+        fit(
+            _model(),
+            X,
+            Y,
+            ckpt=first,
+            epochs=EPOCHS,
+            batch_size=BATCH,
+            verbose=0,
+            callbacks=[_RequestAt(0, 4)],
+        )
     first._disarm()
     REQUEST.clear()
     resumed, again = _model(), ckpt("b")
