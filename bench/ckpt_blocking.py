@@ -28,7 +28,7 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import dense_model  # noqa: E402
+from _util import dense_model
 
 GOAL = 0.2
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import dense_model, drop_cache, files_under, median  # noqa: E402
+from _util import dense_model, drop_cache, files_under, median
 
 GOAL = 0.8
 CHUNK = 8 * 1024 * 1024

@@ -88,4 +88,4 @@ def _member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, f: Any, check_crc: 
 
 def _by_numpy(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
     with archive.open(info) as member:
-        return np.lib.format.read_array(member, allow_pickle=False)  # type: ignore[no-any-return]
+        return np.lib.format.read_array(member, allow_pickle=False)
