@@ -2,8 +2,9 @@
 
 `write_npz` streams each array from its own buffer into a binary stream;
 `read_npz` reads each stored member straight into a new array (``np.load``
-reads a member into bytes and copies them again) and checks the CRC-32 the
-zip records for it, as ``zipfile`` would.  Anything `read_npz` does not
+reads a member into bytes and copies them again), 64-byte aligned so a
+backend may adopt the buffer, and checks the CRC-32 the zip records for it,
+as ``zipfile`` would.  Anything `read_npz` does not
 expect (a compressed member, an object array) is read by ``np.load``.
 """
 
@@ -20,6 +21,7 @@ import numpy as np
 
 from candle_restart.ckpt.errors import CorruptCheckpointError
 
+ALIGNMENT = 64  # TensorFlow aborts on a CPU tensor whose buffer is not 64-byte aligned
 _LOCAL_HEADER = 30  # fixed part of a zip local file header; name and extra field follow
 
 
@@ -70,7 +72,7 @@ def _member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, f: Any, check_crc: 
     if dtype.hasobject or fortran:
         return _by_numpy(archive, info)
     header_length = stream.tell()
-    array = np.empty(shape, dtype)
+    array = aligned_empty(shape, dtype)
     data = array.reshape(-1).view(np.uint8).data
     if header_length + len(data) != info.file_size:
         raise ValueError(f"member {info.filename} holds {info.file_size} bytes, its header describes more")
@@ -84,6 +86,14 @@ def _member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, f: Any, check_crc: 
     if check_crc and zlib.crc32(data, zlib.crc32(prefix[:header_length])) != info.CRC:
         raise ValueError(f"member {info.filename} fails its CRC-32")
     return array
+
+
+def aligned_empty(shape: tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray:
+    """An uninitialised C-order array whose data starts on an `ALIGNMENT`-byte boundary."""
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    raw = np.empty(nbytes + ALIGNMENT, np.uint8)
+    offset = -raw.ctypes.data % ALIGNMENT
+    return raw[offset : offset + nbytes].view(dtype).reshape(shape)
 
 
 def _by_numpy(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:

@@ -22,7 +22,7 @@ import keras
 import numpy as np
 
 from candle_restart.ckpt.errors import CorruptCheckpointError
-from candle_restart.keras.npz import read_npz, write_npz
+from candle_restart.keras.npz import ALIGNMENT, read_npz, write_npz
 
 _MANIFEST = "__manifest__"
 
@@ -113,8 +113,9 @@ def _assign(variable: Any, value: np.ndarray) -> None:
     """``variable.assign(value)``; under TensorFlow, handing over ``value``'s buffer instead of copying it.
 
     ``value`` must be a private array nobody else holds (a fresh read).
+    TensorFlow aborts the process on an unaligned buffer, so only aligned ones are handed over.
     """
-    if keras.backend.backend() == "tensorflow" and value.dtype == np.dtype(variable.dtype) and value.ndim:
+    if keras.backend.backend() == "tensorflow" and _adoptable(value, variable):
         import tensorflow as tf
 
         try:
@@ -123,6 +124,14 @@ def _assign(variable: Any, value: np.ndarray) -> None:
         except (TypeError, ValueError, BufferError, tf.errors.OpError):
             pass
     variable.assign(value)
+
+
+def _adoptable(value: np.ndarray, variable: Any) -> bool:
+    try:
+        same_dtype = value.dtype == np.dtype(variable.dtype)
+    except TypeError:  # a dtype NumPy does not know by name (bfloat16)
+        return False
+    return same_dtype and value.ndim > 0 and value.flags.c_contiguous and value.ctypes.data % ALIGNMENT == 0
 
 
 def add_metrics(model: Any, values: list[np.ndarray]) -> bool:
