@@ -29,7 +29,7 @@ test-fast: venv
 
 lint: venv
 	$(VENV)/bin/ruff check candle_restart tests bench workflows
-	$(VENV)/bin/mypy candle_restart
+	$(VENV)/bin/mypy candle_restart bench
 
 # The fault-injection suite at full size (200 kill -9 trials on real training, 10x the property
 # examples, ...); prints a table of trials and data lost, which must be 0.

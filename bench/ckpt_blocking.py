@@ -37,7 +37,7 @@ def measure(n_params: int, repeats: int) -> dict[str, Any]:
     from candle_restart.keras import CandleCkptKeras
 
     model = dense_model(n_params)
-    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as tmp:
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
         ckpt = CandleCkptKeras(
             {
                 "epochs": 10**6,

@@ -2,7 +2,7 @@
 
 A Dense model of ``PARAMS`` parameters (default 25M: with Adam's two moments,
 each of the two checkpoint files holds about 300 MB, 600 MB in all) in the
-directory ``BENCH_DIR`` (default: the system's temporary directory).
+directory ``BENCH_TMP`` (default: the system's temporary directory).
 Alternating, ``REPEATS`` times, in the same run:
 
 * write: ``save_epoch`` + ``wait_for_commit`` (snapshot, write, checksum,
@@ -65,7 +65,7 @@ def main() -> None:
     repeats = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     model = dense_model(n_params)
     writes, dds, restarts, reads = [], [], [], []
-    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as tmp:
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
         params = {
             "epochs": 10**6,
             "ckpt_directory": f"{tmp}/ckpts",

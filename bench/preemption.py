@@ -94,13 +94,17 @@ def measure(width: int, signal_after: int = 5) -> dict[str, Any]:
 def main() -> None:
     widths = {"1M": 700, "50M": 5000}
     results = {name: measure(width) for name, width in widths.items()}
+    for result in results.values():
+        result["goal"] = "lost_batches <= 1, exit 75 well inside a 30 s grace window"
+        result["met"] = (
+            result["lost_batches"] <= 1 and result["exit_code"] == 75 and result["signal_to_exit_s"] < 30
+        )
     print(
         json.dumps(
             {
                 "bench": "preemption",
                 "cores": os.cpu_count(),
                 "results": results,
-                "goals": {"lost_batches": "<= 1", "signal_to_exit_s (50M)": "well under 30"},
             }
         )
     )

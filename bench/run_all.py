@@ -1,4 +1,9 @@
-"""Run every bench script, collect their JSON lines into bench/results.json (with versions)."""
+"""Run every bench script, collect their JSON lines into bench/results.json (with versions).
+
+``summary`` in the result lists every figure that has a goal, as
+``{"where": ..., "value": ..., "goal": ..., "met": ...}``, so the goals can be
+read at a glance; the full objects follow under ``benches``.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 
@@ -22,8 +28,21 @@ def versions() -> dict[str, str]:
     return found
 
 
+def goals(node: Any, where: str = "") -> list[dict[str, Any]]:
+    """Every object with a ``goal`` and a ``met`` below ``node``, with its path and its key figure."""
+    found: list[dict[str, Any]] = []
+    if isinstance(node, dict):
+        if "goal" in node and "met" in node:
+            keys = ("ratio", "overhead", "seconds", "lost_batches")
+            value = next((node[k] for k in keys if k in node), None)
+            found.append({"where": where, "value": value, "goal": node["goal"], "met": node["met"]})
+        for key, child in node.items():
+            found += goals(child, f"{where}.{key}" if where else str(key))
+    return found
+
+
 def main() -> int:
-    results = {"cores": os.cpu_count(), "versions": versions(), "benches": []}
+    results: dict[str, Any] = {"cores": os.cpu_count(), "versions": versions(), "benches": []}
     for script in sorted(HERE.glob("*.py")):
         if script.name == "run_all.py" or script.name.startswith("_"):
             continue
@@ -34,7 +53,13 @@ def main() -> int:
         line = proc.stdout.strip().splitlines()[-1]
         print(line)
         results["benches"].append(json.loads(line))
+    summary = [g for bench in results["benches"] for g in goals(bench, bench.get("bench", "?"))]
+    results = {"summary": summary, **results}
     (HERE / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    for goal in summary:
+        print(
+            f"{goal['where']}: {goal['value']} (goal {goal['goal']}): {'met' if goal['met'] else 'NOT met'}"
+        )
     return 0
 
 

@@ -32,6 +32,8 @@ class BackgroundCommit:
         self._started = 0.0
         self._failure: BaseException | None = None
         self.waited_seconds = 0.0  # total time callers spent waiting for a commit in flight
+        self.commits = 0  # commits started
+        self.cpu_seconds = 0.0  # CPU time the commit threads used, in all (what they took from training)
 
     @property
     def busy(self) -> bool:
@@ -42,13 +44,17 @@ class BackgroundCommit:
         self.wait()
 
         def run() -> None:
+            cpu = time.thread_time()
             try:
                 job()
             except BaseException as exc:  # handed to the training thread, never dropped
                 self._failure = exc
                 self._log(f"background commit of {label} failed: {exc}")
+            finally:
+                self.cpu_seconds += time.thread_time() - cpu
 
         self._label, self._started = label, time.monotonic()
+        self.commits += 1
         self._thread = threading.Thread(target=run, name=f"candle-commit {label}", daemon=False)
         self._thread.start()
 

@@ -72,7 +72,7 @@ class CandleCkpt(CandleParamMethods):
         self.restart_done = False  # restart() ran; its result is in self.restarted
         self.restarted: dict[str, Any] | None = None
         self.verified_files: set[str] = set()  # files of the checkpoint being restored whose CRC-32 was checked
-        self._background = BackgroundCommit(self.info)
+        self.committer = BackgroundCommit(self.info)  # runs asynchronous commits; has their CPU and wait totals
         self.report_initial()
 
     # ----- parameters -------------------------------------------------------------------
@@ -156,7 +156,7 @@ class CandleCkpt(CandleParamMethods):
         Otherwise the checkpoint is committed when this returns.
         """
         self.saving_position = position
-        self._background.wait()  # one snapshot in flight at most; raises an earlier commit's failure
+        self.committer.wait()  # one snapshot in flight at most; raises an earlier commit's failure
         snapshot = self.snapshot_model(epoch)
         info = self.ckpt_info(epoch, position, files={})
         is_best = position is None and self.epoch_best == epoch
@@ -166,14 +166,14 @@ class CandleCkpt(CandleParamMethods):
             self._write_and_commit(epoch, snapshot, info, is_best)
 
         if snapshot is not None and self.settings.async_commit:
-            self._background.start(f"epoch {epoch}", write_and_commit)
+            self.committer.start(f"epoch {epoch}", write_and_commit)
         else:
             write_and_commit()
         return self.layout.epoch_dir(epoch)
 
     def wait_for_commit(self) -> None:
         """Return once no checkpoint is being written; raise the error of a failed background commit."""
-        self._background.wait()
+        self.committer.wait()
 
     def _write_and_commit(self, epoch: int, snapshot: Snapshot | None, info: dict[str, Any], best: bool) -> None:
         """Write ``work/``, commit it as ``epochs/NNN`` and apply the keep policy (any thread)."""

@@ -108,7 +108,7 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
         self.resume_position = None
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        self._background.raise_failure()
+        self.committer.raise_failure()
         if self._merge_metrics is not None:
             # Keras builds compiled metrics in the first train step, so the saved
             # accumulators are added after it: sums commute, the epoch's metrics match.
@@ -127,7 +127,7 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
             self.save_midepoch(self._epoch_index, self.batch_offset + int(batch) + 1)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self._background.raise_failure()
+        self.committer.raise_failure()
         logs = logs or {}
         metric = self.save_best_metric
         validated = any(key.startswith("val_") for key in logs)
