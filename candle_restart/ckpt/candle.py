@@ -22,8 +22,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from candle_restart.ckpt import commit, keep
+from candle_restart.ckpt import commit
 from candle_restart.ckpt.background import BackgroundCommit
+from candle_restart.ckpt.candle_keep import CandleKeepMethods
 from candle_restart.ckpt.candle_params import CandleParamMethods
 from candle_restart.ckpt.checksum import ALGORITHM, DISABLED, checksum_file, list_files
 from candle_restart.ckpt.errors import CommitError, NoCheckpointError, ParamError
@@ -44,7 +45,7 @@ from candle_restart.ckpt.sink import CheckpointFiles, Snapshot
 STATE_FILE = "train_state.npz"
 
 
-class CandleCkpt(CandleParamMethods):
+class CandleCkpt(CandleParamMethods, CandleKeepMethods):
     """CANDLE's checkpoint callback logic without a framework (see module docstring)."""
 
     model_file_name = "model.keras"
@@ -71,8 +72,12 @@ class CandleCkpt(CandleParamMethods):
         self.saving_position: dict[str, int] | None = None  # the position of the checkpoint being written
         self.restart_done = False  # restart() ran; its result is in self.restarted
         self.restarted: dict[str, Any] | None = None
-        self.verified_files: set[str] = set()  # files of the checkpoint being restored whose CRC-32 was checked
-        self.committer = BackgroundCommit(self.info)  # runs asynchronous commits; has their CPU and wait totals
+        self.verified_files: set[str] = (
+            set()
+        )  # files of the checkpoint being restored whose CRC-32 was checked
+        self.committer = BackgroundCommit(
+            self.info
+        )  # runs asynchronous commits; has their CPU and wait totals
         self.report_initial()
 
     # ----- parameters -------------------------------------------------------------------
@@ -175,7 +180,9 @@ class CandleCkpt(CandleParamMethods):
         """Return once no checkpoint is being written; raise the error of a failed background commit."""
         self.committer.wait()
 
-    def _write_and_commit(self, epoch: int, snapshot: Snapshot | None, info: dict[str, Any], best: bool) -> None:
+    def _write_and_commit(
+        self, epoch: int, snapshot: Snapshot | None, info: dict[str, Any], best: bool
+    ) -> None:
         """Write ``work/``, commit it as ``epochs/NNN`` and apply the keep policy (any thread)."""
         work = commit.begin(self.layout)
         try:
@@ -317,7 +324,10 @@ class CandleCkpt(CandleParamMethods):
         return stats.value
 
     def ckpt_info(
-        self, epoch: int, position: dict[str, int] | None = None, files: dict[str, dict[str, Any]] | None = None
+        self,
+        epoch: int,
+        position: dict[str, int] | None = None,
+        files: dict[str, dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         """The ``ckpt-info.json`` dict for ``epoch`` (see `candle_restart.ckpt.info`).
 
@@ -353,57 +363,6 @@ class CandleCkpt(CandleParamMethods):
         from candle_restart.ckpt.info import dumps
 
         atomic_write_bytes(Path(jsonfile), dumps(self.ckpt_info(epoch)))
-
-    # ----- keep policy ------------------------------------------------------------------------
-    def clean(self, epoch_now: int) -> tuple[int, int]:
-        """Delete checkpoints the keep policy drops; never ``last``, ``best`` or ``epoch_now``.
-
-        Returns (kept, deleted).  Only ``epochs/<digits>`` directories are considered.
-        """
-        on_disk = self.layout.list_epochs()
-        survivors = keep.surviving_epochs(
-            on_disk, self.keep_mode, self.keep_limit, self._protected(epoch_now)
-        )
-        deleted = 0
-        for epoch in on_disk:
-            if epoch not in survivors:
-                self.delete(epoch)
-                deleted += 1
-        return len(on_disk) - deleted, deleted
-
-    def _protected(self, epoch_now: int) -> set[int]:
-        """Epochs no keep policy may delete: the newest, the best, and the targets of last/best."""
-        protect = {epoch_now, self.epoch_best}
-        for link in (self.layout.last, self.layout.best):
-            linked = self.layout.linked_epoch(link)
-            if linked is not None:
-                protect.add(linked)
-        return protect
-
-    def keep(self, epoch: int, epoch_now: int, kept: int) -> bool:
-        """CANDLE's per-epoch question: keep ``epoch`` when ``kept`` newer ones are already kept?"""
-        on_disk = set(self.layout.list_epochs()) | {epoch, epoch_now}
-        return epoch in keep.surviving_epochs(
-            on_disk, self.keep_mode, self.keep_limit, self._protected(epoch_now)
-        )
-
-    def delete(self, epoch: int) -> None:
-        """Remove ``epochs/NNN`` (crash-safely, and never outside ``epochs/``)."""
-        if commit.remove_epoch(self.layout, epoch):
-            self.debug(f"removing: '{self.relpath(self.layout.epoch_dir(epoch))}'")
-        else:
-            self.info(f"checkpoint for epoch={epoch} disappeared!")
-        if epoch in self.epochs:
-            self.epochs.remove(epoch)
-
-    def symlink(self, src: Path | str, dst: Path | str) -> None:
-        """Point link ``dst`` at ``src`` atomically, relative to ``dst``'s directory."""
-        from candle_restart.ckpt.fsio import swap_symlink
-
-        dst = Path(dst)
-        target = os.path.relpath(os.path.abspath(src), os.path.abspath(dst.parent))
-        self.debug(f"linking: '{self.relpath(dst)}' -> '{target}'")
-        swap_symlink(target, dst)
 
     # ----- restart -------------------------------------------------------------------------------
     @property

@@ -238,7 +238,13 @@ def _signals(r: _Reader, key: str, default: str) -> tuple[str, ...]:
 _OPTIONS: list[tuple[str, Callable[[Any], Any], Any, tuple[str, ...] | None, str]] = [
     ("ckpt_restart_mode", str, "auto", RESTART_MODES, "Mode to restart from a saved checkpoint"),
     ("ckpt_checksum", str2bool, False, None, "Checksum the checkpoint files on write and restart"),
-    ("ckpt_async", str2bool, True, None, "Write checkpoints in the background (training waits only for a snapshot)"),
+    (
+        "ckpt_async",
+        str2bool,
+        True,
+        None,
+        "Write checkpoints in the background (training waits only for a snapshot)",
+    ),
     ("ckpt_skip_epochs", int, 0, None, "Number of epochs to skip before saving checkpoints"),
     ("ckpt_directory", str, None, None, "Checkpoint directory (default: output_dir/ckpts)"),
     ("ckpt_save_best", str2bool, True, None, "Toggle saving the best model"),
