@@ -14,6 +14,9 @@ What a process's callback writes, and what is taken from it:
   names the epoch, which resynchronises the count);
 * ``writing mid-epoch checkpoint: epoch E batch B``: the next rename is a checkpoint taken
   inside epoch E, not an epoch end;
+* with asynchronous commits the ``rename`` of epoch N comes from the commit thread and may
+  follow the ``metrics`` line of epoch N+1; a rename of an epoch before the current count
+  is such a late one and changes nothing;
 * ``preempted: ...``: the session stopped on a signal.
 
 Contract: `parse_epoch_log` never raises on content (unknown or garbled lines are skipped)
@@ -138,8 +141,10 @@ class _Parser:
         elif m := _RENAME.match(text):
             if self.midepoch:
                 self.midepoch = False
-            else:
+            elif int(m.group(1)) >= self.epoch:
                 self.resync(int(m.group(1)))
+            # else: the commit thread finished an earlier epoch's checkpoint after a later
+            # epoch's end was logged (asynchronous commits); the count is already ahead.
         elif m := _RESTART.match(text):
             self.session.resumed_from = self.epoch = int(m.group(1))
         elif text.startswith("preempted: "):

@@ -228,3 +228,21 @@ def test_epochs_are_counted_from_the_log_without_a_best_metric(tmp_path: Path) -
     assert report.values == {} and sorted(report.kept) == [2, 4, 5]
     assert report.resumes == [Resume(2)]  # epoch 3 was not saved: resumed after epoch 2
     assert (report.epochs_trained, report.epochs_redone) == (6, 1)  # 1 2 3 | 3 4 5
+
+
+def test_late_renames_of_asynchronous_commits_do_not_shift_epochs() -> None:
+    from candle_restart.report.epochlog import parse_epoch_log
+
+    lines = [
+        "Callback initialized.",
+        "save_best_metric='val_loss'",
+        "metrics: val_loss: current=0.500000 < last=inf",
+        "metrics: val_loss: current=0.400000 < last=0.500000",
+        "rename:  'ckpts/work' -> 'ckpts/epochs/001'",  # epoch 1's commit, finished during epoch 2
+        "rename:  'ckpts/work' -> 'ckpts/epochs/002'",
+        "metrics: val_loss: current=0.300000 < last=0.400000",
+        "rename:  'ckpts/work' -> 'ckpts/epochs/003'",
+    ]
+    log = parse_epoch_log("".join(f"2026-01-01 00:00:0{i} CandleCkpt: {line}\n" for i, line in enumerate(lines)))
+    assert log.values() == {1: 0.5, 2: 0.4, 3: 0.3}
+    assert log.trained == 3 and log.redone == 0
