@@ -74,7 +74,7 @@ def measure(n_params: int, repeats: int) -> dict[str, Any]:
 
 def main() -> None:
     sizes = [int(x) for x in sys.argv[1:]] or [1_000_000, 50_000_000]
-    results = {f"{n // 1_000_000}M": measure(n, 9 if n < 10_000_000 else 5) for n in sizes}
+    results = {f"{n // 1_000_000}M": measure(n, 15 if n < 10_000_000 else 5) for n in sizes}
     print(json.dumps({"bench": "ckpt_blocking", "cores": os.cpu_count(), "results": results}))
 
 
