@@ -48,6 +48,7 @@ def measure(n_params: int, repeats: int) -> dict[str, Any]:
             logger=None,
         )
         ckpt.set_model(model)
+        ckpt.on_train_begin()  # inside a training, commits run in the background
         ours, commits, keras_save = [], [], []
         for i in range(repeats + 1):
             start = time.perf_counter()
@@ -58,6 +59,7 @@ def measure(n_params: int, repeats: int) -> dict[str, Any]:
             start = time.perf_counter()
             model.save(Path(tmp) / "plain.keras")
             keras_save.append(time.perf_counter() - start)
+        ckpt.on_train_end()
     ours_s, keras_s = statistics.median(ours[1:]), statistics.median(keras_save[1:])
     return {
         "params": model.count_params(),

@@ -74,6 +74,13 @@ class BackgroundCommit:
         self._thread = None
         self.raise_failure()
 
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait up to ``timeout`` seconds for the commit in flight to end, raising nothing; True if none is left."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+        return not self.busy
+
     def raise_failure(self) -> None:
         """Raise (once) the exception of a finished commit; never blocks."""
         failure, self._failure = self._failure, None

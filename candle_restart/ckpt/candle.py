@@ -72,12 +72,12 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods):
         self.saving_position: dict[str, int] | None = None  # the position of the checkpoint being written
         self.restart_done = False  # restart() ran; its result is in self.restarted
         self.restarted: dict[str, Any] | None = None
-        self.verified_files: set[str] = (
-            set()
-        )  # files of the checkpoint being restored whose CRC-32 was checked
-        self.committer = BackgroundCommit(
-            self.info
-        )  # runs asynchronous commits; has their CPU and wait totals
+        # Files of the checkpoint being restored whose CRC-32 restart checked.
+        self.verified_files: set[str] = set()
+        # Set by the backend's training hooks: commits run in the background only then.
+        self.in_training = False
+        # Runs the background commits; keeps their CPU and wait totals.
+        self.committer = BackgroundCommit(self.info)
         self.report_initial()
 
     # ----- parameters -------------------------------------------------------------------
@@ -154,11 +154,14 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods):
         name); ``position`` is None at an epoch end, else ``{"epoch": epoch,
         "batch": batches of it done}`` for a checkpoint taken inside it.
 
-        When the backend can snapshot its state (`snapshot_model`) and
-        ``ckpt_async`` is on, this returns once the snapshot is in memory and
-        a background thread writes and commits it (see
-        `candle_restart.ckpt.background`); `wait_for_commit` waits for it.
-        Otherwise the checkpoint is committed when this returns.
+        When the backend can snapshot its state (`snapshot_model`),
+        ``ckpt_async`` is on and a training is running (`in_training`: the
+        backend's hooks then raise a failed commit's error in the training
+        thread), this returns once the snapshot is in memory and a background
+        thread writes and commits it (see `candle_restart.ckpt.background`);
+        `wait_for_commit` waits for it.  Otherwise (a script calling
+        `ckpt_epoch` from its own loop, say) the checkpoint is committed, or its
+        error raised, when this returns.
         """
         self.saving_position = position
         self.committer.wait()  # one snapshot in flight at most; raises an earlier commit's failure
@@ -168,9 +171,13 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods):
         self.last_save_time = time.monotonic()
 
         def write_and_commit() -> None:
-            self._write_and_commit(epoch, snapshot, info, is_best)
+            try:
+                self._write_and_commit(epoch, snapshot, info, is_best)
+            finally:
+                if snapshot is not None:
+                    snapshot.discard()
 
-        if snapshot is not None and self.settings.async_commit:
+        if snapshot is not None and self.settings.async_commit and self.in_training:
             self.committer.start(f"epoch {epoch}", write_and_commit)
         else:
             write_and_commit()

@@ -129,16 +129,20 @@ class _SyncedSink(FileSink):
     """A `FileSink` whose `close` makes the file durable first."""
 
     def close(self) -> None:
-        if self._fd is not None:
-            os.fsync(self._fd)
-        super().close()
+        try:
+            if self._fd is not None:
+                os.fsync(self._fd)
+        finally:
+            super().close()
 
 
 class Snapshot(Protocol):
     """A checkpoint's content captured in host memory at one instant of training.
 
     `write` may run in another thread while training goes on, so it must not
-    touch the live model: only what was captured.  It writes every file of
+    touch the live model: only what was captured.  ``discard`` is called once
+    the snapshot is no longer needed (after ``write``, or when the commit
+    failed before it).  It writes every file of
     the checkpoint through ``files.create`` and names the model file in
     ``model_file``.
     """
@@ -146,3 +150,7 @@ class Snapshot(Protocol):
     model_file: str
 
     def write(self, files: CheckpointFiles) -> None: ...
+
+    def discard(self) -> None:
+        """Release what the snapshot holds outside memory (temporary files); called after `write`
+        or instead of it, possibly more than once."""

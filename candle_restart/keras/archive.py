@@ -17,7 +17,6 @@ once in its log); nothing is ever written in a format Keras cannot read.
 from __future__ import annotations
 
 import io
-import os
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,10 +36,22 @@ try:
     _NAMES = (_lib._METADATA_FILENAME, _lib._CONFIG_FILENAME, _lib._VARS_FNAME_H5, _lib._ASSETS_DIRNAME)
     available = True
 except (ImportError, AttributeError):  # pragma: no cover - depends on the Keras release
-    _H5IOStore = object
+    _H5IOStore = _DiskIOStore = object
     available = False
 
 Entry = tuple[str, "dict[str, Any] | None", "dict[str, np.ndarray]"]
+
+
+class _CountingAssets(_DiskIOStore):
+    """Keras' asset store, counting the saveables that asked for an asset directory."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.made = 0
+
+    def make(self, path: str) -> Any:
+        self.made += 1
+        return super().make(path)
 
 
 class _RecordingStore(_H5IOStore):
@@ -91,7 +102,6 @@ class CapturedModelFile:
                 _write_to_zip_recursively(archive, self.assets.working_dir, assets_name)
         finally:
             weights.release()
-            self.discard()
 
     def discard(self) -> None:
         """Remove the temporary asset directory (safe to call twice)."""
@@ -120,55 +130,63 @@ class Capturer:
     The walk (``dir()`` of every layer, fresh reference objects per call) costs
     more than copying a small model's values, so its result is reused while
     the model, its optimizer and the lists of their variables are the same
-    objects.  A walk that meets a value other than a variable, or assets, is
-    redone every time.
+    objects.  The walk is redone every time when it met a value other than one
+    of those variables (a second optimizer, a layer's plain array) or an
+    object with assets, because the key cannot see those change.
     """
 
     def __init__(self) -> None:
         self._plans: dict[bool, tuple[tuple[int, ...], list[tuple[str, Any, dict[str, Any]]]]] = {}
 
+    def reset(self) -> None:
+        """Forget the cached walks (another model)."""
+        self._plans = {}
+
     @staticmethod
-    def _key(model: Any) -> tuple[int, ...]:
+    def _variables(model: Any) -> list[Any]:
         optimizer = getattr(model, "optimizer", None)
-        variables = [
+        return [
             *model.variables,
             *getattr(model, "metrics_variables", []),
             *(optimizer.variables if optimizer is not None else []),
         ]
-        return (id(model), id(optimizer), *(id(v) for v in variables))
 
     def capture(self, model: Any, copy: Callable[[Any], np.ndarray], weights_only: bool) -> CapturedModelFile:
         """Take ``copy(value)`` of every value Keras would save of ``model`` (in this thread)."""
-        key = self._key(model)
+        known = self._variables(model)
+        key = (id(model), id(getattr(model, "optimizer", None)), *(id(v) for v in known))
         plan = self._plans.get(weights_only)
-        assets = None
-        if plan is None or plan[0] != key:
-            store = _RecordingStore()
-            if not weights_only:
-                assets = _DiskIOStore(_NAMES[3], archive=None, mode="w")
-            try:
+        assets = None if weights_only else _CountingAssets(_NAMES[3], archive=None, mode="w")
+        try:
+            if plan is None or plan[0] != key:
+                store = _RecordingStore()
                 _save_state(
                     model, weights_store=store, assets_store=assets, inner_path="", visited_saveables=set()
                 )
-            except BaseException:
-                if assets is not None:
-                    assets.close()
-                raise
+                entries = [
+                    (path, meta, _as_variables(model, path, values)) for path, meta, values in store.entries
+                ]
+                plan = (key, entries)
+                ids = {id(v) for v in known}
+                reusable = all(
+                    isinstance(v, keras.Variable) and id(v) in ids
+                    for _p, _m, vals in entries
+                    for v in vals.values()
+                )
+                if reusable and (assets is None or assets.made == 0):
+                    self._plans[weights_only] = plan
+                else:
+                    self._plans.pop(weights_only, None)
             entries = [
-                (path, meta, _as_variables(model, path, values)) for path, meta, values in store.entries
+                (path, meta, {k: copy(v) for k, v in values.items()}) for path, meta, values in plan[1]
             ]
-            plan = (key, entries)
-            reusable = all(isinstance(v, keras.Variable) for _p, _m, vals in entries for v in vals.values())
-            if reusable and (assets is None or not os.listdir(assets.working_dir)):
-                self._plans[weights_only] = plan
-            else:
-                self._plans.pop(weights_only, None)
-        elif not weights_only:
-            assets = _DiskIOStore(_NAMES[3], archive=None, mode="w")
-        entries = [(path, meta, {k: copy(v) for k, v in values.items()}) for path, meta, values in plan[1]]
-        captured = CapturedModelFile(weights_only, entries, nbytes=_nbytes(entries), assets=assets)
-        if not weights_only:
-            captured.config_json, captured.metadata_json = _serialize_model_as_json(model)
+            captured = CapturedModelFile(weights_only, entries, nbytes=_nbytes(entries), assets=assets)
+            if not weights_only:
+                captured.config_json, captured.metadata_json = _serialize_model_as_json(model)
+        except BaseException:
+            if assets is not None:
+                assets.close()
+            raise
         return captured
 
 

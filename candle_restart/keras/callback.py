@@ -62,6 +62,7 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
         """model: The Keras model."""
         if model is not self._model:
             self._copies.reset()
+            self._capturer.reset()
         self._model = model
 
     def set_params(self, params: dict[str, Any]) -> None:
@@ -88,6 +89,7 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
     # ----- Keras hooks ------------------------------------------------------------------
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._disarm = arm(signal.Signals[f"SIG{name}"] for name in self.settings.signals)
+        self.in_training = True  # commits may now run in the background: the hooks below surface their errors
         self.last_save_time = time.monotonic()
         if REQUEST.requested:
             self._stop(f"{REQUEST.name} received before training started; ckpts/last is unchanged")
@@ -150,6 +152,7 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
         try:
             self.wait_for_commit()
         finally:
+            self.in_training = False
             self._disarm()
         self.report_final()
 

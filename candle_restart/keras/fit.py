@@ -23,7 +23,8 @@ Any other input (a Python generator, a ``PyDataset``) cannot be positioned
 inside an epoch: the interrupted epoch is rerun from its first batch, and the
 log says so.  Each epoch runs as one ``model.fit`` call; the callbacks see
 one training (one ``on_train_begin``, one ``on_train_end``), and ``ckpt``
-runs before the caller's callbacks, so they see each epoch committed.
+runs before the caller's callbacks, so they see each epoch's checkpoint taken (with
+``ckpt_async`` its commit may still be in flight: ``ckpt.wait_for_commit()`` waits for it).
 """
 
 from __future__ import annotations

@@ -5,7 +5,9 @@
 reads a member into bytes and copies them again), 64-byte aligned so a
 backend may adopt the buffer, and checks the CRC-32 the zip records for it,
 as ``zipfile`` would.  Anything `read_npz` does not
-expect (a compressed member, an object array) is read by ``np.load``.
+expect (a compressed member, an object array) is read by ``np.load``.  Any
+malformed input raises `CorruptCheckpointError`; sizes are checked before
+memory is allocated for them.
 """
 
 from __future__ import annotations
@@ -50,8 +52,10 @@ def read_npz(path: Path, check_crc: bool = True) -> dict[str, np.ndarray]:
                 info.filename.removesuffix(".npy"): _member(archive, info, f, check_crc)
                 for info in archive.infolist()
             }
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, struct.error) as exc:
-        raise CorruptCheckpointError(str(path), None, f"cannot be read as .npz: {exc}") from exc
+    except MemoryError:
+        raise
+    except Exception as exc:  # a torn or forged file: any parser error of zipfile, numpy or zlib
+        raise CorruptCheckpointError(str(path), None, f"cannot be read as .npz: {exc!r}") from exc
 
 
 def _member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, f: Any, check_crc: bool) -> np.ndarray:
@@ -72,10 +76,15 @@ def _member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, f: Any, check_crc: 
     if dtype.hasobject or fortran:
         return _by_numpy(archive, info)
     header_length = stream.tell()
+    count = 1
+    for n in shape:
+        count *= int(n)
+    if header_length + count * dtype.itemsize != info.file_size:  # checked before allocating anything
+        raise ValueError(
+            f"member {info.filename} holds {info.file_size} bytes, its header describes another size"
+        )
     array = aligned_empty(shape, dtype)
     data = array.reshape(-1).view(np.uint8).data
-    if header_length + len(data) != info.file_size:
-        raise ValueError(f"member {info.filename} holds {info.file_size} bytes, its header describes more")
     f.seek(start + header_length)
     view, done = memoryview(data), 0
     while done < len(view):

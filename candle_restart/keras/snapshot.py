@@ -29,11 +29,17 @@ from candle_restart.keras.state import state_arrays
 
 
 def host_value(value: Any) -> np.ndarray:
-    """A variable's or tensor's current value as a NumPy array (may share the backend's memory)."""
+    """A variable's or tensor's current value as a NumPy array (may share the backend's memory).
+
+    Under TensorFlow a variable is read into a tensor (which aliases its buffer
+    until the next update: copy-on-write keeps the tensor unchanged) and viewed
+    without copying; ``np.asarray`` of the variable itself would copy.
+    """
     if isinstance(value, keras.Variable):
         value = value.value
     if keras.backend.backend() == "tensorflow":
-        return np.asarray(value)
+        read = getattr(value, "read_value", None)
+        return np.asarray(read() if callable(read) else value)
     return np.asarray(keras.ops.convert_to_numpy(value))
 
 
@@ -51,6 +57,10 @@ class HostCopies:
 
     def begin(self) -> None:
         """Start a new snapshot: every variable is copied again, once."""
+        self._taken = {}
+
+    def end(self) -> None:
+        """The snapshot is taken: drop this class's references to its arrays (the snapshot keeps them)."""
         self._taken = {}
 
     def reset(self) -> None:
@@ -93,13 +103,13 @@ class KerasSnapshot:
 
     def write(self, files: CheckpointFiles) -> None:
         """Write ``train_state.npz`` first (the disk flushes it while the model file is produced)."""
-        try:
-            with files.create(STATE_FILE) as sink:
-                write_npz(sink, self.state)
-            with files.create(self.model_file) as sink:
-                self.model.write(sink)
-        finally:
-            self.model.discard()
+        with files.create(STATE_FILE) as sink:
+            write_npz(sink, self.state)
+        with files.create(self.model_file) as sink:
+            self.model.write(sink)
+
+    def discard(self) -> None:
+        self.model.discard()
 
 
 def take_snapshot(
@@ -112,6 +122,9 @@ def take_snapshot(
 ) -> KerasSnapshot:
     """Capture ``model`` (weights, optimizer, seed and, mid-epoch, metric state) in host memory."""
     copies.begin()
-    state = state_arrays(model, copies.copy, include_metrics)
-    captured = capturer.capture(model, copies.copy, weights_only)
+    try:
+        state = state_arrays(model, copies.copy, include_metrics)
+        captured = capturer.capture(model, copies.copy, weights_only)
+    finally:
+        copies.end()
     return KerasSnapshot(model_file, state, captured)

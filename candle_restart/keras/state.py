@@ -96,17 +96,35 @@ def load_state(model: Any, path: Path, check_crc: bool = True) -> list[np.ndarra
     """
     groups = {"model": list(model.variables), "optimizer": _optimizer_variables(model)}
     data = read_npz(path, check_crc)
-    if _MANIFEST not in data:
-        raise CorruptCheckpointError(str(path), _MANIFEST, "is missing: not a training-state file")
-    manifest = json.loads(str(data[_MANIFEST]))
+    try:
+        manifest = json.loads(str(data[_MANIFEST]))
+        for group, variables in groups.items():
+            _check_fit(path, group, manifest.get(group, []), variables)
+        values = {group: [data.pop(f"{group}/{i}") for i in range(len(v))] for group, v in groups.items()}
+        metrics = (
+            [data[f"metrics/{i}"] for i in range(len(manifest["metrics"]))] if "metrics" in manifest else None
+        )
+    except (
+        KeyError,
+        TypeError,
+        AttributeError,
+        ValueError,
+    ) as exc:  # a forged or torn manifest or member name
+        raise CorruptCheckpointError(
+            str(path), None, f"is not a training-state file this model can read: {exc!r}"
+        ) from exc
+    for group, variables in groups.items():  # every array is checked before any variable changes
+        for i, (variable, value) in enumerate(zip(variables, values[group], strict=True)):
+            if tuple(value.shape) != tuple(variable.shape):
+                raise CorruptCheckpointError(
+                    str(path),
+                    group,
+                    f"variable {i} holds shape {list(value.shape)}, {variable.path} has {list(variable.shape)}",
+                )
     for group, variables in groups.items():
-        _check_fit(path, group, manifest.get(group, []), variables)
-    for group, variables in groups.items():
-        for i, variable in enumerate(variables):
-            _assign(variable, data.pop(f"{group}/{i}"))
-    if "metrics" not in manifest:
-        return None
-    return [data[f"metrics/{i}"] for i in range(len(manifest["metrics"]))]
+        for variable, value in zip(variables, values[group], strict=True):
+            _assign(variable, value)
+    return metrics
 
 
 def _assign(variable: Any, value: np.ndarray) -> None:

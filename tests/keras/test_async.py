@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from candle_restart.ckpt import CkptLayout, find_restart
+from candle_restart.ckpt import CkptLayout, CommitError, find_restart
 from candle_restart.ckpt.preempt import REQUEST, Preempted
 from candle_restart.keras import CandleCkptKeras, fit
 from candle_restart.keras.state import load_state
@@ -81,14 +81,36 @@ def test_snapshot_writes_the_file_keras_writes(tmp_path: Path, weights_only: boo
     assert np.array_equal(model.predict(X, verbose=0), other.predict(X, verbose=0))
 
 
+def test_a_replaced_second_optimizer_is_captured_afresh(tmp_path: Path) -> None:
+    """The walk's cached result must not outlive a saveable the cache key cannot see."""
+    model = _trained()
+    model.d_optimizer = keras.optimizers.Adam()
+    model.d_optimizer.build(model.trainable_variables)
+    ckpt = CandleCkptKeras(
+        {"epochs": 5, "ckpt_directory": str(tmp_path / "c"), "ckpt_save_weights_only": True}, logger=None
+    )
+    ckpt.set_model(model)
+    ckpt.save_epoch(1)
+    model.d_optimizer = keras.optimizers.SGD(momentum=0.9)
+    model.d_optimizer.build(model.trainable_variables)
+    ckpt.save_epoch(2)
+    model.save_weights(tmp_path / "plain.weights.h5")
+    ours = (tmp_path / "c" / "last" / "model.weights.h5").read_bytes()
+    assert _h5_tree(ours) == _h5_tree((tmp_path / "plain.weights.h5").read_bytes())
+
+
 def test_a_model_with_assets_round_trips(tmp_path: Path) -> None:
     words = keras.Input(shape=(1,), dtype="string")
-    lookup = keras.layers.StringLookup(vocabulary=["red", "green", "blue"])
+    lookup = keras.layers.StringLookup()
+    lookup.adapt(["red", "green", "blue", "blue"])  # an adapted vocabulary is saved as an asset file
     model = keras.Model(words, keras.layers.Embedding(5, 2)(lookup(words)))
     ckpt = CandleCkptKeras({"epochs": 5, "ckpt_directory": str(tmp_path / "c")}, logger=None)
     ckpt.set_model(model)
+    ckpt.on_train_begin()
     ckpt.save_epoch(1)
-    ckpt.wait_for_commit()
+    ckpt.on_train_end()
+    with zipfile.ZipFile(tmp_path / "c" / "last" / "model.keras") as archive:
+        assert any(name.startswith("assets/") and name.endswith(".txt") for name in archive.namelist())
     loaded = keras.models.load_model(tmp_path / "c" / "last" / "model.keras")
     inputs = tf.constant([["blue"], ["red"], ["mauve"]])
     assert np.array_equal(np.asarray(model(inputs)), np.asarray(loaded(inputs)))
@@ -116,6 +138,7 @@ def test_the_checkpoint_holds_the_state_of_its_instant(tmp_path: Path) -> None:
     model = _trained()
     ckpt = _Gated({"epochs": 5, "ckpt_directory": str(tmp_path / "c")}, logger=None)
     ckpt.set_model(model)
+    ckpt.on_train_begin()
     before = [np.array(v) for v in [*model.variables, *model.optimizer.variables]]
     weights = model.get_weights()
     ckpt.save_epoch(1)  # returns with the snapshot taken; the writer waits at the gate
@@ -123,7 +146,7 @@ def test_the_checkpoint_holds_the_state_of_its_instant(tmp_path: Path) -> None:
     for variable in [*model.variables, *model.optimizer.variables]:
         variable.assign(np.zeros(variable.shape, variable.dtype) + 7)  # training goes on
     ckpt.gate.set()
-    ckpt.wait_for_commit()
+    ckpt.on_train_end()
     restored = _model()
     restored.optimizer.build(restored.trainable_variables)
     load_state(restored, tmp_path / "c" / "last" / "train_state.npz")
@@ -145,17 +168,59 @@ def test_one_commit_in_flight_and_the_wait_is_logged(tmp_path: Path) -> None:
     logger.addHandler(Spy())
     logger.setLevel(logging.INFO)
     ckpt = _Gated({"epochs": 5, "ckpt_directory": str(tmp_path / "c")}, logger=logger)
-    ckpt.set_model(_trained())
+    model = _trained()
+    ckpt.set_model(model)
+    ckpt.on_train_begin()
+    first = np.array(model.variables[0])
     ckpt.save_epoch(1)
+    model.variables[0].assign(first + 1)  # the values of epoch 2, copied into the same host buffers
     second = threading.Thread(target=ckpt.save_epoch, args=(2,))
     second.start()
-    waiting.wait()
+    assert waiting.wait(timeout=120), "the second checkpoint did not wait for the first commit"
     assert ckpt.snapshots == 1  # epoch 2 is not even captured while epoch 1 is in flight
     ckpt.gate.set()
-    second.join()
-    ckpt.wait_for_commit()
+    second.join(timeout=120)
+    ckpt.on_train_end()
     layout = CkptLayout.at(tmp_path / "c")
     assert ckpt.snapshots == 2 and layout.list_epochs() == [1, 2] and layout.linked_epoch(layout.last) == 2
+    for epoch, expected in ((1, first), (2, first + 1)):
+        with np.load(layout.epoch_dir(epoch) / "train_state.npz") as state:
+            assert state["model/0"].tobytes() == expected.tobytes()
+
+
+class _Failing(_Gated):
+    """Every write fails, as on a full disk, once the gate opens."""
+
+    def write_snapshot(self, snapshot: Any, dir_work: Path) -> dict[str, dict[str, Any]]:
+        self.gate.wait()
+        raise OSError(28, "No space left on device")
+
+
+def test_a_failed_background_commit_is_raised_at_the_next_batch_end(tmp_path: Path) -> None:
+    ckpt = _Failing({"epochs": 5, "ckpt_directory": str(tmp_path / "c")}, logger=None)
+    ckpt.set_model(_trained())
+    ckpt.on_train_begin()
+    ckpt.save_epoch(1)  # returns: the failure has not happened yet
+    ckpt.gate.set()
+    assert ckpt.committer.join(timeout=120)
+    with pytest.raises(CommitError, match="No space left on device"):
+        ckpt.on_train_batch_end(0)
+    ckpt.on_train_batch_end(1)  # raised once, not again
+    ckpt.on_train_end()
+    assert not CkptLayout.at(tmp_path / "c").last.exists()
+
+
+def test_outside_a_training_commits_are_synchronous(tmp_path: Path) -> None:
+    """A script calling ckpt_epoch from its own loop has no hook to receive a background error."""
+    ckpt = _Failing({"epochs": 5, "ckpt_directory": str(tmp_path / "c")}, logger=None)
+    ckpt.set_model(_trained())
+    ckpt.gate.set()
+    with pytest.raises(CommitError, match="No space left on device"):
+        ckpt.ckpt_epoch(0, "-", 1.0)
+    fine = CandleCkptKeras({"epochs": 5, "ckpt_directory": str(tmp_path / "d")}, logger=None)
+    fine.set_model(_trained())
+    fine.ckpt_epoch(0, "-", 1.0)
+    assert CkptLayout.at(tmp_path / "d").linked_epoch(tmp_path / "d" / "last") == 1  # committed on return
 
 
 def test_a_write_error_in_the_commit_thread_ends_fit(tmp_path: Path) -> None:

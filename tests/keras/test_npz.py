@@ -53,3 +53,40 @@ def test_a_flipped_byte_or_a_cut_is_refused(tmp_path: Path) -> None:
     path.write_bytes(bytes(data[: len(data) // 3]))
     with pytest.raises(CorruptCheckpointError, match=r"cannot be read as \.npz"):
         read_npz(path)
+
+
+def _forge(path: Path, offset: int, data: bytes) -> None:
+    raw = bytearray(path.read_bytes())
+    raw[offset : offset + len(data)] = data
+    path.write_bytes(bytes(raw))
+
+
+def test_a_forged_header_is_refused_before_allocating(tmp_path: Path) -> None:
+    path = tmp_path / "s.npz"
+    with open(path, "wb") as f:
+        write_npz(f, {"a": np.arange(8, dtype=np.float64)})
+    raw = path.read_bytes()
+    at = raw.index(b"(8,), }")
+    forged = b"(99999999999999,), }"  # 800 TB of float64, written over the header's space padding
+    assert raw[at + 7 : at + len(forged)] == b" " * (len(forged) - 7)
+    _forge(path, at, forged)
+    with pytest.raises(CorruptCheckpointError, match="describes another size"):
+        read_npz(path)
+
+
+def test_every_single_bit_flip_is_refused_or_harmless(tmp_path: Path) -> None:
+    """No flip may escape as another exception (MemoryError, NotImplementedError, ...)."""
+    path = tmp_path / "s.npz"
+    with open(path, "wb") as f:
+        write_npz(f, {"a": np.arange(3, dtype=np.float32), "__manifest__": np.array("{}")})
+    good = path.read_bytes()
+    refused = 0
+    for bit in range(len(good) * 8):
+        flipped = bytearray(good)
+        flipped[bit // 8] ^= 1 << (bit % 8)
+        path.write_bytes(bytes(flipped))
+        try:
+            read_npz(path)
+        except CorruptCheckpointError:
+            refused += 1
+    assert refused > len(good) * 4  # most flips are caught (names and padding are not covered by CRCs)
