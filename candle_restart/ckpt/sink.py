@@ -8,14 +8,9 @@ on the same buffers, so nothing is read back to be checksummed.
 written, and `CheckpointFiles.finish` returns the per-file table for
 ``ckpt-info.json``.
 
-Measured on ext4 (``bench/ckpt_io.py``): one write() of 300 MB took ten times
-as long as the same bytes in 8 MiB slices, and fsyncing one file in a
-helper thread while writing the next made the writes eight times slower, so
-neither is done.
-
-CRC-32 (zlib) is the checksum: it is what CANDLE's ``checksum`` key has
-always held, and it was the fastest stdlib digest measured on our machines
-(``bench/ckpt_io.py`` prints the figures).
+The slices bound each system call (and the time a signal waits for it);
+the fsync at close is what the commit protocol needs before the rename, and
+nothing more is synced.
 """
 
 from __future__ import annotations

@@ -1,12 +1,13 @@
 """Keras model files (``.keras``, ``.weights.h5``) captured in memory and written later.
 
 ``model.save`` reads the live variables while it writes, so it cannot run
-beside training.  `capture` runs Keras' own saving walk (the one
-``model.save`` and ``model.save_weights`` use) with a store that keeps a
-host copy of every value instead of writing it; `CapturedModelFile.write`
-later replays those values into Keras' own HDF5 store and zips the result
-exactly as ``model.save`` does, so the file loads with
-``keras.models.load_model`` / ``model.load_weights`` like any other.
+beside training.  `Capturer.capture` runs Keras' own saving walk (the one
+``model.save`` and ``model.save_weights`` use) with a store that records
+every value instead of writing it, and keeps a host copy of each;
+`CapturedModelFile.write` later writes them in the layout of Keras' HDF5
+store and zips the result as ``model.save`` does, so the file loads with
+``keras.models.load_model`` / ``model.load_weights`` like any other (the
+tests compare the two files).
 
 The walk and stores live in ``keras.src.saving.saving_lib``, which is not a
 public API.  If a Keras release lacks what is used here, `available` is
@@ -16,12 +17,14 @@ once in its log); nothing is ever written in a format Keras cannot read.
 
 from __future__ import annotations
 
-import io
+import time
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import h5py
 import keras
 import numpy as np
 
@@ -87,21 +90,30 @@ class CapturedModelFile:
     assets: Any = None  # Keras' asset store (a temporary directory), for .keras files
     nbytes: int = field(default=0)
 
-    def write(self, sink: Any) -> None:
-        """Write the file to ``sink`` (a binary file object with ``write`` and ``tell``)."""
-        weights = _h5_image(self.entries)
+    def write(self, sink: Any, scratch: Path) -> None:
+        """Write the file to ``sink`` (a binary file object with ``write`` and ``tell``).
+
+        The HDF5 weights are written to the file ``scratch`` first (HDF5 seeks;
+        a zip member cannot) and streamed from it, so no second in-memory image
+        of the weights is built; ``scratch`` is removed afterwards.
+        """
         try:
+            _write_h5(scratch, self.entries)
             if self.weights_only:
-                sink.write(weights)
+                _copy_file(scratch, sink)
                 return
             metadata_name, config_name, weights_name, assets_name = _NAMES
             with zipfile.ZipFile(sink, "w") as archive:
                 archive.writestr(metadata_name, self.metadata_json)
                 archive.writestr(config_name, self.config_json)
-                archive.writestr(weights_name, weights)
+                member = zipfile.ZipInfo(weights_name, date_time=time.localtime(time.time())[:6])
+                member.external_attr = 0o600 << 16  # as writestr sets it
+                member.file_size = scratch.stat().st_size
+                with archive.open(member, "w") as target:
+                    _copy_file(scratch, target)
                 _write_to_zip_recursively(archive, self.assets.working_dir, assets_name)
         finally:
-            weights.release()
+            scratch.unlink(missing_ok=True)
 
     def discard(self) -> None:
         """Remove the temporary asset directory (safe to call twice)."""
@@ -110,18 +122,36 @@ class CapturedModelFile:
             self.assets = None
 
 
-def _h5_image(entries: list[Entry]) -> memoryview:
-    """The bytes of the HDF5 weights file Keras would write for these entries."""
-    buffer = io.BytesIO()
-    store = _H5IOStore(buffer, mode="w")
-    try:
-        for path, metadata, values in entries:
-            store.make(path, metadata=metadata)
+def _write_h5(path: Path, entries: list[Entry]) -> None:
+    """The HDF5 weights file Keras' ``H5IOStore`` writes for these entries, written with h5py directly.
+
+    Same groups (``PATH/vars``, created when an entry has metadata or values),
+    attributes and datasets (bfloat16 marked by a ``dtype`` attribute); the
+    values are written from the snapshot's arrays without the copy Keras'
+    store makes of each.  The fidelity tests compare the result with Keras' own.
+    """
+    with h5py.File(path, "w") as f:
+        for entry_path, metadata, values in entries:
+            if not metadata and not values:
+                continue
+            group = (
+                f.create_group("vars") if not entry_path else f.create_group(entry_path).create_group("vars")
+            )
+            for name, value in (metadata or {}).items():
+                group.attrs[name] = value
             for key, value in values.items():
-                store[key] = value
-    finally:
-        store.close()
-    return buffer.getbuffer()
+                if str(value.dtype) == "bfloat16":
+                    group.create_dataset(key, data=value).attrs["dtype"] = "bfloat16"
+                else:
+                    group[key] = value
+
+
+def _copy_file(source: Path, target: Any, chunk: int = 8 * 1024 * 1024) -> None:
+    buffer = bytearray(chunk)
+    view = memoryview(buffer)
+    with open(source, "rb", buffering=0) as f:
+        while n := f.readinto(buffer):
+            target.write(view[:n])
 
 
 class Capturer:

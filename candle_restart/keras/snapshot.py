@@ -106,7 +106,7 @@ class KerasSnapshot:
         with files.create(STATE_FILE) as sink:
             write_npz(sink, self.state)
         with files.create(self.model_file) as sink:
-            self.model.write(sink)
+            self.model.write(sink, files.directory / f".{self.model_file}.h5-scratch")
 
     def discard(self) -> None:
         self.model.discard()
