@@ -25,11 +25,10 @@ import pytest
 import tensorflow as tf
 
 from candle_restart.ckpt import CkptLayout, CommitError, find_restart
-from candle_restart.ckpt.preempt import REQUEST, Preempted
-from candle_restart.keras import CandleCkptKeras, fit
+from candle_restart.keras import CandleCkptKeras
 from candle_restart.keras.state import load_state
 from tests.keras.conftest import example_env, run_example
-from tests.keras.test_fit_inputs import BATCH, EPOCHS, X, Y, _model, _RequestAt
+from tests.keras.test_fit_inputs import BATCH, X, Y, _model
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -263,32 +262,3 @@ def test_kill_minus_9_during_a_background_commit(tmp_path: Path) -> None:
     resumed = run_example(args, tmp_path)
     assert "restarting from epoch: 1" in resumed.stdout
     assert layout.linked_epoch(layout.last) == 4 and not layout.work.exists()
-
-
-@pytest.mark.parametrize("asynchronous", [True, False])
-def test_preempted_and_resumed_fit_is_bitwise_exact(tmp_path: Path, asynchronous: bool) -> None:
-    def ckpt(name: str) -> CandleCkptKeras:
-        params = {"epochs": EPOCHS, "ckpt_directory": str(tmp_path / name), "ckpt_async": asynchronous}
-        return CandleCkptKeras({**params, "ckpt_save_best": False}, logger=None)
-
-    whole = _model()
-    fit(whole, X, Y, ckpt=ckpt("a"), epochs=EPOCHS, batch_size=BATCH, verbose=0)
-    first = ckpt("b")
-    with pytest.raises(Preempted):
-        fit(
-            _model(),
-            X,
-            Y,
-            ckpt=first,
-            epochs=EPOCHS,
-            batch_size=BATCH,
-            verbose=0,
-            callbacks=[_RequestAt(0, 4)],
-        )
-    first._disarm()
-    REQUEST.clear()
-    resumed, again = _model(), ckpt("b")
-    fit(resumed, X, Y, ckpt=again, epochs=EPOCHS, batch_size=BATCH, verbose=0)
-    assert again.restarted is not None and again.restarted["position"] == {"epoch": 1, "batch": 5}
-    for a, b in zip(whole.variables, resumed.variables, strict=True):
-        assert np.asarray(a).tobytes() == np.asarray(b).tobytes()

@@ -66,12 +66,17 @@ def _ckpt(tmp_path: Path, name: str, **extra: Any) -> CandleCkptKeras:
     )
 
 
-@pytest.mark.parametrize("kind", ["arrays", "shuffled", "dataset", "epoch_function"])
-def test_interrupted_and_resumed_fit_matches_an_uninterrupted_one(tmp_path: Path, kind: str) -> None:
+@pytest.mark.parametrize(
+    "kind, asynchronous",
+    [("arrays", True), ("arrays", False), ("shuffled", True), ("dataset", True), ("epoch_function", True)],
+)
+def test_interrupted_and_resumed_fit_matches_an_uninterrupted_one(
+    tmp_path: Path, kind: str, asynchronous: bool
+) -> None:
     whole = _model()
     fit(whole, ckpt=_ckpt(tmp_path, "a"), epochs=EPOCHS, batch_size=BATCH, verbose=0, **_data(kind))
 
-    first, ckpt = _model(), _ckpt(tmp_path, "b")
+    first, ckpt = _model(), _ckpt(tmp_path, "b", ckpt_async=asynchronous)
     with pytest.raises(Preempted):
         fit(
             first,
@@ -84,7 +89,7 @@ def test_interrupted_and_resumed_fit_matches_an_uninterrupted_one(tmp_path: Path
         )
     ckpt._disarm()
     REQUEST.clear()
-    resumed, again = _model(), _ckpt(tmp_path, "b")
+    resumed, again = _model(), _ckpt(tmp_path, "b", ckpt_async=asynchronous)
     fit(resumed, ckpt=again, epochs=EPOCHS, batch_size=BATCH, verbose=0, **_data(kind))
     assert again.restarted is not None and again.restarted["position"] == {"epoch": 2, "batch": 3}
     for a, b in zip(whole.variables, resumed.variables, strict=True):
