@@ -202,13 +202,7 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods):
             raise CommitError(
                 str(work), None, f"writing the checkpoint of epoch {epoch} failed: {exc}"
             ) from exc
-        model_crc = files.get(info["model_file"], {}).get(ALGORITHM)
-        info = {
-            **info,
-            "checksum": model_crc or DISABLED,
-            "state_file": STATE_FILE if STATE_FILE in files else None,
-            "files": files,
-        }
+        info = {**info, **self._file_fields(files)}
         target = commit.commit(self.layout, epoch, info, best=best)
         self.debug(f"rename:  '{self.relpath(work)}' -> '{self.relpath(target)}'")
         if best:
@@ -340,7 +334,7 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods):
 
         ``files`` is the per-file table (default: the last `checksum` pass).
         """
-        files = self._files if files is None else files
+        fields = self._file_fields(self._files if files is None else files)
         now = datetime.now()
         elapsed: Any = FIRST if self.timestamp_last is None else (now - self.timestamp_last).total_seconds()
         self.timestamp_last = now
@@ -349,7 +343,7 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods):
             "save_best_metric": self.save_best_metric,
             "best_metric_last": finite_or_none(self.best_metric_last),
             "model_file": self.model_file_name,
-            "checksum": self.cksum_model,
+            "checksum": fields["checksum"],
             "timestamp": timestamp(now),
             "time_elapsed": elapsed,
             "metadata": self.metadata,
@@ -359,9 +353,18 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods):
             "best_epoch": self.epoch_best or None,
             "best_mode": self.best_mode,
             "position": position,
+            "state_file": fields["state_file"],
+            "files": fields["files"],
+            "writer": writer_identity(),
+        }
+
+    def _file_fields(self, files: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """The keys of ``ckpt-info.json`` that follow from the per-file table."""
+        crc = files.get(self.model_file_name, {}).get(ALGORITHM)
+        return {
+            "checksum": crc or DISABLED,
             "state_file": STATE_FILE if STATE_FILE in files else None,
             "files": files,
-            "writer": writer_identity(),
         }
 
     def write_json(self, jsonfile: Path | str, epoch: int) -> None:

@@ -81,8 +81,9 @@ def _check_file(directory: Path, name: str, size: int | None, crc: str | None, c
 def verify_checkpoint(directory: Path, check_checksums: bool, log: Log = lambda _msg: None) -> dict[str, Any]:
     """Verify one checkpoint directory and return its ``ckpt-info.json``; raise CorruptCheckpointError.
 
-    Files are checksummed concurrently (a parallel filesystem serves several
-    streams faster than one); their log lines come out in file order.
+    When checksums are checked, files are read concurrently (a parallel
+    filesystem serves several streams faster than one); their log lines come
+    out in file order.  Size checks alone (the coordinator's scan) stay serial.
     """
     if not directory.is_dir():
         raise CorruptCheckpointError(str(directory), None, "is missing")
@@ -92,12 +93,15 @@ def verify_checkpoint(directory: Path, check_checksums: bool, log: Log = lambda 
         files = {info["model_file"]: {"size": None, "crc32": info.get("checksum")}}
     elif info["model_file"] not in files:
         raise CorruptCheckpointError(str(directory / INFO_FILE), "files", "does not list model_file")
-    with ThreadPoolExecutor(min(4, max(1, len(files))), thread_name_prefix="verify") as pool:
-        checks = [
-            pool.submit(_check_file, directory, name, entry["size"], entry.get("crc32"), check_checksums)
-            for name, entry in files.items()
-        ]
-        lines = [check.result() for check in checks]  # the first failure, in file order, is raised
+    checks = [
+        (directory, name, entry["size"], entry.get("crc32"), check_checksums) for name, entry in files.items()
+    ]
+    if not check_checksums or len(checks) < 2:
+        lines = [_check_file(*check) for check in checks]
+    else:
+        with ThreadPoolExecutor(min(4, len(checks)), thread_name_prefix="verify") as pool:
+            futures = [pool.submit(_check_file, *check) for check in checks]
+            lines = [future.result() for future in futures]  # the first failure, in file order, is raised
     for line in lines:
         if line is not None:
             log(line)

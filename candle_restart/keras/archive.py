@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +88,6 @@ class CapturedModelFile:
     config_json: str = ""
     metadata_json: str = ""
     assets: Any = None  # Keras' asset store (a temporary directory), for .keras files
-    nbytes: int = field(default=0)
 
     def write(self, sink: Any, scratch: Path) -> None:
         """Write the file to ``sink`` (a binary file object with ``write`` and ``tell``).
@@ -210,7 +209,7 @@ class Capturer:
             entries = [
                 (path, meta, {k: copy(v) for k, v in values.items()}) for path, meta, values in plan[1]
             ]
-            captured = CapturedModelFile(weights_only, entries, nbytes=_nbytes(entries), assets=assets)
+            captured = CapturedModelFile(weights_only, entries, assets=assets)
             if not weights_only:
                 captured.config_json, captured.metadata_json = _serialize_model_as_json(model)
         except BaseException:
@@ -238,7 +237,3 @@ def _as_variables(model: Any, path: str, values: dict[str, Any]) -> dict[str, An
         if tuple(np.shape(value)) != tuple(variable.shape):
             return values
     return {str(i): v for i, v in enumerate(variables)}
-
-
-def _nbytes(entries: list[Entry]) -> int:
-    return sum(int(a.nbytes) for _path, _meta, values in entries for a in values.values())

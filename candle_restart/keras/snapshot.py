@@ -55,21 +55,13 @@ class HostCopies:
         self._buffers: dict[int, np.ndarray] = {}
         self._taken: dict[int, np.ndarray] = {}
 
-    def begin(self) -> None:
-        """Start a new snapshot: every variable is copied again, once."""
-        self._taken = {}
-
     def end(self) -> None:
-        """The snapshot is taken: drop this class's references to its arrays (the snapshot keeps them)."""
+        """The snapshot is taken: the next one copies every variable again (and this one keeps its arrays)."""
         self._taken = {}
 
     def reset(self) -> None:
         """Forget every buffer (another model: the old variables' buffers would never be reused)."""
         self._buffers, self._taken = {}, {}
-
-    @property
-    def nbytes(self) -> int:
-        return sum(b.nbytes for b in self._buffers.values())
 
     def copy(self, value: Any) -> np.ndarray:
         """A private host copy of ``value`` as it is now (a variable's buffer is reused)."""
@@ -121,7 +113,6 @@ def take_snapshot(
     include_metrics: bool,
 ) -> KerasSnapshot:
     """Capture ``model`` (weights, optimizer, seed and, mid-epoch, metric state) in host memory."""
-    copies.begin()
     try:
         state = state_arrays(model, copies.copy, include_metrics)
         captured = capturer.capture(model, copies.copy, weights_only)
