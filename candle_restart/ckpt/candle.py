@@ -17,7 +17,9 @@ import json
 import logging
 import math
 import os
+import secrets
 import time
+import weakref
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,7 @@ from candle_restart.ckpt.info import (
     writer_identity,
 )
 from candle_restart.ckpt.layout import INFO_FILE, CkptLayout
+from candle_restart.ckpt.lease import Lease, drop_shared, hold_shared
 from candle_restart.ckpt.log import make_logger
 from candle_restart.ckpt.params import CkptParams, check_writable, parse_params
 from candle_restart.ckpt.restore import find_restart
@@ -78,6 +81,10 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods):
         self.in_training = False
         # Runs the background commits; keeps their CPU and wait totals.
         self.committer = BackgroundCommit(self.info)
+        # The writer lease of ckpt_directory: taken by restart() or the first save, until release_writer().
+        self._writer: Lease | None = None
+        self._drop_writer: weakref.finalize | None = None
+        self.work_dir = self.layout.work_dir(f"{os.getpid()}-{secrets.token_hex(3)}")
         self.report_initial()
 
     # ----- parameters -------------------------------------------------------------------
@@ -165,6 +172,7 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods):
         """
         self.saving_position = position
         self.committer.wait()  # one snapshot in flight at most; raises an earlier commit's failure
+        self.hold_writer()
         snapshot = self.snapshot_model(epoch)
         info = self.ckpt_info(epoch, position, files={})
         is_best = position is None and self.epoch_best == epoch
@@ -187,11 +195,38 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods):
         """Return once no checkpoint is being written; raise the error of a failed background commit."""
         self.committer.wait()
 
+    def hold_writer(self) -> Lease:
+        """Hold the writer lease of ``ckpt_directory`` (see `candle_restart.ckpt.lease`).
+
+        Raises `LeaseBusy`, naming the holder, when another live process
+        writes this directory; nothing was touched then.
+        """
+        if self._writer is None:
+            what = f"the checkpoint writer of {self.layout.root}"
+            self._writer = hold_shared(self.layout.writer_lock, what, log=self.info)
+            self._drop_writer = weakref.finalize(self, drop_shared, self._writer)
+        return self._writer
+
+    def release_writer(self) -> None:
+        """Give up the writer lease (waits for the commit in flight first); the next save takes it again."""
+        try:
+            self.committer.wait()
+        finally:
+            if self._drop_writer is not None:
+                self._drop_writer()
+            self._writer, self._drop_writer = None, None
+
+    def _fence(self) -> None:
+        """The commit protocol's fence: raise `LeaseLost` unless the writer lease is still this process's."""
+        if self._writer is None:
+            raise CommitError(str(self.layout.root), None, "the writer lease is not held; not committing")
+        self._writer.check()
+
     def _write_and_commit(
         self, epoch: int, snapshot: Snapshot | None, info: dict[str, Any], best: bool
     ) -> None:
         """Write ``work/``, commit it as ``epochs/NNN`` and apply the keep policy (any thread)."""
-        work = commit.begin(self.layout)
+        work = commit.begin(self.layout, self.work_dir)
         try:
             if snapshot is None:
                 self.write_model(work, epoch)
@@ -203,7 +238,7 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods):
                 str(work), None, f"writing the checkpoint of epoch {epoch} failed: {exc}"
             ) from exc
         info = {**info, **self._file_fields(files)}
-        target = commit.commit(self.layout, epoch, info, best=best)
+        target = commit.commit(self.layout, epoch, info, best=best, work=work, fence=self._fence)
         self.debug(f"rename:  '{self.relpath(work)}' -> '{self.relpath(target)}'")
         if best:
             self.debug(f"linking: '{self.relpath(self.layout.best)}' -> '{self.layout.link_target(epoch)}'")
@@ -390,6 +425,7 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods):
         if mode == "off":
             return None
         self.set_model(model)
+        self.hold_writer()  # set-aside and the writes that follow are this process's alone
         reasons: list[str] = []
 
         def log(message: str) -> None:

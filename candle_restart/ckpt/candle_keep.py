@@ -34,6 +34,8 @@ class CandleKeepMethods:
 
         def relpath(self, p: Path | str) -> Path: ...
 
+        def _fence(self) -> None: ...
+
     def clean(self, epoch_now: int) -> tuple[int, int]:
         """Delete checkpoints the keep policy drops; never ``last``, ``best`` or ``epoch_now``.
 
@@ -68,7 +70,7 @@ class CandleKeepMethods:
 
     def delete(self, epoch: int) -> None:
         """Remove ``epochs/NNN`` (crash-safely, and never outside ``epochs/``)."""
-        if commit.remove_epoch(self.layout, epoch):
+        if commit.remove_epoch(self.layout, epoch, self._fence):
             self.debug(f"removing: '{self.relpath(self.layout.epoch_dir(epoch))}'")
         else:
             self.info(f"checkpoint for epoch={epoch} disappeared!")

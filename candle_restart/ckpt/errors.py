@@ -7,6 +7,8 @@ traceback to find a typo.  Raising one of these means nothing on disk changed.
 
 from __future__ import annotations
 
+import errno
+
 
 class CkptError(Exception):
     """Base class of every error the checkpoint core raises on purpose."""
@@ -41,3 +43,28 @@ class NoCheckpointError(CkptError):
 
 class CommitError(CkptError):
     """Writing a checkpoint failed; ``last`` and ``best`` were left untouched."""
+
+
+class CheckpointIOError(CkptError):
+    """A checkpoint could not be read for an I/O reason (EIO, EACCES, ESTALE, ...), not its content.
+
+    Such errors come and go on shared filesystems: they are retried, reported,
+    and never taken for corruption (nothing is set aside for them).
+    """
+
+
+# I/O errors that say nothing about a file's content.  Anything else a read raises (EINVAL
+# on a forged offset, say) is the content's fault.
+TRANSIENT_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in (
+        "EIO", "EACCES", "EPERM", "ESTALE", "ENOENT", "EAGAIN", "EINTR", "ETIMEDOUT",
+        "ENOTCONN", "EHOSTDOWN", "EREMOTEIO", "ENOLINK", "ECOMM", "ENXIO", "EBUSY", "ENOMEM",
+    )
+    if hasattr(errno, name)
+)  # fmt: skip
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for an OSError whose errno is in `TRANSIENT_ERRNOS`."""
+    return isinstance(exc, OSError) and exc.errno in TRANSIENT_ERRNOS

@@ -16,7 +16,9 @@ Contract:
   ``writer`` (host, pid, Slurm job ids where set).
 * Strict JSON: never ``Infinity`` or ``NaN`` (non-finite floats become null).
 * `read_info` accepts files CANDLE wrote (no additions, ``Infinity`` allowed)
-  and rejects anything of the wrong shape with `CorruptCheckpointError`.
+  and rejects anything of the wrong shape with `CorruptCheckpointError`; an
+  I/O error that says nothing of the content (EIO, EACCES, ESTALE) raises
+  `CheckpointIOError` instead.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from candle_restart.ckpt.errors import CorruptCheckpointError
+from candle_restart.ckpt.errors import CheckpointIOError, CorruptCheckpointError, is_transient
 
 SCHEMA_VERSION = 1
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -128,7 +130,11 @@ def read_info(path: Path) -> dict[str, Any]:
         text = path.read_text()
     except FileNotFoundError:
         raise _fail(path, None, "is missing") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
+        if is_transient(exc):  # EIO, EACCES, ESTALE...: the file may be fine
+            raise CheckpointIOError(str(path), None, f"cannot be read: {exc.strerror or exc}") from None
+        raise _fail(path, None, f"cannot be read: {exc}") from None
+    except UnicodeDecodeError as exc:
         raise _fail(path, None, f"cannot be read: {exc}") from None
     try:
         info = json.loads(text)

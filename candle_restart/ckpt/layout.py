@@ -4,7 +4,9 @@
 
     <ckpt_directory>/
       ckpt.log          the callback's log (CANDLE's lines, verbatim)
-      work/             the checkpoint being written; never read by restart
+      work*/            checkpoints being written (work/ or one work-<pid>-<tag>/ per
+                        writer); never read by restart
+      .writer.lock      the writer lease (candle_restart.ckpt.lease); .holder says who
       epochs/NNN/       one committed checkpoint (NNN = 1-based epoch, 3+ digits)
       last -> epochs/NNN   relative symlink to the newest committed checkpoint
       best -> epochs/NNN   relative symlink to the best one by the tracked metric
@@ -49,6 +51,23 @@ class CkptLayout:
     @property
     def work(self) -> Path:
         return self.root / "work"
+
+    def work_dir(self, tag: str) -> Path:
+        """A writer's own work directory, ``work-<tag>``."""
+        return self.root / f"work-{tag}"
+
+    def work_dirs(self) -> list[Path]:
+        """Every work directory present (``work`` and ``work-*``), live writers' or debris."""
+        try:
+            names = os.listdir(self.root)
+        except FileNotFoundError:
+            return []
+        return [self.root / n for n in sorted(names) if n == "work" or n.startswith("work-")]
+
+    @property
+    def writer_lock(self) -> Path:
+        """The writer lease's marker: one writer per checkpoint directory."""
+        return self.root / ".writer.lock"
 
     @property
     def epochs(self) -> Path:

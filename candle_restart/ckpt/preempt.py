@@ -28,6 +28,7 @@ from typing import Any
 EXIT_COMPLETED = 0
 EXIT_TRAINING_ERROR = 1
 EXIT_BAD_INPUT = 2
+EXIT_BUSY = 3  # not run: another runner of the task is alive (nothing was recorded in its state)
 EXIT_RESUME = 75
 
 DEFAULT_SIGNALS = ("USR1", "TERM", "INT")

@@ -14,12 +14,19 @@ Contract of `find_restart`:
   and why; every skipped checkpoint is named in the log;
 * returns None when nothing verifies (a fresh start);
 * with ``set_aside``, a checkpoint that fails verification is renamed
-  ``epochs/NNN.corrupt-*`` (kept for inspection, never deleted) and named in the log.
+  ``epochs/NNN.corrupt-*`` (kept for inspection, never deleted) and named in the log;
+* only content errors (bad JSON, wrong shape, a size or CRC mismatch, a
+  missing file) fail verification.  An I/O error that says nothing of the
+  content (EIO, EACCES, ESTALE, a file vanishing mid-read) is retried with
+  a short backoff (``patience``); if it persists, `CheckpointIOError` is
+  raised: nothing is set aside, and restart never falls back past a
+  checkpoint it could not read (that would lose its progress).
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -28,11 +35,13 @@ from pathlib import Path
 from typing import Any
 
 from candle_restart.ckpt.checksum import DISABLED, checksum_file
-from candle_restart.ckpt.errors import CorruptCheckpointError
+from candle_restart.ckpt.errors import CheckpointIOError, CorruptCheckpointError, is_transient
 from candle_restart.ckpt.info import read_info
 from candle_restart.ckpt.layout import INFO_FILE, CkptLayout, epoch_name
 
 Log = Callable[[str], None]
+# Seconds between tries of a checkpoint that hit a transient I/O error (about 4 s in all).
+PATIENCE = (0.1, 0.3, 1.0, 2.5)
 
 
 @dataclass(frozen=True)
@@ -60,22 +69,56 @@ def _member(directory: Path, name: str) -> Path:
     return path
 
 
+def _read_error(path: Path, exc: OSError, vanished_is_io: bool = False) -> Exception:
+    """The error to raise for ``exc``: `CheckpointIOError` when it says nothing of the content."""
+    if is_transient(exc) and (vanished_is_io or not isinstance(exc, FileNotFoundError)):
+        return CheckpointIOError(str(path), None, f"cannot be read: {exc.strerror or exc}")
+    return CorruptCheckpointError(str(path), None, f"cannot be read: {exc}")
+
+
 def _check_file(directory: Path, name: str, size: int | None, crc: str | None, check: bool) -> str | None:
     """Verify one file; return the checksum pass's log line, if one was made."""
     path = _member(directory, name)
-    if not path.is_file():
-        raise CorruptCheckpointError(str(path), None, "is missing")
-    actual = path.stat().st_size
-    if size is not None and actual != size:
-        raise CorruptCheckpointError(str(path), None, f"has {actual} bytes, ckpt-info.json recorded {size}")
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise CorruptCheckpointError(str(path), None, "is missing") from None
+    except OSError as exc:
+        raise _read_error(path, exc) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise CorruptCheckpointError(str(path), None, "is not a regular file")
+    if size is not None and st.st_size != size:
+        raise CorruptCheckpointError(str(path), None, f"has {st.st_size} bytes, ckpt-info.json recorded {size}")
     if not (check and crc is not None and crc != DISABLED):
         return None
-    stats = checksum_file(path)
+    try:
+        stats = checksum_file(path)
+    except OSError as exc:  # it was there a moment ago: vanishing mid-read is I/O, not content
+        raise _read_error(path, exc, vanished_is_io=True) from None
     if stats.value != crc:
         raise CorruptCheckpointError(
             str(path), None, f"checksum mismatch: ckpt-info.json recorded {crc}, file has {stats.value}"
         )
     return stats.log_line()
+
+
+def verify_patiently(
+    directory: Path, check_checksums: bool, log: Log, patience: tuple[float, ...] = PATIENCE
+) -> dict[str, Any]:
+    """`verify_checkpoint`, retrying transient I/O errors after each delay in ``patience``.
+
+    Raises `CorruptCheckpointError` at once for a content error, and
+    `CheckpointIOError` when the I/O error outlasts every retry.
+    """
+    for delay in (*patience, None):
+        try:
+            return verify_checkpoint(directory, check_checksums, log)
+        except CheckpointIOError as exc:
+            if delay is None:
+                raise
+            log(f"restarting: {exc}; trying again in {delay:g} s")
+            time.sleep(delay)  # backoff of a transient error, not synchronisation
+    raise AssertionError("unreachable")
 
 
 def verify_checkpoint(directory: Path, check_checksums: bool, log: Log = lambda _msg: None) -> dict[str, Any]:
@@ -85,8 +128,13 @@ def verify_checkpoint(directory: Path, check_checksums: bool, log: Log = lambda 
     filesystem serves several streams faster than one); their log lines come
     out in file order.  Size checks alone (the coordinator's scan) stay serial.
     """
-    if not directory.is_dir():
-        raise CorruptCheckpointError(str(directory), None, "is missing")
+    try:
+        if not stat.S_ISDIR(os.stat(directory).st_mode):
+            raise CorruptCheckpointError(str(directory), None, "is not a directory")
+    except FileNotFoundError:
+        raise CorruptCheckpointError(str(directory), None, "is missing") from None
+    except OSError as exc:
+        raise _read_error(directory, exc) from None
     info = read_info(directory / INFO_FILE)
     files = info.get("files")
     if files is None:  # written by CANDLE: one model file and one checksum
@@ -138,14 +186,29 @@ def _set_aside(path: Path, log: Log) -> None:
     )
 
 
+def _unreadable(exc: CheckpointIOError, epoch: int) -> CheckpointIOError:
+    return CheckpointIOError(
+        exc.where,
+        None,
+        f"{exc.problem}, on every try: restart stops here rather than fall back past epochs/"
+        f"{epoch_name(epoch)} (nothing was set aside; it is tried again next time)",
+    )
+
+
 def find_restart(
-    layout: CkptLayout, check_checksums: bool, log: Log, set_aside: bool = False
+    layout: CkptLayout,
+    check_checksums: bool,
+    log: Log,
+    set_aside: bool = False,
+    patience: tuple[float, ...] = PATIENCE,
 ) -> Found | None:
     """The checkpoint to restart from (see the module contract), or None.
 
     With ``set_aside`` (only the restarting writer passes it; readers such as the
     coordinator never change anything) each checkpoint that fails verification is
     renamed to ``NNN.corrupt-*`` so it is neither loaded nor counted again.
+    Raises `CheckpointIOError` when a checkpoint newer than any that verifies
+    stays unreadable for an I/O reason through ``patience``.
     """
     tried: set[int] = set()
     last_epoch = layout.linked_epoch(layout.last)
@@ -153,7 +216,9 @@ def find_restart(
         tried.add(last_epoch)
         path = layout.epoch_dir(last_epoch)
         try:
-            return Found(last_epoch, path, verify_checkpoint(path, check_checksums, log), "last")
+            return Found(last_epoch, path, verify_patiently(path, check_checksums, log, patience), "last")
+        except CheckpointIOError as exc:
+            raise _unreadable(exc, last_epoch) from None
         except CorruptCheckpointError as exc:
             log(f"restarting: 'last' -> epochs/{epoch_name(last_epoch)} is unusable: {exc}")
             if set_aside:
@@ -166,7 +231,9 @@ def find_restart(
         if epoch in tried and path == layout.epoch_dir(epoch):
             continue
         try:
-            info = verify_checkpoint(path, check_checksums, log)
+            info = verify_patiently(path, check_checksums, log, patience)
+        except CheckpointIOError as exc:
+            raise _unreadable(exc, epoch) from None
         except CorruptCheckpointError as exc:
             log(f"restarting: skipping epochs/{epoch_name(epoch)}: {exc}")
             if set_aside:

@@ -1,81 +1,77 @@
-"""The per-task lock: a `filelock.SoftFileLease` on ``<task>/.lock``.
+"""The per-task lock of coordinators, and the claim of each submission generation.
 
-Why a soft lease: ``flock`` is node-local on NFS with ``local_lock``, absent
-on Lustre without the flock mount option and not exclusive across nodes on
-some GPFS setups; an ``O_EXCL`` marker file is atomic on all of them.  The
-marker records pid, host and start time: a holder that died on this host is
-recognised at once; one on another host is taken over once its marker has
-gone unrefreshed for ``lease_seconds`` (the holder's heartbeat thread
-refreshes it a few times per lease).  Every contender must use the same
-``lease_seconds``.  A lease does not fence a slow holder on its own: the
-submission generation in the journal does (see the task runner).
+The lock is a lease (`candle_restart.ckpt.lease`) on ``<task>/.lock``:
+coordinators wait for each other (deciding takes milliseconds; submitting a
+few seconds), a dead holder on this host is taken over at once, one on
+another host once its lease has run out.  Every contender must use the same
+``lease_seconds``.  Each takeover of a dead holder's lock is logged.
 
-Each takeover of a dead holder's lock is logged with what its marker said.
+A lease does not fence a coordinator paused past it (SIGSTOP, a suspended
+job): a second one may break it and act meanwhile.  Two things make that
+harmless:
+
+* `claim_generation`: submitting generation g first creates
+  ``<task>/.claims/g-NNNNNN`` with ``O_EXCL`` (atomic on NFS v3+, Lustre and
+  GPFS), so exactly one claimant can ever win g, paused or not;
+* the holder checks its lease (`TaskLock.check`) right before it claims and
+  right before it calls the backend, and stands down when it was lost.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
-import time
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
-import filelock
+from candle_restart.ckpt.errors import CkptError
+from candle_restart.ckpt.lease import DEFAULT_LEASE_SECONDS, Lease, LeaseBusy
+from candle_restart.task.taskdir import TaskDir, now_iso
 
-from candle_restart.task.taskdir import TaskDir
+__all__ = ["DEFAULT_LEASE_SECONDS", "GenerationTaken", "LockBusy", "TaskLock", "claim_generation", "task_lock"]
 
-DEFAULT_LEASE_SECONDS = 30.0
+TaskLock = Lease  # what `task_lock` yields: `check()` before each act
 
 
 class LockBusy(Exception):
-    """Another live coordinator holds the task's lock."""
+    """Another live coordinator holds the task's lock, or this one lost it."""
 
 
-class _LoggedLease(filelock.SoftFileLease):
-    """A SoftFileLease that reports each takeover of a dead holder's marker before it happens."""
-
-    on_break: Callable[[str], None] = staticmethod(lambda _held: None)  # set per instance
-
-    def _take_over(self, marker: Any, breaker_pid: int | None) -> None:  # filelock's hook; logging only
-        try:
-            with open(self.lock_file, errors="replace") as f:
-                held = " ".join(f.read().split())[:300]
-        except OSError:
-            held = "(unreadable marker)"
-        self.on_break(held)
-        super()._take_over(marker, breaker_pid)
+class GenerationTaken(CkptError):
+    """Another coordinator already claimed this submission generation."""
 
 
-def _clear_empty_marker(path: Path, lease_seconds: float, log: Callable[[str], None]) -> None:
-    """Remove a lock marker that is still empty a lease after it was created.
+def claims_dir(task: TaskDir) -> Path:
+    return task.path / ".claims"
 
-    A holder killed between creating its marker and writing its record leaves an
-    empty file that filelock cannot attribute to anyone, so it would block the
-    task forever.  Writing the record takes microseconds: an empty marker older
-    than a lease is such a leftover.  It is renamed aside first and removed only
-    if it is still the same empty file, so a fresh marker is never taken away.
-    """
+
+def claimed_generations(task: TaskDir) -> int:
+    """The highest generation ever claimed for ``task`` (0 if none)."""
     try:
-        before = path.stat()
-    except FileNotFoundError:
-        return
-    if before.st_size or time.time() - before.st_mtime < lease_seconds:
-        return
-    aside = path.with_name(f"{path.name}.empty-{os.getpid()}")
+        names = os.listdir(claims_dir(task))
+    except OSError:
+        return 0
+    numbers = [int(n[2:]) for n in names if n.startswith("g-") and n[2:].isdigit()]
+    return max(numbers, default=0)
+
+
+def claim_generation(task: TaskDir, generation: int) -> None:
+    """Claim ``generation`` for ``task`` atomically; `GenerationTaken` if anyone ever claimed it."""
+    directory = claims_dir(task)
+    directory.mkdir(exist_ok=True)
+    path = directory / f"g-{generation:06d}"
     try:
-        os.rename(path, aside)
-    except FileNotFoundError:
-        return
-    after = aside.stat()
-    if (after.st_ino, after.st_size) == (before.st_ino, 0):
-        aside.unlink()
-        log(f"{path.parent.name}: removed an empty lock marker left by a killed coordinator")
-    else:  # someone else's fresh marker: put it back
-        with contextlib.suppress(OSError):
-            os.link(aside, path)
-        aside.unlink()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        raise GenerationTaken(str(path), None, "generation already claimed by another coordinator") from None
+    try:
+        record = {"host": socket.gethostname(), "pid": os.getpid(), "time": now_iso()}
+        os.write(fd, (json.dumps(record) + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager
@@ -85,25 +81,26 @@ def task_lock(
     lease_seconds: float = DEFAULT_LEASE_SECONDS,
     timeout: float | None = None,
     log: Callable[[str], None] = lambda _m: None,
-) -> Iterator[None]:
+) -> Iterator[TaskLock]:
     """Hold ``task``'s lock for the block; LockBusy if a live holder keeps it past ``timeout``.
 
     ``timeout`` defaults to a little over one lease, so a dead holder on any
-    host is always taken over by the next coordinator.
+    host is always taken over by the next coordinator.  The block gets the
+    lease: call its ``check()`` before each act.
     """
     wait = lease_seconds * 1.5 if timeout is None else timeout
 
-    def on_break(held: str) -> None:
-        log(f"{task.task_id}: breaking the lock of a dead coordinator: {held}")
+    def say(message: str) -> None:  # the core's wording, in the coordinator's terms
+        log(message.replace("taking over from a dead holder", "breaking the lock of a dead coordinator"))
 
-    _clear_empty_marker(task.lock_file, lease_seconds, log)
-    lease = _LoggedLease(str(task.lock_file), lease_duration=lease_seconds, poll_interval=0.05)
-    lease.on_break = on_break
+    lease = Lease(task.lock_file, task.task_id, lease_seconds=lease_seconds)
     try:
-        lease.acquire(timeout=wait)
-    except filelock.Timeout:
+        lease.acquire(wait=wait, patient=True, log=say)
+    except LeaseBusy:
         raise LockBusy(f"{task.task_id}: locked by another coordinator") from None
+    except CkptError as exc:  # lost right after acquiring (paused between create and record)
+        raise LockBusy(f"{task.task_id}: {exc}") from None
     try:
-        yield
+        yield lease
     finally:
         lease.release()

@@ -5,8 +5,11 @@ file reads).  `resume` then, for each task whose decision needs a write,
 takes the task's lock, classifies it again (another coordinator may have
 acted meanwhile), decides, and acts:
 
-* submit: journal ``submit_intent`` (generation g+1), state ``queued``, call
-  the backend, journal ``submitted`` (or ``submit_failed``).  A coordinator
+* submit: claim generation g+1 (an ``O_EXCL`` file: one claimant ever wins
+  it, see `candle_restart.coordinator.lock`), journal ``submit_intent``,
+  state ``queued``, check the lock is still ours, call the backend, journal
+  ``submitted`` (or ``submit_failed``).  A coordinator that lost its lock
+  (paused past its lease) or its claim stands down.  A coordinator
   killed between intent and outcome leaves an intent that the next one
   reconciles: a runner ``start`` of that generation proves it was submitted;
   otherwise, after the grace period, it is journaled ``submit_abandoned`` and
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -32,13 +36,29 @@ from pathlib import Path
 from typing import Any
 
 from candle_restart.ckpt.errors import CkptError
+from candle_restart.ckpt.lease import default_lease_seconds
 from candle_restart.coordinator.backend import Backend, Submission
-from candle_restart.coordinator.lock import DEFAULT_LEASE_SECONDS, LockBusy, task_lock
+from candle_restart.coordinator.lock import (
+    LockBusy,
+    TaskLock,
+    claim_generation,
+    claimed_generations,
+    task_lock,
+)
 from candle_restart.coordinator.policy import Decision, Policy, decide
 from candle_restart.coordinator.states import TaskStatus, classify
 from candle_restart.task.taskdir import TASK_FILE, TaskDir
 
 Log = Callable[[str], None]
+# Test-only fail-point: a coordinator whose environment names one of these points stops itself
+# (SIGSTOP) there, as a suspended job or a paused VM would, so a test can let its lease run out.
+PAUSE_ENV = "CANDLE_RESTART_TEST_PAUSE_AT"
+PAUSE_POINTS = ("decided", "intended")
+
+
+def _pause_point(name: str) -> None:
+    if os.environ.get(PAUSE_ENV) == name:
+        os.kill(os.getpid(), signal.SIGSTOP)
 
 
 class RunRootError(CkptError):
@@ -104,10 +124,21 @@ def scan(
 
 
 def _intend(
-    task: TaskDir, status: TaskStatus, decision: Decision, backend: Backend, batch: str | None, log: Log
+    task: TaskDir,
+    lock: TaskLock,
+    status: TaskStatus,
+    decision: Decision,
+    backend: Backend,
+    batch: str | None,
+    log: Log,
 ) -> int:
-    """Record the intent to submit the next generation (and set corrupt checkpoints aside); return it."""
-    generation = status.generation + 1
+    """Claim the next generation and record the intent to submit it (and set corrupt checkpoints aside).
+
+    Raises `GenerationTaken` or `LeaseLost` (nothing written) when another coordinator got there first.
+    """
+    generation = max(status.generation, claimed_generations(task)) + 1
+    lock.check()
+    claim_generation(task, generation)
     if status.state == "corrupt":
         aside = task.ckpts.with_name(f"ckpts.corrupt-{datetime.now():%Y%m%d-%H%M%S}")
         os.rename(task.ckpts, aside)
@@ -178,7 +209,13 @@ class _Act:
 
 
 def _act(
-    task: TaskDir, backend: Backend, backends: dict[str, Backend], policy: Policy, log: Log, batch: str | None
+    task: TaskDir,
+    lock: TaskLock,
+    backend: Backend,
+    backends: dict[str, Backend],
+    policy: Policy,
+    log: Log,
+    batch: str | None,
 ) -> _Act:
     """Under the task's lock: classify afresh, decide, act; repeat while an action leads to another.
 
@@ -189,7 +226,15 @@ def _act(
         status = classify(task, backends)
         decision = decide(status, policy)
         if decision.action == "submit":
-            generation = _intend(task, status, decision, backend, batch, log)
+            _pause_point("decided")
+            try:
+                generation = _intend(task, lock, status, decision, backend, batch, log)
+                _pause_point("intended")
+                if batch is None:
+                    lock.check()  # a coordinator paused past its lease never submits
+            except CkptError as exc:  # GenerationTaken, LeaseLost: another coordinator acts for this task
+                log(f"{task.task_id}: standing down: {exc}")
+                return _Act(Outcome(status, Decision("none", f"standing down: {exc}")))
             if batch is not None:
                 return _Act(Outcome(status, decision, acted=True), generation)
             try:
@@ -216,12 +261,16 @@ def resume(
     policy: Policy | None = None,
     *,
     dry_run: bool = False,
-    lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    lease_seconds: float | None = None,
     log: Log = lambda _m: None,
     workers: int | None = None,
     only: set[str] | None = None,
 ) -> list[Outcome]:
-    """One pass over ``run_root``: classify, decide and (unless ``dry_run``) act on every task."""
+    """One pass over ``run_root``: classify, decide and (unless ``dry_run``) act on every task.
+
+    ``lease_seconds`` of the task locks defaults to ``$CANDLE_RESTART_LEASE_SECONDS`` or 30 s.
+    """
+    lease_seconds = default_lease_seconds() if lease_seconds is None else lease_seconds
     policy = policy or Policy()
     grace = getattr(backend, "reconcile_grace", policy.reconcile_grace)
     policy = replace(policy, reconcile_grace=min(policy.reconcile_grace, grace))
@@ -237,8 +286,8 @@ def resume(
             continue
         task = TaskDir(Path(run_root) / status.task_id)
         try:
-            with task_lock(task, lease_seconds=lease_seconds, log=log):
-                acted = _act(task, backend, backends, policy, log, batch)
+            with task_lock(task, lease_seconds=lease_seconds, log=log) as lock:
+                acted = _act(task, lock, backend, backends, policy, log, batch)
         except LockBusy as exc:
             outcomes.append(Outcome(status, Decision("none", str(exc))))
             continue

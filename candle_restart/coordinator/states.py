@@ -20,12 +20,13 @@ from datetime import datetime
 from typing import Any
 
 from candle_restart.ckpt import CkptLayout, CorruptCheckpointError, find_restart
-from candle_restart.ckpt.errors import CkptError
-from candle_restart.ckpt.restore import verify_checkpoint
+from candle_restart.ckpt.errors import CheckpointIOError, CkptError
+from candle_restart.ckpt.restore import verify_patiently
 from candle_restart.coordinator.backend import Backend, Submission
 from candle_restart.task.process import pid_alive
 from candle_restart.task.taskdir import TaskDir
 
+_PATIENCE = (0.1,)  # a scan of thousands of tasks retries a transient read error once
 STATES = ("new", "queued", "running", "preempted", "failed", "cancelled", "completed", "corrupt")
 
 
@@ -71,18 +72,22 @@ def _checkpoint(status: TaskStatus, task: TaskDir) -> str | None:
     last_epoch = layout.linked_epoch(layout.last)
     info: dict[str, Any] | None = None
     problem = "no checkpoint in epochs/ verifies"
-    if last_epoch is not None:
-        try:
-            info = verify_checkpoint(layout.epoch_dir(last_epoch), check_checksums=False)
-        except CorruptCheckpointError as exc:
-            problem = str(exc)
-    if info is None:
-        if last_epoch is None and not layout.list_epochs():
-            return None  # nothing was ever committed
-        found = find_restart(layout, False, lambda _m: None)
-        if found is None:
-            return problem
-        info = found.info
+    try:
+        if last_epoch is not None:
+            try:
+                info = verify_patiently(layout.epoch_dir(last_epoch), False, lambda _m: None, _PATIENCE)
+            except CorruptCheckpointError as exc:
+                problem = str(exc)
+        if info is None:
+            if last_epoch is None and not layout.list_epochs():
+                return None  # nothing was ever committed
+            found = find_restart(layout, False, lambda _m: None, patience=_PATIENCE)
+            if found is None:
+                return problem
+            info = found.info
+    except (CheckpointIOError, OSError) as exc:  # transient: never taken for corruption
+        status.extra["ckpt_unreadable"] = str(exc)
+        return None
     status.epoch, status.epochs = info.get("epoch"), info.get("epochs")
     status.best_metric, status.ckpt_time = info.get("best_metric_last"), info.get("timestamp")
     status.extra["ckpt_complete"] = bool(info.get("complete"))

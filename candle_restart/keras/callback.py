@@ -154,6 +154,7 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
         finally:
             self.in_training = False
             self._disarm()
+            self.release_writer()  # another process may write this directory now
         self.report_final()
 
     # ----- preemption ----------------------------------------------------------------------

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from candle_restart.ckpt.errors import CorruptCheckpointError
+from candle_restart.ckpt.errors import CheckpointIOError, CorruptCheckpointError, is_transient
 
 ALIGNMENT = 64  # TensorFlow aborts on a CPU tensor whose buffer is not 64-byte aligned
 _LOCAL_HEADER = 30  # fixed part of a zip local file header; name and extra field follow
@@ -54,6 +54,10 @@ def read_npz(path: Path, check_crc: bool = True) -> dict[str, np.ndarray]:
             }
     except MemoryError:
         raise
+    except OSError as exc:
+        if is_transient(exc):  # EIO, EACCES, ESTALE: says nothing of the file's content
+            raise CheckpointIOError(str(path), None, f"cannot be read: {exc.strerror or exc}") from exc
+        raise CorruptCheckpointError(str(path), None, f"cannot be read as .npz: {exc!r}") from exc
     except Exception as exc:  # a torn or forged file: any parser error of zipfile, numpy or zlib
         raise CorruptCheckpointError(str(path), None, f"cannot be read as .npz: {exc!r}") from exc
 

@@ -18,8 +18,14 @@
 4. writes ``state.json`` (status, exit code, reason, the error's last lines,
    the newest checkpoint) and appends ``exit`` to the journal.
 
+The runner holds the task's run lease (``.run.lock``, see
+`candle_restart.ckpt.lease`) for its whole life, whether a backend started it
+or a user did by hand: a second runner of a live task does not train, writes
+nothing into ``state.json``, journals ``run_refused`` and exits 3.
+
 Exit codes (DESIGN): 0 completed, 75 stopped on a signal after committing a
-checkpoint (resume me), 1 the training raised an error, 2 bad input.
+checkpoint (resume me), 1 the training raised an error, 2 bad input, 3 not
+run because another runner of the task is alive.
 """
 
 from __future__ import annotations
@@ -38,11 +44,19 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, cast
 
-from candle_restart.ckpt import CkptLayout, find_restart, parse_params
-from candle_restart.ckpt.errors import CkptError, CorruptCheckpointError, NoCheckpointError, ParamError
+from candle_restart.ckpt import CkptLayout, Found, find_restart, parse_params
+from candle_restart.ckpt.errors import (
+    CheckpointIOError,
+    CkptError,
+    CorruptCheckpointError,
+    NoCheckpointError,
+    ParamError,
+)
 from candle_restart.ckpt.info import writer_identity
+from candle_restart.ckpt.lease import Lease, LeaseBusy, drop_all_shared
 from candle_restart.ckpt.preempt import (
     EXIT_BAD_INPUT,
+    EXIT_BUSY,
     EXIT_COMPLETED,
     EXIT_RESUME,
     EXIT_TRAINING_ERROR,
@@ -124,6 +138,15 @@ def _output_to(out: Path, err: Path) -> Iterator[None]:
             os.close(saved[1])
 
 
+@contextlib.contextmanager
+def _releasing_writer_leases() -> Iterator[None]:
+    """When the training returns, its checkpoint writer leases go with it (another runner may write)."""
+    try:
+        yield
+    finally:
+        drop_all_shared()
+
+
 def _import_entry(entry: str, where: str) -> Callable[[dict[str, Any]], Any]:
     module_name, _, attr = entry.partition(":")
     try:
@@ -139,7 +162,7 @@ def _import_entry(entry: str, where: str) -> Callable[[dict[str, Any]], Any]:
 
 def _run_entry(spec: TaskSpec, params: dict[str, Any], task: TaskDir, attempt: int) -> Outcome:
     assert spec.entry is not None
-    with _output_to(*task.log_paths(attempt)):
+    with _output_to(*task.log_paths(attempt)), _releasing_writer_leases():
         func = _import_entry(spec.entry, str(task.task_file))
         try:
             func(params)
@@ -159,6 +182,9 @@ def _run_entry(spec: TaskSpec, params: dict[str, Any], task: TaskDir, attempt: i
         except BAD_INPUT_ERRORS as exc:
             print(f"candle-restart: {exc}", file=sys.stderr)
             return Outcome(EXIT_BAD_INPUT, str(exc))
+        except CheckpointIOError as exc:  # transient I/O on the shared filesystem: a retry may work
+            print(f"candle-restart: {exc}", file=sys.stderr)
+            return Outcome(EXIT_TRAINING_ERROR, str(exc))
         except BaseException as exc:  # every training error is reported; none escapes the runner
             traceback.print_exc()
             tail = traceback.format_exc().rstrip().splitlines()[-TAIL_LINES:]
@@ -205,14 +231,22 @@ def _run_command(spec: TaskSpec, params: dict[str, Any], task: TaskDir, attempt:
         return Outcome(rc, f"the command exited {rc}", _tail(err) if rc == EXIT_BAD_INPUT else [])
     if rc < 0:
         name = signal.Signals(-rc).name
-        if -rc in forwarded and find_restart(CkptLayout.at(task.ckpts), False, lambda _m: None):
+        if -rc in forwarded and _newest_checkpoint(task) is not None:
             return Outcome(EXIT_RESUME, f"the command died of the forwarded {name}; a checkpoint exists")
         return Outcome(EXIT_TRAINING_ERROR, f"the command was killed by {name}", _tail(err))
     return Outcome(EXIT_TRAINING_ERROR, f"the command exited {rc}", _tail(err))
 
 
+def _newest_checkpoint(task: TaskDir) -> Found | None:
+    """The checkpoint a restart would take, or None (also when it cannot be read just now)."""
+    try:
+        return find_restart(CkptLayout.at(task.ckpts), False, lambda _m: None, patience=(0.1, 0.5))
+    except CkptError:
+        return None
+
+
 def _checkpoint_summary(task: TaskDir) -> dict[str, Any] | None:
-    found = find_restart(CkptLayout.at(task.ckpts), False, lambda _m: None)
+    found = _newest_checkpoint(task)
     if found is None:
         return None
     info = found.info
@@ -257,12 +291,35 @@ def _stale(task: TaskDir, generation: int) -> bool:
     return isinstance(newest, int) and newest > generation
 
 
+def _lost(lease: Lease) -> str | None:
+    """Why ``lease`` is no longer this runner's (it was paused past it), or None while it holds."""
+    try:
+        lease.check()
+    except CkptError as exc:
+        return str(exc)
+    return None
+
+
 def run_task(path: str | os.PathLike[str]) -> int:
-    """Run the task in ``path`` once; record it; return DESIGN's exit code."""
+    """Run the task in ``path`` once, holding its run lease; record it; return DESIGN's exit code."""
     task = TaskDir(path)
     if not task.path.is_dir():
         _say(f"{task.path}: not a task directory")
         return EXIT_BAD_INPUT
+    lease = Lease(task.run_lock_file, f"the runner of task {task.task_id}")
+    try:
+        lease.acquire(log=_say)
+    except LeaseBusy as exc:
+        task.append_journal({"event": "run_refused", "generation": _generation(), "holder": str(exc)})
+        _say(f"{exc}; not running")
+        return EXIT_BUSY
+    try:
+        return _run_holding_lease(task, lease)
+    finally:
+        lease.release()
+
+
+def _run_holding_lease(task: TaskDir, lease: Lease) -> int:
     generation = _generation()
     if _stale(task, generation):
         task.append_journal({"event": "stale_start", "generation": generation, **writer_identity()})
@@ -298,9 +355,10 @@ def run_task(path: str | os.PathLike[str]) -> int:
             **ident,
             "checkpoint": _checkpoint_summary(task),
         }
-        if _stale(task, generation):  # a newer submission took over while this one ran: its record wins
+        lost = _lost(lease)
+        if lost or _stale(task, generation):  # a newer runner or submission took over: its record wins
             task.append_journal(
-                {"event": "stale_exit", "attempt": attempt, "exit_code": outcome.code, **ident}
+                {"event": "stale_exit", "attempt": attempt, "exit_code": outcome.code, **ident, "lost": lost}
             )
         else:
             task.write_state(state)

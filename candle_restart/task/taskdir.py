@@ -9,6 +9,7 @@
       logs/attempt-NNN.{out,err}
       ckpts/           the ckpt_directory of the training
       .lock            the task's lock file (see candle_restart.coordinator)
+      .run.lock        the runner's lease: one runner of the task at a time
 
 Readers are tolerant where a crash can leave a mess: a torn last journal line
 is skipped; a malformed ``state.json`` reads as None with the reason.
@@ -126,6 +127,7 @@ class TaskDir:
     logs = property(lambda self: self.path / "logs")
     ckpts = property(lambda self: self.path / "ckpts")
     lock_file = property(lambda self: self.path / ".lock")
+    run_lock_file = property(lambda self: self.path / ".run.lock")
 
     @property
     def task_id(self) -> str:

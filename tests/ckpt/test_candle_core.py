@@ -27,7 +27,7 @@ def test_links_are_relative_and_name_last_and_best(make_ckpt, tmp_path: Path) ->
     assert os.readlink(root / "best") == "epochs/002"
     info = read_info(root / "last" / "ckpt-info.json")
     assert info["epoch"] == 3 and info["best_metric_last"] == 1.0 and info["best_epoch"] == 2
-    assert not (root / "work").exists()
+    assert not CkptLayout.at(root).work_dirs()
 
 
 def test_plus_metrics_can_improve_from_minus_infinity(make_ckpt, tmp_path: Path) -> None:
