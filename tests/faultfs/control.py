@@ -199,17 +199,15 @@ def _unmount(fs: FaultFS, timeout: float) -> None:
     mnt = str(fs.mountpoint)
     if _is_mounted(fs.mountpoint):
         done = subprocess.run(["fusermount3", "-u", mnt], capture_output=True, timeout=timeout)
-        if done.returncode != 0:  # busy: a descriptor or cwd still inside; detach it now
-            subprocess.run(["fusermount3", "-u", "-z", mnt], capture_output=True, timeout=timeout)
+        if done.returncode != 0 and fs.proc.poll() is None:
+            # Busy (a descriptor or working directory still inside): end the server; libfuse
+            # detaches the mount on its way out and what was left open gets ENOTCONN.
+            fs.proc.send_signal(signal.SIGTERM)
     try:
         fs.proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
-        fs.proc.send_signal(signal.SIGTERM)
-        try:
-            fs.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            fs.proc.kill()
-            fs.proc.wait()
+        fs.proc.kill()
+        fs.proc.wait()
     if _is_mounted(fs.mountpoint):  # the process died without unmounting
         subprocess.run(["umount", "-l", mnt], capture_output=True, timeout=timeout)
 
