@@ -12,7 +12,10 @@ even when the body raises. ``fuse_unavailable()`` says why FUSE cannot be used h
 
 from __future__ import annotations
 
+import ctypes.util
 import errno
+import functools
+import importlib.util
 import json
 import os
 import secrets
@@ -37,6 +40,7 @@ class FaultFSError(RuntimeError):
     """The fault filesystem could not be mounted or did not answer a control request."""
 
 
+@functools.lru_cache(maxsize=1)
 def fuse_unavailable() -> str | None:
     """Why a fault filesystem cannot be mounted here, or ``None`` when it can."""
     if not sys.platform.startswith("linux"):
@@ -51,10 +55,10 @@ def fuse_unavailable() -> str | None:
         return "mounting the fault filesystem needs root (it mounts with allow_other)"
     if shutil.which("fusermount3") is None:
         return "fusermount3 not found (Debian: apt-get install -y fuse3)"
-    try:
-        import mfusepy  # noqa: F401
-    except (ImportError, OSError) as exc:  # OSError: the package is there but libfuse3 is not
-        return f"the mfusepy binding cannot be loaded ({exc}); pip install mfusepy, apt-get install -y fuse3"
+    if ctypes.util.find_library("fuse3") is None:
+        return "libfuse3 not found (Debian: apt-get install -y fuse3)"
+    if importlib.util.find_spec("mfusepy") is None:
+        return "the mfusepy package is not installed (it is in the test extra: pip install -e '.[test]')"
     return None
 
 
@@ -244,7 +248,7 @@ def mount_faultfs(
     argv += ["--cached"] * cached + ["--silly-rename"] * silly_rename
     with tempfile.TemporaryFile() as log:  # a file, not a pipe: a chatty server never blocks on it
         pythonpath = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-        env = {**os.environ, "PYTHONPATH": pythonpath}
+        env = {**os.environ, "PYTHONPATH": pythonpath, "FUSE_LIBRARY_NAME": "fuse3"}  # not libfuse2
         proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         fs = FaultFS(backing, mountpoint, proc, control)
         try:

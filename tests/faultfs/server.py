@@ -264,6 +264,10 @@ def _serve_control(name: str, faults: Faults) -> None:
 
 
 def main(argv: list[str]) -> int:
+    if fuse.fuse_version_major != 3:
+        sys.exit(
+            f"faultfs needs libfuse3, mfusepy loaded libfuse {fuse.fuse_version_major} (set FUSE_LIBRARY_NAME=fuse3)"
+        )
     backing, mountpoint, control = argv[:3]
     if "--parent" in argv:  # die with the test process, so no mount outlives it
         _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
