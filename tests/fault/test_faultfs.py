@@ -137,6 +137,7 @@ def _operations(m: Path) -> dict[str, Callable[[], object]]:
         "symlink": lambda: os.symlink("f", m / "t" / "sym"),
         "readlink": lambda: os.readlink(m / "t" / "link"),
         "mkdir": lambda: os.mkdir(m / "t" / "sub"),
+        "mknod": lambda: os.mkfifo(m / "t" / "fifo"),
         "rmdir": lambda: os.rmdir(m / "t" / "empty"),
         "unlink": lambda: os.unlink(m / "t" / "victim"),
         "utimens": lambda: os.utime(m / "t" / "f"),
@@ -148,7 +149,7 @@ def _operations(m: Path) -> dict[str, Callable[[], object]]:
 
 
 def _fresh(m: Path) -> None:
-    for name in ("new", "hard", "sym", "moved"):
+    for name in ("new", "hard", "sym", "moved", "fifo"):
         (m / "t" / name).unlink(missing_ok=True)
     for name in ("sub", "empty"):
         if (m / "t" / name).exists():
@@ -365,3 +366,42 @@ def test_lease_is_taken_by_another_host_only_after_the_holder_died_and_it_expire
         if holder.poll() is None:
             holder.kill()
             holder.wait()
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` exists and is not a zombie (an orphan's reaper may be slow or absent)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+MOUNTER = """
+import sys, threading
+from pathlib import Path
+from tests.faultfs import mount_faultfs
+with mount_faultfs(Path(sys.argv[1]), Path(sys.argv[2])) as fs:
+    print(fs.pid, flush=True)
+    threading.Event().wait()  # until killed
+"""
+
+
+def test_no_mount_outlives_a_killed_test_process(tmp_path: Path) -> None:
+    reason = fuse_unavailable()
+    if reason:
+        unavailable(reason)
+    mnt = tmp_path / "m"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    cmd = [sys.executable, "-c", MOUNTER, str(tmp_path / "b"), str(mnt)]
+    mounter = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        server = int(_readline(mounter, time.monotonic() + 60))
+        assert _is_mounted(mnt)
+    finally:
+        mounter.kill()  # SIGKILL: no teardown runs in it
+        mounter.wait()
+    deadline = time.monotonic() + 60
+    while _is_mounted(mnt) or _running(server):  # the server is told by PDEATHSIG
+        assert time.monotonic() < deadline, "the fault filesystem outlived the process that mounted it"
+        time.sleep(0.02)

@@ -65,7 +65,7 @@ def fuse_unavailable() -> str | None:
 class FaultFS:
     """A mounted fault filesystem: ``mountpoint`` shows ``backing`` through the process ``pid``.
 
-    ``ops`` name operations: access chmod chown create flush fsync link mkdir open read readdir
+    ``ops`` name operations: access chmod chown create flush fsync link mkdir mknod open read readdir
     readlink rename rmdir stat statfs symlink truncate unlink utimens write, or ``*`` (all);
     ``open`` also covers creating opens, ``fsync`` also directories. Unknown names are refused.
     Paths given to the control methods are relative to the mount (``"ckpts/epochs/003"``) and match

@@ -15,7 +15,7 @@ from typing import Any
 
 OPS = frozenset(
     {
-        *("access", "chmod", "chown", "create", "flush", "fsync", "link", "mkdir", "open", "read"),
+        *("access", "chmod", "chown", "create", "flush", "fsync", "link", "mkdir", "mknod", "open", "read"),
         *("readdir", "readlink", "rename", "rmdir", "stat", "statfs", "symlink", "truncate", "unlink"),
         *("utimens", "write"),
     }

@@ -84,6 +84,12 @@ class Passthrough(fuse.Operations):
         self.faults.check(("readlink",), path)
         return os.readlink(self._full(path))
 
+    def mknod(self, path: str, mode: int, dev: int) -> int:
+        """FIFOs and device nodes (a FIFO's reads and writes are the kernel's, never seen here)."""
+        self.faults.check(("mknod",), path)
+        os.mknod(self._full(path), mode, dev)
+        return 0
+
     def mkdir(self, path: str, mode: int) -> int:
         self.faults.check(("mkdir",), path)
         os.mkdir(self._full(path), mode)
