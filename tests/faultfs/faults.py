@@ -20,7 +20,6 @@ OPS = frozenset(
         *("utimens", "write"),
     }
 )
-ERRNOS = {name: getattr(errno, name) for name in ("EIO", "EACCES", "ESTALE", "ENOSPC", "EPERM", "EROFS")}
 
 
 def oserror(code: int) -> OSError:
@@ -154,7 +153,9 @@ class Faults:
                 if unknown:
                     raise ValueError(f"unknown operations {unknown}; known: {sorted(OPS)}")
                 code = req.get("errno") or 0
-                code = ERRNOS[code] if isinstance(code, str) else int(code)
+                if isinstance(code, str) and not isinstance(getattr(errno, code, None), int):
+                    raise ValueError(f"unknown errno name {code!r}")
+                code = getattr(errno, code) if isinstance(code, str) else int(code)
                 seconds = req.get("seconds")
                 rule = Rule(
                     id=self.next_id,
@@ -171,14 +172,13 @@ class Faults:
             if kind == "clear":
                 rid = req.get("id")
                 self.rules = [r for r in self.rules if rid is not None and r.id != rid]
-            elif kind == "throttle":
-                self.read.rate = req.get("read")
-                self.write.rate = req.get("write")
+            elif kind == "throttle":  # a new limit starts now: nothing reserved under the old one
+                self.read, self.write = _Bucket(req.get("read")), _Bucket(req.get("write"))
             elif kind == "space":
                 self.space_left = req.get("bytes")
             elif kind == "reset":
                 self.rules, self.space_left = [], None
-                self.read.rate = self.write.rate = None
+                self.read, self.write = _Bucket(), _Bucket()
             elif kind == "stats":
                 return {
                     "ok": True,
