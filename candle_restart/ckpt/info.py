@@ -30,6 +30,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from candle_restart.ckpt.errors import CorruptCheckpointError
+from candle_restart.ckpt.jsonio import JsonFileError, read_json
 
 SCHEMA_VERSION = 1
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -125,13 +126,9 @@ def validate(info: Any, path: Path) -> dict[str, Any]:
 def read_info(path: Path) -> dict[str, Any]:
     """Read and validate one ``ckpt-info.json`` (ours or CANDLE's)."""
     try:
-        text = path.read_text()
+        info = read_json(path)
     except FileNotFoundError:
         raise _fail(path, None, "is missing") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise _fail(path, None, f"cannot be read: {exc}") from None
-    try:
-        info = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise _fail(path, None, f"is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except JsonFileError as exc:
+        raise _fail(path, None, exc.problem) from None
     return validate(info, path)
