@@ -149,3 +149,25 @@ def test_a_deeply_nested_ckpt_info_falls_back_in_ckpt_and_at_restart(tmp_path: P
     assert json.loads(task.state_file.read_text())["checkpoint"]["epoch"] == 4
     aside = [p for p in (task.ckpts / "epochs").iterdir() if p.name.startswith("002.corrupt-")]
     assert len(aside) == 1 and (aside[0] / "ckpt-info.json").read_text() == DEEP  # kept, not loaded
+
+
+def test_report_draws_odd_metric_names_literally(tmp_path: Path) -> None:
+    """``save_best_metric: 5`` and names that matplotlib's mathtext cannot parse."""
+    names = {"five": 5, "frac": "$\\frac{$", "power": "$x^$"}
+    for sweep, name in names.items():
+        task = toy_task(tmp_path, sweep, epochs=2)
+        assert run_task(task.path) == 0
+        for info in (task.ckpts / "epochs").glob("*/ckpt-info.json"):
+            info.write_text(json.dumps({**json.loads(info.read_text()), "save_best_metric": name}))
+    before = tree(tmp_path)
+    out = tmp_path / ".report"
+    proc = cli("report", tmp_path)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "(3 tasks, 3 plots" in proc.stdout and tree(tmp_path) == before
+    page = (out / "index.html").read_text()
+    assert "$x^$" in page and "$\\frac{$" in page
+    assert sorted(p.name for p in (out / "plots").glob("overview-*.png")) == [
+        "overview-1.png",
+        "overview-2.png",
+        "overview-3.png",
+    ]
