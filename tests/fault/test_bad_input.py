@@ -171,3 +171,68 @@ def test_report_draws_odd_metric_names_literally(tmp_path: Path) -> None:
         "overview-2.png",
         "overview-3.png",
     ]
+
+
+def _alias_bomb() -> str:
+    """456 bytes of YAML that expand to 9**9 strings."""
+    lines = ["name: bomb", "entry: tests.coordinator.toy:run", "params:", "  l0: &l0 [a,a,a,a,a,a,a,a,a]"]
+    lines += [f"  l{i}: &l{i} [" + ",".join([f"*l{i - 1}"] * 9) + "]" for i in range(1, 9)]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        (_alias_bomb().encode(), "expands to more than 100000 values (through YAML aliases)"),
+        (
+            b"name: d\nparams: {a: " + b"[" * 5000 + b"]" * 5000 + b"}\n",
+            "nests mappings or lists more than 64 deep",
+        ),
+        (b"name: caf\xe9\nentry: tests.coordinator.toy:run\n", "is not UTF-8 (byte 0xe9 at offset 9)"),
+    ],
+    ids=["alias bomb", "deep", "latin-1"],
+)
+def test_hostile_sweep_yaml_is_one_line_and_creates_nothing(
+    tmp_path: Path, content: bytes, problem: str
+) -> None:
+    config = tmp_path / "sweep.yaml"
+    config.write_bytes(content)
+    before = tree(tmp_path)
+    for command in (["sweep", "status"], ["sweep", "run"]):
+        proc = cli(*command, config)
+        assert proc.returncode == 2 and proc.stdout == "", proc.stderr[-2000:]
+        assert proc.stderr.splitlines() == [f"candle-restart: {config}: {problem}"]
+        assert tree(tmp_path) == before
+
+
+def test_an_sbatch_extra_option_never_becomes_a_shell_line(tmp_path: Path) -> None:
+    """In the sweep YAML, in the manifest read back by ``resume --backend slurm``, and in the script."""
+    from candle_restart.slurm.script import render
+
+    hostile = "--hold\ntouch pwned"
+    config = tmp_path / "sweep.yaml"
+    config.write_text(
+        "name: s\nentry: tests.coordinator.toy:run\nrun_root: root\n"
+        f"executor: {{kind: slurm, slurm: {{extra: [{json.dumps(hostile)}]}}}}\n"
+    )
+    proc = cli("sweep", "status", config)
+    assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1
+    assert f"{config}:4: executor.slurm.extra: " in proc.stderr and "is not one sbatch option" in proc.stderr
+    root = tmp_path / "root"
+    root.mkdir()
+    manifest = root / ".sweep-s.json"
+    for slurm, problem in (
+        ({"extra": [hostile]}, "slurm.extra: '--hold\\ntouch pwned' is not one sbatch option"),
+        ({"partition": "debug\nrm"}, "slurm.partition: must be one word"),
+        ({"nodes": "2"}, "slurm.nodes: must be an integer >= 1"),
+        ([1], "slurm: must be a mapping"),
+    ):
+        manifest.write_text(json.dumps({"name": "s", "slurm": slurm}))
+        before = tree(tmp_path)
+        proc = cli("resume", "--backend", "slurm", root)
+        assert proc.returncode == 2 and proc.stdout == "", proc.stderr
+        assert len(proc.stderr.splitlines()) == 1
+        assert proc.stderr.startswith(f"candle-restart: {manifest}: {problem}")
+        assert tree(tmp_path) == before and not (tmp_path / "pwned").exists()
+    with pytest.raises(ValueError, match="unsafe sbatch option"):
+        render("job", tmp_path / "list", tmp_path, 1, {"extra": [hostile]})
