@@ -221,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     except CkptError as exc:
         print(f"candle-restart: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # an I/O error (a full disk): reported in one line, worth a retry
+        print(f"candle-restart: {exc.filename or args.command}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
