@@ -60,12 +60,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     import json
 
+    from candle_restart.ckpt.jsonio import finite
     from candle_restart.coordinator import LocalBackend, scan
     from candle_restart.coordinator.report import summary, table
 
     statuses = scan(args.run_root, {"local": LocalBackend()})
     if args.json:
-        print(json.dumps({"tasks": [s.to_json() for s in statuses], "summary": summary(statuses)}, indent=1))
+        record = finite({"tasks": [s.to_json() for s in statuses], "summary": summary(statuses)})
+        print(json.dumps(record, indent=1, allow_nan=False))
     else:
         print(table(statuses))
     return 0
@@ -209,12 +211,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # a file's odd text (lone surrogates) is shown escaped
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
     except CkptError as exc:
         print(f"candle-restart: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # an I/O error (a full disk): reported in one line, worth a retry
+        print(f"candle-restart: {exc.filename or args.command}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

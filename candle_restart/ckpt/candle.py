@@ -308,8 +308,12 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods):
         self.debug(f"writing model to: '{self.relpath(self.model_file)}'")
         start = time.perf_counter()
         files = CheckpointFiles(Path(dir_work), self.checksum_enabled)
-        snapshot.write(files)
-        table = files.finish()
+        try:
+            snapshot.write(files)
+            table = files.finish()
+        except BaseException:
+            files.abort()
+            raise
         duration = max(time.perf_counter() - start, 1e-9)
         megabytes = files.nbytes / (1024 * 1024)
         for name, sink in files.sinks.items():

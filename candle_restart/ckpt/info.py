@@ -31,7 +31,8 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from candle_restart.ckpt.errors import CheckpointIOError, CorruptCheckpointError, is_transient
+from candle_restart.ckpt.errors import CheckpointIOError, CorruptCheckpointError
+from candle_restart.ckpt.jsonio import JsonFileError, read_json
 
 SCHEMA_VERSION = 1
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -127,17 +128,11 @@ def validate(info: Any, path: Path) -> dict[str, Any]:
 def read_info(path: Path) -> dict[str, Any]:
     """Read and validate one ``ckpt-info.json`` (ours or CANDLE's)."""
     try:
-        text = path.read_text()
+        info = read_json(path)
     except FileNotFoundError:
         raise _fail(path, None, "is missing") from None
-    except OSError as exc:
-        if is_transient(exc):  # EIO, EACCES, ESTALE...: the file may be fine
-            raise CheckpointIOError(str(path), None, f"cannot be read: {exc.strerror or exc}") from None
-        raise _fail(path, None, f"cannot be read: {exc}") from None
-    except UnicodeDecodeError as exc:
-        raise _fail(path, None, f"cannot be read: {exc}") from None
-    try:
-        info = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise _fail(path, None, f"is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except JsonFileError as exc:
+        if exc.transient:  # EIO, EACCES, ESTALE...: the file may be fine
+            raise CheckpointIOError(str(path), None, exc.problem) from None
+        raise _fail(path, None, exc.problem) from None
     return validate(info, path)

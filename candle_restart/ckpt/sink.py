@@ -113,6 +113,12 @@ class CheckpointFiles:
     def nbytes(self) -> int:
         return sum(s.size for s in self.sinks.values())
 
+    def abort(self) -> None:
+        """Close every file without syncing it (the write failed; ``work/`` is discarded), so no
+        descriptor keeps a deleted work file's space: a full disk is freed by the next `begin`."""
+        for sink in self.sinks.values():
+            FileSink.close(sink)
+
     def finish(self) -> dict[str, dict[str, Any]]:
         """Close (and so fsync) every file; the ``files`` table, by name."""
         for sink in self.sinks.values():

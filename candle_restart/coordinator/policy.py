@@ -46,7 +46,7 @@ def _age(iso: str | None, now: datetime) -> float:
         return float("inf")
     try:
         return (now - datetime.fromisoformat(iso)).total_seconds()
-    except ValueError:
+    except (ValueError, TypeError):  # garbled, or a time without its UTC offset
         return float("inf")
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from candle_restart.ckpt import CkptLayout, CorruptCheckpointError, find_restart
 from candle_restart.ckpt.errors import CheckpointIOError, CkptError
+from candle_restart.ckpt.info import finite_or_none
 from candle_restart.ckpt.restore import verify_patiently
 from candle_restart.coordinator.backend import Backend, Submission
 from candle_restart.task.process import pid_alive
@@ -89,8 +90,10 @@ def _checkpoint(status: TaskStatus, task: TaskDir) -> str | None:
         status.extra["ckpt_unreadable"] = str(exc)
         return None
     status.epoch, status.epochs = info.get("epoch"), info.get("epochs")
-    status.best_metric, status.ckpt_time = info.get("best_metric_last"), info.get("timestamp")
-    status.extra["ckpt_complete"] = bool(info.get("complete"))
+    stamp = info.get("timestamp")
+    status.best_metric = finite_or_none(info.get("best_metric_last"))  # CANDLE may write Infinity
+    status.ckpt_time = stamp if isinstance(stamp, str) else None
+    status.extra["ckpt_complete"] = info.get("complete") is True
     return None
 
 
@@ -133,12 +136,19 @@ def classify(task: TaskDir, backends: dict[str, Backend]) -> TaskStatus:
     A runner found dead is double-checked: if ``state.json`` changed meanwhile
     (it wrote its end and exited between the read and the pid check), the task
     is classified again from the new files.
+
+    A file whose values are of a shape no reader foresaw makes this one task
+    ``failed`` (not retryable) with the error as its reason; it never stops a scan.
     """
-    status = _classify_once(task, backends)
-    if status.extra.get("runner_lost"):
-        state, _ = task.read_state()
-        if state is None or state.get("status") != "running":
-            status = _classify_once(task, backends)
+    try:
+        status = _classify_once(task, backends)
+        if status.extra.get("runner_lost"):
+            state, _ = task.read_state()
+            if state is None or state.get("status") != "running":
+                status = _classify_once(task, backends)
+    except (TypeError, ValueError, KeyError, AttributeError, OverflowError, RecursionError) as exc:
+        problem = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        return TaskStatus(task.task_id, "failed", f"{task.path}: unreadable: {problem}", retryable=False)
     return status
 
 

@@ -28,6 +28,7 @@ from typing import Any
 
 from candle_restart.ckpt import CkptLayout, read_info
 from candle_restart.ckpt.errors import CorruptCheckpointError
+from candle_restart.ckpt.info import finite_or_none
 from candle_restart.ckpt.layout import INFO_FILE
 from candle_restart.coordinator import STATES, LocalBackend, TaskStatus, scan
 from candle_restart.report.epochlog import EpochLog, read_epoch_log
@@ -164,10 +165,10 @@ def _checkpoints(report: TaskReport, layout: CkptLayout) -> list[tuple[int, dict
         except CorruptCheckpointError as exc:
             report.problems.append(str(exc))
     for epoch, info in infos:
-        best = info.get("best_metric_last")
-        value = float(best) if isinstance(best, (int, float)) else None
+        value = finite_or_none(info.get("best_metric_last"))  # a number or null (read_info checked)
         report.kept[epoch] = value
-        report.metric = report.metric or info.get("save_best_metric")
+        metric = info.get("save_best_metric")
+        report.metric = report.metric or (metric if isinstance(metric, str) and metric else None)
         if info.get("best_mode") in ("min", "max"):
             report.mode = info["best_mode"]
         if info.get("position") is None and info.get("best_epoch") == epoch and value is not None:
@@ -176,8 +177,7 @@ def _checkpoints(report: TaskReport, layout: CkptLayout) -> list[tuple[int, dict
         newest = infos[-1][1]
         best_epoch = newest.get("best_epoch")
         report.best_epoch = best_epoch if isinstance(best_epoch, int) and best_epoch > 0 else None
-        best = newest.get("best_metric_last")
-        report.best_value = float(best) if isinstance(best, (int, float)) else None
+        report.best_value = finite_or_none(newest.get("best_metric_last"))
     return infos
 
 
@@ -247,7 +247,16 @@ def collect(run_root: str | os.PathLike[str]) -> list[TaskReport]:
     """Every task under ``run_root``, in task-id order (the order of ``candle-restart status``)."""
     statuses = scan(run_root, {"local": LocalBackend()})
     root = Path(run_root)
-    return [collect_task(i, s, TaskDir(root / s.task_id)) for i, s in enumerate(statuses, 1)]
+    return [_collect_one(i, s, TaskDir(root / s.task_id)) for i, s in enumerate(statuses, 1)]
+
+
+def _collect_one(index: int, status: TaskStatus, task: TaskDir) -> TaskReport:
+    """`collect_task`, with values of a shape no reader foresaw made one problem of this task."""
+    try:
+        return collect_task(index, status, task)
+    except (TypeError, ValueError, KeyError, AttributeError, OverflowError, RecursionError) as exc:
+        problem = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        return TaskReport(index, status, problems=[f"{task.path}: unreadable: {problem}"])
 
 
 def summarize(tasks: list[TaskReport]) -> Summary:

@@ -26,20 +26,21 @@ only when one exists but cannot be read.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from candle_restart.ckpt.jsonio import JsonError, loads
+
 _LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) CandleCkpt: (.*)$")
 _METRICS = re.compile(r"^metrics: (.+?): current=(\S+) ")
-_RESTART = re.compile(r"^restarting from epoch: (\d+)")
+_RESTART = re.compile(r"^restarting from epoch: (\d{1,9})")
 _DISABLED = re.compile(r"^model saving disabled until epoch")
-_FINAL = re.compile(r"^writing final epoch (\d+)")
+_FINAL = re.compile(r"^writing final epoch (\d{1,9})")
 _MIDEPOCH = re.compile(r"^writing mid-epoch checkpoint: epoch (\d+) batch (\d+)")
-_RENAME = re.compile(r"^rename: .*epochs/(\d{3,})'\s*$")
+_RENAME = re.compile(r"^rename: .*epochs/(\d{3,9})'\s*$")
 _SAVE_BEST = re.compile(r"^save_best_metric='(.*)'$")
 
 
@@ -155,8 +156,8 @@ class _Parser:
     def dump(self, text: str) -> None:
         """The ``ckpt-info.json`` a restart read, logged as one multi-line message."""
         try:
-            info = json.loads(text)
-        except json.JSONDecodeError:
+            info = loads(text)
+        except JsonError:
             return
         position = info.get("position") if isinstance(info, dict) else None
         self.session.position = position if isinstance(position, dict) else None

@@ -55,6 +55,12 @@ def missing() -> str | None:
     return None
 
 
+def plain(text: str) -> str:
+    """``text`` as matplotlib draws it literally: every ``$`` escaped, so no metric name is
+    parsed as mathtext (which fails on names such as ``$x^$``)."""
+    return text.replace("$", r"\$")
+
+
 def task_file(task: TaskReport) -> str:
     return f"task-{task.index:05d}.png"
 
@@ -125,7 +131,10 @@ def _draw_chunk(tasks: Sequence[TaskReport], plots: str) -> list[int]:
     figure = _TaskFigure()
     drawn = []
     for task in tasks:
-        figure.draw(task, os.path.join(plots, task_file(task)))
+        try:
+            figure.draw(task, os.path.join(plots, task_file(task)))
+        except (ValueError, OverflowError):  # values matplotlib cannot place (near the float range)
+            continue  # that task's row shows no plot; the others are drawn
         drawn.append(task.index)
     return drawn
 
@@ -185,10 +194,13 @@ def draw_overview(tasks: Sequence[TaskReport], plots: Path, max_metrics: int = 3
             ax.plot([], [], "-", color=STATE_COLORS[state], label=state)
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="state", title_fontsize=8)
         ax.set_xlabel("epoch", fontsize=9)
-        ax.set_ylabel(name, fontsize=9)
+        ax.set_ylabel(plain(name), fontsize=9)
         ax.tick_params(labelsize=8)
         ax.grid(alpha=0.3)
         filename = f"overview-{k}.png"
-        fig.savefig(plots / filename, format="png")
+        try:
+            fig.savefig(plots / filename, format="png")
+        except (ValueError, OverflowError):  # values matplotlib cannot place: no overview of this metric
+            continue
         written.append((name, filename))
     return written

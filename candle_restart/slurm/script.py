@@ -32,9 +32,16 @@ _SAFE_DIRECTIVE = re.compile(r"^--[A-Za-z][A-Za-z0-9-]*(=[^\s'\"`$;|&<>\\]+)?$")
 
 def _directive(flag: str, value: Any) -> str:
     line = f"--{flag}={value}"
-    if not _SAFE_DIRECTIVE.match(line):
+    if not _SAFE_DIRECTIVE.fullmatch(line):
         raise ValueError(f"unsafe sbatch option {line!r}")
     return f"#SBATCH {line}"
+
+
+def _flag(flag: str) -> str:
+    """``#SBATCH --flag`` (no value); ValueError for anything but one option name."""
+    if not _SAFE_DIRECTIVE.fullmatch(f"--{flag}") or "=" in flag:
+        raise ValueError(f"unsafe sbatch option {'--' + flag!r}")
+    return f"#SBATCH --{flag}"
 
 
 def render(
@@ -69,7 +76,7 @@ def render(
     extra: Sequence[str] = options.get("extra") or []
     for item in [extra] if isinstance(extra, str) else extra:
         flag, _, value = str(item).removeprefix("--").partition("=")
-        lines.append(_directive(flag, value) if value else f"#SBATCH --{flag}")
+        lines.append(_directive(flag, value) if value else _flag(flag))
     lines += [
         "set -euo pipefail",
         f"IFS=$'\\t' read -r GENERATION TASK_DIR < <(sed -n \"$((SLURM_ARRAY_TASK_ID + 1))p\" "

@@ -25,6 +25,7 @@ from typing import Any
 
 from candle_restart.ckpt import fsio
 from candle_restart.ckpt.errors import CkptError
+from candle_restart.ckpt.jsonio import JsonFileError, read_json
 from candle_restart.ckpt.params import check_writable, parse_params
 from candle_restart.sweep.schema import Sweep, SweepError
 from candle_restart.task.taskdir import TaskDir, create_task, make_task_id
@@ -74,13 +75,15 @@ def _definition(sweep: Sweep) -> dict[str, Any]:
 def _check_unchanged(sweep: Sweep, manifest: Path) -> bool:
     """False if no manifest exists yet; SweepError if the definition changed."""
     try:
-        recorded = json.loads(manifest.read_text())
+        recorded = read_json(manifest)
     except FileNotFoundError:
         return False
-    except (OSError, json.JSONDecodeError) as exc:
+    except JsonFileError as exc:
+        raise SweepError(exc.where, None, f"{exc.problem}; remove it only if no tasks exist") from None
+    if not isinstance(recorded, dict) or not isinstance(recorded.get("params", {}), dict):
         raise SweepError(
-            str(manifest), None, f"is unreadable ({exc}); remove it only if no tasks exist"
-        ) from None
+            str(manifest), None, "must hold a JSON object with params; remove it only if no tasks exist"
+        )
     current = json.loads(json.dumps(_definition(sweep)))
     for key in ("entry", "command", "varied"):
         if recorded.get(key) != current[key]:

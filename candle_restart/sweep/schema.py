@@ -94,7 +94,8 @@ class _Checker:
         known = path
         while known and known not in self.lines:  # a missing key: point at its parent
             known = known[:-1]
-        return SweepError(f"{self.source}:{self.lines.get(known, 1)}", ".".join(path) or None, problem)
+        where = f"{self.source}:{self.lines.get(known, 1)}" if self.lines else str(self.source)
+        return SweepError(where, ".".join(path) or None, problem)
 
     def mapping(self, value: Any, path: tuple[str, ...], allowed: set[str] | None = None) -> dict[str, Any]:
         if not isinstance(value, dict):
@@ -117,36 +118,74 @@ class _Checker:
         return float(value)
 
 
-def _lines(node: yaml.Node, path: tuple[str, ...], out: dict[tuple[str, ...], int]) -> None:
-    out[path] = node.start_mark.line + 1
+MAX_DEPTH = 64  # mappings and lists nested deeper than this are refused
+MAX_VALUES = 100_000  # values after YAML aliases are expanded: more is refused (an "alias bomb")
+
+
+class _TooDeep(Exception):
+    pass
+
+
+def _walk(
+    node: yaml.Node, path: tuple[str, ...], out: dict[tuple[str, ...], int], sizes: dict[int, int], depth: int
+) -> int:
+    """Record the line of every key path into ``out``; return how many values ``node`` expands to.
+
+    Each node is walked once (``sizes`` is the memo), so aliases cost nothing here; the paths
+    under a second use of an alias have no line of their own and point at their parent's.
+    """
+    if id(node) in sizes:
+        return sizes[id(node)]
+    if depth > MAX_DEPTH:
+        raise _TooDeep
+    out.setdefault(path, node.start_mark.line + 1)
+    size = 1
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
-            key = (*path, str(key_node.value))
-            out[key] = key_node.start_mark.line + 1
-            _lines(value_node, key, out)
+            name = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?"
+            key = (*path, name)
+            size += _walk(key_node, (*path, "?"), {}, sizes, depth + 1)
+            size += _walk(value_node, key, out, sizes, depth + 1)
             out[key] = key_node.start_mark.line + 1
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _lines(item, (*path, str(i)), out)
+            size += _walk(item, (*path, str(i)), out, sizes, depth + 1)
+    sizes[id(node)] = size
+    return size
 
 
 def load_yaml(source: Path) -> tuple[Any, dict[tuple[str, ...], int]]:
-    """Parse ``source``; return the data and the line of every key path."""
+    """Parse ``source``; return the data and the line of every key path.
+
+    Refused with one line: bytes that are not UTF-8, invalid YAML, nesting deeper than
+    `MAX_DEPTH`, and more than `MAX_VALUES` values once aliases are expanded.
+    """
     try:
-        text = source.read_text()
+        raw = source.read_bytes()
     except OSError as exc:
         raise SweepError(str(source), None, f"cannot be read: {exc.strerror}") from None
     try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SweepError(
+            str(source), None, f"is not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})"
+        ) from None
+    deep = SweepError(str(source), None, f"nests mappings or lists more than {MAX_DEPTH} deep")
+    try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        lines: dict[tuple[str, ...], int] = {}
+        if node is not None and _walk(node, (), lines, {}, 0) > MAX_VALUES:
+            raise SweepError(
+                str(source), None, f"expands to more than {MAX_VALUES} values (through YAML aliases)"
+            )
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark else str(source)
         problem = " ".join(str(getattr(exc, "problem", None) or exc).split())  # one line, always
         raise SweepError(where, None, f"is not valid YAML: {problem}") from None
-    lines: dict[tuple[str, ...], int] = {}
-    if node is not None:
-        _lines(node, (), lines)
+    except (_TooDeep, RecursionError):
+        raise deep from None
     return data, lines
 
 
@@ -196,26 +235,50 @@ _SLURM_STRINGS = (
 _SLURM_INTS = {"nodes": 1, "signal_seconds": 1, "throttle": 1, "cores_per_node": 1, "mem_per_node": 1}
 
 
-def _check_slurm(c: _Checker, slurm: dict[str, Any]) -> dict[str, Any]:
+# What reaches an ``#SBATCH`` line: ``--flag`` or ``--flag=value``, never whitespace, quotes or
+# shell punctuation (the sbatch script checks again when it renders).
+_SBATCH_OPTION = re.compile(r"--[A-Za-z][A-Za-z0-9-]*(=[^\s'\"`$;|&<>\\]+)?")
+_SBATCH_VALUE = re.compile(r"[^\s'\"`$;|&<>\\]+")
+_DIRECTIVE_STRINGS = ("partition", "account", "qos", "walltime", "gres")
+
+
+def _check_slurm(
+    c: _Checker, slurm: dict[str, Any], path: tuple[str, ...] = ("executor", "slurm")
+) -> dict[str, Any]:
     for key in _SLURM_STRINGS:
         if key in slurm and not isinstance(slurm[key], str):
-            raise c.fail(("executor", "slurm", key), f"must be a string, got {slurm[key]!r}")
+            raise c.fail((*path, key), f"must be a string, got {slurm[key]!r}")
+        if key in slurm and key in _DIRECTIVE_STRINGS and not _SBATCH_VALUE.fullmatch(slurm[key]):
+            raise c.fail(
+                (*path, key), f"must be one word without quotes or shell characters, got {slurm[key]!r}"
+            )
     for key, minimum in _SLURM_INTS.items():
         if key in slurm:
-            c.integer(slurm[key], ("executor", "slurm", key), minimum)
+            c.integer(slurm[key], (*path, key), minimum)
     for key in ("exclusive", "self_requeue", "requeue"):
         if key in slurm and not isinstance(slurm[key], bool):
-            raise c.fail(("executor", "slurm", key), f"must be true or false, got {slurm[key]!r}")
+            raise c.fail((*path, key), f"must be true or false, got {slurm[key]!r}")
     extra = slurm.get("extra", [])
     if isinstance(extra, str):
         extra = [extra]
     if not isinstance(extra, list) or not all(isinstance(x, str) and x.startswith("--") for x in extra):
-        raise c.fail(
-            ("executor", "slurm", "extra"), "must be a list of sbatch options such as --cpus-per-task=2"
-        )
+        raise c.fail((*path, "extra"), "must be a list of sbatch options such as --cpus-per-task=2")
+    for item in extra:
+        if not _SBATCH_OPTION.fullmatch(item):
+            raise c.fail(
+                (*path, "extra"),
+                f"{item!r} is not one sbatch option (--name or --name=value, without spaces, "
+                "quotes or shell characters)",
+            )
     if extra:
         slurm["extra"] = extra
     return slurm
+
+
+def check_slurm_manifest(options: Any, manifest: Path) -> dict[str, Any]:
+    """The ``slurm`` options a sweep manifest recorded, checked as the YAML's were; SweepError if not."""
+    c = _Checker(manifest, {})
+    return _check_slurm(c, dict(c.mapping(options, ("slurm",), SLURM_KEYS)), ("slurm",))
 
 
 def _check_entry(c: _Checker, data: dict[str, Any]) -> tuple[str | None, list[str] | None]:

@@ -12,7 +12,11 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1 or args[0].startswith("-"):
         print("usage: python -m candle_restart.task TASK_DIR", file=sys.stderr)
         return 2
-    return run_task(args[0])
+    try:
+        return run_task(args[0])
+    except OSError as exc:  # an I/O error recording the attempt (a full disk): one line, exit 1
+        print(f"candle-restart run: {exc.filename or args[0]}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

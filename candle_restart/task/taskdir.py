@@ -29,6 +29,7 @@ from typing import Any
 
 from candle_restart.ckpt import fsio
 from candle_restart.ckpt.errors import CkptError
+from candle_restart.ckpt.jsonio import JsonError, JsonFileError, finite, loads, read_json
 
 TASK_FILE = "task.json"
 STATE_FILE = "state.json"
@@ -115,6 +116,38 @@ def parse_spec(data: Any, where: str) -> TaskSpec:
     )
 
 
+# The types of the journal's known keys (None is allowed for each); see docs/structure.md.
+_EVENT_TYPES: dict[str, type | tuple[type, ...]] = {
+    "event": str,
+    "time": str,
+    "attempt": int,
+    "generation": int,
+    "exit_code": int,
+    "pid": int,
+    "pid_start": int,
+    "start": int,
+    "status": str,
+    "reason": str,
+    "host": str,
+    "batch": str,
+    "backend": str,
+    "job_id": (str, int),
+    "submission": dict,
+}
+
+
+def well_typed(event: dict[str, Any]) -> bool:
+    """True when every known key of a journal event (and of its ``submission``) has its type."""
+
+    def ok(record: dict[str, Any]) -> bool:
+        return all(
+            record.get(key) is None or (not isinstance(record[key], bool) and isinstance(record[key], kind))
+            for key, kind in _EVENT_TYPES.items()
+        )
+
+    return ok(event) and ok(event.get("submission") or {})
+
+
 class TaskDir:
     """The files of one task directory; every write is atomic or an append."""
 
@@ -136,13 +169,11 @@ class TaskDir:
     def load_spec(self) -> TaskSpec:
         where = str(self.task_file)
         try:
-            data = json.loads(self.task_file.read_text())
+            data = read_json(self.task_file)
         except FileNotFoundError:
             raise TaskError(where, None, "is missing") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise TaskError(where, None, f"cannot be read: {exc}") from None
-        except json.JSONDecodeError as exc:
-            raise TaskError(where, None, f"is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        except JsonFileError as exc:
+            raise TaskError(exc.where, None, exc.problem) from None
         spec = parse_spec(data, where)
         if spec.task_id != self.task_id:
             raise TaskError(
@@ -153,24 +184,27 @@ class TaskDir:
     def read_state(self) -> tuple[dict[str, Any] | None, str | None]:
         """(state, None), or (None, reason) when ``state.json`` is missing or malformed."""
         try:
-            state = json.loads(self.state_file.read_text())
+            state = read_json(self.state_file)
         except FileNotFoundError:
             return None, "no state.json"
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            return None, f"{self.state_file}: unreadable ({exc})"
+        except JsonFileError as exc:
+            return None, f"{exc.where}: unreadable: {exc.problem}"
         if not isinstance(state, dict) or not isinstance(state.get("status"), str):
             return None, f"{self.state_file}: status: missing or not a string"
         return state, None
 
     def write_state(self, state: dict[str, Any]) -> None:
-        state = {**state, "task_id": self.task_id, "updated": now_iso()}
+        """Replace ``state.json`` atomically; strict JSON (a non-finite number, which a CANDLE
+        ``ckpt-info.json`` may hold, is written as null)."""
+        state = finite({**state, "task_id": self.task_id, "updated": now_iso()})
         fsio.atomic_write_bytes(
             self.state_file, (json.dumps(state, indent=1, allow_nan=False) + "\n").encode()
         )
 
     def append_journal(self, event: dict[str, Any]) -> None:
-        """Append one event line (O_APPEND, one write, fsync): concurrent writers never interleave."""
-        line = json.dumps({"time": now_iso(), **event}, allow_nan=False, separators=(",", ":")) + "\n"
+        """Append one event line (O_APPEND, one write, fsync): concurrent writers never interleave;
+        strict JSON, as `write_state`."""
+        line = json.dumps(finite({"time": now_iso(), **event}), allow_nan=False, separators=(",", ":")) + "\n"
         fd = os.open(self.journal_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, line.encode())
@@ -179,7 +213,8 @@ class TaskDir:
             os.close(fd)
 
     def read_journal(self) -> list[dict[str, Any]]:
-        """Every whole event; a torn or garbled line (a crash mid-append) is skipped."""
+        """Every whole event; a torn or garbled line (a crash mid-append, or one whose known keys
+        have the wrong type, see `well_typed`) is skipped."""
         try:
             text = self.journal_file.read_text(errors="replace")
         except FileNotFoundError:
@@ -187,10 +222,10 @@ class TaskDir:
         events = []
         for line in text.splitlines():
             try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
+                event = loads(line)
+            except JsonError:
                 continue
-            if isinstance(event, dict):
+            if isinstance(event, dict) and well_typed(event):
                 events.append(event)
         return events
 
