@@ -36,7 +36,7 @@ from candle_restart.ckpt.info import (
     timestamp,
     writer_identity,
 )
-from candle_restart.ckpt.layout import INFO_FILE, CkptLayout
+from candle_restart.ckpt.layout import INFO_FILE, CkptLayout, candle_root, restart_roots
 from candle_restart.ckpt.log import make_logger
 from candle_restart.ckpt.params import CkptParams, check_writable, parse_params
 from candle_restart.ckpt.restore import find_restart
@@ -49,6 +49,8 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods):
     """CANDLE's checkpoint callback logic without a framework (see module docstring)."""
 
     model_file_name = "model.keras"
+    # True: checkpoints go to <ckpt_directory>/ckpts/ as CANDLE's callbacks put them (the older API).
+    ckpts_subdirectory = False
 
     def __init__(
         self, gParameters: dict[str, Any] | None = None, logger: Any = "DEFAULT", verbose: bool = True
@@ -89,7 +91,8 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods):
         self.epoch_max = settings.epochs
         self.skip_epochs = settings.skip_epochs
         self.ckpt_directory = settings.directory
-        self.layout = CkptLayout.at(settings.directory)
+        root = candle_root(settings.directory) if self.ckpts_subdirectory else settings.directory
+        self.layout = CkptLayout.at(root)
         self.save_best = settings.save_best
         self.save_best_metric = settings.save_best_metric
         self.save_interval = settings.save_interval
@@ -398,6 +401,9 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods):
 
         # Recorded CRCs are always verified, whatever this run's ckpt_checksum says.
         found = find_restart(self.layout, True, log, set_aside=True)
+        for root in restart_roots(self.ckpt_directory, self.layout.root)[1:]:
+            if found is None:  # written the other way (CANDLE's <ckpt_directory>/ckpts, or not)
+                found = find_restart(CkptLayout.at(root), True, log)
         if found is None:
             if mode == "required":
                 why = [r for r in reasons if "unusable" in r or "skipping" in r]
@@ -430,6 +436,11 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods):
         self.debug("ckpt-info.json contains:")
         self.debug(json.dumps(J, indent=2))
         self.info(f"restarting from epoch: {J['epoch']}")
+        self.adopt_restart(J)
+        return J
+
+    def adopt_restart(self, J: dict[str, Any]) -> None:
+        """Take the best-metric bookkeeping and mid-epoch position from a checkpoint's ``ckpt-info.json``."""
         best = J.get("best_metric_last")
         self.best_metric_last = float(best) if best is not None and math.isfinite(best) else None
         self.resume_position = J.get("position")
@@ -439,7 +450,6 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods):
         else:
             linked = self.layout.linked_epoch(self.layout.best)
             self.epoch_best = linked or 0
-        return J
 
     def build_model(self, model_file: Path | str) -> None:
         raise NotImplementedError("a backend must load the checkpoint into self.model")

@@ -41,3 +41,7 @@ class NoCheckpointError(CkptError):
 
 class CommitError(CkptError):
     """Writing a checkpoint failed; ``last`` and ``best`` were left untouched."""
+
+
+class RestartError(CkptError):
+    """A restart cannot be completed as the script asks (say, its optimizer already trained)."""
