@@ -37,7 +37,7 @@ from candle_restart.ckpt.info import (
     writer_identity,
 )
 from candle_restart.ckpt.layout import INFO_FILE, CkptLayout, candle_root, restart_roots
-from candle_restart.ckpt.log import make_logger
+from candle_restart.ckpt.log import make_logger, release_console
 from candle_restart.ckpt.params import CkptParams, check_writable, parse_params
 from candle_restart.ckpt.restore import find_restart
 from candle_restart.ckpt.sink import CheckpointFiles, Snapshot
@@ -135,8 +135,14 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods):
         self.info(f"ckpt_directory: {self.layout.root}")
 
     def report_final(self) -> None:
-        self.info(f"checkpoints kept: {len(self.layout.list_epochs())}")
-        self.info(f"checkpoints list: {self.layout.list_epochs()}")
+        """CANDLE's closing lines: the checkpoints this instance wrote that are still kept."""
+        self.release_console()
+        self.info(f"checkpoints kept: {len(self.epochs)}")
+        self.info(f"checkpoints list: {self.epochs}")
+
+    def release_console(self) -> None:
+        """Print the log lines a background commit held back (call where no progress line is open)."""
+        release_console(self.logger)
 
     # ----- saving ---------------------------------------------------------------------------
     def ckpt_epoch(self, epoch: int, direction: str, metric_value: float) -> bool:
@@ -187,8 +193,15 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods):
         return self.layout.epoch_dir(epoch)
 
     def wait_for_commit(self) -> None:
-        """Return once no checkpoint is being written; raise the error of a failed background commit."""
-        self.committer.wait()
+        """Return once no checkpoint is being written; raise the error of a failed background commit.
+
+        Outside a training, the log lines the commit held back are printed too.
+        """
+        try:
+            self.committer.wait()
+        finally:
+            if not self.in_training:
+                self.release_console()
 
     def _write_and_commit(
         self, epoch: int, snapshot: Snapshot | None, info: dict[str, Any], best: bool

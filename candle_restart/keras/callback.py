@@ -117,6 +117,7 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
             self._stop(f"{REQUEST.name} received before training started; ckpts/last is unchanged")
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.release_console()  # the last epoch's progress line is closed, the next not begun
         self._epoch_index = int(epoch)
         position = self.resume_position
         if position is None or position["epoch"] != epoch + 1:
@@ -132,7 +133,7 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
         self.resume_position = None
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        self.committer.raise_failure()
+        self._raise_commit_failure()
         if self._merge_metrics is not None:
             # Keras builds compiled metrics in the first train step, so the saved
             # accumulators are added after it: sums commute, the epoch's metrics match.
@@ -151,7 +152,7 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
             self.save_midepoch(self._epoch_index, self.batch_offset + int(batch) + 1)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self.committer.raise_failure()
+        self._raise_commit_failure()
         logs = logs or {}
         metric = self.save_best_metric
         validated = any(key.startswith("val_") for key in logs)
@@ -176,7 +177,14 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
         finally:
             self.in_training = False
             self._disarm()
+            self.release_console()
         self.report_final()
+
+    def _raise_commit_failure(self) -> None:
+        """Raise a failed background commit's error here, its held log lines printed first."""
+        if self.committer.failed:
+            self.release_console()
+            self.committer.raise_failure()
 
     def _take_over_restart(self) -> None:
         """Adopt the restart another instance loaded into this model (same directory), if this one did none."""
@@ -198,6 +206,7 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
 
     def _stop(self, reason: str) -> None:
         self.wait_for_commit()  # the checkpoint just taken is committed before the process says "resume me"
+        self.release_console()
         waited = time.monotonic() - REQUEST.received if REQUEST.received else 0.0
         self.info(f"preempted: {reason} ({REQUEST.count} signal(s), {waited:.3f} s after the first); exit 75")
         # The handlers stay armed while the process unwinds: a further signal (Slurm's TERM
