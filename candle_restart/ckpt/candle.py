@@ -27,6 +27,7 @@ from candle_restart.ckpt.background import BackgroundCommit
 from candle_restart.ckpt.candle_keep import CandleKeepMethods
 from candle_restart.ckpt.candle_params import CandleParamMethods
 from candle_restart.ckpt.checksum import ALGORITHM, DISABLED, checksum_file, list_files
+from candle_restart.ckpt.envparams import with_environment
 from candle_restart.ckpt.errors import CommitError, NoCheckpointError, ParamError
 from candle_restart.ckpt.info import (
     FIRST,
@@ -84,9 +85,14 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods):
 
     # ----- parameters -------------------------------------------------------------------
     def scan_params(self, gParams: dict[str, Any]) -> None:
-        """Validate gParameters into fields; the caller's dict is copied, never mutated."""
+        """Validate gParameters into fields; the caller's dict is copied, never mutated.
+
+        Keys gParameters lacks are taken from ``CANDLE_RESTART_PARAMS``
+        (see `candle_restart.ckpt.envparams`).
+        """
+        gParams = with_environment(gParams)
         settings = parse_params(gParams)
-        self.gParams = dict(gParams)
+        self.gParams = gParams
         self.settings: CkptParams = settings
         self.epoch_max = settings.epochs
         self.skip_epochs = settings.skip_epochs

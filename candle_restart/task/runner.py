@@ -39,6 +39,7 @@ from types import FrameType
 from typing import Any, cast
 
 from candle_restart.ckpt import CkptLayout, find_restart, parse_params
+from candle_restart.ckpt.envparams import with_environment
 from candle_restart.ckpt.errors import CkptError, CorruptCheckpointError, NoCheckpointError, ParamError
 from candle_restart.ckpt.info import writer_identity
 from candle_restart.ckpt.preempt import (
@@ -280,7 +281,7 @@ def run_task(path: str | os.PathLike[str]) -> int:
     try:
         spec = task.load_spec()
         params = task_params(spec, task)
-        settings = parse_params(params, where=f"{task.task_file}: params")
+        settings = parse_params(with_environment(params), where=f"{task.task_file}: params")
         disarm = arm(signal.Signals[f"SIG{name}"] for name in settings.signals)
         run = _run_entry if spec.entry else _run_command
         outcome = run(spec, params, task, attempt)
