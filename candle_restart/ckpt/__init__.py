@@ -8,7 +8,8 @@ Public names:
 * `read_info`, `verify_checkpoint`, `find_restart`: reading and choosing checkpoints.
 * `surviving_epochs`: keep policies.
 * `CandleCkpt`: CANDLE's callback logic; backends subclass it.
-* Errors: `CkptError`, `ParamError`, `CorruptCheckpointError`, `NoCheckpointError`, `CommitError`.
+* Errors: `CkptError`, `ParamError`, `CorruptCheckpointError`, `NoCheckpointError`, `CommitError`,
+  `RestartError`.
 """
 
 from candle_restart.ckpt import commit
@@ -19,6 +20,7 @@ from candle_restart.ckpt.errors import (
     CorruptCheckpointError,
     NoCheckpointError,
     ParamError,
+    RestartError,
 )
 from candle_restart.ckpt.info import read_info
 from candle_restart.ckpt.keep import surviving_epochs
@@ -37,6 +39,7 @@ __all__ = [
     "NoCheckpointError",
     "ParamError",
     "ParamType",
+    "RestartError",
     "ckpt_defs",
     "ckpt_parser",
     "commit",

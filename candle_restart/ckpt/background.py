@@ -12,7 +12,9 @@ Contract of `BackgroundCommit`:
   `wait` or `raise_failure` (the callback calls the latter at every batch and
   epoch end);
 * the thread is not a daemon, so a process that ends normally waits for the
-  commit in flight before it exits.
+  commit in flight before it exits;
+* what the thread logs reaches stdout only when the owner releases it
+  (`candle_restart.ckpt.log.console_held`), never inside a progress line.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+
+from candle_restart.ckpt.log import console_held
 
 
 class BackgroundCommit:
@@ -45,13 +49,14 @@ class BackgroundCommit:
 
         def run() -> None:
             cpu = time.thread_time()
-            try:
-                job()
-            except BaseException as exc:  # handed to the training thread, never dropped
-                self._failure = exc
-                self._log(f"background commit of {label} failed: {exc}")
-            finally:
-                self.cpu_seconds += time.thread_time() - cpu
+            with console_held():
+                try:
+                    job()
+                except BaseException as exc:  # handed to the training thread, never dropped
+                    self._failure = exc
+                    self._log(f"background commit of {label} failed: {exc}")
+                finally:
+                    self.cpu_seconds += time.thread_time() - cpu
 
         self._label, self._started = label, time.monotonic()
         self.commits += 1
@@ -80,6 +85,11 @@ class BackgroundCommit:
         if thread is not None:
             thread.join(timeout)
         return not self.busy
+
+    @property
+    def failed(self) -> bool:
+        """A finished commit failed and its exception has not been raised yet."""
+        return self._failure is not None
 
     def raise_failure(self) -> None:
         """Raise (once) the exception of a finished commit; never blocks."""

@@ -29,6 +29,7 @@ from candle_restart.ckpt.background import BackgroundCommit
 from candle_restart.ckpt.candle_keep import CandleKeepMethods
 from candle_restart.ckpt.candle_params import CandleParamMethods
 from candle_restart.ckpt.checksum import ALGORITHM, DISABLED, checksum_file, list_files
+from candle_restart.ckpt.envparams import with_environment
 from candle_restart.ckpt.errors import CommitError, NoCheckpointError, ParamError
 from candle_restart.ckpt.info import (
     FIRST,
@@ -38,9 +39,9 @@ from candle_restart.ckpt.info import (
     timestamp,
     writer_identity,
 )
-from candle_restart.ckpt.layout import INFO_FILE, CkptLayout
+from candle_restart.ckpt.layout import INFO_FILE, CkptLayout, candle_root, restart_roots
 from candle_restart.ckpt.lease import Lease, drop_shared, hold_shared
-from candle_restart.ckpt.log import make_logger
+from candle_restart.ckpt.log import make_logger, release_console
 from candle_restart.ckpt.params import CkptParams, check_writable, parse_params
 from candle_restart.ckpt.restore import find_restart
 from candle_restart.ckpt.sink import CheckpointFiles, Snapshot
@@ -52,6 +53,8 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods):
     """CANDLE's checkpoint callback logic without a framework (see module docstring)."""
 
     model_file_name = "model.keras"
+    # True: checkpoints go to <ckpt_directory>/ckpts/ as CANDLE's callbacks put them (the older API).
+    ckpts_subdirectory = False
 
     def __init__(
         self, gParameters: dict[str, Any] | None = None, logger: Any = "DEFAULT", verbose: bool = True
@@ -89,14 +92,20 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods):
 
     # ----- parameters -------------------------------------------------------------------
     def scan_params(self, gParams: dict[str, Any]) -> None:
-        """Validate gParameters into fields; the caller's dict is copied, never mutated."""
+        """Validate gParameters into fields; the caller's dict is copied, never mutated.
+
+        Keys gParameters lacks are taken from ``CANDLE_RESTART_PARAMS``
+        (see `candle_restart.ckpt.envparams`).
+        """
+        gParams = with_environment(gParams)
         settings = parse_params(gParams)
-        self.gParams = dict(gParams)
+        self.gParams = gParams
         self.settings: CkptParams = settings
         self.epoch_max = settings.epochs
         self.skip_epochs = settings.skip_epochs
         self.ckpt_directory = settings.directory
-        self.layout = CkptLayout.at(settings.directory)
+        root = candle_root(settings.directory) if self.ckpts_subdirectory else settings.directory
+        self.layout = CkptLayout.at(root)
         self.save_best = settings.save_best
         self.save_best_metric = settings.save_best_metric
         self.save_interval = settings.save_interval
@@ -139,8 +148,14 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods):
         self.info(f"ckpt_directory: {self.layout.root}")
 
     def report_final(self) -> None:
-        self.info(f"checkpoints kept: {len(self.layout.list_epochs())}")
-        self.info(f"checkpoints list: {self.layout.list_epochs()}")
+        """CANDLE's closing lines: the checkpoints this instance wrote that are still kept."""
+        self.release_console()
+        self.info(f"checkpoints kept: {len(self.epochs)}")
+        self.info(f"checkpoints list: {self.epochs}")
+
+    def release_console(self) -> None:
+        """Print the log lines a background commit held back (call where no progress line is open)."""
+        release_console(self.logger)
 
     # ----- saving ---------------------------------------------------------------------------
     def ckpt_epoch(self, epoch: int, direction: str, metric_value: float) -> bool:
@@ -192,8 +207,15 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods):
         return self.layout.epoch_dir(epoch)
 
     def wait_for_commit(self) -> None:
-        """Return once no checkpoint is being written; raise the error of a failed background commit."""
-        self.committer.wait()
+        """Return once no checkpoint is being written; raise the error of a failed background commit.
+
+        Outside a training, the log lines the commit held back are printed too.
+        """
+        try:
+            self.committer.wait()
+        finally:
+            if not self.in_training:
+                self.release_console()
 
     def hold_writer(self) -> Lease:
         """Hold the writer lease of ``ckpt_directory`` (see `candle_restart.ckpt.lease`).
@@ -438,6 +460,9 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods):
 
         # Recorded CRCs are always verified, whatever this run's ckpt_checksum says.
         found = find_restart(self.layout, True, log, set_aside=True)
+        for root in restart_roots(self.ckpt_directory, self.layout.root)[1:]:
+            if found is None:  # written the other way (CANDLE's <ckpt_directory>/ckpts, or not)
+                found = find_restart(CkptLayout.at(root), True, log)
         if found is None:
             if mode == "required":
                 why = [r for r in reasons if "unusable" in r or "skipping" in r]
@@ -470,6 +495,11 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods):
         self.debug("ckpt-info.json contains:")
         self.debug(json.dumps(J, indent=2))
         self.info(f"restarting from epoch: {J['epoch']}")
+        self.adopt_restart(J)
+        return J
+
+    def adopt_restart(self, J: dict[str, Any]) -> None:
+        """Take the best-metric bookkeeping and mid-epoch position from a checkpoint's ``ckpt-info.json``."""
         best = J.get("best_metric_last")
         self.best_metric_last = float(best) if best is not None and math.isfinite(best) else None
         self.resume_position = J.get("position")
@@ -479,7 +509,6 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods):
         else:
             linked = self.layout.linked_epoch(self.layout.best)
             self.epoch_best = linked or 0
-        return J
 
     def build_model(self, model_file: Path | str) -> None:
         raise NotImplementedError("a backend must load the checkpoint into self.model")

@@ -68,3 +68,7 @@ TRANSIENT_ERRNOS = frozenset(
 def is_transient(exc: BaseException) -> bool:
     """True for an OSError whose errno is in `TRANSIENT_ERRNOS`."""
     return isinstance(exc, OSError) and exc.errno in TRANSIENT_ERRNOS
+
+
+class RestartError(CkptError):
+    """A restart cannot be completed as the script asks (say, its optimizer already trained)."""

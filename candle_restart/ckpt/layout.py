@@ -11,6 +11,11 @@
       last -> epochs/NNN   relative symlink to the newest committed checkpoint
       best -> epochs/NNN   relative symlink to the best one by the tracked metric
 
+CANDLE's callbacks put these under ``<ckpt_directory>/ckpts/``; the older
+API here does too (`candle_root`), while `CandleCkptKeras` uses
+``ckpt_directory`` itself (``output_dir/ckpts`` by default).  Restart looks in
+both places (`restart_roots`).
+
 Only names that match ``epochs/<digits>`` are checkpoints; anything else in
 ``epochs/`` (a set-aside ``NNN.corrupt-*``, a ``.old-*`` being replaced) is
 ignored by every reader and never touched by the keep policy.
@@ -26,6 +31,26 @@ from pathlib import Path
 INFO_FILE = "ckpt-info.json"
 LOG_FILE = "ckpt.log"
 _EPOCH_NAME = re.compile(r"^[0-9]{3,}$")
+
+
+CANDLE_SUBDIRECTORY = "ckpts"
+
+
+def candle_root(directory: str | os.PathLike[str]) -> Path:
+    """The checkpoint root CANDLE's callbacks used for ``ckpt_directory``: ``<directory>/ckpts``.
+
+    A directory already named ``ckpts`` (the task runner's, the default
+    ``output_dir/ckpts``) is taken as the root itself, not nested again.
+    """
+    path = Path(os.path.abspath(directory))
+    return path if path.name == CANDLE_SUBDIRECTORY else path / CANDLE_SUBDIRECTORY
+
+
+def restart_roots(directory: str | os.PathLike[str], root: Path) -> list[Path]:
+    """Where a restart looks, in order: ``root`` (where this run writes), then ``directory``
+    and ``directory/ckpts``, whichever of them ``root`` is not (checkpoints written the other way)."""
+    path = Path(os.path.abspath(directory))
+    return list(dict.fromkeys([Path(root), path, path / CANDLE_SUBDIRECTORY]))
 
 
 def epoch_name(epoch: int) -> str:

@@ -6,6 +6,11 @@ first run's ``ckpt.log``.  Here each instance gets a logger of its own that
 does not propagate, writing DEBUG and up to ``ckpt_directory/ckpt.log`` and
 INFO (DEBUG when verbose) to stdout.  Its file is closed when the owner is
 garbage-collected.
+
+Lines logged by a background commit (inside `console_held`) go to the file at
+once but wait for `release_console` before they reach stdout: the training
+thread releases them where no progress line is being drawn (an epoch's
+start, the end of training), so they never land inside Keras' progress bar.
 """
 
 from __future__ import annotations
@@ -13,12 +18,57 @@ from __future__ import annotations
 import itertools
 import logging
 import sys
+import threading
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 LINE_FORMAT = "%(asctime)s CandleCkpt: %(message)s"
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 _serial = itertools.count(1)
+
+
+_held = threading.local()
+
+
+@contextmanager
+def console_held() -> Iterator[None]:
+    """While inside, this thread's checkpoint log lines wait for `release_console` to reach stdout."""
+    _held.on = True
+    try:
+        yield
+    finally:
+        _held.on = False
+
+
+class _Console(logging.StreamHandler):
+    """stdout, holding back the records of a thread inside `console_held`."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stdout)
+        self._waiting: list[logging.LogRecord] = []
+        self._waiting_lock = threading.Lock()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(_held, "on", False):
+            with self._waiting_lock:
+                self._waiting.append(record)
+            return
+        super().emit(record)
+
+    def emit_held(self) -> None:
+        with self._waiting_lock:
+            waiting, self._waiting = self._waiting, []
+        for record in waiting:
+            super().emit(record)
+
+
+def release_console(logger: logging.Logger | None) -> None:
+    """Print the lines held back for ``logger``'s stdout, in order (a no-op for other loggers)."""
+    for handler in logger.handlers if logger is not None else []:
+        if isinstance(handler, _Console):
+            handler.emit_held()
 
 
 def _close(logger: logging.Logger) -> None:
@@ -36,7 +86,7 @@ def make_logger(owner: object, logfile: Path, verbose: bool) -> logging.Logger:
     to_file = logging.FileHandler(logfile)
     to_file.setFormatter(logging.Formatter(LINE_FORMAT, DATE_FORMAT))
     to_file.setLevel(logging.DEBUG)
-    to_stdout = logging.StreamHandler(sys.stdout)
+    to_stdout = _Console()
     to_stdout.setFormatter(logging.Formatter(LINE_FORMAT, DATE_FORMAT))
     to_stdout.setLevel(logging.DEBUG if verbose else logging.INFO)
     logger.addHandler(to_file)

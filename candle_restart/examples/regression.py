@@ -1,10 +1,17 @@
 """A tiny CANDLE-style benchmark: a Dropout MLP trained with Adam and a learning-rate schedule.
 
-It uses the checkpoint API as CANDLE benchmarks do::
+It uses the checkpoint API as CANDLE benchmarks do, restarting before ``compile``::
 
+    model = build_model(gParameters)
     ckpt = CandleCkptKeras(gParameters); ckpt.set_model(model)
     J = ckpt.restart(model)
+    compile_model(model, gParameters)
     model.fit(..., initial_epoch=J["epoch"] if J else 0, callbacks=[ckpt])
+
+or, with ``--api old``, as CANDLE's older generation did::
+
+    J = restart(gParameters, model); compile_model(model, gParameters)
+    ckpt = CandleCheckpointCallback(gParameters)
 
 or, with ``--resumable_fit True``, through `candle_restart.keras.fit`, which
 also continues an interrupted epoch at its next batch (shuffled per epoch
@@ -47,13 +54,11 @@ def make_data(seed: int, samples: int) -> tuple[np.ndarray, ...]:
 
 
 def build_model(params: dict[str, Any]) -> Any:
+    """The model, built and not compiled (CANDLE's benchmarks restart at this point)."""
     import keras
 
     keras.utils.set_random_seed(int(params["rng_seed"]))
-    schedule = keras.optimizers.schedules.ExponentialDecay(
-        float(params["learning_rate"]), decay_steps=10, decay_rate=0.9
-    )
-    model = keras.Sequential(
+    return keras.Sequential(
         [
             keras.Input((16,)),
             keras.layers.Dense(int(params["hidden"]), activation="relu"),
@@ -61,8 +66,16 @@ def build_model(params: dict[str, Any]) -> Any:
             keras.layers.Dense(1),
         ]
     )
+
+
+def compile_model(model: Any, params: dict[str, Any]) -> None:
+    """Adam with a learning-rate schedule (its step count and moments are what an exact restart needs)."""
+    import keras
+
+    schedule = keras.optimizers.schedules.ExponentialDecay(
+        float(params["learning_rate"]), decay_steps=10, decay_rate=0.9
+    )
     model.compile(optimizer=keras.optimizers.Adam(schedule), loss="mse", metrics=["mae"])
-    return model
 
 
 def _progress_reporter(path: str) -> Any:
@@ -125,14 +138,21 @@ def run(gParameters: dict[str, Any], ckpt_class: Any = None) -> dict[str, Any]:
     ``ckpt_class`` replaces `CandleCkptKeras` (tests use a subclass).
     """
     from candle_restart.ckpt import str2bool
-    from candle_restart.keras import CandleCkptKeras, fit
+    from candle_restart.keras import CandleCheckpointCallback, CandleCkptKeras, fit, restart
 
     params = {**DEFAULTS, **gParameters}
+    verbose = str2bool(params.get("verbose", False))
     x, y, xv, yv = make_data(int(params["rng_seed"]), int(params["samples"]))
     model = build_model(params)
-    ckpt = (ckpt_class or CandleCkptKeras)(params, verbose=str2bool(params.get("verbose", False)))
-    ckpt.set_model(model)
-    J = ckpt.restart(model)
+    if params.get("api", "new") == "old":
+        J = restart(params, model, verbose=verbose)
+        compile_model(model, params)
+        ckpt = (ckpt_class or CandleCheckpointCallback)(params, verbose=verbose)
+    else:
+        ckpt = (ckpt_class or CandleCkptKeras)(params, verbose=verbose)
+        ckpt.set_model(model)
+        J = ckpt.restart(model)
+        compile_model(model, params)
     initial_epoch = J["epoch"] if J else 0
     callbacks: list[Any] = []
     if params.get("progress_fifo"):
@@ -183,6 +203,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--verbose", action="store_true")
     p.add_argument("--samples", type=int, default=DEFAULTS["samples"])
     p.add_argument("--batch_size", type=int, default=DEFAULTS["batch_size"])
+    p.add_argument("--api", choices=("new", "old"), default="new", help="CANDLE's API generation to use")
     p.add_argument("--resumable_fit", default="False", help="True: train through candle_restart.keras.fit")
     p.add_argument("--progress_fifo", default=None, help="test hook: report batches to this FIFO")
     p.add_argument("--kill_after_epoch", type=int, default=0, help="SIGKILL self after this epoch (demo)")

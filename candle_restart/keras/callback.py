@@ -15,6 +15,13 @@ it commits a mid-epoch checkpoint and raises `Preempted` (exit code 75);
 from a mid-epoch checkpoint continues at the next batch only under
 `candle_restart.keras.fit`; a plain ``model.fit(initial_epoch=...)`` reruns
 that epoch from its first batch, and the log says so.
+
+Restart before or after ``model.compile`` (CANDLE's benchmarks and docs
+restart before): weights and seed state are assigned at once; optimizer
+state, when the model has no optimizer yet, is applied at the start of the
+next training by any `CandleCkptKeras` in its callbacks (so the throwaway
+instance of the older ``restart(gParameters, model)`` loses nothing; that
+instance's best-metric bookkeeping is handed over the same way).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from __future__ import annotations
 import math
 import signal
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,7 +42,17 @@ from candle_restart.ckpt.params import infer_direction
 from candle_restart.ckpt.preempt import REQUEST, Preempted, arm
 from candle_restart.keras import archive
 from candle_restart.keras.snapshot import HostCopies, KerasSnapshot, take_snapshot
-from candle_restart.keras.state import add_metrics, load_state, save_state
+from candle_restart.keras.state import (
+    add_metrics,
+    apply_pending_optimizer,
+    load_state,
+    pending_optimizer,
+    save_state,
+)
+
+# model -> (checkpoint root, ckpt-info.json dict, metric accumulators) of the restart last loaded
+# into it, for a callback that did not restart it itself (the older API's throwaway instance did).
+_RESTARTS: weakref.WeakKeyDictionary[Any, tuple[Path, dict[str, Any], Any]] = weakref.WeakKeyDictionary()
 
 
 class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
@@ -88,6 +106,10 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
 
     # ----- Keras hooks ------------------------------------------------------------------
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self._take_over_restart()
+        applied = apply_pending_optimizer(self.model)
+        if applied is not None:
+            self.info(f"restarting: optimizer state applied ({len(applied.values)} variables)")
         self._disarm = arm(signal.Signals[f"SIG{name}"] for name in self.settings.signals)
         self.in_training = True  # commits may now run in the background: the hooks below surface their errors
         self.last_save_time = time.monotonic()
@@ -95,6 +117,7 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
             self._stop(f"{REQUEST.name} received before training started; ckpts/last is unchanged")
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.release_console()  # the last epoch's progress line is closed, the next not begun
         self._epoch_index = int(epoch)
         position = self.resume_position
         if position is None or position["epoch"] != epoch + 1:
@@ -110,7 +133,7 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
         self.resume_position = None
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        self.committer.raise_failure()
+        self._raise_commit_failure()
         if self._merge_metrics is not None:
             # Keras builds compiled metrics in the first train step, so the saved
             # accumulators are added after it: sums commute, the epoch's metrics match.
@@ -129,7 +152,7 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
             self.save_midepoch(self._epoch_index, self.batch_offset + int(batch) + 1)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self.committer.raise_failure()
+        self._raise_commit_failure()
         logs = logs or {}
         metric = self.save_best_metric
         validated = any(key.startswith("val_") for key in logs)
@@ -154,8 +177,25 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
         finally:
             self.in_training = False
             self._disarm()
+            self.release_console()
             self.release_writer()  # another process may write this directory now
         self.report_final()
+
+    def _raise_commit_failure(self) -> None:
+        """Raise a failed background commit's error here, its held log lines printed first."""
+        if self.committer.failed:
+            self.release_console()
+            self.committer.raise_failure()
+
+    def _take_over_restart(self) -> None:
+        """Adopt the restart another instance loaded into this model (same directory), if this one did none."""
+        record = _RESTARTS.get(self.model)
+        if self.restart_done or record is None or record[0] != self.layout.root:
+            return
+        _root, J, metrics = record
+        self.restart_done, self.restarted = True, J
+        self.adopt_restart(J)
+        self._pending_metrics = metrics
 
     # ----- preemption ----------------------------------------------------------------------
     def _checkpoint_and_stop(self, batches_done: int) -> None:
@@ -167,6 +207,7 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
 
     def _stop(self, reason: str) -> None:
         self.wait_for_commit()  # the checkpoint just taken is committed before the process says "resume me"
+        self.release_console()
         waited = time.monotonic() - REQUEST.received if REQUEST.received else 0.0
         self.info(f"preempted: {reason} ({REQUEST.count} signal(s), {waited:.3f} s after the first); exit 75")
         # The handlers stay armed while the process unwinds: a further signal (Slurm's TERM
@@ -213,13 +254,47 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
             self._pending_metrics = load_state(
                 self.model, state, check_crc=STATE_FILE not in self.verified_files
             )
+            parked = pending_optimizer(self.model)
+            if parked is not None:
+                self.info(
+                    "restarting: model not compiled yet: weights and seed state restored; "
+                    f"optimizer state ({len(parked.values)} variables) is applied when training starts"
+                )
         else:
             self.model.load_weights(model_file)
 
+    def restart(self, model: Any, verbose: bool = True) -> dict[str, Any] | None:
+        """Load the newest checkpoint that verifies into ``model`` (compiled or not); its ``ckpt-info.json`` or None."""
+        J = super().restart(model, verbose)
+        if J is not None:
+            _RESTARTS[model] = (self.layout.root, J, self._pending_metrics)
+        return J
 
-CandleCheckpointCallback = CandleCkptKeras
+
+class CandleCheckpointCallback(CandleCkptKeras):
+    """CANDLE's older callback: `CandleCkptKeras` with checkpoints in ``<ckpt_directory>/ckpts/``.
+
+    That is where CANDLE's older generation put them (its parser's
+    ``ckpt_directory`` is ``./save``, its checkpoints ``./save/ckpts/last``
+    and so on); a ``ckpt_directory`` already named ``ckpts`` is used as is.
+    """
+
+    ckpts_subdirectory = True
+
+
+class _Restarter(CandleCheckpointCallback):
+    """The throwaway instance behind `restart`: it logs no initialisation block of its own
+    (the run's callback does), and hands what it restored to that callback through the model."""
+
+    def report_initial(self) -> None:
+        pass
 
 
 def restart(gParameters: dict[str, Any], model: Any, verbose: bool = True) -> dict[str, Any] | None:
-    """CANDLE's older entry point: restart ``model`` per gParameters; the ckpt-info dict or None."""
-    return CandleCkptKeras(gParameters, verbose=verbose).restart(model, verbose=verbose)
+    """CANDLE's older entry point: restart ``model`` per gParameters; the ckpt-info dict or None.
+
+    Call it before or after ``model.compile``; a `CandleCheckpointCallback`
+    (or `CandleCkptKeras`) in ``fit``'s callbacks applies what is left
+    (optimizer state) when training starts.
+    """
+    return _Restarter(gParameters, verbose=verbose).restart(model, verbose=verbose)

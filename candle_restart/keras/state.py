@@ -9,22 +9,44 @@ the epoch's logged metrics, and with them the best-checkpoint choice, come
 out as if it had never stopped).  Variables are matched by position and
 checked by shape: layer names differ between processes that build several
 models, positions do not.
+
+CANDLE's benchmarks restart *before* ``model.compile``, when the model has
+no optimizer yet.  `load_state` then assigns the model's variables (weights
+and seed state) at once and parks the optimizer's saved values on the model
+(`pending_optimizer`); `apply_pending_optimizer` assigns them, checked the
+same way, once the optimizer exists and before it has taken a step (the
+callback does so at the start of training), so both orders resume exactly.
 """
 
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 
-from candle_restart.ckpt.errors import CorruptCheckpointError
+from candle_restart.ckpt.errors import CorruptCheckpointError, RestartError
 from candle_restart.keras.npz import ALIGNMENT, read_npz, write_npz
 
 _MANIFEST = "__manifest__"
+
+
+@dataclass
+class PendingOptimizer:
+    """Optimizer values read by a restart before the model had an optimizer."""
+
+    path: Path  # the train_state.npz they came from (for error messages)
+    saved: list[dict[str, Any]]  # their manifest entries (path, shape, dtype)
+    values: list[np.ndarray]
+
+
+# model -> its parked optimizer values; weak, so a discarded model takes its values with it.
+_PENDING: weakref.WeakKeyDictionary[Any, PendingOptimizer] = weakref.WeakKeyDictionary()
 
 
 def _optimizer_variables(model: Any) -> list[Any]:
@@ -87,23 +109,36 @@ def load_state(model: Any, path: Path, check_crc: bool = True) -> list[np.ndarra
     """Assign the saved variables to ``model`` and its optimizer; return saved metric accumulators.
 
     Raises CorruptCheckpointError if the file does not fit the model (a
-    different architecture or optimizer) before assigning anything.  Metric
-    accumulators (present in mid-epoch checkpoints, else None) are returned
-    rather than assigned, because Keras builds and resets metrics inside
-    ``fit``; `add_metrics` merges them after the resumed epoch's first batch.
-    ``check_crc=False`` skips the zip's per-member CRCs (the caller has just
-    verified the whole file's CRC-32).
+    different architecture or optimizer) before assigning anything.  A model
+    without an optimizer (not compiled yet) gets its own variables now; the
+    optimizer's saved values, checked against nothing yet, are parked for
+    `apply_pending_optimizer` (replacing any parked earlier).  A file saved
+    without optimizer values (its model was not compiled) restores the model's
+    variables and leaves the optimizer as it is.  Metric accumulators (present
+    in mid-epoch checkpoints, else None) are returned rather than assigned,
+    because Keras builds and resets metrics inside ``fit``; `add_metrics`
+    merges them after the resumed epoch's first batch.  ``check_crc=False``
+    skips the zip's per-member CRCs (the caller has just verified the whole
+    file's CRC-32).
     """
-    groups = {"model": list(model.variables), "optimizer": _optimizer_variables(model)}
+    compiled = getattr(model, "optimizer", None) is not None
     data = read_npz(path, check_crc)
     try:
         manifest = json.loads(str(data[_MANIFEST]))
+        saved_optimizer = list(manifest.get("optimizer", []))
+        groups = {"model": list(model.variables)}
+        if compiled and saved_optimizer:
+            groups["optimizer"] = _optimizer_variables(model)
         for group, variables in groups.items():
             _check_fit(path, group, manifest.get(group, []), variables)
         values = {group: [data.pop(f"{group}/{i}") for i in range(len(v))] for group, v in groups.items()}
+        parked = [data.pop(f"optimizer/{i}") for i in range(len(saved_optimizer))] if not compiled else []
         metrics = (
             [data[f"metrics/{i}"] for i in range(len(manifest["metrics"]))] if "metrics" in manifest else None
         )
+        for i, value in enumerate(parked):
+            if list(value.shape) != list(saved_optimizer[i]["shape"]):
+                raise ValueError(f"optimizer/{i} has shape {list(value.shape)}, its manifest says otherwise")
     except (
         KeyError,
         TypeError,
@@ -124,7 +159,44 @@ def load_state(model: Any, path: Path, check_crc: bool = True) -> list[np.ndarra
     for group, variables in groups.items():
         for variable, value in zip(variables, values[group], strict=True):
             _assign(variable, value)
+    _PENDING.pop(model, None)
+    if parked:
+        _PENDING[model] = PendingOptimizer(Path(path), saved_optimizer, parked)
     return metrics
+
+
+def pending_optimizer(model: Any) -> PendingOptimizer | None:
+    """The optimizer values a restart parked for ``model`` (not compiled then), or None."""
+    return _PENDING.get(model)
+
+
+def apply_pending_optimizer(model: Any) -> PendingOptimizer | None:
+    """Assign the parked optimizer values once ``model`` has an optimizer; return what was applied.
+
+    None (nothing changes) when nothing is parked or the model still has no
+    optimizer.  The optimizer is built if it is not yet.  Assigns nothing and
+    keeps the values parked when it raises: CorruptCheckpointError if they do
+    not fit the optimizer (``compile`` was given another kind), RestartError
+    if the optimizer has already taken steps (its own state is newer than the
+    checkpoint's; overwriting it would silently mix two trainings).
+    """
+    pending = _PENDING.get(model)
+    if pending is None or getattr(model, "optimizer", None) is None:
+        return None
+    variables = _optimizer_variables(model)
+    _check_fit(pending.path, "optimizer", pending.saved, variables)
+    steps = int(np.asarray(model.optimizer.iterations))
+    if steps:
+        raise RestartError(
+            str(pending.path),
+            "optimizer",
+            f"its values wait for an optimizer that has not trained yet, but this one has taken {steps} "
+            "step(s): restart before training (before or after compile)",
+        )
+    for variable, value in zip(variables, pending.values, strict=True):
+        _assign(variable, value)
+    del _PENDING[model]
+    return pending
 
 
 def _assign(variable: Any, value: np.ndarray) -> None:

@@ -45,6 +45,7 @@ from types import FrameType
 from typing import Any, cast
 
 from candle_restart.ckpt import CkptLayout, Found, find_restart, parse_params
+from candle_restart.ckpt.envparams import with_environment
 from candle_restart.ckpt.errors import (
     CheckpointIOError,
     CkptError,
@@ -337,7 +338,7 @@ def _run_holding_lease(task: TaskDir, lease: Lease) -> int:
     try:
         spec = task.load_spec()
         params = task_params(spec, task)
-        settings = parse_params(params, where=f"{task.task_file}: params")
+        settings = parse_params(with_environment(params), where=f"{task.task_file}: params")
         disarm = arm(signal.Signals[f"SIG{name}"] for name in settings.signals)
         run = _run_entry if spec.entry else _run_command
         outcome = run(spec, params, task, attempt)

@@ -34,26 +34,44 @@ def _bitwise_equal(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
     )
 
 
-def test_killed_and_resumed_run_is_bitwise_equal_to_an_uninterrupted_one(tmp_path: Path) -> None:
-    common = ["--epochs", "4", "--ckpt_checksum", "True"]
-    run_example([*common, "--output_dir", "A", "--weights_out", "a.npz"], tmp_path)
-    killed = run_example([*common, "--output_dir", "B", "--kill_after_epoch", "2"], tmp_path, check=False)
+@pytest.mark.parametrize("api", ["new", "old"])
+def test_killed_and_resumed_run_is_bitwise_equal_to_an_uninterrupted_one(tmp_path: Path, api: str) -> None:
+    """kill -9 after epoch 2, rerun: the example restarts before compile, as CANDLE's benchmarks do.
+
+    ``old``: ``restart(gParameters, model)`` + ``CandleCheckpointCallback`` with
+    the older parser's ``ckpt_directory=./save``, so checkpoints are in ``save/ckpts/``.
+    """
+    common = ["--epochs", "4", "--ckpt_checksum", "True", "--api", api]
+    if api == "old":
+        common += ["--ckpt_directory", "save"]
+    (tmp_path / "A").mkdir()
+    (tmp_path / "B").mkdir()
+    run_example([*common, "--output_dir", "A", "--weights_out", "a.npz"], tmp_path / "A")
+    killed = run_example(
+        [*common, "--output_dir", "B", "--kill_after_epoch", "2"], tmp_path / "B", check=False
+    )
     assert killed.returncode == -signal.SIGKILL
     shutil.copytree(tmp_path / "B", tmp_path / "C", symlinks=True)
-    resumed = run_example([*common, "--output_dir", "B", "--weights_out", "b.npz"], tmp_path)
+    resumed = run_example([*common, "--output_dir", "B", "--weights_out", "b.npz"], tmp_path / "B")
     assert "restarting from epoch: 2" in resumed.stdout
-    assert _bitwise_equal(_weights(tmp_path / "a.npz"), _weights(tmp_path / "b.npz"))
+    assert "model not compiled yet" in resumed.stdout and "optimizer state applied" in resumed.stdout
+    assert _bitwise_equal(_weights(tmp_path / "A" / "a.npz"), _weights(tmp_path / "B" / "b.npz"))
+    ckpts = tmp_path / "B" / ("save/ckpts" if api == "old" else "B/ckpts")
+    assert json.loads((ckpts / "last" / "ckpt-info.json").read_text())["epoch"] == 4
+    if api == "old":
+        assert resumed.stdout.count("Callback initialized.") == 1
+        return
 
     # Control: restoring the weights alone (what CANDLE did) does not resume exactly,
     # so the equality above is owed to the optimizer and seed-generator state.
-    ckpt2 = tmp_path / "C" / "ckpts" / "epochs" / "002"
+    ckpt2 = tmp_path / "C" / "B" / "ckpts" / "epochs" / "002"
     info = json.loads((ckpt2 / "ckpt-info.json").read_text())
     (ckpt2 / "train_state.npz").unlink()
     del info["files"]["train_state.npz"]
     info["state_file"] = None
     (ckpt2 / "ckpt-info.json").write_text(json.dumps(info))
-    run_example([*common, "--output_dir", "C", "--weights_out", "c.npz"], tmp_path)
-    assert not _bitwise_equal(_weights(tmp_path / "a.npz"), _weights(tmp_path / "c.npz"))
+    run_example([*common, "--output_dir", "B", "--weights_out", "c.npz"], tmp_path / "C")
+    assert not _bitwise_equal(_weights(tmp_path / "A" / "a.npz"), _weights(tmp_path / "C" / "c.npz"))
 
 
 def test_candle_script_flow_restarts_from_epoch_3_and_ends_at_5(tmp_path: Path) -> None:

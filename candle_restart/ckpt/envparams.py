@@ -1,0 +1,95 @@
+"""Checkpoint keys set outside gParameters: the ``CANDLE_RESTART_PARAMS`` environment variable.
+
+CANDLE's own parser knows only CANDLE's keys, so a benchmark run through it
+cannot be given the keys that exist only here (``ckpt_async``,
+``ckpt_save_best_mode``, ``ckpt_signals``, ``ckpt_save_seconds``, ...).
+``CANDLE_RESTART_PARAMS`` supplies any ``ckpt_*`` key, in one of three forms::
+
+    CANDLE_RESTART_PARAMS='{"ckpt_async": false, "ckpt_signals": "USR1,TERM"}'   # a JSON object
+    CANDLE_RESTART_PARAMS='ckpt_async=False; ckpt_signals=USR1,TERM'             # key=value; key=value
+    CANDLE_RESTART_PARAMS=@/path/to/ckpt.conf      # a file in either form (key=value a line, # comments)
+
+Contract of `with_environment`:
+
+* a key gParameters already holds (with a value other than None) is kept: the
+  environment only fills in what the benchmark's parser could not set, and
+  never overrides a sweep's or a command line's explicit value;
+* the variable is validated on its own, like gParameters, before anything
+  else happens: a malformed value, a file that cannot be read, a key that is
+  not a checkpoint key or a bad value raises `ParamError`, one line naming the
+  source (the variable, or the variable and its file), the key and the problem;
+* unset or blank, it changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from candle_restart.ckpt.errors import ParamError
+
+ENV_VAR = "CANDLE_RESTART_PARAMS"
+
+
+def _keys() -> frozenset[str]:
+    from candle_restart.ckpt.params import _OPTIONS
+
+    return frozenset(name for name, *_rest in _OPTIONS) | {"ckpt_best_metric_last"}
+
+
+def _parse_pairs(text: str, source: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for raw in text.replace("\n", ";").split(";"):
+        item = raw.split("#", 1)[0].strip()
+        if not item:
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ParamError(source, None, f"{item!r} is not key=value")
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def environment_params(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The checkpoint keys ``CANDLE_RESTART_PARAMS`` sets, validated; {} when it is unset or blank."""
+    from candle_restart.ckpt.params import parse_params
+
+    text = (os.environ if environ is None else environ).get(ENV_VAR, "").strip()
+    source = ENV_VAR
+    if not text:
+        return {}
+    if text.startswith("@"):
+        path = Path(text[1:]).expanduser()
+        source = f"{ENV_VAR} file {path}"
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ParamError(source, None, f"cannot be read: {exc}") from None
+    values: Any
+    if text.lstrip().startswith("{"):
+        try:
+            values = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ParamError(source, None, f"is not valid JSON: {exc}") from None
+        if not isinstance(values, dict):
+            raise ParamError(source, None, "must be a JSON object of checkpoint keys")
+    else:
+        values = _parse_pairs(text, source)
+    known = _keys()
+    for key in values:
+        if key not in known:
+            raise ParamError(source, key, "is not a checkpoint key (ckpt_async, ckpt_signals, ...)")
+    parse_params({**values, "epochs": 0}, where=source)  # every value checked, naming this source
+    return dict(values)
+
+
+def with_environment(params: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """``params`` with the keys ``CANDLE_RESTART_PARAMS`` sets where ``params`` has none (a new dict)."""
+    merged = dict(params)
+    for key, value in environment_params(environ).items():
+        if merged.get(key) is None:
+            merged[key] = value
+    return merged
