@@ -27,6 +27,8 @@ from candle_restart.coordinator.resume import PAUSE_ENV
 from candle_restart.task import TaskDir
 from tests.coordinator.conftest import preempted_task, toy_task, wait_for_pids
 from tests.fault.conftest import report, trials
+from tests.faultfs.fixtures import unavailable
+from tests.faultfs.host import host_command, second_host_unavailable
 from tests.task.conftest import ROOT, journal, runner_env
 
 LEASE = "1"  # seconds: every process of a test agrees on it (filelock refuses a mismatch)
@@ -38,12 +40,15 @@ def _env(**extra: str) -> dict[str, str]:
 
 def _other_host(cmd: list[str], name: str = "other-node") -> list[str]:
     """``cmd`` run in its own UTS namespace with host name ``name``: a second host on the same files."""
-    if shutil.which("unshare") is None:
-        pytest.skip("unshare is not installed: cannot pose as another host")
-    return ["unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', name, *cmd]
+    reason = second_host_unavailable()
+    if reason:
+        unavailable(reason)
+    return host_command(name, cmd)
 
 
-def _writer(directory: Path, tag: str, *, epochs: int | None = None, host: str | None = None) -> subprocess.Popen[str]:
+def _writer(
+    directory: Path, tag: str, *, epochs: int | None = None, host: str | None = None
+) -> subprocess.Popen[str]:
     cmd = [sys.executable, "-m", "tests.fault.lease_writer", str(directory), tag]
     if epochs is not None:
         cmd.append(str(epochs))
@@ -156,7 +161,11 @@ def test_a_writer_stopped_past_its_lease_never_commits_again(tmp_path: Path) -> 
             first.send_signal(signal.SIGCONT)
             rest, _err = first.communicate(timeout=60)
             # its work directory may have been cleared by the new writer: either way its commit fails
-            late = [line for line in rest.splitlines() if line.startswith("committed") and int(line.split()[1]) > before]
+            late = [
+                line
+                for line in rest.splitlines()
+                if line.startswith("committed") and int(line.split()[1]) > before
+            ]
             late_commits += len(late)
             assert first.returncode == 4 and "lost: " in rest, rest
             try:
@@ -177,7 +186,9 @@ def test_a_second_runner_of_a_live_task_never_trains(tmp_path: Path) -> None:
     gate = tmp_path / "gate"
     os.mkfifo(gate)
     task = toy_task(tmp_path / "run", "held", hold_fifo=str(gate))
-    by_hand = subprocess.Popen([sys.executable, "-m", "candle_restart.task", str(task.path)], cwd=ROOT, env=_env())
+    by_hand = subprocess.Popen(
+        [sys.executable, "-m", "candle_restart.task", str(task.path)], cwd=ROOT, env=_env()
+    )
     end = time.monotonic() + 60
     while not (task.ckpts / "last").is_symlink():  # epoch 1 committed: the toy now waits at the gate
         assert time.monotonic() < end and by_hand.poll() is None
@@ -234,7 +245,9 @@ def test_a_coordinator_stopped_past_its_lease_never_submits_twice(tmp_path: Path
         assert paused.returncode == 0, out
         assert "standing down" in out, out
         backend.wait_all()
-        wait_for_pids([e["pid"] for e in task.read_journal() if e.get("event") == "start" and e["pid"] != os.getpid()])
+        wait_for_pids(
+            [e["pid"] for e in task.read_journal() if e.get("event") == "start" and e["pid"] != os.getpid()]
+        )
         events = task.read_journal()
         submitted = [e["generation"] for e in events if e.get("event") == "submitted"]
         doubles += len(submitted) - len(set(submitted))
