@@ -236,9 +236,11 @@ class Lease:
                 marker.release(force=True)
 
     @contextlib.contextmanager
-    def held_for(self, *, wait: float | None = None, log: Log = lambda _m: None) -> Iterator[Lease]:
-        """Hold the lease for a block."""
-        self.acquire(wait=wait, log=log)
+    def held_for(
+        self, *, wait: float | None = None, patient: bool = False, log: Log = lambda _m: None
+    ) -> Iterator[Lease]:
+        """Hold the lease for a block (see `acquire`)."""
+        self.acquire(wait=wait, patient=patient, log=log)
         try:
             yield self
         finally:

@@ -271,7 +271,7 @@ def _on_preempt(task: TaskDir, command: str) -> None:
         result = {"exit_code": proc.returncode, "error": proc.stderr.strip()[-300:]}
     except (OSError, subprocess.TimeoutExpired) as exc:
         result = {"exit_code": None, "error": str(exc)}
-    task.append_journal({"event": "on_preempt", "command": command, **result})
+    task.append_run_event({"event": "on_preempt", "command": command, **result})
     _say(f"{task.task_id}: on-preempt hook {command!r} exited {result['exit_code']}")
 
 
@@ -301,6 +301,16 @@ def _lost(lease: Lease) -> str | None:
     return None
 
 
+def _journal_refusal(task: TaskDir, holder: str) -> None:
+    """Journal ``run_refused`` under the task lock (the runs file belongs to the lease holder)."""
+    lock = Lease(task.lock_file, task.task_id)
+    try:
+        with lock.held_for(patient=True):
+            task.append_journal({"event": "run_refused", "generation": _generation(), "holder": holder})
+    except CkptError as exc:
+        _say(f"{task.task_id}: could not journal the refusal: {exc}")
+
+
 def run_task(path: str | os.PathLike[str]) -> int:
     """Run the task in ``path`` once, holding its run lease; record it; return DESIGN's exit code."""
     task = TaskDir(path)
@@ -311,7 +321,7 @@ def run_task(path: str | os.PathLike[str]) -> int:
     try:
         lease.acquire(log=_say)
     except LeaseBusy as exc:
-        task.append_journal({"event": "run_refused", "generation": _generation(), "holder": str(exc)})
+        _journal_refusal(task, str(exc))
         _say(f"{exc}; not running")
         return EXIT_BUSY
     try:
@@ -323,13 +333,13 @@ def run_task(path: str | os.PathLike[str]) -> int:
 def _run_holding_lease(task: TaskDir, lease: Lease) -> int:
     generation = _generation()
     if _stale(task, generation):
-        task.append_journal({"event": "stale_start", "generation": generation, **writer_identity()})
+        task.append_run_event({"event": "stale_start", "generation": generation, **writer_identity()})
         _say(f"{task.task_id}: submission {generation} was superseded by a newer one; not running")
         return EXIT_COMPLETED
     attempt = task.attempts() + 1
     ident = {**writer_identity(), "pid_start": process_start(os.getpid()), "generation": generation}
     started = now_iso()
-    task.append_journal({"event": "start", "attempt": attempt, **ident})
+    task.append_run_event({"event": "start", "attempt": attempt, **ident})
     task.write_state({"status": "running", "attempt": attempt, "started": started, **ident})
 
     def disarm() -> None:
@@ -357,13 +367,13 @@ def _run_holding_lease(task: TaskDir, lease: Lease) -> int:
             "checkpoint": _checkpoint_summary(task),
         }
         lost = _lost(lease)
-        if lost or _stale(task, generation):  # a newer runner or submission took over: its record wins
-            task.append_journal(
-                {"event": "stale_exit", "attempt": attempt, "exit_code": outcome.code, **ident, "lost": lost}
-            )
+        if lost:  # paused past the run lease: another runner owns the task and its records now
+            _say(f"{task.task_id}: not recording this attempt's end: {lost}")
+        elif _stale(task, generation):  # a newer submission took over while this one ran: its record wins
+            task.append_run_event({"event": "stale_exit", "attempt": attempt, "exit_code": outcome.code, **ident})
         else:
             task.write_state(state)
-            task.append_journal(
+            task.append_run_event(
                 {
                     "event": "exit",
                     "attempt": attempt,

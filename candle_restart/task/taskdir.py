@@ -5,7 +5,8 @@
     <run_root>/<task_id>/
       task.json        written once: task_id, params, entry or command, sweep, created
       state.json       the last word of the runner (or coordinator), replaced atomically
-      journal.jsonl    append-only events: start, exit, submit, decision (one JSON object a line)
+      journal.jsonl    append-only events of coordinators: submit, decision (one JSON object a line)
+      runs.jsonl       append-only events of runners: start, exit (read merged with the journal)
       logs/attempt-NNN.{out,err}
       ckpts/           the ckpt_directory of the training
       .lock            the task's lock file (see candle_restart.coordinator)
@@ -33,7 +34,8 @@ from candle_restart.ckpt.jsonio import JsonError, JsonFileError, finite, loads, 
 
 TASK_FILE = "task.json"
 STATE_FILE = "state.json"
-JOURNAL_FILE = "journal.jsonl"
+JOURNAL_FILE = "journal.jsonl"  # the coordinators' events (and, before version 0.2, the runners')
+RUNS_FILE = "runs.jsonl"  # the runners' events
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.=+-]{0,199}$")
 
 
@@ -157,6 +159,7 @@ class TaskDir:
     task_file = property(lambda self: self.path / TASK_FILE)
     state_file = property(lambda self: self.path / STATE_FILE)
     journal_file = property(lambda self: self.path / JOURNAL_FILE)
+    runs_file = property(lambda self: self.path / RUNS_FILE)
     logs = property(lambda self: self.path / "logs")
     ckpts = property(lambda self: self.path / "ckpts")
     lock_file = property(lambda self: self.path / ".lock")
@@ -202,38 +205,57 @@ class TaskDir:
         )
 
     def append_journal(self, event: dict[str, Any]) -> None:
-        """Append one event line (O_APPEND, one write, fsync): concurrent writers never interleave;
-        strict JSON, as `write_state`."""
-        line = json.dumps(finite({"time": now_iso(), **event}), allow_nan=False, separators=(",", ":")) + "\n"
-        fd = os.open(self.journal_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, line.encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        """Append a coordinator's event to ``journal.jsonl``; the caller holds the task lock.
+
+        One writer at a time per file is what makes appends safe on NFS, where
+        ``O_APPEND`` is not atomic across clients: coordinators append under the
+        task lock, runners (`append_run_event`) to ``runs.jsonl`` under the run lease.
+        """
+        _append(self.journal_file, event)
+
+    def append_run_event(self, event: dict[str, Any]) -> None:
+        """Append a runner's event to ``runs.jsonl``; the caller holds the task's run lease."""
+        _append(self.runs_file, event)
 
     def read_journal(self) -> list[dict[str, Any]]:
-        """Every whole event; a torn or garbled line (a crash mid-append, or one whose known keys
+        """Every whole event of both files, merged in time order (each file's own order kept
+        for equal times); a torn or garbled line (a crash mid-append, or one whose known keys
         have the wrong type, see `well_typed`) is skipped."""
-        try:
-            text = self.journal_file.read_text(errors="replace")
-        except FileNotFoundError:
-            return []
-        events = []
-        for line in text.splitlines():
-            try:
-                event = loads(line)
-            except JsonError:
-                continue
-            if isinstance(event, dict) and well_typed(event):
-                events.append(event)
-        return events
+        events = _read_events(self.journal_file) + _read_events(self.runs_file)
+        return sorted(events, key=lambda e: e["time"] if isinstance(e.get("time"), str) else "")
 
     def attempts(self) -> int:
         return sum(1 for e in self.read_journal() if e.get("event") == "start")
 
     def log_paths(self, attempt: int) -> tuple[Path, Path]:
         return self.logs / f"attempt-{attempt:03d}.out", self.logs / f"attempt-{attempt:03d}.err"
+
+
+def _append(path: Path, event: dict[str, Any]) -> None:
+    """Append one event line (O_APPEND, one write, fsync); strict JSON, as `TaskDir.write_state`."""
+    line = json.dumps(finite({"time": now_iso(), **event}), allow_nan=False, separators=(",", ":")) + "\n"
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _read_events(path: Path) -> list[dict[str, Any]]:
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return []
+    events = []
+    for line in text.splitlines():
+        try:
+            event = loads(line)
+        except JsonError:
+            continue
+        if isinstance(event, dict) and well_typed(event):
+            events.append(event)
+    return events
 
 
 def create_task(

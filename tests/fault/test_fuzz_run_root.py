@@ -38,7 +38,7 @@ HOSTILE = [
     '"epochs/../../x"',
     '{"epoch": 1, "batch": "x"}',
 ]
-FILES = ["task.json", "state.json", "journal.jsonl", "ckpt-info.json", "manifest"]
+FILES = ["task.json", "state.json", "journal.jsonl", "runs.jsonl", "ckpt-info.json", "manifest"]
 
 
 @st.composite
@@ -77,11 +77,14 @@ def build(root: Path, hows: list[tuple[str, Any]]) -> list[TaskDir]:
     tasks = []
     for i, (name, how) in enumerate(zip(FILES, hows, strict=True)):
         task = toy_task(root, f"t{i}", epochs=2)
+        task.append_journal({"event": "submit_intent", "generation": 1, "backend": "local", "reason": "new"})
+        task.append_journal({"event": "submitted", "generation": 1, "submission": None})
         assert run_task(task.path) == 0
         target = {
             "task.json": task.task_file,
             "state.json": task.state_file,
             "journal.jsonl": task.journal_file,
+            "runs.jsonl": task.runs_file,
             "ckpt-info.json": task.ckpts / "last" / "ckpt-info.json",
             "manifest": root / ".sweep-t.json",
         }[name]

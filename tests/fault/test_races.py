@@ -3,7 +3,6 @@ every task completes, none ever ran twice at the same time, every journal line i
 
 from __future__ import annotations
 
-import json
 import random
 import signal
 import subprocess
@@ -16,7 +15,7 @@ import pytest
 from candle_restart.coordinator import LocalBackend, scan
 from tests.coordinator.conftest import toy_task
 from tests.fault.conftest import report, trials
-from tests.task.conftest import ROOT, runner_env
+from tests.task.conftest import ROOT, journal, runner_env
 
 pytestmark = pytest.mark.slow
 
@@ -54,8 +53,7 @@ def test_coordinators_killed_at_random_never_run_a_task_twice_at_once(tmp_path: 
         assert proc.wait(timeout=600) == 0
     assert [s.state for s in scan(root, {"local": LocalBackend()})] == ["completed"] * len(tasks)
     for task in tasks:
-        lines = task.journal_file.read_text().splitlines()
-        events = [json.loads(line) for line in lines]  # every line whole
+        events = journal(task.path)  # every line whole
         runs = [e["event"] for e in events if e["event"] in ("start", "exit")]
         assert runs == ["start", "exit"] * (len(runs) // 2), f"{task.task_id} ran twice at once: {runs}"
         assert runs.count("start") == 2  # the preempted run and the one that completed, nothing more

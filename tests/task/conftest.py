@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from candle_restart.task import TaskDir
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -39,7 +41,12 @@ def state(task_dir: Path) -> dict[str, Any]:
 
 
 def journal(task_dir: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (task_dir / "journal.jsonl").read_text().splitlines()]
+    """The task's journal and its runners' events, merged in time order; every line must be whole."""
+    for name in ("journal.jsonl", "runs.jsonl"):
+        if (task_dir / name).exists():
+            for line in (task_dir / name).read_text().splitlines():
+                json.loads(line)  # raises on a torn line
+    return TaskDir(task_dir).read_journal()
 
 
 def open_progress(fifo: Path) -> int:
