@@ -3,7 +3,8 @@
 Subcommands:
 
 * ``demo [--dir DIR]``: train a small example, kill it, resume it (``make demo``).
-* ``run TASK_DIR``: run one task; exit 0 completed, 75 preempted (resume me), 1 failed, 2 bad input.
+* ``run TASK_DIR``: run one task; exit 0 completed, 75 preempted (resume me), 1 failed, 2 bad input,
+  3 not run (another runner of the task is alive).
 * ``status RUN_ROOT [--json]``: every task's state, epoch, best metric, attempts, ..., and a summary.
 * ``resume RUN_ROOT [--dry-run] [--watch SECONDS]``: resubmit what the policy says, exactly once.
 * ``sweep run CONFIG`` / ``sweep status CONFIG``: a YAML sweep through Parsl, to the end.

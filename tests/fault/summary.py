@@ -8,11 +8,30 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-LOSS_KEYS = ("partial_loads", "lost_commits", "partial_or_lost", "lost", "deleted_outside")
+LOSS_KEYS = (
+    "partial_loads",
+    "lost_commits",
+    "partial_or_lost",
+    "lost",
+    "deleted_outside",
+    "mixed_checkpoints",
+    "late_commits",
+    "set_aside",
+)
+# Two writers, runners or submissions where one was promised.
+DOUBLE_KEYS = (
+    "double_submissions",
+    "overlapping_runners",
+    "ran_twice",
+    "taken_from_live_holder",
+    "taken_before_lease",
+)
 
 
 def main(path: str) -> int:
-    rows: dict[str, dict[str, Any]] = defaultdict(lambda: {"runs": 0, "trials": 0, "detected": 0, "data_lost": 0})
+    rows: dict[str, dict[str, Any]] = defaultdict(
+        lambda: {"runs": 0, "trials": 0, "detected": 0, "data_lost": 0, "double": 0}
+    )
     for line in Path(path).read_text().splitlines():
         entry = json.loads(line)
         row = rows[entry["test"]]
@@ -20,12 +39,18 @@ def main(path: str) -> int:
         row["trials"] += int(entry.get("trials", 1))
         row["detected"] += int(entry.get("detected", 0))
         row["data_lost"] += sum(int(entry.get(k, 0)) for k in LOSS_KEYS)
-    print(f"{'fault':<48} {'trials':>8} {'detected':>9} {'data lost':>10}")
+        row["double"] += sum(int(entry.get(k, 0)) for k in DOUBLE_KEYS)
+    print(f"{'fault':<52} {'trials':>7} {'detected':>9} {'data lost':>10} {'double runs':>12}")
     for test, row in sorted(rows.items()):
-        print(f"{test:<48} {row['trials']:>8} {row['detected']:>9} {row['data_lost']:>10}")
+        print(
+            f"{test:<52} {row['trials']:>7} {row['detected']:>9} {row['data_lost']:>10} {row['double']:>12}"
+        )
     lost = sum(row["data_lost"] for row in rows.values())
-    print(f"total: {sum(r['trials'] for r in rows.values())} trials, data lost = {lost}")
-    return 1 if lost else 0
+    double = sum(row["double"] for row in rows.values())
+    print(
+        f"total: {sum(r['trials'] for r in rows.values())} trials, data lost = {lost}, double runs = {double}"
+    )
+    return 1 if lost or double else 0
 
 
 if __name__ == "__main__":

@@ -123,6 +123,7 @@ def test_a_second_writer_is_refused_before_it_touches_anything(tmp_path: Path) -
     assert f"pid {first.pid} since 20" in line and "host " in line
     assert _check_every_checkpoint(directory).keys() == {"first"}
     assert all(w.name.startswith(f"work-{first.pid}-") for w in CkptLayout.at(directory).work_dirs())
+    report("second writer beside a live one", mixed_checkpoints=0, overlapping_runners=0)
 
 
 def test_a_writer_killed_with_minus_9_is_taken_over_at_once(tmp_path: Path) -> None:
@@ -212,6 +213,7 @@ def test_a_second_runner_of_a_live_task_never_trains(tmp_path: Path) -> None:
     events = [e["event"] for e in journal(task.path)]
     assert events.count("start") == 1 and events.count("run_refused") == 1
     assert TaskDir(task.path).read_state()[0]["status"] == "completed"  # type: ignore[index]
+    report("second runner of a live task", overlapping_runners=0)
 
 
 # ----- one claim per generation -----------------------------------------------------------------
@@ -219,7 +221,7 @@ def test_a_second_runner_of_a_live_task_never_trains(tmp_path: Path) -> None:
 def test_a_coordinator_stopped_past_its_lease_never_submits_twice(tmp_path: Path, point: str) -> None:
     """A coordinator stops itself (test-only fail-point) between deciding and submitting; a second
     one breaks its lease and brings the task back; the first, continued, stands down."""
-    n = trials(2)
+    n = trials(3)
     doubles = overlaps = 0
     for trial in range(n):
         root = tmp_path / f"run-{trial}"
