@@ -102,15 +102,17 @@ def read_json(path: Path) -> Any:
         error.transient = is_transient(exc)
         raise error from None
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise JsonFileError(
-            str(path), None, f"is not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})"
-        ) from None
-    try:
-        return loads(text)
-    except JsonError as exc:
+        return loads(utf8(data))
+    except ValueError as exc:  # JsonError included
         raise JsonFileError(str(path), None, str(exc)) from None
+
+
+def utf8(data: bytes) -> str:
+    """``data`` decoded as UTF-8; ValueError naming the first bad byte and its offset."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"is not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})") from None
 
 
 def finite(value: Any) -> Any:

@@ -33,6 +33,7 @@ from typing import Any
 import yaml
 
 from candle_restart.ckpt.errors import CkptError
+from candle_restart.ckpt.jsonio import utf8
 
 TOP_KEYS = {"name", "run_root", "entry", "command", "params", "vary", "executor", "restart", "demo"}
 VARY_KEYS = {"grid", "list", "random"}
@@ -165,11 +166,9 @@ def load_yaml(source: Path) -> tuple[Any, dict[tuple[str, ...], int]]:
     except OSError as exc:
         raise SweepError(str(source), None, f"cannot be read: {exc.strerror}") from None
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise SweepError(
-            str(source), None, f"is not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})"
-        ) from None
+        text = utf8(raw)
+    except ValueError as exc:
+        raise SweepError(str(source), None, str(exc)) from None
     deep = SweepError(str(source), None, f"nests mappings or lists more than {MAX_DEPTH} deep")
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
