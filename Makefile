@@ -22,7 +22,7 @@ demo: venv
 	$(VENV)/bin/candle-restart report demo-run
 
 test: venv
-	$(PY) -m pytest -q -rs
+	$(PY) -m pytest -q -rs --durations=25
 
 test-fast: venv
 	$(PY) -m pytest -q -rs -m 'not slow'

@@ -316,5 +316,5 @@ def _submit_batch(
         try:
             with task_lock(task, lease_seconds=lease_seconds, log=log):
                 _record(task, generation, submission, error, log)
-        except LockBusy:  # the answer must be journaled: an append is atomic on its own
-            _record(task, generation, submission, error, log)
+        except LockBusy:  # never append without the lock (NFS): the intent is reconciled later
+            log(f"{task.task_id}: could not record submission {generation} (lock busy); it will be reconciled")

@@ -65,7 +65,7 @@ def test_collect_reads_metric_restarts_and_attempts_of_each_task(run_root: Path)
     assert tasks["preempted"].values == {1: 0.5, 2: pytest.approx(1 / 3)}
     [problem] = tasks["corrupt"].problems
     assert problem.endswith(
-        "epochs/001/ckpt-info.json: is not valid JSON (Expecting property name enclosed in double quotes at line 1)"
+        "epochs/001/ckpt-info.json: is not valid JSON (Expecting property name enclosed in double quotes at line 1 column 2)"
     )
     [problem] = tasks["tornstate"].problems
     assert "tornstate" in problem and "state.json: unreadable" in problem
