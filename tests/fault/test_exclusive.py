@@ -236,7 +236,7 @@ def test_a_coordinator_stopped_past_its_lease_never_submits_twice(tmp_path: Path
         )
         _wait_stopped(paused.pid)
         backend = LocalBackend()
-        policy = Policy(reconcile_grace=1.0)
+        policy = Policy(reconcile_grace=1.0, backoff_seconds=0.0)  # an abandoned intent counts as a failure
         end = time.monotonic() + 60
         while not any(e.get("event") == "submitted" for e in task.read_journal()):
             assert time.monotonic() < end, task.read_journal()
