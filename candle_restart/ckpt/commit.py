@@ -8,8 +8,9 @@ Each writer has a work directory of its own (``work-<pid>-<tag>/``; ``work/``
 by default), and holds the writer lease of the checkpoint directory
 (`candle_restart.ckpt.lease`), so no two processes ever write one
 checkpoint.  ``fence`` is the caller's lease check: it runs right before each
-rename that publishes or deletes, and raises if the lease was lost (a writer
-paused past its lease), so a writer that lost its lease never publishes.
+rename that publishes, moves a link or deletes (the link swaps included), and
+raises if the lease was lost (a writer paused past its lease), so a writer that
+lost its lease never publishes and never moves ``last`` back.
 
 Steps of `commit` (after the caller filled ``work/`` between `begin` and it):
 
@@ -121,17 +122,17 @@ def commit(
     try:
         fsio.write_new_file(work / INFO_FILE, dumps(info))
         fsio.fsync_tree(work)
-        fence()
         if target.exists():
             aside = layout.epochs / f".old-{epoch_name(epoch)}-{_unique_suffix()}"
+            fence()
             os.rename(target, aside)
+        fence()
         os.rename(work, target)
         fsio.fsync_path(layout.epochs)
         fsio.fsync_path(layout.root)
-        fence()
         if best:
-            fsio.swap_symlink(layout.link_target(epoch), layout.best)
-        fsio.swap_symlink(layout.link_target(epoch), layout.last)
+            fsio.swap_symlink(layout.link_target(epoch), layout.best, before_rename=fence)
+        fsio.swap_symlink(layout.link_target(epoch), layout.last, before_rename=fence)
     except (OSError, ValueError, CkptError) as exc:
         raise CommitError(str(target), None, f"checkpoint commit failed: {exc}") from exc
     if aside is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -56,10 +57,12 @@ def write_new_file(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
-def swap_symlink(target: str, link: Path) -> None:
+def swap_symlink(target: str, link: Path, before_rename: Callable[[], None] | None = None) -> None:
     """Point ``link`` at ``target`` atomically: create a temporary link, rename it over ``link``.
 
     At every instant ``link`` names either its old target or the new one.
+    ``before_rename`` (a lease check) runs right before the rename; if it
+    raises, ``link`` is unchanged.
     """
     if link.exists() and not link.is_symlink():
         # A copy made without preserving links left a real file or directory
@@ -70,6 +73,8 @@ def swap_symlink(target: str, link: Path) -> None:
         os.unlink(tmp)
     os.symlink(target, tmp)
     try:
+        if before_rename is not None:
+            before_rename()
         os.replace(tmp, link)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
