@@ -31,7 +31,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Any
 
-from tests.faultfs.faults import OPS
+from tests.faultfs.faults import OPS, recv_line
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository: tests.faultfs.server is importable from it
 
@@ -91,12 +91,7 @@ class FaultFS:
             try:
                 sock.connect("\0" + self._control)
                 sock.sendall(json.dumps(req).encode() + b"\n")
-                data = b""
-                while not data.endswith(b"\n"):
-                    chunk = sock.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
+                data = recv_line(sock)
             except OSError as exc:
                 raise FaultFSError(f"fault filesystem (pid {self.pid}) did not answer {req}: {exc}") from exc
         reply: dict[str, Any] = json.loads(data) if data else {"ok": False, "error": "no reply"}

@@ -192,3 +192,14 @@ class Faults:
             elif kind != "ping":
                 raise ValueError(f"unknown request kind {kind!r}")
             return {"ok": True}
+
+
+def recv_line(sock: Any) -> bytes:
+    """Bytes from ``sock`` up to and including the first newline (or up to EOF): one control message."""
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data

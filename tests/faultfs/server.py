@@ -33,7 +33,7 @@ from typing import Any
 
 import mfusepy as fuse
 
-from tests.faultfs.faults import Faults, oserror
+from tests.faultfs.faults import Faults, oserror, recv_line
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _AT_FDCWD = -100
@@ -256,12 +256,7 @@ def _serve_control(name: str, faults: Faults) -> None:
     while True:
         conn, _ = server.accept()
         with conn:
-            data = b""
-            while not data.endswith(b"\n"):
-                chunk = conn.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
+            data = recv_line(conn)
             try:
                 reply = faults.command(json.loads(data))
             except Exception as exc:  # a bad request is answered, never fatal
