@@ -19,6 +19,14 @@ Contract of `with_environment`:
   not a checkpoint key or a bad value raises `ParamError`, one line naming the
   source (the variable, or the variable and its file), the key and the problem;
 * unset or blank, it changes nothing.
+
+Two more variables carry the directories the task runner gives a task
+(``candle-restart run`` sets both for every task, ``entry`` or ``command``,
+so a script whose own parser does not take ``--ckpt_directory``/``--output_dir``
+still gets them): ``CANDLE_RESTART_CKPT_DIRECTORY`` (`CKPT_DIRECTORY_ENV`) and
+``CANDLE_RESTART_OUTPUT_DIR`` (`OUTPUT_DIR_ENV`).  `with_environment` fills
+``ckpt_directory`` and ``output_dir`` from them when gParameters has none, by
+the same rule: an explicit value is never overridden.
 """
 
 from __future__ import annotations
@@ -32,6 +40,9 @@ from typing import Any
 from candle_restart.ckpt.errors import ParamError
 
 ENV_VAR = "CANDLE_RESTART_PARAMS"
+CKPT_DIRECTORY_ENV = "CANDLE_RESTART_CKPT_DIRECTORY"  # the task's ckpts/, set by the task runner
+OUTPUT_DIR_ENV = "CANDLE_RESTART_OUTPUT_DIR"  # the task's output directory, set by the task runner
+DIRECTORY_ENV = {"ckpt_directory": CKPT_DIRECTORY_ENV, "output_dir": OUTPUT_DIR_ENV}
 
 
 def _keys() -> frozenset[str]:
@@ -87,9 +98,14 @@ def environment_params(environ: Mapping[str, str] | None = None) -> dict[str, An
 
 
 def with_environment(params: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """``params`` with the keys ``CANDLE_RESTART_PARAMS`` sets where ``params`` has none (a new dict)."""
+    """``params`` with the keys ``CANDLE_RESTART_PARAMS`` (and the runner's directory variables,
+    `DIRECTORY_ENV`) set where ``params`` has none (a new dict)."""
+    environ = os.environ if environ is None else environ
     merged = dict(params)
     for key, value in environment_params(environ).items():
         if merged.get(key) is None:
             merged[key] = value
+    for key, var in DIRECTORY_ENV.items():
+        if merged.get(key) is None and environ.get(var):
+            merged[key] = environ[var]
     return merged

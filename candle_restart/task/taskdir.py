@@ -4,6 +4,7 @@
 
     <run_root>/<task_id>/
       task.json        written once: task_id, params, entry or command, sweep, created
+                       (and, when set: python_path, dir_flags)
       state.json       the last word of the runner (or coordinator), replaced atomically
       journal.jsonl    append-only events of coordinators: submit, decision (one JSON object a line)
       runs.jsonl       append-only events of runners: start, exit (read merged with the journal)
@@ -23,7 +24,7 @@ import hashlib
 import json
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,14 @@ def make_task_id(sweep: str, params: dict[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """The content of ``task.json``: exactly one of ``entry`` (``pkg.mod:func``) or ``command``."""
+    """The content of ``task.json``: exactly one of ``entry`` (``pkg.mod:func``) or ``command``.
+
+    ``python_path``: folders put first on the import path before ``entry`` is imported (a
+    sweep records its YAML's folder).  ``dir_flags``: whether a ``command`` gets
+    ``--ckpt_directory=`` and ``--output_dir=`` (both are in its environment either way).
+    Each is written to ``task.json`` only when it differs from its default, so older
+    task files read the same.
+    """
 
     task_id: str
     params: dict[str, Any]
@@ -75,9 +83,11 @@ class TaskSpec:
     command: list[str] | None = None
     sweep: str | None = None
     created: str = field(default_factory=now_iso)
+    python_path: list[str] = field(default_factory=list)
+    dir_flags: bool = True
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        record: dict[str, Any] = {
             "schema_version": 1,
             "task_id": self.task_id,
             "params": self.params,
@@ -86,6 +96,11 @@ class TaskSpec:
             "sweep": self.sweep,
             "created": self.created,
         }
+        if self.python_path:
+            record["python_path"] = self.python_path
+        if not self.dir_flags:
+            record["dir_flags"] = False
+        return record
 
 
 def parse_spec(data: Any, where: str) -> TaskSpec:
@@ -113,8 +128,23 @@ def parse_spec(data: Any, where: str) -> TaskSpec:
     if sweep is not None and not isinstance(sweep, str):
         raise TaskError(where, "sweep", f"must be a string, got {sweep!r}")
     created = data.get("created")
+    python_path = data.get("python_path", [])
+    if not isinstance(python_path, list) or not all(
+        isinstance(p, str) and os.path.isabs(p) for p in python_path
+    ):
+        raise TaskError(where, "python_path", f"must be a list of absolute folders, got {python_path!r}")
+    dir_flags = data.get("dir_flags", True)
+    if not isinstance(dir_flags, bool):
+        raise TaskError(where, "dir_flags", f"must be true or false, got {dir_flags!r}")
     return TaskSpec(
-        task_id, params, entry, command, sweep, created if isinstance(created, str) else now_iso()
+        task_id,
+        params,
+        entry,
+        command,
+        sweep,
+        created if isinstance(created, str) else now_iso(),
+        python_path,
+        dir_flags,
     )
 
 
@@ -266,10 +296,19 @@ def create_task(
     command: list[str] | None = None,
     sweep: str = "task",
     task_id: str | None = None,
+    python_path: list[str] | None = None,
+    dir_flags: bool = True,
 ) -> TaskDir:
-    """Create ``run_root/<task_id>/task.json`` (idempotent for the same spec; TaskError if it differs)."""
+    """Create ``run_root/<task_id>/task.json`` (idempotent for the same spec; TaskError if it differs).
+
+    ``python_path`` and ``dir_flags`` say how to start the task, not what it computes: an
+    existing ``task.json`` that differs only in them is rewritten with the new values (so
+    a fixed YAML reaches its existing tasks at their next attempt).
+    """
     task_id = task_id or make_task_id(sweep, params)
-    spec = TaskSpec(task_id, dict(params), entry, command, sweep)
+    spec = TaskSpec(
+        task_id, dict(params), entry, command, sweep, python_path=list(python_path or []), dir_flags=dir_flags
+    )
     parse_spec(spec.to_json(), f"{run_root}/{task_id}/{TASK_FILE}")
     task = TaskDir(Path(run_root) / task_id)
     if task.task_file.exists():
@@ -278,7 +317,9 @@ def create_task(
             raise TaskError(
                 str(task.task_file), "params", "already exists with different content; refusing to change it"
             )
-        return task
+        if (existing.python_path, existing.dir_flags) == (spec.python_path, spec.dir_flags):
+            return task
+        spec = replace(spec, created=existing.created)
     task.path.mkdir(parents=True, exist_ok=True)
     fsio.atomic_write_bytes(task.task_file, (json.dumps(spec.to_json(), indent=1) + "\n").encode())
     return task
