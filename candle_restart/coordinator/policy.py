@@ -11,11 +11,14 @@
   (never deleted) and resubmit from scratch;
 * a submission whose outcome was never recorded (its coordinator died) is
   reconciled after ``reconcile_grace`` seconds, never blindly repeated.
+
+`Policy`'s field defaults are the one source of the defaults (the CLI's flags
+default to None and mean "not given"; see `with_values`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timezone
 from typing import Literal
 
@@ -32,6 +35,15 @@ class Policy:
     restart_corrupt: bool = False
     reconcile_grace: float = 60.0
     include_cancelled: bool = False
+
+
+def with_values(policy: Policy, **values: object) -> Policy:
+    """``policy`` with every given value that is not None (a flag that was not given keeps it)."""
+    known = {f.name for f in fields(Policy)}
+    unknown = set(values) - known
+    if unknown:
+        raise TypeError(f"not Policy fields: {sorted(unknown)}")
+    return replace(policy, **{k: v for k, v in values.items() if v is not None})  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

@@ -17,12 +17,14 @@ a dead coordinator never journaled, by the array's job name.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from candle_restart.ckpt.errors import CkptError
 from candle_restart.coordinator.backend import Liveness, Submission
 from candle_restart.slurm.script import list_lines, render
 from candle_restart.task.taskdir import TaskDir
@@ -44,6 +46,25 @@ ALIVE = {
 
 class SlurmError(RuntimeError):
     """A Slurm command failed (its stderr is in the message)."""
+
+
+class SlurmMissing(CkptError):
+    """Slurm's commands are not on this machine's PATH (bad input: exit 2, nothing written)."""
+
+
+SUBMIT_COMMANDS = ("sbatch", "squeue")  # what submitting and watching a job needs
+
+
+def require_slurm(where: str, key: str | None = "executor.kind") -> None:
+    """Raise `SlurmMissing` (one line naming ``where`` and ``key``) unless sbatch and squeue are on PATH."""
+    missing = [name for name in SUBMIT_COMMANDS if shutil.which(name) is None]
+    if missing:
+        raise SlurmMissing(
+            where,
+            key,
+            f"Slurm needs {' and '.join(SUBMIT_COMMANDS)} on PATH; not found: {', '.join(missing)} "
+            "(run on a Slurm login node, or use executor.kind: local)",
+        )
 
 
 def _run(cmd: list[str]) -> str:

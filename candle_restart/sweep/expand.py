@@ -6,7 +6,9 @@ set of base params when ``vary`` is empty).  Each becomes
 ``run_root/<name>-<hash of its params>/`` (`candle_restart.task.create_task`).
 
 ``run_root/.sweep-<name>.json`` records what defines the sweep (entry or
-command, base params, the names of the varied parameters).  Expanding again
+command, base params, the names of the varied parameters), and, rewritten at
+each expansion, the executor's Slurm options (``slurm``) and the ``restart``
+policy, which ``candle-restart resume RUN_ROOT`` uses (`recorded_restart`).  Expanding again
 with the same definition creates only tasks that are new (a value added to
 a grid, more random samples); changing the definition would orphan every
 existing task, so it is refused with the key that changed.  Everything is
@@ -126,9 +128,10 @@ def expand(sweep: Sweep) -> Expansion:
     manifest = sweep.run_root / f".sweep-{sweep.name}.json"
     _check_unchanged(sweep, manifest)
     sweep.run_root.mkdir(parents=True, exist_ok=True)
-    # The executor's Slurm options are recorded too (they may change between runs) so that
-    # `candle-restart resume RUN_ROOT --backend slurm` submits with the sweep's directives.
-    record = {**_definition(sweep), "slurm": sweep.executor.get("slurm", {})}
+    # The executor's Slurm options and the restart policy are recorded too (they may change
+    # between runs) so that `candle-restart resume RUN_ROOT [--backend slurm]` submits with the
+    # sweep's directives and under the sweep's policy.
+    record = {**_definition(sweep), "slurm": sweep.executor.get("slurm", {}), "restart": sweep.restart}
     fsio.atomic_write_bytes(manifest, (json.dumps(record, indent=1) + "\n").encode())
     tasks, created = [], 0
     for params in sets:
@@ -142,6 +145,42 @@ def expand(sweep: Sweep) -> Expansion:
                 command=sweep.command,
                 sweep=sweep.name,
                 task_id=task_id,
+                python_path=sweep.python_path,
+                dir_flags=sweep.dir_flags,
             )
         )
     return Expansion(tasks, created)
+
+
+def recorded_restart(run_root: Path) -> tuple[dict[str, Any], Path | None]:
+    """The ``restart`` policy the sweep of ``run_root`` recorded, and the manifest it came from.
+
+    ``({}, None)`` when no manifest records one (a run root made by hand, or by an older
+    version).  Sweeps sharing a run root that record different policies raise SweepError:
+    which one applies cannot be guessed (give the policy as flags).  A manifest that cannot
+    be read or holds a bad policy raises SweepError naming it.
+    """
+    from candle_restart.sweep.schema import check_restart_manifest
+
+    found: dict[str, Any] = {}
+    source: Path | None = None
+    for manifest in sorted(Path(run_root).glob(".sweep-*.json")):
+        try:
+            data = read_json(manifest)
+        except FileNotFoundError:
+            continue
+        except JsonFileError as exc:
+            raise SweepError(exc.where, None, exc.problem) from None
+        if not isinstance(data, dict):
+            raise SweepError(str(manifest), None, f"must hold a JSON object, got {type(data).__name__}")
+        if data.get("restart") is None:
+            continue
+        restart = check_restart_manifest(data["restart"], manifest)
+        if source is not None and restart != found:
+            raise SweepError(
+                str(manifest),
+                "restart",
+                f"differs from {source.name}'s; give --max-failures, --max-preemptions and --backoff",
+            )
+        found, source = restart, manifest
+    return found, source

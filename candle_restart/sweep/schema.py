@@ -4,7 +4,8 @@
 
     name: demo                       # required; the prefix of every task id
     run_root: runs/demo              # relative to this file's directory
-    entry: package.module:run        # or: command: [python, bench.py] (exactly one)
+    entry: package.module:run        # or: command: [python, bench.py] (exactly one; see program.py)
+    dir_flags: true                  # command only: append --ckpt_directory= and --output_dir=
     params: {epochs: 4}              # base gParameters of every task
     vary:                            # optional; parameter sets = grid x + list + random
       grid: {learning_rate: [0.01, 0.001]}
@@ -17,15 +18,16 @@
     restart: {max_failures: 2, max_preemptions: 50, backoff_seconds: 30}
     demo: {preempt_task: 0, after_checkpoints: 2, signals: 1}   # off unless present
 
-Validation reports the first problem only and creates nothing.
+Validation reports the first problem only and creates nothing.  An unknown key
+at any level is refused with the closest known key ("did you mean ...");
+a value YAML 1.1 read as a base-60 number (an unquoted ``walltime: 2:00:00``
+is 7200) is refused with the quoted form to write instead.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,8 +36,20 @@ import yaml
 
 from candle_restart.ckpt.errors import CkptError
 from candle_restart.ckpt.jsonio import utf8
+from candle_restart.sweep.program import check_program, did_you_mean
 
-TOP_KEYS = {"name", "run_root", "entry", "command", "params", "vary", "executor", "restart", "demo"}
+TOP_KEYS = {
+    "name",
+    "run_root",
+    "entry",
+    "command",
+    "dir_flags",
+    "params",
+    "vary",
+    "executor",
+    "restart",
+    "demo",
+}
 VARY_KEYS = {"grid", "list", "random"}
 RANDOM_KEYS = {"samples", "seed", "space"}
 EXECUTOR_KEYS = {"kind", "max_workers", "slurm"}
@@ -83,13 +97,20 @@ class Sweep:
     executor: dict[str, Any] = field(default_factory=lambda: {"kind": "local"})
     restart: dict[str, Any] = field(default_factory=dict)
     demo: dict[str, Any] | None = None
+    python_path: list[str] = field(default_factory=list)  # first on the import path of an entry
+    dir_flags: bool = True  # a command gets --ckpt_directory= and --output_dir=
 
 
 class _Checker:
     """Type checks that name the file, the line and the dotted key."""
 
-    def __init__(self, source: Path, lines: dict[tuple[str, ...], int]) -> None:
-        self.source, self.lines = source, lines
+    def __init__(
+        self,
+        source: Path,
+        lines: dict[tuple[str, ...], int],
+        base60: dict[tuple[str, ...], str] | None = None,
+    ) -> None:
+        self.source, self.lines, self.base60 = source, lines, base60 or {}
 
     def fail(self, path: tuple[str, ...], problem: str) -> SweepError:
         known = path
@@ -105,8 +126,21 @@ class _Checker:
             if not isinstance(key, str):
                 raise self.fail(path, f"keys must be strings, got {key!r}")
             if allowed is not None and key not in allowed:
-                raise self.fail((*path, key), f"unknown key; expected one of {', '.join(sorted(allowed))}")
+                raise self.fail(
+                    (*path, key),
+                    f"unknown key{did_you_mean(key, allowed)} (expected one of {', '.join(sorted(allowed))})",
+                )
         return value
+
+    def string(self, value: Any, path: tuple[str, ...]) -> str:
+        if isinstance(value, str):
+            return value
+        written = self.base60.get(path)
+        if written is not None:  # YAML 1.1 reads 2:00:00 as 7200
+            raise self.fail(
+                path, f"must be a string; YAML read {written} as the number {value!r}: quote it: '{written}'"
+            )
+        raise self.fail(path, f"must be a string, got {value!r}")
 
     def integer(self, value: Any, path: tuple[str, ...], minimum: int) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
@@ -127,10 +161,20 @@ class _TooDeep(Exception):
     pass
 
 
+_BASE60 = re.compile(r"^[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?$")  # YAML 1.1's sexagesimal numbers
+
+
 def _walk(
-    node: yaml.Node, path: tuple[str, ...], out: dict[tuple[str, ...], int], sizes: dict[int, int], depth: int
+    node: yaml.Node,
+    path: tuple[str, ...],
+    out: dict[tuple[str, ...], int],
+    sizes: dict[int, int],
+    depth: int,
+    base60: dict[tuple[str, ...], str] | None = None,
 ) -> int:
     """Record the line of every key path into ``out``; return how many values ``node`` expands to.
+
+    ``base60`` gets the text of every plain scalar that YAML 1.1 reads as a base-60 number.
 
     Each node is walked once (``sizes`` is the memo), so aliases cost nothing here; the paths
     under a second use of an alias have no line of their own and point at their parent's.
@@ -140,23 +184,32 @@ def _walk(
     if depth > MAX_DEPTH:
         raise _TooDeep
     out.setdefault(path, node.start_mark.line + 1)
+    if (
+        base60 is not None
+        and isinstance(node, yaml.ScalarNode)
+        and not node.style
+        and _BASE60.match(node.value)
+    ):
+        base60[path] = node.value
     size = 1
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             name = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?"
             key = (*path, name)
             size += _walk(key_node, (*path, "?"), {}, sizes, depth + 1)
-            size += _walk(value_node, key, out, sizes, depth + 1)
+            size += _walk(value_node, key, out, sizes, depth + 1, base60)
             out[key] = key_node.start_mark.line + 1
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            size += _walk(item, (*path, str(i)), out, sizes, depth + 1)
+            size += _walk(item, (*path, str(i)), out, sizes, depth + 1, base60)
     sizes[id(node)] = size
     return size
 
 
-def load_yaml(source: Path) -> tuple[Any, dict[tuple[str, ...], int]]:
-    """Parse ``source``; return the data and the line of every key path.
+def load_yaml(
+    source: Path, base60: dict[tuple[str, ...], str] | None = None
+) -> tuple[Any, dict[tuple[str, ...], int]]:
+    """Parse ``source``; return the data and the line of every key path (``base60``: see `_walk`).
 
     Refused with one line: bytes that are not UTF-8, invalid YAML, nesting deeper than
     `MAX_DEPTH`, and more than `MAX_VALUES` values once aliases are expanded.
@@ -173,7 +226,7 @@ def load_yaml(source: Path) -> tuple[Any, dict[tuple[str, ...], int]]:
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         lines: dict[tuple[str, ...], int] = {}
-        if node is not None and _walk(node, (), lines, {}, 0) > MAX_VALUES:
+        if node is not None and _walk(node, (), lines, {}, 0, base60) > MAX_VALUES:
             raise SweepError(
                 str(source), None, f"expands to more than {MAX_VALUES} values (through YAML aliases)"
             )
@@ -245,8 +298,8 @@ def _check_slurm(
     c: _Checker, slurm: dict[str, Any], path: tuple[str, ...] = ("executor", "slurm")
 ) -> dict[str, Any]:
     for key in _SLURM_STRINGS:
-        if key in slurm and not isinstance(slurm[key], str):
-            raise c.fail((*path, key), f"must be a string, got {slurm[key]!r}")
+        if key in slurm:
+            c.string(slurm[key], (*path, key))
         if key in slurm and key in _DIRECTIVE_STRINGS and not _SBATCH_VALUE.fullmatch(slurm[key]):
             raise c.fail(
                 (*path, key), f"must be one word without quotes or shell characters, got {slurm[key]!r}"
@@ -280,46 +333,27 @@ def check_slurm_manifest(options: Any, manifest: Path) -> dict[str, Any]:
     return _check_slurm(c, dict(c.mapping(options, ("slurm",), SLURM_KEYS)), ("slurm",))
 
 
-def _check_entry(c: _Checker, data: dict[str, Any]) -> tuple[str | None, list[str] | None]:
-    entry, command = data.get("entry"), data.get("command")
-    if (entry is None) == (command is None):
-        raise c.fail(("entry",), "exactly one of 'entry' (package.module:function) or 'command' is required")
-    if entry is not None:
-        if not isinstance(entry, str) or not re.match(r"^[\w.]+:[\w.]+$", entry):
-            raise c.fail(("entry",), f"must look like package.module:function, got {entry!r}")
-        module = entry.split(":")[0]
-        try:
-            found = importlib.util.find_spec(module) is not None
-        except (ImportError, ValueError):
-            found = False
-        if not found:
-            raise c.fail(("entry",), f"module {module!r} cannot be imported")
-    if command is not None:
-        if isinstance(command, str):
-            command = command.split()
-        if (
-            not isinstance(command, list)
-            or not command
-            or not all(isinstance(x, (str, int, float)) for x in command)
-        ):
-            raise c.fail(("command",), "must be a non-empty list of strings")
-        command = [str(x) for x in command]
-        program = command[0]
-        if "/" in program:  # relative to the YAML's directory, so the task can run from anywhere
-            path = Path(program) if os.path.isabs(program) else c.source.parent / program
-            if not os.access(path, os.X_OK):
-                raise c.fail(("command",), f"{path} does not exist or is not executable")
-            command[0] = str(path.resolve())
-        elif shutil.which(program) is None:
-            raise c.fail(("command",), f"{program!r} is not on PATH")
-    return entry, command
+def _check_restart(c: _Checker, restart: Any, path: tuple[str, ...] = ("restart",)) -> dict[str, Any]:
+    restart = c.mapping(restart, path, RESTART_KEYS)
+    for key in ("max_failures", "max_preemptions"):
+        if key in restart:
+            c.integer(restart[key], (*path, key), 0)
+    if "backoff_seconds" in restart:
+        c.number(restart["backoff_seconds"], (*path, "backoff_seconds"))
+    return dict(restart)
+
+
+def check_restart_manifest(restart: Any, manifest: Path) -> dict[str, Any]:
+    """The ``restart`` policy a sweep manifest recorded, checked as the YAML's was; SweepError if not."""
+    return _check_restart(_Checker(manifest, {}), restart)
 
 
 def parse_sweep(source: str | os.PathLike[str]) -> Sweep:
     """Load and validate a sweep YAML; SweepError on the first problem."""
     source = Path(source).resolve()
-    data, lines = load_yaml(source)
-    c = _Checker(source, lines)
+    base60: dict[tuple[str, ...], str] = {}
+    data, lines = load_yaml(source, base60)
+    c = _Checker(source, lines, base60)
     data = c.mapping(data, (), TOP_KEYS)
     name = data.get("name")
     if not isinstance(name, str) or not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_.=+-]{0,79}$", name):
@@ -327,23 +361,20 @@ def parse_sweep(source: str | os.PathLike[str]) -> Sweep:
     run_root = data.get("run_root", f"runs/{name}")
     if not isinstance(run_root, str) or not run_root:
         raise c.fail(("run_root",), f"must be a path, got {run_root!r}")
-    entry, command = _check_entry(c, data)
+    program = check_program(c, data)
     params = c.mapping(data.get("params", {}), ("params",))
     grid, explicit, random = _check_vary(c, c.mapping(data.get("vary", {}), ("vary",), VARY_KEYS))
     executor = dict(c.mapping(data.get("executor", {}), ("executor",), EXECUTOR_KEYS))
     executor.setdefault("kind", "local")
     if executor["kind"] not in ("local", "slurm"):
-        raise c.fail(("executor", "kind"), f"must be local or slurm, got {executor['kind']!r}")
+        kind = executor["kind"]
+        hint = did_you_mean(kind, {"local", "slurm"}) if isinstance(kind, str) else ""
+        raise c.fail(("executor", "kind"), f"must be local or slurm, got {kind!r}{hint}")
     c.integer(executor.setdefault("max_workers", 2), ("executor", "max_workers"), 1)
     executor["slurm"] = _check_slurm(
         c, dict(c.mapping(executor.get("slurm", {}), ("executor", "slurm"), SLURM_KEYS))
     )
-    restart = c.mapping(data.get("restart", {}), ("restart",), RESTART_KEYS)
-    for key in ("max_failures", "max_preemptions"):
-        if key in restart:
-            c.integer(restart[key], ("restart", key), 0)
-    if "backoff_seconds" in restart:
-        c.number(restart["backoff_seconds"], ("restart", "backoff_seconds"))
+    restart = _check_restart(c, data.get("restart", {}))
     demo = data.get("demo")
     if demo is not None:
         c.mapping(demo, ("demo",), DEMO_KEYS)
@@ -354,8 +385,8 @@ def parse_sweep(source: str | os.PathLike[str]) -> Sweep:
         name,
         source,
         root.resolve(),
-        entry,
-        command,
+        program.entry,
+        program.command,
         dict(params),
         grid,
         list(explicit),
@@ -363,4 +394,6 @@ def parse_sweep(source: str | os.PathLike[str]) -> Sweep:
         executor,
         dict(restart),
         dict(demo) if demo is not None else None,
+        program.python_path,
+        program.dir_flags,
     )
