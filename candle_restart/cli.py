@@ -95,10 +95,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_resume(args: argparse.Namespace) -> int:
     import time
 
-    from candle_restart.coordinator import Backend, LocalBackend, Policy, resume
+    from candle_restart.coordinator import Backend, LocalBackend, resume
     from candle_restart.coordinator.report import summary
+    from candle_restart.sweep.run import run_root_policy
 
-    policy = Policy(
+    policy = run_root_policy(  # flags given > the sweep's recorded restart: policy > defaults
+        Path(args.run_root),
+        log=lambda m: print(m, flush=True),
         max_failures=args.max_failures,
         max_preemptions=args.max_preemptions,
         backoff_seconds=args.backoff,
@@ -129,11 +132,12 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def cmd_slurm(args: argparse.Namespace) -> int:
     from candle_restart.coordinator import resume
     from candle_restart.coordinator.report import summary
-    from candle_restart.slurm import SlurmBackend
+    from candle_restart.slurm import SlurmBackend, require_slurm
     from candle_restart.sweep import expand, parse_sweep
     from candle_restart.sweep.run import policy_of
 
     sweep = parse_sweep(args.config)
+    require_slurm(str(sweep.source), None)  # before anything is written
     expansion = expand(sweep)
     options = {**sweep.executor.get("slurm", {}), **({"requeue": False} if args.no_requeue else {})}
     ids = {t.task_id for t in expansion.tasks}
@@ -184,9 +188,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--watch", type=float, default=0.0, metavar="SECONDS", help="repeat until all tasks are done"
     )
-    p.add_argument("--max-failures", type=int, default=2)
-    p.add_argument("--max-preemptions", type=int, default=50)
-    p.add_argument("--backoff", type=float, default=30.0, help="seconds before the first retry of a failure")
+    from candle_restart.coordinator.policy import Policy  # the one source of the defaults
+
+    sweep_or = "default: the sweep's restart: policy, else"
+    p.add_argument("--max-failures", type=int, help=f"{sweep_or} {Policy.max_failures}")
+    p.add_argument("--max-preemptions", type=int, help=f"{sweep_or} {Policy.max_preemptions}")
+    p.add_argument(
+        "--backoff",
+        type=float,
+        help=f"seconds before the first retry of a failure ({sweep_or} {Policy.backoff_seconds:g})",
+    )
     p.add_argument("--restart-corrupt", action="store_true", help="set corrupt ckpts/ aside and start over")
     p.add_argument(
         "--include-cancelled", action="store_true", help="resubmit tasks whose job a user cancelled"

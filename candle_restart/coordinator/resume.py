@@ -170,9 +170,11 @@ def _record(
         log(f"{task.task_id}: submission {generation} failed: {error}")
         return
     task.append_journal({"event": "submitted", "generation": generation, "submission": submission.to_json()})
-    log(
-        f"{task.task_id}: submitted generation {generation} ({submission.backend} {submission.data.get('job_id', '')})"
+    data = submission.data
+    handle = data.get("job_id") or (
+        f"task {data['parsl_task']}" if data.get("parsl_task") is not None else f"pid {data.get('pid', '?')}"
     )
+    log(f"{task.task_id}: submitted generation {generation} ({submission.backend} {handle})")
 
 
 def _reconcile(task: TaskDir, status: TaskStatus, backend: Backend, log: Log) -> None:

@@ -7,7 +7,8 @@ process the future tells liveness; from any other, a live driver means
 
 `make_retry_handler` gives Parsl a cost per failure: exit 75 (stopped on a
 signal, resumable) costs nothing until the task's preemption cap; exit 2 (bad
-input) exhausts the budget at once; anything else costs one failure.
+input) exhausts the budget at once; anything else costs one failure.  While
+`STOP_RETRIES` is set (``sweep run`` was interrupted) nothing is rerun.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
@@ -24,6 +26,8 @@ from candle_restart.coordinator.policy import Policy
 from candle_restart.coordinator.states import classify
 from candle_restart.task.process import pid_alive, process_start
 from candle_restart.task.taskdir import TaskDir
+
+STOP_RETRIES = threading.Event()  # set: every retry handler says "never" (the driver is stopping)
 
 
 class ParslBackend:
@@ -84,7 +88,7 @@ def make_retry_handler(policy: Policy) -> Callable[[Exception, Any], float]:
 
     def retry_handler(exception: Exception, task_record: Any) -> float:
         code = getattr(exception, "exitcode", None)
-        if code == 2:
+        if code == 2 or STOP_RETRIES.is_set():
             return never
         if code == 75:
             path = _task_dir(task_record)

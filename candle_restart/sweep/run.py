@@ -4,8 +4,20 @@
 configuration (local HighThroughputExecutor, or Slurm), and repeats
 `candle_restart.coordinator.resume` with the Parsl backend until every task
 of the sweep is completed or given up, waiting on Parsl futures between
-rounds and printing a progress line (done / running / preempted / failed and
-an ETA).  A sweep with nothing left to do submits nothing and says so.
+rounds and printing a progress line when something changed: the time, the
+task counts by state in the words of the final table's summary line, the
+preemptions and failures so far, and an ETA from this run's own throughput
+(tasks completed by an earlier run do not count).  A sweep with nothing left
+to do submits nothing and says so.
+
+``sweep run`` blocks until the sweep ends.  Ctrl-C (SIGINT) does not end it
+with a traceback: Parsl stops rerunning tasks, every task running on this
+host is sent its first checkpoint signal (``ckpt_signals``, USR1 by default)
+so it commits a checkpoint and exits 75, the driver waits for them up to
+`STOP_WAIT_SECONDS` (a second Ctrl-C stops waiting), shuts Parsl down, prints
+the table and one line saying how to continue, and returns 130.  Parsl's own
+processes are started with SIGINT ignored, so a terminal's Ctrl-C (sent to the
+whole foreground process group) reaches only the driver.
 
 The ``demo`` block of the YAML (off unless present) makes the driver send a
 real SIGUSR1 to one task's runner mid-training, ``signals`` times, so a
@@ -17,30 +29,49 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, wait
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from candle_restart.ckpt import parse_params
+from candle_restart.ckpt.envparams import with_environment
+from candle_restart.ckpt.errors import CkptError
 from candle_restart.coordinator import Policy, TaskStatus, resume, scan
-from candle_restart.coordinator.report import table
+from candle_restart.coordinator.policy import with_values
+from candle_restart.coordinator.report import summary, table
 from candle_restart.sweep.expand import expand
 from candle_restart.sweep.schema import Sweep
+from candle_restart.task.launch import task_params
+from candle_restart.task.process import pid_alive
 from candle_restart.task.taskdir import TaskDir
 
 Log = Callable[[str], None]
+STOP_WAIT_SECONDS = 60.0  # how long Ctrl-C waits for the running tasks' checkpoints
+EXIT_INTERRUPTED = 130  # the shell's code for a process ended by SIGINT
 
 
 def policy_of(sweep: Sweep) -> Policy:
-    return Policy(
-        **{
-            k: sweep.restart[k]
-            for k in ("max_failures", "max_preemptions", "backoff_seconds")
-            if k in sweep.restart
-        }
-    )
+    """The sweep's ``restart:`` policy over `Policy`'s defaults."""
+    return with_values(Policy(), **sweep.restart)
+
+
+def run_root_policy(run_root: Path, log: Log = print, **flags: Any) -> Policy:
+    """The policy of ``candle-restart resume RUN_ROOT``: `Policy`'s defaults, then the ``restart:``
+    policy the run root's sweep recorded (`recorded_restart`), then every flag given (not None)."""
+    from candle_restart.sweep.expand import recorded_restart
+
+    restart, manifest = recorded_restart(run_root)
+    policy = with_values(Policy(), **restart)
+    if manifest is not None:
+        given = {k for k, v in flags.items() if v is not None}
+        kept = ", ".join(f"{k}={v}" for k, v in sorted(restart.items()) if k not in given)
+        if kept:
+            log(f"restart policy from {manifest.name}: {kept}")
+    return with_values(policy, **flags)
 
 
 def sweep_statuses(sweep: Sweep, tasks: list[TaskDir], backends: dict[str, Any]) -> list[TaskStatus]:
@@ -48,19 +79,79 @@ def sweep_statuses(sweep: Sweep, tasks: list[TaskDir], backends: dict[str, Any])
 
 
 def progress_counts(statuses: list[TaskStatus], gave_up: int) -> str:
-    counts = Counter(s.state for s in statuses)
-    resumed = sum(s.preemptions for s in statuses)
+    """The counts of a progress line: the table's summary words, then what happened so far."""
+    preemptions = sum(s.preemptions for s in statuses)
+    failures = sum(s.failures for s in statuses)
     return (
-        f"{counts['completed']}/{len(statuses)} done, {counts['running'] + counts['queued']} running or queued, "
-        f"{counts['preempted']} preempted ({resumed} preemptions so far), {counts['failed']} failed, "
-        f"{gave_up} given up"
+        f"{summary(statuses)}; {preemptions} preemptions and {failures} failures so far; {gave_up} given up"
     )
 
 
-def eta(statuses: list[TaskStatus], started: float, gave_up: int) -> str:
+def eta(statuses: list[TaskStatus], started: float, gave_up: int, done_before: int = 0) -> str:
+    """Seconds left at this run's own pace: the tasks it completed (not ``done_before``) over its time."""
     done = sum(s.state == "completed" for s in statuses)
+    finished_here = done - done_before
     remaining = len(statuses) - done - gave_up
-    return f"{(time.monotonic() - started) / done * remaining:.0f} s" if done and remaining else "-"
+    if finished_here <= 0 or remaining <= 0:
+        return "-"
+    return f"{(time.monotonic() - started) / finished_here * remaining:.0f} s"
+
+
+class _Interrupt:
+    """Counts SIGINTs (Ctrl-C) instead of raising KeyboardInterrupt at an arbitrary point."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, _signum: int, _frame: Any) -> None:
+        self.count += 1
+
+
+def _checkpoint_signal(task: TaskDir) -> signal.Signals:
+    """The first of the task's ``ckpt_signals`` (what its runner armed); USR1 when it cannot be read."""
+    try:
+        settings = parse_params(with_environment(task_params(task.load_spec(), task)))
+        return signal.Signals[f"SIG{settings.signals[0]}"]
+    except (CkptError, KeyError, IndexError):
+        return signal.SIGUSR1
+
+
+def _local_runner(task: TaskDir) -> int | None:
+    """The pid of the task's runner when it runs on this host and has armed its signals, else None."""
+    state, _ = task.read_state()
+    if not state or state.get("status") != "running" or not isinstance(state.get("pid"), int):
+        return None
+    if pid_alive(str(state.get("host")), state["pid"], state.get("pid_start")) != "running":
+        return None
+    try:  # arming takes milliseconds after state.json says running; a signal before it would kill
+        age = (datetime.now(timezone.utc) - datetime.fromisoformat(str(state.get("started")))).total_seconds()
+    except (TypeError, ValueError):
+        age = float("inf")
+    return state["pid"] if age >= 1.0 else None
+
+
+def stop_tasks(tasks: list[TaskDir], interrupt: _Interrupt, log: Log, wait_seconds: float) -> set[str]:
+    """Ask every runner of ``tasks`` on this host to checkpoint and exit 75; wait for them.
+
+    Runners that start meanwhile (queued tasks) are asked too.  Returns the ids of the tasks asked.
+    """
+    asked: dict[str, int] = {}
+    deadline = time.monotonic() + wait_seconds
+    waited = interrupt.count
+    while True:
+        running = {t.task_id: (t, pid) for t in tasks if (pid := _local_runner(t)) is not None}
+        for task_id, (task, pid) in running.items():
+            if asked.get(task_id) != pid:
+                sig = _checkpoint_signal(task)
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    continue
+                asked[task_id] = pid
+                log(f"{task_id}: sent {sig.name} to its runner (pid {pid}): checkpoint and stop")
+        if not running or time.monotonic() > deadline or interrupt.count > waited:
+            return set(asked)
+        time.sleep(0.2)
 
 
 class _DemoPreemption:
@@ -92,10 +183,14 @@ class _DemoPreemption:
 
 
 def run_sweep(sweep: Sweep, *, log: Log = print, poll_seconds: float = 2.0) -> int:
-    """Run ``sweep`` to the end; return 0 when every task completed, 1 otherwise."""
+    """Run ``sweep`` to the end; return 0 when every task completed, 1 otherwise, 130 when interrupted."""
+    if sweep.executor["kind"] == "slurm":
+        from candle_restart.slurm import require_slurm
+
+        require_slurm(str(sweep.source))  # one line, exit 2, before anything is written
     import parsl
 
-    from candle_restart.parsl import ParslBackend
+    from candle_restart.parsl import STOP_RETRIES, ParslBackend
     from candle_restart.parsl.configs import local_config, slurm_config
 
     expansion = expand(sweep)
@@ -119,16 +214,28 @@ def run_sweep(sweep: Sweep, *, log: Log = print, poll_seconds: float = 2.0) -> i
             target, sweep.demo.get("after_checkpoints", 1), sweep.demo.get("signals", 1), log
         )
     ids = {t.task_id for t in expansion.tasks}
+    done_before = sum(s.state == "completed" for s in before)
+    interrupt = _Interrupt()
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    try:  # Parsl's interchange and worker blocks inherit SIGINT ignored: Ctrl-C is the driver's
+        dfk = parsl.load(config)
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, interrupt)
     started = time.monotonic()
-    dfk = parsl.load(config)
+    asked: set[str] = set()
+    STOP_RETRIES.clear()
     try:
         last_line = ""
-        while True:
+        while not interrupt.count:
             outcomes = resume(sweep.run_root, backend, policy, log=log, only=ids)
             gave_up = sum(o.decision.action in ("give_up", "report") for o in outcomes)
-            line = progress_counts([o.status for o in outcomes], gave_up)
+            statuses = [o.status for o in outcomes]
+            line = progress_counts(statuses, gave_up)
             if line != last_line:  # print when something changed, not every poll
-                log(f"progress: {line}; ETA {eta([o.status for o in outcomes], started, gave_up)}")
+                left = eta(statuses, started, gave_up, done_before)
+                log(f"{time.strftime('%H:%M:%S')} progress: {line}; ETA {left}")
                 last_line = line
             if all(o.final for o in outcomes):
                 break
@@ -140,10 +247,28 @@ def run_sweep(sweep: Sweep, *, log: Log = print, poll_seconds: float = 2.0) -> i
                 time.sleep(timeout)  # only waiting out a backoff: nothing to wait on
             if demo:
                 demo.poll()
+        if interrupt.count:
+            STOP_RETRIES.set()  # a task stopped now stays stopped: Parsl does not rerun it
+            log(
+                f"interrupted: asking the running tasks to checkpoint and stop (up to {STOP_WAIT_SECONDS:.0f} s; Ctrl-C again to stop waiting)"
+            )
+            asked = stop_tasks(expansion.tasks, interrupt, log, STOP_WAIT_SECONDS)
     finally:
         dfk.cleanup()
         parsl.clear()
+        if main:
+            signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+        STOP_RETRIES.clear()
     statuses = sweep_statuses(sweep, expansion.tasks, {})
+    if interrupt.count:
+        log(table(statuses))
+        backend_flag = " --backend slurm" if sweep.executor["kind"] == "slurm" else ""
+        stopped = sum(s.task_id in asked and s.state == "preempted" for s in statuses)
+        log(
+            f"interrupted: {stopped} of {len(asked)} running tasks stopped with a checkpoint; continue with "
+            f"`candle-restart resume {sweep.run_root}{backend_flag}` or `candle-restart sweep run {sweep.source}`"
+        )
+        return EXIT_INTERRUPTED
     for s in statuses:
         if s.preemptions:
             log(f"{s.task_id}: preempted {s.preemptions} time(s); resumed from ckpts/last each time")
