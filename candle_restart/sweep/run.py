@@ -33,6 +33,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, wait
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -61,10 +62,19 @@ def policy_of(sweep: Sweep) -> Policy:
 
 def run_root_policy(run_root: Path, log: Log = print, **flags: Any) -> Policy:
     """The policy of ``candle-restart resume RUN_ROOT``: `Policy`'s defaults, then the ``restart:``
-    policy the run root's sweep recorded (`recorded_restart`), then every flag given (not None)."""
-    from candle_restart.sweep.expand import recorded_restart
+    policy the run root's sweep recorded (`recorded_restart`), then every flag given (not None).
 
-    restart, manifest = recorded_restart(run_root)
+    A manifest that cannot be read, or sweeps that disagree, never stop a resume: the reason is
+    logged as a warning and the defaults stand in for the recorded policy.
+    """
+    from candle_restart.sweep.expand import recorded_restart
+    from candle_restart.sweep.schema import SweepError
+
+    try:
+        restart, manifest = recorded_restart(run_root)
+    except SweepError as exc:
+        log(f"warning: {exc}; the restart policy is the defaults and the flags given")
+        restart, manifest = {}, None
     policy = with_values(Policy(), **restart)
     if manifest is not None:
         given = {k for k, v in flags.items() if v is not None}
@@ -231,7 +241,10 @@ def run_sweep(sweep: Sweep, *, log: Log = print, poll_seconds: float = 2.0) -> i
         while not interrupt.count:
             outcomes = resume(sweep.run_root, backend, policy, log=log, only=ids)
             gave_up = sum(o.decision.action in ("give_up", "report") for o in outcomes)
-            statuses = [o.status for o in outcomes]
+            statuses = [  # classified before this pass acted: a task just submitted is queued now
+                replace(o.status, state="queued") if o.acted and o.decision.action == "submit" else o.status
+                for o in outcomes
+            ]
             line = progress_counts(statuses, gave_up)
             if line != last_line:  # print when something changed, not every poll
                 left = eta(statuses, started, gave_up, done_before)
