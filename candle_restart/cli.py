@@ -157,9 +157,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
         print(sweep_status(sweep))
         return 0
-    from candle_restart.sweep.run import run_sweep
+    from candle_restart.sweep.run import EXIT_INTERRUPTED, run_sweep
 
-    return run_sweep(sweep, log=lambda m: print(m, flush=True))
+    try:  # once tasks run, run_sweep handles Ctrl-C itself (checkpoint, stop, say how to go on)
+        return run_sweep(sweep, log=lambda m: print(m, flush=True))
+    except KeyboardInterrupt:
+        print(f"interrupted before any task started; run `candle-restart sweep run {args.config}` again")
+        return EXIT_INTERRUPTED
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,17 +14,18 @@ from concurrent.futures import FIRST_COMPLETED, wait
 
 import parsl
 
-from candle_restart.coordinator import Policy, resume
+from candle_restart.coordinator import resume
 from candle_restart.coordinator.report import summary
 from candle_restart.parsl import ParslBackend
 from candle_restart.parsl.configs import local_config
 from candle_restart.sweep import expand, parse_sweep
+from candle_restart.sweep.run import policy_of
 
 
 def main(config_path: str) -> int:
     sweep = parse_sweep(config_path)  # one clear line and nothing created if the YAML is wrong
     tasks = expand(sweep).tasks  # one task directory per parameter set; idempotent
-    policy = Policy(max_failures=2, max_preemptions=50)
+    policy = policy_of(sweep)  # the YAML's restart: over Policy's defaults
     backend = ParslBackend()  # each task runs `python -m candle_restart.task DIR` in a Parsl bash_app
     ids = {t.task_id for t in tasks}
     with parsl.load(local_config(sweep.run_root / ".parsl", policy, max_workers=2)):

@@ -61,11 +61,12 @@ def did_you_mean(word: str, choices: list[str] | set[str]) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
-def _top_level_names(tree: ast.Module) -> tuple[set[str], bool]:
-    """Names a module defines at its top level, and whether it may define others we cannot see."""
+def _top_level_names(body: list[ast.stmt]) -> tuple[set[str], bool]:
+    """Names a module body defines at its top level (also inside ``if``/``try``/``with``/loops),
+    and whether it may define others that cannot be seen (``import *``, a module ``__getattr__``)."""
     names: set[str] = set()
     dynamic = False
-    for node in tree.body:
+    for node in body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             names.add(node.name)
         elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
@@ -74,11 +75,15 @@ def _top_level_names(tree: ast.Module) -> tuple[set[str], bool]:
                 names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             for alias in node.names:
-                if alias.name == "*":
-                    dynamic = True
+                dynamic = dynamic or alias.name == "*"
                 names.add((alias.asname or alias.name).split(".")[0])
-        else:  # if/try/with blocks may define names: accept what they could define
-            dynamic = dynamic or isinstance(node, (ast.If, ast.Try, ast.With, ast.For, ast.While))
+        else:
+            blocks = [getattr(node, key, []) for key in ("body", "orelse", "finalbody")]
+            blocks += [h.body for h in getattr(node, "handlers", [])]
+            for block in blocks:
+                inner, more = _top_level_names(block)
+                names |= inner
+                dynamic = dynamic or more
     return names, dynamic or "__getattr__" in names
 
 
@@ -111,7 +116,7 @@ def _check_entry(c: _Fails, entry: Any) -> str:
         tree = ast.parse(Path(origin).read_bytes(), filename=origin)
     except (OSError, SyntaxError, ValueError) as exc:
         raise c.fail(("entry",), f"module {module!r} ({origin}) cannot be read: {exc}") from None
-    names, dynamic = _top_level_names(tree)
+    names, dynamic = _top_level_names(tree.body)
     function = attr.split(".")[0]
     if function not in names and not dynamic:
         defined = sorted(n for n in names if not n.startswith("_"))
@@ -127,7 +132,10 @@ def _resolve(item: str, folder: Path) -> str:
     if not item or item.startswith("-") or os.path.isabs(item) or "\0" in item:
         return item
     candidate = folder / item
-    return os.path.abspath(candidate) if candidate.exists() else item
+    try:
+        return os.path.abspath(candidate) if candidate.exists() else item
+    except (OSError, ValueError):  # a name too long for a path is not a path
+        return item
 
 
 def _check_command(c: _Fails, command: Any) -> list[str]:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from candle_restart.ckpt.envparams import CKPT_DIRECTORY_ENV, OUTPUT_DIR_ENV, with_environment
 from candle_restart.cli import main
 from candle_restart.coordinator import Policy
 from candle_restart.coordinator.states import TaskStatus
@@ -27,6 +28,9 @@ import json, os
 def run(params):
     with open(os.path.join(params["output_dir"], "seen.json"), "w") as f:
         json.dump({"params": params, "env": os.environ.get("CANDLE_RESTART_CKPT_DIRECTORY")}, f)
+
+if __name__ == "__main__":
+    run({"output_dir": "."})
 """
 
 # A plain argparse script: it knows its own flags only, and takes the directories from the environment.
@@ -34,6 +38,7 @@ PLAIN_SCRIPT = """\
 import argparse, os, sys
 parser = argparse.ArgumentParser()
 parser.add_argument("data")
+parser.add_argument("words", nargs="*")
 parser.add_argument("--epochs", type=int)
 args = parser.parse_args()
 ckpts = os.environ["CANDLE_RESTART_CKPT_DIRECTORY"]
@@ -108,12 +113,22 @@ def test_plain_argparse_command_gets_paths_resolved_and_directories_in_the_envir
     assert record["reason"].startswith("the command exited 2: ")
     assert "unrecognized arguments: " in record["reason"] and "dir_flags: false" in record["reason"]
 
-    (tmp_path / "runs2").mkdir()
-    text = text.replace("adam]", "]").replace("runs\n", "runs2\ndir_flags: false\n")
-    (plain,) = expand(parse_sweep(_yaml(tmp_path, text))).tasks
+    fixed = text.replace("runs\n", "runs\ndir_flags: false\n")  # the fix reaches the existing task
+    (plain,) = expand(parse_sweep(_yaml(tmp_path, fixed))).tasks
+    assert plain.path == with_flags.path and json.loads(plain.task_file.read_text())["dir_flags"] is False
     code, err = run_runner(plain.path)
     assert code == 0, err
     assert (plain.ckpts / "seen.txt").read_text() == f"DATA 3 {plain.path / 'output'}"
+
+
+def test_the_runners_directories_fill_in_what_gparameters_lacks() -> None:
+    env = {CKPT_DIRECTORY_ENV: "/t/ckpts", OUTPUT_DIR_ENV: "/t/out"}
+    assert with_environment({"epochs": 1}, env) == {
+        "epochs": 1,
+        "ckpt_directory": "/t/ckpts",
+        "output_dir": "/t/out",
+    }
+    assert with_environment({"epochs": 1, "ckpt_directory": "mine"}, env)["ckpt_directory"] == "mine"
 
 
 def test_missing_sbatch_is_one_line_and_exit_2_before_anything_is_written(
