@@ -126,8 +126,9 @@ def _checkpoint_signal(task: TaskDir) -> signal.Signals:
         return signal.SIGUSR1
 
 
-def _local_runner(task: TaskDir) -> int | None:
-    """The pid of the task's runner when it runs on this host and has armed its signals, else None."""
+def _local_runner(task: TaskDir) -> tuple[int, bool] | None:
+    """(pid, armed) of the task's runner when it runs on this host, else None; ``armed`` once it
+    has had a second to arm its signals."""
     state, _ = task.read_state()
     if not state or state.get("status") != "running" or not isinstance(state.get("pid"), int):
         return None
@@ -137,7 +138,7 @@ def _local_runner(task: TaskDir) -> int | None:
         age = (datetime.now(timezone.utc) - datetime.fromisoformat(str(state.get("started")))).total_seconds()
     except (TypeError, ValueError):
         age = float("inf")
-    return state["pid"] if age >= 1.0 else None
+    return state["pid"], age >= 1.0
 
 
 def stop_tasks(tasks: list[TaskDir], interrupt: _Interrupt, log: Log, wait_seconds: float) -> set[str]:
@@ -149,9 +150,9 @@ def stop_tasks(tasks: list[TaskDir], interrupt: _Interrupt, log: Log, wait_secon
     deadline = time.monotonic() + wait_seconds
     waited = interrupt.count
     while True:
-        running = {t.task_id: (t, pid) for t in tasks if (pid := _local_runner(t)) is not None}
-        for task_id, (task, pid) in running.items():
-            if asked.get(task_id) != pid:
+        running = {t.task_id: (t, found) for t in tasks if (found := _local_runner(t)) is not None}
+        for task_id, (task, (pid, armed)) in running.items():
+            if armed and asked.get(task_id) != pid:
                 sig = _checkpoint_signal(task)
                 try:
                     os.kill(pid, sig)

@@ -3,7 +3,7 @@
 What a task receives (DESIGN's task directory; the README's "What a task receives"):
 
 * gParameters: the task's ``params`` with ``ckpt_directory`` = the task's ``ckpts/`` and
-  ``output_dir`` defaulting to its ``output/``, created (`task_params`).  An ``entry`` is called
+  ``output_dir`` defaulting to its ``output/``, created (`task_params`, `make_default_output`).  An ``entry`` is called
   with them; a ``command`` gets them as ``--key=value`` arguments, one argv item each,
   except that with ``dir_flags: false`` the two directories are not added as flags
   (`command_argv`).
@@ -76,11 +76,15 @@ def task_params(spec: TaskSpec, task: TaskDir) -> dict[str, Any]:
     """The gParameters the training gets: the task's, with its checkpoint and output dirs."""
     params = dict(spec.params)
     params["ckpt_directory"] = str(task.ckpts)
-    if params.get("output_dir") is None:  # the default exists before the training starts
-        params["output_dir"] = str(task.path / "output")
+    params.setdefault("output_dir", str(task.path / "output"))
+    return params
+
+
+def make_default_output(params: dict[str, Any], task: TaskDir) -> None:
+    """Create the task's ``output/`` when it is the ``output_dir`` (a user's own is the training's to make)."""
+    if params.get("output_dir") == str(task.path / "output"):
         with contextlib.suppress(OSError):
             (task.path / "output").mkdir(exist_ok=True)
-    return params
 
 
 def cli_args(params: dict[str, Any]) -> list[str]:

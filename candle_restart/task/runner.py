@@ -53,7 +53,14 @@ from candle_restart.ckpt.preempt import (
     REQUEST,
     arm,
 )
-from candle_restart.task.launch import Outcome, newest_checkpoint, run_command, run_entry, task_params
+from candle_restart.task.launch import (
+    Outcome,
+    make_default_output,
+    newest_checkpoint,
+    run_command,
+    run_entry,
+    task_params,
+)
 from candle_restart.task.process import process_start
 from candle_restart.task.taskdir import TaskDir, now_iso
 
@@ -169,6 +176,7 @@ def _run_holding_lease(task: TaskDir, lease: Lease) -> int:
     try:
         spec = task.load_spec()
         params = task_params(spec, task)
+        make_default_output(params, task)
         settings = parse_params(with_environment(params), where=f"{task.task_file}: params")
         disarm = arm(signal.Signals[f"SIG{name}"] for name in settings.signals)
         run = run_entry if spec.entry else run_command
