@@ -23,7 +23,7 @@ from candle_restart.ckpt import CkptLayout, CorruptCheckpointError, find_restart
 from candle_restart.ckpt.errors import CheckpointIOError, CkptError
 from candle_restart.ckpt.info import finite_or_none
 from candle_restart.ckpt.restore import verify_patiently
-from candle_restart.coordinator.backend import Backend, Submission
+from candle_restart.coordinator.backend import Backend, FinalState, Submission
 from candle_restart.task.process import pid_alive
 from candle_restart.task.taskdir import TaskDir
 
@@ -224,8 +224,7 @@ def _submission(status: TaskStatus, backends: dict[str, Backend]) -> tuple[Submi
 def _cancelled_by_user(status: TaskStatus, backends: dict[str, Backend]) -> None:
     """A scheduler that says the job was cancelled (scancel) overrides the runner's "preempted"."""
     submission, backend = _submission(status, backends)
-    final_state = getattr(backend, "final_state", None)
-    state = final_state(submission) if submission and final_state else None
+    state = backend.final_state(submission) if submission and isinstance(backend, FinalState) else None
     if submission and state and state.startswith("CANCELLED"):
         status.state, status.retryable = "cancelled", False
         status.reason = f"job {submission.data.get('job_id')} was cancelled ({state}); not resubmitted"

@@ -30,6 +30,9 @@ class ParslBackend:
     """Runs each submission as a `run_task_app` in the currently loaded Parsl configuration."""
 
     name = "parsl"
+    # A Parsl app journals its start once a worker picks it up, which may take a while on a busy
+    # executor; an intent older than this with no outcome is taken as lost.
+    reconcile_grace = 60.0
 
     def __init__(self) -> None:
         self.futures: dict[tuple[str, int], Future[Any]] = {}

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from candle_restart.coordinator.backend import Liveness, Submission
+from candle_restart.coordinator.backend import BatchSubmit, FinalState, Liveness, Reconcile, Submission
 from candle_restart.slurm.script import list_lines, render
 from candle_restart.task.taskdir import TaskDir
 
@@ -53,10 +53,13 @@ def _run(cmd: list[str]) -> str:
     return proc.stdout
 
 
-class SlurmBackend:
+class SlurmBackend(BatchSubmit, Reconcile, FinalState):
     """Submits tasks as job arrays; see the module docstring.  ``options``: the YAML's ``executor.slurm``."""
 
     name = "slurm"
+    # An intent without an outcome is looked up (`find`) once it is this old: sbatch has
+    # answered by then, or its coordinator died before journaling the job it made.
+    reconcile_grace = 60.0
 
     def __init__(self, options: dict[str, Any] | None = None, cache_seconds: float = 1.0) -> None:
         self.options = dict(options or {})
