@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from candle_restart.coordinator.backend import BatchSubmit, FinalState, Liveness, Reconcile, Submission
-from candle_restart.slurm.script import list_lines, render
+from candle_restart.slurm.script import list_lines, render, sbatch_command
 from candle_restart.task.taskdir import TaskDir
 
 ALIVE = {
@@ -78,8 +78,8 @@ class SlurmBackend(BatchSubmit, Reconcile, FinalState):
         list_file = out_dir / f"{batch}.tsv"
         list_file.write_text(list_lines(items))
         script = out_dir / f"{batch}.sbatch"
-        script.write_text(render(batch, list_file, out_dir, len(items), self.options))
-        job = _run(["sbatch", "--parsable", str(script)]).strip().split(";")[0]
+        script.write_text(render(batch, list_file, len(items), self.options))
+        job = _run(sbatch_command(script, batch, out_dir)).strip().split(";")[0]
         (out_dir / f"{batch}.jobid").write_text(job + "\n")
         self._queue_time = -1e9
         return [
