@@ -9,7 +9,7 @@ every path in it is quoted, so nothing a user typed reaches a shell.
 
 Directives: ``--array=0-(n-1)[%throttle]``, ``--requeue`` (or
 ``--no-requeue``), ``--signal=B:USR1@signal_seconds``, ``--open-mode=append``
-(a rerun must not truncate the log), and time, partition, account, qos, gres and extra lines
+(a rerun must not truncate the log), and time, partition, account, qos, gres, gpus-per-task and extra lines
 from the sweep YAML's ``executor.slurm``.  The output of each element goes
 under ``run_root/.slurm/``, named on sbatch's command line (`sbatch_command`),
 so a run root whose path has spaces needs no quoting inside ``#SBATCH``.  With ``self_requeue: true`` a task
@@ -74,6 +74,7 @@ def render(
         ("qos", "qos"),
         ("gres", "gres"),
         ("nodes", "nodes"),
+        ("gpus_per_task", "gpus-per-task"),
     ):
         if options.get(key) is not None:
             lines.append(_directive(flag, options[key]))

@@ -38,7 +38,8 @@ from candle_restart.ckpt.jsonio import utf8
 TOP_KEYS = {"name", "run_root", "entry", "command", "params", "vary", "executor", "restart", "demo"}
 VARY_KEYS = {"grid", "list", "random"}
 RANDOM_KEYS = {"samples", "seed", "space"}
-EXECUTOR_KEYS = {"kind", "max_workers", "slurm"}
+EXECUTOR_KEYS = {"kind", "max_workers", "blocks", "nodes_per_block", "gpus_per_node", "slurm", "provider"}
+EXECUTOR_KINDS = ("local", "slurm", "pbspro", "lsf", "flux")
 SLURM_KEYS = {
     "partition",
     "account",
@@ -57,6 +58,7 @@ SLURM_KEYS = {
     "address",
     "self_requeue",
     "requeue",
+    "gpus_per_task",
 }
 RESTART_KEYS = {"max_failures", "max_preemptions", "backoff_seconds"}
 DEMO_KEYS = {"preempt_task", "after_checkpoints", "signals"}
@@ -231,7 +233,14 @@ _SLURM_STRINGS = (
     "scheduler_options",
     "address",
 )
-_SLURM_INTS = {"nodes": 1, "signal_seconds": 1, "throttle": 1, "cores_per_node": 1, "mem_per_node": 1}
+_SLURM_INTS = {
+    "nodes": 1,
+    "signal_seconds": 1,
+    "throttle": 1,
+    "cores_per_node": 1,
+    "mem_per_node": 1,
+    "gpus_per_task": 1,
+}
 
 
 # What reaches an ``#SBATCH`` line: ``--flag`` or ``--flag=value``, never whitespace, quotes or
@@ -272,6 +281,34 @@ def _check_slurm(
     if extra:
         slurm["extra"] = extra
     return slurm
+
+
+def _check_executor(c: _Checker, raw: Any) -> dict[str, Any]:
+    """The ``executor`` block with its defaults; the ``provider`` keys are checked against the
+    Parsl provider class of its kind (imported only when a ``provider`` block is given)."""
+    executor = dict(c.mapping(raw, ("executor",), EXECUTOR_KEYS))
+    kind = executor.setdefault("kind", "local")
+    if kind not in EXECUTOR_KINDS:
+        raise c.fail(("executor", "kind"), f"must be one of {', '.join(EXECUTOR_KINDS)}, got {kind!r}")
+    c.integer(executor.setdefault("max_workers", 2), ("executor", "max_workers"), 1)
+    for key, minimum in (("blocks", 1), ("nodes_per_block", 1), ("gpus_per_node", 0)):
+        if key in executor:
+            c.integer(executor[key], ("executor", key), minimum)
+    executor["slurm"] = _check_slurm(
+        c, dict(c.mapping(executor.get("slurm", {}), ("executor", "slurm"), SLURM_KEYS))
+    )
+    if executor.get("provider") is not None:
+        provider = dict(c.mapping(executor["provider"], ("executor", "provider")))
+        from candle_restart.parsl.configs import check_provider_options
+
+        problem = check_provider_options(kind, provider)
+        if problem is not None:
+            key, text = problem
+            raise c.fail(
+                ("executor", "provider") if key == "provider" else ("executor", "provider", key), text
+            )
+        executor["provider"] = provider
+    return executor
 
 
 def check_slurm_manifest(options: Any, manifest: Path) -> dict[str, Any]:
@@ -330,14 +367,7 @@ def parse_sweep(source: str | os.PathLike[str]) -> Sweep:
     entry, command = _check_entry(c, data)
     params = c.mapping(data.get("params", {}), ("params",))
     grid, explicit, random = _check_vary(c, c.mapping(data.get("vary", {}), ("vary",), VARY_KEYS))
-    executor = dict(c.mapping(data.get("executor", {}), ("executor",), EXECUTOR_KEYS))
-    executor.setdefault("kind", "local")
-    if executor["kind"] not in ("local", "slurm"):
-        raise c.fail(("executor", "kind"), f"must be local or slurm, got {executor['kind']!r}")
-    c.integer(executor.setdefault("max_workers", 2), ("executor", "max_workers"), 1)
-    executor["slurm"] = _check_slurm(
-        c, dict(c.mapping(executor.get("slurm", {}), ("executor", "slurm"), SLURM_KEYS))
-    )
+    executor = _check_executor(c, data.get("executor", {}))
     restart = c.mapping(data.get("restart", {}), ("restart",), RESTART_KEYS)
     for key in ("max_failures", "max_preemptions"):
         if key in restart:
