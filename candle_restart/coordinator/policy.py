@@ -5,6 +5,8 @@
   (a task that is preempted forever, or crash-loops on signals, stops);
 * ``failed`` -> resubmit while fewer than ``max_failures`` failures, each
   after ``backoff_seconds * 2**(failures-1)``; bad input is never retried;
+* a ``retry_requested`` event (``resume --retry-failed``) restarts the counts of failures
+  and preemptions, and a failed task (bad input too) is resubmitted at once;
 * ``cancelled`` (the scheduler says its user cancelled it) -> nothing, unless
   ``include_cancelled``;
 * ``corrupt`` -> report; with ``restart_corrupt``, set ``ckpts/`` aside
@@ -80,6 +82,8 @@ def decide(status: TaskStatus, policy: Policy, now: datetime | None = None) -> D
                 "submit", "corrupt checkpoints set aside; restarting from scratch", from_scratch=True
             )
         return Decision("report", status.reason)
+    if status.retry_requested:  # `resume --retry-failed`: no backoff, the budgets start again
+        return Decision("submit", f"retry requested after: {status.reason}")
     if not status.retryable:
         return Decision("give_up", status.reason)
     if status.failures >= policy.max_failures:

@@ -53,17 +53,26 @@ class TaskStatus:
     pending_intent: int | None = None  # a generation whose submission outcome was never recorded
     intent_time: str | None = None
     submission: dict[str, Any] | None = None
+    params: dict[str, Any] = field(default_factory=dict)  # the task's gParameters (task.json)
+    result: Any = None  # what the training returned (state.json's ``result``), when it completed
+    metric: dict[str, Any] | None = None  # state.json's ``metric``: name, mode, best, best_epoch, final
+    retry_requested: str | None = None  # the time of a ``retry_requested`` not yet acted on
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     def ckpt_age_seconds(self, now: datetime) -> float | None:
+        """Seconds since the newest checkpoint; ``now`` naive (local) or aware alike.
+
+        ``ckpt_time`` is CANDLE's local ``%Y-%m-%d %H:%M:%S`` (no offset): read as this machine's time.
+        """
         if not self.ckpt_time:
             return None
         try:
-            return (now - datetime.strptime(self.ckpt_time, "%Y-%m-%d %H:%M:%S")).total_seconds()
-        except ValueError:
+            stamp = datetime.strptime(self.ckpt_time, "%Y-%m-%d %H:%M:%S").astimezone()
+            return ((now if now.tzinfo else now.astimezone()) - stamp).total_seconds()
+        except (ValueError, OverflowError, OSError):
             return None
 
 
@@ -101,6 +110,7 @@ def _journal_counts(status: TaskStatus, task: TaskDir) -> dict[int, dict[str, An
     """Count attempts and outcomes; return submit intents by generation with their outcomes."""
     intents: dict[int, dict[str, Any]] = {}
     started: set[Any] = set()
+    counted_from = 0  # submissions up to this generation were before the last retry request
     for event in task.read_journal():
         kind = event.get("event")
         if kind == "start":
@@ -108,10 +118,15 @@ def _journal_counts(status: TaskStatus, task: TaskDir) -> dict[int, dict[str, An
             started.add(event.get("generation"))
         elif kind == "exit":
             status.last_exit, status.last_exit_time = event.get("exit_code"), event.get("time")
-            status.failures += event.get("status") == "failed"
+            status.failures += event.get("status") in ("failed", "bad_input")
             status.preemptions += event.get("status") == "preempted"
+        elif kind == "retry_requested":  # the user's `resume --retry-failed`: budgets start again
+            status.failures = status.preemptions = 0
+            status.retry_requested = str(event.get("time"))
+            counted_from = max(intents, default=0)
         elif kind == "submit_intent" and isinstance(event.get("generation"), int):
             intents[event["generation"]] = {"time": event.get("time"), "batch": event.get("batch")}
+            status.retry_requested = None  # acted on
         elif (
             kind in ("submitted", "submit_failed", "submit_abandoned") and event.get("generation") in intents
         ):
@@ -125,7 +140,7 @@ def _journal_counts(status: TaskStatus, task: TaskDir) -> dict[int, dict[str, An
     status.failures += sum(
         1
         for g, i in intents.items()
-        if g < status.generation and i.get("outcome") == "submitted" and g not in started
+        if counted_from < g < status.generation and i.get("outcome") == "submitted" and g not in started
     )
     return intents
 
@@ -155,7 +170,7 @@ def classify(task: TaskDir, backends: dict[str, Backend]) -> TaskStatus:
 def _classify_once(task: TaskDir, backends: dict[str, Backend]) -> TaskStatus:
     status = TaskStatus(task.task_id, "new", "never submitted")
     try:
-        task.load_spec()
+        status.params = task.load_spec().params
     except CkptError as exc:
         status.state, status.reason, status.retryable = "failed", f"bad input: {exc}", False
         return status
@@ -170,6 +185,9 @@ def _classify_once(task: TaskDir, backends: dict[str, Backend]) -> TaskStatus:
             status.extra["intent_batch"] = latest.get("batch")
     if state is not None:
         status.job_id = state.get("job_id")
+        status.result = state.get("result")
+        metric = state.get("metric")
+        status.metric = metric if isinstance(metric, dict) else None
     runner = state.get("status") if state else None
 
     if latest is not None and "outcome" not in latest and runner in (None, "queued"):
@@ -210,6 +228,10 @@ def _classify_once(task: TaskDir, backends: dict[str, Backend]) -> TaskStatus:
         _cancelled_by_user(status, backends)
     if corrupt and status.state in ("preempted", "failed"):
         status.state, status.reason = "corrupt", f"no checkpoint verifies: {corrupt}"
+    if status.retry_requested and status.state in ("preempted", "failed"):
+        status.retryable = True  # the user fixed the cause (bad input too) and asked again
+    else:
+        status.retry_requested = None
     return status
 
 

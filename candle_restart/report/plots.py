@@ -193,6 +193,9 @@ def draw_overview(tasks: Sequence[TaskReport], plots: Path, max_metrics: int = 3
         for state in (s for s in STATE_COLORS if s in states):
             ax.plot([], [], "-", color=STATE_COLORS[state], label=state)
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="state", title_fontsize=8)
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers: no tick at 1.25
         ax.set_xlabel("epoch", fontsize=9)
         ax.set_ylabel(plain(name), fontsize=9)
         ax.tick_params(labelsize=8)

@@ -16,7 +16,10 @@
      item each: no shell ever sees a value); the signals are forwarded;
 
 4. writes ``state.json`` (status, exit code, reason, the error's last lines,
-   the newest checkpoint) and appends ``exit`` to the journal.
+   the newest checkpoint, the entry's return value as ``result`` and the ``metric``,
+   see `candle_restart.task.result`) and appends ``exit`` to the journal.
+
+A directory without ``task.json`` is not a task: exit 2, nothing written.
 
 The runner holds the task's run lease (``.run.lock``, see
 `candle_restart.ckpt.lease`) for its whole life, whether a backend started it
@@ -67,6 +70,7 @@ from candle_restart.ckpt.preempt import (
     armed_signals,
 )
 from candle_restart.task.process import process_start
+from candle_restart.task.result import jsonable, metric_summary
 from candle_restart.task.taskdir import TaskDir, TaskError, TaskSpec, now_iso
 
 # Errors that a retry cannot fix: wrong parameters, a task.json or checkpoint that does not fit.
@@ -84,6 +88,7 @@ class Outcome:
     code: int
     reason: str
     error_tail: list[str] = field(default_factory=list)
+    result: Any = None  # what the entry returned (raw; converted by `jsonable` when recorded)
 
     @property
     def status(self) -> str:
@@ -166,7 +171,7 @@ def _run_entry(spec: TaskSpec, params: dict[str, Any], task: TaskDir, attempt: i
     with _output_to(*task.log_paths(attempt)), _releasing_writer_leases():
         func = _import_entry(spec.entry, str(task.task_file))
         try:
-            func(params)
+            returned = func(params)
         except Preempted as exc:
             return Outcome(EXIT_RESUME, str(exc))
         except SystemExit as exc:
@@ -190,7 +195,7 @@ def _run_entry(spec: TaskSpec, params: dict[str, Any], task: TaskDir, attempt: i
             traceback.print_exc()
             tail = traceback.format_exc().rstrip().splitlines()[-TAIL_LINES:]
             return Outcome(EXIT_TRAINING_ERROR, f"{type(exc).__name__}: {exc}", tail)
-    return Outcome(EXIT_COMPLETED, "the training returned")
+    return Outcome(EXIT_COMPLETED, "the training returned", result=returned)
 
 
 def _tail(path: Path) -> list[str]:
@@ -258,6 +263,9 @@ def _checkpoint_summary(task: TaskDir) -> dict[str, Any] | None:
         "complete": info.get("complete"),
         "position": info.get("position"),
         "best_metric_last": info.get("best_metric_last"),
+        "best_epoch": info.get("best_epoch"),
+        "save_best_metric": info.get("save_best_metric"),
+        "best_mode": info.get("best_mode"),
         "timestamp": info.get("timestamp"),
     }
 
@@ -314,8 +322,8 @@ def _journal_refusal(task: TaskDir, holder: str) -> None:
 def run_task(path: str | os.PathLike[str]) -> int:
     """Run the task in ``path`` once, holding its run lease; record it; return DESIGN's exit code."""
     task = TaskDir(path)
-    if not task.path.is_dir():
-        _say(f"{task.path}: not a task directory")
+    if not task.path.is_dir() or not task.task_file.exists():  # nothing is written into a non-task
+        _say(f"{task.path}: not a task directory (no {task.task_file.name}); nothing written")
         return EXIT_BAD_INPUT
     lease = Lease(task.run_lock_file, f"the runner of task {task.task_id}")
     try:
@@ -355,6 +363,8 @@ def _run_holding_lease(task: TaskDir, lease: Lease) -> int:
     except CkptError as exc:
         outcome = Outcome(EXIT_BAD_INPUT, str(exc))
     try:  # still armed: a late signal (Slurm's TERM after USR1) cannot kill the recording
+        result, note = jsonable(outcome.result)
+        checkpoint = _checkpoint_summary(task)
         state = {
             "status": outcome.status,
             "attempt": attempt,
@@ -364,7 +374,10 @@ def _run_holding_lease(task: TaskDir, lease: Lease) -> int:
             "started": started,
             "ended": now_iso(),
             **ident,
-            "checkpoint": _checkpoint_summary(task),
+            "checkpoint": checkpoint,
+            "result": result,
+            **({"result_note": note} if note else {}),
+            "metric": metric_summary(checkpoint, result),
         }
         lost = _lost(lease)
         if lost:  # paused past the run lease: another runner owns the task and its records now
