@@ -23,18 +23,18 @@ from candle_restart.coordinator.states import STATES, TaskStatus
 
 COLUMNS = ("task", "state", "epoch", "best", "attempts", "exit", "job", "ckpt age", "reason")
 DROP_FIRST = ("job", "ckpt age", "exit", "attempts")  # left out, in this order, when the width is short
-MIN_WRAP = 24  # the narrowest the wrapped last column gets before columns are left out
+MIN_WRAP = 20  # the narrowest the wrapped last column gets before columns are left out
 MAX_CELL = 24  # a parameter value longer than this is shortened in text tables (in full in JSON)
 
 
 def varied_keys(params: Sequence[dict[str, Any]]) -> list[str]:
-    """The keys whose values are not the same in every one of ``params`` (missing counts as a value),
-    in the order they first appear."""
-    keys: dict[str, None] = {}
+    """The keys whose values are not the same in every one of ``params`` (missing counts as a
+    value), sorted."""
+    keys: set[str] = set()
     for p in params:
-        keys.update(dict.fromkeys(p))
+        keys.update(p)
     missing = object()
-    return [k for k in keys if len({_canonical(p.get(k, missing)) for p in params}) > 1]
+    return sorted(k for k in keys if len({_canonical(p.get(k, missing)) for p in params}) > 1)
 
 
 def _canonical(value: Any) -> str:
@@ -56,7 +56,9 @@ def cell(value: Any, limit: int = MAX_CELL) -> str:
         else f"{value:.6g}"
     )
     text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    if len(text) <= limit:
+        return text
+    return "…" + text[1 - limit :] if "/" in text else text[: limit - 1] + "…"  # a path: its end tells
 
 
 def _age(seconds: float | None) -> str:
@@ -134,7 +136,8 @@ def fit(
         lines.append((head + parts[0]).rstrip())
         lines.extend(" " * indent + p for p in parts[1:])
     if left_out:
-        lines.append(f"(left out for the width: {', '.join(left_out)}; widen the terminal or use --json)")
+        note = f"(left out for the width: {', '.join(left_out)}; widen the terminal or use --json)"
+        lines.extend(textwrap.wrap(note, width) if width else [note])
     return lines
 
 
@@ -153,5 +156,6 @@ def table(
     keys = varied_keys([s.params for s in statuses]) if params else []
     header = (COLUMNS[0], *keys, *COLUMNS[1:])
     rows = [(r[0], *(cell(s.params.get(k)) for k in keys), *r[1:]) for s in statuses for r in [row(s, now)]]
-    drop = (*DROP_FIRST, *reversed(keys))
+    widest = sorted(keys, key=lambda k: -max(len(r[1 + keys.index(k)]) for r in rows))
+    drop = (*DROP_FIRST, *widest)  # then the parameters with the widest values (paths) first
     return "\n".join([*fit(header, rows, width, drop), summary(statuses)])

@@ -187,7 +187,8 @@ def text(res: Results, width: int | None) -> str:
                 "-" if r.result is None else json.dumps(r.result, separators=(",", ":")),
             )
         )
-    drop = ("attempts", "final", *reversed(res.varied))
+    widest = sorted(res.varied, key=lambda k: -max(len(r[1 + res.varied.index(k)]) for r in rows))
+    drop = ("attempts", "final", *widest)
     return "\n".join([*fit(header, rows, width, drop), best_line(res), res.summary])
 
 

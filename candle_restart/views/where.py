@@ -40,8 +40,8 @@ def _count(root: Path) -> int:
         return 0
 
 
-def _yaml_roots(folder: Path) -> list[str]:
-    """What each sweep YAML directly in ``folder`` says about its run root."""
+def _yaml_roots(folder: Path) -> list[tuple[Path, str]]:
+    """What each sweep YAML directly in ``folder`` says about its run root: (run root, hint)."""
     try:
         import yaml
     except ImportError:  # pragma: no cover - pyyaml is a dependency
@@ -61,7 +61,7 @@ def _yaml_roots(folder: Path) -> list[str]:
         root = Path(run_root) if os.path.isabs(run_root) else path.parent / run_root
         n = _count(root)
         state = f"{n} tasks" if n else f"no tasks yet: candle-restart sweep run {path}"
-        hints.append(f"the sweep YAML {path} has run_root {root} ({state})")
+        hints.append((root, f"the sweep YAML {path} has run_root {root} ({state})"))
     return hints
 
 
@@ -114,8 +114,9 @@ def check_run_root(path: str | os.PathLike[str]) -> Path:
     hints: list[str] = []
     if (root / TASK_FILE).exists():
         hints.append(f"it is a task directory; its run root is {root.resolve().parent}")
-    hints += _yaml_roots(root)
-    below = _roots_below(root)
+    named = _yaml_roots(root)
+    hints += [hint for _, hint in named]
+    below = [p for p in _roots_below(root) if p.resolve() not in {r.resolve() for r, _ in named}]
     if below:
         shown = ", ".join(f"{p} ({_count(p)} tasks)" for p in below[:MAX_SHOWN])
         more = f" and {len(below) - MAX_SHOWN} more" if len(below) > MAX_SHOWN else ""
