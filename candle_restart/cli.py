@@ -40,12 +40,12 @@ def cmd_resume(args: argparse.Namespace) -> int:
         restart_corrupt=args.restart_corrupt,
         include_cancelled=args.include_cancelled,
     )
-    check_run_root(args.run_root)
     backend: Backend = LocalBackend()
     if args.backend == "slurm":
         from candle_restart.slurm import SlurmBackend, read_options
 
         backend = SlurmBackend(read_options(Path(args.run_root)))
+    check_run_root(args.run_root)
     if args.retry_failed is not None:
         request_retries(args.run_root, backend, policy, args.retry_failed, args.dry_run)
     while True:
