@@ -199,7 +199,7 @@ def _status_table(tasks: Sequence[TaskReport], now: datetime) -> str:
     """The status table, with a column for each parameter that differs between tasks after the task id."""
     params = varied_keys([t.status.params for t in tasks])
     head = "".join(f'<th data-key="{k}">{escape(c)}</th>' for k, c in zip(SORT_KEYS[:1], COLUMNS[:1], strict=True))
-    head += "".join(f'<th data-key="param-{escape(k)}" class="param">{escape(k)}</th>' for k in params)
+    head += "".join(f'<th data-key="param_{escape(k)}" class="param">{escape(k)}</th>' for k in params)
     head += "".join(f'<th data-key="{k}">{escape(c)}</th>' for k, c in zip(SORT_KEYS[1:], COLUMNS[1:], strict=True))
     body = []
     for t in tasks:

@@ -95,7 +95,7 @@ def test_status_results_and_report_show_parameters_and_results_while_a_task_runs
 
         assert main(["report", str(root), "--no-plots"]) == 0  # crashed on a running task before
         page = (root / ".report" / "index.html").read_text()
-        assert '<th data-key="param-lr" class="param">lr</th>' in page
+        assert '<th data-key="param_lr" class="param">lr</th>' in page
         assert re.search(rf'<a href="#task-\d+">{running.task_id}</a></td><td class="param">3</td>', page)
         counts = dict(re.findall(r'data-count="(\w+)"><b>(\d+)</b>', page))
         assert (counts["failed"], counts["failures"], counts["running"]) == ("1", "1", "1")
