@@ -109,7 +109,8 @@ def fit(
 ) -> list[str]:
     """Lines of a table whose last column is wrapped to fit ``width`` (None: one line per row).
 
-    When the other columns leave the last one under `MIN_WRAP` characters, the columns named
+    When the other columns leave the last one under `MIN_WRAP` characters (or its longest text,
+    when shorter), the columns named
     in ``drop`` are left out in that order until it fits, and a last line names them.
     """
     keep = list(range(len(header)))
@@ -118,16 +119,17 @@ def fit(
     def fixed() -> int:
         return sum(widths[i] + 2 for i in keep[:-1])
 
+    need = min(MIN_WRAP, max(len(r[-1]) for r in [header, *rows]))  # a short last column needs less
     left_out = []
     for name in drop:
-        if width is None or width - fixed() >= MIN_WRAP:
+        if width is None or width - fixed() >= need:
             break
         if name in header[:-1]:
             i = list(header).index(name)
             keep.remove(i)
             left_out.append(name)
     indent = fixed()
-    wrap = None if width is None else max(width - indent, MIN_WRAP)
+    wrap = None if width is None else max(width - indent, need)
     lines = []
     for r in [header, *rows]:
         head = "".join(r[i].ljust(widths[i] + 2) for i in keep[:-1])
@@ -156,6 +158,6 @@ def table(
     keys = varied_keys([s.params for s in statuses]) if params else []
     header = (COLUMNS[0], *keys, *COLUMNS[1:])
     rows = [(r[0], *(cell(s.params.get(k)) for k in keys), *r[1:]) for s in statuses for r in [row(s, now)]]
-    widest = sorted(keys, key=lambda k: -max(len(r[1 + keys.index(k)]) for r in rows))
+    widest = sorted(keys, key=lambda k: -max(len(r[1 + keys.index(k)]) for r in [header, *rows]))
     drop = (*DROP_FIRST, *widest)  # then the parameters with the widest values (paths) first
     return "\n".join([*fit(header, rows, width, drop), summary(statuses)])

@@ -169,26 +169,34 @@ def best_line(res: Results) -> str:
 
 
 def text(res: Results, width: int | None) -> str:
-    """The table: task, the varied parameters, state, best and its epoch, final, attempts, result."""
-    best_head = f"best {res.sort}" if res.sort and res.sort not in ("final",) else "best"
-    header = ("task", *res.varied, "state", best_head, "epoch", "final", "attempts", "result")
+    """The table: task, the varied parameters, state, best and its epoch, final, the sort value
+    (when it is a key of the results), attempts, result; then the best task and the counts."""
+    metrics = Counter(r.metric for r in res.rows if r.metric)
+    metric = metrics.most_common(1)[0][0] if metrics else None
+    extra = res.sort not in (None, metric, "best", "final", *res.varied)
+    header = ("task", *res.varied, "state", f"best {metric}" if metric else "best", "epoch", "final")
+    header += (*([str(res.sort)] if extra else []), "attempts", "result")
+
+    def number(value: float | None) -> str:
+        return "-" if value is None else f"{value:.6g}"
+
     rows = []
     for r in res.rows:
-        best = r.best if res.sort in (None, r.metric, "best") else res.values.get(r.task_id)
         rows.append(
             (
                 r.task_id,
                 *(cell(r.params.get(k)) for k in res.varied),
                 r.state,
-                "-" if best is None else f"{best:.6g}",
+                number(r.best),
                 "-" if r.best_epoch is None else str(r.best_epoch),
-                "-" if r.final is None else f"{r.final:.6g}",
+                number(r.final),
+                *([number(res.values.get(r.task_id))] if extra else []),
                 str(r.attempts),
                 "-" if r.result is None else json.dumps(r.result, separators=(",", ":")),
             )
         )
-    widest = sorted(res.varied, key=lambda k: -max(len(r[1 + res.varied.index(k)]) for r in rows))
-    drop = ("attempts", "final", *widest)
+    widest = sorted(res.varied, key=lambda k: -max(len(r[1 + res.varied.index(k)]) for r in [header, *rows]))
+    drop = tuple(c for c in ("attempts", "final", *widest) if c != res.sort)
     return "\n".join([*fit(header, rows, width, drop), best_line(res), res.summary])
 
 
