@@ -11,6 +11,12 @@ checkpoint yet), ``failed`` (training error or bad input; ``retryable`` says
 which), ``completed``, ``corrupt`` (checkpoints were committed but none
 verifies).  A runner that died without recording its end (SIGKILL, a lost
 node) counts as preempted: the work up to its last checkpoint is safe.
+
+Counts come from the journal: failures are exits ``failed`` or ``bad_input`` and submissions
+that failed or never started; a ``retry_requested`` event (``resume --retry-failed``) starts
+the counts of failures and preemptions again, and until the next submission makes a failed
+task retryable (`retry_requested` set).  ``params``, ``result`` and ``metric`` are read for
+the views (``task.json``'s parameters, ``state.json``'s result and metric).
 """
 
 from __future__ import annotations
