@@ -21,8 +21,8 @@ from typing import Any
 
 from candle_restart.coordinator.states import STATES, TaskStatus
 
-COLUMNS = ("task", "state", "epoch", "best", "attempts", "exit", "job", "ckpt age", "reason")
-DROP_FIRST = ("job", "ckpt age", "exit", "attempts")  # left out, in this order, when the width is short
+COLUMNS = ("task", "state", "epoch", "best", "attempts", "exit", "job", "ckpt age", "cause", "reason")
+DROP_FIRST = ("job", "ckpt age", "exit", "attempts", "cause")  # left out, in this order, when the width is short
 MIN_WRAP = 20  # the narrowest the wrapped last column gets before columns are left out
 MAX_CELL = 24  # a parameter value longer than this is shortened in text tables (in full in JSON)
 
@@ -87,6 +87,7 @@ def row(status: TaskStatus, now: datetime) -> tuple[str, ...]:
         "-" if status.last_exit is None else str(status.last_exit),
         status.job_id or "-",
         _age(status.ckpt_age_seconds(now)),
+        status.cause or "-",  # why the latest attempt ended (coordinator/causes.py)
         " ".join(status.reason.split()),
     )
 

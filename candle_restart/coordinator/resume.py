@@ -250,8 +250,16 @@ def _act(
         if decision.action == "reconcile":
             _reconcile(task, status, backend, log)
         elif decision.action == "record_lost":
-            task.append_journal({"event": "runner_lost", "reason": status.reason})
-            task.write_state({"status": "preempted", "reason": status.reason})
+            cause = status.extra.get("lost_cause", "node_fail")
+            task.append_journal(
+                {
+                    "event": "runner_lost",
+                    "reason": status.reason,
+                    "cause": cause,
+                    "ckpt": status.extra.get("ckpt_key"),
+                }
+            )
+            task.write_state({"status": "preempted", "reason": status.reason, "cause": cause})
             log(f"{task.task_id}: {status.reason}")
         else:
             return _Act(Outcome(status, decision))

@@ -20,7 +20,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from candle_restart.coordinator.backend import Liveness, Submission
-from candle_restart.coordinator.policy import Policy
+from candle_restart.coordinator.policy import Policy, decide
 from candle_restart.coordinator.states import classify
 from candle_restart.task.process import pid_alive, process_start
 from candle_restart.task.taskdir import TaskDir
@@ -93,8 +93,8 @@ def make_retry_handler(policy: Policy) -> Callable[[Exception, Any], float]:
             path = _task_dir(task_record)
             if path is None:
                 return 1.0
-            status = classify(TaskDir(path), {})
-            return never if status.preemptions >= policy.max_preemptions else 0.0
+            status = classify(TaskDir(path), {})  # the cause's budget, and the no-progress breaker
+            return never if decide(status, policy).action == "give_up" else 0.0
         return 1.0
 
     return retry_handler

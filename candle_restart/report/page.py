@@ -23,7 +23,7 @@ from candle_restart.report.collect import Resume, Summary, TaskReport
 from candle_restart.report.plots import DPI, STATE_COLORS, TASK_SIZE
 
 ATTENTION_GROUPS = 20  # distinct reasons listed; the table has every task
-SORT_KEYS = ("task", "state", "epoch", "best", "attempts", "exit", "job", "ckpt_age", "reason")
+SORT_KEYS = ("task", "state", "epoch", "best", "attempts", "exit", "job", "ckpt_age", "cause", "reason")
 
 CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:0 auto;max-width:1200px;padding:0 16px 40px;color:#212121}

@@ -56,7 +56,7 @@ from candle_restart.ckpt.errors import (
     NoCheckpointError,
     ParamError,
 )
-from candle_restart.ckpt.info import writer_identity
+from candle_restart.ckpt.info import commit_key, writer_identity
 from candle_restart.ckpt.lease import Lease, LeaseBusy, drop_all_shared
 from candle_restart.ckpt.preempt import (
     EXIT_BAD_INPUT,
@@ -393,6 +393,7 @@ def _run_holding_lease(task: TaskDir, lease: Lease) -> int:
                     "exit_code": outcome.code,
                     "status": outcome.status,
                     "reason": outcome.reason,
+                    "ckpt": commit_key(checkpoint),  # did this attempt commit anything newer?
                     **ident,
                 }
             )

@@ -6,7 +6,11 @@ commit, then stop with exit 75); ``fail_at`` (raise after that epoch on every at
 ``epoch_seconds`` (each epoch takes this long, so a scheduler can interrupt it);
 ``done_fifo`` (on completion, write "done" to this FIFO if the test is reading it);
 ``needs`` (a path: a training error while it does not exist, as a missing input file is);
-``requires`` (a path: bad input while it does not exist, as a wrong parameter is).
+``requires`` (a path: bad input while it does not exist, as a wrong parameter is);
+``die_at_start`` (SIGKILL itself before the first epoch, on every attempt: a crash before any
+checkpoint); ``stop_at_start`` (stop as on a signal, exit 75, before the first epoch, on every
+attempt: preempted before any checkpoint); ``hog_mb`` (touch this many MB of memory before training, as a model too big for
+its node does).
 `returning` runs the same and returns numpy values and an object JSON cannot hold.
 """
 
@@ -27,6 +31,13 @@ def run(params: dict[str, Any]) -> None:
         raise ParamError("gParameters", "requires", f"{params['requires']} does not exist")
     if params.get("needs") and not os.path.exists(params["needs"]):
         raise FileNotFoundError(f"{params['needs']} does not exist")
+    if params.get("hog_mb"):
+        hog = [bytearray(16 << 20) for _ in range(int(params["hog_mb"]) // 16)]  # zeroed: touched
+        del hog
+    if params.get("die_at_start"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    if params.get("stop_at_start"):
+        raise Preempted("stopped before the first epoch")
     ckpt = BytesCkpt(params, logger=None)
     model = BytesModel()
     J = ckpt.restart(model)

@@ -58,7 +58,7 @@ def test_status_results_and_report_show_parameters_and_results_while_a_task_runs
         assert main(["status", str(root)]) == 0
         lines = capsys.readouterr().out.splitlines()
         assert all(len(line) <= 80 for line in lines) and re.match(r"task +epochs +lr +state ", lines[0]), lines
-        assert " ".join(lines).count("(left out for the width: job, ckpt age, exit, attempts, hold_fifo, requires;")
+        assert " ".join(lines).count("(left out for the width: job, ckpt age, exit, attempts, cause, hold_fifo, requires;")
         assert str(missing) in "".join(line.strip() for line in lines)
 
         assert main(["status", str(root), "--json"]) == 0
