@@ -1,20 +1,10 @@
-"""The ``candle-restart`` command.
+"""The ``candle-restart`` command: one subcommand per job (``candle-restart --help`` lists them).
 
-Subcommands:
-
-* ``demo [--dir DIR]``: train a small example, kill it, resume it (``make demo``).
-* ``run TASK_DIR``: run one task; exit 0 completed, 75 preempted (resume me), 1 failed, 2 bad input,
-  3 not run (another runner of the task is alive).
-* ``status RUN_ROOT [--json]``: every task's state, epoch, best metric, attempts, ..., and a summary.
-* ``resume RUN_ROOT [--dry-run] [--watch SECONDS]``: resubmit what the policy says, exactly once.
-* ``sweep run CONFIG`` / ``sweep status CONFIG``: a YAML sweep through Parsl, to the end.
-* ``slurm submit CONFIG``: the sweep's tasks as one Slurm job array (then ``resume --backend slurm``).
-* ``report RUN_ROOT [-o DIR] [--no-plots]``: a static HTML page of the run root (summary, metric
-  curves, restarts, attempts, the status table), by default in ``RUN_ROOT/.report/index.html``.
-* ``ckpt CKPT_DIR [--checksums]``: list a checkpoint directory's checkpoints, verify each,
-  and say which one a restart would load.
-
-Bad input exits 2 with one line naming the file, key and problem.
+The reading subcommands live in `candle_restart.views.commands`; ``resume``, ``sweep`` and
+``slurm`` are here.  Exit codes: 0 done; 2 bad input (one line naming the file, key and
+problem; a folder that is not a run root or a task is bad input too); 1 an I/O error;
+141 stdout was closed (``status --json | head -1``); ``run`` exits as DESIGN says
+(0, 75, 1, 2, 3).
 """
 
 from __future__ import annotations
@@ -23,73 +13,18 @@ import argparse
 import sys
 from pathlib import Path
 
-from candle_restart.ckpt import CkptError, CkptLayout, find_restart, verify_checkpoint
-
-
-def cmd_ckpt(args: argparse.Namespace) -> int:
-    layout = CkptLayout.at(args.ckpt_dir)
-    if not layout.root.is_dir():
-        print(f"{layout.root}: not a directory", file=sys.stderr)
-        return 2
-    last = layout.linked_epoch(layout.last)
-    best = layout.linked_epoch(layout.best)
-    for epoch in layout.list_epochs():
-        marks = ",".join(n for n, e in (("last", last), ("best", best)) if e == epoch)
-        try:
-            info = verify_checkpoint(layout.epoch_dir(epoch), args.checksums)
-            status = f"ok   best_metric_last={info.get('best_metric_last')} complete={info.get('complete')}"
-        except CkptError as exc:
-            status = f"BAD  {exc}"
-        print(f"{epoch:>5} {marks:<9} {status}")
-    found = find_restart(layout, args.checksums, lambda msg: print("  " + msg))
-    print(f"restart would load: {found.path if found else 'nothing (fresh start)'}")
-    return 0
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    from candle_restart.examples.demo import demo
-
-    return demo(Path(args.dir).resolve())
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    from candle_restart.task import run_task
-
-    return run_task(args.task_dir)
-
-
-def cmd_status(args: argparse.Namespace) -> int:
-    import json
-
-    from candle_restart.ckpt.jsonio import finite
-    from candle_restart.coordinator import LocalBackend, scan
-    from candle_restart.coordinator.report import summary, table
-
-    statuses = scan(args.run_root, {"local": LocalBackend()})
-    if args.json:
-        record = finite({"tasks": [s.to_json() for s in statuses], "summary": summary(statuses)})
-        print(json.dumps(record, indent=1, allow_nan=False))
-    else:
-        print(table(statuses))
-    return 0
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    from candle_restart.report import write_report
-
-    written = write_report(args.run_root, args.output, plots=not args.no_plots)
-    problems = [p for t in written.tasks for p in t.problems]
-    for problem in problems[:10]:
-        print(f"warning: {problem}", file=sys.stderr)
-    if len(problems) > 10:
-        print(f"warning: and {len(problems) - 10} more problems; see the report", file=sys.stderr)
-    if written.note:
-        print(f"no plots: {written.note}")
-    print(
-        f"report: {written.index} ({written.summary.tasks} tasks, {written.plots} plots, "
-        f"{written.seconds:.1f} s)"
-    )
-    return 0
+from candle_restart.ckpt import CkptError
+from candle_restart.views.commands import (
+    cmd_ckpt,
+    cmd_demo,
+    cmd_report,
+    cmd_results,
+    cmd_run,
+    cmd_status,
+    request_retries,
+)
+from candle_restart.views.output import quiet_broken_pipe
+from candle_restart.views.where import check_run_root
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -113,6 +48,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
         from candle_restart.slurm import SlurmBackend, read_options
 
         backend = SlurmBackend(read_options(Path(args.run_root)))
+    check_run_root(args.run_root)
+    if args.retry_failed is not None:
+        request_retries(args.run_root, backend, policy, args.retry_failed, args.dry_run)
     while True:
         outcomes = resume(
             args.run_root, backend, policy, dry_run=args.dry_run, log=lambda m: print(m, flush=True)
@@ -166,31 +104,108 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Shows each option's default (when it has one worth showing) and keeps descriptions' lines."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False, argparse.SUPPRESS) or not action.help:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("candle-restart")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        from candle_restart import __version__
+
+        return __version__
+
+
+COMMANDS = {  # name: (one line for the list, the subcommand's description)
+    "status": (
+        "classify every task of a run root: state, parameters, epoch, best metric, reason",
+        "One row per task: its id, the parameters that differ between tasks, its state (new, queued,\n"
+        "running, preempted, failed, cancelled, completed, corrupt), epoch, best metric, attempts and\n"
+        "the full reason, fitted to the terminal; then the counts. --json gives the same for scripts.",
+    ),
+    "results": (
+        "one row per task: parameters, state, best and final metric, result; names the best task",
+        "A table (or CSV, or JSON) of every task's varied parameters, state, best metric and its epoch,\n"
+        "final metric and the value its training function returned, sorted by a metric, and the best\n"
+        "task. --sort NAME[:min|:max] takes the checkpointed metric, 'final', a key of the result or\n"
+        "a parameter.",
+    ),
+    "resume": (
+        "resubmit new, preempted and retryable failed tasks, exactly once",
+        "One pass (or, with --watch, passes until every task is done) of the restart policy over a\n"
+        "run root. --retry-failed [TASK ...] first asks again for tasks that failed, were bad input\n"
+        "or were given up (their failure and preemption counts start again; nothing is deleted).",
+    ),
+    "report": (
+        "write a static HTML page of a run root: counts, curves, restarts, attempts",
+        "Writes RUN_ROOT/.report/index.html (or -o DIR) and its plots; only reads the run root.",
+    ),
+    "run": (
+        "run one task directory once (exit 0 done, 75 resume me, 1 failed, 2 bad input, 3 busy)",
+        "Runs the task in TASK_DIR/task.json once and records how it ended in state.json.",
+    ),
+    "sweep": (
+        "run a YAML sweep through Parsl to the end, or show its status",
+        "sweep run CONFIG expands the YAML into task directories and runs them through Parsl,\n"
+        "resuming until every task is done; sweep status CONFIG shows its status table.",
+    ),
+    "slurm": (
+        "submit a sweep's tasks to Slurm as a job array",
+        "Submits the sweep's tasks as one Slurm job array; keep it going with resume --backend slurm.",
+    ),
+    "ckpt": (
+        "list and verify the checkpoints of a ckpt_directory (or of a task directory's ckpts/)",
+        "Lists each kept checkpoint, verifies it, and says which one a restart would load.",
+    ),
+    "demo": (
+        "train a small example, kill it, resume it",
+        "Trains a tiny example, kills it mid-training and resumes it from its checkpoint.",
+    ),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="candle-restart", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("demo", help="train a small example, kill it, resume it")
-    p.add_argument("--dir", default="demo-run", help="work directory (wiped first)")
-    p.set_defaults(func=cmd_demo)
-    p = sub.add_parser("run", help="run one task directory (exit 0/75/1/2)")
-    p.add_argument("task_dir")
-    p.set_defaults(func=cmd_run)
-    p = sub.add_parser("status", help="classify every task of a run root")
-    p.add_argument("run_root")
+    parser = argparse.ArgumentParser(
+        prog="candle-restart",
+        description="Checkpoint/restart service for CANDLE-style training: run, watch and resume sweeps.",
+        epilog="candle-restart COMMAND --help describes each command and its options.",
+        formatter_class=_Help,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(title="commands", dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str) -> argparse.ArgumentParser:
+        line, description = COMMANDS[name]
+        return sub.add_parser(name, help=line, description=description, formatter_class=_Help)
+
+    p = command("status")
+    p.add_argument("run_root", help="the folder holding one folder per task")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_status)
-    p = sub.add_parser("report", help="write a static HTML page of a run root: curves, restarts, attempts")
-    p.add_argument("run_root")
-    p.add_argument(
-        "-o", "--output", metavar="DIR", help="where to write index.html (default RUN_ROOT/.report)"
-    )
-    p.add_argument("--no-plots", action="store_true", help="write the page without matplotlib figures")
-    p.set_defaults(func=cmd_report)
-    p = sub.add_parser("resume", help="resubmit preempted (and retryable failed) tasks, exactly once")
-    p.add_argument("run_root")
+    p = command("results")
+    p.add_argument("run_root", help="the folder holding one folder per task")
+    p.add_argument("--sort", metavar="METRIC[:min|:max]", help="what to rank by (default: the checkpointed metric)")
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table", help="output format")
+    p.set_defaults(func=cmd_results)
+    p = command("resume")
+    p.add_argument("run_root", help="the folder holding one folder per task")
     p.add_argument("--dry-run", action="store_true", help="say what would be done; change nothing")
     p.add_argument(
-        "--watch", type=float, default=0.0, metavar="SECONDS", help="repeat until all tasks are done"
+        "--watch", type=float, default=0.0, metavar="SECONDS", help="repeat every SECONDS until all tasks are done"
+    )
+    p.add_argument(
+        "--retry-failed",
+        nargs="*",
+        metavar="TASK",
+        help="first ask again for failed, bad-input and given-up tasks (all, or the TASKs named)",
     )
     from candle_restart.coordinator.policy import Policy  # the one source of the defaults
 
@@ -206,23 +221,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--include-cancelled", action="store_true", help="resubmit tasks whose job a user cancelled"
     )
-    p.add_argument(
-        "--backend", choices=["local", "slurm"], default="local", help="where to submit (default local)"
-    )
+    p.add_argument("--backend", choices=["local", "slurm"], default="local", help="where to submit")
     p.set_defaults(func=cmd_resume)
-    p = sub.add_parser("sweep", help="run a YAML sweep through Parsl, or show its status")
-    p.add_argument("sweep_command", choices=["run", "status"])
+    p = command("report")
+    p.add_argument("run_root", help="the folder holding one folder per task")
+    p.add_argument("-o", "--output", metavar="DIR", help="where to write index.html (default: RUN_ROOT/.report)")
+    p.add_argument("--no-plots", action="store_true", help="write the page without matplotlib figures")
+    p.set_defaults(func=cmd_report)
+    p = command("run")
+    p.add_argument("task_dir", help="a task directory (it holds task.json)")
+    p.set_defaults(func=cmd_run)
+    p = command("sweep")
+    p.add_argument("sweep_command", choices=["run", "status"], help="what to do")
     p.add_argument("config", help="the sweep YAML")
     p.set_defaults(func=cmd_sweep)
-    p = sub.add_parser("slurm", help="submit a sweep's tasks to Slurm as job arrays")
-    p.add_argument("slurm_command", choices=["submit"])
+    p = command("slurm")
+    p.add_argument("slurm_command", choices=["submit"], help="what to do")
     p.add_argument("config", help="the sweep YAML (executor.slurm gives the sbatch directives)")
     p.add_argument("--no-requeue", action="store_true", help="submit with --no-requeue")
     p.set_defaults(func=cmd_slurm)
-    p = sub.add_parser("ckpt", help="list and verify the checkpoints of a ckpt_directory")
-    p.add_argument("ckpt_dir")
+    p = command("ckpt")
+    p.add_argument("ckpt_dir", help="a ckpt_directory, or a task directory (its ckpts/)")
     p.add_argument("--checksums", action="store_true", help="also verify CRC-32 checksums")
     p.set_defaults(func=cmd_ckpt)
+    p = command("demo")
+    p.add_argument("--dir", default="demo-run", help="work directory (wiped first)")
+    p.set_defaults(func=cmd_demo)
     return parser
 
 
@@ -233,7 +257,11 @@ def main(argv: list[str] | None = None) -> int:
             reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return code
+    except BrokenPipeError:  # `status --json | head -1`: the reader has what it wanted
+        return quiet_broken_pipe()
     except CkptError as exc:
         print(f"candle-restart: {exc}", file=sys.stderr)
         return 2

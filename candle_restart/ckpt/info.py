@@ -63,6 +63,16 @@ def finite_or_none(value: float | None) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def commit_key(info: dict[str, Any] | None) -> str | None:
+    """A key of a checkpoint's info that differs for every commit of a run (None: no checkpoint).
+
+    Attempts of a task compare these to tell whether an attempt committed anything newer.
+    """
+    if not info:
+        return None
+    return f"{info.get('epoch')}:{info.get('position')}:{info.get('timestamp')}"
+
+
 def dumps(info: dict[str, Any]) -> bytes:
     """Serialise ``info`` as strict JSON (raises ValueError on NaN/Infinity)."""
     return (json.dumps(info, indent=1, allow_nan=False) + "\n").encode()

@@ -5,6 +5,7 @@
 * `task_lock`, `LockBusy` (``lock.py``): the per-task lease lock.
 * `Backend`, `Submission` (``backend.py``); `LocalBackend` (``local.py``).
 * `scan`, `resume` (``resume.py``): one pass over a run root; `report` (``report.py``): the status table.
+* `request_retry` (``retry.py``): ``resume --retry-failed``, a ``retry_requested`` event per task.
 """
 
 from candle_restart.coordinator.backend import Backend, Submission
@@ -12,6 +13,7 @@ from candle_restart.coordinator.local import LocalBackend
 from candle_restart.coordinator.lock import LockBusy, task_lock
 from candle_restart.coordinator.policy import Decision, Policy, decide
 from candle_restart.coordinator.resume import Outcome, RunRootError, resume, scan, task_dirs
+from candle_restart.coordinator.retry import request_retry
 from candle_restart.coordinator.states import STATES, TaskStatus, classify
 
 __all__ = [
@@ -27,6 +29,7 @@ __all__ = [
     "TaskStatus",
     "classify",
     "decide",
+    "request_retry",
     "resume",
     "scan",
     "task_dirs",

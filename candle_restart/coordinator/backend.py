@@ -11,18 +11,35 @@ submission and answers, for a recorded submission, one of:
 A `Submission` is plain JSON so it can be journaled and read back by any
 coordinator.  Backends: `candle_restart.coordinator.local.LocalBackend`
 (detached child processes); Parsl and Slurm plug into the same interface.
+
+Beyond `Backend`, a backend declares what more it can do by subclassing the
+capability protocols below (the coordinator asks ``isinstance``, never
+``getattr``):
+
+* `BatchSubmit`: submit many tasks as one scheduler request (a job array);
+* `Reconcile`: find a submission whose coordinator died before journaling it;
+* `FinalState`: the scheduler's own word on how an ended job ended.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from candle_restart.task.process import Liveness
 from candle_restart.task.runner import GENERATION_ENV
 from candle_restart.task.taskdir import TaskDir
 
-__all__ = ["GENERATION_ENV", "Backend", "Liveness", "Submission"]
+__all__ = [
+    "GENERATION_ENV",
+    "Backend",
+    "BatchSubmit",
+    "FinalState",
+    "Liveness",
+    "Reconcile",
+    "Submission",
+]
 
 
 @dataclass(frozen=True)
@@ -43,9 +60,15 @@ class Submission:
 
 
 class Backend(Protocol):
-    """What the coordinator needs from a scheduler."""
+    """What the coordinator needs from a scheduler.
+
+    ``reconcile_grace``: seconds after which an intent with no recorded outcome is taken as
+    never carried out (or looked up, for a `Reconcile` backend); the coordinator uses the
+    smaller of this and its policy's.
+    """
 
     name: str
+    reconcile_grace: float
 
     def submit(self, task: TaskDir, generation: int) -> Submission:
         """Start the task runner on ``task`` with ``CANDLE_RESTART_GENERATION=generation``."""
@@ -53,4 +76,33 @@ class Backend(Protocol):
 
     def liveness(self, submission: Submission) -> Liveness:
         """Whether a submission this backend made (maybe in another process) is alive."""
+        ...
+
+
+@runtime_checkable
+class BatchSubmit(Protocol):
+    """A backend that submits many tasks as one scheduler request (a Slurm job array)."""
+
+    def submit_many(self, items: Sequence[tuple[TaskDir, int]], batch: str) -> list[Submission]:
+        """Submit ``items`` (task, generation) as one request named ``batch``; one Submission
+        per item, in order.  Raises on failure, having submitted nothing the caller will see."""
+        ...
+
+
+@runtime_checkable
+class Reconcile(Protocol):
+    """A backend that can find a submission its coordinator made but never journaled."""
+
+    def find(self, task: TaskDir, generation: int, batch: str | None) -> Submission | None:
+        """The submission of ``task`` for ``generation`` (in request ``batch``), or None if
+        the scheduler has no record of one."""
+        ...
+
+
+@runtime_checkable
+class FinalState(Protocol):
+    """A backend whose scheduler records how a job ended (``CANCELLED``, ``TIMEOUT``, ...)."""
+
+    def final_state(self, submission: Submission) -> str | None:
+        """The scheduler's final state of an ended submission, None while alive or unknown."""
         ...

@@ -1,10 +1,16 @@
 """What to do with a classified task: the restart policy, as a pure function.
 
 * ``new`` -> submit; ``queued``/``running``/``completed`` -> nothing;
-* ``preempted`` -> resubmit from ``ckpts/last``, until ``max_preemptions``
-  (a task that is preempted forever, or crash-loops on signals, stops);
+* ``preempted`` (stopped early, resumable) -> resubmit from ``ckpts/last``,
+  within the budget of the cause of its ends (`candle_restart.coordinator.causes`):
+  ``max_preemptions`` signals, ``max_timeouts`` walltimes, ``max_node_failures``
+  lost runners, ``max_oom`` kills for memory;
+* a preempted or failed task whose last ``no_progress_attempts`` ends committed no
+  newer checkpoint is given up, whatever the causes ("no progress in N attempts");
 * ``failed`` -> resubmit while fewer than ``max_failures`` failures, each
   after ``backoff_seconds * 2**(failures-1)``; bad input is never retried;
+* a ``retry_requested`` event (``resume --retry-failed``) restarts the counts of failures
+  and preemptions, and a failed task (bad input too) is resubmitted at once;
 * ``cancelled`` (the scheduler says its user cancelled it) -> nothing, unless
   ``include_cancelled``;
 * ``corrupt`` -> report; with ``restart_corrupt``, set ``ckpts/`` aside
@@ -29,8 +35,12 @@ Action = Literal["submit", "reconcile", "record_lost", "wait", "none", "give_up"
 
 @dataclass(frozen=True)
 class Policy:
-    max_failures: int = 2
-    max_preemptions: int = 50
+    max_failures: int = 2  # training errors (cause ``error``)
+    max_preemptions: int = 50  # signals (cause ``preempted``)
+    max_timeouts: int = 10  # walltimes (cause ``timeout``)
+    max_node_failures: int = 20  # runners lost with their node, or killed (cause ``node_fail``)
+    max_oom: int = 2  # killed for memory (cause ``oom``)
+    no_progress_attempts: int = 3  # attempt ends in a row with no newer checkpoint; 0: never
     backoff_seconds: float = 30.0
     restart_corrupt: bool = False
     reconcile_grace: float = 60.0
@@ -44,6 +54,28 @@ def with_values(policy: Policy, **values: object) -> Policy:
     if unknown:
         raise TypeError(f"not Policy fields: {sorted(unknown)}")
     return replace(policy, **{k: v for k, v in values.items() if v is not None})  # type: ignore[arg-type]
+
+
+_ENDED = {
+    "preempted": "preempted",
+    "timeout": "timed out",
+    "node_fail": "lost its runner",
+    "oom": "killed for memory",
+    "error": "failed",
+}
+_CAP_OF = {
+    "preempted": "max_preemptions",
+    "timeout": "max_timeouts",
+    "node_fail": "max_node_failures",
+    "oom": "max_oom",
+    "error": "max_failures",
+}
+
+
+def cause_cap(policy: Policy, cause: str) -> tuple[str, int]:
+    """The name and value of ``policy``'s budget for attempt ends of ``cause``."""
+    name = _CAP_OF.get(cause, "max_preemptions")
+    return name, int(getattr(policy, name))
 
 
 @dataclass(frozen=True)
@@ -78,9 +110,20 @@ def decide(status: TaskStatus, policy: Policy, now: datetime | None = None) -> D
         return Decision("none", status.reason)
     if state == "completed":
         return Decision("none", "completed")
+    if state in ("preempted", "failed") and not status.retry_requested:
+        stalled = policy.no_progress_attempts and status.stalled >= policy.no_progress_attempts
+        if stalled and (state == "preempted" or status.retryable):
+            return Decision(
+                "give_up",
+                f"no progress in {status.stalled} attempts (none committed a newer checkpoint; "
+                f"the last ended: {status.cause}): {status.reason}",
+            )
     if state == "preempted":
-        if status.preemptions >= policy.max_preemptions:
-            return Decision("give_up", f"preempted {status.preemptions} times (cap {policy.max_preemptions})")
+        cause = status.cause if status.cause in _CAP_OF else "preempted"
+        name, cap = cause_cap(policy, cause)
+        count = status.causes.get(cause, 0) if status.cause else status.preemptions
+        if count >= cap:
+            return Decision("give_up", f"{_ENDED[cause]} {count} times (cap {cap}, {name})")
         return Decision("submit", f"resume from ckpts/last ({status.reason})")
     if state == "cancelled":
         if policy.include_cancelled:
@@ -92,6 +135,8 @@ def decide(status: TaskStatus, policy: Policy, now: datetime | None = None) -> D
                 "submit", "corrupt checkpoints set aside; restarting from scratch", from_scratch=True
             )
         return Decision("report", status.reason)
+    if status.retry_requested:  # `resume --retry-failed`: no backoff, the budgets start again
+        return Decision("submit", f"retry requested after: {status.reason}")
     if not status.retryable:
         return Decision("give_up", status.reason)
     if status.failures >= policy.max_failures:

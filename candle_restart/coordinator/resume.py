@@ -37,7 +37,7 @@ from typing import Any
 
 from candle_restart.ckpt.errors import CkptError
 from candle_restart.ckpt.lease import default_lease_seconds
-from candle_restart.coordinator.backend import Backend, Submission
+from candle_restart.coordinator.backend import Backend, BatchSubmit, Reconcile, Submission
 from candle_restart.coordinator.lock import (
     LockBusy,
     TaskLock,
@@ -180,8 +180,11 @@ def _record(
 def _reconcile(task: TaskDir, status: TaskStatus, backend: Backend, log: Log) -> None:
     generation = status.pending_intent
     assert generation is not None
-    find = getattr(backend, "find", None)
-    found = find(task, generation, status.extra.get("intent_batch")) if find else None
+    found = (
+        backend.find(task, generation, status.extra.get("intent_batch"))
+        if isinstance(backend, Reconcile)
+        else None
+    )
     if found is not None:
         task.append_journal(
             {
@@ -249,8 +252,16 @@ def _act(
         if decision.action == "reconcile":
             _reconcile(task, status, backend, log)
         elif decision.action == "record_lost":
-            task.append_journal({"event": "runner_lost", "reason": status.reason})
-            task.write_state({"status": "preempted", "reason": status.reason})
+            cause = status.extra.get("lost_cause", "node_fail")
+            task.append_journal(
+                {
+                    "event": "runner_lost",
+                    "reason": status.reason,
+                    "cause": cause,
+                    "ckpt": status.extra.get("ckpt_key"),
+                }
+            )
+            task.write_state({"status": "preempted", "reason": status.reason, "cause": cause})
             log(f"{task.task_id}: {status.reason}")
         else:
             return _Act(Outcome(status, decision))
@@ -274,11 +285,10 @@ def resume(
     """
     lease_seconds = default_lease_seconds() if lease_seconds is None else lease_seconds
     policy = policy or Policy()
-    grace = getattr(backend, "reconcile_grace", policy.reconcile_grace)
-    policy = replace(policy, reconcile_grace=min(policy.reconcile_grace, grace))
+    policy = replace(policy, reconcile_grace=min(policy.reconcile_grace, backend.reconcile_grace))
     backends: dict[str, Backend] = {backend.name: backend}
-    submit_many = getattr(backend, "submit_many", None)
-    batch = f"cr-{os.getpid()}-{time.time_ns() // 1_000_000}" if submit_many else None
+    batches = isinstance(backend, BatchSubmit)
+    batch = f"cr-{os.getpid()}-{time.time_ns() // 1_000_000}" if batches else None
     outcomes, deferred = [], []
     now = datetime.now(timezone.utc)
     for status in scan(run_root, backends, workers, only):
@@ -296,8 +306,8 @@ def resume(
         outcomes.append(acted.outcome)
         if acted.generation is not None:
             deferred.append((task, acted.generation))
-    if deferred and submit_many is not None:
-        _submit_batch(deferred, submit_many, batch, lease_seconds, log)
+    if deferred and isinstance(backend, BatchSubmit):
+        _submit_batch(deferred, backend.submit_many, batch, lease_seconds, log)
     return outcomes
 
 

@@ -11,20 +11,33 @@ checkpoint yet), ``failed`` (training error or bad input; ``retryable`` says
 which), ``completed``, ``corrupt`` (checkpoints were committed but none
 verifies).  A runner that died without recording its end (SIGKILL, a lost
 node) counts as preempted: the work up to its last checkpoint is safe.
+
+Counts come from the journal: failures are exits ``failed`` or ``bad_input`` and submissions
+that failed or never started; a ``retry_requested`` event (``resume --retry-failed``) starts
+the counts of failures and preemptions again, and until the next submission makes a failed
+task retryable (`retry_requested` set).  ``params``, ``result`` and ``metric`` are read for
+the views (``task.json``'s parameters, ``state.json``'s result and metric).
 """
 
 from __future__ import annotations
 
+import socket
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
 from candle_restart.ckpt import CkptLayout, CorruptCheckpointError, find_restart
 from candle_restart.ckpt.errors import CheckpointIOError, CkptError
-from candle_restart.ckpt.info import finite_or_none
+from candle_restart.ckpt.info import commit_key, finite_or_none
 from candle_restart.ckpt.restore import verify_patiently
-from candle_restart.coordinator.backend import Backend, Submission
-from candle_restart.task.process import pid_alive
+from candle_restart.coordinator.backend import Backend, FinalState, Submission
+from candle_restart.coordinator.causes import (
+    UNKNOWN,
+    Ledger,
+    cause_of_exit,
+    cause_of_scheduler_state,
+)
+from candle_restart.task.process import oom_killed, pid_alive
 from candle_restart.task.taskdir import TaskDir
 
 _PATIENCE = (0.1,)  # a scan of thousands of tasks retries a transient read error once
@@ -53,17 +66,29 @@ class TaskStatus:
     pending_intent: int | None = None  # a generation whose submission outcome was never recorded
     intent_time: str | None = None
     submission: dict[str, Any] | None = None
+    params: dict[str, Any] = field(default_factory=dict)  # the task's gParameters (task.json)
+    result: Any = None  # what the training returned (state.json's ``result``), when it completed
+    metric: dict[str, Any] | None = None  # state.json's ``metric``: name, mode, best, best_epoch, final
+    retry_requested: str | None = None  # the time of a ``retry_requested`` not yet acted on
+    cause: str | None = None  # why the latest attempt ended (`candle_restart.coordinator.causes`)
+    causes: dict[str, int] = field(default_factory=dict)  # attempt ends per cause, since a retry request
+    stalled: int = 0  # attempt ends in a row without a newer checkpoint
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     def ckpt_age_seconds(self, now: datetime) -> float | None:
+        """Seconds since the newest checkpoint; ``now`` naive (local) or aware alike.
+
+        ``ckpt_time`` is CANDLE's local ``%Y-%m-%d %H:%M:%S`` (no offset): read as this machine's time.
+        """
         if not self.ckpt_time:
             return None
         try:
-            return (now - datetime.strptime(self.ckpt_time, "%Y-%m-%d %H:%M:%S")).total_seconds()
-        except ValueError:
+            stamp = datetime.strptime(self.ckpt_time, "%Y-%m-%d %H:%M:%S").astimezone()
+            return ((now if now.tzinfo else now.astimezone()) - stamp).total_seconds()
+        except (ValueError, OverflowError, OSError):
             return None
 
 
@@ -94,13 +119,17 @@ def _checkpoint(status: TaskStatus, task: TaskDir) -> str | None:
     status.best_metric = finite_or_none(info.get("best_metric_last"))  # CANDLE may write Infinity
     status.ckpt_time = stamp if isinstance(stamp, str) else None
     status.extra["ckpt_complete"] = info.get("complete") is True
+    status.extra["ckpt_key"] = commit_key(info)
     return None
 
 
-def _journal_counts(status: TaskStatus, task: TaskDir) -> dict[int, dict[str, Any]]:
-    """Count attempts and outcomes; return submit intents by generation with their outcomes."""
+def _journal_counts(status: TaskStatus, task: TaskDir) -> tuple[dict[int, dict[str, Any]], Ledger]:
+    """Count attempts and outcomes; return submit intents by generation with their outcomes,
+    and the ledger of attempt ends by cause."""
     intents: dict[int, dict[str, Any]] = {}
     started: set[Any] = set()
+    counted_from = 0  # submissions up to this generation were before the last retry request
+    ledger = Ledger()
     for event in task.read_journal():
         kind = event.get("event")
         if kind == "start":
@@ -108,10 +137,21 @@ def _journal_counts(status: TaskStatus, task: TaskDir) -> dict[int, dict[str, An
             started.add(event.get("generation"))
         elif kind == "exit":
             status.last_exit, status.last_exit_time = event.get("exit_code"), event.get("time")
-            status.failures += event.get("status") == "failed"
+            status.failures += event.get("status") in ("failed", "bad_input")
             status.preemptions += event.get("status") == "preempted"
+            cause = cause_of_exit(event)
+            if cause is None:
+                ledger.completed()
+            else:
+                ledger.end(cause, event.get("ckpt", UNKNOWN))
+        elif kind == "retry_requested":  # the user's `resume --retry-failed`: budgets start again
+            status.failures = status.preemptions = 0
+            ledger.reset()
+            status.retry_requested = str(event.get("time"))
+            counted_from = max(intents, default=0)
         elif kind == "submit_intent" and isinstance(event.get("generation"), int):
             intents[event["generation"]] = {"time": event.get("time"), "batch": event.get("batch")}
+            status.retry_requested = None  # acted on
         elif (
             kind in ("submitted", "submit_failed", "submit_abandoned") and event.get("generation") in intents
         ):
@@ -120,14 +160,16 @@ def _journal_counts(status: TaskStatus, task: TaskDir) -> dict[int, dict[str, An
             intents[event["generation"]]["submission"] = event.get("submission")
         elif kind == "runner_lost":
             status.preemptions += 1
+            lost = event.get("cause")
+            ledger.end(lost if isinstance(lost, str) else "node_fail", event.get("ckpt", UNKNOWN))
     status.generation = max(intents, default=0)
     # An older submission whose runner never started (it could not even launch) was a failure.
     status.failures += sum(
         1
         for g, i in intents.items()
-        if g < status.generation and i.get("outcome") == "submitted" and g not in started
+        if counted_from < g < status.generation and i.get("outcome") == "submitted" and g not in started
     )
-    return intents
+    return intents, ledger
 
 
 def classify(task: TaskDir, backends: dict[str, Backend]) -> TaskStatus:
@@ -155,11 +197,11 @@ def classify(task: TaskDir, backends: dict[str, Backend]) -> TaskStatus:
 def _classify_once(task: TaskDir, backends: dict[str, Backend]) -> TaskStatus:
     status = TaskStatus(task.task_id, "new", "never submitted")
     try:
-        task.load_spec()
+        status.params = task.load_spec().params
     except CkptError as exc:
         status.state, status.reason, status.retryable = "failed", f"bad input: {exc}", False
         return status
-    intents = _journal_counts(status, task)
+    intents, ledger = _journal_counts(status, task)
     corrupt = _checkpoint(status, task)
     state, state_problem = task.read_state()
     latest = intents.get(status.generation)
@@ -170,6 +212,9 @@ def _classify_once(task: TaskDir, backends: dict[str, Backend]) -> TaskStatus:
             status.extra["intent_batch"] = latest.get("batch")
     if state is not None:
         status.job_id = state.get("job_id")
+        status.result = state.get("result")
+        metric = state.get("metric")
+        status.metric = metric if isinstance(metric, dict) else None
     runner = state.get("status") if state else None
 
     if latest is not None and "outcome" not in latest and runner in (None, "queued"):
@@ -206,10 +251,16 @@ def _classify_once(task: TaskDir, backends: dict[str, Backend]) -> TaskStatus:
         status.reason = f"{task.state_file}: status: unknown value {runner!r}; reported, not resubmitted"
     if runner in ("preempted", "failed") and latest is not None and latest.get("outcome") == "submitted":
         _still_alive(status, backends)
-    if status.state in ("preempted", "failed") and status.submission:
-        _cancelled_by_user(status, backends)
+    final = _final_state(status, backends) if status.state in ("preempted", "failed") else None
+    if final and final.startswith("CANCELLED"):
+        _cancelled_by_user(status, final)
+    _attribute_causes(status, ledger, state, final)
     if corrupt and status.state in ("preempted", "failed"):
         status.state, status.reason = "corrupt", f"no checkpoint verifies: {corrupt}"
+    if status.retry_requested and status.state in ("preempted", "failed"):
+        status.retryable = True  # the user fixed the cause (bad input too) and asked again
+    else:
+        status.retry_requested = None
     return status
 
 
@@ -221,15 +272,42 @@ def _submission(status: TaskStatus, backends: dict[str, Backend]) -> tuple[Submi
     return submission, backends.get(submission.backend)
 
 
-def _cancelled_by_user(status: TaskStatus, backends: dict[str, Backend]) -> None:
-    """A scheduler that says the job was cancelled (scancel) overrides the runner's "preempted"."""
+def _final_state(status: TaskStatus, backends: dict[str, Backend]) -> str | None:
+    """The scheduler's final state of the latest submission (None: alive, unknown, or no such backend)."""
     submission, backend = _submission(status, backends)
-    final_state = getattr(backend, "final_state", None)
-    state = final_state(submission) if submission and final_state else None
-    if submission and state and state.startswith("CANCELLED"):
-        status.state, status.retryable = "cancelled", False
-        status.reason = f"job {submission.data.get('job_id')} was cancelled ({state}); not resubmitted"
-        status.extra.pop("runner_lost", None)
+    return backend.final_state(submission) if submission and isinstance(backend, FinalState) else None
+
+
+def _cancelled_by_user(status: TaskStatus, final: str) -> None:
+    """A scheduler that says the job was cancelled (scancel) overrides the runner's "preempted"."""
+    job = (status.submission or {}).get("job_id")
+    status.state, status.retryable = "cancelled", False
+    status.reason = f"job {job} was cancelled ({final}); not resubmitted"
+    status.extra.pop("runner_lost", None)
+
+
+def _attribute_causes(
+    status: TaskStatus, ledger: Ledger, state: dict[str, Any] | None, final: str | None
+) -> None:
+    """Fill ``cause``/``causes``/``stalled``; a lost runner's cause goes to ``extra["lost_cause"]``
+    (journaled by the coordinator with ``runner_lost``).  The scheduler's final state names the
+    cause where it knows it (TIMEOUT, OUT_OF_MEMORY, NODE_FAIL); else the kernel's OOM record of
+    the runner's pid (on this host); else a lost runner is ``node_fail``."""
+    scheduler = cause_of_scheduler_state(final)
+    if status.extra.get("runner_lost"):
+        cause = scheduler if scheduler in ("timeout", "oom", "node_fail", "preempted") else None
+        if cause is None and state is not None and state.get("host") == socket.gethostname():
+            start = state.get("pid_start")
+            cause = "oom" if oom_killed(_int(state.get("pid")), _int(start) or None) else None
+        status.extra["lost_cause"] = cause or "node_fail"
+        ledger.end(status.extra["lost_cause"], status.extra.get("ckpt_key"))
+    elif scheduler in ("timeout", "oom", "node_fail", "cancelled") and status.state in (
+        "preempted",
+        "failed",
+        "cancelled",
+    ):
+        ledger.reclassify_last(scheduler)
+    status.cause, status.causes, status.stalled = ledger.last_cause, dict(ledger.counts), ledger.stalled
 
 
 def _still_alive(status: TaskStatus, backends: dict[str, Backend]) -> None:

@@ -22,7 +22,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from candle_restart.coordinator.backend import Liveness, Submission
-from candle_restart.coordinator.policy import Policy
+from candle_restart.coordinator.policy import Policy, decide
 from candle_restart.coordinator.states import classify
 from candle_restart.task.process import pid_alive, process_start
 from candle_restart.task.taskdir import TaskDir
@@ -34,6 +34,9 @@ class ParslBackend:
     """Runs each submission as a `run_task_app` in the currently loaded Parsl configuration."""
 
     name = "parsl"
+    # A Parsl app journals its start once a worker picks it up, which may take a while on a busy
+    # executor; an intent older than this with no outcome is taken as lost.
+    reconcile_grace = 60.0
 
     def __init__(self) -> None:
         self.futures: dict[tuple[str, int], Future[Any]] = {}
@@ -94,8 +97,8 @@ def make_retry_handler(policy: Policy) -> Callable[[Exception, Any], float]:
             path = _task_dir(task_record)
             if path is None:
                 return 1.0
-            status = classify(TaskDir(path), {})
-            return never if status.preemptions >= policy.max_preemptions else 0.0
+            status = classify(TaskDir(path), {})  # the cause's budget, and the no-progress breaker
+            return never if decide(status, policy).action == "give_up" else 0.0
         return 1.0
 
     return retry_handler

@@ -1,25 +1,120 @@
-"""Parsl configurations: HighThroughputExecutor on this machine (default) or through Slurm.
+"""Parsl configurations for each executor kind of a sweep: this machine, or a cluster's scheduler.
 
-Both use the coordinator's retry handler (`candle_restart.parsl.backend.retry_handler`),
-so Parsl's ``retries`` budget counts training errors only: a task that
-stopped on a signal is rerun (it resumes from ``ckpts/last``) without
-spending it, up to the preemption cap; bad input is never rerun.
+`parsl_config` maps a sweep's checked ``executor`` block to a Parsl `Config`:
+
+* ``local``: a HighThroughputExecutor on this machine (the default);
+* ``slurm``, ``pbspro``, ``lsf``: a HighThroughputExecutor whose workers run in
+  blocks (pilot jobs) submitted through Parsl's ``SlurmProvider``,
+  ``PBSProProvider`` or ``LSFProvider``;
+* ``flux``: Parsl's ``FluxExecutor``, each task a Flux job, for a sweep run
+  inside a Flux instance (its own allocation).
+
+Keys of the ``executor`` block: ``max_workers`` (tasks at a time per node),
+``blocks`` (pilot jobs at most), ``nodes_per_block``, ``gpus_per_node`` (one
+worker per GPU, each seeing only its own through ``CUDA_VISIBLE_DEVICES``:
+HTEX's ``available_accelerators``), ``slurm`` (the options shared with Slurm
+job arrays) and ``provider``: keyword arguments for the Parsl provider class
+itself, checked against its signature (`check_provider_options`), with
+``launcher`` given by name (``srun``, ``mpiexec``, ``aprun``, ``jsrun``, ...).
+
+Every config uses the coordinator's retry handler
+(`candle_restart.parsl.backend.make_retry_handler`), so Parsl's ``retries``
+budget counts training errors only: a task that stopped on a signal is rerun
+(it resumes from ``ckpts/last``) without spending it, up to the preemption
+cap; bad input is never rerun.
 """
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import os
+import re
 import shlex
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
+from parsl import launchers
 from parsl.config import Config
 from parsl.executors import HighThroughputExecutor
-from parsl.providers import LocalProvider, SlurmProvider
+from parsl.executors.base import ParslExecutor
+from parsl.providers import LocalProvider, LSFProvider, PBSProProvider, SlurmProvider
+from parsl.providers.base import ExecutionProvider
 
 from candle_restart.coordinator.policy import Policy
 from candle_restart.parsl.backend import make_retry_handler
+
+PROVIDERS: dict[str, type[ExecutionProvider]] = {
+    "slurm": SlurmProvider,
+    "pbspro": PBSProProvider,
+    "lsf": LSFProvider,
+    "flux": LocalProvider,  # the Flux instance is the allocation; its blocks run where the sweep runs
+}
+LAUNCHERS: dict[str, type[launchers.launchers.Launcher]] = {
+    "single": launchers.SingleNodeLauncher,
+    "simple": launchers.SimpleLauncher,
+    "srun": launchers.SrunLauncher,
+    "mpiexec": launchers.MpiExecLauncher,
+    "mpirun": launchers.MpiRunLauncher,
+    "aprun": launchers.AprunLauncher,
+    "jsrun": launchers.JsrunLauncher,
+}
+# Set from the executor block itself (blocks, nodes_per_block, worker_init): not in ``provider``.
+_OWNED = {"init_blocks", "min_blocks", "max_blocks", "nodes_per_block", "channel"}
+
+
+def check_provider_options(kind: str, options: dict[str, Any]) -> tuple[str, str] | None:
+    """The first problem with ``options`` for ``kind``'s provider as ``(key, problem)``, or None.
+
+    A key must be an argument of the provider class (a "did you mean" names the closest), a
+    value must have the type of the argument's default, and ``launcher`` must be a known name.
+    """
+    if kind not in PROVIDERS:
+        return ("provider", f"is only for executor kinds {', '.join(sorted(PROVIDERS))}, not {kind!r}")
+    params = {
+        name: p
+        for name, p in inspect.signature(PROVIDERS[kind].__init__).parameters.items()
+        if name != "self" and name not in _OWNED
+    }
+    for key, value in options.items():
+        if key not in params:
+            close = difflib.get_close_matches(key, list(params), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(sorted(params))}"
+            return (key, f"is not an option of Parsl's {PROVIDERS[kind].__name__}{hint}")
+        if key == "launcher":
+            if value not in LAUNCHERS:
+                return (key, f"must be one of {', '.join(sorted(LAUNCHERS))}, got {value!r}")
+            continue
+        if key == "walltime":
+            problem = _walltime_problem(value)
+            if problem:
+                return (key, problem)
+            continue
+        default = params[key].default
+        if default not in (None, inspect.Parameter.empty) and not _same_type(value, default):
+            return (key, f"must be a {type(default).__name__}, got {value!r}")
+    return None
+
+
+def _walltime_problem(value: Any) -> str | None:
+    """Parsl's providers read walltimes as HH:MM:SS; YAML 1.1 reads an unquoted 2:00:00 as 7200."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        hours, rest = divmod(value, 3600)
+        as_typed = f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
+        return f"YAML read an unquoted time as the number {value}; quote it: '{as_typed}'"
+    if not isinstance(value, str) or not re.fullmatch(r"\d+:\d{2}:\d{2}", value):
+        return f"must be HH:MM:SS, got {value!r}"
+    return None
+
+
+def _same_type(value: Any, default: Any) -> bool:
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    return isinstance(value, type(default))
 
 
 def _python_on_path() -> str:
@@ -30,14 +125,40 @@ def _python_on_path() -> str:
     return f"export PATH={shlex.quote(bin_dir)}:$PATH"
 
 
-def local_config(run_dir: Path, policy: Policy, max_workers: int = 2) -> Config:
-    """Tasks run as processes on this machine, ``max_workers`` at a time."""
+def parsl_config(executor: dict[str, Any], run_dir: Path, policy: Policy) -> Config:
+    """The Parsl Config of a sweep's checked ``executor`` block (see the module docstring).
+
+    Raises RuntimeError (one line) when the kind needs a command this machine lacks (``flux``).
+    """
+    kind = executor.get("kind", "local")
+    workers = int(executor.get("max_workers", 2))
+    gpus = int(executor.get("gpus_per_node", 0) or 0)
+    if kind == "local":
+        return local_config(run_dir, policy, workers, gpus)
+    provider = cluster_provider(kind, executor)
+    if kind == "flux":
+        return _config(flux_executor(provider, run_dir), run_dir, policy, strategy="none")
+    slurm = executor.get("slurm") or {}
+    htex = HighThroughputExecutor(
+        label=f"candle_{kind}",
+        max_workers_per_node=min(workers, gpus) if gpus else workers,
+        provider=provider,
+        cores_per_worker=1.0 / workers,
+        available_accelerators=gpus,
+        address=slurm.get("address"),  # where workers reach this host; Parsl guesses when unset
+    )
+    return _config(htex, run_dir, policy, strategy="simple")
+
+
+def local_config(run_dir: Path, policy: Policy, max_workers: int = 2, gpus: int = 0) -> Config:
+    """Tasks run as processes on this machine, ``max_workers`` at a time (one per GPU with ``gpus``)."""
     provider = LocalProvider(init_blocks=1, min_blocks=1, max_blocks=1, worker_init=_python_on_path())
     executor = HighThroughputExecutor(
         label="candle_local",
-        max_workers_per_node=max_workers,
+        max_workers_per_node=min(max_workers, gpus) if gpus else max_workers,
         provider=provider,
         cores_per_worker=1.0 / max_workers,
+        available_accelerators=gpus,
         heartbeat_period=5,
         heartbeat_threshold=20,
     )
@@ -46,33 +167,58 @@ def local_config(run_dir: Path, policy: Policy, max_workers: int = 2) -> Config:
 
 def slurm_config(run_dir: Path, policy: Policy, max_workers: int, slurm: dict[str, Any]) -> Config:
     """Blocks of workers submitted as Slurm jobs (keys from the sweep YAML's ``executor.slurm``)."""
-    worker_init = "; ".join(x for x in (_python_on_path(), slurm.get("worker_init")) if x)
-    provider = SlurmProvider(
-        partition=slurm.get("partition"),
-        account=slurm.get("account"),
-        qos=slurm.get("qos"),
-        walltime=str(slurm.get("walltime", "01:00:00")),
-        nodes_per_block=int(slurm.get("nodes", 1)),
-        init_blocks=1,
-        min_blocks=0,
-        max_blocks=1,
-        worker_init=worker_init,
-        scheduler_options=str(slurm.get("scheduler_options", "")),
-        exclusive=bool(slurm.get("exclusive", False)),
-        cores_per_node=slurm.get("cores_per_node"),
-        mem_per_node=slurm.get("mem_per_node"),
-    )
-    executor = HighThroughputExecutor(
-        label="candle_slurm",
-        max_workers_per_node=max_workers,
-        provider=provider,
-        cores_per_worker=1.0 / max_workers,
-        address=slurm.get("address"),  # where workers reach this host; Parsl guesses when unset
-    )
-    return _config(executor, run_dir, policy, strategy="simple")
+    return parsl_config({"kind": "slurm", "max_workers": max_workers, "slurm": slurm}, run_dir, policy)
 
 
-def _config(executor: HighThroughputExecutor, run_dir: Path, policy: Policy, strategy: str) -> Config:
+def cluster_provider(kind: str, executor: dict[str, Any]) -> ExecutionProvider:
+    """The Parsl provider of a cluster ``kind``: the executor block's own keys, then ``provider``.
+
+    For ``slurm`` the ``executor.slurm`` options shared with job arrays come first; a key of
+    ``provider`` wins over them.
+    """
+    options: dict[str, Any] = {
+        "init_blocks": 1,
+        "min_blocks": 0,
+        "max_blocks": int(executor.get("blocks", 1)),
+        "nodes_per_block": int(executor.get("nodes_per_block", 1)),
+    }
+    slurm = executor.get("slurm") or {}
+    if kind == "slurm":
+        options.update(
+            partition=slurm.get("partition"),
+            account=slurm.get("account"),
+            qos=slurm.get("qos"),
+            walltime=str(slurm.get("walltime", "01:00:00")),
+            scheduler_options=str(slurm.get("scheduler_options", "")),
+            exclusive=bool(slurm.get("exclusive", False)),
+            cores_per_node=slurm.get("cores_per_node"),
+            mem_per_node=slurm.get("mem_per_node"),
+        )
+        if "nodes" in slurm and "nodes_per_block" not in executor:
+            options["nodes_per_block"] = int(slurm["nodes"])
+    if kind == "flux":
+        options.update(init_blocks=1, min_blocks=1, max_blocks=1)
+    user = dict(executor.get("provider") or {})
+    worker_init = "; ".join(
+        x for x in (_python_on_path(), slurm.get("worker_init"), user.pop("worker_init", None)) if x
+    )
+    if "launcher" in user:
+        user["launcher"] = LAUNCHERS[user["launcher"]]()
+    return PROVIDERS[kind](**{**options, **user, "worker_init": worker_init})
+
+
+def flux_executor(provider: ExecutionProvider, run_dir: Path) -> ParslExecutor:
+    """Parsl's FluxExecutor (needs ``flux`` on PATH: run the sweep inside a Flux instance)."""
+    from parsl.executors.flux.executor import FluxExecutor
+
+    if shutil.which("flux") is None:
+        raise RuntimeError(
+            "executor kind flux: no `flux` command on PATH; run the sweep inside a Flux instance"
+        )
+    return FluxExecutor(provider=provider, working_dir=str(run_dir / "flux"), label="candle_flux")
+
+
+def _config(executor: ParslExecutor, run_dir: Path, policy: Policy, strategy: str) -> Config:
     """Parsl's retry budget is the failure budget; the coordinator's handler prices each failure."""
     return Config(
         executors=[executor],

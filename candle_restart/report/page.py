@@ -17,13 +17,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from html import escape
 
-from candle_restart.coordinator.report import COLUMNS, row
+from candle_restart.coordinator.report import COLUMNS, cell, row, varied_keys
 from candle_restart.report import timeline
 from candle_restart.report.collect import Resume, Summary, TaskReport
 from candle_restart.report.plots import DPI, STATE_COLORS, TASK_SIZE
 
 ATTENTION_GROUPS = 20  # distinct reasons listed; the table has every task
-SORT_KEYS = ("task", "state", "epoch", "best", "attempts", "exit", "job", "ckpt_age", "reason")
+SORT_KEYS = ("task", "state", "epoch", "best", "attempts", "exit", "job", "ckpt_age", "cause", "reason")
 
 CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:0 auto;max-width:1200px;padding:0 16px 40px;color:#212121}
@@ -130,7 +130,7 @@ def _summary(summary: Summary) -> str:
         ("epochs_redone", "epochs redone after restarts", summary.epochs_redone),
         ("restarts", "restarts", summary.restarts),
         ("preemptions", "preemptions", summary.preemptions),
-        ("failures", "failures", summary.failures),
+        ("failures", "failed attempts", summary.failures),
         ("attempts", "attempts", summary.attempts),
         ("stuck", "stuck", summary.stuck),
     ]
@@ -196,7 +196,11 @@ def _overview(overview: Sequence[tuple[str, str]], note: str | None) -> str:
 
 
 def _status_table(tasks: Sequence[TaskReport], now: datetime) -> str:
-    head = "".join(f'<th data-key="{k}">{escape(c)}</th>' for k, c in zip(SORT_KEYS, COLUMNS, strict=True))
+    """The status table, with a column for each parameter that differs between tasks after the task id."""
+    params = varied_keys([t.status.params for t in tasks])
+    head = "".join(f'<th data-key="{k}">{escape(c)}</th>' for k, c in zip(SORT_KEYS[:1], COLUMNS[:1], strict=True))
+    head += "".join(f'<th data-key="param_{escape(k)}" class="param">{escape(k)}</th>' for k in params)
+    head += "".join(f'<th data-key="{k}">{escape(c)}</th>' for k, c in zip(SORT_KEYS[1:], COLUMNS[1:], strict=True))
     body = []
     for t in tasks:
         s = t.status
@@ -204,16 +208,17 @@ def _status_table(tasks: Sequence[TaskReport], now: datetime) -> str:
         age = s.ckpt_age_seconds(now)
         keys = {2: s.epoch, 3: s.best_metric, 7: None if age is None else round(age)}
         tds = []
-        for i, cell in enumerate(cells):
+        for i, text in enumerate(cells):
             data = f' data-v="{keys[i]}"' if i in keys and keys[i] is not None else ""
             if i == 0:
-                tds.append(f'<td><a href="#task-{t.index:05d}">{escape(cell)}</a></td>')
+                tds.append(f'<td><a href="#task-{t.index:05d}">{escape(text)}</a></td>')
+                tds += [f'<td class="param">{escape(cell(s.params.get(k), 40))}</td>' for k in params]
             elif i == 1:
-                tds.append(f"<td>{_chip(cell)}</td>")
+                tds.append(f"<td>{_chip(text)}</td>")
             elif i == len(cells) - 1:
-                tds.append(f'<td class="reason" title="{escape(s.reason)}">{escape(cell)}</td>')
+                tds.append(f'<td class="reason" title="{escape(s.reason)}">{escape(text)}</td>')
             else:
-                tds.append(f"<td{data}>{escape(cell)}</td>")
+                tds.append(f"<td{data}>{escape(text)}</td>")
         body.append(f'<tr data-state="{escape(s.state)}">{"".join(tds)}</tr>')
     return (
         '<section id="status"><h2>Status</h2>'
@@ -238,6 +243,11 @@ def _task(t: TaskReport, plot: str | None, now: datetime) -> str:
         f"{s.attempts} attempt(s) · {len(t.resumes)} restart(s)"
     )
     parts = [f"<p>{escape(s.reason)}</p>"]
+    if s.params:
+        shown = ", ".join(f"{k}={cell(v, 80)}" for k, v in s.params.items())
+        parts.append(f'<p class="muted">Parameters: <code>{escape(shown)}</code></p>')
+    if s.result is not None:
+        parts.append(f'<p>Result: <code>{escape(cell(s.result, 400))}</code></p>')
     if t.problems:
         parts.append('<ul class="problems">' + "".join(f"<li>{escape(p)}</li>" for p in t.problems) + "</ul>")
     if t.stuck:
@@ -275,7 +285,7 @@ def render(
     now: datetime | None = None,
 ) -> str:
     """The whole page (``plots``: task index -> PNG name under ``plots/``; ``note``: why there are none)."""
-    now = now or datetime.now()
+    now = now or datetime.now().astimezone()  # aware, as every time read from a task (parse_time)
     details = "".join(_task(t, plots.get(t.index), now) for t in tasks)
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'

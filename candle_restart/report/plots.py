@@ -163,6 +163,35 @@ def draw_tasks(tasks: Sequence[TaskReport], plots: Path, workers: int | None = N
     return {i: task_file(by_index[i]) for i in drawn}
 
 
+def overview_figure(name: str, tasks: Sequence[TaskReport]) -> Any:
+    """The figure of one metric: every task's curve coloured by state, whole epochs on the x axis."""
+    from matplotlib.ticker import MaxNLocator
+
+    fig = _figure(9.0, 3.6, dpi=OVERVIEW_DPI)
+    ax = fig.add_subplot()
+    fig.subplots_adjust(left=0.08, right=0.82, top=0.95, bottom=0.13)
+    states = set()
+    order = list(STATE_COLORS)  # completed under the rest: the tasks to look at are drawn on top
+    order.insert(0, order.pop(order.index("completed")))
+    for task in sorted(tasks, key=lambda t: order.index(t.status.state)):
+        xs = sorted(task.values)
+        color = STATE_COLORS.get(task.status.state, "#000000")
+        ax.plot(xs, [task.values[e] for e in xs], "-", lw=0.9, alpha=0.7, color=color)
+        best = task.best_epoch
+        if best is not None and best in task.values:
+            ax.plot([best], [task.values[best]], ".", ms=5, color=color)
+        states.add(task.status.state)
+    for state in (s for s in STATE_COLORS if s in states):
+        ax.plot([], [], "-", color=STATE_COLORS[state], label=state)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="state", title_fontsize=8)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers: no tick at 1.25
+    ax.set_xlabel("epoch", fontsize=9)
+    ax.set_ylabel(plain(name), fontsize=9)
+    ax.tick_params(labelsize=8)
+    ax.grid(alpha=0.3)
+    return fig
+
+
 def draw_overview(tasks: Sequence[TaskReport], plots: Path, max_metrics: int = 3) -> list[tuple[str, str]]:
     """One PNG per metric (the most common ``max_metrics``): every task's curve, coloured by state.
 
@@ -176,27 +205,7 @@ def draw_overview(tasks: Sequence[TaskReport], plots: Path, max_metrics: int = 3
     plots.mkdir(parents=True, exist_ok=True)
     written = []
     for k, name in enumerate(names, 1):
-        fig = _figure(9.0, 3.6, dpi=OVERVIEW_DPI)
-        ax = fig.add_subplot()
-        fig.subplots_adjust(left=0.08, right=0.82, top=0.95, bottom=0.13)
-        states = set()
-        order = list(STATE_COLORS)  # completed under the rest: the tasks to look at are drawn on top
-        order.insert(0, order.pop(order.index("completed")))
-        for task in sorted(by_metric[name], key=lambda t: order.index(t.status.state)):
-            xs = sorted(task.values)
-            color = STATE_COLORS.get(task.status.state, "#000000")
-            ax.plot(xs, [task.values[e] for e in xs], "-", lw=0.9, alpha=0.7, color=color)
-            best = task.best_epoch
-            if best is not None and best in task.values:
-                ax.plot([best], [task.values[best]], ".", ms=5, color=color)
-            states.add(task.status.state)
-        for state in (s for s in STATE_COLORS if s in states):
-            ax.plot([], [], "-", color=STATE_COLORS[state], label=state)
-        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="state", title_fontsize=8)
-        ax.set_xlabel("epoch", fontsize=9)
-        ax.set_ylabel(plain(name), fontsize=9)
-        ax.tick_params(labelsize=8)
-        ax.grid(alpha=0.3)
+        fig = overview_figure(name, by_metric[name])
         filename = f"overview-{k}.png"
         try:
             fig.savefig(plots / filename, format="png")

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from candle_restart.ckpt.errors import CkptError
-from candle_restart.coordinator.backend import Liveness, Submission
-from candle_restart.slurm.script import list_lines, render
+from candle_restart.coordinator.backend import BatchSubmit, FinalState, Liveness, Reconcile, Submission
+from candle_restart.slurm.script import list_lines, render, sbatch_command
 from candle_restart.task.taskdir import TaskDir
 
 ALIVE = {
@@ -74,10 +74,13 @@ def _run(cmd: list[str]) -> str:
     return proc.stdout
 
 
-class SlurmBackend:
+class SlurmBackend(BatchSubmit, Reconcile, FinalState):
     """Submits tasks as job arrays; see the module docstring.  ``options``: the YAML's ``executor.slurm``."""
 
     name = "slurm"
+    # An intent without an outcome is looked up (`find`) once it is this old: sbatch has
+    # answered by then, or its coordinator died before journaling the job it made.
+    reconcile_grace = 60.0
 
     def __init__(self, options: dict[str, Any] | None = None, cache_seconds: float = 1.0) -> None:
         self.options = dict(options or {})
@@ -96,8 +99,8 @@ class SlurmBackend:
         list_file = out_dir / f"{batch}.tsv"
         list_file.write_text(list_lines(items))
         script = out_dir / f"{batch}.sbatch"
-        script.write_text(render(batch, list_file, out_dir, len(items), self.options))
-        job = _run(["sbatch", "--parsable", str(script)]).strip().split(";")[0]
+        script.write_text(render(batch, list_file, len(items), self.options))
+        job = _run(sbatch_command(script, batch, out_dir)).strip().split(";")[0]
         (out_dir / f"{batch}.jobid").write_text(job + "\n")
         self._queue_time = -1e9
         return [

@@ -9,9 +9,10 @@ every path in it is quoted, so nothing a user typed reaches a shell.
 
 Directives: ``--array=0-(n-1)[%throttle]``, ``--requeue`` (or
 ``--no-requeue``), ``--signal=B:USR1@signal_seconds``, ``--open-mode=append``
-(a rerun must not truncate the log), output per element under
-``run_root/.slurm/``, and time, partition, account, qos, gres and extra lines
-from the sweep YAML's ``executor.slurm``.  With ``self_requeue: true`` a task
+(a rerun must not truncate the log), and time, partition, account, qos, gres, gpus-per-task and extra lines
+from the sweep YAML's ``executor.slurm``.  The output of each element goes
+under ``run_root/.slurm/``, named on sbatch's command line (`sbatch_command`),
+so a run root whose path has spaces needs no quoting inside ``#SBATCH``.  With ``self_requeue: true`` a task
 that stopped on the warning signal requeues its own array element after its
 checkpoint is committed, so one allocation request carries it to the end.
 """
@@ -44,10 +45,14 @@ def _flag(flag: str) -> str:
     return f"#SBATCH --{flag}"
 
 
+def sbatch_command(script: Path, job_name: str, log_dir: Path) -> list[str]:
+    """The ``sbatch`` argv that submits ``script``, each element's output in ``log_dir``."""
+    return ["sbatch", "--parsable", f"--output={log_dir / f'{job_name}-%A_%a.out'}", str(script)]
+
+
 def render(
     job_name: str,
     list_file: Path,
-    log_dir: Path,
     count: int,
     options: dict[str, Any],
     python: str = sys.executable,
@@ -61,7 +66,6 @@ def render(
         "#SBATCH --requeue" if options.get("requeue", True) else "#SBATCH --no-requeue",
         _directive("signal", f"B:USR1@{int(options.get('signal_seconds', 120))}"),
         "#SBATCH --open-mode=append",
-        _directive("output", str(log_dir / f"{job_name}-%A_%a.out")),
     ]
     for key, flag in (
         ("walltime", "time"),
@@ -70,6 +74,7 @@ def render(
         ("qos", "qos"),
         ("gres", "gres"),
         ("nodes", "nodes"),
+        ("gpus_per_task", "gpus-per-task"),
     ):
         if options.get(key) is not None:
             lines.append(_directive(flag, options[key]))

@@ -202,7 +202,7 @@ def run_sweep(sweep: Sweep, *, log: Log = print, poll_seconds: float = 2.0) -> i
     import parsl
 
     from candle_restart.parsl import STOP_RETRIES, ParslBackend
-    from candle_restart.parsl.configs import local_config, slurm_config
+    from candle_restart.parsl.configs import parsl_config
 
     expansion = expand(sweep)
     log(f"sweep {sweep.name}: {len(expansion.tasks)} tasks in {sweep.run_root} ({expansion.created} new)")
@@ -213,11 +213,7 @@ def run_sweep(sweep: Sweep, *, log: Log = print, poll_seconds: float = 2.0) -> i
         log(f"nothing to do: all {len(before)} tasks are completed; nothing submitted")
         return 0
     run_dir = sweep.run_root / ".parsl"
-    workers = int(sweep.executor.get("max_workers", 2))
-    if sweep.executor["kind"] == "slurm":
-        config = slurm_config(run_dir, policy, workers, sweep.executor["slurm"])
-    else:
-        config = local_config(run_dir, policy, workers)
+    config = parsl_config(sweep.executor, run_dir, policy)
     demo = None
     if sweep.demo is not None:
         target = expansion.tasks[min(sweep.demo.get("preempt_task", 0), len(expansion.tasks) - 1)]

@@ -32,11 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from candle_restart.ckpt.errors import CkptError
-from candle_restart.ckpt.jsonio import utf8
 from candle_restart.sweep.program import check_program, did_you_mean
+from candle_restart.sweep.yamlfile import MAX_DEPTH, MAX_VALUES, SweepError, load_yaml
+
+__all__ = ["MAX_DEPTH", "MAX_VALUES", "Sweep", "SweepError", "load_yaml", "parse_sweep"]
 
 TOP_KEYS = {
     "name",
@@ -52,7 +51,8 @@ TOP_KEYS = {
 }
 VARY_KEYS = {"grid", "list", "random"}
 RANDOM_KEYS = {"samples", "seed", "space"}
-EXECUTOR_KEYS = {"kind", "max_workers", "slurm"}
+EXECUTOR_KEYS = {"kind", "max_workers", "blocks", "nodes_per_block", "gpus_per_node", "slurm", "provider"}
+EXECUTOR_KINDS = ("local", "slurm", "pbspro", "lsf", "flux")
 SLURM_KEYS = {
     "partition",
     "account",
@@ -71,14 +71,11 @@ SLURM_KEYS = {
     "address",
     "self_requeue",
     "requeue",
+    "gpus_per_task",
 }
 RESTART_KEYS = {"max_failures", "max_preemptions", "backoff_seconds"}
 DEMO_KEYS = {"preempt_task", "after_checkpoints", "signals"}
 DISTRIBUTIONS = {"uniform", "log_uniform", "choice", "int_uniform"}
-
-
-class SweepError(CkptError):
-    """The sweep YAML is invalid: ``file:line: key: problem``."""
 
 
 @dataclass(frozen=True)
@@ -153,94 +150,6 @@ class _Checker:
         return float(value)
 
 
-MAX_DEPTH = 64  # mappings and lists nested deeper than this are refused
-MAX_VALUES = 100_000  # values after YAML aliases are expanded: more is refused (an "alias bomb")
-
-
-class _TooDeep(Exception):
-    pass
-
-
-_BASE60 = re.compile(r"^[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?$")  # YAML 1.1's sexagesimal numbers
-
-
-def _walk(
-    node: yaml.Node,
-    path: tuple[str, ...],
-    out: dict[tuple[str, ...], int],
-    sizes: dict[int, int],
-    depth: int,
-    base60: dict[tuple[str, ...], str] | None = None,
-) -> int:
-    """Record the line of every key path into ``out``; return how many values ``node`` expands to.
-
-    ``base60`` gets the text of every plain scalar that YAML 1.1 reads as a base-60 number.
-
-    Each node is walked once (``sizes`` is the memo), so aliases cost nothing here; the paths
-    under a second use of an alias have no line of their own and point at their parent's.
-    """
-    if id(node) in sizes:
-        return sizes[id(node)]
-    if depth > MAX_DEPTH:
-        raise _TooDeep
-    out.setdefault(path, node.start_mark.line + 1)
-    if (
-        base60 is not None
-        and isinstance(node, yaml.ScalarNode)
-        and not node.style
-        and _BASE60.match(node.value)
-    ):
-        base60[path] = node.value
-    size = 1
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            name = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?"
-            key = (*path, name)
-            size += _walk(key_node, (*path, "?"), {}, sizes, depth + 1)
-            size += _walk(value_node, key, out, sizes, depth + 1, base60)
-            out[key] = key_node.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            size += _walk(item, (*path, str(i)), out, sizes, depth + 1, base60)
-    sizes[id(node)] = size
-    return size
-
-
-def load_yaml(
-    source: Path, base60: dict[tuple[str, ...], str] | None = None
-) -> tuple[Any, dict[tuple[str, ...], int]]:
-    """Parse ``source``; return the data and the line of every key path (``base60``: see `_walk`).
-
-    Refused with one line: bytes that are not UTF-8, invalid YAML, nesting deeper than
-    `MAX_DEPTH`, and more than `MAX_VALUES` values once aliases are expanded.
-    """
-    try:
-        raw = source.read_bytes()
-    except OSError as exc:
-        raise SweepError(str(source), None, f"cannot be read: {exc.strerror}") from None
-    try:
-        text = utf8(raw)
-    except ValueError as exc:
-        raise SweepError(str(source), None, str(exc)) from None
-    deep = SweepError(str(source), None, f"nests mappings or lists more than {MAX_DEPTH} deep")
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        lines: dict[tuple[str, ...], int] = {}
-        if node is not None and _walk(node, (), lines, {}, 0, base60) > MAX_VALUES:
-            raise SweepError(
-                str(source), None, f"expands to more than {MAX_VALUES} values (through YAML aliases)"
-            )
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark else str(source)
-        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())  # one line, always
-        raise SweepError(where, None, f"is not valid YAML: {problem}") from None
-    except (_TooDeep, RecursionError):
-        raise deep from None
-    return data, lines
-
-
 def _check_vary(
     c: _Checker, vary: dict[str, Any]
 ) -> tuple[dict[str, list[Any]], list[dict[str, Any]], dict[str, Any] | None]:
@@ -284,7 +193,14 @@ _SLURM_STRINGS = (
     "scheduler_options",
     "address",
 )
-_SLURM_INTS = {"nodes": 1, "signal_seconds": 1, "throttle": 1, "cores_per_node": 1, "mem_per_node": 1}
+_SLURM_INTS = {
+    "nodes": 1,
+    "signal_seconds": 1,
+    "throttle": 1,
+    "cores_per_node": 1,
+    "mem_per_node": 1,
+    "gpus_per_task": 1,
+}
 
 
 # What reaches an ``#SBATCH`` line: ``--flag`` or ``--flag=value``, never whitespace, quotes or
@@ -327,6 +243,35 @@ def _check_slurm(
     return slurm
 
 
+def _check_executor(c: _Checker, raw: Any) -> dict[str, Any]:
+    """The ``executor`` block with its defaults; the ``provider`` keys are checked against the
+    Parsl provider class of its kind (imported only when a ``provider`` block is given)."""
+    executor = dict(c.mapping(raw, ("executor",), EXECUTOR_KEYS))
+    kind = executor.setdefault("kind", "local")
+    if kind not in EXECUTOR_KINDS:
+        hint = did_you_mean(kind, set(EXECUTOR_KINDS)) if isinstance(kind, str) else ""
+        raise c.fail(("executor", "kind"), f"must be one of {', '.join(EXECUTOR_KINDS)}, got {kind!r}{hint}")
+    c.integer(executor.setdefault("max_workers", 2), ("executor", "max_workers"), 1)
+    for key, minimum in (("blocks", 1), ("nodes_per_block", 1), ("gpus_per_node", 0)):
+        if key in executor:
+            c.integer(executor[key], ("executor", key), minimum)
+    executor["slurm"] = _check_slurm(
+        c, dict(c.mapping(executor.get("slurm", {}), ("executor", "slurm"), SLURM_KEYS))
+    )
+    if executor.get("provider") is not None:
+        provider = dict(c.mapping(executor["provider"], ("executor", "provider")))
+        from candle_restart.parsl.configs import check_provider_options
+
+        problem = check_provider_options(kind, provider)
+        if problem is not None:
+            key, text = problem
+            raise c.fail(
+                ("executor", "provider") if key == "provider" else ("executor", "provider", key), text
+            )
+        executor["provider"] = provider
+    return executor
+
+
 def check_slurm_manifest(options: Any, manifest: Path) -> dict[str, Any]:
     """The ``slurm`` options a sweep manifest recorded, checked as the YAML's were; SweepError if not."""
     c = _Checker(manifest, {})
@@ -364,16 +309,7 @@ def parse_sweep(source: str | os.PathLike[str]) -> Sweep:
     program = check_program(c, data)
     params = c.mapping(data.get("params", {}), ("params",))
     grid, explicit, random = _check_vary(c, c.mapping(data.get("vary", {}), ("vary",), VARY_KEYS))
-    executor = dict(c.mapping(data.get("executor", {}), ("executor",), EXECUTOR_KEYS))
-    executor.setdefault("kind", "local")
-    if executor["kind"] not in ("local", "slurm"):
-        kind = executor["kind"]
-        hint = did_you_mean(kind, {"local", "slurm"}) if isinstance(kind, str) else ""
-        raise c.fail(("executor", "kind"), f"must be local or slurm, got {kind!r}{hint}")
-    c.integer(executor.setdefault("max_workers", 2), ("executor", "max_workers"), 1)
-    executor["slurm"] = _check_slurm(
-        c, dict(c.mapping(executor.get("slurm", {}), ("executor", "slurm"), SLURM_KEYS))
-    )
+    executor = _check_executor(c, data.get("executor", {}))
     restart = _check_restart(c, data.get("restart", {}))
     demo = data.get("demo")
     if demo is not None:

@@ -66,6 +66,7 @@ class Outcome:
     code: int
     reason: str
     error_tail: list[str] = field(default_factory=list)
+    result: Any = None  # what the entry returned (raw; converted by `jsonable` when recorded)
 
     @property
     def status(self) -> str:
@@ -186,7 +187,7 @@ def run_entry(spec: TaskSpec, params: dict[str, Any], task: TaskDir, attempt: in
     with _output_to(*task.log_paths(attempt)), _entry_context(spec, env), _releasing_writer_leases():
         func = _import_entry(spec.entry, str(task.task_file))
         try:
-            func(params)
+            returned = func(params)
         except Preempted as exc:
             return Outcome(EXIT_RESUME, str(exc))
         except SystemExit as exc:
@@ -210,7 +211,7 @@ def run_entry(spec: TaskSpec, params: dict[str, Any], task: TaskDir, attempt: in
             traceback.print_exc()
             tail = traceback.format_exc().rstrip().splitlines()[-TAIL_LINES:]
             return Outcome(EXIT_TRAINING_ERROR, f"{type(exc).__name__}: {exc}", tail)
-    return Outcome(EXIT_COMPLETED, "the training returned")
+    return Outcome(EXIT_COMPLETED, "the training returned", result=returned)
 
 
 def _tail(path: Path) -> list[str]:

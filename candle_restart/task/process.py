@@ -1,8 +1,12 @@
-"""Is a process recorded as (host, pid, start time) still alive?  Linux ``/proc``, pid-reuse safe."""
+"""Is a process recorded as (host, pid, start time) still alive?  Linux ``/proc``, pid-reuse safe.
+Was it killed for memory?  The kernel's log (`oom_killed`)."""
 
 from __future__ import annotations
 
+import os
+import re
 import socket
+import subprocess
 from pathlib import Path
 from typing import Literal
 
@@ -28,3 +32,25 @@ def pid_alive(host: str, pid: int, start: int | None) -> Liveness:
     if current is None or (start is not None and current != start):
         return "ended"
     return "running"
+
+
+_OOM_KILL = re.compile(r"^\[\s*(\d+(?:\.\d+)?)\][^\n]*Killed process (\d+) \(", re.MULTILINE)
+
+
+def oom_killed(pid: int, start: int | None = None) -> bool | None:
+    """Whether the kernel's log records an out-of-memory kill of ``pid`` (after its ``start``,
+    in clock ticks since boot, so a reused pid's old record does not count).
+
+    None when the log cannot be read (no ``dmesg``, or ``kernel.dmesg_restrict`` for a user).
+    Only meaningful on the host the process ran on.
+    """
+    try:
+        proc = subprocess.run(["dmesg"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if proc.returncode != 0:
+        return None
+    since = start / os.sysconf("SC_CLK_TCK") if start else 0.0
+    return any(
+        int(m.group(2)) == pid and float(m.group(1)) >= since for m in _OOM_KILL.finditer(proc.stdout)
+    )

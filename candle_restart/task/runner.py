@@ -18,7 +18,10 @@
    (both in `candle_restart.task.launch`, which also says what a task receives);
 
 4. writes ``state.json`` (status, exit code, reason, the error's last lines,
-   the newest checkpoint) and appends ``exit`` to the journal.
+   the newest checkpoint, the entry's return value as ``result`` and the ``metric``,
+   see `candle_restart.task.result`) and appends ``exit`` to the journal.
+
+A directory without ``task.json`` is not a task: exit 2, nothing written.
 
 The runner holds the task's run lease (``.run.lock``, see
 `candle_restart.ckpt.lease`) for its whole life, whether a backend started it
@@ -40,10 +43,8 @@ from typing import Any
 
 from candle_restart.ckpt import parse_params
 from candle_restart.ckpt.envparams import with_environment
-from candle_restart.ckpt.errors import (
-    CkptError,
-)
-from candle_restart.ckpt.info import writer_identity
+from candle_restart.ckpt.errors import CkptError
+from candle_restart.ckpt.info import commit_key, writer_identity
 from candle_restart.ckpt.lease import Lease, LeaseBusy
 from candle_restart.ckpt.preempt import (
     EXIT_BAD_INPUT,
@@ -62,6 +63,7 @@ from candle_restart.task.launch import (
     task_params,
 )
 from candle_restart.task.process import process_start
+from candle_restart.task.result import jsonable, metric_summary
 from candle_restart.task.taskdir import TaskDir, now_iso
 
 GENERATION_ENV = "CANDLE_RESTART_GENERATION"  # set by the coordinator's backends on each submission
@@ -86,6 +88,9 @@ def _checkpoint_summary(task: TaskDir) -> dict[str, Any] | None:
         "complete": info.get("complete"),
         "position": info.get("position"),
         "best_metric_last": info.get("best_metric_last"),
+        "best_epoch": info.get("best_epoch"),
+        "save_best_metric": info.get("save_best_metric"),
+        "best_mode": info.get("best_mode"),
         "timestamp": info.get("timestamp"),
     }
 
@@ -142,8 +147,8 @@ def _journal_refusal(task: TaskDir, holder: str) -> None:
 def run_task(path: str | os.PathLike[str]) -> int:
     """Run the task in ``path`` once, holding its run lease; record it; return DESIGN's exit code."""
     task = TaskDir(path)
-    if not task.path.is_dir():
-        _say(f"{task.path}: not a task directory")
+    if not task.path.is_dir() or not task.task_file.exists():  # nothing is written into a non-task
+        _say(f"{task.path}: not a task directory (no {task.task_file.name}); nothing written")
         return EXIT_BAD_INPUT
     lease = Lease(task.run_lock_file, f"the runner of task {task.task_id}")
     try:
@@ -184,6 +189,8 @@ def _run_holding_lease(task: TaskDir, lease: Lease) -> int:
     except CkptError as exc:
         outcome = Outcome(EXIT_BAD_INPUT, str(exc))
     try:  # still armed: a late signal (Slurm's TERM after USR1) cannot kill the recording
+        result, note = jsonable(outcome.result)
+        checkpoint = _checkpoint_summary(task)
         state = {
             "status": outcome.status,
             "attempt": attempt,
@@ -193,15 +200,16 @@ def _run_holding_lease(task: TaskDir, lease: Lease) -> int:
             "started": started,
             "ended": now_iso(),
             **ident,
-            "checkpoint": _checkpoint_summary(task),
+            "checkpoint": checkpoint,
+            "result": result,
+            **({"result_note": note} if note else {}),
+            "metric": metric_summary(checkpoint, result),
         }
         lost = _lost(lease)
         if lost:  # paused past the run lease: another runner owns the task and its records now
             _say(f"{task.task_id}: not recording this attempt's end: {lost}")
         elif _stale(task, generation):  # a newer submission took over while this one ran: its record wins
-            task.append_run_event(
-                {"event": "stale_exit", "attempt": attempt, "exit_code": outcome.code, **ident}
-            )
+            task.append_run_event({"event": "stale_exit", "attempt": attempt, "exit_code": outcome.code, **ident})
         else:
             task.write_state(state)
             task.append_run_event(
@@ -211,6 +219,7 @@ def _run_holding_lease(task: TaskDir, lease: Lease) -> int:
                     "exit_code": outcome.code,
                     "status": outcome.status,
                     "reason": outcome.reason,
+                    "ckpt": commit_key(checkpoint),  # did this attempt commit anything newer?
                     **ident,
                 }
             )

@@ -4,7 +4,14 @@ Params: ``epochs``; ``preempt_at`` (on a fresh start, SIGUSR1 to itself after th
 commit, then stop with exit 75); ``fail_at`` (raise after that epoch on every attempt);
 ``hold_fifo`` (after epoch 1, block reading this FIFO until the test writes a line);
 ``epoch_seconds`` (each epoch takes this long, so a scheduler can interrupt it);
-``done_fifo`` (on completion, write "done" to this FIFO if the test is reading it).
+``done_fifo`` (on completion, write "done" to this FIFO if the test is reading it);
+``needs`` (a path: a training error while it does not exist, as a missing input file is);
+``requires`` (a path: bad input while it does not exist, as a wrong parameter is);
+``die_at_start`` (SIGKILL itself before the first epoch, on every attempt: a crash before any
+checkpoint); ``stop_at_start`` (stop as on a signal, exit 75, before the first epoch, on every
+attempt: preempted before any checkpoint); ``hog_mb`` (touch this many MB of memory before training, as a model too big for
+its node does).
+`returning` runs the same and returns numpy values and an object JSON cannot hold.
 """
 
 from __future__ import annotations
@@ -14,11 +21,23 @@ import signal
 import time
 from typing import Any
 
+from candle_restart.ckpt.errors import ParamError
 from candle_restart.ckpt.preempt import REQUEST, Preempted
 from tests.ckpt.conftest import BytesCkpt, BytesModel
 
 
 def run(params: dict[str, Any]) -> None:
+    if params.get("requires") and not os.path.exists(params["requires"]):
+        raise ParamError("gParameters", "requires", f"{params['requires']} does not exist")
+    if params.get("needs") and not os.path.exists(params["needs"]):
+        raise FileNotFoundError(f"{params['needs']} does not exist")
+    if params.get("hog_mb"):
+        hog = [bytearray(16 << 20) for _ in range(int(params["hog_mb"]) // 16)]  # zeroed: touched
+        del hog
+    if params.get("die_at_start"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    if params.get("stop_at_start"):
+        raise Preempted("stopped before the first epoch")
     ckpt = BytesCkpt(params, logger=None)
     model = BytesModel()
     J = ckpt.restart(model)
@@ -50,3 +69,17 @@ def exit_quietly(params: dict[str, Any]) -> None:
     import sys
 
     sys.exit()
+
+
+def returning(params: dict[str, Any]) -> dict[str, Any]:
+    """`run`, then a result as CANDLE benchmarks return them: numpy numbers, and a model object."""
+    import numpy as np
+
+    run(params)
+    epochs = int(params["epochs"])
+    return {
+        "val_loss": np.float32(1.0 / epochs),
+        "curve": np.array([1.0 / (e + 1) for e in range(epochs)]),
+        "n": np.int64(epochs),
+        "model": BytesModel(),
+    }

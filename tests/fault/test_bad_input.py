@@ -235,4 +235,4 @@ def test_an_sbatch_extra_option_never_becomes_a_shell_line(tmp_path: Path) -> No
         assert proc.stderr.startswith(f"candle-restart: {manifest}: {problem}")
         assert tree(tmp_path) == before and not (tmp_path / "pwned").exists()
     with pytest.raises(ValueError, match="unsafe sbatch option"):
-        render("job", tmp_path / "list", tmp_path, 1, {"extra": [hostile]})
+        render("job", tmp_path / "list", 1, {"extra": [hostile]})

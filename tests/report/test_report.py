@@ -79,7 +79,8 @@ def test_summary_counts(run_root: Path) -> None:
     # completed 6, resumed 6 + 1 redone, midepoch 4, preempted 2, failed 3, toyresumed 4 (from its
     # newest checkpoint), tornstate 2; the corrupt toy has no checkpoint that reads and no log.
     assert (s.epochs_trained, s.epochs_redone, s.without_log) == (28, 1, 2)
-    assert (s.restarts, s.preemptions, s.failures, s.attempts, s.stuck) == (3, 6, 1, 12, 0)
+    # failed attempts: the training error and the bad input (the torn state.json's task never failed)
+    assert (s.restarts, s.preemptions, s.failures, s.attempts, s.stuck) == (3, 6, 2, 12, 0)
 
 
 def _count(dom: str, key: str) -> int:
@@ -122,7 +123,7 @@ def test_report_page_loads_in_chromium_and_shows_the_summary(
     counts = {k: _count(dom, k) for k in ("tasks", "completed", "failed", "preempted", "corrupt", "new")}
     assert counts == {"tasks": 10, "completed": 4, "failed": 3, "preempted": 1, "corrupt": 1, "new": 1}
     facts = ("epochs_trained", "epochs_redone", "restarts", "preemptions", "failures", "attempts")
-    assert [_count(dom, k) for k in facts] == [28, 1, 3, 6, 1, 12]
+    assert [_count(dom, k) for k in facts] == [28, 1, 3, 6, 2, 12]
     assert dom.count('<details class="task"') == 10
     # A training error's message is shown as text, never parsed as markup.
     assert INJECTED not in dom and '&lt;b id="injected"&gt;x&lt;/b&gt;' in dom

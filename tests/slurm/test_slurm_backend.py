@@ -135,8 +135,10 @@ def test_array_with_five_preempted_elements_is_resubmitted_as_one_array_of_those
 
 
 def test_training_error_is_retried_within_the_budget_then_given_up(tmp_path: Path, slurm_conf: str) -> None:
-    run_root = tmp_path / "runs"
-    _submit(_sweep(tmp_path, "err", [{"fail_at": 1}]), slurm_conf)
+    base = tmp_path / "my sweeps"  # a space in the run root's path reaches sbatch unharmed
+    base.mkdir()
+    run_root = base / "runs"
+    _submit(_sweep(base, "err", [{"fail_at": 1}]), slurm_conf)
     backend = SlurmBackend()
     _wait_job(_jobs(run_root)[-1])
     [outcome] = _resume(run_root, backend, max_failures=2)

@@ -63,7 +63,7 @@ def test_parameter_sets_cover_grid_list_and_seeded_samples(tmp_path: Path) -> No
             "vary.random.space.dropout.gaussian",
             "unknown key",
         ),
-        (GOOD + "executor: {kind: cloud}\n", 17, "executor.kind", "local or slurm"),
+        (GOOD + "executor: {kind: cloud}\n", 17, "executor.kind", "local, slurm, pbspro, lsf, flux"),
         (GOOD + "restart: {max_failures: -1}\n", 17, "restart.max_failures", "integer >= 0"),
         (GOOD.replace("name: s", "name: ../evil"), 1, "name", "safe name"),
         (

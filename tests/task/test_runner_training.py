@@ -65,7 +65,11 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[bytes]
     task = create_task(tmp / "run", _params(tmp, "a"), entry=ENTRY)
     code, err = run_runner(task.path)
     assert code == 0, err
-    assert state(task.path)["status"] == "completed" and state(task.path)["checkpoint"]["complete"] is True
+    recorded = state(task.path)
+    assert recorded["status"] == "completed" and recorded["checkpoint"]["complete"] is True
+    # The entry's return value (its final metrics) is recorded, with the checkpointed metric's final value.
+    assert set(recorded["result"]) >= {"loss", "val_loss"} and "result_note" not in recorded
+    assert recorded["metric"]["name"] == "val_loss" and recorded["metric"]["final"] == recorded["result"]["val_loss"]
     return _weights(tmp / "a.npz"), _final_line(task.path)
 
 

@@ -33,7 +33,6 @@ def test_create_task_is_idempotent_and_refuses_edits(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "content, fragment",
     [
-        (None, "task.json: is missing"),
         ("{oops", "task.json: is not valid JSON"),
         ('{"task_id": "t", "params": {}}', "task.json: entry: exactly one of"),
         ('{"task_id": "t", "params": {}, "entry": "os.path join"}', "entry: must look like"),
@@ -43,12 +42,11 @@ def test_create_task_is_idempotent_and_refuses_edits(tmp_path: Path) -> None:
     ],
 )
 def test_bad_task_json_exits_2_with_one_line_and_records_it(
-    tmp_path: Path, content: str | None, fragment: str, capsys
+    tmp_path: Path, content: str, fragment: str, capsys
 ) -> None:  # type: ignore[no-untyped-def]
     task = tmp_path / "t"
     task.mkdir()
-    if content is not None:
-        (task / "task.json").write_text(content)
+    (task / "task.json").write_text(content)  # without a task.json it is no task: see tests/task/test_result.py
     assert run_task(task) == 2
     assert fragment in capsys.readouterr().err
     assert state(task)["status"] == "bad_input" and fragment in state(task)["reason"]

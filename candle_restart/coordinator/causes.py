@@ -1,0 +1,103 @@
+"""Why each attempt of a task ended, counted per cause, and whether the attempts make progress.
+
+Every attempt's end gets one cause:
+
+* ``preempted``: a signal (Slurm's preemption or warning signal, scancel's TERM
+  before the walltime), exit 75;
+* ``timeout``: the allocation's walltime (Slurm TIMEOUT, or the checkpoint
+  callback's own halt before it);
+* ``node_fail``: the runner vanished without recording its end (a lost node,
+  kill -9), or Slurm says NODE_FAIL / BOOT_FAIL;
+* ``oom``: killed for memory (Slurm OUT_OF_MEMORY, or the kernel's OOM record
+  for the runner's pid);
+* ``error``: a training error (exit 1); ``bad_input``: exit 2; ``cancelled``:
+  the scheduler says its user cancelled it.
+
+The runner writes ``cause`` into its ``exit`` event when it knows better than
+its exit status (the callback's walltime halt); the coordinator journals
+``runner_lost`` with a cause; older journals without ``cause`` are read by
+their ``status``.  Each end also carries ``ckpt``: a key of the newest
+checkpoint at that time (`candle_restart.ckpt.info.commit_key`; None before the first).  An attempt made progress
+when its key differs from the previous end's: N ends in a row without
+progress trip the breaker (`Ledger.stalled`).  An end recorded before
+``ckpt`` existed (`UNKNOWN`) is given the benefit of the doubt.  A
+``retry_requested`` event starts all counts again.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+UNKNOWN = "<unknown>"  # an end recorded without its checkpoint key (an older runner)
+CAUSES = ("preempted", "timeout", "node_fail", "oom", "error", "bad_input", "cancelled")
+
+_BY_STATUS = {"preempted": "preempted", "failed": "error", "bad_input": "bad_input"}
+_BY_SCHEDULER = {
+    "PREEMPTED": "preempted",
+    "TIMEOUT": "timeout",
+    "DEADLINE": "timeout",
+    "NODE_FAIL": "node_fail",
+    "BOOT_FAIL": "node_fail",
+    "OUT_OF_MEMORY": "oom",
+    "CANCELLED": "cancelled",
+}
+
+
+def cause_of_exit(event: dict[str, Any]) -> str | None:
+    """The cause of a runner's ``exit`` event: its ``cause`` when valid, else from its ``status``;
+    None for an attempt that completed the training (nothing went wrong)."""
+    if event.get("status") == "completed":
+        return None
+    cause = event.get("cause")
+    if cause in CAUSES:
+        return str(cause)
+    return _BY_STATUS.get(str(event.get("status")), "error")
+
+
+def cause_of_scheduler_state(state: str | None) -> str | None:
+    """The cause a scheduler's final state names (``CANCELLED by 0`` -> cancelled), or None."""
+    if not state:
+        return None
+    return _BY_SCHEDULER.get(state.split()[0].rstrip("+"))
+
+
+@dataclass
+class Ledger:
+    """Attempt ends since the last retry request: counts per cause and the run without progress."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    stalled: int = 0  # attempt ends in a row that committed no newer checkpoint
+    last_cause: str | None = None
+    _last_key: str | None = None
+
+    def end(self, cause: str, key: str | None) -> None:
+        """Record one attempt's end with the checkpoint key it left."""
+        self.counts[cause] += 1
+        self.last_cause = cause
+        if key == UNKNOWN:
+            self.stalled = 0
+            return
+        if cause in ("preempted", "timeout", "node_fail", "oom", "error"):
+            progressed = key is not None and key != self._last_key
+            self.stalled = 0 if progressed else self.stalled + 1
+        self._last_key = key if key is not None else self._last_key
+
+    def reclassify_last(self, cause: str) -> None:
+        """The scheduler knows better how the latest attempt ended (its TIMEOUT, OUT_OF_MEMORY)."""
+        if self.last_cause is not None and self.last_cause != cause:
+            self.counts[self.last_cause] -= 1
+            self.counts[cause] += 1
+            self.counts = +self.counts  # drop a cause counted down to zero
+            self.last_cause = cause
+
+    def completed(self) -> None:
+        """An attempt that completed: the latest end has no cause."""
+        self.last_cause = None
+        self.stalled = 0
+
+    def reset(self) -> None:
+        """A retry request: budgets and the breaker start again (the last checkpoint key stays)."""
+        self.counts.clear()
+        self.stalled = 0

@@ -1,0 +1,67 @@
+"""The sbatch script, byte for byte, against golden files (no cluster needed).
+
+A change to `candle_restart.slurm.script.render` shows up here as a diff a
+reviewer reads.  After an intended change, regenerate with
+``CANDLE_RESTART_UPDATE_GOLDEN=1 pytest tests/slurm/test_script_golden.py``
+and commit the new files with the change.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from candle_restart.slurm.script import list_lines, render, sbatch_command
+from candle_restart.task.taskdir import TaskDir
+
+GOLDEN = Path(__file__).parent / "golden"
+RUN = Path("/scratch/run root")  # a space: every path must come out quoted
+PYTHON = "/opt/venv/bin/python"
+
+CASES: dict[str, dict[str, Any]] = {
+    "array-defaults": {},
+    "array-cluster": {
+        "walltime": "02:00:00",
+        "partition": "gpu",
+        "account": "candle",
+        "qos": "high",
+        "gres": "gpu:1",
+        "nodes": 1,
+        "throttle": 4,
+        "signal_seconds": 300,
+        "extra": ["--exclusive", "--constraint=a100"],
+    },
+    "array-no-requeue-self-requeue": {"requeue": False, "self_requeue": True},
+}
+
+
+def _check(name: str, text: str) -> None:
+    golden = GOLDEN / name
+    if os.environ.get("CANDLE_RESTART_UPDATE_GOLDEN") == "1":
+        golden.write_text(text)
+    assert golden.is_file(), f"no golden file {golden.name}; run with CANDLE_RESTART_UPDATE_GOLDEN=1"
+    assert text == golden.read_text()
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_sbatch_script_matches_its_golden_file(case: str) -> None:
+    text = render("cr-batch", RUN / ".slurm" / "cr-batch.tsv", 3, CASES[case], python=PYTHON)
+    _check(f"{case}.sbatch", text)
+
+
+def test_output_path_with_spaces_goes_on_the_command_line() -> None:
+    argv = sbatch_command(RUN / ".slurm" / "cr-batch.sbatch", "cr-batch", RUN / ".slurm")
+    assert argv == [
+        "sbatch",
+        "--parsable",
+        "--output=/scratch/run root/.slurm/cr-batch-%A_%a.out",
+        "/scratch/run root/.slurm/cr-batch.sbatch",
+    ]
+
+
+def test_list_file_matches_its_golden_file() -> None:
+    items = [(TaskDir(RUN / f"t{i:03d}"), g) for i, g in enumerate((1, 4, 2))]
+    _check("array.tsv", list_lines(items))
