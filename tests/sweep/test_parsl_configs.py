@@ -156,7 +156,7 @@ def test_block_job_script_of_each_scheduler_matches_its_golden_file(
 def _sweep_yaml(tmp_path: Path, executor: str) -> Path:
     path = tmp_path / "s.yaml"
     path.write_text(
-        "name: s\nentry: candle_restart.examples.demo:train\nparams: {epochs: 1}\n"
+        "name: s\nentry: candle_restart.examples.demo:demo\nparams: {epochs: 1}\n"
         + textwrap.dedent(executor)
     )
     return path
