@@ -142,7 +142,9 @@ COMMANDS = {  # name: (one line for the list, the subcommand's description)
         "resubmit new, preempted and retryable failed tasks, exactly once",
         "One pass (or, with --watch, passes until every task is done) of the restart policy over a\n"
         "run root. --retry-failed [TASK ...] first asks again for tasks that failed, were bad input\n"
-        "or were given up (their failure and preemption counts start again; nothing is deleted).",
+        "or were given up (their failure and preemption counts start again; nothing is deleted).\n"
+        "A sweep's restart: policy (recorded in RUN_ROOT/.sweep-NAME.json) replaces the defaults\n"
+        "below; --max-failures, --max-preemptions and --backoff replace both.",
     ),
     "report": (
         "write a static HTML page of a run root: counts, curves, restarts, attempts",
@@ -209,13 +211,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     from candle_restart.coordinator.policy import Policy  # the one source of the defaults
 
-    sweep_or = "default: the sweep's restart: policy, else"
-    p.add_argument("--max-failures", type=int, help=f"{sweep_or} {Policy.max_failures}")
-    p.add_argument("--max-preemptions", type=int, help=f"{sweep_or} {Policy.max_preemptions}")
+    # The flags default to None ("not given"): the sweep's recorded restart: policy, else these.
+    p.add_argument(
+        "--max-failures",
+        type=int,
+        help=f"failures before a task is given up (default: {Policy.max_failures})",
+    )
+    p.add_argument(
+        "--max-preemptions",
+        type=int,
+        help=f"preemptions before a task is given up (default: {Policy.max_preemptions})",
+    )
     p.add_argument(
         "--backoff",
         type=float,
-        help=f"seconds before the first retry of a failure ({sweep_or} {Policy.backoff_seconds:g})",
+        help=f"seconds before the first retry of a failure (default: {Policy.backoff_seconds:g})",
     )
     p.add_argument("--restart-corrupt", action="store_true", help="set corrupt ckpts/ aside and start over")
     p.add_argument(
