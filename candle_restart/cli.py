@@ -26,6 +26,19 @@ from candle_restart.views.commands import (
 from candle_restart.views.output import quiet_broken_pipe
 from candle_restart.views.where import check_run_root
 
+# The restart budgets `resume` takes as flags (the Policy field, and what it counts).
+BUDGET_FLAGS = (
+    ("max_failures", "training errors before a task is given up"),
+    ("max_preemptions", "preemptions (signals) before a task is given up"),
+    ("max_timeouts", "walltime ends before a task is given up"),
+    ("max_node_failures", "runners lost with their node (or killed) before a task is given up"),
+    ("max_oom", "kills for memory before a task is given up"),
+    (
+        "no_progress_attempts",
+        "attempt ends in a row without a newer checkpoint before a task is given up; 0: never",
+    ),
+)
+
 
 def cmd_resume(args: argparse.Namespace) -> int:
     import time
@@ -37,8 +50,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     policy = run_root_policy(  # flags given > the sweep's recorded restart: policy > defaults
         Path(args.run_root),
         log=lambda m: print(m, flush=True),
-        max_failures=args.max_failures,
-        max_preemptions=args.max_preemptions,
+        **{name: getattr(args, name) for name, _ in BUDGET_FLAGS},
         backoff_seconds=args.backoff,
         restart_corrupt=args.restart_corrupt,
         include_cancelled=args.include_cancelled,
@@ -194,14 +206,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_status)
     p = command("results")
     p.add_argument("run_root", help="the folder holding one folder per task")
-    p.add_argument("--sort", metavar="METRIC[:min|:max]", help="what to rank by (default: the checkpointed metric)")
+    p.add_argument(
+        "--sort", metavar="METRIC[:min|:max]", help="what to rank by (default: the checkpointed metric)"
+    )
     p.add_argument("--format", choices=["table", "csv", "json"], default="table", help="output format")
     p.set_defaults(func=cmd_results)
     p = command("resume")
     p.add_argument("run_root", help="the folder holding one folder per task")
     p.add_argument("--dry-run", action="store_true", help="say what would be done; change nothing")
     p.add_argument(
-        "--watch", type=float, default=0.0, metavar="SECONDS", help="repeat every SECONDS until all tasks are done"
+        "--watch",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="repeat every SECONDS until all tasks are done",
     )
     p.add_argument(
         "--retry-failed",
@@ -212,16 +230,13 @@ def build_parser() -> argparse.ArgumentParser:
     from candle_restart.coordinator.policy import Policy  # the one source of the defaults
 
     # The flags default to None ("not given"): the sweep's recorded restart: policy, else these.
-    p.add_argument(
-        "--max-failures",
-        type=int,
-        help=f"failures before a task is given up (default: {Policy.max_failures})",
-    )
-    p.add_argument(
-        "--max-preemptions",
-        type=int,
-        help=f"preemptions before a task is given up (default: {Policy.max_preemptions})",
-    )
+    for name, what in BUDGET_FLAGS:
+        p.add_argument(
+            "--" + name.replace("_", "-"),
+            type=int,
+            metavar="N",
+            help=f"{what} (default: {getattr(Policy, name)})",
+        )
     p.add_argument(
         "--backoff",
         type=float,
@@ -235,7 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_resume)
     p = command("report")
     p.add_argument("run_root", help="the folder holding one folder per task")
-    p.add_argument("-o", "--output", metavar="DIR", help="where to write index.html (default: RUN_ROOT/.report)")
+    p.add_argument(
+        "-o", "--output", metavar="DIR", help="where to write index.html (default: RUN_ROOT/.report)"
+    )
     p.add_argument("--no-plots", action="store_true", help="write the page without matplotlib figures")
     p.set_defaults(func=cmd_report)
     p = command("run")

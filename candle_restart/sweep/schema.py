@@ -73,7 +73,15 @@ SLURM_KEYS = {
     "requeue",
     "gpus_per_task",
 }
-RESTART_KEYS = {"max_failures", "max_preemptions", "backoff_seconds"}
+BUDGET_KEYS = (  # integers >= 0: a budget per cause, and the no-progress breaker (0: never)
+    "max_failures",
+    "max_preemptions",
+    "max_timeouts",
+    "max_node_failures",
+    "max_oom",
+    "no_progress_attempts",
+)
+RESTART_KEYS = {*BUDGET_KEYS, "backoff_seconds"}
 DEMO_KEYS = {"preempt_task", "after_checkpoints", "signals"}
 DISTRIBUTIONS = {"uniform", "log_uniform", "choice", "int_uniform"}
 
@@ -280,7 +288,7 @@ def check_slurm_manifest(options: Any, manifest: Path) -> dict[str, Any]:
 
 def _check_restart(c: _Checker, restart: Any, path: tuple[str, ...] = ("restart",)) -> dict[str, Any]:
     restart = c.mapping(restart, path, RESTART_KEYS)
-    for key in ("max_failures", "max_preemptions"):
+    for key in BUDGET_KEYS:
         if key in restart:
             c.integer(restart[key], (*path, key), 0)
     if "backoff_seconds" in restart:

@@ -170,3 +170,23 @@ def test_a_runner_killed_for_memory_is_recorded_as_oom(tmp_path: Path) -> None:
     [status] = scan(root, BACKENDS)
     assert status.cause == "oom" and status.causes == {"oom": 1}
     assert decide(status, Policy(max_oom=2)).action == "submit"
+
+
+def test_a_sweep_sets_each_budget_and_resume_flags_override_it(tmp_path: Path) -> None:
+    from candle_restart.cli import build_parser
+    from candle_restart.sweep import SweepError, parse_sweep
+    from candle_restart.sweep.run import policy_of
+
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "name: s\nentry: tests.coordinator.toy:run\nparams: {epochs: 1}\n"
+        "restart: {max_timeouts: 4, max_node_failures: 7, max_oom: 0, no_progress_attempts: 5}\n"
+    )
+    policy = policy_of(parse_sweep(path))
+    assert (policy.max_timeouts, policy.max_node_failures, policy.max_oom) == (4, 7, 0)
+    assert policy.no_progress_attempts == 5 and policy.max_preemptions == Policy().max_preemptions
+    path.write_text(path.read_text().replace("max_oom: 0", "max_oom: -1"))
+    with pytest.raises(SweepError, match=r"restart\.max_oom: must be an integer >= 0"):
+        parse_sweep(path)
+    args = build_parser().parse_args(["resume", "r", "--max-oom", "3", "--no-progress-attempts", "0"])
+    assert (args.max_oom, args.no_progress_attempts, args.max_timeouts) == (3, 0, None)
