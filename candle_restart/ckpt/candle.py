@@ -42,7 +42,7 @@ from candle_restart.ckpt.info import (
 from candle_restart.ckpt.layout import INFO_FILE, CkptLayout, candle_root, restart_roots
 from candle_restart.ckpt.lease import Lease, drop_shared, hold_shared
 from candle_restart.ckpt.log import make_logger, release_console
-from candle_restart.ckpt.params import CkptParams, check_writable, parse_params
+from candle_restart.ckpt.params import CkptParams, check_writable, parse_params, unknown_ckpt_keys
 from candle_restart.ckpt.restore import find_restart
 from candle_restart.ckpt.sink import CheckpointFiles, Snapshot
 
@@ -65,10 +65,14 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods):
         self.scan_params(gParameters if gParameters is not None else {"epochs": 0})
         check_writable(self.layout.root)
         if logger == "DEFAULT":
-            logger = make_logger(self, self.layout.log, verbose)
+            logger = make_logger(self, self.layout.log, verbose, self.settings.stdout_format)
         self.logger: logging.Logger | None = logger
         self.epochs: list[int] = []  # epochs this instance committed, ascending
+        # The best epoch of this run (set by save_check_best) or of the checkpoint it restarted from.
         self.epoch_best: int = 0
+        # Whether last/best name this run's checkpoints: True once a restart loaded one or this
+        # instance committed; until then they are an earlier run's debris (a fresh start).
+        self.links_own = False
         self.best_mode: str | None = None  # "min" or "max" once a best was checked
         self.timestamp_last: datetime | None = None
         self.cksum_model = DISABLED
@@ -89,6 +93,7 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods):
         self._drop_writer: weakref.finalize | None = None
         self.work_dir = self.layout.work_dir(f"{os.getpid()}-{secrets.token_hex(3)}")
         self.report_initial()
+        self.warn_unknown_keys()
 
     # ----- parameters -------------------------------------------------------------------
     def scan_params(self, gParams: dict[str, Any]) -> None:
@@ -126,6 +131,19 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods):
         if self.logger is not None:
             self.logger.debug(message)
 
+    def warning(self, message: str) -> None:
+        if self.logger is not None:
+            self.logger.warning(message)
+
+    def warn_unknown_keys(self) -> None:
+        """A warning per ``ckpt_*`` key of gParameters that nothing reads (a typo, most likely).
+
+        Keys without the ``ckpt_`` prefix are the benchmark's own: accepted silently, as CANDLE did.
+        """
+        for key, close in unknown_ckpt_keys(self.gParams):
+            hint = f"; did you mean {close}?" if close else ""
+            self.warning(f"gParameters: {key}: is not a checkpoint key and is ignored{hint}")
+
     def relpath(self, p: Path | str) -> Path:
         """``p`` relative to the working directory when it lies below it, else unchanged."""
         path = Path(p)
@@ -158,8 +176,10 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods):
         release_console(self.logger)
 
     # ----- saving ---------------------------------------------------------------------------
-    def ckpt_epoch(self, epoch: int, direction: str, metric_value: float) -> bool:
+    def ckpt_epoch(self, epoch: int, direction: str, metric_value: float | None) -> bool:
         """Checkpoint after 0-based ``epoch`` if the policy says so (CANDLE's procedure, made atomic).
+
+        ``metric_value`` None: the metric is missing from this epoch's logs (no best check).
 
         Returns whether a checkpoint was taken (CANDLE's returned None).
         """
@@ -191,11 +211,14 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods):
         snapshot = self.snapshot_model(epoch)
         info = self.ckpt_info(epoch, position, files={})
         is_best = position is None and self.epoch_best == epoch
+        # A fresh start's first commit takes last and best over: a best link left by an earlier run goes.
+        drop_best = not is_best and not self.links_own
+        self.links_own = True
         self.last_save_time = time.monotonic()
 
         def write_and_commit() -> None:
             try:
-                self._write_and_commit(epoch, snapshot, info, is_best)
+                self._write_and_commit(epoch, snapshot, info, is_best, drop_best)
             finally:
                 if snapshot is not None:
                     snapshot.discard()
@@ -245,7 +268,7 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods):
         self._writer.check()
 
     def _write_and_commit(
-        self, epoch: int, snapshot: Snapshot | None, info: dict[str, Any], best: bool
+        self, epoch: int, snapshot: Snapshot | None, info: dict[str, Any], best: bool, drop_best: bool = False
     ) -> None:
         """Write ``work/``, commit it as ``epochs/NNN`` and apply the keep policy (any thread)."""
         work = commit.begin(self.layout, self.work_dir)
@@ -260,10 +283,15 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods):
                 str(work), None, f"writing the checkpoint of epoch {epoch} failed: {exc}"
             ) from exc
         info = {**info, **self._file_fields(files)}
-        target = commit.commit(self.layout, epoch, info, best=best, work=work, fence=self._fence)
+        had_best = self.layout.best.is_symlink()
+        target = commit.commit(
+            self.layout, epoch, info, best=best, drop_best=drop_best, work=work, fence=self._fence
+        )
         self.debug(f"rename:  '{self.relpath(work)}' -> '{self.relpath(target)}'")
         if best:
             self.debug(f"linking: '{self.relpath(self.layout.best)}' -> '{self.layout.link_target(epoch)}'")
+        elif drop_best and had_best:
+            self.debug(f"removing: '{self.relpath(self.layout.best)}' (an earlier run's; this run has no best yet)")
         self.debug(f"linking: '{self.relpath(self.layout.last)}' -> '{self.layout.link_target(epoch)}'")
         if epoch not in self.epochs:
             self.epochs.append(epoch)
@@ -275,7 +303,7 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods):
         self.info(f"writing mid-epoch checkpoint: epoch {epoch} batch {batches_done} ...")
         return self.save_epoch(epoch, {"epoch": epoch, "batch": int(batches_done)})
 
-    def save_check(self, epoch: int, direction: str, metric_value: float) -> bool:
+    def save_check(self, epoch: int, direction: str, metric_value: float | None) -> bool:
         """Should 1-based ``epoch`` be saved?  Updates the best epoch as a side effect (as CANDLE's)."""
         if self.save_interval == 0:
             return False
@@ -293,9 +321,12 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods):
         self.debug("not writing this epoch.")
         return False
 
-    def save_check_best(self, epoch: int, direction: str, metric_value: float) -> bool:
-        """True if ``metric_value`` improves on the running best in ``direction`` ("+" or "-")."""
-        if not self.save_best:
+    def save_check_best(self, epoch: int, direction: str, metric_value: float | None) -> bool:
+        """True if ``metric_value`` improves on the running best in ``direction`` ("+" or "-").
+
+        None (the metric is missing from this epoch's logs) and NaN never improve.
+        """
+        if not self.save_best or metric_value is None:
             return False
         if direction not in ("+", "-"):
             raise ParamError(
@@ -499,16 +530,26 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods):
         return J
 
     def adopt_restart(self, J: dict[str, Any]) -> None:
-        """Take the best-metric bookkeeping and mid-epoch position from a checkpoint's ``ckpt-info.json``."""
+        """Take the best-metric bookkeeping and mid-epoch position from a checkpoint's ``ckpt-info.json``.
+
+        The best epoch is the checkpoint's ``best_epoch`` (None: it had no best).
+        Only a checkpoint CANDLE wrote (no ``best_epoch`` key) takes it from the
+        ``best`` link, and only a link to an epoch it had finished by then.
+        """
         best = J.get("best_metric_last")
         self.best_metric_last = float(best) if best is not None and math.isfinite(best) else None
         self.resume_position = J.get("position")
+        self.links_own = True
         best_epoch = J.get("best_epoch")
-        if isinstance(best_epoch, int):
+        if isinstance(best_epoch, int) and not isinstance(best_epoch, bool):
             self.epoch_best = best_epoch
+        elif "best_epoch" in J:
+            self.epoch_best = 0
         else:
             linked = self.layout.linked_epoch(self.layout.best)
-            self.epoch_best = linked or 0
+            done = J.get("epoch")
+            fits = linked is not None and isinstance(done, int) and linked <= done
+            self.epoch_best = linked if fits and linked is not None else 0
 
     def build_model(self, model_file: Path | str) -> None:
         raise NotImplementedError("a backend must load the checkpoint into self.model")
