@@ -131,7 +131,7 @@ def test_timestamped_stdout_is_an_option(make_ckpt, capsys) -> None:  # type: ig
     _run(ckpt, [1.0])
     out = capsys.readouterr().out.splitlines()
     assert out and all(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d CandleCkpt: ", line) for line in out)
-    with pytest.raises(ParamError, match="ckpt_stdout_format: must be one of candle|timestamped"):
+    with pytest.raises(ParamError, match=r"ckpt_stdout_format: must be one of candle\|timestamped"):
         make_ckpt(ckpt_stdout_format="iso")
 
 

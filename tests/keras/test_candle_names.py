@@ -17,7 +17,15 @@ import candle_restart
 DEVELOP_CANDLE = ["CandleCkptKeras", "CandleCkpt", "ModelType", "MultiGPUCheckpoint"]
 MASTER_CANDLE = ["CandleCheckpointCallback", "MultiGPUCheckpoint", "restart"]
 # ``candle.ckpt_utils`` (develop) and ``candle.ckpt_keras_utils`` (both generations).
-CKPT_UTILS = ["CandleCkpt", "CandleCkptModel", "ModelType", "ParamRequired", "ParamType", "ckpt_defs", "ckpt_parser"]
+CKPT_UTILS = [
+    "CandleCkpt",
+    "CandleCkptModel",
+    "ModelType",
+    "ParamRequired",
+    "ParamType",
+    "ckpt_defs",
+    "ckpt_parser",
+]
 CKPT_KERAS_UTILS = ["CandleCheckpointCallback", "CandleCkptKeras", "MultiGPUCheckpoint", "restart"]
 
 X = np.random.default_rng(6).normal(size=(48, 4)).astype("float32")
@@ -43,7 +51,10 @@ def test_the_names_are_the_implementations() -> None:
     from candle_restart.keras import CandleCkptKeras
 
     assert candle_restart.CandleCkptKeras is CandleCkptKeras is ckpt_keras_utils.CandleCkptKeras
-    assert issubclass(CandleCkptKeras, ckpt_utils.CandleCkpt) and candle_restart.CandleCkpt is ckpt_utils.CandleCkpt
+    assert (
+        issubclass(CandleCkptKeras, ckpt_utils.CandleCkpt)
+        and candle_restart.CandleCkpt is ckpt_utils.CandleCkpt
+    )
     assert [m.name for m in ckpt_utils.ModelType] == ["KERAS", "PYTORCH"]
     payload = ckpt_utils.CandleCkptModel(ckpt_utils.ModelType.KERAS, "model", "optimizer")
     assert payload.model_type is candle_restart.ModelType.KERAS and payload.payload == ("model", "optimizer")
@@ -53,7 +64,9 @@ def test_multi_gpu_checkpoint_saves_the_wrapped_single_device_model(tmp_path: Pa
     keras.utils.set_random_seed(3)
     inner = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(1)], name="single")
     inputs = keras.Input((4,))
-    wrapper = keras.Model(inputs, keras.layers.Identity()(inner(inputs)))  # layers[-2] is the replicated model
+    wrapper = keras.Model(
+        inputs, keras.layers.Identity()(inner(inputs))
+    )  # layers[-2] is the replicated model
     wrapper.compile(optimizer="adam", loss="mse")
     path = tmp_path / "best.keras"
     check = candle_restart.MultiGPUCheckpoint(str(path), monitor="loss", save_best_only=True)
@@ -68,7 +81,9 @@ def test_a_plain_model_is_saved_whole(tmp_path: Path) -> None:
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
     model.compile(optimizer="adam", loss="mse")
     path = tmp_path / "m.keras"
-    model.fit(X, Y, epochs=1, verbose=0, callbacks=[candle_restart.MultiGPUCheckpoint(str(path), monitor="loss")])
+    model.fit(
+        X, Y, epochs=1, verbose=0, callbacks=[candle_restart.MultiGPUCheckpoint(str(path), monitor="loss")]
+    )
     assert len(keras.models.load_model(path).layers) == 1
 
 
