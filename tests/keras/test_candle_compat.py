@@ -7,7 +7,7 @@ with ``finalize_parameters``, ``build_optimizer``, a ``CandleRemoteMonitor``
 beside the checkpoint callback, CSV data and ``initial_epoch`` from
 ``J["epoch"]``; one script per API generation.  ``candle_compat/driver.py``
 assigns candle_restart's classes onto the shim's checkpoint names and runs the
-script with ``runpy``, several times in one process.
+scripts with ``runpy``, all steps of both generations in one process.
 
 CANDLE's four steps: train 3 epochs; restart to 5; 5 again with
 ``--ckpt_restart_mode off``; ``rm -r ckpts/epochs`` and 10 epochs with
@@ -57,10 +57,10 @@ def _csv(path: Path) -> Path:
 
 
 def _drive(
-    generation: str, steps: list[dict[str, Any]], env: dict[str, str] | None = None
+    steps: list[dict[str, Any]], env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(DRIVER), generation, json.dumps(steps)],
+        [sys.executable, str(DRIVER), json.dumps(steps)],
         env={**example_env(), **(env or {})},
         text=True,
         capture_output=True,
@@ -101,37 +101,52 @@ def killed(tmp_path_factory: pytest.TempPathFactory, data: Path) -> Path:
     work = tmp_path_factory.mktemp("killed")
     # Synchronous commits, so epoch 2's is whole when epoch 3 begins; the resume runs with the default.
     argv = ["--epochs", "4", "--train_data", str(data), "--output_dir", "out", "--ckpt_async", "False"]
-    proc = _drive("master", [{"cwd": str(work), "argv": argv}], {"CANDLE_COMPAT_KILL_AT_EPOCH": "2"})
+    step = {"generation": "master", "cwd": str(work), "argv": argv}
+    proc = _drive([step], {"CANDLE_COMPAT_KILL_AT_EPOCH": "2"})
     assert proc.returncode == -9, proc.stderr[-3000:]
     assert _epochs(work / "out" / "ckpts") == ["001", "002"]
     return work
 
 
-@pytest.mark.parametrize("generation", ["develop", "master"])
-def test_candles_acceptance_sequence_and_a_kill_minus_9(
-    tmp_path: Path, data: Path, killed: Path, generation: str
-) -> None:
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory, data: Path, killed: Path) -> dict[str, Any]:
+    """CANDLE's four steps for each generation, then the resume of ``killed`` and the same run
+    uninterrupted; one process.  Returns each generation's directory and stdout by step."""
     common = ["--train_data", str(data), "--output_dir", "out"]
+    dirs = {g: tmp_path_factory.mktemp(g) for g in ("develop", "master")}
     steps = [
-        {"cwd": str(tmp_path), **s, "argv": [*s["argv"], *common, "--run_id", f"step{n}"]}
+        {"generation": g, "cwd": str(dirs[g]), **s, "argv": [*s["argv"], *common, "--run_id", f"step{n}"]}
+        for g in ("develop", "master")
         for n, s in enumerate(FOUR_STEPS, 1)
     ]
-    if generation == "master":  # the killed run was master's: resume it, and run it uninterrupted beside
-        steps += [
-            {"cwd": str(killed), "argv": ["--epochs", "4", *common]},
-            {"cwd": str(tmp_path), "argv": ["--epochs", "4", *common[:2], "--output_dir", "whole"]},
-        ]
-    proc = _drive(generation, steps)
+    whole = tmp_path_factory.mktemp("whole")
+    steps += [
+        {"generation": "master", "cwd": str(killed), "argv": ["--epochs", "4", *common]},
+        {"generation": "master", "cwd": str(whole), "argv": ["--epochs", "4", *common]},
+    ]
+    proc = _drive(steps)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = _steps(proc.stdout)
-    ckpts = tmp_path / "out" / "ckpts"
+    return {
+        "develop": (dirs["develop"], out[0:4]),
+        "master": (dirs["master"], out[4:8]),
+        "resume": out[8],
+        "whole": whole,
+    }
 
+
+@pytest.mark.parametrize("generation", ["develop", "master"])
+def test_candles_acceptance_sequence_leaves_one_epoch_directory(
+    runs: dict[str, Any], generation: str
+) -> None:
+    work, out = runs[generation]
+    ckpts = work / "out" / "ckpts"
     # 1: three epochs.  CANDLE's stdout lines, whole: no timestamp, no prefix.
     assert "Callback initialized." in out[0] and "checkpoints list: [1, 2, 3]" in out[0]
     assert not any(line.startswith("restarting") for line in out[0])
     # 2: restart to 5: J["epoch"] == 3 became initial_epoch (the monitor saw epochs 4 and 5 only).
     assert "restarting from epoch: 3" in out[1] and "checkpoints list: [4, 5]" in out[1]
-    monitor = json.loads((tmp_path / "out" / "run.step2.json").read_text())
+    monitor = json.loads((work / "out" / "run.step2.json").read_text())
     assert [e["epoch"] for e in monitor["epochs"]] == [4, 5]
     # 3: restart off: a fresh run over the same directory.
     assert not any(line.startswith("restarting") for line in out[2])
@@ -142,11 +157,10 @@ def test_candles_acceptance_sequence_and_a_kill_minus_9(
     assert out[3][-2:] == ["checkpoints kept: 1", "checkpoints list: [10]"]
     assert os.readlink(ckpts / "last") == "epochs/010" and not os.path.lexists(ckpts / "best")
 
-    if generation == "master":  # the kill -9 and its resume
-        assert "restarting from epoch: 2" in out[4] and "checkpoints list: [3, 4]" in out[4]
-        resumed, whole = (
-            _weights(killed / "out" / "final.weights.h5"),
-            _weights(tmp_path / "whole" / "final.weights.h5"),
-        )
-        assert len(resumed) == len(whole) > 0
-        assert all(a.tobytes() == b.tobytes() for a, b in zip(resumed, whole, strict=True))
+
+def test_a_kill_minus_9_resumes_bit_for_bit(runs: dict[str, Any], killed: Path) -> None:
+    assert "restarting from epoch: 2" in runs["resume"] and "checkpoints list: [3, 4]" in runs["resume"]
+    resumed = _weights(killed / "out" / "final.weights.h5")
+    whole = _weights(runs["whole"] / "out" / "final.weights.h5")
+    assert len(resumed) == len(whole) > 0
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(resumed, whole, strict=True))

@@ -1,14 +1,14 @@
-"""Run a CANDLE benchmark script with candle_restart in place of candle_lib's checkpoint module.
+"""Run CANDLE benchmark scripts with candle_restart in place of candle_lib's checkpoint module.
 
-    python driver.py GENERATION STEPS_JSON
+    python driver.py STEPS_JSON
 
-GENERATION is ``develop`` or ``master`` (which baseline script runs);
-STEPS_JSON is a list of ``{"cwd": DIR, "argv": [...], "rm": PATH or null}``:
-each step removes ``rm`` (relative to ``cwd``) if given, then runs the script
-with ``runpy`` as ``__main__`` in ``cwd`` with ``argv``, all in this one
-process, printing ``=== step N ===`` before each.  Before the first step the
-shim's checkpoint names, of both generations, are assigned candle_restart's
-objects of the same names: the only thing that changes.
+STEPS_JSON is a list of ``{"generation": "develop"|"master", "cwd": DIR,
+"argv": [...], "rm": PATH or null}``: each step removes ``rm`` (relative to
+``cwd``) if given, then runs the generation's baseline script with ``runpy``
+as ``__main__`` in ``cwd`` with ``argv``, all in this one process, printing
+``=== step N ===`` before each.  Before the first step the shim's checkpoint
+names, of both generations, are assigned candle_restart's objects of the
+same names: the only thing that changes.
 
 ``CANDLE_COMPAT_KILL_AT_EPOCH=K`` (a test hook, not CANDLE's) makes the
 benchmark's ``CandleRemoteMonitor`` SIGKILL the process when epoch K+1
@@ -67,8 +67,7 @@ def install_kill_hook(epoch: int) -> None:
 
 
 def main() -> int:
-    generation, steps = sys.argv[1], json.loads(sys.argv[2])
-    script = str(HERE / "bmk" / f"compat_baseline_{generation}.py")
+    steps = json.loads(sys.argv[1])
     swap()
     if os.environ.get("CANDLE_COMPAT_KILL_AT_EPOCH"):
         install_kill_hook(int(os.environ["CANDLE_COMPAT_KILL_AT_EPOCH"]))
@@ -77,6 +76,7 @@ def main() -> int:
         if step.get("rm"):
             shutil.rmtree(step["rm"])
         print(f"=== step {n} ===", flush=True)
+        script = str(HERE / "bmk" / f"compat_baseline_{step['generation']}.py")
         sys.argv = [script, *step["argv"]]
         runpy.run_path(script, run_name="__main__")
         sys.stdout.flush()
