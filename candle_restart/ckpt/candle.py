@@ -5,7 +5,8 @@ supplies `write_model_backend` (write the model into ``work/``) and
 `build_model` (load it back).  Everything else lives here and is the same
 for every framework: parameter scanning, the save decision, the best-metric
 bookkeeping, the commit through `candle_restart.ckpt.commit`, keep
-policies, checksums, ``ckpt-info.json`` and restart selection.
+policies (`candle_restart.ckpt.candle_keep`), checksums, ``ckpt-info.json``
+and restart (`candle_restart.ckpt.candle_restore`).
 
 Method names, arguments and log lines are CANDLE's (client tools grep the
 log); the defects the foundation issue lists are fixed behind them.
@@ -13,7 +14,6 @@ log); the defects the foundation issue lists are fixed behind them.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -28,28 +28,27 @@ from candle_restart.ckpt import commit
 from candle_restart.ckpt.background import BackgroundCommit
 from candle_restart.ckpt.candle_keep import CandleKeepMethods
 from candle_restart.ckpt.candle_params import CandleParamMethods
+from candle_restart.ckpt.candle_restore import CandleRestartMethods
 from candle_restart.ckpt.checksum import ALGORITHM, DISABLED, checksum_file, list_files
 from candle_restart.ckpt.envparams import with_environment
-from candle_restart.ckpt.errors import CommitError, NoCheckpointError, ParamError
+from candle_restart.ckpt.errors import CommitError, ParamError
 from candle_restart.ckpt.info import (
     FIRST,
     SCHEMA_VERSION,
     finite_or_none,
-    read_info,
     timestamp,
     writer_identity,
 )
-from candle_restart.ckpt.layout import INFO_FILE, CkptLayout, candle_root, restart_roots
+from candle_restart.ckpt.layout import CkptLayout, candle_root
 from candle_restart.ckpt.lease import Lease, drop_shared, hold_shared
 from candle_restart.ckpt.log import make_logger, release_console
 from candle_restart.ckpt.params import CkptParams, check_writable, parse_params, unknown_ckpt_keys
-from candle_restart.ckpt.restore import find_restart
 from candle_restart.ckpt.sink import CheckpointFiles, Snapshot
 
 STATE_FILE = "train_state.npz"
 
 
-class CandleCkpt(CandleParamMethods, CandleKeepMethods):
+class CandleCkpt(CandleParamMethods, CandleKeepMethods, CandleRestartMethods):
     """CANDLE's checkpoint callback logic without a framework (see module docstring)."""
 
     model_file_name = "model.keras"
@@ -473,83 +472,6 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods):
 
     def set_model(self, model: Any) -> None:
         self._model = model
-
-    def restart(self, model: Any, verbose: bool = True) -> dict[str, Any] | None:
-        """Load the newest checkpoint that verifies into ``model``; return its ``ckpt-info.json`` or None."""
-        self.wait_for_commit()
-        self.restart_done, self.restarted = True, None
-        mode = self.settings.restart_mode
-        if mode == "off":
-            return None
-        self.set_model(model)
-        self.hold_writer()  # set-aside and the writes that follow are this process's alone
-        reasons: list[str] = []
-
-        def log(message: str) -> None:
-            reasons.append(message)
-            self.info(message)
-
-        # Recorded CRCs are always verified, whatever this run's ckpt_checksum says.
-        found = find_restart(self.layout, True, log, set_aside=True)
-        for root in restart_roots(self.ckpt_directory, self.layout.root)[1:]:
-            if found is None:  # written the other way (CANDLE's <ckpt_directory>/ckpts, or not)
-                found = find_restart(CkptLayout.at(root), True, log)
-        if found is None:
-            if mode == "required":
-                why = [r for r in reasons if "unusable" in r or "skipping" in r]
-                detail = f"; {why[0]}" if why else ""
-                raise NoCheckpointError(
-                    str(self.layout.root),
-                    "ckpt_restart_mode",
-                    f"is 'required' but no checkpoint could be found{detail}",
-                )
-            return None
-        model_file = found.path / found.info["model_file"]
-        files = found.info.get("files") or {}
-        self.verified_files = {n for n, e in files.items() if e.get(ALGORITHM) not in (None, DISABLED)}
-        self.info(f"restarting: '{self.relpath(model_file)}'")
-        result = self.restart_json(found.path)
-        self.info(f"restarting: epoch={result['epoch']} timestamp={result.get('timestamp')}")
-        start = time.perf_counter()
-        megabytes = sum(p.stat().st_size for p in found.path.iterdir() if p.is_file()) / (1024 * 1024)
-        self.build_model(model_file)
-        duration = max(time.perf_counter() - start, 1e-9)
-        self.info(
-            f"restarting: model read:  {megabytes:0.3f} MB in {duration:0.3f} seconds ({megabytes / duration:0.2f} MB/s)."
-        )
-        self.restarted = result
-        return result
-
-    def restart_json(self, directory: Path | str) -> dict[str, Any]:
-        """Read ``directory/ckpt-info.json`` and restore the best-metric bookkeeping from it."""
-        J = read_info(Path(directory) / INFO_FILE)
-        self.debug("ckpt-info.json contains:")
-        self.debug(json.dumps(J, indent=2))
-        self.info(f"restarting from epoch: {J['epoch']}")
-        self.adopt_restart(J)
-        return J
-
-    def adopt_restart(self, J: dict[str, Any]) -> None:
-        """Take the best-metric bookkeeping and mid-epoch position from a checkpoint's ``ckpt-info.json``.
-
-        The best epoch is the checkpoint's ``best_epoch`` (None: it had no best).
-        Only a checkpoint CANDLE wrote (no ``best_epoch`` key) takes it from the
-        ``best`` link, and only a link to an epoch it had finished by then.
-        """
-        best = J.get("best_metric_last")
-        self.best_metric_last = float(best) if best is not None and math.isfinite(best) else None
-        self.resume_position = J.get("position")
-        self.links_own = True
-        best_epoch = J.get("best_epoch")
-        if isinstance(best_epoch, int) and not isinstance(best_epoch, bool):
-            self.epoch_best = best_epoch
-        elif "best_epoch" in J:
-            self.epoch_best = 0
-        else:
-            linked = self.layout.linked_epoch(self.layout.best)
-            done = J.get("epoch")
-            fits = linked is not None and isinstance(done, int) and linked <= done
-            self.epoch_best = linked if fits and linked is not None else 0
 
     def build_model(self, model_file: Path | str) -> None:
         raise NotImplementedError("a backend must load the checkpoint into self.model")

@@ -306,6 +306,9 @@ class _Restarter(CandleCheckpointCallback):
     def report_initial(self) -> None:
         pass
 
+    def warn_unknown_keys(self) -> None:
+        pass  # the run's callback warns, once
+
 
 def restart(gParameters: dict[str, Any], model: Any, verbose: bool = True) -> dict[str, Any] | None:
     """CANDLE's older entry point: restart ``model`` per gParameters; the ckpt-info dict or None.
