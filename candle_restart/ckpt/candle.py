@@ -212,7 +212,6 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods, CandleRestartMethods):
         is_best = position is None and self.epoch_best == epoch
         # A fresh start's first commit takes last and best over: a best link left by an earlier run goes.
         drop_best = not is_best and not self.links_own
-        self.links_own = True
         self.last_save_time = time.monotonic()
 
         def write_and_commit() -> None:
@@ -286,6 +285,7 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods, CandleRestartMethods):
         target = commit.commit(
             self.layout, epoch, info, best=best, drop_best=drop_best, work=work, fence=self._fence
         )
+        self.links_own = True  # last (and best) are this run's now; a failed commit left them as they were
         self.debug(f"rename:  '{self.relpath(work)}' -> '{self.relpath(target)}'")
         if best:
             self.debug(f"linking: '{self.relpath(self.layout.best)}' -> '{self.layout.link_target(epoch)}'")
