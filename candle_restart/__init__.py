@@ -1,7 +1,13 @@
 """candle_restart: durable, exactly-resuming checkpoints and a restart service for CANDLE-style training.
 
 ``import candle_restart`` (and ``candle_restart.ckpt``) loads no framework:
-the Keras names below are imported on first use.
+the names below are imported on first use.  They are the checkpoint names of
+both of CANDLE's generations, so one import line changes:
+
+* candle_lib ``develop``'s ``candle``: `CandleCkptKeras`, `CandleCkpt`, `ModelType`,
+  `MultiGPUCheckpoint` (and ``candle.ckpt_utils`` is `candle_restart.ckpt_utils`,
+  ``candle.ckpt_keras_utils`` is `candle_restart.ckpt_keras_utils`);
+* ``master``'s ``candle``: `CandleCheckpointCallback`, `MultiGPUCheckpoint`, `restart`.
 """
 
 from __future__ import annotations
@@ -13,7 +19,10 @@ __version__ = "0.1.0"
 _LAZY = {
     "CandleCkptKeras": "candle_restart.keras",
     "CandleCheckpointCallback": "candle_restart.keras",
+    "MultiGPUCheckpoint": "candle_restart.keras",
     "restart": "candle_restart.keras",
+    "CandleCkpt": "candle_restart.ckpt",
+    "ModelType": "candle_restart.ckpt",
 }
 
 
@@ -25,4 +34,12 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'candle_restart' has no attribute {name!r}")
 
 
-__all__ = ["CandleCheckpointCallback", "CandleCkptKeras", "__version__", "restart"]
+__all__ = [
+    "CandleCheckpointCallback",
+    "CandleCkpt",
+    "CandleCkptKeras",
+    "ModelType",
+    "MultiGPUCheckpoint",
+    "__version__",
+    "restart",
+]

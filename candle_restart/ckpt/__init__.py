@@ -8,12 +8,14 @@ Public names:
 * `read_info`, `verify_checkpoint`, `find_restart`: reading and choosing checkpoints.
 * `surviving_epochs`: keep policies.
 * `CandleCkpt`: CANDLE's callback logic; backends subclass it.
+* `ModelType`, `CandleCkptModel`, `ParamRequired`: CANDLE's small types of ``candle.ckpt_utils``.
 * Errors: `CkptError`, `ParamError`, `CorruptCheckpointError`, `NoCheckpointError`, `CommitError`,
   `RestartError`.
 """
 
 from candle_restart.ckpt import commit
 from candle_restart.ckpt.candle import CandleCkpt
+from candle_restart.ckpt.candle_types import CandleCkptModel, ModelType, ParamRequired
 from candle_restart.ckpt.errors import (
     CkptError,
     CommitError,
@@ -30,14 +32,17 @@ from candle_restart.ckpt.restore import Found, find_restart, verify_checkpoint
 
 __all__ = [
     "CandleCkpt",
+    "CandleCkptModel",
     "CkptError",
     "CkptLayout",
     "CkptParams",
     "CommitError",
     "CorruptCheckpointError",
     "Found",
+    "ModelType",
     "NoCheckpointError",
     "ParamError",
+    "ParamRequired",
     "ParamType",
     "RestartError",
     "ckpt_defs",

@@ -5,7 +5,8 @@ supplies `write_model_backend` (write the model into ``work/``) and
 `build_model` (load it back).  Everything else lives here and is the same
 for every framework: parameter scanning, the save decision, the best-metric
 bookkeeping, the commit through `candle_restart.ckpt.commit`, keep
-policies, checksums, ``ckpt-info.json`` and restart selection.
+policies (`candle_restart.ckpt.candle_keep`), checksums, ``ckpt-info.json``
+and restart (`candle_restart.ckpt.candle_restore`).
 
 Method names, arguments and log lines are CANDLE's (client tools grep the
 log); the defects the foundation issue lists are fixed behind them.
@@ -13,7 +14,6 @@ log); the defects the foundation issue lists are fixed behind them.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -28,28 +28,27 @@ from candle_restart.ckpt import commit
 from candle_restart.ckpt.background import BackgroundCommit
 from candle_restart.ckpt.candle_keep import CandleKeepMethods
 from candle_restart.ckpt.candle_params import CandleParamMethods
+from candle_restart.ckpt.candle_restore import CandleRestartMethods
 from candle_restart.ckpt.checksum import ALGORITHM, DISABLED, checksum_file, list_files
 from candle_restart.ckpt.envparams import with_environment
-from candle_restart.ckpt.errors import CommitError, NoCheckpointError, ParamError
+from candle_restart.ckpt.errors import CommitError, ParamError
 from candle_restart.ckpt.info import (
     FIRST,
     SCHEMA_VERSION,
     finite_or_none,
-    read_info,
     timestamp,
     writer_identity,
 )
-from candle_restart.ckpt.layout import INFO_FILE, CkptLayout, candle_root, restart_roots
+from candle_restart.ckpt.layout import CkptLayout, candle_root
 from candle_restart.ckpt.lease import Lease, drop_shared, hold_shared
 from candle_restart.ckpt.log import make_logger, release_console
-from candle_restart.ckpt.params import CkptParams, check_writable, parse_params
-from candle_restart.ckpt.restore import find_restart
+from candle_restart.ckpt.params import CkptParams, check_writable, parse_params, unknown_ckpt_keys
 from candle_restart.ckpt.sink import CheckpointFiles, Snapshot
 
 STATE_FILE = "train_state.npz"
 
 
-class CandleCkpt(CandleParamMethods, CandleKeepMethods):
+class CandleCkpt(CandleParamMethods, CandleKeepMethods, CandleRestartMethods):
     """CANDLE's checkpoint callback logic without a framework (see module docstring)."""
 
     model_file_name = "model.keras"
@@ -65,10 +64,14 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods):
         self.scan_params(gParameters if gParameters is not None else {"epochs": 0})
         check_writable(self.layout.root)
         if logger == "DEFAULT":
-            logger = make_logger(self, self.layout.log, verbose)
+            logger = make_logger(self, self.layout.log, verbose, self.settings.stdout_format)
         self.logger: logging.Logger | None = logger
         self.epochs: list[int] = []  # epochs this instance committed, ascending
+        # The best epoch of this run (set by save_check_best) or of the checkpoint it restarted from.
         self.epoch_best: int = 0
+        # Whether last/best name this run's checkpoints: True once a restart loaded one or this
+        # instance committed; until then they are an earlier run's debris (a fresh start).
+        self.links_own = False
         self.best_mode: str | None = None  # "min" or "max" once a best was checked
         self.timestamp_last: datetime | None = None
         self.cksum_model = DISABLED
@@ -89,6 +92,7 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods):
         self._drop_writer: weakref.finalize | None = None
         self.work_dir = self.layout.work_dir(f"{os.getpid()}-{secrets.token_hex(3)}")
         self.report_initial()
+        self.warn_unknown_keys()
 
     # ----- parameters -------------------------------------------------------------------
     def scan_params(self, gParams: dict[str, Any]) -> None:
@@ -126,6 +130,19 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods):
         if self.logger is not None:
             self.logger.debug(message)
 
+    def warning(self, message: str) -> None:
+        if self.logger is not None:
+            self.logger.warning(message)
+
+    def warn_unknown_keys(self) -> None:
+        """A warning per ``ckpt_*`` key of gParameters that nothing reads (a typo, most likely).
+
+        Keys without the ``ckpt_`` prefix are the benchmark's own: accepted silently, as CANDLE did.
+        """
+        for key, close in unknown_ckpt_keys(self.gParams):
+            hint = f"; did you mean {close}?" if close else ""
+            self.warning(f"gParameters: {key}: is not a checkpoint key and is ignored{hint}")
+
     def relpath(self, p: Path | str) -> Path:
         """``p`` relative to the working directory when it lies below it, else unchanged."""
         path = Path(p)
@@ -158,8 +175,10 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods):
         release_console(self.logger)
 
     # ----- saving ---------------------------------------------------------------------------
-    def ckpt_epoch(self, epoch: int, direction: str, metric_value: float) -> bool:
+    def ckpt_epoch(self, epoch: int, direction: str, metric_value: float | None) -> bool:
         """Checkpoint after 0-based ``epoch`` if the policy says so (CANDLE's procedure, made atomic).
+
+        ``metric_value`` None: the metric is missing from this epoch's logs (no best check).
 
         Returns whether a checkpoint was taken (CANDLE's returned None).
         """
@@ -191,11 +210,13 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods):
         snapshot = self.snapshot_model(epoch)
         info = self.ckpt_info(epoch, position, files={})
         is_best = position is None and self.epoch_best == epoch
+        # A fresh start's first commit takes last and best over: a best link left by an earlier run goes.
+        drop_best = not is_best and not self.links_own
         self.last_save_time = time.monotonic()
 
         def write_and_commit() -> None:
             try:
-                self._write_and_commit(epoch, snapshot, info, is_best)
+                self._write_and_commit(epoch, snapshot, info, is_best, drop_best)
             finally:
                 if snapshot is not None:
                     snapshot.discard()
@@ -245,7 +266,7 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods):
         self._writer.check()
 
     def _write_and_commit(
-        self, epoch: int, snapshot: Snapshot | None, info: dict[str, Any], best: bool
+        self, epoch: int, snapshot: Snapshot | None, info: dict[str, Any], best: bool, drop_best: bool = False
     ) -> None:
         """Write ``work/``, commit it as ``epochs/NNN`` and apply the keep policy (any thread)."""
         work = commit.begin(self.layout, self.work_dir)
@@ -260,10 +281,16 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods):
                 str(work), None, f"writing the checkpoint of epoch {epoch} failed: {exc}"
             ) from exc
         info = {**info, **self._file_fields(files)}
-        target = commit.commit(self.layout, epoch, info, best=best, work=work, fence=self._fence)
+        had_best = self.layout.best.is_symlink()
+        target = commit.commit(
+            self.layout, epoch, info, best=best, drop_best=drop_best, work=work, fence=self._fence
+        )
+        self.links_own = True  # last (and best) are this run's now; a failed commit left them as they were
         self.debug(f"rename:  '{self.relpath(work)}' -> '{self.relpath(target)}'")
         if best:
             self.debug(f"linking: '{self.relpath(self.layout.best)}' -> '{self.layout.link_target(epoch)}'")
+        elif drop_best and had_best:
+            self.debug(f"removing: '{self.relpath(self.layout.best)}' (an earlier run's; this run has no best yet)")
         self.debug(f"linking: '{self.relpath(self.layout.last)}' -> '{self.layout.link_target(epoch)}'")
         if epoch not in self.epochs:
             self.epochs.append(epoch)
@@ -275,7 +302,7 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods):
         self.info(f"writing mid-epoch checkpoint: epoch {epoch} batch {batches_done} ...")
         return self.save_epoch(epoch, {"epoch": epoch, "batch": int(batches_done)})
 
-    def save_check(self, epoch: int, direction: str, metric_value: float) -> bool:
+    def save_check(self, epoch: int, direction: str, metric_value: float | None) -> bool:
         """Should 1-based ``epoch`` be saved?  Updates the best epoch as a side effect (as CANDLE's)."""
         if self.save_interval == 0:
             return False
@@ -293,9 +320,12 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods):
         self.debug("not writing this epoch.")
         return False
 
-    def save_check_best(self, epoch: int, direction: str, metric_value: float) -> bool:
-        """True if ``metric_value`` improves on the running best in ``direction`` ("+" or "-")."""
-        if not self.save_best:
+    def save_check_best(self, epoch: int, direction: str, metric_value: float | None) -> bool:
+        """True if ``metric_value`` improves on the running best in ``direction`` ("+" or "-").
+
+        None (the metric is missing from this epoch's logs) and NaN never improve.
+        """
+        if not self.save_best or metric_value is None:
             return False
         if direction not in ("+", "-"):
             raise ParamError(
@@ -442,73 +472,6 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods):
 
     def set_model(self, model: Any) -> None:
         self._model = model
-
-    def restart(self, model: Any, verbose: bool = True) -> dict[str, Any] | None:
-        """Load the newest checkpoint that verifies into ``model``; return its ``ckpt-info.json`` or None."""
-        self.wait_for_commit()
-        self.restart_done, self.restarted = True, None
-        mode = self.settings.restart_mode
-        if mode == "off":
-            return None
-        self.set_model(model)
-        self.hold_writer()  # set-aside and the writes that follow are this process's alone
-        reasons: list[str] = []
-
-        def log(message: str) -> None:
-            reasons.append(message)
-            self.info(message)
-
-        # Recorded CRCs are always verified, whatever this run's ckpt_checksum says.
-        found = find_restart(self.layout, True, log, set_aside=True)
-        for root in restart_roots(self.ckpt_directory, self.layout.root)[1:]:
-            if found is None:  # written the other way (CANDLE's <ckpt_directory>/ckpts, or not)
-                found = find_restart(CkptLayout.at(root), True, log)
-        if found is None:
-            if mode == "required":
-                why = [r for r in reasons if "unusable" in r or "skipping" in r]
-                detail = f"; {why[0]}" if why else ""
-                raise NoCheckpointError(
-                    str(self.layout.root),
-                    "ckpt_restart_mode",
-                    f"is 'required' but no checkpoint could be found{detail}",
-                )
-            return None
-        model_file = found.path / found.info["model_file"]
-        files = found.info.get("files") or {}
-        self.verified_files = {n for n, e in files.items() if e.get(ALGORITHM) not in (None, DISABLED)}
-        self.info(f"restarting: '{self.relpath(model_file)}'")
-        result = self.restart_json(found.path)
-        self.info(f"restarting: epoch={result['epoch']} timestamp={result.get('timestamp')}")
-        start = time.perf_counter()
-        megabytes = sum(p.stat().st_size for p in found.path.iterdir() if p.is_file()) / (1024 * 1024)
-        self.build_model(model_file)
-        duration = max(time.perf_counter() - start, 1e-9)
-        self.info(
-            f"restarting: model read:  {megabytes:0.3f} MB in {duration:0.3f} seconds ({megabytes / duration:0.2f} MB/s)."
-        )
-        self.restarted = result
-        return result
-
-    def restart_json(self, directory: Path | str) -> dict[str, Any]:
-        """Read ``directory/ckpt-info.json`` and restore the best-metric bookkeeping from it."""
-        J = read_info(Path(directory) / INFO_FILE)
-        self.debug("ckpt-info.json contains:")
-        self.debug(json.dumps(J, indent=2))
-        self.info(f"restarting from epoch: {J['epoch']}")
-        self.adopt_restart(J)
-        return J
-
-    def adopt_restart(self, J: dict[str, Any]) -> None:
-        """Take the best-metric bookkeeping and mid-epoch position from a checkpoint's ``ckpt-info.json``."""
-        best = J.get("best_metric_last")
-        self.best_metric_last = float(best) if best is not None and math.isfinite(best) else None
-        self.resume_position = J.get("position")
-        best_epoch = J.get("best_epoch")
-        if isinstance(best_epoch, int):
-            self.epoch_best = best_epoch
-        else:
-            linked = self.layout.linked_epoch(self.layout.best)
-            self.epoch_best = linked or 0
 
     def build_model(self, model_file: Path | str) -> None:
         raise NotImplementedError("a backend must load the checkpoint into self.model")

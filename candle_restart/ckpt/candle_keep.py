@@ -2,9 +2,11 @@
 
 Which old checkpoints survive is decided by `candle_restart.ckpt.keep`; these
 methods apply it to the checkpoint directory with CANDLE's names and log
-lines.  ``last``, ``best`` and the checkpoint just written are never deleted,
-and deletion goes through `candle_restart.ckpt.commit.remove_epoch` (crash-safe,
-never outside ``epochs/``).  ``clean`` may run in the commit thread.
+lines.  The checkpoint just written is never deleted, nor, while
+``ckpt_save_best`` is on, the best epoch of this run (or of the checkpoint it
+restarted from), as CANDLE's ``keep``; a ``best`` link an earlier run left pins
+nothing.  Deletion goes through `candle_restart.ckpt.commit.remove_epoch`
+(crash-safe, never outside ``epochs/``).  ``clean`` may run in the commit thread.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ class CandleKeepMethods:
     keep_limit: int
     epoch_best: int
     epochs: list[int]
+    save_best: bool
+    links_own: bool
 
     if TYPE_CHECKING:  # provided by CandleCkpt
 
@@ -37,7 +41,7 @@ class CandleKeepMethods:
         def _fence(self) -> None: ...
 
     def clean(self, epoch_now: int) -> tuple[int, int]:
-        """Delete checkpoints the keep policy drops; never ``last``, ``best`` or ``epoch_now``.
+        """Delete checkpoints the keep policy drops; never ``epoch_now`` or this run's best (see module doc).
 
         Returns (kept, deleted).  Only ``epochs/<digits>`` directories are considered.
         """
@@ -53,10 +57,13 @@ class CandleKeepMethods:
         return len(on_disk) - deleted, deleted
 
     def _protected(self, epoch_now: int) -> set[int]:
-        """Epochs no keep policy may delete: the newest, the best, and the targets of last/best."""
-        protect = {epoch_now, self.epoch_best}
-        for link in (self.layout.last, self.layout.best):
-            linked = self.layout.linked_epoch(link)
+        """Epochs no keep policy may delete: ``epoch_now``, ``last`` once it is this run's, and
+        this run's best epoch while ``ckpt_save_best`` is on (CANDLE's ``keep``)."""
+        protect = {epoch_now}
+        if self.save_best and self.epoch_best:
+            protect.add(self.epoch_best)
+        if self.links_own:
+            linked = self.layout.linked_epoch(self.layout.last)
             if linked is not None:
                 protect.add(linked)
         return protect

@@ -9,6 +9,7 @@ from __future__ import annotations
 from argparse import ArgumentTypeError
 from typing import Any
 
+from candle_restart.ckpt.candle_types import ParamRequired
 from candle_restart.ckpt.errors import ParamError
 from candle_restart.ckpt.params import ParamType, str2bool, typed_value
 
@@ -19,7 +20,12 @@ class CandleParamMethods:
     gParams: dict[str, Any]
 
     def param(self, key: str, dflt: Any, type_: ParamType = ParamType.STRING, allowed: Any = None) -> Any:
-        """The value of ``key`` converted to ``type_`` (``dflt`` when absent), checked against ``allowed``."""
+        """The value of ``key`` converted to ``type_`` (``dflt`` when absent), checked against ``allowed``.
+
+        ``dflt`` a `ParamRequired`: an absent key raises `ParamError`.
+        """
+        if key not in self.gParams and isinstance(dflt, ParamRequired):
+            raise ParamError("gParameters", key, "is required")
         value = self.gParams.get(key, dflt)
         value = self.param_type_check(key, value, type_)
         self.param_allowed(key, value, allowed)

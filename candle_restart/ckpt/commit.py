@@ -20,10 +20,13 @@ Steps of `commit` (after the caller filled ``work/`` between `begin` and it):
 3. rename ``work/`` to ``epochs/NNN``, fsync ``epochs/`` and the root;
 4. swap ``best`` (when this epoch is the best) and then ``last``: create a
    temporary relative symlink and rename it over the old one, fsync the root.
+   With ``drop_best`` (a fresh start's first commit that is not a best) the
+   ``best`` an earlier run left is removed instead, before ``last`` moves.
 
 Invariants, at every instant:
 
-* ``last`` and ``best`` name either their old target or the new, whole one;
+* ``last`` and ``best`` name either their old target or the new, whole one
+  (or, for ``best`` with ``drop_best``, nothing);
 * nothing under ``epochs/<digits>`` is ever partly written: a directory gets
   that name only once every byte and its ``ckpt-info.json`` are durable;
 * ``work*/`` is never read by restart; `begin` discards leftovers of a crash
@@ -107,6 +110,7 @@ def commit(
     info: dict[str, Any],
     *,
     best: bool,
+    drop_best: bool = False,
     work: Path | None = None,
     fence: Fence = _unfenced,
 ) -> Path:
@@ -132,6 +136,10 @@ def commit(
         fsio.fsync_path(layout.root)
         if best:
             fsio.swap_symlink(layout.link_target(epoch), layout.best, before_rename=fence)
+        elif drop_best and layout.best.is_symlink():
+            fence()
+            os.unlink(layout.best)
+            fsio.fsync_path(layout.root)
         fsio.swap_symlink(layout.link_target(epoch), layout.last, before_rename=fence)
     except (OSError, ValueError, CkptError) as exc:
         raise CommitError(str(target), None, f"checkpoint commit failed: {exc}") from exc

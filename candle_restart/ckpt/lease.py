@@ -267,7 +267,9 @@ def _this_host(marker: _Marker) -> str:
 # Instances in one process that name the same lock share one claim: they are one writer
 # (CANDLE's older API restarts through a throwaway callback, then trains with another).
 _shared: dict[Path, tuple[Lease, int]] = {}
-_shared_guard = threading.Lock()
+# Reentrant: a callback's finalizer (drop_shared) may run in the thread that holds the guard,
+# when garbage collection strikes inside hold_shared; a plain Lock deadlocked there.
+_shared_guard = threading.RLock()
 
 
 def hold_shared(path: Path, what: str, *, log: Log = lambda _m: None) -> Lease:

@@ -7,6 +7,12 @@ does not propagate, writing DEBUG and up to ``ckpt_directory/ckpt.log`` and
 INFO (DEBUG when verbose) to stdout.  Its file is closed when the owner is
 garbage-collected.
 
+Formats, as CANDLE's ``set_up_logger``: the file gets ``LINE_FORMAT``
+(``YYYY-mm-dd HH:MM:SS CandleCkpt: message``, what `candle_restart.report`
+reads back); stdout gets the bare message (CANDLE's stream formatter is
+empty), so tools that match CANDLE's stdout lines whole keep matching.
+``ckpt_stdout_format=timestamped`` puts the file's format on stdout too.
+
 Lines logged by a background commit (inside `console_held`) go to the file at
 once but wait for `release_console` before they reach stdout: the training
 thread releases them where no progress line is being drawn (an epoch's
@@ -26,6 +32,8 @@ from pathlib import Path
 
 LINE_FORMAT = "%(asctime)s CandleCkpt: %(message)s"
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
+# ckpt_stdout_format -> the stdout format: CANDLE's bare message, or the file's timestamped line.
+STDOUT_FORMATS = {"candle": "%(message)s", "timestamped": LINE_FORMAT}
 _serial = itertools.count(1)
 
 
@@ -77,8 +85,11 @@ def _close(logger: logging.Logger) -> None:
         handler.close()
 
 
-def make_logger(owner: object, logfile: Path, verbose: bool) -> logging.Logger:
-    """A fresh logger writing to ``logfile`` (created with its parents) and stdout."""
+def make_logger(owner: object, logfile: Path, verbose: bool, stdout_format: str = "candle") -> logging.Logger:
+    """A fresh logger writing to ``logfile`` (created with its parents) and stdout.
+
+    ``stdout_format`` is a key of `STDOUT_FORMATS` (``ckpt_stdout_format``).
+    """
     logger = logging.getLogger(f"candle_restart.ckpt.{next(_serial)}")
     logger.setLevel(logging.DEBUG)
     logger.propagate = False
@@ -87,7 +98,7 @@ def make_logger(owner: object, logfile: Path, verbose: bool) -> logging.Logger:
     to_file.setFormatter(logging.Formatter(LINE_FORMAT, DATE_FORMAT))
     to_file.setLevel(logging.DEBUG)
     to_stdout = _Console()
-    to_stdout.setFormatter(logging.Formatter(LINE_FORMAT, DATE_FORMAT))
+    to_stdout.setFormatter(logging.Formatter(STDOUT_FORMATS[stdout_format], DATE_FORMAT))
     to_stdout.setLevel(logging.DEBUG if verbose else logging.INFO)
     logger.addHandler(to_file)
     logger.addHandler(to_stdout)

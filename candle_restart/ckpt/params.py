@@ -27,6 +27,7 @@ from candle_restart.ckpt.errors import ParamError
 RESTART_MODES = ("off", "auto", "required")
 KEEP_MODES = ("linear", "exponential", "all")
 BEST_MODES = ("auto", "min", "max")
+STDOUT_FORMATS = ("candle", "timestamped")
 
 _TRUE = ("true", "t", "yes", "y", "1", "on")
 _FALSE = ("false", "f", "no", "n", "0", "off")
@@ -70,6 +71,7 @@ class CkptParams:
     metadata: str | None = None
     save_seconds: float = 0.0
     signals: tuple[str, ...] = ("USR1", "TERM", "INT", "USR2")
+    stdout_format: str = "candle"
 
 
 class _Reader:
@@ -214,6 +216,7 @@ def parse_params(params: Mapping[str, Any], where: str = "gParameters") -> CkptP
         metadata=None if metadata is None else r.string(metadata_key, metadata),
         save_seconds=save_seconds,
         signals=tuple(dict.fromkeys(signals)),
+        stdout_format=r.get("ckpt_stdout_format", "candle", choice(STDOUT_FORMATS)),
     )
 
 
@@ -258,7 +261,38 @@ _OPTIONS: list[tuple[str, Callable[[Any], Any], Any, tuple[str, ...] | None, str
     ("ckpt_save_seconds", float, 0.0, None, "Also checkpoint at the first batch end after this many seconds"),
     ("ckpt_signals", str, "USR1,TERM,INT", None, "Signals that mean: checkpoint now, then exit 75"),
     ("ckpt_extra_signal", str, "USR2", None, "One more such signal ('none' to disable)"),
+    (
+        "ckpt_stdout_format",
+        str,
+        "candle",
+        STDOUT_FORMATS,
+        "Checkpoint log lines on stdout: CANDLE's bare message, or timestamped as in ckpt.log",
+    ),
 ]
+
+# ckpt_* keys read elsewhere: ckpt_best_metric_last (here), ckpt_timestamp_last (CANDLE's; unused).
+_OTHER_CKPT_KEYS = ("ckpt_best_metric_last", "ckpt_timestamp_last")
+
+
+def ckpt_keys() -> frozenset[str]:
+    """Every ``ckpt_*`` key a checkpoint callback understands."""
+    return frozenset(name for name, *_rest in _OPTIONS) | frozenset(_OTHER_CKPT_KEYS)
+
+
+def unknown_ckpt_keys(params: Mapping[str, Any]) -> list[tuple[str, str | None]]:
+    """``(key, closest known key or None)`` for each ``ckpt_*`` key of ``params`` no callback reads.
+
+    Keys without the ``ckpt_`` prefix are a benchmark's own and are never reported.
+    """
+    import difflib
+
+    known = sorted(ckpt_keys())
+    unknown = []
+    for key in params:
+        if isinstance(key, str) and key.startswith("ckpt_") and key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            unknown.append((key, close[0] if close else None))
+    return unknown
 
 
 def ckpt_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

@@ -1,4 +1,4 @@
-"""Keras 3 backend: `CandleCkptKeras`, its alias `CandleCheckpointCallback`, and `restart`.
+"""Keras 3 backend: `CandleCkptKeras`, its alias `CandleCheckpointCallback`, `restart`, `MultiGPUCheckpoint`.
 
 TensorFlow is an extra of the distribution (``candle-restart[cpu]`` installs
 ``tensorflow-cpu``, ``candle-restart[tensorflow]`` the GPU build) so that a
@@ -19,5 +19,14 @@ if _BACKEND == "tensorflow" and importlib.util.find_spec("tensorflow") is None:
 from candle_restart.ckpt.params import ckpt_defs, ckpt_parser  # noqa: E402
 from candle_restart.keras.callback import CandleCheckpointCallback, CandleCkptKeras, restart  # noqa: E402
 from candle_restart.keras.fit import fit  # noqa: E402
+from candle_restart.keras.multigpu import MultiGPUCheckpoint  # noqa: E402
 
-__all__ = ["CandleCheckpointCallback", "CandleCkptKeras", "ckpt_defs", "ckpt_parser", "fit", "restart"]
+__all__ = [
+    "CandleCheckpointCallback",
+    "CandleCkptKeras",
+    "MultiGPUCheckpoint",
+    "ckpt_defs",
+    "ckpt_parser",
+    "fit",
+    "restart",
+]

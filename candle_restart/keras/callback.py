@@ -26,7 +26,6 @@ instance's best-metric bookkeeping is handed over the same way).
 
 from __future__ import annotations
 
-import math
 import signal
 import time
 import weakref
@@ -71,6 +70,8 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
         self._copies = HostCopies(private=self.settings.async_commit)
         self._capturer = archive.Capturer()
         self._said_sync = False
+        self._metric_seen = False  # the monitored metric was in some epoch's logs
+        self._said_missing = False  # the missing-metric warning was given
 
     @property
     def model(self) -> Any:
@@ -163,13 +164,29 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
                 "ckpt_save_best_metric",
                 f"'{metric}' is not among the metrics of this model: {sorted(logs)}",
             )
-        value = float(logs[metric]) if metric in logs else math.nan
+        value: float | None = float(logs[metric]) if metric in logs else None
+        if value is None and self.save_best:
+            self._metric_missing(metric)
+        elif value is not None:
+            self._metric_seen = True
         direction = self.direction(metric) if self.save_best else "-"
         saved = self.ckpt_epoch(epoch, direction, value)
         if REQUEST.requested and int(epoch) + 1 < self.epoch_max:
             if not saved and self.save_interval:
                 self.save_epoch(int(epoch) + 1)
             self._stop(f"{REQUEST.name} received; stopped after epoch {int(epoch) + 1}")
+
+    def _metric_missing(self, metric: str) -> None:
+        """The monitored metric is not in this epoch's logs: no best this epoch (never a NaN best).
+
+        Warned once, in the words of Keras' ``ModelCheckpoint``, unless the metric
+        was seen before (``validation_freq`` > 1 validates only some epochs).
+        """
+        if self._metric_seen:
+            self.debug(f"metrics: {metric}: not computed this epoch")
+        elif not self._said_missing:
+            self._said_missing = True
+            self.warning(f"Can save best model only with {metric} available.")
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         try:
@@ -288,6 +305,9 @@ class _Restarter(CandleCheckpointCallback):
 
     def report_initial(self) -> None:
         pass
+
+    def warn_unknown_keys(self) -> None:
+        pass  # the run's callback warns, once
 
 
 def restart(gParameters: dict[str, Any], model: Any, verbose: bool = True) -> dict[str, Any] | None:
