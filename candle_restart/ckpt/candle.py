@@ -42,6 +42,7 @@ from candle_restart.ckpt.info import (
 from candle_restart.ckpt.layout import CkptLayout, candle_root
 from candle_restart.ckpt.lease import Lease, drop_shared, hold_shared
 from candle_restart.ckpt.log import make_logger, release_console
+from candle_restart.ckpt.pacing import Pacer
 from candle_restart.ckpt.params import CkptParams, check_writable, parse_params, unknown_ckpt_keys
 from candle_restart.ckpt.sink import CheckpointFiles, Snapshot
 
@@ -87,6 +88,8 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods, CandleRestartMethods):
         self.in_training = False
         # Runs the background commits; keeps their CPU and wait totals.
         self.committer = BackgroundCommit(self.info)
+        # The checkpoint interval and the halt before the walltime (candle_restart.ckpt.pacing).
+        self.pacer = Pacer(self.settings, self.info, self.debug)
         # The writer lease of ckpt_directory: taken by restart() or the first save, until release_writer().
         self._writer: Lease | None = None
         self._drop_writer: weakref.finalize | None = None
@@ -183,6 +186,7 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods, CandleRestartMethods):
         Returns whether a checkpoint was taken (CANDLE's returned None).
         """
         epoch = int(epoch) + 1
+        self.pacer.epoch_end()  # may record a halt before the walltime (REQUEST): the caller stops
         if not self.save_check(epoch, direction, metric_value):
             return False
         self.save_epoch(epoch)
@@ -204,6 +208,7 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods, CandleRestartMethods):
         `ckpt_epoch` from its own loop, say) the checkpoint is committed, or its
         error raised, when this returns.
         """
+        started = self.pacer.saving()
         self.saving_position = position
         self.committer.wait()  # one snapshot in flight at most; raises an earlier commit's failure
         self.hold_writer()
@@ -217,6 +222,7 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods, CandleRestartMethods):
         def write_and_commit() -> None:
             try:
                 self._write_and_commit(epoch, snapshot, info, is_best, drop_best)
+                self.pacer.committed(started)
             finally:
                 if snapshot is not None:
                     snapshot.discard()
@@ -225,6 +231,7 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods, CandleRestartMethods):
             self.committer.start(f"epoch {epoch}", write_and_commit)
         else:
             write_and_commit()
+        self.pacer.saved()
         return self.layout.epoch_dir(epoch)
 
     def wait_for_commit(self) -> None:
@@ -232,10 +239,13 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods, CandleRestartMethods):
 
         Outside a training, the log lines the commit held back are printed too.
         """
+        started = time.monotonic()
         try:
             self.committer.wait()
         finally:
-            if not self.in_training:
+            if self.in_training:
+                self.pacer.waited(time.monotonic() - started)
+            else:
                 self.release_console()
 
     def hold_writer(self) -> Lease:

@@ -22,6 +22,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from candle_restart.ckpt.deadline import parse_duration, parse_time
 from candle_restart.ckpt.errors import ParamError
 
 RESTART_MODES = ("off", "auto", "required")
@@ -72,6 +73,12 @@ class CkptParams:
     save_seconds: float = 0.0
     signals: tuple[str, ...] = ("USR1", "TERM", "INT", "USR2")
     stdout_format: str = "candle"
+    # Halt before the walltime and the checkpoint interval: see candle_restart.ckpt.pacing.
+    halt_seconds: float = 30.0
+    walltime: float | None = None  # seconds from the process's start
+    halt_at: float | None = None  # epoch seconds
+    save_batches: int = 0
+    overhead_target: float = 0.0
 
 
 class _Reader:
@@ -197,6 +204,12 @@ def parse_params(params: Mapping[str, Any], where: str = "gParameters") -> CkptP
     if save_seconds < 0 or math.isnan(save_seconds):
         raise r.fail("ckpt_save_seconds", params["ckpt_save_seconds"], "a number of seconds >= 0")
     signals = _signals(r, "ckpt_signals", "USR1,TERM,INT") + _signals(r, "ckpt_extra_signal", "USR2")
+    halt_seconds = r.get("ckpt_halt_seconds", 30.0, r.real)
+    if halt_seconds < 0 or math.isnan(halt_seconds):
+        raise r.fail("ckpt_halt_seconds", params["ckpt_halt_seconds"], "a number of seconds >= 0")
+    target = r.get("ckpt_overhead_target", 0.0, r.real)
+    if not 0 <= target < 1:
+        raise r.fail("ckpt_overhead_target", params["ckpt_overhead_target"], "a fraction >= 0 and < 1")
 
     return CkptParams(
         epochs=epochs,
@@ -217,7 +230,28 @@ def parse_params(params: Mapping[str, Any], where: str = "gParameters") -> CkptP
         save_seconds=save_seconds,
         signals=tuple(dict.fromkeys(signals)),
         stdout_format=r.get("ckpt_stdout_format", "candle", choice(STDOUT_FORMATS)),
+        halt_seconds=halt_seconds,
+        walltime=r.get("ckpt_walltime", None, _converted(r, parse_duration, "seconds or HH:MM:SS")),
+        halt_at=r.get("ckpt_halt_at", None, _converted(r, parse_time, "an ISO time")),
+        save_batches=r.get("ckpt_save_batches", 0, integer(0)),
+        overhead_target=target,
     )
+
+
+def _converted(
+    r: _Reader, parse: Callable[[Any], float], wanted: str
+) -> Callable[[str, Any], float | None]:
+    """A reader that converts with ``parse``; its ValueError becomes one line naming the key."""
+
+    def read(key: str, value: Any) -> float | None:
+        if isinstance(value, str) and value.strip().lower() in ("", "none"):
+            return None  # "none" on a command line: unset
+        try:
+            return parse(value)
+        except ValueError:
+            raise r.fail(key, value, wanted) from None
+
+    return read
 
 
 def _signals(r: _Reader, key: str, default: str) -> tuple[str, ...]:
@@ -267,6 +301,23 @@ _OPTIONS: list[tuple[str, Callable[[Any], Any], Any, tuple[str, ...] | None, str
         "candle",
         STDOUT_FORMATS,
         "Checkpoint log lines on stdout: CANDLE's bare message, or timestamped as in ckpt.log",
+    ),
+    (
+        "ckpt_halt_seconds",
+        float,
+        30.0,
+        None,
+        "Stop this long (plus 3x the slowest commit) before the allocation ends, with a checkpoint",
+    ),
+    ("ckpt_walltime", str, None, None, "The allocation's length (seconds or HH:MM:SS), counted from the start"),
+    ("ckpt_halt_at", str, None, None, "An ISO time at which the allocation ends"),
+    ("ckpt_save_batches", int, 0, None, "Also checkpoint every N batches (0: off)"),
+    (
+        "ckpt_overhead_target",
+        float,
+        0.0,
+        None,
+        "Choose the batches between checkpoints to keep their overhead under this fraction (0: off)",
     ),
 ]
 

@@ -9,6 +9,11 @@ the main thread was doing (a commit, a TensorFlow call, a lock held by
 commits a checkpoint through the normal protocol and raises `Preempted`,
 which ends the process with `EXIT_RESUME` (75, EX_TEMPFAIL) unless caught.
 
+The training may also ask itself to stop: `PreemptionRequest.halt`, when
+the allocation is about to end and no signal came (see
+`candle_restart.ckpt.pacing`).  It is served the same way; `Preempted.cause`
+then says ``timeout`` instead of ``preempted`` (the task runner records it).
+
 A second signal changes nothing but the count: the first request is already
 being served.  `arm` nests: handlers are installed by the outermost caller
 (the task runner, or the callback when a script runs without the runner)
@@ -35,11 +40,15 @@ DEFAULT_SIGNALS = ("USR1", "TERM", "INT")
 
 
 class Preempted(SystemExit):
-    """Raised after a requested checkpoint was committed; exits the process with 75."""
+    """Raised after a requested checkpoint was committed; exits the process with 75.
 
-    def __init__(self, reason: str) -> None:
+    ``cause`` (``preempted`` or ``timeout``) defaults to `REQUEST`'s.
+    """
+
+    def __init__(self, reason: str, cause: str | None = None) -> None:
         super().__init__(EXIT_RESUME)
         self.reason = reason
+        self.cause = cause or REQUEST.cause
 
     def __str__(self) -> str:
         return self.reason
@@ -52,26 +61,40 @@ class PreemptionRequest:
     signum: int | None = None
     count: int = 0
     received: float = 0.0  # time.monotonic() of the first request
+    halted: str = ""  # why the training asked itself to stop (the walltime), when no signal came first
     _previous: dict[int, Any] = field(default_factory=dict)
     _depth: int = 0
 
     @property
     def requested(self) -> bool:
-        return self.signum is not None
+        return self.signum is not None or bool(self.halted)
 
     @property
     def name(self) -> str:
-        return signal.Signals(self.signum).name if self.signum is not None else "none"
+        if self.signum is not None:
+            return signal.Signals(self.signum).name
+        return "walltime" if self.halted else "none"
+
+    @property
+    def cause(self) -> str:
+        """``timeout`` for a halt before the walltime, else ``preempted``."""
+        return "timeout" if self.halted and self.signum is None else "preempted"
 
     def request(self, signum: int) -> None:
         """Record a request (what the handlers call; safe inside a signal handler)."""
-        if self.signum is None:
+        if not self.requested:
             self.received = time.monotonic()
             self.signum = signum
         self.count += 1
 
+    def halt(self, why: str) -> None:
+        """Record the training's own request to stop (the walltime is near); a first request wins."""
+        if not self.requested:
+            self.received = time.monotonic()
+            self.halted = why or "halt"
+
     def clear(self) -> None:
-        self.signum, self.count, self.received = None, 0, 0.0
+        self.signum, self.count, self.received, self.halted = None, 0, 0.0, ""
 
 
 REQUEST = PreemptionRequest()

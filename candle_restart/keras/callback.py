@@ -11,7 +11,9 @@ bit-for-bit.  The generic logic is in `candle_restart.ckpt.candle.CandleCkpt`.
 Preemption: during ``fit`` the callback arms the ``ckpt_signals`` (see
 `candle_restart.ckpt.preempt`).  At the first batch end after such a signal
 it commits a mid-epoch checkpoint and raises `Preempted` (exit code 75);
-``ckpt_save_seconds`` adds time-based mid-epoch checkpoints.  Resuming
+``ckpt_save_seconds``, ``ckpt_save_batches`` and ``ckpt_overhead_target``
+add mid-epoch checkpoints, and the walltime, once known, is a request to stop
+like a signal (`candle_restart.ckpt.pacing`).  Resuming
 from a mid-epoch checkpoint continues at the next batch only under
 `candle_restart.keras.fit`; a plain ``model.fit(initial_epoch=...)`` reruns
 that epoch from its first batch, and the log says so.
@@ -114,6 +116,7 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
         self._disarm = arm(signal.Signals[f"SIG{name}"] for name in self.settings.signals)
         self.in_training = True  # commits may now run in the background: the hooks below surface their errors
         self.last_save_time = time.monotonic()
+        self.pacer.start()  # looks up the allocation's end once (candle_restart.ckpt.pacing)
         if REQUEST.requested:
             self._stop(f"{REQUEST.name} received before training started; ckpts/last is unchanged")
 
@@ -143,13 +146,13 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
                     "restarting: saved metric accumulators do not fit this model; epoch metrics restart"
                 )
             self._merge_metrics = None
+        due = self.pacer.batch_end()  # ckpt_save_batches/_seconds/_overhead_target; may record a halt
         steps = (self.params or {}).get("steps")
         if steps is not None and int(batch) + 1 >= int(steps):
             return  # the epoch's last batch: on_epoch_end checkpoints (and stops) with the whole epoch
         if REQUEST.requested:
             self._checkpoint_and_stop(self.batch_offset + int(batch) + 1)
-        seconds = self.settings.save_seconds
-        if seconds and self.save_interval and time.monotonic() - self.last_save_time >= seconds:
+        if due:
             self.save_midepoch(self._epoch_index, self.batch_offset + int(batch) + 1)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
@@ -192,6 +195,7 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
         try:
             self.wait_for_commit()
         finally:
+            self.pacer.stop()  # logs the measured checkpoint overhead
             self.in_training = False
             self._disarm()
             self.release_console()

@@ -8,7 +8,7 @@ hyperparameter ever appears in the script (they live in ``task.json``), and
 every path in it is quoted, so nothing a user typed reaches a shell.
 
 Directives: ``--array=0-(n-1)[%throttle]``, ``--requeue`` (or
-``--no-requeue``), ``--signal=B:USR1@signal_seconds``, ``--open-mode=append``
+``--no-requeue``), ``--signal=B:USR1@signal_seconds`` (none when it is 0), ``--open-mode=append``
 (a rerun must not truncate the log), and time, partition, account, qos, gres, gpus-per-task and extra lines
 from the sweep YAML's ``executor.slurm``.  The output of each element goes
 under ``run_root/.slurm/``, named on sbatch's command line (`sbatch_command`),
@@ -64,9 +64,11 @@ def render(
         _directive("job-name", job_name),
         _directive("array", array),
         "#SBATCH --requeue" if options.get("requeue", True) else "#SBATCH --no-requeue",
-        _directive("signal", f"B:USR1@{int(options.get('signal_seconds', 120))}"),
         "#SBATCH --open-mode=append",
     ]
+    signal_seconds = int(options.get("signal_seconds", 120))
+    if signal_seconds:  # 0: no warning signal; the training halts before the walltime by itself
+        lines.insert(4, _directive("signal", f"B:USR1@{signal_seconds}"))
     for key, flag in (
         ("walltime", "time"),
         ("partition", "partition"),

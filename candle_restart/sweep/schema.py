@@ -203,7 +203,7 @@ _SLURM_STRINGS = (
 )
 _SLURM_INTS = {
     "nodes": 1,
-    "signal_seconds": 1,
+    "signal_seconds": 0,  # 0: no --signal
     "throttle": 1,
     "cores_per_node": 1,
     "mem_per_node": 1,

@@ -57,6 +57,8 @@ from candle_restart.task.taskdir import TaskDir, TaskError, TaskSpec
 # Errors that a retry cannot fix: wrong parameters, a task.json or checkpoint that does not fit.
 BAD_INPUT_ERRORS = (ParamError, TaskError, NoCheckpointError, CorruptCheckpointError)
 STATUS_BY_CODE = {EXIT_COMPLETED: "completed", EXIT_RESUME: "preempted", EXIT_BAD_INPUT: "bad_input"}
+# Why an attempt ended as far as the runner knows (DESIGN's causes; node_fail, cancelled: the scheduler's).
+CAUSE_BY_CODE: dict[int, str | None] = {EXIT_COMPLETED: None, EXIT_RESUME: "preempted", EXIT_BAD_INPUT: "bad_input"}
 TAIL_LINES = 20
 REASON_CHARS = 300  # the longest stderr line a reason quotes
 
@@ -67,6 +69,13 @@ class Outcome:
     reason: str
     error_tail: list[str] = field(default_factory=list)
     result: Any = None  # what the entry returned (raw; converted by `jsonable` when recorded)
+    # preempted (a signal), timeout (the callback halted before the walltime: `Preempted.cause`),
+    # error, oom, bad_input; None: completed.  "": from the code.  A command's exit 75: preempted.
+    cause: str | None = ""
+
+    def __post_init__(self) -> None:
+        if self.cause == "":
+            self.cause = CAUSE_BY_CODE.get(self.code, "error")
 
     @property
     def status(self) -> str:
@@ -188,8 +197,8 @@ def run_entry(spec: TaskSpec, params: dict[str, Any], task: TaskDir, attempt: in
         func = _import_entry(spec.entry, str(task.task_file))
         try:
             returned = func(params)
-        except Preempted as exc:
-            return Outcome(EXIT_RESUME, str(exc))
+        except Preempted as exc:  # a signal (preempted) or the walltime (timeout): the callback says which
+            return Outcome(EXIT_RESUME, str(exc), cause=exc.cause)
         except SystemExit as exc:
             code = (
                 EXIT_COMPLETED
@@ -210,7 +219,8 @@ def run_entry(spec: TaskSpec, params: dict[str, Any], task: TaskDir, attempt: in
         except BaseException as exc:  # every training error is reported; none escapes the runner
             traceback.print_exc()
             tail = traceback.format_exc().rstrip().splitlines()[-TAIL_LINES:]
-            return Outcome(EXIT_TRAINING_ERROR, f"{type(exc).__name__}: {exc}", tail)
+            cause = "oom" if isinstance(exc, MemoryError) else "error"
+            return Outcome(EXIT_TRAINING_ERROR, f"{type(exc).__name__}: {exc}", tail, cause=cause)
     return Outcome(EXIT_COMPLETED, "the training returned", result=returned)
 
 

@@ -17,9 +17,10 @@
 
    (both in `candle_restart.task.launch`, which also says what a task receives);
 
-4. writes ``state.json`` (status, exit code, reason, the error's last lines,
-   the newest checkpoint, the entry's return value as ``result`` and the ``metric``,
-   see `candle_restart.task.result`) and appends ``exit`` to the journal.
+4. writes ``state.json`` (status, exit code, reason, cause, the error's last
+   lines, the newest checkpoint, the entry's return value as ``result`` and the
+   ``metric``, see `candle_restart.task.result`) and appends ``exit`` to the
+   journal (``cause``: `Outcome.cause`; ``timeout`` after a halt before the walltime).
 
 A directory without ``task.json`` is not a task: exit 2, nothing written.
 
@@ -196,6 +197,7 @@ def _run_holding_lease(task: TaskDir, lease: Lease) -> int:
             "attempt": attempt,
             "exit_code": outcome.code,
             "reason": outcome.reason,
+            "cause": outcome.cause,
             "error_tail": outcome.error_tail,
             "started": started,
             "ended": now_iso(),
@@ -219,6 +221,7 @@ def _run_holding_lease(task: TaskDir, lease: Lease) -> int:
                     "exit_code": outcome.code,
                     "status": outcome.status,
                     "reason": outcome.reason,
+                    "cause": outcome.cause,  # why it ended (candle_restart.coordinator.causes)
                     "ckpt": commit_key(checkpoint),  # did this attempt commit anything newer?
                     **ident,
                 }

@@ -160,6 +160,7 @@ _EVENT_TYPES: dict[str, type | tuple[type, ...]] = {
     "start": int,
     "status": str,
     "reason": str,
+    "cause": str,
     "host": str,
     "batch": str,
     "backend": str,

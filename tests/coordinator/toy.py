@@ -10,7 +10,8 @@ commit, then stop with exit 75); ``fail_at`` (raise after that epoch on every at
 ``die_at_start`` (SIGKILL itself before the first epoch, on every attempt: a crash before any
 checkpoint); ``stop_at_start`` (stop as on a signal, exit 75, before the first epoch, on every
 attempt: preempted before any checkpoint); ``hog_mb`` (touch this many MB of memory before training, as a model too big for
-its node does).
+its node does); ``log`` (write ``ckpts/ckpt.log``).
+Under a walltime the core halts it before the end (`candle_restart.ckpt.pacing`).
 `returning` runs the same and returns numpy values and an object JSON cannot hold.
 """
 
@@ -38,7 +39,7 @@ def run(params: dict[str, Any]) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
     if params.get("stop_at_start"):
         raise Preempted("stopped before the first epoch")
-    ckpt = BytesCkpt(params, logger=None)
+    ckpt = BytesCkpt(params, **({} if params.get("log") else {"logger": None}))
     model = BytesModel()
     J = ckpt.restart(model)
     for epoch in range(J["epoch"] if J else 0, int(params["epochs"])):

@@ -37,6 +37,11 @@ KEYS = [
     "metadata",
     "ckpt_save_seconds",
     "ckpt_signals",
+    "ckpt_halt_seconds",
+    "ckpt_walltime",
+    "ckpt_halt_at",
+    "ckpt_save_batches",
+    "ckpt_overhead_target",
 ]
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20),

@@ -35,6 +35,7 @@ CASES: dict[str, dict[str, Any]] = {
         "extra": ["--exclusive", "--constraint=a100"],
     },
     "array-no-requeue-self-requeue": {"requeue": False, "self_requeue": True},
+    "array-no-signal": {"signal_seconds": 0, "walltime": "00:01:00"},
 }
 
 

@@ -64,8 +64,8 @@ def _jobs(run_root: Path) -> list[str]:
     ]
 
 
-def _wait_job(job: str) -> None:
-    """Block until ``job`` (all its array elements) has ended: a dependent no-op job with ``--wait``."""
+def _wait_job(*jobs: str) -> None:
+    """Block until one of ``jobs`` (all its array elements) has ended: a dependent no-op job with ``--wait``."""
     subprocess.run(
         [
             "sbatch",
@@ -74,7 +74,7 @@ def _wait_job(job: str) -> None:
             "debug",
             "-o",
             "/dev/null",
-            f"--dependency=afterany:{job}",
+            "--dependency=" + "?".join(f"afterany:{job}" for job in jobs),
             "--wrap",
             "true",
         ],
@@ -213,30 +213,70 @@ def test_preemption_by_a_higher_priority_partition(tmp_path: Path, slurm_conf: s
         assert starts[1].get("restart_count") == "1" and line == f"done {starts[1]['job_id']}"
 
 
-def test_timeout_with_a_warning_signal_checkpoints_and_is_resubmitted(
+def _drive(epochs: dict[Path, int]) -> None:
+    """Resume each sweep (run root: its epochs) when its job ends preempted, until all completed.
+
+    Waits for whichever job ends first (``afterany:A?afterany:B``), so the sweeps run side by side.
+    """
+    pending = dict(epochs)
+    for _ in range(8):
+        if not pending:
+            return
+        _wait_job(*(_jobs(root)[-1] for root in pending))
+        backend = SlurmBackend()
+        for root in list(pending):
+            [status] = scan(root, {"slurm": backend})
+            if status.state == "completed":
+                del pending[root]
+            elif status.state not in ("queued", "running"):
+                assert status.state == "preempted" and status.epoch and status.epoch < pending[root], status
+                [outcome] = _resume(root, backend)
+                assert outcome.acted
+    raise AssertionError(f"not completed: {sorted(map(str, pending))}")
+
+
+def test_walltime_with_and_without_a_warning_signal_ends_with_a_checkpoint_and_is_resubmitted(
     tmp_path: Path, slurm_conf: str
 ) -> None:
+    """Two sweeps at once (so the pair costs what one does): a 2-minute job with ``--signal``, and
+    a 1-minute job with none, which halts itself before the walltime (the callback's own clock)."""
+    (tmp_path / "sig").mkdir()
+    (tmp_path / "nosig").mkdir()
     done = tmp_path / "done"
     done_fd = open_progress(done)  # held open for reading before the task can write to it
-    run_root = tmp_path / "runs"
-    variants = [{"done_fifo": str(done), "epochs": 90, "epoch_seconds": 1}]
+    signalled, unsignalled = tmp_path / "sig" / "runs", tmp_path / "nosig" / "runs"
     # USR1 is due 60 s before the 2-minute limit; slurmctld checks every 30 s, so it comes 30-60 s in.
-    _submit(_sweep(tmp_path, "tmo", variants, walltime="00:02:00", signal_seconds=60), slurm_conf)
+    # ckpt_halt_seconds=5: the halt before the walltime (~113 s in) cannot come before the signal.
+    variants = [{"done_fifo": str(done), "epochs": 90, "epoch_seconds": 1, "ckpt_halt_seconds": 5}]
+    _submit(_sweep(tmp_path / "sig", "tmo", variants, walltime="00:02:00", signal_seconds=60), slurm_conf)
+    # No --signal at all: only the training's own clock (from squeue: no SLURM_JOB_END_TIME in 22.05)
+    # can save it; it halts ~10 s + 3 slowest commits + 1 epoch before the limit, ~48 epochs in.
+    quiet = [{"epochs": 55, "epoch_seconds": 1, "ckpt_halt_seconds": 10, "log": True}]
+    _submit(_sweep(tmp_path / "nosig", "wall", quiet, walltime="00:01:00", signal_seconds=0), slurm_conf)
+    _drive({unsignalled: 55, signalled: 90})
     backend = SlurmBackend()
-    for _ in range(4):
-        _wait_job(_jobs(run_root)[-1])
-        [status] = scan(run_root, {"slurm": backend})
-        if status.state == "completed":
-            break
-        assert status.state == "preempted" and status.epoch and status.epoch < 90, status
-        [outcome] = _resume(run_root, backend)
-        assert outcome.acted
+
+    task = TaskDir(next(unsignalled.glob("wall-*")))
+    exits = [e for e in task.read_journal() if e.get("event") == "exit"]
+    assert [e["exit_code"] for e in exits] == [75, 0]
+    assert exits[0]["cause"] == "timeout" and "walltime" in exits[0]["reason"], exits[0]
+    assert exits[1]["cause"] is None and task.read_state()[0]["cause"] is None  # type: ignore[index]
+    first = _starts(task)[0]["job_id"]
+    assert backend.job_state(first) != "TIMEOUT"  # it ended itself (exit 75) before Slurm's limit
+    log = (task.ckpts / "ckpt.log").read_text()
+    assert "walltime: allocation ends at" in log
+    assert "(from squeue)" in log or "(from SLURM_JOB_END_TIME)" in log  # the scheduler's end, not a guess
+    halted = [line for line in log.splitlines() if "walltime: halting now" in line]
+    assert len(halted) == 1 and "slowest commit" in halted[0]
+    resumed = [line for line in log.splitlines() if "restarting from epoch:" in line]
+    assert len(resumed) == 1 and 0 < int(resumed[0].split(":")[-1]) < 55
+
+    task = TaskDir(next(signalled.glob("tmo-*")))
     _wait_done(done_fd, 1)
     os.close(done_fd)
-    _wait_job(_jobs(run_root)[-1])
-    task = TaskDir(next(run_root.glob("tmo-*")))
     exits = [e for e in task.read_journal() if e.get("event") == "exit"]
     assert exits[0]["exit_code"] == 75 and "SIGUSR1" in exits[0]["reason"]
+    assert exits[0]["cause"] == "preempted"
     assert exits[-1]["exit_code"] == 0
 
 
