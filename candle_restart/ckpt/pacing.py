@@ -10,9 +10,12 @@ From those measurements it decides two things, and logs why:
 * **Interval** (``ckpt_save_batches``, ``ckpt_overhead_target``,
   ``ckpt_save_seconds``): a checkpoint every ``ckpt_save_batches`` batches;
   with ``ckpt_overhead_target`` the interval is chosen by
-  `candle_restart.ckpt.interval.choose_interval` from the time training was
-  blocked by the last checkpoint and the time per batch, and is never shorter
-  than ``ckpt_save_batches``; ``ckpt_save_seconds`` then never checkpoints
+  `candle_restart.ckpt.interval.choose_interval` from the mean time training
+  was blocked per checkpoint (an asynchronous commit's cost shows up as the
+  next checkpoint's wait for it, so single values swing) and the time per
+  batch, and is never shorter than ``ckpt_save_batches``.  Time over the
+  target's share (the first, measuring checkpoint) stretches the next
+  interval; time under it is not spent on more frequent checkpoints; ``ckpt_save_seconds`` then never checkpoints
   more often than the target allows.  Before any checkpoint has been measured
   the first one comes after ``ckpt_save_batches`` batches (`PROBE_BATCHES`
   when unset).  `overhead` is the measured fraction of training time blocked
@@ -78,6 +81,7 @@ class Pacer:
         self._save_started: float | None = None
         self.interval: int | None = None  # the batches chosen by the target, once measured
         self._said_probe = False
+        self._logged: int | None = None  # the interval last logged at info level
 
     # ----- the training's clock -----------------------------------------------------------
     def start(self) -> None:
@@ -232,16 +236,16 @@ class Pacer:
 
     def _choose(self) -> None:
         per_batch = self.per_batch()
-        if self.blocked_last is None or per_batch <= 0:
+        if not self.checkpoints or per_batch <= 0:
             return
         target = self.settings.overhead_target
-        debt = self.blocked_total - target * self.elapsed()
-        chosen = choose_interval(
-            self.blocked_last, per_batch, target, debt, minimum=max(1, self.settings.save_batches)
-        )
-        previous, self.interval = self.interval, chosen
-        line = describe(chosen, self.blocked_last, per_batch, target, debt)
-        if previous is None or not 0.8 <= chosen / previous <= 1.25:
+        blocked = self.blocked_total / self.checkpoints
+        debt = max(self.blocked_total - target * self.elapsed(), 0.0)
+        chosen = choose_interval(blocked, per_batch, target, debt, minimum=max(1, self.settings.save_batches))
+        self.interval = chosen
+        line = describe(chosen, blocked, per_batch, target, debt)
+        if self._logged is None or not 0.8 <= chosen / self._logged <= 1.25:  # news: to the console
+            self._logged = chosen
             self.log(line)
         else:
             self.debug(line)

@@ -1,0 +1,112 @@
+"""Real Keras training under `candle_restart.ckpt.pacing`: the overhead target and the halt before the walltime.
+
+The model is made large for its work (two 1024-wide layers on 32 inputs, batches of 8) so a
+checkpoint blocks training for several batches' time: checkpointing every batch would cost most of
+the run.  All figures compared are the callback's own measurements, never wall-clock constants.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import pytest
+
+from candle_restart.ckpt.interval import overhead
+from candle_restart.ckpt.preempt import REQUEST, Preempted
+from candle_restart.keras import CandleCkptKeras
+
+BATCHES, BATCH, WIDTH = 300, 8, 1024
+TARGET = 0.05
+# The measured overhead may exceed the target by this fraction of it: the costs are measured on a
+# shared machine and the interval is chosen from their running mean.
+TOLERANCE = 0.2
+
+
+def _model() -> Any:
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential(
+        [
+            keras.Input((32,)),
+            keras.layers.Dense(WIDTH, activation="relu"),
+            keras.layers.Dense(WIDTH),
+            keras.layers.Dense(1),
+        ]
+    )
+    model.compile(optimizer="adam", loss="mse")
+    return model
+
+
+def _data() -> tuple[np.ndarray, np.ndarray]:
+    x = np.random.default_rng(0).normal(size=(BATCHES * BATCH, 32)).astype("float32")
+    return x, x[:, :1]
+
+
+class _AtBatchEnds(keras.callbacks.Callback):
+    """Reads the checkpoint callback's own measurements after each batch end (it runs after it)."""
+
+    def __init__(self, ckpt: CandleCkptKeras) -> None:
+        super().__init__()
+        self.ckpt = ckpt
+        self.seen: list[tuple[int, float]] = []
+
+    def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+        self.seen.append((self.ckpt.pacer.checkpoints, self.ckpt.pacer.overhead()))
+
+
+def test_overhead_target_keeps_expensive_checkpoints_within_it(tmp_path: Path) -> None:
+    params = {
+        "epochs": 1,
+        "ckpt_directory": str(tmp_path / "ckpts"),
+        "ckpt_save_best": False,
+        "ckpt_overhead_target": TARGET,
+        "ckpt_keep_limit": 2,
+    }
+    ckpt = CandleCkptKeras(params, verbose=False)
+    probe = _AtBatchEnds(ckpt)
+    x, y = _data()
+    _model().fit(x, y, batch_size=BATCH, epochs=1, callbacks=[ckpt, probe], verbose=0)
+
+    pacer = ckpt.pacer
+    mid_epoch, measured = probe.seen[-1]  # the last batch end: every checkpoint the target governed
+    blocked, per_batch = pacer.blocked_total / pacer.checkpoints, pacer.per_batch()
+    # Checkpoints are expensive here: one every batch would block training far beyond the target ...
+    assert overhead(blocked, per_batch, 1) > 4 * TARGET, (blocked, per_batch)
+    # ... yet the callback kept checkpointing inside the epoch, and within the target.
+    assert mid_epoch >= 3, probe.seen
+    assert measured <= TARGET * (1 + TOLERANCE), (measured, pacer.interval)
+    assert pacer.interval is not None and pacer.interval > 1
+    log = (tmp_path / "ckpts" / "ckpt.log").read_text()
+    assert "interval: first checkpoint after 10 batches, to measure its cost (target 5.0%)" in log
+    assert "interval: checkpoint every " in log and "s per checkpoint" in log
+    # The closing line reports the whole run, the final checkpoint's commit (not governed) included.
+    assert "checkpoint(s) blocked training" in log
+
+
+def test_halt_before_the_walltime_commits_inside_the_epoch_and_exits_75_as_timeout(tmp_path: Path) -> None:
+    # The allocation "ends" in 10 minutes and the margin asked for is 20: the first batch end halts.
+    halt_at = (datetime.now().astimezone() + timedelta(minutes=10)).isoformat()
+    params = {
+        "epochs": 1,
+        "ckpt_directory": str(tmp_path / "ckpts"),
+        "ckpt_save_best": False,
+        "ckpt_halt_at": halt_at,
+        "ckpt_halt_seconds": 1200,
+    }
+    ckpt = CandleCkptKeras(params, verbose=False)
+    x, y = _data()
+    try:
+        with pytest.raises(Preempted) as stopped:
+            _model().fit(x, y, batch_size=BATCH, epochs=1, callbacks=[ckpt], verbose=0)
+        assert stopped.value.code == 75 and stopped.value.cause == "timeout"
+        assert REQUEST.name == "walltime" and REQUEST.count == 0  # no signal was involved
+    finally:
+        REQUEST.clear()
+    info = json.loads((tmp_path / "ckpts" / "last" / "ckpt-info.json").read_text())
+    assert info["position"] == {"epoch": 1, "batch": 1}  # committed inside the epoch, at the first chance
+    log = (tmp_path / "ckpts" / "ckpt.log").read_text()
+    assert "(from ckpt_halt_at)" in log and "walltime: halting now" in log
