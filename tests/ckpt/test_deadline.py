@@ -40,7 +40,9 @@ def test_walltime_spellings(text: str | int, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["x", "1:2:3:4", "-5", "1h", "", "1-", True, -1, float("inf"), 10**400, "9" * 400])
+@pytest.mark.parametrize(
+    "text", ["x", "1:2:3:4", "-5", "1h", "", "1-", True, -1, float("inf"), 10**400, "9" * 400]
+)
 def test_bad_walltime_is_one_line(text: object) -> None:
     with pytest.raises(ValueError, match="seconds or HH:MM:SS"):
         parse_duration(text)  # type: ignore[arg-type]
