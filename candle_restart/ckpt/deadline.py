@@ -37,6 +37,7 @@ from datetime import datetime
 
 PROCESS_START = time.time()  # candle_restart.ckpt is loaded at the start of a run (the runner, the callback)
 HALT_FACTOR = 3.0  # the margin covers this many of the slowest commit so far
+UNLIMITED_DAYS = 300  # Slurm shows a job without a time limit as ending 365 days after its start
 
 _NUMBER = re.compile(r"^\d+(\.\d*)?$")
 
@@ -121,11 +122,16 @@ def slurm_end(env: Mapping[str, str], run: Runner = run_command) -> End | None:
 
 
 def _slurm_time(text: str, source: str) -> End | None:
-    """Slurm prints local times without a zone, or ``Unknown``/``N/A`` when there is no limit."""
+    """Slurm prints local times without a zone, or ``Unknown``/``N/A`` when there is no limit.
+
+    A job without a limit (partition ``MaxTime=INFINITE``) shows an end a year after its
+    start: an end more than `UNLIMITED_DAYS` away counts as none.
+    """
     try:
-        return End(datetime.fromisoformat(text.strip()).timestamp(), source)
+        end = datetime.fromisoformat(text.strip()).timestamp()
     except ValueError:
         return None
+    return None if end - time.time() > UNLIMITED_DAYS * 86400 else End(end, source)
 
 
 def find_end(

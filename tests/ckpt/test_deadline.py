@@ -6,7 +6,7 @@ the real query runs in the Slurm test (tests/slurm/test_slurm_backend.py).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -102,7 +102,10 @@ def test_slurm_end_from_squeue_then_scontrol() -> None:
     assert slurm_end({"SLURM_JOB_ID": "34"}, only_scontrol) == End(local, "scontrol show job")
 
 
-@pytest.mark.parametrize("answer", ["Unknown\n", "N/A\n", None, ""])
+A_YEAR_ON = (datetime.now() + timedelta(days=365)).isoformat(timespec="seconds")
+
+
+@pytest.mark.parametrize("answer", ["Unknown\n", "N/A\n", None, "", A_YEAR_ON])
 def test_slurm_job_without_a_limit_has_no_end(answer: str | None) -> None:
     assert slurm_end({"SLURM_JOB_ID": "34"}, lambda argv: answer) is None
 

@@ -262,7 +262,8 @@ def test_walltime_with_and_without_a_warning_signal_ends_with_a_checkpoint_and_i
     assert exits[0]["cause"] == "timeout" and "walltime" in exits[0]["reason"], exits[0]
     assert exits[1]["cause"] is None and task.read_state()[0]["cause"] is None  # type: ignore[index]
     first = _starts(task)[0]["job_id"]
-    assert backend.job_state(first) != "TIMEOUT"  # it ended itself (exit 75) before Slurm's limit
+    ended = backend.job_state(first)
+    assert ended is not None and ended != "TIMEOUT", ended  # it ended itself (exit 75) before the limit
     log = (task.ckpts / "ckpt.log").read_text()
     assert "walltime: allocation ends at" in log
     assert "(from squeue)" in log or "(from SLURM_JOB_END_TIME)" in log  # the scheduler's end, not a guess
