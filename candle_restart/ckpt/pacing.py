@@ -101,8 +101,9 @@ class Pacer:
             return
         self.elapsed_before += self.clock() - self.started
         self.started = None
-        if self.checkpoints:
-            self.log(
+        if self.checkpoints:  # on the console when an interval was asked for, else in ckpt.log only
+            say = self.log if self.settings.overhead_target or self.settings.save_batches else self.debug
+            say(
                 f"interval: {self.checkpoints} checkpoint(s) blocked training {self.blocked_total:.3f} s "
                 f"of {self.elapsed():.3f} s ({self.overhead():.2%}"
                 + (f", target {self.settings.overhead_target:.1%})" if self.settings.overhead_target else ")")
