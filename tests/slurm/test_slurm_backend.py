@@ -271,6 +271,8 @@ def test_walltime_with_and_without_a_warning_signal_ends_with_a_checkpoint_and_i
     assert len(halted) == 1 and "slowest commit" in halted[0]
     resumed = [line for line in log.splitlines() if "restarting from epoch:" in line]
     assert len(resumed) == 1 and 0 < int(resumed[0].split(":")[-1]) < 55
+    statuses = {st.task_id: st for st in scan(unsignalled, {"slurm": backend})}
+    assert statuses[task.task_id].causes == {"timeout": 1}  # what the coordinator counts against max_timeouts
 
     task = TaskDir(next(signalled.glob("tmo-*")))
     _wait_done(done_fd, 1)
@@ -278,6 +280,8 @@ def test_walltime_with_and_without_a_warning_signal_ends_with_a_checkpoint_and_i
     exits = [e for e in task.read_journal() if e.get("event") == "exit"]
     assert exits[0]["exit_code"] == 75 and "SIGUSR1" in exits[0]["reason"]
     assert exits[0]["cause"] == "preempted"
+    [status] = scan(signalled, {"slurm": backend})
+    assert status.causes == {"preempted": 1}
     assert exits[-1]["exit_code"] == 0
 
 
