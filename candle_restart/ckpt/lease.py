@@ -268,22 +268,43 @@ def _this_host(marker: _Marker) -> str:
 # (CANDLE's older API restarts through a throwaway callback, then trains with another).
 _shared: dict[Path, tuple[Lease, int]] = {}
 # Reentrant: a callback's finalizer (drop_shared) may run in the thread that holds the guard,
-# when garbage collection strikes inside hold_shared; a plain Lock deadlocked there.
+# when garbage collection strikes inside hold_shared; a plain Lock deadlocked there.  While a
+# count is being read and written back (`_updating`), such a drop is deferred to the end of
+# the update, so it can never be lost or undone by the write-back.
 _shared_guard = threading.RLock()
+_updating = threading.local()
+_deferred: list[Lease] = []
+
+
+@contextlib.contextmanager
+def _update() -> Iterator[None]:
+    """Hold the guard for one read-modify-write of `_shared`; drops deferred meanwhile run after."""
+    with _shared_guard:
+        _updating.on = True
+        try:
+            yield
+        finally:
+            _updating.on = False
+    while _deferred:
+        try:
+            lease = _deferred.pop()
+        except IndexError:  # another thread took it
+            break
+        drop_shared(lease)
 
 
 def hold_shared(path: Path, what: str, *, log: Log = lambda _m: None) -> Lease:
     """Acquire the lease on ``path`` for this process, or join this process's hold of it."""
     key = Path(os.path.abspath(path))
-    with _shared_guard:
+    with _update():
         if key in _shared:
-            lease, count = _shared[key]
-            _shared[key] = (lease, count + 1)
-            return lease
+            joined, count = _shared[key]
+            _shared[key] = (joined, count + 1)
+            return joined
     lease = Lease(key, what)
     key.parent.mkdir(parents=True, exist_ok=True)
     lease.acquire(log=log)
-    with _shared_guard:
+    with _update():
         if key in _shared:  # another thread of this process won the race: join it
             other, count = _shared[key]
             _shared[key] = (other, count + 1)
@@ -294,22 +315,29 @@ def hold_shared(path: Path, what: str, *, log: Log = lambda _m: None) -> Lease:
 
 
 def drop_shared(lease: Lease) -> None:
-    """Leave this process's hold of ``lease``; the last one out releases it."""
-    with _shared_guard:
+    """Leave this process's hold of ``lease``; the last one out releases it.  Called inside an
+    update of this thread (a finalizer run by garbage collection there), it is deferred."""
+    if getattr(_updating, "on", False):
+        _deferred.append(lease)
+        return
+    last = False
+    with _update():
         entry = _shared.get(lease.path)
         if entry is None or entry[0] is not lease:
             return
         if entry[1] > 1:
             _shared[lease.path] = (lease, entry[1] - 1)
-            return
-        del _shared[lease.path]
-    lease.release()
+        else:
+            del _shared[lease.path]
+            last = True
+    if last:
+        lease.release()
 
 
 def drop_all_shared() -> None:
     """Release every shared hold of this process (the task runner calls it when a training it ran
     in-process has returned: the trainer's objects may live on in reference cycles)."""
-    with _shared_guard:
+    with _update():
         leases = [lease for lease, _count in _shared.values()]
         _shared.clear()
     for lease in leases:
