@@ -47,6 +47,7 @@ from candle_restart.coordinator.lock import (
 )
 from candle_restart.coordinator.policy import Decision, Policy, decide
 from candle_restart.coordinator.states import TaskStatus, classify
+from candle_restart.task.process import fork_safe
 from candle_restart.task.taskdir import TASK_FILE, TaskDir
 
 Log = Callable[[str], None]
@@ -119,7 +120,7 @@ def scan(
     _WORKER_BACKENDS.update(backends)  # inherited by the forked workers
     size = -(-len(tasks) // (workers * 4))
     chunks = [[str(t.path) for t in tasks[i : i + size]] for i in range(0, len(tasks), size)]
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
+    with fork_safe(), ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
         return [status for chunk in pool.map(_classify_paths, chunks) for status in chunk]
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from candle_restart.report.collect import TaskReport
+from candle_restart.task.process import fork_safe
 
 INSTALL_HINT = "pip install 'candle-restart[report]'"
 STATE_COLORS = {
@@ -157,7 +158,7 @@ def draw_tasks(tasks: Sequence[TaskReport], plots: Path, workers: int | None = N
     else:
         size = -(-len(todo) // workers)
         chunks = [todo[i : i + size] for i in range(0, len(todo), size)]
-        with ProcessPoolExecutor(len(chunks), mp_context=mp.get_context("fork")) as pool:
+        with fork_safe(), ProcessPoolExecutor(len(chunks), mp_context=mp.get_context("fork")) as pool:
             drawn = [i for part in pool.map(_draw_chunk, chunks, [str(plots)] * len(chunks)) for i in part]
     by_index = {t.index: t for t in todo}
     return {i: task_file(by_index[i]) for i in drawn}

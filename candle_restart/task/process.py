@@ -1,12 +1,16 @@
 """Is a process recorded as (host, pid, start time) still alive?  Linux ``/proc``, pid-reuse safe.
-Was it killed for memory?  The kernel's log (`oom_killed`)."""
+Was it killed for memory?  The kernel's log (`oom_killed`).  Forking workers from a process that
+may have run TensorFlow: `fork_safe`."""
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import re
 import socket
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -54,3 +58,20 @@ def oom_killed(pid: int, start: int | None = None) -> bool | None:
     return any(
         int(m.group(2)) == pid and float(m.group(1)) >= since for m in _OOM_KILL.finditer(proc.stdout)
     )
+
+
+@contextlib.contextmanager
+def fork_safe() -> Iterator[None]:
+    """Around forking worker processes: collect garbage here, then freeze what is left.
+
+    A forked child has only the forking thread.  Were its garbage collector to destroy an
+    object inherited from the parent that waits on the parent's other threads (a TensorFlow
+    dataset iterator left by training in this process does), the child would wait forever;
+    frozen objects are never collected in the child.
+    """
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
