@@ -98,7 +98,7 @@ def test_required_restart_without_checkpoint_fails_with_one_line(tmp_path: Path)
     assert "ckpt_restart_mode: is 'required' but no checkpoint could be found" in proc.stderr
 
 
-TF_KILL_TRIALS = int(os.environ.get("CANDLE_RESTART_TF_KILL_TRIALS", "8"))
+TF_KILL_TRIALS = int(os.environ.get("CANDLE_RESTART_TF_KILL_TRIALS", "5"))
 _LAST_LINK = re.compile(r"linking: '.*last' -> 'epochs/(\d+)'")
 
 

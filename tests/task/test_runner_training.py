@@ -73,7 +73,7 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[bytes]
     return _weights(tmp / "a.npz"), _final_line(task.path)
 
 
-@pytest.mark.parametrize("trial", range(3))
+@pytest.mark.parametrize("trial", [0, 2])  # inside the last epoch; at an epoch's last batch
 def test_signal_at_a_random_batch_then_resume_is_bitwise_equal(
     tmp_path: Path, uninterrupted, trial: int
 ) -> None:  # type: ignore[no-untyped-def]
