@@ -187,18 +187,10 @@ def read_options(run_root: Path) -> dict[str, Any]:
     """The ``executor.slurm`` options recorded by the sweep that made ``run_root`` (empty if none),
     checked as the sweep YAML's are: a manifest that cannot be read or holds bad options raises
     `candle_restart.sweep.SweepError` (one line naming the manifest and the key)."""
-    from candle_restart.ckpt.jsonio import JsonFileError, read_json
-    from candle_restart.sweep.schema import SweepError, check_slurm_manifest
+    from candle_restart.sweep.expand import read_manifests
+    from candle_restart.sweep.schema import check_slurm_manifest
 
-    for manifest in sorted(run_root.glob(".sweep-*.json")):
-        try:
-            data = read_json(manifest)
-        except FileNotFoundError:
-            continue
-        except JsonFileError as exc:
-            raise SweepError(exc.where, None, exc.problem) from None
-        if not isinstance(data, dict):
-            raise SweepError(str(manifest), None, f"must hold a JSON object, got {type(data).__name__}")
+    for manifest, data in read_manifests(run_root):
         if data.get("slurm") is not None:
             return check_slurm_manifest(data["slurm"], manifest)
     return {}

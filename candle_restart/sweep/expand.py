@@ -21,6 +21,7 @@ import itertools
 import json
 import math
 import random as random_module
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -152,6 +153,22 @@ def expand(sweep: Sweep) -> Expansion:
     return Expansion(tasks, created)
 
 
+def read_manifests(run_root: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Each sweep manifest of ``run_root`` (``.sweep-<name>.json``, by name) and its object; the
+    one reader of them.  A manifest that cannot be read, or holds no JSON object, raises
+    SweepError naming it; one removed meanwhile is skipped."""
+    for manifest in sorted(Path(run_root).glob(".sweep-*.json")):
+        try:
+            data = read_json(manifest)
+        except FileNotFoundError:
+            continue
+        except JsonFileError as exc:
+            raise SweepError(exc.where, None, exc.problem) from None
+        if not isinstance(data, dict):
+            raise SweepError(str(manifest), None, f"must hold a JSON object, got {type(data).__name__}")
+        yield manifest, data
+
+
 def recorded_restart(run_root: Path) -> tuple[dict[str, Any], Path | None]:
     """The ``restart`` policy the sweep of ``run_root`` recorded, and the manifest it came from.
 
@@ -164,15 +181,7 @@ def recorded_restart(run_root: Path) -> tuple[dict[str, Any], Path | None]:
 
     found: dict[str, Any] = {}
     source: Path | None = None
-    for manifest in sorted(Path(run_root).glob(".sweep-*.json")):
-        try:
-            data = read_json(manifest)
-        except FileNotFoundError:
-            continue
-        except JsonFileError as exc:
-            raise SweepError(exc.where, None, exc.problem) from None
-        if not isinstance(data, dict):
-            raise SweepError(str(manifest), None, f"must hold a JSON object, got {type(data).__name__}")
+    for manifest, data in read_manifests(run_root):
         if data.get("restart") is None:
             continue
         restart = check_restart_manifest(data["restart"], manifest)

@@ -8,7 +8,6 @@ and commit the new files with the change.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import pytest
 
 from candle_restart.slurm.script import list_lines, render, sbatch_command
 from candle_restart.task.taskdir import TaskDir
+from tests.golden import check_golden
 
 GOLDEN = Path(__file__).parent / "golden"
 RUN = Path("/scratch/run root")  # a space: every path must come out quoted
@@ -40,11 +40,7 @@ CASES: dict[str, dict[str, Any]] = {
 
 
 def _check(name: str, text: str) -> None:
-    golden = GOLDEN / name
-    if os.environ.get("CANDLE_RESTART_UPDATE_GOLDEN") == "1":
-        golden.write_text(text)
-    assert golden.is_file(), f"no golden file {golden.name}; run with CANDLE_RESTART_UPDATE_GOLDEN=1"
-    assert text == golden.read_text()
+    check_golden(GOLDEN, name, text)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

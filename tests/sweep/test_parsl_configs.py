@@ -26,6 +26,7 @@ import pytest
 from candle_restart.coordinator.policy import Policy
 from candle_restart.parsl.configs import cluster_provider, parsl_config
 from candle_restart.sweep import SweepError, parse_sweep
+from tests.golden import check_golden
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -118,11 +119,7 @@ def describe(config: Any) -> dict[str, Any]:
 
 
 def _golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if os.environ.get("CANDLE_RESTART_UPDATE_GOLDEN") == "1":
-        path.write_text(text)
-    assert path.is_file(), f"no golden file {path.name}; run with CANDLE_RESTART_UPDATE_GOLDEN=1"
-    assert text == path.read_text()
+    check_golden(GOLDEN, name, text)
 
 
 @pytest.mark.parametrize("kind", sorted(EXECUTORS))
