@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ from candle_restart.cli import main
 from candle_restart.coordinator import LocalBackend, scan
 from candle_restart.task import TaskDir, run_task
 from tests.coordinator.conftest import preempted_task, submitted_pids, toy_task, wait_for_pids
+from tests.task.conftest import ROOT, runner_env
 
 BACKENDS = {"local": LocalBackend()}
 
@@ -65,3 +68,22 @@ def test_retry_failed_reruns_what_failed_and_leaves_the_rest(
 
     assert main(["resume", str(root), "--retry-failed", *policy]) == 0  # nothing left to retry
     assert "retry requested: 0 task(s); 4 left alone" in capsys.readouterr().out
+
+
+def test_users_retrying_at_once_submit_each_task_once(tmp_path: Path) -> None:
+    """Four `resume --retry-failed` processes race over the same failed tasks: one submission each."""
+    root, fixed = tmp_path / "run", tmp_path / "input.txt"
+    tasks = [toy_task(root, f"f{i}", needs=str(fixed)) for i in range(6)]
+    assert all(run_task(t.path) == 1 for t in tasks)
+    fixed.write_text("fixed")
+    cmd = [sys.executable, "-m", "candle_restart.cli", "resume", str(root), "--retry-failed"]
+    racers = [
+        subprocess.Popen(cmd, cwd=ROOT, env=runner_env(), stdout=subprocess.PIPE, text=True) for _ in range(4)
+    ]
+    for proc in racers:
+        proc.communicate()
+        assert proc.returncode == 0
+    for task in tasks:
+        assert _events(task, "submit_intent") == 1 and _events(task, "submitted") == 1, task.task_id
+    wait_for_pids([pid for t in tasks for pid in submitted_pids(t)])
+    assert {s.state for s in scan(root, BACKENDS)} == {"completed"}
