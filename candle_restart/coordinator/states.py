@@ -32,6 +32,7 @@ from candle_restart.ckpt.info import commit_key, finite_or_none
 from candle_restart.ckpt.restore import verify_patiently
 from candle_restart.coordinator.backend import Backend, FinalState, Submission
 from candle_restart.coordinator.causes import (
+    CAUSES,
     UNKNOWN,
     Ledger,
     cause_of_exit,
@@ -161,7 +162,7 @@ def _journal_counts(status: TaskStatus, task: TaskDir) -> tuple[dict[int, dict[s
         elif kind == "runner_lost":
             status.preemptions += 1
             lost = event.get("cause")
-            ledger.end(lost if isinstance(lost, str) else "node_fail", event.get("ckpt", UNKNOWN))
+            ledger.end(lost if lost in CAUSES else "node_fail", event.get("ckpt", UNKNOWN))
     status.generation = max(intents, default=0)
     # An older submission whose runner never started (it could not even launch) was a failure.
     status.failures += sum(

@@ -190,3 +190,11 @@ def test_a_sweep_sets_each_budget_and_resume_flags_override_it(tmp_path: Path) -
         parse_sweep(path)
     args = build_parser().parse_args(["resume", "r", "--max-oom", "3", "--no-progress-attempts", "0"])
     assert (args.max_oom, args.no_progress_attempts, args.max_timeouts) == (3, 0, None)
+
+
+def test_a_journal_with_hostile_causes_counts_them_as_lost_nodes(tmp_path: Path) -> None:
+    task = toy_task(tmp_path / "run", "t")
+    for cause in ("<script>oom", "OOM" * 5000, None):
+        task.append_journal({"event": "runner_lost", "reason": "x", "cause": cause, "ckpt": None})
+    [status] = scan(tmp_path / "run", BACKENDS)
+    assert status.causes == {"node_fail": 3} and status.stalled == 3
