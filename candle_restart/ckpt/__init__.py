@@ -16,7 +16,12 @@ Public names:
 from candle_restart.ckpt import commit
 from candle_restart.ckpt.candle import CandleCkpt
 from candle_restart.ckpt.candle_types import CandleCkptModel, ModelType, ParamRequired
-from candle_restart.ckpt.errors import (
+from candle_restart.ckpt.info import read_info
+from candle_restart.ckpt.keep import surviving_epochs
+from candle_restart.ckpt.layout import CkptLayout
+from candle_restart.ckpt.params import CkptParams, ParamType, ckpt_defs, ckpt_parser, parse_params, str2bool
+from candle_restart.ckpt.restore import Found, find_restart, verify_checkpoint
+from candle_restart.errors import (
     CkptError,
     CommitError,
     CorruptCheckpointError,
@@ -24,11 +29,6 @@ from candle_restart.ckpt.errors import (
     ParamError,
     RestartError,
 )
-from candle_restart.ckpt.info import read_info
-from candle_restart.ckpt.keep import surviving_epochs
-from candle_restart.ckpt.layout import CkptLayout
-from candle_restart.ckpt.params import CkptParams, ParamType, ckpt_defs, ckpt_parser, parse_params, str2bool
-from candle_restart.ckpt.restore import Found, find_restart, verify_checkpoint
 
 __all__ = [
     "CandleCkpt",

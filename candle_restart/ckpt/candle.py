@@ -31,7 +31,6 @@ from candle_restart.ckpt.candle_params import CandleParamMethods
 from candle_restart.ckpt.candle_restore import CandleRestartMethods
 from candle_restart.ckpt.checksum import ALGORITHM, DISABLED, checksum_file, list_files
 from candle_restart.ckpt.envparams import with_environment
-from candle_restart.ckpt.errors import CommitError, ParamError
 from candle_restart.ckpt.info import (
     FIRST,
     SCHEMA_VERSION,
@@ -45,6 +44,7 @@ from candle_restart.ckpt.log import make_logger, release_console
 from candle_restart.ckpt.pacing import Pacer
 from candle_restart.ckpt.params import CkptParams, check_writable, parse_params, unknown_ckpt_keys
 from candle_restart.ckpt.sink import CheckpointFiles, Snapshot
+from candle_restart.errors import CommitError, ParamError
 
 STATE_FILE = "train_state.npz"
 

@@ -10,8 +10,8 @@ from argparse import ArgumentTypeError
 from typing import Any
 
 from candle_restart.ckpt.candle_types import ParamRequired
-from candle_restart.ckpt.errors import ParamError
 from candle_restart.ckpt.params import ParamType, str2bool, typed_value
+from candle_restart.errors import ParamError
 
 
 class CandleParamMethods:

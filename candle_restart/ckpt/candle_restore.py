@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from candle_restart.ckpt.checksum import ALGORITHM, DISABLED
-from candle_restart.ckpt.errors import NoCheckpointError
 from candle_restart.ckpt.info import read_info
 from candle_restart.ckpt.layout import INFO_FILE, CkptLayout, restart_roots
 from candle_restart.ckpt.restore import find_restart
+from candle_restart.errors import NoCheckpointError
 
 if TYPE_CHECKING:
     from candle_restart.ckpt.lease import Lease

@@ -50,9 +50,9 @@ from pathlib import Path
 from typing import Any
 
 from candle_restart.ckpt import fsio
-from candle_restart.ckpt.errors import CkptError, CommitError
 from candle_restart.ckpt.info import dumps
 from candle_restart.ckpt.layout import INFO_FILE, CkptLayout, epoch_name
+from candle_restart.errors import CkptError, CommitError
 
 _DEBRIS_PREFIXES = (".old-", ".del-")
 Fence = Callable[[], None]

@@ -37,7 +37,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from candle_restart.ckpt.errors import ParamError
+from candle_restart.errors import ParamError
 
 ENV_VAR = "CANDLE_RESTART_PARAMS"
 CKPT_DIRECTORY_ENV = "CANDLE_RESTART_CKPT_DIRECTORY"  # the task's ckpts/, set by the task runner

@@ -31,8 +31,8 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from candle_restart.ckpt.errors import CheckpointIOError, CorruptCheckpointError
-from candle_restart.ckpt.jsonio import JsonFileError, read_json
+from candle_restart.errors import CheckpointIOError, CorruptCheckpointError
+from candle_restart.records.jsonio import JsonFileError, read_json
 
 SCHEMA_VERSION = 1
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"

@@ -42,7 +42,7 @@ from typing import Any
 import filelock
 
 from candle_restart.ckpt import fsio
-from candle_restart.ckpt.errors import CkptError
+from candle_restart.errors import CkptError
 
 DEFAULT_LEASE_SECONDS = 30.0
 LEASE_ENV = "CANDLE_RESTART_LEASE_SECONDS"  # overrides every default lease (tests, slow filesystems)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from candle_restart.ckpt.deadline import parse_duration, parse_time
-from candle_restart.ckpt.errors import ParamError
+from candle_restart.errors import ParamError
 
 RESTART_MODES = ("off", "auto", "required")
 KEEP_MODES = ("linear", "exponential", "all")

@@ -35,9 +35,9 @@ from pathlib import Path
 from typing import Any
 
 from candle_restart.ckpt.checksum import DISABLED, checksum_file
-from candle_restart.ckpt.errors import CheckpointIOError, CorruptCheckpointError, is_transient
 from candle_restart.ckpt.info import read_info
 from candle_restart.ckpt.layout import INFO_FILE, CkptLayout, epoch_name
+from candle_restart.errors import CheckpointIOError, CorruptCheckpointError, is_transient
 
 Log = Callable[[str], None]
 # Seconds between tries of a checkpoint that hit a transient I/O error (about 4 s in all).

@@ -26,8 +26,8 @@ import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from candle_restart.ckpt.errors import CkptError
 from candle_restart.ckpt.lease import DEFAULT_LEASE_SECONDS, Lease, LeaseBusy
+from candle_restart.errors import CkptError
 from candle_restart.task.taskdir import TaskDir, now_iso
 
 __all__ = ["DEFAULT_LEASE_SECONDS", "GenerationTaken", "LockBusy", "TaskLock", "claim_generation", "task_lock"]

@@ -35,7 +35,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from candle_restart.ckpt.errors import CkptError
 from candle_restart.ckpt.lease import default_lease_seconds
 from candle_restart.coordinator.backend import Backend, BatchSubmit, Reconcile, Submission
 from candle_restart.coordinator.lock import (
@@ -47,6 +46,7 @@ from candle_restart.coordinator.lock import (
 )
 from candle_restart.coordinator.policy import Decision, Policy, decide
 from candle_restart.coordinator.states import TaskStatus, classify
+from candle_restart.errors import CkptError
 from candle_restart.task.process import fork_safe
 from candle_restart.task.taskdir import TASK_FILE, TaskDir
 

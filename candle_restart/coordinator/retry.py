@@ -18,13 +18,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from candle_restart.ckpt.errors import CkptError
 from candle_restart.ckpt.lease import default_lease_seconds
 from candle_restart.coordinator.backend import Backend
 from candle_restart.coordinator.lock import LockBusy, task_lock
 from candle_restart.coordinator.policy import Policy, decide
 from candle_restart.coordinator.resume import RunRootError, task_dirs
 from candle_restart.coordinator.states import TaskStatus, classify
+from candle_restart.errors import CkptError
 from candle_restart.task.taskdir import TaskDir
 
 RETRY_EVENT = "retry_requested"

@@ -27,7 +27,6 @@ from datetime import datetime
 from typing import Any
 
 from candle_restart.ckpt import CkptLayout, CorruptCheckpointError, find_restart
-from candle_restart.ckpt.errors import CheckpointIOError, CkptError
 from candle_restart.ckpt.info import commit_key, finite_or_none
 from candle_restart.ckpt.restore import verify_patiently
 from candle_restart.coordinator.backend import Backend, FinalState, Submission
@@ -38,6 +37,7 @@ from candle_restart.coordinator.causes import (
     cause_of_exit,
     cause_of_scheduler_state,
 )
+from candle_restart.errors import CheckpointIOError, CkptError
 from candle_restart.task.process import oom_killed, pid_alive
 from candle_restart.task.taskdir import TaskDir
 

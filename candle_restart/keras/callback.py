@@ -38,9 +38,9 @@ from typing import Any
 import keras
 
 from candle_restart.ckpt.candle import STATE_FILE, CandleCkpt
-from candle_restart.ckpt.errors import ParamError
 from candle_restart.ckpt.params import infer_direction
 from candle_restart.ckpt.preempt import REQUEST, Preempted, arm
+from candle_restart.errors import ParamError
 from candle_restart.keras import archive
 from candle_restart.keras.snapshot import HostCopies, KerasSnapshot, take_snapshot
 from candle_restart.keras.state import (

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from candle_restart.ckpt.errors import CheckpointIOError, CorruptCheckpointError, is_transient
+from candle_restart.errors import CheckpointIOError, CorruptCheckpointError, is_transient
 
 ALIGNMENT = 64  # TensorFlow aborts on a CPU tensor whose buffer is not 64-byte aligned
 _LOCAL_HEADER = 30  # fixed part of a zip local file header; name and extra field follow

@@ -30,7 +30,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from candle_restart.ckpt.errors import CorruptCheckpointError, RestartError
+from candle_restart.errors import CorruptCheckpointError, RestartError
 from candle_restart.keras.npz import ALIGNMENT, read_npz, write_npz
 
 _MANIFEST = "__manifest__"

@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from candle_restart.ckpt import CkptLayout, read_info
-from candle_restart.ckpt.errors import CorruptCheckpointError
 from candle_restart.ckpt.info import finite_or_none
 from candle_restart.ckpt.layout import INFO_FILE
 from candle_restart.coordinator import STATES, LocalBackend, TaskStatus, scan
+from candle_restart.errors import CorruptCheckpointError
 from candle_restart.report.epochlog import EpochLog, read_epoch_log
 from candle_restart.task.taskdir import TaskDir
 

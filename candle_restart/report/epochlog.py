@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from candle_restart.ckpt.jsonio import JsonError, loads
+from candle_restart.records.jsonio import JsonError, loads
 
 _LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) CandleCkpt: (.*)$")
 _METRICS = re.compile(r"^metrics: (.+?): current=(\S+) ")

@@ -24,8 +24,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from candle_restart.ckpt.errors import CkptError
 from candle_restart.coordinator.backend import BatchSubmit, FinalState, Liveness, Reconcile, Submission
+from candle_restart.errors import CkptError
 from candle_restart.slurm.script import list_lines, render, sbatch_command
 from candle_restart.task.taskdir import TaskDir
 

@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from candle_restart.ckpt import fsio
-from candle_restart.ckpt.errors import CkptError
-from candle_restart.ckpt.jsonio import JsonFileError, read_json
 from candle_restart.ckpt.params import check_writable, parse_params
+from candle_restart.errors import CkptError
+from candle_restart.records.jsonio import JsonFileError, read_json
 from candle_restart.sweep.schema import Sweep, SweepError
 from candle_restart.task.taskdir import TaskDir, create_task, make_task_id
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from candle_restart.ckpt.errors import CkptError
+from candle_restart.errors import CkptError
 
 
 class _Fails(Protocol):

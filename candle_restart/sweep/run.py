@@ -40,10 +40,10 @@ from typing import Any
 
 from candle_restart.ckpt import parse_params
 from candle_restart.ckpt.envparams import with_environment
-from candle_restart.ckpt.errors import CkptError
 from candle_restart.coordinator import Policy, TaskStatus, resume, scan
 from candle_restart.coordinator.policy import with_values
 from candle_restart.coordinator.report import summary, table
+from candle_restart.errors import CkptError
 from candle_restart.sweep.expand import expand
 from candle_restart.sweep.schema import Sweep
 from candle_restart.task.launch import task_params

@@ -12,8 +12,8 @@ from typing import Any
 
 import yaml
 
-from candle_restart.ckpt.errors import CkptError
-from candle_restart.ckpt.jsonio import utf8
+from candle_restart.errors import CkptError
+from candle_restart.records.jsonio import utf8
 
 
 class SweepError(CkptError):

@@ -35,13 +35,6 @@ from typing import Any, cast
 
 from candle_restart.ckpt import CkptLayout, Found, find_restart
 from candle_restart.ckpt.envparams import DIRECTORY_ENV
-from candle_restart.ckpt.errors import (
-    CheckpointIOError,
-    CkptError,
-    CorruptCheckpointError,
-    NoCheckpointError,
-    ParamError,
-)
 from candle_restart.ckpt.lease import drop_all_shared
 from candle_restart.ckpt.preempt import (
     EXIT_BAD_INPUT,
@@ -51,6 +44,13 @@ from candle_restart.ckpt.preempt import (
     REQUEST,
     Preempted,
     armed_signals,
+)
+from candle_restart.errors import (
+    CheckpointIOError,
+    CkptError,
+    CorruptCheckpointError,
+    NoCheckpointError,
+    ParamError,
 )
 from candle_restart.task.taskdir import TaskDir, TaskError, TaskSpec
 

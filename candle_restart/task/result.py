@@ -26,7 +26,7 @@ import math
 from typing import Any
 
 from candle_restart.ckpt.info import finite_or_none
-from candle_restart.ckpt.jsonio import MAX_INT_DIGITS
+from candle_restart.records.jsonio import MAX_INT_DIGITS
 
 MAX_DEPTH = 32  # below the JSON reader's 64, with room for state.json's own nesting
 MAX_BYTES = 256 * 1024  # a result larger than this as JSON is dropped (it belongs in output/)

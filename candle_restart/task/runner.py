@@ -44,7 +44,6 @@ from typing import Any
 
 from candle_restart.ckpt import parse_params
 from candle_restart.ckpt.envparams import with_environment
-from candle_restart.ckpt.errors import CkptError
 from candle_restart.ckpt.info import commit_key, writer_identity
 from candle_restart.ckpt.lease import Lease, LeaseBusy
 from candle_restart.ckpt.preempt import (
@@ -55,6 +54,7 @@ from candle_restart.ckpt.preempt import (
     REQUEST,
     arm,
 )
+from candle_restart.errors import CkptError
 from candle_restart.task.launch import (
     Outcome,
     make_default_output,

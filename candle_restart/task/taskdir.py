@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from candle_restart.ckpt import fsio
-from candle_restart.ckpt.errors import CkptError
-from candle_restart.ckpt.jsonio import JsonError, JsonFileError, finite, loads, read_json
+from candle_restart.errors import CkptError
+from candle_restart.records.jsonio import JsonError, JsonFileError, finite, loads, read_json
 
 TASK_FILE = "task.json"
 STATE_FILE = "state.json"

@@ -1,7 +1,7 @@
 """Writing the commands' output: JSON through one typed helper, and quiet ends on closed pipes.
 
 Contract: `print_json` writes strict JSON (every non-finite float is null, see
-`candle_restart.ckpt.jsonio.finite`) of a `JsonDoc`: any object with ``to_json()``.
+`candle_restart.records.jsonio.finite`) of a `JsonDoc`: any object with ``to_json()``.
 `quiet_broken_pipe` turns the ``BrokenPipeError`` of ``status --json | head -1`` into exit
 141 (128 + SIGPIPE, what a shell shows for a command ended by the pipe), with no traceback.
 """
@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Any, Protocol
 
-from candle_restart.ckpt.jsonio import finite
+from candle_restart.records.jsonio import finite
 
 EXIT_PIPE = 141
 

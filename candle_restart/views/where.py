@@ -20,8 +20,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from candle_restart.ckpt.errors import CkptError
 from candle_restart.coordinator.resume import task_dirs
+from candle_restart.errors import CkptError
 from candle_restart.task.taskdir import TASK_FILE
 
 MAX_DEPTH = 3

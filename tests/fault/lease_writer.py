@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import sys
 
-from candle_restart.ckpt.errors import CommitError
 from candle_restart.ckpt.lease import LeaseBusy
+from candle_restart.errors import CommitError
 from tests.ckpt.conftest import BytesCkpt, BytesModel
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from candle_restart.ckpt import CkptLayout
-from candle_restart.ckpt.errors import CheckpointIOError
+from candle_restart.errors import CheckpointIOError
 from tests.ckpt.conftest import BytesCkpt, BytesModel
 from tests.fault.conftest import report
 from tests.faultfs.control import FaultFS

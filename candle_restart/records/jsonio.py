@@ -28,7 +28,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from candle_restart.ckpt.errors import CkptError, is_transient
+from candle_restart.errors import CkptError, is_transient
 
 MAX_DEPTH = 64
 MAX_INT_DIGITS = 100

@@ -1,0 +1,16 @@
+"""The records layer: one typed reader and writer per on-disk format.
+
+Every file this project writes, and every file of CANDLE's it reads, has exactly one module
+here that parses it and one that writes it. Each record is a frozen dataclass with
+``from_json`` (accepts every version written before, and CANDLE's files) and ``to_json``
+(what is written now), and validation that names the file, the key and the problem in one
+line. Nothing outside this package calls ``json.loads``/``json.dumps`` on a checkpoint, task,
+state or journal file.
+
+This package is the innermost layer: it imports the standard library only, so the core
+(`candle_restart.ckpt`) and every outer part may use it.
+
+Modules:
+
+* `jsonio`: the one safe JSON reader (depth, huge integers, UTF-8) every reader goes through.
+"""
