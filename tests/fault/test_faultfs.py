@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
-from tests.fault.conftest import report
 from tests.faultfs import FaultFS, Host, fuse_unavailable, mount_faultfs
 from tests.faultfs.control import _is_mounted
 from tests.faultfs.fixtures import unavailable
+from tests.helpers import report
 
 _libc = ctypes.CDLL(None, use_errno=True)
 RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
