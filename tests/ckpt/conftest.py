@@ -1,8 +1,4 @@
-"""A framework-free backend for the core: the "model" is a bytearray written as one file.
-
-This is not a stand-in for Keras: `CandleCkpt` is framework-neutral by design,
-and this is the smallest real backend of it (real files, real commits).
-"""
+"""``make_ckpt``: a `BytesCkpt` (the framework-free backend, in ``tests/helpers``) on ``tmp_path/ckpts``."""
 
 from __future__ import annotations
 
@@ -11,22 +7,7 @@ from typing import Any
 
 import pytest
 
-from candle_restart.ckpt import CandleCkpt
-
-
-class BytesModel:
-    def __init__(self, payload: bytes = b"") -> None:
-        self.payload = payload
-
-
-class BytesCkpt(CandleCkpt):
-    model_file_name = "model.bin"
-
-    def write_model_backend(self, model: Any, epoch: int) -> None:
-        Path(self.model_file).write_bytes(model.payload)
-
-    def build_model(self, model_file: Path | str) -> None:
-        self.model.payload = Path(model_file).read_bytes()
+from tests.helpers import BytesCkpt, BytesModel
 
 
 @pytest.fixture

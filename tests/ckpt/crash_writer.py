@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 import sys
 
-from tests.ckpt.conftest import BytesCkpt, BytesModel
+from tests.helpers import BytesCkpt, BytesModel
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from candle_restart.ckpt import CkptLayout, ParamError, read_info
-from tests.ckpt.conftest import BytesCkpt, BytesModel
+from tests.helpers import BytesCkpt, BytesModel
 
 
 def _run(ckpt: BytesCkpt, values: list[float], direction: str = "-") -> None:

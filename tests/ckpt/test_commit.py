@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 
 from candle_restart.ckpt import CkptLayout, commit, find_restart, verify_checkpoint
-from tests.fault.conftest import report
+from tests.helpers import ROOT, report
 
-ROOT = Path(__file__).resolve().parents[2]
 CRASH_TRIALS = int(os.environ.get("CANDLE_RESTART_CRASH_TRIALS", "40"))
 
 

@@ -12,9 +12,7 @@ import pytest
 
 from candle_restart.ckpt import ParamError, ParamType, read_info
 from candle_restart.ckpt.envparams import ENV_VAR
-from tests.ckpt.conftest import BytesCkpt
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import ROOT, BytesCkpt
 
 
 def _ckpt(tmp_path: Path, **params: Any) -> BytesCkpt:

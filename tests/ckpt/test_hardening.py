@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from candle_restart.ckpt import CkptLayout, CommitError, NoCheckpointError, commit, fsio
-from tests.ckpt.conftest import BytesCkpt, BytesModel
+from tests.helpers import BytesCkpt, BytesModel
 
 
 def _save(ckpt: BytesCkpt, epochs: int, payload: bytes = b"w") -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from candle_restart.ckpt import CkptLayout, CorruptCheckpointError, find_restart, read_info, verify_checkpoint
-from tests.ckpt.conftest import BytesCkpt, BytesModel
+from tests.helpers import BytesCkpt, BytesModel
 
 
 @pytest.fixture

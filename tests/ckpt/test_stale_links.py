@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from candle_restart.ckpt import CkptLayout, ParamError, ParamRequired, read_info
-from tests.ckpt.conftest import BytesCkpt, BytesModel
+from tests.helpers import BytesCkpt, BytesModel
 
 FALLING = [5.0, 4.0, 3.0, 2.0, 1.0, 0.9, 0.8, 0.7, 0.6, 0.5]
 

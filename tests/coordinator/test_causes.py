@@ -14,8 +14,7 @@ from candle_restart.coordinator.causes import UNKNOWN, Ledger, cause_of_exit, ca
 from candle_restart.coordinator.policy import decide
 from candle_restart.coordinator.states import TaskStatus
 from candle_restart.task import TaskDir
-from tests.coordinator.conftest import toy_task
-from tests.task.conftest import ROOT, runner_env
+from tests.helpers import ROOT, runner_env, toy_task
 
 BACKENDS = {"local": LocalBackend()}
 

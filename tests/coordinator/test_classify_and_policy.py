@@ -13,8 +13,7 @@ import pytest
 from candle_restart.coordinator import LocalBackend, Policy, TaskStatus, decide, scan
 from candle_restart.coordinator.report import summary, table
 from candle_restart.task import create_task, run_task
-from tests.coordinator.conftest import preempted_task, toy_task
-from tests.task.conftest import start_runner
+from tests.helpers import preempted_task, start_runner, toy_task
 
 BACKENDS = {"local": LocalBackend()}
 

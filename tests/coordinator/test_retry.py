@@ -11,8 +11,7 @@ import pytest
 from candle_restart.cli import main
 from candle_restart.coordinator import LocalBackend, scan
 from candle_restart.task import TaskDir, run_task
-from tests.coordinator.conftest import preempted_task, submitted_pids, toy_task, wait_for_pids
-from tests.task.conftest import ROOT, runner_env
+from tests.helpers import ROOT, preempted_task, runner_env, submitted_pids, toy_task, wait_for_pids
 
 BACKENDS = {"local": LocalBackend()}
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from candle_restart.ckpt.preempt import REQUEST, Preempted
 from candle_restart.errors import ParamError
-from tests.ckpt.conftest import BytesCkpt, BytesModel
+from tests.helpers import BytesCkpt, BytesModel
 
 
 def run(params: dict[str, Any]) -> None:

@@ -1,22 +1,32 @@
-"""Fault-injection helpers: counts each test reports, collected by ``make torture`` into a table."""
+"""``small_fs``: a small tmpfs for the full-disk tests of this directory."""
 
 from __future__ import annotations
 
-import json
 import os
-from typing import Any
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from candle_restart.ckpt.lease import drop_all_shared
 
 
-def report(test: str, **counts: Any) -> None:
-    """Print the counts and, under ``make torture``, append them to its report file."""
-    line = {"test": test, **counts}
-    print(json.dumps(line))
-    path = os.environ.get("CANDLE_RESTART_TORTURE_REPORT")
-    if path:
-        with open(path, "a") as f:
-            f.write(json.dumps(line) + "\n")
-
-
-def trials(default: int) -> int:
-    """The CI-sized count, or the full one under ``make torture`` (CANDLE_RESTART_TORTURE=1)."""
-    return int(os.environ.get("CANDLE_RESTART_TORTURE_SCALE", "1")) * default
+@pytest.fixture
+def small_fs(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MiB tmpfs the test mounts and unmounts (root only)."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a small tmpfs needs root")
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        drop_all_shared()  # writer leases this test took keep their marker open: the mount would be busy
+        subprocess.run(["umount", str(mnt)], check=True)

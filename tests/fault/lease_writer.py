@@ -16,7 +16,7 @@ import sys
 
 from candle_restart.ckpt.lease import LeaseBusy
 from candle_restart.errors import CommitError
-from tests.ckpt.conftest import BytesCkpt, BytesModel
+from tests.helpers import BytesCkpt, BytesModel
 
 
 def main() -> int:

@@ -11,9 +11,7 @@ from pathlib import Path
 import pytest
 
 from candle_restart.task import TaskDir, create_task, run_task
-from tests.coordinator.conftest import toy_task
-from tests.fault.cli import cli, tree
-from tests.fault.conftest import report
+from tests.helpers import cli, report, toy_task, tree
 
 DEEP = "[" * 100_000 + "]" * 100_000
 HUGE = "9" * 5000

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from candle_restart.ckpt import CkptLayout, CorruptCheckpointError, verify_checkpoint
-from tests.ckpt.conftest import BytesCkpt, BytesModel
-from tests.fault.conftest import report
+from tests.helpers import BytesCkpt, BytesModel, report
 
 
 def _flip(path: Path) -> None:

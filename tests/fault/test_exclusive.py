@@ -25,11 +25,9 @@ from candle_restart.ckpt import CkptLayout, find_restart, read_info
 from candle_restart.coordinator import LocalBackend, Policy, resume, scan
 from candle_restart.coordinator.resume import PAUSE_ENV
 from candle_restart.task import TaskDir
-from tests.coordinator.conftest import preempted_task, toy_task, wait_for_pids
-from tests.fault.conftest import report, trials
 from tests.faultfs.fixtures import unavailable
 from tests.faultfs.host import host_command, second_host_unavailable
-from tests.task.conftest import ROOT, journal, runner_env
+from tests.helpers import ROOT, journal, preempted_task, report, runner_env, toy_task, trials, wait_for_pids
 
 LEASE = "1"  # seconds: every process of a test agrees on it (filelock refuses a mismatch)
 

@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
-from tests.fault.conftest import report
 from tests.faultfs import FaultFS, Host, fuse_unavailable, mount_faultfs
 from tests.faultfs.control import _is_mounted
 from tests.faultfs.fixtures import unavailable
+from tests.helpers import ROOT, report
 
 _libc = ctypes.CDLL(None, use_errno=True)
 RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
@@ -392,7 +392,7 @@ def test_no_mount_outlives_a_killed_test_process(tmp_path: Path) -> None:
     if reason:
         unavailable(reason)
     mnt = tmp_path / "m"
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-c", MOUNTER, str(tmp_path / "b"), str(mnt)]
     mounter = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
     try:

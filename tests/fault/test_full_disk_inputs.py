@@ -10,10 +10,7 @@ import pytest
 
 from candle_restart.ckpt import CkptLayout, CommitError
 from candle_restart.ckpt.sink import CheckpointFiles
-from tests.ckpt.conftest import BytesCkpt, BytesModel
-from tests.coordinator.conftest import toy_task
-from tests.fault.cli import cli
-from tests.fault.test_full_disk import small_fs  # noqa: F401  (the fixture)
+from tests.helpers import BytesCkpt, BytesModel, cli, toy_task
 
 
 class LooseSnapshot:
@@ -49,7 +46,7 @@ def open_files_under(root: Path) -> list[str]:
     return out
 
 
-def test_a_failed_checkpoint_write_keeps_no_descriptor(small_fs: Path) -> None:  # noqa: F811
+def test_a_failed_checkpoint_write_keeps_no_descriptor(small_fs: Path) -> None:
     ckpt = SnapshotCkpt({"epochs": 100, "ckpt_directory": str(small_fs / "ckpts")}, logger=None)
     ckpt.set_model(BytesModel(os.urandom(400_000)))
     with pytest.raises(CommitError, match="No space left on device"):
@@ -65,7 +62,7 @@ def test_a_failed_checkpoint_write_keeps_no_descriptor(small_fs: Path) -> None: 
     assert layout.linked_epoch(layout.last) == committed + 1
 
 
-def test_run_on_a_full_disk_is_one_line(small_fs: Path) -> None:  # noqa: F811
+def test_run_on_a_full_disk_is_one_line(small_fs: Path) -> None:
     task = toy_task(small_fs, "full")
     fd = os.open(small_fs / "filler", os.O_WRONLY | os.O_CREAT)
     try:

@@ -14,9 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from candle_restart.task import TaskDir, run_task
-from tests.coordinator.conftest import toy_task
-from tests.fault.cli import cli, tree
-from tests.fault.conftest import report, trials
+from tests.helpers import cli, report, toy_task, tree, trials
 
 HOSTILE = [
     "[" * 3000 + "]" * 3000,

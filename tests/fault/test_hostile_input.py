@@ -18,8 +18,7 @@ from candle_restart.ckpt import CkptLayout, CorruptCheckpointError, ParamError, 
 from candle_restart.ckpt.info import validate
 from candle_restart.sweep import SweepError, expand, parse_sweep
 from candle_restart.task.taskdir import TaskError, make_task_id, parse_spec, safe_task_id
-from tests.ckpt.conftest import BytesCkpt, BytesModel
-from tests.fault.conftest import report, trials
+from tests.helpers import BytesCkpt, BytesModel, report, trials
 
 KEYS = [
     "epochs",

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from candle_restart.task import create_task
-from tests.task.conftest import ROOT, runner_env
+from tests.helpers import ROOT, runner_env
 
 
 def test_everything_a_task_writes_follows_the_umask(tmp_path: Path) -> None:

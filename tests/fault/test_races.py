@@ -13,9 +13,7 @@ from pathlib import Path
 import pytest
 
 from candle_restart.coordinator import LocalBackend, scan
-from tests.coordinator.conftest import toy_task
-from tests.fault.conftest import report, trials
-from tests.task.conftest import ROOT, journal, runner_env
+from tests.helpers import ROOT, journal, report, runner_env, toy_task, trials
 
 pytestmark = pytest.mark.slow
 

@@ -20,11 +20,9 @@ import pytest
 
 from candle_restart.ckpt import CkptLayout
 from candle_restart.errors import CheckpointIOError
-from tests.ckpt.conftest import BytesCkpt, BytesModel
-from tests.fault.conftest import report
 from tests.faultfs.control import FaultFS
 from tests.faultfs.host import Host
-from tests.task.conftest import ROOT, runner_env
+from tests.helpers import ROOT, BytesCkpt, BytesModel, report, runner_env
 
 LEASE = 1.0
 

@@ -32,8 +32,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from tests.faultfs.faults import OPS, recv_line
-
-ROOT = Path(__file__).resolve().parents[2]  # the repository: tests.faultfs.server is importable from it
+from tests.helpers import ROOT  # the repository: tests.faultfs.server is importable from it
 
 
 class FaultFSError(RuntimeError):

@@ -27,10 +27,8 @@ import tensorflow as tf
 from candle_restart.ckpt import CkptLayout, CommitError, find_restart
 from candle_restart.keras import CandleCkptKeras
 from candle_restart.keras.state import load_state
-from tests.keras.conftest import example_env, run_example
+from tests.helpers import ROOT, run_example, runner_env
 from tests.keras.test_fit_inputs import BATCH, X, Y, _model
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _trained(weights_only: bool = False) -> Any:
@@ -226,7 +224,7 @@ def test_a_write_error_in_the_commit_thread_ends_fit(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "tests.keras.write_limited", str(tmp_path / "c")],
         cwd=ROOT,
-        env=example_env(),
+        env=runner_env(),
         capture_output=True,
         text=True,
     )
@@ -243,7 +241,7 @@ def test_kill_minus_9_during_a_background_commit(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.keras.hold_commit", *args],
         cwd=tmp_path,
-        env=example_env(),
+        env=runner_env(),
         text=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

@@ -29,7 +29,7 @@ import h5py
 import numpy as np
 import pytest
 
-from tests.keras.conftest import example_env
+from tests.helpers import runner_env
 
 DRIVER = Path(__file__).resolve().parent / "candle_compat" / "driver.py"
 FOUR_STEPS = [
@@ -61,7 +61,7 @@ def _drive(
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(DRIVER), json.dumps(steps)],
-        env={**example_env(), **(env or {})},
+        env={**runner_env(), **(env or {})},
         text=True,
         capture_output=True,
         timeout=600,

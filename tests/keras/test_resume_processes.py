@@ -17,8 +17,7 @@ import numpy as np
 import pytest
 
 from candle_restart.ckpt import CkptLayout, find_restart
-from tests.fault.conftest import report
-from tests.keras.conftest import EXAMPLE, example_env, run_example, start_example
+from tests.helpers import EXAMPLE, report, run_example, runner_env, start_example
 
 pytestmark = pytest.mark.slow
 
@@ -141,7 +140,7 @@ def test_kill_minus_9_of_training_during_saves(tmp_path: Path) -> None:
 
 def test_plain_candle_script_gets_signal_handling_without_the_runner(tmp_path: Path) -> None:
     """A script that only uses CandleCkptKeras + model.fit: USR1 -> checkpoint, exit 75; resume reruns the epoch."""
-    from tests.task.conftest import open_progress, progress
+    from tests.helpers import open_progress, progress
 
     fifo = tmp_path / "progress"
     fd = open_progress(fifo)
@@ -149,7 +148,7 @@ def test_plain_candle_script_gets_signal_handling_without_the_runner(tmp_path: P
     proc = subprocess.Popen(
         [sys.executable, "-m", EXAMPLE, *args, "--progress_fifo", str(fifo)],
         cwd=tmp_path,
-        env=example_env(),
+        env=runner_env(),
         text=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -15,8 +15,7 @@ from candle_restart.cli import main
 from candle_restart.report import write_report
 from candle_restart.report.collect import Resume, TaskReport, collect, summarize
 from candle_restart.task import create_task, run_task
-from tests.report.conftest import ARTIFACTS, INJECTED, TRAINER, build_run_root, headless, snapshot
-from tests.task.conftest import ROOT, runner_env
+from tests.helpers import ARTIFACTS, INJECTED, ROOT, TRAINER, build_run_root, headless, runner_env, snapshot
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,7 @@ from candle_restart.cli import main
 from candle_restart.coordinator.states import TaskStatus
 from candle_restart.report.collect import TaskReport
 from candle_restart.task import create_task, run_task
-from tests.coordinator.conftest import TOY, toy_task
-from tests.task.conftest import ROOT, runner_env, start_runner
+from tests.helpers import ROOT, TOY, runner_env, start_runner, toy_task
 
 RETURNING = "tests.coordinator.toy:returning"
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from candle_restart.ckpt.preempt import REQUEST, Preempted
 from candle_restart.task import TaskDir
-from tests.ckpt.conftest import BytesCkpt, BytesModel
+from tests.helpers import BytesCkpt, BytesModel
 
 
 def run(params: dict[str, Any]) -> None:

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from candle_restart.coordinator import scan
-from tests.task.conftest import ROOT, runner_env
+from tests.helpers import ROOT, runner_env
 
 pytestmark = pytest.mark.slow
 

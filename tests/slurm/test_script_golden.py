@@ -15,7 +15,7 @@ import pytest
 
 from candle_restart.slurm.script import list_lines, render, sbatch_command
 from candle_restart.task.taskdir import TaskDir
-from tests.golden import check_golden
+from tests.helpers import check_golden
 
 GOLDEN = Path(__file__).parent / "golden"
 RUN = Path("/scratch/run root")  # a space: every path must come out quoted

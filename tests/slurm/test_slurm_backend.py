@@ -21,7 +21,7 @@ import yaml
 from candle_restart.coordinator import Policy, resume, scan
 from candle_restart.slurm import SlurmBackend
 from candle_restart.task import TaskDir
-from tests.task.conftest import ROOT, open_progress, runner_env
+from tests.helpers import ROOT, open_progress, runner_env
 
 pytestmark = pytest.mark.slow
 

@@ -22,8 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.report.conftest import chromium, headless
-from tests.task.conftest import ROOT
+from tests.helpers import ROOT, chromium, headless
 
 TRAIN = textwrap.dedent(
     """\

@@ -26,7 +26,7 @@ import pytest
 from candle_restart.coordinator.policy import Policy
 from candle_restart.parsl.configs import cluster_provider, parsl_config
 from candle_restart.sweep import SweepError, parse_sweep
-from tests.golden import check_golden
+from tests.helpers import check_golden
 
 GOLDEN = Path(__file__).parent / "golden"
 

@@ -17,7 +17,7 @@ import yaml
 
 from candle_restart.sweep import expand, parse_sweep
 from candle_restart.task import TaskDir, create_task
-from tests.task.conftest import ROOT, open_progress, run_runner, runner_env
+from tests.helpers import ROOT, open_progress, run_runner, runner_env
 
 pytestmark = pytest.mark.slow
 

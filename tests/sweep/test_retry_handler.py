@@ -8,7 +8,7 @@ from parsl.app.errors import BashExitFailure
 
 from candle_restart.coordinator import Policy
 from candle_restart.parsl import make_retry_handler
-from tests.coordinator.conftest import preempted_task
+from tests.helpers import preempted_task
 
 
 def test_costs_follow_the_exit_code_and_the_preemption_cap(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from candle_restart.coordinator import Policy
 from candle_restart.coordinator.states import TaskStatus
 from candle_restart.sweep import SweepError, expand, parse_sweep
 from candle_restart.sweep.run import eta, progress_counts, run_root_policy
-from tests.task.conftest import run_runner, state
+from tests.helpers import run_runner, state
 
 ENTRY_MODULE = """\
 import json, os

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from candle_restart.sweep import expand, parse_sweep
-from tests.task.conftest import ROOT, open_progress, progress, runner_env
+from tests.helpers import ROOT, open_progress, progress, runner_env
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ import pytest
 
 from candle_restart.task import create_task, run_task
 from candle_restart.task.result import jsonable, metric_summary
-from tests.task.conftest import state
+from tests.helpers import state
 
 
 @dataclass

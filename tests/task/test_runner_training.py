@@ -15,7 +15,7 @@ import pytest
 
 from candle_restart.ckpt import CkptLayout, find_restart, verify_checkpoint
 from candle_restart.task import create_task
-from tests.task.conftest import journal, open_progress, progress, run_runner, start_runner, state
+from tests.helpers import journal, open_progress, progress, run_runner, start_runner, state
 
 pytestmark = pytest.mark.slow
 

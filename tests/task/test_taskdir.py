@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from candle_restart.task import TaskDir, TaskError, create_task, make_task_id, run_task
-from tests.task.conftest import journal, start_runner, state
+from tests.helpers import journal, start_runner, state
 
 
 def test_task_ids_are_stable_and_safe() -> None:

@@ -1,0 +1,27 @@
+"""A framework-free backend for the core: the "model" is a bytearray written as one file.
+
+This is not a stand-in for Keras: `CandleCkpt` is framework-neutral by design,
+and this is the smallest real backend of it (real files, real commits).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from candle_restart.ckpt import CandleCkpt
+
+
+class BytesModel:
+    def __init__(self, payload: bytes = b"") -> None:
+        self.payload = payload
+
+
+class BytesCkpt(CandleCkpt):
+    model_file_name = "model.bin"
+
+    def write_model_backend(self, model: Any, epoch: int) -> None:
+        Path(self.model_file).write_bytes(model.payload)
+
+    def build_model(self, model_file: Path | str) -> None:
+        self.model.payload = Path(model_file).read_bytes()
