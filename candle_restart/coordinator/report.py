@@ -61,7 +61,8 @@ def cell(value: Any, limit: int = MAX_CELL) -> str:
     return "…" + text[1 - limit :] if "/" in text else text[: limit - 1] + "…"  # a path: its end tells
 
 
-def _age(seconds: float | None) -> str:
+def _age_text(seconds: float | None) -> str:
+    """An age in seconds as short text: ``42s``, ``3.5m``, ``1.2h``, ``2.0d`` (``-`` for none)."""
     if seconds is None:
         return "-"
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
@@ -86,7 +87,7 @@ def row(status: TaskStatus, now: datetime) -> tuple[str, ...]:
         str(status.attempts),
         "-" if status.last_exit is None else str(status.last_exit),
         status.job_id or "-",
-        _age(status.ckpt_age_seconds(now)),
+        _age_text(status.ckpt_age_seconds(now)),
         status.cause or "-",  # why the latest attempt ended (coordinator/causes.py)
         " ".join(status.reason.split()),
     )
