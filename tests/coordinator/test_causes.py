@@ -21,9 +21,9 @@ from tests.task.conftest import ROOT, runner_env
 BACKENDS = {"local": LocalBackend()}
 
 
-
 def _exit(fields: dict[str, str]) -> JournalEvent:
     return JournalEvent.from_json({"event": "exit", **fields}, "test")
+
 
 def test_causes_of_exits_and_of_scheduler_states() -> None:
     assert cause_of_exit(_exit({"status": "preempted"})) == "preempted"
