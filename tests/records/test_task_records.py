@@ -102,10 +102,10 @@ def test_task_json_errors_name_the_file_and_the_key(tmp_path: Path) -> None:
         TaskSpec.from_json(bad, "run/t/task.json")
     assert str(info.value) == "run/t/task.json: entry: must look like package.module:function, got 'no colon'"
     path = tmp_path / "task.json"
-    with pytest.raises(TaskError, match="task.json: is missing"):
+    with pytest.raises(TaskError, match=r"task\.json: is missing"):
         taskspec.read(path)
     path.write_text('{"task_id": ')
-    with pytest.raises(TaskError, match="task.json: is not valid JSON"):
+    with pytest.raises(TaskError, match=r"task\.json: is not valid JSON"):
         taskspec.read(path)
 
 
