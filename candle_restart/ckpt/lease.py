@@ -29,7 +29,6 @@ says who holds it and since when, for the refusal message and for humans.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import socket
 import threading
@@ -43,6 +42,7 @@ import filelock
 
 from candle_restart.ckpt import fsio
 from candle_restart.errors import CkptError
+from candle_restart.records.holder import HolderRecord, read_holder
 
 DEFAULT_LEASE_SECONDS = 30.0
 LEASE_ENV = "CANDLE_RESTART_LEASE_SECONDS"  # overrides every default lease (tests, slow filesystems)
@@ -182,15 +182,9 @@ class Lease:
 
     def _write_holder(self) -> None:
         assert self._marker is not None
-        record = {
-            "what": self.what,
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "since": self.since,
-            "token": self._marker.token,
-        }
+        record = HolderRecord(self.what, socket.gethostname(), os.getpid(), self.since, self._marker.token)
         with contextlib.suppress(OSError):  # informative only; the marker is the lease
-            fsio.atomic_write_bytes(self.holder_file, (json.dumps(record) + "\n").encode())
+            fsio.atomic_write_bytes(self.holder_file, record.to_bytes())
 
     def describe(self) -> str:
         """The current holder as ``host H pid P since T`` (as far as the files say)."""
@@ -200,10 +194,10 @@ class Lease:
         if owner is None:
             return "a holder that left no readable record"
         since = "?"
-        with contextlib.suppress(OSError, ValueError, TypeError):
-            record = json.loads(self.holder_file.read_text())
-            if isinstance(record, dict) and record.get("token") == owner.token:
-                since = str(record.get("since"))
+        with contextlib.suppress(OSError, CkptError):
+            record = read_holder(self.holder_file)
+            if record.token == owner.token:
+                since = str(record.since)
         host = owner.hostname.split("?pidns-")[0]
         return f"host {host} pid {owner.pid} since {since}"
 
@@ -228,9 +222,8 @@ class Lease:
                 return
             if _live.get(self.path) == marker.token:
                 del _live[self.path]
-            with contextlib.suppress(OSError, ValueError, TypeError):
-                record = json.loads(self.holder_file.read_text())
-                if isinstance(record, dict) and record.get("token") == marker.token:
+            with contextlib.suppress(OSError, CkptError):
+                if read_holder(self.holder_file).token == marker.token:
                     self.holder_file.unlink()
             with contextlib.suppress(OSError, RuntimeError):
                 marker.release(force=True)

@@ -12,7 +12,7 @@ from candle_restart.coordinator.backend import Backend, Submission
 from candle_restart.coordinator.local import LocalBackend
 from candle_restart.coordinator.lock import LockBusy, task_lock
 from candle_restart.coordinator.policy import Decision, Policy, decide
-from candle_restart.coordinator.resume import Outcome, RunRootError, resume, scan, task_dirs
+from candle_restart.coordinator.resume import ResumeOutcome, RunRootError, resume, scan, task_dirs
 from candle_restart.coordinator.retry import request_retry
 from candle_restart.coordinator.states import STATES, TaskStatus, classify
 
@@ -22,8 +22,8 @@ __all__ = [
     "Decision",
     "LocalBackend",
     "LockBusy",
-    "Outcome",
     "Policy",
+    "ResumeOutcome",
     "RunRootError",
     "Submission",
     "TaskStatus",

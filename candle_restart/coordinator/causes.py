@@ -28,10 +28,13 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Literal
 
-UNKNOWN = "<unknown>"  # an end recorded without its checkpoint key (an older runner)
-CAUSES = ("preempted", "timeout", "node_fail", "oom", "error", "bad_input", "cancelled")
+from candle_restart.records.journal import NO_CKPT_KEY, JournalEvent
+
+UNKNOWN = NO_CKPT_KEY  # an end recorded without its checkpoint key (an older runner)
+Cause = Literal["preempted", "timeout", "node_fail", "oom", "error", "bad_input", "cancelled"]
+CAUSES: tuple[Cause, ...] = ("preempted", "timeout", "node_fail", "oom", "error", "bad_input", "cancelled")
 
 _BY_STATUS = {"preempted": "preempted", "failed": "error", "bad_input": "bad_input"}
 _BY_SCHEDULER = {
@@ -45,15 +48,14 @@ _BY_SCHEDULER = {
 }
 
 
-def cause_of_exit(event: dict[str, Any]) -> str | None:
+def cause_of_exit(event: JournalEvent) -> str | None:
     """The cause of a runner's ``exit`` event: its ``cause`` when valid, else from its ``status``;
     None for an attempt that completed the training (nothing went wrong)."""
-    if event.get("status") == "completed":
+    if event.status == "completed":
         return None
-    cause = event.get("cause")
-    if cause in CAUSES:
-        return str(cause)
-    return _BY_STATUS.get(str(event.get("status")), "error")
+    if event.cause in CAUSES:
+        return event.cause
+    return _BY_STATUS.get(str(event.status), "error")
 
 
 def cause_of_scheduler_state(state: str | None) -> str | None:

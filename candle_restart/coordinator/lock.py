@@ -20,7 +20,6 @@ harmless:
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import socket
 from collections.abc import Callable, Iterator
@@ -28,6 +27,7 @@ from pathlib import Path
 
 from candle_restart.ckpt.lease import DEFAULT_LEASE_SECONDS, Lease, LeaseBusy
 from candle_restart.errors import CkptError
+from candle_restart.records.holder import ClaimRecord
 from candle_restart.task.taskdir import TaskDir, now_iso
 
 __all__ = ["DEFAULT_LEASE_SECONDS", "GenerationTaken", "LockBusy", "TaskLock", "claim_generation", "task_lock"]
@@ -67,8 +67,7 @@ def claim_generation(task: TaskDir, generation: int) -> None:
     except FileExistsError:
         raise GenerationTaken(str(path), None, "generation already claimed by another coordinator") from None
     try:
-        record = {"host": socket.gethostname(), "pid": os.getpid(), "time": now_iso()}
-        os.write(fd, (json.dumps(record) + "\n").encode())
+        os.write(fd, ClaimRecord(socket.gethostname(), os.getpid(), now_iso()).to_bytes())
         os.fsync(fd)
     finally:
         os.close(fd)

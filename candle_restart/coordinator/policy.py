@@ -85,7 +85,8 @@ class Decision:
     from_scratch: bool = False
 
 
-def _age(iso: str | None, now: datetime) -> float:
+def _seconds_since(iso: str | None, now: datetime) -> float:
+    """Seconds from the ISO time ``iso`` to ``now``; infinite when there is none or it cannot be read."""
     if not iso:
         return float("inf")
     try:
@@ -98,10 +99,10 @@ def decide(status: TaskStatus, policy: Policy, now: datetime | None = None) -> D
     """The action for ``status`` under ``policy`` (see the module docstring)."""
     now = now or datetime.now(timezone.utc)
     if status.pending_intent is not None:
-        if _age(status.intent_time, now) < policy.reconcile_grace:
+        if _seconds_since(status.intent_time, now) < policy.reconcile_grace:
             return Decision("none", f"submission {status.pending_intent} may be in flight")
         return Decision("reconcile", f"submission {status.pending_intent} has no recorded outcome")
-    if status.extra.get("runner_lost"):
+    if status.extra.runner_lost:
         return Decision("record_lost", status.reason)
     state = status.state
     if state == "new":
@@ -143,7 +144,7 @@ def decide(status: TaskStatus, policy: Policy, now: datetime | None = None) -> D
         return Decision(
             "give_up", f"failed {status.failures} times (cap {policy.max_failures}): {status.reason}"
         )
-    wait = policy.backoff_seconds * 2 ** max(status.failures - 1, 0) - _age(status.last_exit_time, now)
+    wait = policy.backoff_seconds * 2 ** max(status.failures - 1, 0) - _seconds_since(status.last_exit_time, now)
     if wait > 0:
         return Decision("wait", f"backing off {wait:.0f} s after failure {status.failures}")
     return Decision("submit", f"retry {status.failures + 1} of {policy.max_failures} after: {status.reason}")

@@ -15,9 +15,8 @@ import shutil
 import sys
 import textwrap
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
 
 from candle_restart.coordinator.states import STATES, TaskStatus
 
@@ -27,7 +26,7 @@ MIN_WRAP = 20  # the narrowest the wrapped last column gets before columns are l
 MAX_CELL = 24  # a parameter value longer than this is shortened in text tables (in full in JSON)
 
 
-def varied_keys(params: Sequence[dict[str, Any]]) -> list[str]:
+def varied_keys(params: Sequence[Mapping[str, object]]) -> list[str]:
     """The keys whose values are not the same in every one of ``params`` (missing counts as a
     value), sorted."""
     keys: set[str] = set()
@@ -37,14 +36,14 @@ def varied_keys(params: Sequence[dict[str, Any]]) -> list[str]:
     return sorted(k for k in keys if len({_canonical(p.get(k, missing)) for p in params}) > 1)
 
 
-def _canonical(value: Any) -> str:
+def _canonical(value: object) -> str:
     try:
         return json.dumps(value, sort_keys=True, default=repr)
     except (ValueError, TypeError, RecursionError):
         return repr(value)
 
 
-def cell(value: Any, limit: int = MAX_CELL) -> str:
+def cell(value: object, limit: int = MAX_CELL) -> str:
     """A parameter or result value as one short text cell (``-`` for none)."""
     if value is None:
         return "-"
@@ -61,7 +60,8 @@ def cell(value: Any, limit: int = MAX_CELL) -> str:
     return "…" + text[1 - limit :] if "/" in text else text[: limit - 1] + "…"  # a path: its end tells
 
 
-def _age(seconds: float | None) -> str:
+def _age_text(seconds: float | None) -> str:
+    """An age in seconds as short text: ``42s``, ``3.5m``, ``1.2h``, ``2.0d`` (``-`` for none)."""
     if seconds is None:
         return "-"
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
@@ -86,7 +86,7 @@ def row(status: TaskStatus, now: datetime) -> tuple[str, ...]:
         str(status.attempts),
         "-" if status.last_exit is None else str(status.last_exit),
         status.job_id or "-",
-        _age(status.ckpt_age_seconds(now)),
+        _age_text(status.ckpt_age_seconds(now)),
         status.cause or "-",  # why the latest attempt ended (coordinator/causes.py)
         " ".join(status.reason.split()),
     )

@@ -28,12 +28,12 @@ import multiprocessing as mp
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 from candle_restart.ckpt.lease import default_lease_seconds
 from candle_restart.coordinator.backend import Backend, BatchSubmit, Reconcile, Submission
@@ -47,6 +47,17 @@ from candle_restart.coordinator.lock import (
 from candle_restart.coordinator.policy import Decision, Policy, decide
 from candle_restart.coordinator.states import TaskStatus, classify
 from candle_restart.errors import CkptError
+from candle_restart.records.journal import (
+    CKPTS_SET_ASIDE,
+    RUNNER_LOST,
+    START,
+    SUBMIT_ABANDONED,
+    SUBMIT_FAILED,
+    SUBMIT_INTENT,
+    SUBMITTED,
+    JournalEvent,
+)
+from candle_restart.records.taskstate import TaskState
 from candle_restart.task.process import fork_safe
 from candle_restart.task.taskdir import TASK_FILE, TaskDir
 
@@ -55,6 +66,12 @@ Log = Callable[[str], None]
 # (SIGSTOP) there, as a suspended job or a paused VM would, so a test can let its lease run out.
 PAUSE_ENV = "CANDLE_RESTART_TEST_PAUSE_AT"
 PAUSE_POINTS = ("decided", "intended")
+
+
+class SubmitMany(Protocol):
+    """`BatchSubmit.submit_many`, bound."""
+
+    def __call__(self, items: Sequence[tuple[TaskDir, int]], batch: str) -> list[Submission]: ...
 
 
 def _pause_point(name: str) -> None:
@@ -67,7 +84,9 @@ class RunRootError(CkptError):
 
 
 @dataclass
-class Outcome:
+class ResumeOutcome:
+    """What one pass of `resume` did with one task: its classification, the decision, whether it acted."""
+
     status: TaskStatus
     decision: Decision
     acted: bool = False
@@ -143,19 +162,18 @@ def _intend(
     if status.state == "corrupt":
         aside = task.ckpts.with_name(f"ckpts.corrupt-{datetime.now():%Y%m%d-%H%M%S}")
         os.rename(task.ckpts, aside)
-        task.append_journal({"event": "ckpts_set_aside", "to": aside.name})
+        task.append_journal(JournalEvent(CKPTS_SET_ASIDE, extras={"to": aside.name}))
         log(f"{task.task_id}: corrupt checkpoints set aside as {aside.name}")
     task.append_journal(
-        {
-            "event": "submit_intent",
-            "generation": generation,
-            "backend": backend.name,
-            "reason": decision.reason,
-            "batch": batch,
-            "by": {"host": os.uname().nodename, "pid": os.getpid()},
-        }
+        JournalEvent(
+            SUBMIT_INTENT,
+            generation=generation,
+            reason=decision.reason,
+            batch=batch,
+            extras={"backend": backend.name, "by": {"host": os.uname().nodename, "pid": os.getpid()}},
+        )
     )
-    task.write_state({"status": "queued", "generation": generation, "reason": decision.reason})
+    task.write_state(TaskState("queued", generation=generation, reason=decision.reason))
     return generation
 
 
@@ -164,13 +182,11 @@ def _record(
 ) -> None:
     """Record the backend's answer to an intent."""
     if submission is None:
-        task.append_journal({"event": "submit_failed", "generation": generation, "error": error})
-        task.write_state(
-            {"status": "failed", "generation": generation, "reason": f"submission failed: {error}"}
-        )
+        task.append_journal(JournalEvent(SUBMIT_FAILED, generation=generation, extras={"error": error}))
+        task.write_state(TaskState("failed", generation=generation, reason=f"submission failed: {error}"))
         log(f"{task.task_id}: submission {generation} failed: {error}")
         return
-    task.append_journal({"event": "submitted", "generation": generation, "submission": submission.to_json()})
+    task.append_journal(JournalEvent(SUBMITTED, generation=generation, submission=submission.to_json()))
     data = submission.data
     handle = data.get("job_id") or (
         f"task {data['parsl_task']}" if data.get("parsl_task") is not None else f"pid {data.get('pid', '?')}"
@@ -182,35 +198,28 @@ def _reconcile(task: TaskDir, status: TaskStatus, backend: Backend, log: Log) ->
     generation = status.pending_intent
     assert generation is not None
     found = (
-        backend.find(task, generation, status.extra.get("intent_batch"))
+        backend.find(task, generation, status.extra.intent_batch)
         if isinstance(backend, Reconcile)
         else None
     )
     if found is not None:
         task.append_journal(
-            {
-                "event": "submitted",
-                "generation": generation,
-                "submission": found.to_json(),
-                "reconciled": True,
-            }
+            JournalEvent(SUBMITTED, generation=generation, submission=found.to_json(), extras={"reconciled": True})
         )
         log(f"{task.task_id}: submission {generation} was made ({found.data.get('job_id')}); recorded it")
         return
-    started = any(
-        e.get("event") == "start" and e.get("generation") == generation for e in task.read_journal()
-    )
+    started = any(e.kind == START and e.generation == generation for e in task.events())
     if started:
-        task.append_journal({"event": "submitted", "generation": generation, "reconciled": True})
+        task.append_journal(JournalEvent(SUBMITTED, generation=generation, extras={"reconciled": True}))
         log(f"{task.task_id}: submission {generation} had started; recorded it")
     else:
-        task.append_journal({"event": "submit_abandoned", "generation": generation})
+        task.append_journal(JournalEvent(SUBMIT_ABANDONED, generation=generation))
         log(f"{task.task_id}: submission {generation} never started; abandoned")
 
 
 @dataclass
 class _Act:
-    outcome: Outcome
+    outcome: ResumeOutcome
     generation: int | None = None  # an intent recorded, waiting for a batch submission
 
 
@@ -240,33 +249,28 @@ def _act(
                     lock.check()  # a coordinator paused past its lease never submits
             except CkptError as exc:  # GenerationTaken, LeaseLost: another coordinator acts for this task
                 log(f"{task.task_id}: standing down: {exc}")
-                return _Act(Outcome(status, Decision("none", f"standing down: {exc}")))
+                return _Act(ResumeOutcome(status, Decision("none", f"standing down: {exc}")))
             if batch is not None:
-                return _Act(Outcome(status, decision, acted=True), generation)
+                return _Act(ResumeOutcome(status, decision, acted=True), generation)
             try:
                 submission: Submission | None = backend.submit(task, generation)
                 error = None
             except Exception as exc:
                 submission, error = None, f"{type(exc).__name__}: {exc}"
             _record(task, generation, submission, error, log)
-            return _Act(Outcome(status, decision, acted=True))
+            return _Act(ResumeOutcome(status, decision, acted=True))
         if decision.action == "reconcile":
             _reconcile(task, status, backend, log)
         elif decision.action == "record_lost":
-            cause = status.extra.get("lost_cause", "node_fail")
+            cause = status.extra.lost_cause or "node_fail"
             task.append_journal(
-                {
-                    "event": "runner_lost",
-                    "reason": status.reason,
-                    "cause": cause,
-                    "ckpt": status.extra.get("ckpt_key"),
-                }
+                JournalEvent(RUNNER_LOST, reason=status.reason, cause=cause, ckpt=status.extra.ckpt_key)
             )
-            task.write_state({"status": "preempted", "reason": status.reason, "cause": cause})
+            task.write_state(TaskState("preempted", reason=status.reason, cause=cause))
             log(f"{task.task_id}: {status.reason}")
         else:
-            return _Act(Outcome(status, decision))
-    return _Act(Outcome(status, decision))
+            return _Act(ResumeOutcome(status, decision))
+    return _Act(ResumeOutcome(status, decision))
 
 
 def resume(
@@ -279,7 +283,7 @@ def resume(
     log: Log = lambda _m: None,
     workers: int | None = None,
     only: set[str] | None = None,
-) -> list[Outcome]:
+) -> list[ResumeOutcome]:
     """One pass over ``run_root``: classify, decide and (unless ``dry_run``) act on every task.
 
     ``lease_seconds`` of the task locks defaults to ``$CANDLE_RESTART_LEASE_SECONDS`` or 30 s.
@@ -295,25 +299,25 @@ def resume(
     for status in scan(run_root, backends, workers, only):
         decision = decide(status, policy, now)
         if dry_run or decision.action in ("none", "wait", "give_up", "report"):
-            outcomes.append(Outcome(status, decision))
+            outcomes.append(ResumeOutcome(status, decision))
             continue
         task = TaskDir(Path(run_root) / status.task_id)
         try:
             with task_lock(task, lease_seconds=lease_seconds, log=log) as lock:
                 acted = _act(task, lock, backend, backends, policy, log, batch)
         except LockBusy as exc:
-            outcomes.append(Outcome(status, Decision("none", str(exc))))
+            outcomes.append(ResumeOutcome(status, Decision("none", str(exc))))
             continue
         outcomes.append(acted.outcome)
         if acted.generation is not None:
             deferred.append((task, acted.generation))
-    if deferred and isinstance(backend, BatchSubmit):
+    if deferred and batch is not None and isinstance(backend, BatchSubmit):
         _submit_batch(deferred, backend.submit_many, batch, lease_seconds, log)
     return outcomes
 
 
 def _submit_batch(
-    deferred: list[tuple[TaskDir, int]], submit_many: Any, batch: str | None, lease_seconds: float, log: Log
+    deferred: list[tuple[TaskDir, int]], submit_many: SubmitMany, batch: str, lease_seconds: float, log: Log
 ) -> None:
     """Submit every deferred intent as one array; record each answer under its task's lock.
 

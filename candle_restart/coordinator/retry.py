@@ -25,9 +25,9 @@ from candle_restart.coordinator.policy import Policy, decide
 from candle_restart.coordinator.resume import RunRootError, task_dirs
 from candle_restart.coordinator.states import TaskStatus, classify
 from candle_restart.errors import CkptError
+from candle_restart.records.journal import RETRY_REQUESTED, JournalEvent
+from candle_restart.records.jsontypes import JsonObject
 from candle_restart.task.taskdir import TaskDir
-
-RETRY_EVENT = "retry_requested"
 
 
 @dataclass(frozen=True)
@@ -94,16 +94,9 @@ def _one(
                 line = f"{task.task_id}: {status.state}; not retried"
                 return RetryAnswer(task.task_id, status.state, False, line)
             lock.check()
-            task.append_journal(
-                {
-                    "event": RETRY_EVENT,
-                    "state": status.state,
-                    "failures": status.failures,
-                    "preemptions": status.preemptions,
-                    "reason": status.reason,
-                    "by": {"host": os.uname().nodename, "pid": os.getpid()},
-                }
-            )
+            by: JsonObject = {"host": os.uname().nodename, "pid": os.getpid()}
+            counts: JsonObject = {"state": status.state, "failures": status.failures, "preemptions": status.preemptions}
+            task.append_journal(JournalEvent(RETRY_REQUESTED, reason=status.reason, extras={**counts, "by": by}))
     except (LockBusy, CkptError) as exc:  # busy, or lost while held: the next pass asks again
         return RetryAnswer(task.task_id, status.state, False, f"{task.task_id}: {exc}; not retried")
     return RetryAnswer(task.task_id, status.state, True, f"{task.task_id}: {status.state}; retry requested")

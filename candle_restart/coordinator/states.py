@@ -24,7 +24,7 @@ from __future__ import annotations
 import socket
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Literal, get_args
 
 from candle_restart.ckpt import CkptLayout, CorruptCheckpointError, find_restart
 from candle_restart.ckpt.info import commit_key, finite_or_none
@@ -32,17 +32,58 @@ from candle_restart.ckpt.restore import verify_patiently
 from candle_restart.coordinator.backend import Backend, FinalState, Submission
 from candle_restart.coordinator.causes import (
     CAUSES,
-    UNKNOWN,
     Ledger,
     cause_of_exit,
     cause_of_scheduler_state,
 )
 from candle_restart.errors import CheckpointIOError, CkptError
+from candle_restart.records.journal import (
+    EXIT,
+    RETRY_REQUESTED,
+    RUNNER_LOST,
+    START,
+    SUBMIT_ABANDONED,
+    SUBMIT_FAILED,
+    SUBMIT_INTENT,
+    SUBMITTED,
+    EventKind,
+)
+from candle_restart.records.jsontypes import JsonObject, JsonValue
+from candle_restart.records.taskstate import MetricSummary, TaskState
 from candle_restart.task.process import oom_killed, pid_alive
 from candle_restart.task.taskdir import TaskDir
 
 _PATIENCE = (0.1,)  # a scan of thousands of tasks retries a transient read error once
-STATES = ("new", "queued", "running", "preempted", "failed", "cancelled", "completed", "corrupt")
+State = Literal["new", "queued", "running", "preempted", "failed", "cancelled", "completed", "corrupt"]
+STATES: tuple[State, ...] = get_args(State)
+
+
+@dataclass
+class StatusExtra:
+    """What classification found beyond the table's columns (``extra`` in ``status --json``:
+    each key only when it was found, as below)."""
+
+    ckpt_unreadable: str | None = None  # a transient error kept the newest checkpoint from being read
+    ckpt_complete: bool | None = None  # the newest checkpoint ends an epoch (None: no checkpoint read)
+    ckpt_key: str | None = None  # its `commit_key` (set with ``ckpt_complete``)
+    intent_batch: str | None = None  # the batch of a submission intent without an outcome
+    runner_lost: bool = False  # the runner died without recording its end
+    lost_cause: str | None = None  # why, as far as can be told (set with ``runner_lost``)
+
+    def to_json(self, pending_intent: bool) -> JsonObject:
+        record: JsonObject = {}
+        if self.ckpt_unreadable is not None:
+            record["ckpt_unreadable"] = self.ckpt_unreadable
+        if self.ckpt_complete is not None:
+            record["ckpt_complete"] = self.ckpt_complete
+            record["ckpt_key"] = self.ckpt_key
+        if pending_intent:
+            record["intent_batch"] = self.intent_batch
+        if self.runner_lost:
+            record["runner_lost"] = True
+        if self.lost_cause is not None:
+            record["lost_cause"] = self.lost_cause
+        return record
 
 
 @dataclass
@@ -50,7 +91,7 @@ class TaskStatus:
     """One task's classification, with what the status table and the policy need."""
 
     task_id: str
-    state: str
+    state: State
     reason: str
     retryable: bool = True
     epoch: int | None = None
@@ -66,18 +107,20 @@ class TaskStatus:
     generation: int = 0
     pending_intent: int | None = None  # a generation whose submission outcome was never recorded
     intent_time: str | None = None
-    submission: dict[str, Any] | None = None
-    params: dict[str, Any] = field(default_factory=dict)  # the task's gParameters (task.json)
-    result: Any = None  # what the training returned (state.json's ``result``), when it completed
-    metric: dict[str, Any] | None = None  # state.json's ``metric``: name, mode, best, best_epoch, final
+    submission: JsonObject | None = None
+    params: JsonObject = field(default_factory=dict)  # the task's gParameters (task.json)
+    result: JsonValue = None  # what the training returned (state.json's ``result``), when it completed
+    metric: MetricSummary | None = None  # state.json's ``metric``
     retry_requested: str | None = None  # the time of a ``retry_requested`` not yet acted on
     cause: str | None = None  # why the latest attempt ended (`candle_restart.coordinator.causes`)
     causes: dict[str, int] = field(default_factory=dict)  # attempt ends per cause, since a retry request
     stalled: int = 0  # attempt ends in a row without a newer checkpoint
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: StatusExtra = field(default_factory=StatusExtra)
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+    def to_json(self) -> JsonObject:
+        record: JsonObject = asdict(self)
+        record["extra"] = self.extra.to_json(self.pending_intent is not None)
+        return record
 
     def ckpt_age_seconds(self, now: datetime) -> float | None:
         """Seconds since the newest checkpoint; ``now`` naive (local) or aware alike.
@@ -97,7 +140,7 @@ def _checkpoint(status: TaskStatus, task: TaskDir) -> str | None:
     """Fill the checkpoint fields from ``ckpts/last``; return why none verifies (None if fine or none exist)."""
     layout = CkptLayout.at(task.ckpts)
     last_epoch = layout.linked_epoch(layout.last)
-    info: dict[str, Any] | None = None
+    info = None
     problem = "no checkpoint in epochs/ verifies"
     try:
         if last_epoch is not None:
@@ -113,62 +156,69 @@ def _checkpoint(status: TaskStatus, task: TaskDir) -> str | None:
                 return problem
             info = found.info
     except (CheckpointIOError, OSError) as exc:  # transient: never taken for corruption
-        status.extra["ckpt_unreadable"] = str(exc)
+        status.extra.ckpt_unreadable = str(exc)
         return None
     status.epoch, status.epochs = info.get("epoch"), info.get("epochs")
     stamp = info.get("timestamp")
     status.best_metric = finite_or_none(info.get("best_metric_last"))  # CANDLE may write Infinity
     status.ckpt_time = stamp if isinstance(stamp, str) else None
-    status.extra["ckpt_complete"] = info.get("complete") is True
-    status.extra["ckpt_key"] = commit_key(info)
+    status.extra.ckpt_complete = info.get("complete") is True
+    status.extra.ckpt_key = commit_key(info)
     return None
 
 
-def _journal_counts(status: TaskStatus, task: TaskDir) -> tuple[dict[int, dict[str, Any]], Ledger]:
+@dataclass
+class _Intent:
+    """A submission intent of the journal, and what became of it."""
+
+    time: str | None
+    batch: str | None
+    outcome: EventKind | None = None  # submitted, submit_failed, submit_abandoned; None: not recorded
+    submission: JsonObject | None = None
+
+
+def _journal_counts(status: TaskStatus, task: TaskDir) -> tuple[dict[int, _Intent], Ledger]:
     """Count attempts and outcomes; return submit intents by generation with their outcomes,
     and the ledger of attempt ends by cause."""
-    intents: dict[int, dict[str, Any]] = {}
-    started: set[Any] = set()
+    intents: dict[int, _Intent] = {}
+    started: set[int | None] = set()
     counted_from = 0  # submissions up to this generation were before the last retry request
     ledger = Ledger()
-    for event in task.read_journal():
-        kind = event.get("event")
-        if kind == "start":
+    for event in task.events():
+        kind = event.kind
+        if kind == START:
             status.attempts += 1
-            started.add(event.get("generation"))
-        elif kind == "exit":
-            status.last_exit, status.last_exit_time = event.get("exit_code"), event.get("time")
-            status.failures += event.get("status") in ("failed", "bad_input")
-            status.preemptions += event.get("status") == "preempted"
+            started.add(event.generation)
+        elif kind == EXIT:
+            status.last_exit, status.last_exit_time = event.exit_code, event.time
+            status.failures += event.status in ("failed", "bad_input")
+            status.preemptions += event.status == "preempted"
             cause = cause_of_exit(event)
             if cause is None:
                 ledger.completed()
             else:
-                ledger.end(cause, event.get("ckpt", UNKNOWN))
-        elif kind == "retry_requested":  # the user's `resume --retry-failed`: budgets start again
+                ledger.end(cause, event.ckpt)  # UNKNOWN when an older runner did not record it
+        elif kind == RETRY_REQUESTED:  # the user's `resume --retry-failed`: budgets start again
             status.failures = status.preemptions = 0
             ledger.reset()
-            status.retry_requested = str(event.get("time"))
+            status.retry_requested = str(event.time)
             counted_from = max(intents, default=0)
-        elif kind == "submit_intent" and isinstance(event.get("generation"), int):
-            intents[event["generation"]] = {"time": event.get("time"), "batch": event.get("batch")}
+        elif kind == SUBMIT_INTENT and event.generation is not None:
+            intents[event.generation] = _Intent(event.time, event.batch)
             status.retry_requested = None  # acted on
-        elif (
-            kind in ("submitted", "submit_failed", "submit_abandoned") and event.get("generation") in intents
-        ):
-            intents[event["generation"]]["outcome"] = kind
-            status.failures += kind == "submit_failed"
-            intents[event["generation"]]["submission"] = event.get("submission")
-        elif kind == "runner_lost":
+        elif kind in (SUBMITTED, SUBMIT_FAILED, SUBMIT_ABANDONED) and event.generation in intents:
+            intent = intents[event.generation]
+            intent.outcome, intent.submission = kind, event.submission
+            status.failures += kind == SUBMIT_FAILED
+        elif kind == RUNNER_LOST:
             status.preemptions += 1
-            lost = event.get("cause")
-            ledger.end(lost if lost in CAUSES else "node_fail", event.get("ckpt", UNKNOWN))
+            ledger.end(event.cause if event.cause in CAUSES else "node_fail", event.ckpt)
     status.generation = max(intents, default=0)
     # An older submission whose runner never started (it could not even launch) was a failure.
     status.failures += sum(
         1
         for g, i in intents.items()
-        if counted_from < g < status.generation and i.get("outcome") == "submitted" and g not in started
+        if counted_from < g < status.generation and i.outcome == SUBMITTED and g not in started
     )
     return intents, ledger
 
@@ -185,9 +235,9 @@ def classify(task: TaskDir, backends: dict[str, Backend]) -> TaskStatus:
     """
     try:
         status = _classify_once(task, backends)
-        if status.extra.get("runner_lost"):
-            state, _ = task.read_state()
-            if state is None or state.get("status") != "running":
+        if status.extra.runner_lost:
+            state, _ = task.load_state()
+            if state is None or state.status != "running":
                 status = _classify_once(task, backends)
     except (TypeError, ValueError, KeyError, AttributeError, OverflowError, RecursionError) as exc:
         problem = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
@@ -204,53 +254,44 @@ def _classify_once(task: TaskDir, backends: dict[str, Backend]) -> TaskStatus:
         return status
     intents, ledger = _journal_counts(status, task)
     corrupt = _checkpoint(status, task)
-    state, state_problem = task.read_state()
+    state, state_problem = task.load_state()
     latest = intents.get(status.generation)
     if latest is not None:
-        status.submission = latest.get("submission")
-        if "outcome" not in latest:
-            status.pending_intent, status.intent_time = status.generation, latest.get("time")
-            status.extra["intent_batch"] = latest.get("batch")
+        status.submission = latest.submission
+        if latest.outcome is None:
+            status.pending_intent, status.intent_time = status.generation, latest.time
+            status.extra.intent_batch = latest.batch
     if state is not None:
-        status.job_id = state.get("job_id")
-        status.result = state.get("result")
-        metric = state.get("metric")
-        status.metric = metric if isinstance(metric, dict) else None
-    runner = state.get("status") if state else None
+        status.job_id, status.result, status.metric = state.job_id, state.result, state.metric
+    runner = state.status if state else None
 
-    if latest is not None and "outcome" not in latest and runner in (None, "queued"):
+    if latest is not None and latest.outcome is None and runner in (None, "queued"):
         status.state, status.reason = (
             "queued",
             f"submission {status.generation} intended, outcome not recorded",
         )
     elif runner == "queued" or (
-        runner is None and latest is not None and latest.get("outcome") == "submitted"
+        runner is None and latest is not None and latest.outcome == SUBMITTED
     ):
         _from_backend(status, backends)
     elif runner == "running" and state is not None:
         _from_runner(status, state, backends)
     elif runner == "completed":
         status.state, status.reason = "completed", "the runner reported completion"
-    elif runner == "preempted":
-        status.state, status.reason = (
-            "preempted",
-            str(state.get("reason", "stopped on a signal")) if state else "",
-        )
-    elif runner == "bad_input":
+    elif runner == "preempted" and state is not None:
+        status.state, status.reason = "preempted", _or(state.reason, "stopped on a signal")
+    elif runner == "bad_input" and state is not None:
         status.state, status.retryable = "failed", False
-        status.reason = f"bad input (exit 2), never retried: {state.get('reason') if state else ''}"
-    elif runner == "failed":
-        status.state, status.reason = "failed", str(state.get("reason", "training error")) if state else ""
-    elif state_problem and state_problem != "no state.json":
+        status.reason = f"bad input (exit 2), never retried: {state.reason}"
+    elif runner == "failed" and state is not None:
+        status.state, status.reason = "failed", _or(state.reason, "training error")
+    elif state_problem and state_problem != "no state.json":  # an unknown status, too
         status.state, status.reason, status.retryable = (
             "failed",
             f"{state_problem}; reported, not resubmitted",
             False,
         )
-    elif runner is not None:
-        status.state, status.retryable = "failed", False
-        status.reason = f"{task.state_file}: status: unknown value {runner!r}; reported, not resubmitted"
-    if runner in ("preempted", "failed") and latest is not None and latest.get("outcome") == "submitted":
+    if runner in ("preempted", "failed") and latest is not None and latest.outcome == SUBMITTED:
         _still_alive(status, backends)
     final = _final_state(status, backends) if status.state in ("preempted", "failed") else None
     if final and final.startswith("CANCELLED"):
@@ -284,24 +325,23 @@ def _cancelled_by_user(status: TaskStatus, final: str) -> None:
     job = (status.submission or {}).get("job_id")
     status.state, status.retryable = "cancelled", False
     status.reason = f"job {job} was cancelled ({final}); not resubmitted"
-    status.extra.pop("runner_lost", None)
+    status.extra.runner_lost = False
 
 
 def _attribute_causes(
-    status: TaskStatus, ledger: Ledger, state: dict[str, Any] | None, final: str | None
+    status: TaskStatus, ledger: Ledger, state: TaskState | None, final: str | None
 ) -> None:
-    """Fill ``cause``/``causes``/``stalled``; a lost runner's cause goes to ``extra["lost_cause"]``
+    """Fill ``cause``/``causes``/``stalled``; a lost runner's cause goes to ``extra.lost_cause``
     (journaled by the coordinator with ``runner_lost``).  The scheduler's final state names the
     cause where it knows it (TIMEOUT, OUT_OF_MEMORY, NODE_FAIL); else the kernel's OOM record of
     the runner's pid (on this host); else a lost runner is ``node_fail``."""
     scheduler = cause_of_scheduler_state(final)
-    if status.extra.get("runner_lost"):
+    if status.extra.runner_lost:
         cause = scheduler if scheduler in ("timeout", "oom", "node_fail", "preempted") else None
-        if cause is None and state is not None and state.get("host") == socket.gethostname():
-            start = state.get("pid_start")
-            cause = "oom" if oom_killed(_int(state.get("pid")), _int(start) or None) else None
-        status.extra["lost_cause"] = cause or "node_fail"
-        ledger.end(status.extra["lost_cause"], status.extra.get("ckpt_key"))
+        if cause is None and state is not None and state.host == socket.gethostname():
+            cause = "oom" if oom_killed(state.pid or 0, state.pid_start or None) else None
+        status.extra.lost_cause = cause or "node_fail"
+        ledger.end(status.extra.lost_cause, status.extra.ckpt_key)
     elif scheduler in ("timeout", "oom", "node_fail", "cancelled") and status.state in (
         "preempted",
         "failed",
@@ -342,21 +382,18 @@ def _from_backend(status: TaskStatus, backends: dict[str, Backend]) -> None:
         status.failures += 1
 
 
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+def _or(text: str | None, default: str) -> str:
+    return default if text is None else text
 
 
-def _from_runner(status: TaskStatus, state: dict[str, Any], backends: dict[str, Backend]) -> None:
-    start = state.get("pid_start")
-    live = pid_alive(
-        str(state.get("host")), _int(state.get("pid")), start if isinstance(start, int) else None
-    )
+def _from_runner(status: TaskStatus, state: TaskState, backends: dict[str, Backend]) -> None:
+    live = pid_alive(str(state.host), state.pid or 0, state.pid_start)
     submission, backend = _submission(status, backends)
     scheduler = None  # asked at most once, and only when the runner's own pid cannot tell
     if live == "unknown":  # the runner is on another host: the scheduler knows better
         live = scheduler = backend.liveness(submission) if submission and backend else "unknown"
     if live in ("running", "pending", "unknown"):
-        where = f"pid {state.get('pid')} on {state.get('host')}"
+        where = f"pid {state.pid} on {state.host}"
         status.state, status.reason = (
             "running",
             f"runner {where}" + (" (liveness unknown)" if live == "unknown" else ""),
@@ -371,5 +408,5 @@ def _from_runner(status: TaskStatus, state: dict[str, Any], backends: dict[str, 
         )
         return
     status.state = "preempted"
-    status.reason = f"runner pid {state.get('pid')} on {state.get('host')} died without recording an exit"
-    status.extra["runner_lost"] = True
+    status.reason = f"runner pid {state.pid} on {state.host} died without recording an exit"
+    status.extra.runner_lost = True

@@ -29,7 +29,9 @@ from typing import Any
 from candle_restart.ckpt import fsio
 from candle_restart.ckpt.params import check_writable, parse_params
 from candle_restart.errors import CkptError
-from candle_restart.records.jsonio import JsonFileError, read_json
+from candle_restart.records import manifest
+from candle_restart.records.jsontypes import JsonObject
+from candle_restart.records.manifest import ManifestError, SweepManifest
 from candle_restart.sweep.schema import Sweep, SweepError
 from candle_restart.task.taskdir import TaskDir, create_task, make_task_id
 
@@ -62,41 +64,40 @@ def parameter_sets(sweep: Sweep) -> list[dict[str, Any]]:
     return [{**sweep.params, **v} for v in varied] or [dict(sweep.params)]
 
 
-def _definition(sweep: Sweep) -> dict[str, Any]:
+def _manifest(sweep: Sweep) -> SweepManifest:
+    """The manifest of ``sweep`` as this expansion writes it (JSON values only: tuples as lists)."""
     keys = (
         set(sweep.grid) | {k for x in sweep.explicit for k in x} | set((sweep.random or {}).get("space", {}))
     )
-    return {
-        "name": sweep.name,
-        "entry": sweep.entry,
-        "command": sweep.command,
-        "params": sweep.params,
-        "varied": sorted(keys),
-    }
+    params = json.loads(json.dumps(sweep.params))
+    slurm = json.loads(json.dumps(sweep.executor.get("slurm", {})))
+    restart = json.loads(json.dumps(sweep.restart))
+    command = list(sweep.command) if sweep.command is not None else None
+    return SweepManifest(sweep.name, sweep.entry, command, params, sorted(keys), slurm, restart)
 
 
-def _check_unchanged(sweep: Sweep, manifest: Path) -> bool:
+def _check_unchanged(sweep: Sweep, path: Path) -> bool:
     """False if no manifest exists yet; SweepError if the definition changed."""
     try:
-        recorded = read_json(manifest)
+        recorded = manifest.read(path)
     except FileNotFoundError:
         return False
-    except JsonFileError as exc:
-        raise SweepError(exc.where, None, f"{exc.problem}; remove it only if no tasks exist") from None
-    if not isinstance(recorded, dict) or not isinstance(recorded.get("params", {}), dict):
-        raise SweepError(
-            str(manifest), None, "must hold a JSON object with params; remove it only if no tasks exist"
-        )
-    current = json.loads(json.dumps(_definition(sweep)))
-    for key in ("entry", "command", "varied"):
-        if recorded.get(key) != current[key]:
+    except ManifestError as exc:
+        raise SweepError(exc.where, exc.key, f"{exc.problem}; remove it only if no tasks exist") from None
+    current = _manifest(sweep)
+    for key, old_value, new_value in (
+        ("entry", recorded.entry, current.entry),
+        ("command", recorded.command, current.command),
+        ("varied", recorded.varied, current.varied),
+    ):
+        if old_value != new_value:
             raise SweepError(
                 str(sweep.source),
                 key,
-                f"changed from {recorded.get(key)!r} to {current[key]!r} since "
+                f"changed from {old_value!r} to {new_value!r} since "
                 "the sweep was created; existing tasks would be orphaned (use a new name or run_root)",
             )
-    old, new = recorded.get("params", {}), current["params"]
+    old, new = recorded.params, current.params
     for key in sorted(set(old) | set(new)):
         if old.get(key) != new.get(key):
             raise SweepError(
@@ -126,14 +127,13 @@ def expand(sweep: Sweep) -> Expansion:
         check_writable(sweep.run_root)
     except CkptError as exc:
         raise SweepError(str(sweep.source), "run_root", exc.problem) from None
-    manifest = sweep.run_root / f".sweep-{sweep.name}.json"
-    _check_unchanged(sweep, manifest)
+    path = manifest.manifest_path(sweep.run_root, sweep.name)
+    _check_unchanged(sweep, path)
     sweep.run_root.mkdir(parents=True, exist_ok=True)
     # The executor's Slurm options and the restart policy are recorded too (they may change
     # between runs) so that `candle-restart resume RUN_ROOT [--backend slurm]` submits with the
     # sweep's directives and under the sweep's policy.
-    record = {**_definition(sweep), "slurm": sweep.executor.get("slurm", {}), "restart": sweep.restart}
-    fsio.atomic_write_bytes(manifest, (json.dumps(record, indent=1) + "\n").encode())
+    fsio.atomic_write_bytes(path, _manifest(sweep).to_bytes())
     tasks, created = [], 0
     for params in sets:
         task_id = make_task_id(sweep.name, params)
@@ -153,23 +153,26 @@ def expand(sweep: Sweep) -> Expansion:
     return Expansion(tasks, created)
 
 
-def read_manifests(run_root: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
-    """Each sweep manifest of ``run_root`` (``.sweep-<name>.json``, by name) and its object; the
-    one reader of them.  A manifest that cannot be read, or holds no JSON object, raises
+def manifests(run_root: Path) -> Iterator[tuple[Path, SweepManifest]]:
+    """Each sweep manifest of ``run_root`` (``.sweep-<name>.json``, by name), read by
+    `candle_restart.records.manifest`.  A manifest that cannot be read, or is not one, raises
     SweepError naming it; one removed meanwhile is skipped."""
-    for manifest in sorted(Path(run_root).glob(".sweep-*.json")):
+    for path in manifest.find(run_root):
         try:
-            data = read_json(manifest)
+            yield path, manifest.read(path)
         except FileNotFoundError:
             continue
-        except JsonFileError as exc:
-            raise SweepError(exc.where, None, exc.problem) from None
-        if not isinstance(data, dict):
-            raise SweepError(str(manifest), None, f"must hold a JSON object, got {type(data).__name__}")
-        yield manifest, data
+        except ManifestError as exc:
+            raise SweepError(exc.where, exc.key, exc.problem) from None
 
 
-def recorded_restart(run_root: Path) -> tuple[dict[str, Any], Path | None]:
+def read_manifests(run_root: Path) -> Iterator[tuple[Path, JsonObject]]:
+    """`manifests` as JSON objects (for ``slurm/backend.py``'s ``read_options``)."""
+    for path, record in manifests(run_root):
+        yield path, record.to_json()
+
+
+def recorded_restart(run_root: Path) -> tuple[dict[str, object], Path | None]:
     """The ``restart`` policy the sweep of ``run_root`` recorded, and the manifest it came from.
 
     ``({}, None)`` when no manifest records one (a run root made by hand, or by an older
@@ -179,17 +182,17 @@ def recorded_restart(run_root: Path) -> tuple[dict[str, Any], Path | None]:
     """
     from candle_restart.sweep.schema import check_restart_manifest
 
-    found: dict[str, Any] = {}
+    found: dict[str, object] = {}
     source: Path | None = None
-    for manifest, data in read_manifests(run_root):
-        if data.get("restart") is None:
+    for path, record in manifests(run_root):
+        if record.restart is None:
             continue
-        restart = check_restart_manifest(data["restart"], manifest)
+        restart = check_restart_manifest(record.restart, path)
         if source is not None and restart != found:
             raise SweepError(
-                str(manifest),
+                str(path),
                 "restart",
                 f"differs from {source.name}'s; give --max-failures, --max-preemptions and --backoff",
             )
-        found, source = restart, manifest
+        found, source = restart, path
     return found, source

@@ -14,7 +14,7 @@ What a task receives (DESIGN's task directory; the README's "What a task receive
   on ``sys.path``.
 
 A command that fails is reported by its exit code and the last non-empty line of its
-stderr (`Outcome.reason`), so ``status`` shows why without opening the logs.
+stderr (`ProgramOutcome.reason`), so ``status`` shows why without opening the logs.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any, cast
+from typing import cast
 
 from candle_restart.ckpt import CkptLayout, Found, find_restart
 from candle_restart.ckpt.envparams import DIRECTORY_ENV
@@ -52,11 +52,13 @@ from candle_restart.errors import (
     NoCheckpointError,
     ParamError,
 )
+from candle_restart.records.jsontypes import JsonObject
+from candle_restart.records.taskstate import TaskStatusName
 from candle_restart.task.taskdir import TaskDir, TaskError, TaskSpec
 
 # Errors that a retry cannot fix: wrong parameters, a task.json or checkpoint that does not fit.
 BAD_INPUT_ERRORS = (ParamError, TaskError, NoCheckpointError, CorruptCheckpointError)
-STATUS_BY_CODE = {EXIT_COMPLETED: "completed", EXIT_RESUME: "preempted", EXIT_BAD_INPUT: "bad_input"}
+STATUS_BY_CODE: dict[int, TaskStatusName] = {EXIT_COMPLETED: "completed", EXIT_RESUME: "preempted", EXIT_BAD_INPUT: "bad_input"}
 # Why an attempt ended as far as the runner knows (DESIGN's causes; node_fail, cancelled: the scheduler's).
 CAUSE_BY_CODE: dict[int, str | None] = {EXIT_COMPLETED: None, EXIT_RESUME: "preempted", EXIT_BAD_INPUT: "bad_input"}
 TAIL_LINES = 20
@@ -64,11 +66,11 @@ REASON_CHARS = 300  # the longest stderr line a reason quotes
 
 
 @dataclass
-class Outcome:
+class ProgramOutcome:
     code: int
     reason: str
     error_tail: list[str] = field(default_factory=list)
-    result: Any = None  # what the entry returned (raw; converted by `jsonable` when recorded)
+    result: object = None  # what the entry returned (raw; converted by `jsonable` when recorded)
     # preempted (a signal), timeout (the callback halted before the walltime: `Preempted.cause`),
     # error, oom, bad_input; None: completed.  "": from the code.  A command's exit 75: preempted.
     cause: str | None = ""
@@ -78,11 +80,11 @@ class Outcome:
             self.cause = CAUSE_BY_CODE.get(self.code, "error")
 
     @property
-    def status(self) -> str:
+    def status(self) -> TaskStatusName:
         return STATUS_BY_CODE.get(self.code, "failed")
 
 
-def task_params(spec: TaskSpec, task: TaskDir) -> dict[str, Any]:
+def task_params(spec: TaskSpec, task: TaskDir) -> JsonObject:
     """The gParameters the training gets: the task's, with its checkpoint and output dirs."""
     params = dict(spec.params)
     params["ckpt_directory"] = str(task.ckpts)
@@ -90,14 +92,14 @@ def task_params(spec: TaskSpec, task: TaskDir) -> dict[str, Any]:
     return params
 
 
-def make_default_output(params: dict[str, Any], task: TaskDir) -> None:
+def make_default_output(params: JsonObject, task: TaskDir) -> None:
     """Create the task's ``output/`` when it is the ``output_dir`` (a user's own is the training's to make)."""
     if params.get("output_dir") == str(task.path / "output"):
         with contextlib.suppress(OSError):
             (task.path / "output").mkdir(exist_ok=True)
 
 
-def cli_args(params: dict[str, Any]) -> list[str]:
+def cli_args(params: JsonObject) -> list[str]:
     """``--key=value`` items, one argv item each (never through a shell)."""
     args: list[str] = []
     for key, value in params.items():
@@ -113,7 +115,7 @@ def cli_args(params: dict[str, Any]) -> list[str]:
     return args
 
 
-def command_argv(spec: TaskSpec, params: dict[str, Any]) -> list[str]:
+def command_argv(spec: TaskSpec, params: JsonObject) -> list[str]:
     """The command and its ``--key=value`` items; without the two directories when ``dir_flags`` is off
     (an ``output_dir`` the task's own params set is the user's flag and stays)."""
     assert spec.command is not None
@@ -123,7 +125,7 @@ def command_argv(spec: TaskSpec, params: dict[str, Any]) -> list[str]:
     return [*spec.command, *cli_args(params)]
 
 
-def task_environment(params: dict[str, Any], task: TaskDir, attempt: int) -> dict[str, str]:
+def task_environment(params: JsonObject, task: TaskDir, attempt: int) -> dict[str, str]:
     """The variables every task gets (added to the runner's environment)."""
     env = {var: str(params[key]) for key, var in DIRECTORY_ENV.items() if params.get(key) is not None}
     return {**env, "CANDLE_RESTART_TASK_DIR": str(task.path), "CANDLE_RESTART_ATTEMPT": str(attempt)}
@@ -176,20 +178,20 @@ def _releasing_writer_leases() -> Iterator[None]:
         drop_all_shared()
 
 
-def _import_entry(entry: str, where: str) -> Callable[[dict[str, Any]], Any]:
+def _import_entry(entry: str, where: str) -> Callable[[JsonObject], object]:
     module_name, _, attr = entry.partition(":")
     try:
-        target: Any = importlib.import_module(module_name)
+        target: object = importlib.import_module(module_name)
         for part in attr.split("."):
             target = getattr(target, part)
     except Exception as exc:
         raise TaskError(where, "entry", f"cannot import {entry!r}: {type(exc).__name__}: {exc}") from None
     if not callable(target):
         raise TaskError(where, "entry", f"{entry!r} is not callable")
-    return cast(Callable[[dict[str, Any]], Any], target)
+    return cast(Callable[[JsonObject], object], target)
 
 
-def run_entry(spec: TaskSpec, params: dict[str, Any], task: TaskDir, attempt: int) -> Outcome:
+def run_entry(spec: TaskSpec, params: JsonObject, task: TaskDir, attempt: int) -> ProgramOutcome:
     """Import and call the entry with ``params`` in this process; its output goes to the attempt's logs."""
     assert spec.entry is not None
     env = task_environment(params, task, attempt)
@@ -198,7 +200,7 @@ def run_entry(spec: TaskSpec, params: dict[str, Any], task: TaskDir, attempt: in
         try:
             returned = func(params)
         except Preempted as exc:  # a signal (preempted) or the walltime (timeout): the callback says which
-            return Outcome(EXIT_RESUME, str(exc), cause=exc.cause)
+            return ProgramOutcome(EXIT_RESUME, str(exc), cause=exc.cause)
         except SystemExit as exc:
             code = (
                 EXIT_COMPLETED
@@ -207,21 +209,21 @@ def run_entry(spec: TaskSpec, params: dict[str, Any], task: TaskDir, attempt: in
                 if isinstance(exc.code, int)
                 else EXIT_TRAINING_ERROR
             )
-            return Outcome(
+            return ProgramOutcome(
                 code if code in STATUS_BY_CODE else EXIT_TRAINING_ERROR, f"the training exited {code}"
             )
         except BAD_INPUT_ERRORS as exc:
             print(f"candle-restart: {exc}", file=sys.stderr)
-            return Outcome(EXIT_BAD_INPUT, str(exc))
+            return ProgramOutcome(EXIT_BAD_INPUT, str(exc))
         except CheckpointIOError as exc:  # transient I/O on the shared filesystem: a retry may work
             print(f"candle-restart: {exc}", file=sys.stderr)
-            return Outcome(EXIT_TRAINING_ERROR, str(exc))
+            return ProgramOutcome(EXIT_TRAINING_ERROR, str(exc))
         except BaseException as exc:  # every training error is reported; none escapes the runner
             traceback.print_exc()
             tail = traceback.format_exc().rstrip().splitlines()[-TAIL_LINES:]
             cause = "oom" if isinstance(exc, MemoryError) else "error"
-            return Outcome(EXIT_TRAINING_ERROR, f"{type(exc).__name__}: {exc}", tail, cause=cause)
-    return Outcome(EXIT_COMPLETED, "the training returned", result=returned)
+            return ProgramOutcome(EXIT_TRAINING_ERROR, f"{type(exc).__name__}: {exc}", tail, cause=cause)
+    return ProgramOutcome(EXIT_COMPLETED, "the training returned", result=returned)
 
 
 def _tail(path: Path) -> list[str]:
@@ -248,7 +250,7 @@ def _why(what: str, tail: list[str]) -> str:
     return f"{what}: {last}{hint}"
 
 
-def run_command(spec: TaskSpec, params: dict[str, Any], task: TaskDir, attempt: int) -> Outcome:
+def run_command(spec: TaskSpec, params: JsonObject, task: TaskDir, attempt: int) -> ProgramOutcome:
     """Run the command as a child (no shell), signals forwarded; its output goes to the attempt's logs."""
     assert spec.command is not None
     argv = command_argv(spec, params)
@@ -278,16 +280,16 @@ def run_command(spec: TaskSpec, params: dict[str, Any], task: TaskDir, attempt: 
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
     if rc in (EXIT_COMPLETED, EXIT_RESUME):
-        return Outcome(rc, f"the command exited {rc}")
+        return ProgramOutcome(rc, f"the command exited {rc}")
     tail = _tail(err)
     if rc == EXIT_BAD_INPUT:
-        return Outcome(rc, _why(f"the command exited {rc}", tail), tail)
+        return ProgramOutcome(rc, _why(f"the command exited {rc}", tail), tail)
     if rc < 0:
         name = signal.Signals(-rc).name
         if -rc in forwarded and newest_checkpoint(task) is not None:
-            return Outcome(EXIT_RESUME, f"the command died of the forwarded {name}; a checkpoint exists")
-        return Outcome(EXIT_TRAINING_ERROR, _why(f"the command was killed by {name}", tail), tail)
-    return Outcome(EXIT_TRAINING_ERROR, _why(f"the command exited {rc}", tail), tail)
+            return ProgramOutcome(EXIT_RESUME, f"the command died of the forwarded {name}; a checkpoint exists")
+        return ProgramOutcome(EXIT_TRAINING_ERROR, _why(f"the command was killed by {name}", tail), tail)
+    return ProgramOutcome(EXIT_TRAINING_ERROR, _why(f"the command exited {rc}", tail), tail)
 
 
 def newest_checkpoint(task: TaskDir) -> Found | None:

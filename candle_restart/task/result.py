@@ -23,14 +23,22 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from typing import Any
+from typing import Final
 
 from candle_restart.ckpt.info import finite_or_none
 from candle_restart.records.jsonio import MAX_INT_DIGITS
+from candle_restart.records.jsontypes import JsonObject, JsonValue, is_int, is_number
+from candle_restart.records.taskstate import MetricSummary
 
 MAX_DEPTH = 32  # below the JSON reader's 64, with room for state.json's own nesting
 MAX_BYTES = 256 * 1024  # a result larger than this as JSON is dropped (it belongs in output/)
-_DROP = object()
+
+
+class _Dropped:
+    """What a value that cannot be JSON becomes while walking: left out of its container."""
+
+
+_DROP: Final = _Dropped()
 
 
 class _Walk:
@@ -38,7 +46,7 @@ class _Walk:
         self.converted: list[str] = []
         self.dropped: list[str] = []
 
-    def value(self, v: Any, path: str, depth: int) -> Any:
+    def value(self, v: object, path: str, depth: int) -> JsonValue | _Dropped:
         if v is None or isinstance(v, (bool, str)):
             return v
         if isinstance(v, int):
@@ -52,20 +60,20 @@ class _Walk:
             self.dropped.append(f"{path or 'result'}: nested deeper than {MAX_DEPTH}")
             return _DROP
         if isinstance(v, dict):
-            out = {}
+            out: JsonObject = {}
             for k, item in v.items():
                 key = k if isinstance(k, str) else str(k)
                 got = self.value(item, f"{path}.{key}" if path else key, depth + 1)
-                if got is not _DROP:
+                if not isinstance(got, _Dropped):
                     out[key] = got
             return out
         if isinstance(v, (list, tuple, set, frozenset)):
             items = sorted(v, key=repr) if isinstance(v, (set, frozenset)) else v
             got_items = [self.value(x, f"{path}[{i}]", depth + 1) for i, x in enumerate(items)]
-            return [x for x in got_items if x is not _DROP]
+            return [x for x in got_items if not isinstance(x, _Dropped)]
         return self.other(v, path, depth)
 
-    def other(self, v: Any, path: str, depth: int) -> Any:
+    def other(self, v: object, path: str, depth: int) -> JsonValue | _Dropped:
         name = type(v).__name__
         where = path or "result"
         tolist = getattr(v, "tolist", None)
@@ -84,12 +92,12 @@ class _Walk:
         return _DROP
 
 
-def jsonable(value: Any) -> tuple[Any, str | None]:
+def jsonable(value: object) -> tuple[JsonValue, str | None]:
     """``value`` as strict JSON data, and a note of what was converted or dropped (None if nothing)."""
     walk = _Walk()
     try:
         out = walk.value(value, "", 0)
-        if out is not _DROP and len(json.dumps(out, allow_nan=False)) > MAX_BYTES:
+        if not isinstance(out, _Dropped) and len(json.dumps(out, allow_nan=False)) > MAX_BYTES:
             walk.dropped = [f"result: larger than {MAX_BYTES // 1024} KiB as JSON (write it to output/)"]
             out = _DROP
     except Exception as exc:  # a value whose attributes raise: recorded, never a crash
@@ -99,41 +107,34 @@ def jsonable(value: Any) -> tuple[Any, str | None]:
     parts += [f"dropped {', '.join(walk.dropped[:3])}"] if walk.dropped else []
     more = len(walk.converted[3:]) + len(walk.dropped[3:])
     note = "; ".join(parts) + (f" (and {more} more)" if more else "") if parts else None
-    return (None if out is _DROP else out), note
+    return (None if isinstance(out, _Dropped) else out), note
 
 
-def _last_number(value: Any) -> float | None:
+def _last_number(value: JsonValue) -> float | None:
     if isinstance(value, list) and value:
         value = value[-1]
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not is_number(value):
         return None
+    assert isinstance(value, (int, float))
     return finite_or_none(float(value))
 
 
-def metric_summary(info: dict[str, Any] | None, result: Any) -> dict[str, Any] | None:
+def metric_summary(info: JsonObject | None, result: JsonValue) -> MetricSummary | None:
     """The checkpointed metric of a run: name, mode, best, best_epoch, final (None if unknown).
 
-    ``info`` is the newest checkpoint's ``ckpt-info.json``; ``result`` the converted result.
-    None when there is neither a checkpoint metric nor a final value.
+    ``info`` is the newest checkpoint's ``ckpt-info.json`` (or the runner's summary of it);
+    ``result`` the converted result.  None when the checkpoint names no metric.
     """
     info = info or {}
     name = info.get("save_best_metric")
-    name = name if isinstance(name, str) and name else None
-    final = _last_number(result.get(name)) if name and isinstance(result, dict) else None
-    best = info.get("best_metric_last")
-    best = (
-        finite_or_none(float(best)) if isinstance(best, (int, float)) and not isinstance(best, bool) else None
-    )
-    if name is None:
+    if not isinstance(name, str) or not name:
         return None
-    best_epoch = info.get("best_epoch")
-    mode = info.get("best_mode")
-    return {
-        "name": name,
-        "mode": mode if mode in ("min", "max") else None,
-        "best": best,
-        "best_epoch": best_epoch
-        if isinstance(best_epoch, int) and not isinstance(best_epoch, bool)
-        else None,
-        "final": final,
-    }
+    final = _last_number(result.get(name)) if isinstance(result, dict) else None
+    best, best_epoch, mode = info.get("best_metric_last"), info.get("best_epoch"), info.get("best_mode")
+    return MetricSummary(
+        name=name,
+        mode="min" if mode == "min" else "max" if mode == "max" else None,
+        best=finite_or_none(float(best)) if isinstance(best, (int, float)) and is_number(best) else None,
+        best_epoch=best_epoch if isinstance(best_epoch, int) and is_int(best_epoch) else None,
+        final=final,
+    )

@@ -20,7 +20,7 @@
 4. writes ``state.json`` (status, exit code, reason, cause, the error's last
    lines, the newest checkpoint, the entry's return value as ``result`` and the
    ``metric``, see `candle_restart.task.result`) and appends ``exit`` to the
-   journal (``cause``: `Outcome.cause`; ``timeout`` after a halt before the walltime).
+   journal (``cause``: `ProgramOutcome.cause`; ``timeout`` after a halt before the walltime).
 
 A directory without ``task.json`` is not a task: exit 2, nothing written.
 
@@ -40,7 +40,7 @@ import os
 import signal
 import subprocess
 import sys
-from typing import Any
+from dataclasses import replace
 
 from candle_restart.ckpt import parse_params
 from candle_restart.ckpt.envparams import with_environment
@@ -55,8 +55,20 @@ from candle_restart.ckpt.preempt import (
     arm,
 )
 from candle_restart.errors import CkptError
+from candle_restart.records.journal import (
+    EXIT,
+    ON_PREEMPT,
+    RUN_REFUSED,
+    STALE_EXIT,
+    STALE_START,
+    START,
+    SUBMIT_INTENT,
+    JournalEvent,
+)
+from candle_restart.records.jsontypes import JsonObject
+from candle_restart.records.taskstate import TaskState
 from candle_restart.task.launch import (
-    Outcome,
+    ProgramOutcome,
     make_default_output,
     newest_checkpoint,
     run_command,
@@ -77,7 +89,7 @@ def _say(message: str) -> None:
     print(f"candle-restart run: {message}", file=sys.stderr, flush=True)
 
 
-def _checkpoint_summary(task: TaskDir) -> dict[str, Any] | None:
+def _checkpoint_summary(task: TaskDir) -> JsonObject | None:
     found = newest_checkpoint(task)
     if found is None:
         return None
@@ -102,11 +114,11 @@ def _on_preempt(task: TaskDir, command: str) -> None:
 
     try:
         proc = subprocess.run(shlex.split(command), capture_output=True, text=True, timeout=120)
-        result = {"exit_code": proc.returncode, "error": proc.stderr.strip()[-300:]}
+        code, error = proc.returncode, proc.stderr.strip()[-300:]
     except (OSError, subprocess.TimeoutExpired) as exc:
-        result = {"exit_code": None, "error": str(exc)}
-    task.append_run_event({"event": "on_preempt", "command": command, **result})
-    _say(f"{task.task_id}: on-preempt hook {command!r} exited {result['exit_code']}")
+        code, error = None, str(exc)
+    task.append_run_event(JournalEvent(ON_PREEMPT, exit_code=code, extras={"command": command, "error": error}))
+    _say(f"{task.task_id}: on-preempt hook {command!r} exited {code}")
 
 
 def _generation() -> int:
@@ -120,10 +132,8 @@ def _stale(task: TaskDir, generation: int) -> bool:
     """True when the journal records a submission newer than ``generation`` (0: run by hand, never stale)."""
     if generation == 0:
         return False
-    newest = max(
-        (e.get("generation", 0) for e in task.read_journal() if e.get("event") == "submit_intent"), default=0
-    )
-    return isinstance(newest, int) and newest > generation
+    newest = max((e.generation or 0 for e in task.events() if e.kind == SUBMIT_INTENT), default=0)
+    return newest > generation
 
 
 def _lost(lease: Lease) -> str | None:
@@ -140,7 +150,7 @@ def _journal_refusal(task: TaskDir, holder: str) -> None:
     lock = Lease(task.lock_file, task.task_id)
     try:
         with lock.held_for(patient=True):
-            task.append_journal({"event": "run_refused", "generation": _generation(), "holder": holder})
+            task.append_journal(JournalEvent(RUN_REFUSED, generation=_generation(), extras={"holder": holder}))
     except CkptError as exc:
         _say(f"{task.task_id}: could not journal the refusal: {exc}")
 
@@ -167,14 +177,17 @@ def run_task(path: str | os.PathLike[str]) -> int:
 def _run_holding_lease(task: TaskDir, lease: Lease) -> int:
     generation = _generation()
     if _stale(task, generation):
-        task.append_run_event({"event": "stale_start", "generation": generation, **writer_identity()})
+        task.append_run_event(JournalEvent(STALE_START, generation=generation, extras=writer_identity()))
         _say(f"{task.task_id}: submission {generation} was superseded by a newer one; not running")
         return EXIT_COMPLETED
     attempt = task.attempts() + 1
-    ident = {**writer_identity(), "pid_start": process_start(os.getpid()), "generation": generation}
-    started = now_iso()
-    task.append_run_event({"event": "start", "attempt": attempt, **ident})
-    task.write_state({"status": "running", "attempt": attempt, "started": started, **ident})
+    ident: JsonObject = {**writer_identity(), "pid_start": process_start(os.getpid())}
+    running = TaskState.from_json(
+        {"status": "running", "attempt": attempt, "started": now_iso(), **ident, "generation": generation},
+        str(task.state_file),
+    )
+    task.append_run_event(JournalEvent(START, attempt=attempt, generation=generation, extras=ident))
+    task.write_state(running)
 
     def disarm() -> None:
         pass
@@ -188,43 +201,44 @@ def _run_holding_lease(task: TaskDir, lease: Lease) -> int:
         run = run_entry if spec.entry else run_command
         outcome = run(spec, params, task, attempt)
     except CkptError as exc:
-        outcome = Outcome(EXIT_BAD_INPUT, str(exc))
+        outcome = ProgramOutcome(EXIT_BAD_INPUT, str(exc))
     try:  # still armed: a late signal (Slurm's TERM after USR1) cannot kill the recording
         result, note = jsonable(outcome.result)
         checkpoint = _checkpoint_summary(task)
-        state = {
-            "status": outcome.status,
-            "attempt": attempt,
-            "exit_code": outcome.code,
-            "reason": outcome.reason,
-            "cause": outcome.cause,
-            "error_tail": outcome.error_tail,
-            "started": started,
-            "ended": now_iso(),
-            **ident,
-            "checkpoint": checkpoint,
-            "result": result,
-            **({"result_note": note} if note else {}),
-            "metric": metric_summary(checkpoint, result),
-        }
+        state = replace(
+            running,
+            status=outcome.status,
+            exit_code=outcome.code,
+            reason=outcome.reason,
+            cause=outcome.cause,
+            error_tail=list(outcome.error_tail),
+            ended=now_iso(),
+            checkpoint=checkpoint,
+            result=result,
+            result_note=note or None,
+            metric=metric_summary(checkpoint, result),
+        )
         lost = _lost(lease)
         if lost:  # paused past the run lease: another runner owns the task and its records now
             _say(f"{task.task_id}: not recording this attempt's end: {lost}")
         elif _stale(task, generation):  # a newer submission took over while this one ran: its record wins
-            task.append_run_event({"event": "stale_exit", "attempt": attempt, "exit_code": outcome.code, **ident})
+            task.append_run_event(
+                JournalEvent(STALE_EXIT, attempt=attempt, exit_code=outcome.code, generation=generation, extras=ident)
+            )
         else:
             task.write_state(state)
             task.append_run_event(
-                {
-                    "event": "exit",
-                    "attempt": attempt,
-                    "exit_code": outcome.code,
-                    "status": outcome.status,
-                    "reason": outcome.reason,
-                    "cause": outcome.cause,  # why it ended (candle_restart.coordinator.causes)
-                    "ckpt": commit_key(checkpoint),  # did this attempt commit anything newer?
-                    **ident,
-                }
+                JournalEvent(
+                    EXIT,
+                    attempt=attempt,
+                    exit_code=outcome.code,
+                    status=outcome.status,
+                    reason=outcome.reason,
+                    cause=outcome.cause,  # why it ended (candle_restart.coordinator.causes)
+                    ckpt=commit_key(checkpoint),  # did this attempt commit anything newer?
+                    generation=generation,
+                    extras=ident,
+                )
             )
         _say(f"{task.task_id} attempt {attempt}: {outcome.status} (exit {outcome.code}): {outcome.reason}")
         if outcome.code == EXIT_RESUME and os.environ.get(ON_PREEMPT_ENV):

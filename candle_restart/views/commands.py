@@ -8,13 +8,13 @@ import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from candle_restart.ckpt import CkptError, CkptLayout, find_restart, verify_checkpoint
 from candle_restart.coordinator.backend import Backend
 from candle_restart.coordinator.policy import Policy
 from candle_restart.coordinator.report import summary, table, terminal_width, varied_keys
 from candle_restart.coordinator.states import TaskStatus
+from candle_restart.records.jsontypes import JsonObject, JsonValue
 from candle_restart.task.taskdir import TASK_FILE
 from candle_restart.views.output import print_json
 from candle_restart.views.where import check_run_root
@@ -26,14 +26,14 @@ class StatusDoc:
 
     statuses: list[TaskStatus]
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         keys = varied_keys([s.params for s in self.statuses])
-        tasks = []
+        tasks: list[JsonValue] = []
         for s in self.statuses:
             record = s.to_json()
             record["params"] = {k: s.params[k] for k in keys if k in s.params}
             tasks.append(record)
-        return {"tasks": tasks, "varied": keys, "summary": summary(self.statuses)}
+        return {"tasks": tasks, "varied": [k for k in keys], "summary": summary(self.statuses)}
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any, Protocol
+from typing import Protocol
 
 from candle_restart.records.jsonio import finite
+from candle_restart.records.jsontypes import JsonObject
 
 EXIT_PIPE = 141
 
@@ -21,7 +22,7 @@ EXIT_PIPE = 141
 class JsonDoc(Protocol):
     """A document of a command's ``--json`` (or ``--format json``) output."""
 
-    def to_json(self) -> dict[str, Any]: ...
+    def to_json(self) -> JsonObject: ...
 
 
 def print_json(doc: JsonDoc) -> None:

@@ -27,9 +27,9 @@ import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
 
 from candle_restart.coordinator.report import cell, fit, summary, varied_keys
+from candle_restart.records.jsontypes import JsonObject, JsonValue
 from candle_restart.report.collect import TaskReport, collect
 
 SCORE = re.compile(r"acc|auc|f1|precision|recall|r2|score|iou|dice", re.IGNORECASE)
@@ -41,7 +41,7 @@ class TaskRow:
 
     task_id: str
     state: str
-    params: dict[str, Any]
+    params: JsonObject
     metric: str | None
     mode: str | None
     best: float | None
@@ -49,10 +49,10 @@ class TaskRow:
     final: float | None
     final_epoch: int | None
     attempts: int
-    result: Any
+    result: JsonValue
     reason: str
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {
             "task_id": self.task_id,
             "state": self.state,
@@ -81,18 +81,18 @@ class Results:
     summary: str
     values: dict[str, float] = field(default_factory=dict)  # task id -> the sort value
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {
             "sort": self.sort,
             "mode": self.mode,
             "best": self.best.task_id if self.best else None,
-            "varied": self.varied,
+            "varied": [k for k in self.varied],
             "summary": self.summary,
             "tasks": [r.to_json() for r in self.rows],
         }
 
 
-def _number(value: Any) -> float | None:
+def _number(value: JsonValue) -> float | None:
     if isinstance(value, list) and value:
         value = value[-1]
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -102,15 +102,15 @@ def _number(value: Any) -> float | None:
 
 
 def _row(t: TaskReport, keys: list[str]) -> TaskRow:
-    s, recorded = t.status, t.status.metric or {}
+    s, recorded = t.status, t.status.metric
     final_epoch = max(t.values) if t.values else None
-    final = _number(recorded.get("final"))
+    final = _number(recorded.final) if recorded else None
     if final is None and final_epoch is not None:
         final = t.values[final_epoch]
-    best = _number(recorded.get("best"))
-    best_epoch = recorded.get("best_epoch") if isinstance(recorded.get("best_epoch"), int) else None
-    metric = recorded.get("name") if isinstance(recorded.get("name"), str) else None
-    mode = recorded.get("mode") if recorded.get("mode") in ("min", "max") else None
+    best = _number(recorded.best) if recorded else None
+    best_epoch = recorded.best_epoch if recorded else None
+    metric = recorded.name if recorded else None
+    mode = recorded.mode if recorded else None
     return TaskRow(
         task_id=s.task_id,
         state=s.state,
@@ -213,7 +213,7 @@ def to_csv(res: Results) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(head)
 
-    def plain(v: Any) -> Any:
+    def plain(v: JsonValue) -> str | int | float:
         return "" if v is None else v if isinstance(v, (str, int, float)) else json.dumps(v)
 
     for r in res.rows:

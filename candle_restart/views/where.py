@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 from candle_restart.coordinator.resume import task_dirs
 from candle_restart.errors import CkptError
@@ -49,7 +48,7 @@ def _yaml_roots(folder: Path) -> list[tuple[Path, str]]:
     hints = []
     for path in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")])[:10]:
         try:
-            data: Any = yaml.safe_load(path.read_text(errors="replace"))
+            data: object = yaml.safe_load(path.read_text(errors="replace"))
         except (OSError, yaml.YAMLError, RecursionError, ValueError):
             continue
         if not isinstance(data, dict) or not ({"entry", "command"} & set(data)):

@@ -13,19 +13,24 @@ from candle_restart.coordinator import LocalBackend, Policy, resume, scan
 from candle_restart.coordinator.causes import UNKNOWN, Ledger, cause_of_exit, cause_of_scheduler_state
 from candle_restart.coordinator.policy import decide
 from candle_restart.coordinator.states import TaskStatus
+from candle_restart.records.journal import JournalEvent
 from candle_restart.task import TaskDir
 from tests.helpers import ROOT, runner_env, toy_task
 
 BACKENDS = {"local": LocalBackend()}
 
 
+def _exit(fields: dict[str, str]) -> JournalEvent:
+    return JournalEvent.from_json({"event": "exit", **fields}, "test")
+
+
 def test_causes_of_exits_and_of_scheduler_states() -> None:
-    assert cause_of_exit({"status": "preempted"}) == "preempted"
-    assert cause_of_exit({"status": "preempted", "cause": "timeout"}) == "timeout"
-    assert cause_of_exit({"status": "failed"}) == "error"
-    assert cause_of_exit({"status": "bad_input"}) == "bad_input"
-    assert cause_of_exit({"status": "failed", "cause": "nonsense"}) == "error"  # unknown: by status
-    assert cause_of_exit({"status": "completed"}) is None
+    assert cause_of_exit(_exit({"status": "preempted"})) == "preempted"
+    assert cause_of_exit(_exit({"status": "preempted", "cause": "timeout"})) == "timeout"
+    assert cause_of_exit(_exit({"status": "failed"})) == "error"
+    assert cause_of_exit(_exit({"status": "bad_input"})) == "bad_input"
+    assert cause_of_exit(_exit({"status": "failed", "cause": "nonsense"})) == "error"  # unknown: by status
+    assert cause_of_exit(_exit({"status": "completed"})) is None
     table = {
         "TIMEOUT": "timeout",
         "PREEMPTED": "preempted",
@@ -160,7 +165,7 @@ def test_a_runner_killed_for_memory_is_recorded_as_oom(tmp_path: Path) -> None:
         group.rmdir()
     assert proc.returncode == -9, proc.stderr[-2000:]
     [status] = scan(root, BACKENDS)
-    assert status.state == "preempted" and status.extra["lost_cause"] == "oom"
+    assert status.state == "preempted" and status.extra.lost_cause == "oom"
     [outcome] = resume(root, LocalBackend(), Policy(max_oom=1))  # journals the loss, then decides
     assert outcome.decision.action == "give_up"
     assert "killed for memory 1 times (cap 1, max_oom)" in outcome.decision.reason

@@ -67,7 +67,7 @@ def test_every_state_is_classified_with_its_reason(tmp_path: Path) -> None:
     assert s["failed"].retryable and "RuntimeError: boom at epoch 2" in s["failed"].reason
     assert not s["badinput"].retryable and "ckpt_keep_limit" in s["badinput"].reason
     assert "no checkpoint verifies" in s["corrupt"].reason and "is not valid JSON" in s["corrupt"].reason
-    assert "died without recording an exit" in s["lost"].reason and s["lost"].extra["runner_lost"]
+    assert "died without recording an exit" in s["lost"].reason and s["lost"].extra.runner_lost
     assert s["queued"].pending_intent == 1
     text = table(list(s.values()))
     assert text.splitlines()[-1] == summary(list(s.values()))

@@ -1,0 +1,183 @@
+"""A task's journal: ``journal.jsonl`` (coordinators) and ``runs.jsonl`` (runners), one event a line.
+
+`JournalEvent` is the one reader and writer of both files; `append` writes one event,
+`read` merges both files in time order.  The event names are the constants below (no other
+module spells one): what each means is in the team's structure page.
+
+Contract:
+
+* `append` writes one strict-JSON line (non-finite numbers as null) with ``O_APPEND``, one
+  ``write`` and an ``fsync``; the caller is the file's one writer (the task lock for the
+  journal, the run lease for the runs file), because ``O_APPEND`` is not atomic across NFS clients;
+* `read` returns every whole event of both files, merged in time order (each file's own
+  order kept for equal times; an event without a time sorts first).  A line that is torn (a
+  crash mid-append), not JSON, not an object, names no known event, or has a known key of the
+  wrong type (see `_TYPES`, also inside ``submission``) is skipped;
+* ``ckpt`` (an end's checkpoint key) keeps the difference between absent (`NO_CKPT_KEY`: a
+  runner older than the key) and null (no checkpoint yet).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, get_args
+
+from candle_restart.records.jsonio import JsonError, finite, loads
+from candle_restart.records.jsontypes import JsonObject, JsonValue
+from candle_restart.records.taskspec import now_iso
+
+JOURNAL_FILE = "journal.jsonl"  # the coordinators' events (and, before version 0.2, the runners')
+RUNS_FILE = "runs.jsonl"  # the runners' events
+
+EventKind = Literal[
+    "submit_intent",
+    "submitted",
+    "submit_failed",
+    "submit_abandoned",
+    "start",
+    "exit",
+    "stale_start",
+    "stale_exit",
+    "runner_lost",
+    "run_refused",
+    "on_preempt",
+    "ckpts_set_aside",
+    "retry_requested",
+]
+EVENT_KINDS: tuple[EventKind, ...] = get_args(EventKind)
+SUBMIT_INTENT: EventKind = "submit_intent"
+SUBMITTED: EventKind = "submitted"
+SUBMIT_FAILED: EventKind = "submit_failed"
+SUBMIT_ABANDONED: EventKind = "submit_abandoned"
+START: EventKind = "start"
+EXIT: EventKind = "exit"
+STALE_START: EventKind = "stale_start"
+STALE_EXIT: EventKind = "stale_exit"
+RUNNER_LOST: EventKind = "runner_lost"
+RUN_REFUSED: EventKind = "run_refused"
+ON_PREEMPT: EventKind = "on_preempt"
+CKPTS_SET_ASIDE: EventKind = "ckpts_set_aside"
+RETRY_REQUESTED: EventKind = "retry_requested"
+
+NO_CKPT_KEY = "<unknown>"  # an end recorded without its checkpoint key (an older runner)
+
+# The types of the known keys (None is allowed for each); a line breaking one is skipped.
+_TYPES: dict[str, type | tuple[type, ...]] = {
+    "event": str,
+    "time": str,
+    "attempt": int,
+    "generation": int,
+    "exit_code": int,
+    "pid": int,
+    "pid_start": int,
+    "start": int,
+    "status": str,
+    "reason": str,
+    "cause": str,
+    "host": str,
+    "batch": str,
+    "backend": str,
+    "job_id": (str, int),
+    "submission": dict,
+    "ckpt": str,
+}
+# The keys with a field of their own; every other key is in `JournalEvent.extras`.
+_TYPED = ("attempt", "generation", "exit_code", "status", "reason", "cause", "batch", "submission")
+
+
+def _well_typed(record: Mapping[str, JsonValue]) -> bool:
+    return all(
+        record.get(key) is None or (not isinstance(record[key], bool) and isinstance(record[key], kind))
+        for key, kind in _TYPES.items()
+    )
+
+
+@dataclass(frozen=True)
+class JournalEvent:
+    """One event.  ``kind`` is its ``event`` key; ``extras`` holds every key without a field
+    (who: ``host``, ``pid``, ``pid_start``, Slurm ids; ``backend``, ``by``, ``error``, ...)."""
+
+    kind: EventKind
+    time: str | None = None
+    attempt: int | None = None
+    generation: int | None = None
+    exit_code: int | None = None
+    status: str | None = None
+    reason: str | None = None
+    cause: str | None = None
+    ckpt: str | None = NO_CKPT_KEY
+    batch: str | None = None
+    submission: JsonObject | None = None
+    extras: JsonObject = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, data: JsonValue, source: str) -> JournalEvent:
+        """The event of one parsed line; ValueError (naming ``source`` and the key) if it is not one."""
+        if not isinstance(data, dict):
+            raise ValueError(f"{source}: must be a JSON object")
+        kind = data.get("event")
+        if kind not in EVENT_KINDS:
+            raise ValueError(f"{source}: event: unknown value {kind!r}"[:300])
+        submission = data.get("submission")
+        if not _well_typed(data) or not _well_typed(submission if isinstance(submission, dict) else {}):
+            raise ValueError(f"{source}: a known key has the wrong type")
+        time, ckpt = data.get("time"), data.get("ckpt", NO_CKPT_KEY)
+        typed = {k: data.get(k) for k in _TYPED}
+        return cls(
+            kind=next(k for k in EVENT_KINDS if k == kind),
+            time=time if isinstance(time, str) else None,
+            ckpt=ckpt if isinstance(ckpt, str) else None,
+            extras={k: v for k, v in data.items() if k not in ("event", "time", "ckpt", *_TYPED)},
+            **typed,  # type: ignore[arg-type]
+        )
+
+    def to_json(self) -> JsonObject:
+        """The line's object: ``time``, ``event``, then every field that is set (``ckpt`` when
+        not `NO_CKPT_KEY`; an ``exit``'s ``cause`` even when null), then the extras."""
+        record: JsonObject = {"time": self.time, "event": self.kind} if self.time else {"event": self.kind}
+        for key in _TYPED:
+            value = getattr(self, key)
+            if value is not None or (key == "cause" and self.kind == EXIT):
+                record[key] = value
+        if self.ckpt != NO_CKPT_KEY:
+            record["ckpt"] = self.ckpt
+        record.update(self.extras)
+        return record
+
+
+def append(path: Path, event: JournalEvent) -> None:
+    """Append ``event`` (stamped now when it has no time) as one line; see the module contract."""
+    record = event.to_json()
+    record = {"time": now_iso(), **record} if event.time is None else record
+    line = json.dumps(finite(record), allow_nan=False, separators=(",", ":")) + "\n"
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_file(path: Path) -> list[JournalEvent]:
+    """Every whole event of one file, in its order (see the module contract; missing: none)."""
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return []
+    events = []
+    for number, line in enumerate(text.splitlines(), 1):
+        try:
+            events.append(JournalEvent.from_json(loads(line), f"{path}:{number}"))
+        except (JsonError, ValueError):
+            continue
+    return events
+
+
+def read(journal_file: Path, runs_file: Path) -> list[JournalEvent]:
+    """Both files' events merged in time order (see the module contract)."""
+    events = read_file(journal_file) + read_file(runs_file)
+    return sorted(events, key=lambda e: e.time or "")
