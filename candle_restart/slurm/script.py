@@ -26,6 +26,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from candle_restart.ckpt.envvars import (
+    GENERATION_ENV,
+    ON_PREEMPT_ENV,
+    SLURM_ARRAY_JOB_ID,
+    SLURM_ARRAY_TASK_ID,
+)
 from candle_restart.task.taskdir import TaskDir
 
 _SAFE_DIRECTIVE = re.compile(r"^--[A-Za-z][A-Za-z0-9-]*(=[^\s'\"`$;|&<>\\]+)?$")
@@ -86,13 +92,11 @@ def render(
         lines.append(_directive(flag, value) if value else _flag(flag))
     lines += [
         "set -euo pipefail",
-        f"IFS=$'\\t' read -r GENERATION TASK_DIR < <(sed -n \"$((SLURM_ARRAY_TASK_ID + 1))p\" "
+        f"IFS=$'\\t' read -r GENERATION TASK_DIR < <(sed -n \"$(({SLURM_ARRAY_TASK_ID} + 1))p\" "
         f"{shlex.quote(str(list_file))})",
-        'export CANDLE_RESTART_GENERATION="$GENERATION"',
+        f'export {GENERATION_ENV}="$GENERATION"',
         *(
-            [
-                'export CANDLE_RESTART_ON_PREEMPT="scontrol requeue ${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"'
-            ]
+            [f'export {ON_PREEMPT_ENV}="scontrol requeue ${{{SLURM_ARRAY_JOB_ID}}}_${{{SLURM_ARRAY_TASK_ID}}}"']
             if options.get("self_requeue")
             else []
         ),
