@@ -32,6 +32,7 @@ import os
 import re
 import shutil
 import sys
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -55,7 +56,7 @@ class Program:
     dir_flags: bool
 
 
-def did_you_mean(word: str, choices: list[str] | set[str]) -> str:
+def did_you_mean(word: str, choices: Collection[str]) -> str:
     """``"; did you mean 'x'?"`` for the closest of ``choices``, or ``""``."""
     close = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""

@@ -15,7 +15,7 @@ with a traceback: Parsl stops rerunning tasks, every task running on this
 host is sent its first checkpoint signal (``ckpt_signals``, USR1 by default)
 so it commits a checkpoint and exits 75, the driver waits for them up to
 `STOP_WAIT_SECONDS` (a second Ctrl-C stops waiting), shuts Parsl down, prints
-the table and one line saying how to continue, and returns 130.  Parsl's own
+the table and one line saying how to continue, and returns 130 (`EXIT_INTERRUPTED`).  Parsl's own
 processes are started with SIGINT ignored, so a terminal's Ctrl-C (sent to the
 whole foreground process group) reaches only the driver.
 
@@ -40,6 +40,7 @@ from typing import Any
 
 from candle_restart.ckpt import parse_params
 from candle_restart.ckpt.envparams import with_environment
+from candle_restart.ckpt.preempt import EXIT_INTERRUPTED
 from candle_restart.coordinator import Policy, TaskStatus, resume, scan
 from candle_restart.coordinator.policy import with_values
 from candle_restart.coordinator.report import summary, table
@@ -52,7 +53,6 @@ from candle_restart.task.taskdir import TaskDir
 
 Log = Callable[[str], None]
 STOP_WAIT_SECONDS = 60.0  # how long Ctrl-C waits for the running tasks' checkpoints
-EXIT_INTERRUPTED = 130  # the shell's code for a process ended by SIGINT
 
 
 def policy_of(sweep: Sweep) -> Policy:

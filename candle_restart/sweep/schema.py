@@ -28,10 +28,12 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from candle_restart.coordinator.policy import BUDGETS, RESTART_KEYS
 from candle_restart.sweep.program import check_program, did_you_mean
 from candle_restart.sweep.yamlfile import MAX_DEPTH, MAX_VALUES, SweepError, load_yaml
 
@@ -73,15 +75,6 @@ SLURM_KEYS = {
     "requeue",
     "gpus_per_task",
 }
-BUDGET_KEYS = (  # integers >= 0: a budget per cause, and the no-progress breaker (0: never)
-    "max_failures",
-    "max_preemptions",
-    "max_timeouts",
-    "max_node_failures",
-    "max_oom",
-    "no_progress_attempts",
-)
-RESTART_KEYS = {*BUDGET_KEYS, "backoff_seconds"}
 DEMO_KEYS = {"preempt_task", "after_checkpoints", "signals"}
 DISTRIBUTIONS = {"uniform", "log_uniform", "choice", "int_uniform"}
 
@@ -124,7 +117,7 @@ class _Checker:
         where = f"{self.source}:{self.lines.get(known, 1)}" if self.lines else str(self.source)
         return SweepError(where, ".".join(path) or None, problem)
 
-    def mapping(self, value: Any, path: tuple[str, ...], allowed: set[str] | None = None) -> dict[str, Any]:
+    def mapping(self, value: Any, path: tuple[str, ...], allowed: AbstractSet[str] | None = None) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise self.fail(path, f"must be a mapping, got {type(value).__name__}")
         for key in value:
@@ -288,7 +281,7 @@ def check_slurm_manifest(options: Any, manifest: Path) -> dict[str, Any]:
 
 def _check_restart(c: _Checker, restart: Any, path: tuple[str, ...] = ("restart",)) -> dict[str, Any]:
     restart = c.mapping(restart, path, RESTART_KEYS)
-    for key in BUDGET_KEYS:
+    for key in BUDGETS:  # integers >= 0: a budget per cause, and the no-progress breaker (0: never)
         if key in restart:
             c.integer(restart[key], (*path, key), 0)
     if "backoff_seconds" in restart:
