@@ -71,6 +71,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def cmd_slurm(args: argparse.Namespace) -> int:
     from candle_restart.coordinator import resume
     from candle_restart.coordinator.report import summary
+    from candle_restart.executor import SlurmOptions
     from candle_restart.slurm import SlurmBackend, require_slurm
     from candle_restart.sweep import expand, parse_sweep
     from candle_restart.sweep.run import policy_of
@@ -78,7 +79,9 @@ def cmd_slurm(args: argparse.Namespace) -> int:
     sweep = parse_sweep(args.config)
     require_slurm(str(sweep.source), None)  # before anything is written
     expansion = expand(sweep)
-    options = {**sweep.executor.get("slurm", {}), **({"requeue": False} if args.no_requeue else {})}
+    options = sweep.executor.get("slurm", SlurmOptions()).copy()
+    if args.no_requeue:
+        options["requeue"] = False
     ids = {t.task_id for t in expansion.tasks}
     outcomes = resume(
         sweep.run_root, SlurmBackend(options), policy_of(sweep), log=lambda m: print(m, flush=True), only=ids

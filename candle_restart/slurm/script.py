@@ -24,7 +24,6 @@ import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from candle_restart.ckpt.envvars import (
     GENERATION_ENV,
@@ -32,12 +31,13 @@ from candle_restart.ckpt.envvars import (
     SLURM_ARRAY_JOB_ID,
     SLURM_ARRAY_TASK_ID,
 )
+from candle_restart.executor import REQUEUE, SIGNAL_SECONDS, SlurmOptions
 from candle_restart.task.taskdir import TaskDir
 
 _SAFE_DIRECTIVE = re.compile(r"^--[A-Za-z][A-Za-z0-9-]*(=[^\s'\"`$;|&<>\\]+)?$")
 
 
-def _directive(flag: str, value: Any) -> str:
+def _directive(flag: str, value: object) -> str:
     line = f"--{flag}={value}"
     if not _SAFE_DIRECTIVE.fullmatch(line):
         raise ValueError(f"unsafe sbatch option {line!r}")
@@ -60,7 +60,7 @@ def render(
     job_name: str,
     list_file: Path,
     count: int,
-    options: dict[str, Any],
+    options: SlurmOptions,
     python: str = sys.executable,
 ) -> str:
     """The text of the sbatch script for ``count`` elements listed in ``list_file``."""
@@ -69,10 +69,10 @@ def render(
         "#!/bin/bash",
         _directive("job-name", job_name),
         _directive("array", array),
-        "#SBATCH --requeue" if options.get("requeue", True) else "#SBATCH --no-requeue",
+        "#SBATCH --requeue" if options.get("requeue", REQUEUE) else "#SBATCH --no-requeue",
         "#SBATCH --open-mode=append",
     ]
-    signal_seconds = int(options.get("signal_seconds", 120))
+    signal_seconds = int(options.get("signal_seconds", SIGNAL_SECONDS))
     if signal_seconds:  # 0: no warning signal; the training halts before the walltime by itself
         lines.insert(4, _directive("signal", f"B:USR1@{signal_seconds}"))
     for key, flag in (
@@ -84,8 +84,9 @@ def render(
         ("nodes", "nodes"),
         ("gpus_per_task", "gpus-per-task"),
     ):
-        if options.get(key) is not None:
-            lines.append(_directive(flag, options[key]))
+        value = options.get(key)
+        if value is not None:
+            lines.append(_directive(flag, value))
     extra: Sequence[str] = options.get("extra") or []
     for item in [extra] if isinstance(extra, str) else extra:
         flag, _, value = str(item).removeprefix("--").partition("=")

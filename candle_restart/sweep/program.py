@@ -32,10 +32,11 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from importlib.machinery import ModuleSpec
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from candle_restart.errors import CkptError
 
@@ -88,7 +89,7 @@ def _top_level_names(body: list[ast.stmt]) -> tuple[set[str], bool]:
     return names, dynamic or "__getattr__" in names
 
 
-def _find_spec(module: str, folder: Path) -> Any:
+def _find_spec(module: str, folder: Path) -> ModuleSpec | None:
     """``importlib.util.find_spec(module)`` with ``folder`` first on the import path."""
     sys.path.insert(0, str(folder))
     try:
@@ -99,7 +100,7 @@ def _find_spec(module: str, folder: Path) -> Any:
         sys.path.remove(str(folder))
 
 
-def _check_entry(c: _Fails, entry: Any) -> str:
+def _check_entry(c: _Fails, entry: object) -> str:
     if not isinstance(entry, str) or not re.match(r"^[\w.]+:[\w.]+$", entry):
         raise c.fail(("entry",), f"must look like package.module:function, got {entry!r}")
     module, _, attr = entry.partition(":")
@@ -139,7 +140,7 @@ def _resolve(item: str, folder: Path) -> str:
         return item
 
 
-def _check_command(c: _Fails, command: Any) -> list[str]:
+def _check_command(c: _Fails, command: object) -> list[str]:
     if isinstance(command, str):
         command = command.split()
     if (
@@ -168,7 +169,7 @@ def _check_command(c: _Fails, command: Any) -> list[str]:
     return command
 
 
-def check_program(c: _Fails, data: dict[str, Any]) -> Program:
+def check_program(c: _Fails, data: Mapping[str, object]) -> Program:
     """The checked ``entry``/``command``/``dir_flags`` of the YAML mapping ``data`` (module docstring)."""
     entry, command = data.get("entry"), data.get("command")
     if (entry is None) == (command is None):
