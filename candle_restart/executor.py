@@ -3,7 +3,8 @@
 The sweep schema (`candle_restart.sweep.schema`) checks the block and fills in `KIND` and
 `MAX_WORKERS`; the Parsl configurations (`candle_restart.parsl.configs`) and the sbatch script
 of a job array (`candle_restart.slurm.script`) take the other defaults from here for a key the
-block leaves out.  Standard library only, so that every layer may import it.
+block leaves out.  It imports only the standard library and `candle_restart.records`, so every
+layer may import it.
 """
 
 from __future__ import annotations
