@@ -61,7 +61,6 @@ TOP_KEYS = {
     "demo",
 }
 VARY_KEYS = {"grid", "list", "random"}
-EXECUTOR_KINDS = KINDS
 DISTRIBUTIONS = {"uniform", "log_uniform", "choice", "int_uniform"}
 
 Params = dict[str, object]  # gParameters as the YAML wrote them
