@@ -27,9 +27,12 @@ test: venv
 test-fast: venv
 	$(PY) -m pytest -q -rs -m 'not slow'
 
+# ANY_CHECK=--check makes the count of `Any` (goal <= 15 per 1000 lines) fail the target over its goal.
+ANY_CHECK ?=
 lint: venv
 	$(VENV)/bin/ruff check candle_restart tests bench workflows
 	$(VENV)/bin/mypy candle_restart bench
+	$(PY) tests/any_count.py $(ANY_CHECK)
 
 # The fault-injection suite at full size (200 kill -9 trials on real training, 10x the property
 # examples, ...); prints a table of trials and data lost, which must be 0.

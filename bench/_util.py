@@ -6,10 +6,13 @@ import os
 import statistics
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import keras
 
 
-def dense_model(params: int) -> Any:
+def dense_model(params: int) -> keras.Model:
     """Two square Dense layers of about ``params`` parameters, compiled with Adam, optimizer built."""
     import keras
 

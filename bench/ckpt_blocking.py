@@ -24,7 +24,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -33,7 +32,7 @@ from _util import dense_model
 GOAL = 0.2
 
 
-def measure(n_params: int, repeats: int) -> dict[str, Any]:
+def measure(n_params: int, repeats: int) -> dict[str, object]:
     from candle_restart.keras import CandleCkptKeras
 
     model = dense_model(n_params)

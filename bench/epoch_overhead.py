@@ -34,14 +34,17 @@ import statistics
 import sys
 import tempfile
 import time
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import keras
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 GOAL = 0.02
 FEATURES, EPOCHS_PER_BLOCK, BATCH = 2000, 2, 32
 
 
-def nt3_like() -> Any:
+def nt3_like() -> keras.Model:
     import keras
 
     keras.utils.set_random_seed(0)
@@ -80,7 +83,7 @@ def main() -> None:
     blocked: list[float] = []
 
     class Timed(CandleCkptKeras):
-        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        def on_epoch_end(self, epoch: int, logs: dict[str, object] | None = None) -> None:
             start = time.perf_counter()
             super().on_epoch_end(epoch, logs)
             blocked.append(time.perf_counter() - start)

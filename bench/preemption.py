@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 BATCHES, BATCH = 200, 8
@@ -46,14 +46,30 @@ def child(ckpt_dir: str, fifo: str, width: int) -> None:
     fd = os.open(fifo, os.O_WRONLY)
 
     class Report(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+        def on_train_batch_end(self, batch: int, logs: dict[str, object] | None = None) -> None:
             os.write(fd, f"{batch}\n".encode())
 
     ckpt = CandleCkptKeras({"epochs": 2, "ckpt_directory": ckpt_dir, "ckpt_save_best": False}, logger=None)
     fit(model, x, y, ckpt=ckpt, epochs=2, batch_size=BATCH, verbose=0, callbacks=[Report()])
 
 
-def measure(width: int, signal_after: int = 5) -> dict[str, Any]:
+class Result(TypedDict, total=False):
+    """One width's measurement (``goal`` and ``met`` added by `main`)."""
+
+    params: int
+    batches_per_epoch: int
+    signal_after_batch: int
+    checkpoint_batch: int | None
+    lost_batches: int
+    overrun_batches: int
+    signal_to_exit_s: float
+    exit_code: int
+    checkpoint_mb: float
+    goal: str
+    met: bool
+
+
+def measure(width: int, signal_after: int = 5) -> Result:
     with tempfile.TemporaryDirectory() as tmp:
         fifo = Path(tmp) / "progress"
         os.mkfifo(fifo)

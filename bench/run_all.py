@@ -15,7 +15,6 @@ import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 HERE = Path(__file__).resolve().parent
 
@@ -28,9 +27,9 @@ def versions() -> dict[str, str]:
     return found
 
 
-def goals(node: Any, where: str = "") -> list[dict[str, Any]]:
+def goals(node: object, where: str = "") -> list[dict[str, object]]:
     """Every object with a ``goal`` and a ``met`` below ``node``, with its path and its key figure."""
-    found: list[dict[str, Any]] = []
+    found: list[dict[str, object]] = []
     if isinstance(node, dict):
         if "goal" in node and "met" in node:
             keys = ("ratio", "overhead", "seconds", "lost_batches")
@@ -42,7 +41,8 @@ def goals(node: Any, where: str = "") -> list[dict[str, Any]]:
 
 
 def main() -> int:
-    results: dict[str, Any] = {"cores": os.cpu_count(), "versions": versions(), "benches": []}
+    benches: list[dict[str, object]] = []  # each bench's JSON line
+    results: dict[str, object] = {"cores": os.cpu_count(), "versions": versions(), "benches": benches}
     for script in sorted(HERE.glob("*.py")):
         if script.name == "run_all.py" or script.name.startswith("_"):
             continue
@@ -52,8 +52,8 @@ def main() -> int:
             return 1
         line = proc.stdout.strip().splitlines()[-1]
         print(line)
-        results["benches"].append(json.loads(line))
-    summary = [g for bench in results["benches"] for g in goals(bench, bench.get("bench", "?"))]
+        benches.append(json.loads(line))
+    summary = [g for bench in benches for g in goals(bench, str(bench.get("bench", "?")))]
     results = {"summary": summary, **results}
     (HERE / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     for goal in summary:

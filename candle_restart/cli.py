@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 
 from candle_restart.ckpt import CkptError
+from candle_restart.ckpt.preempt import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_IO_ERROR
+from candle_restart.coordinator.policy import BUDGETS, Policy  # the one source of the defaults
 from candle_restart.views.commands import (
     cmd_ckpt,
     cmd_demo,
@@ -26,19 +28,6 @@ from candle_restart.views.commands import (
 from candle_restart.views.output import quiet_broken_pipe
 from candle_restart.views.where import check_run_root
 
-# The restart budgets `resume` takes as flags (the Policy field, and what it counts).
-BUDGET_FLAGS = (
-    ("max_failures", "training errors before a task is given up"),
-    ("max_preemptions", "preemptions (signals) before a task is given up"),
-    ("max_timeouts", "walltime ends before a task is given up"),
-    ("max_node_failures", "runners lost with their node (or killed) before a task is given up"),
-    ("max_oom", "kills for memory before a task is given up"),
-    (
-        "no_progress_attempts",
-        "attempt ends in a row without a newer checkpoint before a task is given up; 0: never",
-    ),
-)
-
 
 def cmd_resume(args: argparse.Namespace) -> int:
     import time
@@ -50,7 +39,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     policy = run_root_policy(  # flags given > the sweep's recorded restart: policy > defaults
         Path(args.run_root),
         log=lambda m: print(m, flush=True),
-        **{name: getattr(args, name) for name, _ in BUDGET_FLAGS},
+        **{name: getattr(args, name) for name in BUDGETS},
         backoff_seconds=args.backoff,
         restart_corrupt=args.restart_corrupt,
         include_cancelled=args.include_cancelled,
@@ -82,6 +71,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def cmd_slurm(args: argparse.Namespace) -> int:
     from candle_restart.coordinator import resume
     from candle_restart.coordinator.report import summary
+    from candle_restart.executor import SlurmOptions
     from candle_restart.slurm import SlurmBackend, require_slurm
     from candle_restart.sweep import expand, parse_sweep
     from candle_restart.sweep.run import policy_of
@@ -89,7 +79,9 @@ def cmd_slurm(args: argparse.Namespace) -> int:
     sweep = parse_sweep(args.config)
     require_slurm(str(sweep.source), None)  # before anything is written
     expansion = expand(sweep)
-    options = {**sweep.executor.get("slurm", {}), **({"requeue": False} if args.no_requeue else {})}
+    options = sweep.executor.get("slurm", SlurmOptions()).copy()
+    if args.no_requeue:
+        options["requeue"] = False
     ids = {t.task_id for t in expansion.tasks}
     outcomes = resume(
         sweep.run_root, SlurmBackend(options), policy_of(sweep), log=lambda m: print(m, flush=True), only=ids
@@ -107,7 +99,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
         print(sweep_status(sweep))
         return 0
-    from candle_restart.sweep.run import EXIT_INTERRUPTED, run_sweep
+    from candle_restart.sweep.run import run_sweep
 
     try:  # once tasks run, run_sweep handles Ctrl-C itself (checkpoint, stop, say how to go on)
         return run_sweep(sweep, log=lambda m: print(m, flush=True))
@@ -227,10 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TASK",
         help="first ask again for failed, bad-input and given-up tasks (all, or the TASKs named)",
     )
-    from candle_restart.coordinator.policy import Policy  # the one source of the defaults
-
     # The flags default to None ("not given"): the sweep's recorded restart: policy, else these.
-    for name, what in BUDGET_FLAGS:
+    for name, what in BUDGETS.items():
         p.add_argument(
             "--" + name.replace("_", "-"),
             type=int,
@@ -291,10 +281,10 @@ def main(argv: list[str] | None = None) -> int:
         return quiet_broken_pipe()
     except CkptError as exc:
         print(f"candle-restart: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     except OSError as exc:  # an I/O error (a full disk): reported in one line, worth a retry
         print(f"candle-restart: {exc.filename or args.command}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
+        return EXIT_IO_ERROR
 
 
 if __name__ == "__main__":

@@ -35,6 +35,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from candle_restart.ckpt.envvars import PBS_WALLTIME, SLURM_JOB_END_TIME, SLURM_JOB_ID
+
 PROCESS_START = time.time()  # candle_restart.ckpt is loaded at the start of a run (the runner, the callback)
 HALT_FACTOR = 3.0  # the margin covers this many of the slowest commit so far
 UNLIMITED_DAYS = 300  # Slurm shows a job without a time limit as ending 365 days after its start
@@ -74,7 +76,7 @@ def parse_duration(text: str | float | int) -> float:
     return seconds
 
 
-def parse_time(text: str) -> float:
+def parse_time(text: str | float | int) -> float:
     """Epoch seconds of an ISO time (``2026-01-31T18:00:00``, with or without a zone; none: local)."""
     try:
         return datetime.fromisoformat(str(text).strip()).timestamp()
@@ -104,13 +106,13 @@ def run_command(argv: list[str]) -> str | None:
 
 def slurm_end(env: Mapping[str, str], run: Runner = run_command) -> End | None:
     """The end of this Slurm job, or None outside Slurm or without a time limit."""
-    raw = env.get("SLURM_JOB_END_TIME")
+    raw = env.get(SLURM_JOB_END_TIME)
     if raw:
         try:
-            return End(float(raw), "SLURM_JOB_END_TIME")
+            return End(float(raw), SLURM_JOB_END_TIME)
         except ValueError:
             pass
-    job = env.get("SLURM_JOB_ID")
+    job = env.get(SLURM_JOB_ID)
     if not job:
         return None
     out = run(["squeue", "-h", "-j", job, "-o", "%e"])
@@ -151,10 +153,10 @@ def find_end(
     slurm = slurm_end(env, run)
     if slurm is not None:
         found.append(slurm)
-    pbs = env.get("PBS_WALLTIME")
+    pbs = env.get(PBS_WALLTIME)
     if pbs:
         with contextlib.suppress(ValueError):
-            found.append(End(start + parse_duration(pbs), "PBS_WALLTIME"))
+            found.append(End(start + parse_duration(pbs), PBS_WALLTIME))
     return min(found, key=lambda e: e.time) if found else None
 
 

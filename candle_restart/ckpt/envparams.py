@@ -35,20 +35,18 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
+from candle_restart.ckpt.envvars import CKPT_DIRECTORY_ENV, OUTPUT_DIR_ENV, PARAMS_ENV
 from candle_restart.errors import ParamError
 
-ENV_VAR = "CANDLE_RESTART_PARAMS"
-CKPT_DIRECTORY_ENV = "CANDLE_RESTART_CKPT_DIRECTORY"  # the task's ckpts/, set by the task runner
-OUTPUT_DIR_ENV = "CANDLE_RESTART_OUTPUT_DIR"  # the task's output directory, set by the task runner
+ENV_VAR = PARAMS_ENV  # the name this module's callers know
 DIRECTORY_ENV = {"ckpt_directory": CKPT_DIRECTORY_ENV, "output_dir": OUTPUT_DIR_ENV}
 
 
 def _keys() -> frozenset[str]:
-    from candle_restart.ckpt.params import _OPTIONS
+    from candle_restart.ckpt.params import DEFAULTS
 
-    return frozenset(name for name, *_rest in _OPTIONS) | {"ckpt_best_metric_last"}
+    return frozenset(DEFAULTS) | {"ckpt_best_metric_last"}
 
 
 def _parse_pairs(text: str, source: str) -> dict[str, str]:
@@ -64,7 +62,7 @@ def _parse_pairs(text: str, source: str) -> dict[str, str]:
     return pairs
 
 
-def environment_params(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+def environment_params(environ: Mapping[str, str] | None = None) -> dict[str, object]:
     """The checkpoint keys ``CANDLE_RESTART_PARAMS`` sets, validated; {} when it is unset or blank."""
     from candle_restart.ckpt.params import parse_params
 
@@ -79,14 +77,15 @@ def environment_params(environ: Mapping[str, str] | None = None) -> dict[str, An
             text = path.read_text()
         except (OSError, UnicodeDecodeError) as exc:
             raise ParamError(source, None, f"cannot be read: {exc}") from None
-    values: Any
+    values: Mapping[str, object]
     if text.lstrip().startswith("{"):
         try:
-            values = json.loads(text)
+            loaded = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ParamError(source, None, f"is not valid JSON: {exc}") from None
-        if not isinstance(values, dict):
+        if not isinstance(loaded, dict):
             raise ParamError(source, None, "must be a JSON object of checkpoint keys")
+        values = loaded
     else:
         values = _parse_pairs(text, source)
     known = _keys()
@@ -97,7 +96,9 @@ def environment_params(environ: Mapping[str, str] | None = None) -> dict[str, An
     return dict(values)
 
 
-def with_environment(params: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+def with_environment(
+    params: Mapping[str, object], environ: Mapping[str, str] | None = None
+) -> dict[str, object]:
     """``params`` with the keys ``CANDLE_RESTART_PARAMS`` (and the runner's directory variables,
     `DIRECTORY_ENV`) set where ``params`` has none (a new dict)."""
     environ = os.environ if environ is None else environ

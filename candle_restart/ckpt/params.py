@@ -20,21 +20,26 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import SupportsFloat, TypeVar
 
 from candle_restart.ckpt.deadline import parse_duration, parse_time
+from candle_restart.ckpt.preempt import DEFAULT_SIGNALS, EXTRA_SIGNAL, parse_signals
 from candle_restart.errors import ParamError
 
 RESTART_MODES = ("off", "auto", "required")
 KEEP_MODES = ("linear", "exponential", "all")
 BEST_MODES = ("auto", "min", "max")
 STDOUT_FORMATS = ("candle", "timestamped")
+CANDLE_DIRECTORY = os.path.join(".", "save", "ckpts")  # CANDLE's, when there is no output_dir
 
 _TRUE = ("true", "t", "yes", "y", "1", "on")
 _FALSE = ("false", "f", "no", "n", "0", "off")
 
+T = TypeVar("T")
+Default = str | int | float | bool | None  # what a key means when gParameters does not set it
 
-def str2bool(value: Any) -> bool:
+
+def str2bool(value: object) -> bool:
     """Convert CANDLE's command-line spellings of a boolean ("True", "0", ...)."""
     if isinstance(value, bool):
         return value
@@ -52,58 +57,137 @@ def str2bool(value: Any) -> bool:
 
 
 @dataclass(frozen=True)
+class Option:
+    """One ``ckpt_*`` key: its command-line type, its default, the values allowed, its help."""
+
+    name: str
+    type: Callable[[str], object]
+    default: Default
+    help: str
+    choices: tuple[str, ...] | None = None
+
+
+# The one table of the ``ckpt_*`` keys and their defaults: `parse_params`, `ckpt_parser`,
+# `ckpt_defs` and `CANDLE_RESTART_PARAMS` read it; the README's gParameters table is checked
+# against it by the tests.
+OPTIONS: tuple[Option, ...] = (
+    Option("ckpt_restart_mode", str, "auto", "Mode to restart from a saved checkpoint", RESTART_MODES),
+    Option("ckpt_checksum", str2bool, False, "Checksum the checkpoint files on write and restart"),
+    Option(
+        "ckpt_async",
+        str2bool,
+        True,
+        "Write checkpoints in the background (training waits only for a snapshot)",
+    ),
+    Option("ckpt_skip_epochs", int, 0, "Number of epochs to skip before saving checkpoints"),
+    Option("ckpt_directory", str, None, "Checkpoint directory (default: output_dir/ckpts)"),
+    Option("ckpt_save_best", str2bool, True, "Toggle saving the best model"),
+    Option("ckpt_save_best_metric", str, "val_loss", "Metric that decides the best model"),
+    Option("ckpt_save_best_mode", str, "auto", "Whether the metric improves down or up", BEST_MODES),
+    Option("ckpt_save_weights_only", str2bool, False, "Write a weights file instead of a model"),
+    Option("ckpt_save_interval", int, 1, "Epoch interval between checkpoints (0 disables)"),
+    Option("ckpt_keep_mode", str, "linear", "Which old checkpoints to keep", KEEP_MODES),
+    Option("ckpt_keep_limit", int, 5, "How many checkpoints to keep (> 0)"),
+    Option("ckpt_metadata", str, None, "Free text recorded in every ckpt-info.json"),
+    Option(
+        "ckpt_save_seconds", float, 0.0, "Also checkpoint at the first batch end after this many seconds"
+    ),
+    Option(
+        "ckpt_signals",
+        str,
+        ",".join(DEFAULT_SIGNALS),
+        "Signals that mean: checkpoint now, then exit 75",
+    ),
+    Option("ckpt_extra_signal", str, EXTRA_SIGNAL, "One more such signal ('none' to disable)"),
+    Option(
+        "ckpt_stdout_format",
+        str,
+        "candle",
+        "Checkpoint log lines on stdout: CANDLE's bare message, or timestamped as in ckpt.log",
+        STDOUT_FORMATS,
+    ),
+    Option(
+        "ckpt_halt_seconds",
+        float,
+        30.0,
+        "Stop this long (plus 3x the slowest commit) before the allocation ends, with a checkpoint",
+    ),
+    Option(
+        "ckpt_walltime", str, None, "The allocation's length (seconds or HH:MM:SS), counted from the start"
+    ),
+    Option("ckpt_halt_at", str, None, "An ISO time at which the allocation ends"),
+    Option("ckpt_save_batches", int, 0, "Also checkpoint every N batches (0: off)"),
+    Option(
+        "ckpt_overhead_target",
+        float,
+        0.0,
+        "Choose the batches between checkpoints to keep their overhead under this fraction (0: off)",
+    ),
+)
+DEFAULTS: Mapping[str, Default] = {option.name: option.default for option in OPTIONS}
+
+# ckpt_* keys read elsewhere: ckpt_best_metric_last (here), ckpt_timestamp_last (CANDLE's; unused).
+_OTHER_CKPT_KEYS = ("ckpt_best_metric_last", "ckpt_timestamp_last")
+
+
+@dataclass(frozen=True)
 class CkptParams:
-    """The checkpoint settings of one training run, validated."""
+    """The checkpoint settings of one training run, validated (made only by `parse_params`;
+    the default of each ``ckpt_*`` key is in `OPTIONS`)."""
 
     epochs: int
-    restart_mode: str = "auto"
-    save_best: bool = True
-    save_best_metric: str = "val_loss"
-    save_best_mode: str = "auto"
-    best_metric_last: float | None = None
-    skip_epochs: int = 0
-    save_interval: int = 1
-    save_weights_only: bool = False
-    checksum: bool = False
-    async_commit: bool = True
-    keep_mode: str = "linear"
-    keep_limit: int = 5
-    directory: str = "./save/ckpts"
-    metadata: str | None = None
-    save_seconds: float = 0.0
-    signals: tuple[str, ...] = ("USR1", "TERM", "INT", "USR2")
-    stdout_format: str = "candle"
+    restart_mode: str
+    save_best: bool
+    save_best_metric: str
+    save_best_mode: str
+    best_metric_last: float | None
+    skip_epochs: int
+    save_interval: int
+    save_weights_only: bool
+    checksum: bool
+    async_commit: bool
+    keep_mode: str
+    keep_limit: int
+    directory: str
+    metadata: str | None
+    save_seconds: float
+    signals: tuple[str, ...]
+    stdout_format: str
     # Halt before the walltime and the checkpoint interval: see candle_restart.ckpt.pacing.
-    halt_seconds: float = 30.0
-    walltime: float | None = None  # seconds from the process's start
-    halt_at: float | None = None  # epoch seconds
-    save_batches: int = 0
-    overhead_target: float = 0.0
+    halt_seconds: float
+    walltime: float | None  # seconds from the process's start
+    halt_at: float | None  # epoch seconds
+    save_batches: int
+    overhead_target: float
 
 
 class _Reader:
     """Reads typed values out of a gParameters mapping, naming the key on error."""
 
-    def __init__(self, params: Mapping[str, Any], where: str) -> None:
+    def __init__(self, params: Mapping[str, object], where: str) -> None:
         self.params = params
         self.where = where
 
-    def fail(self, key: str, value: Any, wanted: str) -> ParamError:
+    def fail(self, key: str, value: object, wanted: str) -> ParamError:
         return ParamError(self.where, key, f"must be {wanted}, got {value!r}")
 
-    def get(self, key: str, default: Any, convert: Callable[[str, Any], Any]) -> Any:
-        value = self.params.get(key, default)
-        if value is None:
-            return default
-        return convert(key, value)
+    def get(self, key: str, convert: Callable[[str, object], T]) -> T:
+        """The value of ``key`` (its `OPTIONS` default when unset or None) converted."""
+        value = self.params.get(key)
+        return convert(key, DEFAULTS[key] if value is None else value)
 
-    def boolean(self, key: str, value: Any) -> bool:
+    def optional(self, key: str, convert: Callable[[str, object], T | None]) -> T | None:
+        """As `get`, for a key whose default is None (unset)."""
+        value = self.params.get(key)
+        return None if value is None else convert(key, value)
+
+    def boolean(self, key: str, value: object) -> bool:
         try:
             return str2bool(value)
         except argparse.ArgumentTypeError:
             raise self.fail(key, value, "a boolean (True/False)") from None
 
-    def integer(self, key: str, value: Any, minimum: int | None = None) -> int:
+    def integer(self, key: str, value: object, minimum: int | None = None) -> int:
         result: int | None = None
         if (isinstance(value, numbers.Integral) and not isinstance(value, bool)) or (
             isinstance(value, float) and value.is_integer()
@@ -119,20 +203,26 @@ class _Reader:
             raise self.fail(key, value, wanted)
         return result
 
-    def real(self, key: str, value: Any) -> float:
-        if isinstance(value, bool):
+    def real(self, key: str, value: object) -> float:
+        if isinstance(value, bool) or not isinstance(value, (str, bytes, SupportsFloat)):
             raise self.fail(key, value, "a number")
         try:
             return float(value)
         except (TypeError, ValueError):
             raise self.fail(key, value, "a number") from None
 
-    def string(self, key: str, value: Any) -> str:
+    def seconds(self, key: str, value: object) -> float:
+        result = self.real(key, value)
+        if result < 0 or math.isnan(result):
+            raise self.fail(key, value, "a number of seconds >= 0")
+        return result
+
+    def string(self, key: str, value: object) -> str:
         if isinstance(value, (dict, list, tuple, set)):
             raise self.fail(key, value, "a string")
         return str(value)
 
-    def choice(self, key: str, value: Any, allowed: tuple[str, ...]) -> str:
+    def choice(self, key: str, value: object, allowed: tuple[str, ...]) -> str:
         text = self.string(key, value)
         if text not in allowed:
             raise self.fail(key, value, "one of " + "|".join(allowed))
@@ -151,7 +241,10 @@ class ParamType(Enum):
     FLOAT_NN = "non-negative float"
 
 
-def typed_value(key: str, value: Any, type_: ParamType, where: str = "gParameters") -> Any:
+ParamValue = str | bool | int | float | None  # what `typed_value` returns
+
+
+def typed_value(key: str, value: object, type_: ParamType, where: str = "gParameters") -> ParamValue:
     """``value`` converted to ``type_`` (None stays None); ParamError naming ``key`` otherwise."""
     if value is None:
         return None
@@ -169,16 +262,19 @@ def typed_value(key: str, value: Any, type_: ParamType, where: str = "gParameter
     return result
 
 
-def default_directory(params: Mapping[str, Any]) -> str:
+def default_directory(params: Mapping[str, object]) -> str:
     """``output_dir/ckpts`` when the benchmark has an output_dir, else CANDLE's ``./save/ckpts``."""
     output_dir = params.get("output_dir")
     if output_dir:
         return os.path.join(str(output_dir), "ckpts")
-    return os.path.join(".", "save", "ckpts")
+    return CANDLE_DIRECTORY
 
 
-def parse_params(params: Mapping[str, Any], where: str = "gParameters") -> CkptParams:
-    """Validate and convert the checkpoint keys of ``params``; ``params`` is not modified."""
+def parse_params(params: Mapping[str, object], where: str = "gParameters") -> CkptParams:
+    """Validate and convert the checkpoint keys of ``params``; ``params`` is not modified.
+
+    A key that is unset (or None) takes its default from `OPTIONS`.
+    """
     if not isinstance(params, Mapping):
         raise ParamError(where, None, f"must be a mapping of parameters, got {type(params).__name__}")
     r = _Reader(params, where)
@@ -186,66 +282,61 @@ def parse_params(params: Mapping[str, Any], where: str = "gParameters") -> CkptP
         raise ParamError(where, "epochs", "is required (the number of epochs to train)")
     epochs = r.integer("epochs", params["epochs"], minimum=0)
 
-    def integer(minimum: int) -> Callable[[str, Any], int]:
+    def integer(minimum: int) -> Callable[[str, object], int]:
         return lambda key, value: r.integer(key, value, minimum)
 
-    def choice(allowed: tuple[str, ...]) -> Callable[[str, Any], str]:
+    def choice(allowed: tuple[str, ...]) -> Callable[[str, object], str]:
         return lambda key, value: r.choice(key, value, allowed)
 
-    best_last = r.get("ckpt_best_metric_last", None, r.real)
+    best_last = r.optional("ckpt_best_metric_last", r.real)
     if best_last is not None and math.isnan(best_last):
         raise r.fail("ckpt_best_metric_last", params["ckpt_best_metric_last"], "a number, not NaN")
     metadata = params.get("metadata")
     metadata_key = "metadata"
     if metadata is None:
         metadata, metadata_key = params.get("ckpt_metadata"), "ckpt_metadata"
-    directory = r.get("ckpt_directory", None, r.string) or default_directory(params)
-    save_seconds = r.get("ckpt_save_seconds", 0.0, r.real)
-    if save_seconds < 0 or math.isnan(save_seconds):
-        raise r.fail("ckpt_save_seconds", params["ckpt_save_seconds"], "a number of seconds >= 0")
-    signals = _signals(r, "ckpt_signals", "USR1,TERM,INT") + _signals(r, "ckpt_extra_signal", "USR2")
-    halt_seconds = r.get("ckpt_halt_seconds", 30.0, r.real)
-    if halt_seconds < 0 or math.isnan(halt_seconds):
-        raise r.fail("ckpt_halt_seconds", params["ckpt_halt_seconds"], "a number of seconds >= 0")
-    target = r.get("ckpt_overhead_target", 0.0, r.real)
+    target = r.get("ckpt_overhead_target", r.real)
     if not 0 <= target < 1:
         raise r.fail("ckpt_overhead_target", params["ckpt_overhead_target"], "a fraction >= 0 and < 1")
+    signals = _signals(r, "ckpt_signals") + _signals(r, "ckpt_extra_signal")
 
     return CkptParams(
         epochs=epochs,
-        restart_mode=r.get("ckpt_restart_mode", "auto", choice(RESTART_MODES)),
-        save_best=r.get("ckpt_save_best", True, r.boolean),
-        save_best_metric=r.get("ckpt_save_best_metric", "val_loss", r.string),
-        save_best_mode=r.get("ckpt_save_best_mode", "auto", choice(BEST_MODES)),
+        restart_mode=r.get("ckpt_restart_mode", choice(RESTART_MODES)),
+        save_best=r.get("ckpt_save_best", r.boolean),
+        save_best_metric=r.get("ckpt_save_best_metric", r.string),
+        save_best_mode=r.get("ckpt_save_best_mode", choice(BEST_MODES)),
         best_metric_last=best_last,
-        skip_epochs=r.get("ckpt_skip_epochs", 0, integer(0)),
-        save_interval=r.get("ckpt_save_interval", 1, integer(0)),
-        save_weights_only=r.get("ckpt_save_weights_only", False, r.boolean),
-        checksum=r.get("ckpt_checksum", False, r.boolean),
-        async_commit=r.get("ckpt_async", True, r.boolean),
-        keep_mode=r.get("ckpt_keep_mode", "linear", choice(KEEP_MODES)),
-        keep_limit=r.get("ckpt_keep_limit", 5, integer(1)),
-        directory=directory,
+        skip_epochs=r.get("ckpt_skip_epochs", integer(0)),
+        save_interval=r.get("ckpt_save_interval", integer(0)),
+        save_weights_only=r.get("ckpt_save_weights_only", r.boolean),
+        checksum=r.get("ckpt_checksum", r.boolean),
+        async_commit=r.get("ckpt_async", r.boolean),
+        keep_mode=r.get("ckpt_keep_mode", choice(KEEP_MODES)),
+        keep_limit=r.get("ckpt_keep_limit", integer(1)),
+        directory=r.optional("ckpt_directory", r.string) or default_directory(params),
         metadata=None if metadata is None else r.string(metadata_key, metadata),
-        save_seconds=save_seconds,
+        save_seconds=r.get("ckpt_save_seconds", r.seconds),
         signals=tuple(dict.fromkeys(signals)),
-        stdout_format=r.get("ckpt_stdout_format", "candle", choice(STDOUT_FORMATS)),
-        halt_seconds=halt_seconds,
-        walltime=r.get("ckpt_walltime", None, _converted(r, parse_duration, "seconds or HH:MM:SS")),
-        halt_at=r.get("ckpt_halt_at", None, _converted(r, parse_time, "an ISO time")),
-        save_batches=r.get("ckpt_save_batches", 0, integer(0)),
+        stdout_format=r.get("ckpt_stdout_format", choice(STDOUT_FORMATS)),
+        halt_seconds=r.get("ckpt_halt_seconds", r.seconds),
+        walltime=r.optional("ckpt_walltime", _converted(r, parse_duration, "seconds or HH:MM:SS")),
+        halt_at=r.optional("ckpt_halt_at", _converted(r, parse_time, "an ISO time")),
+        save_batches=r.get("ckpt_save_batches", integer(0)),
         overhead_target=target,
     )
 
 
 def _converted(
-    r: _Reader, parse: Callable[[Any], float], wanted: str
-) -> Callable[[str, Any], float | None]:
+    r: _Reader, parse: Callable[[str | float], float], wanted: str
+) -> Callable[[str, object], float | None]:
     """A reader that converts with ``parse``; its ValueError becomes one line naming the key."""
 
-    def read(key: str, value: Any) -> float | None:
+    def read(key: str, value: object) -> float | None:
         if isinstance(value, str) and value.strip().lower() in ("", "none"):
             return None  # "none" on a command line: unset
+        if not isinstance(value, (str, int, float)):
+            raise r.fail(key, value, wanted)
         try:
             return parse(value)
         except ValueError:
@@ -254,11 +345,9 @@ def _converted(
     return read
 
 
-def _signals(r: _Reader, key: str, default: str) -> tuple[str, ...]:
+def _signals(r: _Reader, key: str) -> tuple[str, ...]:
     """A comma-separated list (or a list) of signal names; "" or "none" means none."""
-    from candle_restart.ckpt.preempt import parse_signals
-
-    raw = r.params.get(key, default)
+    raw = r.params.get(key, DEFAULTS[key])
     if raw is None or (isinstance(raw, str) and raw.strip().lower() in ("", "none")):
         return ()
     names = raw.split(",") if isinstance(raw, str) else list(raw) if isinstance(raw, (list, tuple)) else None
@@ -270,67 +359,12 @@ def _signals(r: _Reader, key: str, default: str) -> tuple[str, ...]:
         raise r.fail(key, raw, f"signal names such as USR1,TERM ({exc})") from None
 
 
-# (name, argparse type, default, choices, help): the one table behind both
-# `ckpt_parser` and `ckpt_defs`, so the two never disagree.
-_OPTIONS: list[tuple[str, Callable[[Any], Any], Any, tuple[str, ...] | None, str]] = [
-    ("ckpt_restart_mode", str, "auto", RESTART_MODES, "Mode to restart from a saved checkpoint"),
-    ("ckpt_checksum", str2bool, False, None, "Checksum the checkpoint files on write and restart"),
-    (
-        "ckpt_async",
-        str2bool,
-        True,
-        None,
-        "Write checkpoints in the background (training waits only for a snapshot)",
-    ),
-    ("ckpt_skip_epochs", int, 0, None, "Number of epochs to skip before saving checkpoints"),
-    ("ckpt_directory", str, None, None, "Checkpoint directory (default: output_dir/ckpts)"),
-    ("ckpt_save_best", str2bool, True, None, "Toggle saving the best model"),
-    ("ckpt_save_best_metric", str, "val_loss", None, "Metric that decides the best model"),
-    ("ckpt_save_best_mode", str, "auto", BEST_MODES, "Whether the metric improves down or up"),
-    ("ckpt_save_weights_only", str2bool, False, None, "Write a weights file instead of a model"),
-    ("ckpt_save_interval", int, 1, None, "Epoch interval between checkpoints (0 disables)"),
-    ("ckpt_keep_mode", str, "linear", KEEP_MODES, "Which old checkpoints to keep"),
-    ("ckpt_keep_limit", int, 5, None, "How many checkpoints to keep (> 0)"),
-    ("ckpt_metadata", str, None, None, "Free text recorded in every ckpt-info.json"),
-    ("ckpt_save_seconds", float, 0.0, None, "Also checkpoint at the first batch end after this many seconds"),
-    ("ckpt_signals", str, "USR1,TERM,INT", None, "Signals that mean: checkpoint now, then exit 75"),
-    ("ckpt_extra_signal", str, "USR2", None, "One more such signal ('none' to disable)"),
-    (
-        "ckpt_stdout_format",
-        str,
-        "candle",
-        STDOUT_FORMATS,
-        "Checkpoint log lines on stdout: CANDLE's bare message, or timestamped as in ckpt.log",
-    ),
-    (
-        "ckpt_halt_seconds",
-        float,
-        30.0,
-        None,
-        "Stop this long (plus 3x the slowest commit) before the allocation ends, with a checkpoint",
-    ),
-    ("ckpt_walltime", str, None, None, "The allocation's length (seconds or HH:MM:SS), counted from the start"),
-    ("ckpt_halt_at", str, None, None, "An ISO time at which the allocation ends"),
-    ("ckpt_save_batches", int, 0, None, "Also checkpoint every N batches (0: off)"),
-    (
-        "ckpt_overhead_target",
-        float,
-        0.0,
-        None,
-        "Choose the batches between checkpoints to keep their overhead under this fraction (0: off)",
-    ),
-]
-
-# ckpt_* keys read elsewhere: ckpt_best_metric_last (here), ckpt_timestamp_last (CANDLE's; unused).
-_OTHER_CKPT_KEYS = ("ckpt_best_metric_last", "ckpt_timestamp_last")
-
-
 def ckpt_keys() -> frozenset[str]:
     """Every ``ckpt_*`` key a checkpoint callback understands."""
-    return frozenset(name for name, *_rest in _OPTIONS) | frozenset(_OTHER_CKPT_KEYS)
+    return frozenset(DEFAULTS) | frozenset(_OTHER_CKPT_KEYS)
 
 
-def unknown_ckpt_keys(params: Mapping[str, Any]) -> list[tuple[str, str | None]]:
+def unknown_ckpt_keys(params: Mapping[str, object]) -> list[tuple[str, str | None]]:
     """``(key, closest known key or None)`` for each ``ckpt_*`` key of ``params`` no callback reads.
 
     Keys without the ``ckpt_`` prefix are a benchmark's own and are never reported.
@@ -348,18 +382,21 @@ def unknown_ckpt_keys(params: Mapping[str, Any]) -> list[tuple[str, str | None]]
 
 def ckpt_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add CANDLE's ``--ckpt_*`` options to an argparse parser and return it."""
-    for name, type_, default, choices, help_ in _OPTIONS:
-        parser.add_argument(f"--{name}", type=type_, default=default, choices=choices, help=help_)
+    for o in OPTIONS:
+        parser.add_argument(f"--{o.name}", type=o.type, default=o.default, choices=o.choices, help=o.help)
     return parser
 
 
-def ckpt_defs(defs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+CandleDef = dict[str, object]  # one of CANDLE's parameter definitions: name, type, default, help, ...
+
+
+def ckpt_defs(defs: list[CandleDef]) -> list[CandleDef]:
     """Return ``defs`` plus CANDLE-style definitions of the ``ckpt_*`` keys (a new list)."""
     new_defs = []
-    for name, type_, default, choices, help_ in _OPTIONS:
-        entry: dict[str, Any] = {"name": name, "type": type_, "default": default, "help": help_}
-        if choices:
-            entry["choices"] = list(choices)
+    for o in OPTIONS:
+        entry: CandleDef = {"name": o.name, "type": o.type, "default": o.default, "help": o.help}
+        if o.choices:
+            entry["choices"] = list(o.choices)
         new_defs.append(entry)
     return list(defs) + new_defs
 

@@ -28,15 +28,21 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any
 
 EXIT_COMPLETED = 0
 EXIT_TRAINING_ERROR = 1
 EXIT_BAD_INPUT = 2
 EXIT_BUSY = 3  # not run: another runner of the task is alive (nothing was recorded in its state)
 EXIT_RESUME = 75
+# Not a runner's: the ``candle-restart`` commands' own.
+EXIT_IO_ERROR = 1  # a command could not read or write (a full disk): one line, worth a retry
+EXIT_INTERRUPTED = 130  # ``sweep run`` stopped by Ctrl-C (128 + SIGINT, as a shell shows it)
 
-DEFAULT_SIGNALS = ("USR1", "TERM", "INT")
+# A signal's disposition, as `signal.signal` returns and takes it.
+Handler = Callable[[int, FrameType | None], object] | int | signal.Handlers | None
+
+DEFAULT_SIGNALS = ("USR1", "TERM", "INT")  # ``ckpt_signals``
+EXTRA_SIGNAL = "USR2"  # ``ckpt_extra_signal`` (one more; "none" where NCCL takes USR1)
 
 
 class Preempted(SystemExit):
@@ -62,7 +68,7 @@ class PreemptionRequest:
     count: int = 0
     received: float = 0.0  # time.monotonic() of the first request
     halted: str = ""  # why the training asked itself to stop (the walltime), when no signal came first
-    _previous: dict[int, Any] = field(default_factory=dict)
+    _previous: dict[int, Handler] = field(default_factory=dict)
     _depth: int = 0
 
     @property

@@ -47,6 +47,20 @@ class Policy:
     include_cancelled: bool = False
 
 
+# The restart budgets (integers >= 0): the `Policy` field, and what it counts.  A sweep's
+# ``restart:`` block takes these keys and ``resume`` takes them as flags (``--max-failures``).
+BUDGETS: dict[str, str] = {
+    "max_failures": "training errors before a task is given up",
+    "max_preemptions": "preemptions (signals) before a task is given up",
+    "max_timeouts": "walltime ends before a task is given up",
+    "max_node_failures": "runners lost with their node (or killed) before a task is given up",
+    "max_oom": "kills for memory before a task is given up",
+    "no_progress_attempts": "attempt ends in a row without a newer checkpoint before a task is given up; "
+    "0: never",
+}
+RESTART_KEYS = frozenset({*BUDGETS, "backoff_seconds"})  # what a sweep's ``restart:`` block may set
+
+
 def with_values(policy: Policy, **values: object) -> Policy:
     """``policy`` with every given value that is not None (a flag that was not given keeps it)."""
     known = {f.name for f in fields(Policy)}

@@ -28,11 +28,20 @@ import argparse
 import os
 import signal
 import sys
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-DEFAULTS: dict[str, Any] = {
+if TYPE_CHECKING:  # the benchmark imports Keras when it builds the model, not at import
+    import keras
+
+    from candle_restart.keras import CandleCheckpointCallback, CandleCkptKeras
+
+Params = Mapping[str, object]  # gParameters
+Logs = dict[str, object] | None  # what Keras passes its callbacks
+
+DEFAULTS: dict[str, object] = {
     "epochs": 4,
     "batch_size": 32,
     "learning_rate": 0.01,
@@ -53,32 +62,48 @@ def make_data(seed: int, samples: int) -> tuple[np.ndarray, ...]:
     return x[:cut], y[:cut], x[cut:], y[cut:]
 
 
-def build_model(params: dict[str, Any]) -> Any:
+def _integer(params: Params, key: str) -> int:
+    """``params[key]`` as an integer (a command line gives strings); ValueError naming the key."""
+    value = params[key]
+    if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        return int(value)
+    raise ValueError(f"gParameters: {key}: must be an integer, got {value!r}")
+
+
+def _real(params: Params, key: str) -> float:
+    """``params[key]`` as a number; ValueError naming the key."""
+    value = params[key]
+    if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        return float(value)
+    raise ValueError(f"gParameters: {key}: must be a number, got {value!r}")
+
+
+def build_model(params: Params) -> keras.Model:
     """The model, built and not compiled (CANDLE's benchmarks restart at this point)."""
     import keras
 
-    keras.utils.set_random_seed(int(params["rng_seed"]))
+    keras.utils.set_random_seed(_integer(params, "rng_seed"))
     return keras.Sequential(
         [
             keras.Input((16,)),
-            keras.layers.Dense(int(params["hidden"]), activation="relu"),
-            keras.layers.Dropout(float(params["dropout"])),
+            keras.layers.Dense(_integer(params, "hidden"), activation="relu"),
+            keras.layers.Dropout(_real(params, "dropout")),
             keras.layers.Dense(1),
         ]
     )
 
 
-def compile_model(model: Any, params: dict[str, Any]) -> None:
+def compile_model(model: keras.Model, params: Params) -> None:
     """Adam with a learning-rate schedule (its step count and moments are what an exact restart needs)."""
     import keras
 
     schedule = keras.optimizers.schedules.ExponentialDecay(
-        float(params["learning_rate"]), decay_steps=10, decay_rate=0.9
+        _real(params, "learning_rate"), decay_steps=10, decay_rate=0.9
     )
     model.compile(optimizer=keras.optimizers.Adam(schedule), loss="mse", metrics=["mae"])
 
 
-def _progress_reporter(path: str) -> Any:
+def _progress_reporter(path: str) -> keras.callbacks.Callback:
     """Test hook: write "epoch batch" lines to the FIFO at ``path`` after every batch.
 
     Reports only while someone has the FIFO open for reading (checked once, at
@@ -97,10 +122,10 @@ def _progress_reporter(path: str) -> Any:
                 self.fd = None
             self.epoch = 0
 
-        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+        def on_epoch_begin(self, epoch: int, logs: Logs = None) -> None:
             self.epoch = epoch
 
-        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+        def on_train_batch_end(self, batch: int, logs: Logs = None) -> None:
             if self.fd is not None:
                 try:
                     os.write(self.fd, f"{self.epoch} {batch}\n".encode())
@@ -113,17 +138,17 @@ def _progress_reporter(path: str) -> Any:
 class _KillAfterEpoch:
     """Demo/test hook: SIGKILL this process once epoch N's checkpoint is committed (a real kill -9)."""
 
-    def __init__(self, epoch: int, ckpt: Any) -> None:
+    def __init__(self, epoch: int, ckpt: CandleCkptKeras | CandleCheckpointCallback) -> None:
         self.epoch = epoch
         self.ckpt = ckpt
 
-    def keras_callback(self) -> Any:
+    def keras_callback(self) -> keras.callbacks.Callback:
         import keras
 
         hook = self
 
         class Kill(keras.callbacks.Callback):
-            def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            def on_epoch_end(self, epoch: int, logs: Logs = None) -> None:
                 if epoch + 1 == hook.epoch:
                     hook.ckpt.wait_for_commit()  # with asynchronous commits it may still be in flight
                     sys.stdout.flush()
@@ -132,7 +157,9 @@ class _KillAfterEpoch:
         return Kill()
 
 
-def run(gParameters: dict[str, Any], ckpt_class: Any = None) -> dict[str, Any]:
+def run(
+    gParameters: Params, ckpt_class: type[CandleCkptKeras] | type[CandleCheckpointCallback] | None = None
+) -> dict[str, float]:
     """Train per ``gParameters`` (CANDLE's ``run``); returns the final metrics.
 
     ``ckpt_class`` replaces `CandleCkptKeras` (tests use a subclass).
@@ -142,7 +169,7 @@ def run(gParameters: dict[str, Any], ckpt_class: Any = None) -> dict[str, Any]:
 
     params = {**DEFAULTS, **gParameters}
     verbose = str2bool(params.get("verbose", False))
-    x, y, xv, yv = make_data(int(params["rng_seed"]), int(params["samples"]))
+    x, y, xv, yv = make_data(_integer(params, "rng_seed"), _integer(params, "samples"))
     model = build_model(params)
     if params.get("api", "new") == "old":
         J = restart(params, model, verbose=verbose)
@@ -154,12 +181,12 @@ def run(gParameters: dict[str, Any], ckpt_class: Any = None) -> dict[str, Any]:
         J = ckpt.restart(model)
         compile_model(model, params)
     initial_epoch = J["epoch"] if J else 0
-    callbacks: list[Any] = []
+    callbacks: list[keras.callbacks.Callback] = []
     if params.get("progress_fifo"):
         callbacks.append(_progress_reporter(str(params["progress_fifo"])))
     if params.get("kill_after_epoch"):
-        callbacks.append(_KillAfterEpoch(int(params["kill_after_epoch"]), ckpt).keras_callback())
-    batch_size, epochs = int(params["batch_size"]), int(params["epochs"])
+        callbacks.append(_KillAfterEpoch(_integer(params, "kill_after_epoch"), ckpt).keras_callback())
+    batch_size, epochs = _integer(params, "batch_size"), _integer(params, "epochs")
     if str2bool(params.get("resumable_fit", False)):
         history = fit(
             model,
@@ -170,7 +197,7 @@ def run(gParameters: dict[str, Any], ckpt_class: Any = None) -> dict[str, Any]:
             epochs=epochs,
             batch_size=batch_size,
             shuffle=True,
-            seed=int(params["rng_seed"]),
+            seed=_integer(params, "rng_seed"),
             verbose=0,
             callbacks=callbacks,
         )
@@ -189,7 +216,7 @@ def run(gParameters: dict[str, Any], ckpt_class: Any = None) -> dict[str, Any]:
     final = {k: float(v[-1]) for k, v in history.history.items()} if history.history else {}
     print(f"trained epochs {initial_epoch + 1}..{params['epochs']}; final: {final}", flush=True)
     if params.get("weights_out"):
-        np.savez(params["weights_out"], *[np.asarray(v.numpy()) for v in model.variables])
+        np.savez(str(params["weights_out"]), *[np.asarray(v.numpy()) for v in model.variables])
     return final
 
 

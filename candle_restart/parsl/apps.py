@@ -18,7 +18,9 @@ def run_task_app(
     """The shell command Parsl runs: ``CANDLE_RESTART_GENERATION=g exec python -m candle_restart.task DIR``."""
     import shlex
 
+    from candle_restart.ckpt.envvars import GENERATION_ENV
+
     return (
-        f"CANDLE_RESTART_GENERATION={int(generation)} "
+        f"{GENERATION_ENV}={int(generation)} "
         f"exec {shlex.quote(python)} -m candle_restart.task {shlex.quote(task_dir)}"
     )

@@ -19,8 +19,10 @@ import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any
 
+from parsl.dataflow.taskrecord import TaskRecord
+
+from candle_restart.ckpt.preempt import EXIT_BAD_INPUT, EXIT_RESUME
 from candle_restart.coordinator.backend import Liveness, Submission
 from candle_restart.coordinator.policy import Policy, decide
 from candle_restart.coordinator.states import classify
@@ -39,7 +41,7 @@ class ParslBackend:
     reconcile_grace = 60.0
 
     def __init__(self) -> None:
-        self.futures: dict[tuple[str, int], Future[Any]] = {}
+        self.futures: dict[tuple[str, int], Future[object]] = {}
 
     def submit(self, task: TaskDir, generation: int) -> Submission:
         from candle_restart.parsl.apps import run_task_app
@@ -76,24 +78,27 @@ class ParslBackend:
         )
         return "ended" if driver == "ended" else "unknown"
 
-    def pending(self) -> list[Future[Any]]:
+    def pending(self) -> list[Future[object]]:
         return [f for f in self.futures.values() if not f.done()]
 
 
-def _task_dir(task_record: dict[str, Any]) -> str | None:
+def _task_dir(task_record: TaskRecord) -> str | None:
     args = task_record.get("args") or ()
-    return str(args[0]) if args else task_record.get("kwargs", {}).get("task_dir")
+    if args:
+        return str(args[0])
+    task_dir = task_record.get("kwargs", {}).get("task_dir")
+    return None if task_dir is None else str(task_dir)
 
 
-def make_retry_handler(policy: Policy) -> Callable[[Exception, Any], float]:
+def make_retry_handler(policy: Policy) -> Callable[[Exception, TaskRecord], float]:
     """A Parsl ``retry_handler`` implementing the coordinator's policy (see the module docstring)."""
     never = float(policy.max_failures + 1)
 
-    def retry_handler(exception: Exception, task_record: Any) -> float:
+    def retry_handler(exception: Exception, task_record: TaskRecord) -> float:
         code = getattr(exception, "exitcode", None)
-        if code == 2 or STOP_RETRIES.is_set():
+        if code == EXIT_BAD_INPUT or STOP_RETRIES.is_set():
             return never
-        if code == 75:
+        if code == EXIT_RESUME:
             path = _task_dir(task_record)
             if path is None:
                 return 1.0

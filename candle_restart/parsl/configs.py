@@ -33,8 +33,9 @@ import re
 import shlex
 import shutil
 import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import cast
 
 from parsl import launchers
 from parsl.config import Config
@@ -44,6 +45,16 @@ from parsl.providers import LocalProvider, LSFProvider, PBSProProvider, SlurmPro
 from parsl.providers.base import ExecutionProvider
 
 from candle_restart.coordinator.policy import Policy
+from candle_restart.executor import (
+    BLOCK_WALLTIME,
+    BLOCKS,
+    GPUS_PER_NODE,
+    KIND,
+    MAX_WORKERS,
+    NODES_PER_BLOCK,
+    ExecutorBlock,
+    SlurmOptions,
+)
 from candle_restart.parsl.backend import make_retry_handler
 
 PROVIDERS: dict[str, type[ExecutionProvider]] = {
@@ -65,7 +76,7 @@ LAUNCHERS: dict[str, type[launchers.launchers.Launcher]] = {
 _OWNED = {"init_blocks", "min_blocks", "max_blocks", "nodes_per_block", "channel"}
 
 
-def check_provider_options(kind: str, options: dict[str, Any]) -> tuple[str, str] | None:
+def check_provider_options(kind: str, options: Mapping[str, object]) -> tuple[str, str] | None:
     """The first problem with ``options`` for ``kind``'s provider as ``(key, problem)``, or None.
 
     A key must be an argument of the provider class (a "did you mean" names the closest), a
@@ -98,7 +109,7 @@ def check_provider_options(kind: str, options: dict[str, Any]) -> tuple[str, str
     return None
 
 
-def _walltime_problem(value: Any) -> str | None:
+def _walltime_problem(value: object) -> str | None:
     """Parsl's providers read walltimes as HH:MM:SS; YAML 1.1 reads an unquoted 2:00:00 as 7200."""
     if isinstance(value, int) and not isinstance(value, bool):
         hours, rest = divmod(value, 3600)
@@ -109,7 +120,7 @@ def _walltime_problem(value: Any) -> str | None:
     return None
 
 
-def _same_type(value: Any, default: Any) -> bool:
+def _same_type(value: object, default: object) -> bool:
     if isinstance(default, bool) or isinstance(value, bool):
         return isinstance(value, bool) and isinstance(default, bool)
     if isinstance(default, float):
@@ -125,20 +136,20 @@ def _python_on_path() -> str:
     return f"export PATH={shlex.quote(bin_dir)}:$PATH"
 
 
-def parsl_config(executor: dict[str, Any], run_dir: Path, policy: Policy) -> Config:
+def parsl_config(executor: ExecutorBlock, run_dir: Path, policy: Policy) -> Config:
     """The Parsl Config of a sweep's checked ``executor`` block (see the module docstring).
 
     Raises RuntimeError (one line) when the kind needs a command this machine lacks (``flux``).
     """
-    kind = executor.get("kind", "local")
-    workers = int(executor.get("max_workers", 2))
-    gpus = int(executor.get("gpus_per_node", 0) or 0)
+    kind = executor.get("kind", KIND)
+    workers = executor.get("max_workers", MAX_WORKERS)
+    gpus = executor.get("gpus_per_node", GPUS_PER_NODE)
     if kind == "local":
         return local_config(run_dir, policy, workers, gpus)
     provider = cluster_provider(kind, executor)
     if kind == "flux":
         return _config(flux_executor(provider, run_dir), run_dir, policy, strategy="none")
-    slurm = executor.get("slurm") or {}
+    slurm = executor.get("slurm") or SlurmOptions()
     htex = HighThroughputExecutor(
         label=f"candle_{kind}",
         max_workers_per_node=min(workers, gpus) if gpus else workers,
@@ -150,7 +161,9 @@ def parsl_config(executor: dict[str, Any], run_dir: Path, policy: Policy) -> Con
     return _config(htex, run_dir, policy, strategy="simple")
 
 
-def local_config(run_dir: Path, policy: Policy, max_workers: int = 2, gpus: int = 0) -> Config:
+def local_config(
+    run_dir: Path, policy: Policy, max_workers: int = MAX_WORKERS, gpus: int = GPUS_PER_NODE
+) -> Config:
     """Tasks run as processes on this machine, ``max_workers`` at a time (one per GPU with ``gpus``)."""
     provider = LocalProvider(init_blocks=1, min_blocks=1, max_blocks=1, worker_init=_python_on_path())
     executor = HighThroughputExecutor(
@@ -165,46 +178,48 @@ def local_config(run_dir: Path, policy: Policy, max_workers: int = 2, gpus: int 
     return _config(executor, run_dir, policy, strategy="none")
 
 
-def slurm_config(run_dir: Path, policy: Policy, max_workers: int, slurm: dict[str, Any]) -> Config:
+def slurm_config(run_dir: Path, policy: Policy, max_workers: int, slurm: SlurmOptions) -> Config:
     """Blocks of workers submitted as Slurm jobs (keys from the sweep YAML's ``executor.slurm``)."""
     return parsl_config({"kind": "slurm", "max_workers": max_workers, "slurm": slurm}, run_dir, policy)
 
 
-def cluster_provider(kind: str, executor: dict[str, Any]) -> ExecutionProvider:
+def cluster_provider(kind: str, executor: ExecutorBlock) -> ExecutionProvider:
     """The Parsl provider of a cluster ``kind``: the executor block's own keys, then ``provider``.
 
     For ``slurm`` the ``executor.slurm`` options shared with job arrays come first; a key of
     ``provider`` wins over them.
     """
-    options: dict[str, Any] = {
+    options: dict[str, object] = {
         "init_blocks": 1,
         "min_blocks": 0,
-        "max_blocks": int(executor.get("blocks", 1)),
-        "nodes_per_block": int(executor.get("nodes_per_block", 1)),
+        "max_blocks": executor.get("blocks", BLOCKS),
+        "nodes_per_block": executor.get("nodes_per_block", NODES_PER_BLOCK),
     }
-    slurm = executor.get("slurm") or {}
+    slurm = executor.get("slurm") or SlurmOptions()
     if kind == "slurm":
         options.update(
             partition=slurm.get("partition"),
             account=slurm.get("account"),
             qos=slurm.get("qos"),
-            walltime=str(slurm.get("walltime", "01:00:00")),
+            walltime=slurm.get("walltime", BLOCK_WALLTIME),
             scheduler_options=str(slurm.get("scheduler_options", "")),
             exclusive=bool(slurm.get("exclusive", False)),
             cores_per_node=slurm.get("cores_per_node"),
             mem_per_node=slurm.get("mem_per_node"),
         )
         if "nodes" in slurm and "nodes_per_block" not in executor:
-            options["nodes_per_block"] = int(slurm["nodes"])
+            options["nodes_per_block"] = slurm["nodes"]
     if kind == "flux":
         options.update(init_blocks=1, min_blocks=1, max_blocks=1)
-    user = dict(executor.get("provider") or {})
+    user: dict[str, object] = dict(executor.get("provider") or {})
     worker_init = "; ".join(
-        x for x in (_python_on_path(), slurm.get("worker_init"), user.pop("worker_init", None)) if x
+        str(x) for x in (_python_on_path(), slurm.get("worker_init"), user.pop("worker_init", None)) if x
     )
     if "launcher" in user:
-        user["launcher"] = LAUNCHERS[user["launcher"]]()
-    return PROVIDERS[kind](**{**options, **user, "worker_init": worker_init})
+        user["launcher"] = LAUNCHERS[str(user["launcher"])]()
+    # Every key of ``user`` was checked against the class's signature (`check_provider_options`).
+    provider_class = cast(Callable[..., ExecutionProvider], PROVIDERS[kind])
+    return provider_class(**{**options, **user, "worker_init": worker_init})
 
 
 def flux_executor(provider: ExecutionProvider, run_dir: Path) -> ParslExecutor:

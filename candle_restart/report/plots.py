@@ -25,7 +25,10 @@ import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # matplotlib is optional: imported when a figure is drawn
+    from matplotlib.figure import Figure
 
 from candle_restart.report.collect import TaskReport
 from candle_restart.task.process import fork_safe
@@ -71,7 +74,7 @@ def has_curve(task: TaskReport) -> bool:
     return bool(task.values) or any(v is not None for v in task.kept.values())
 
 
-def _figure(width: float, height: float, dpi: int = DPI) -> Any:
+def _figure(width: float, height: float, dpi: int = DPI) -> Figure:
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), dpi=dpi)
@@ -164,7 +167,7 @@ def draw_tasks(tasks: Sequence[TaskReport], plots: Path, workers: int | None = N
     return {i: task_file(by_index[i]) for i in drawn}
 
 
-def overview_figure(name: str, tasks: Sequence[TaskReport]) -> Any:
+def overview_figure(name: str, tasks: Sequence[TaskReport]) -> Figure:
     """The figure of one metric: every task's curve coloured by state, whole epochs on the x axis."""
     from matplotlib.ticker import MaxNLocator
 

@@ -22,10 +22,10 @@ import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from candle_restart.coordinator.backend import BatchSubmit, FinalState, Liveness, Reconcile, Submission
 from candle_restart.errors import CkptError
+from candle_restart.executor import SlurmOptions
 from candle_restart.slurm.script import list_lines, render, sbatch_command
 from candle_restart.task.taskdir import TaskDir
 
@@ -82,8 +82,8 @@ class SlurmBackend(BatchSubmit, Reconcile, FinalState):
     # answered by then, or its coordinator died before journaling the job it made.
     reconcile_grace = 60.0
 
-    def __init__(self, options: dict[str, Any] | None = None, cache_seconds: float = 1.0) -> None:
-        self.options = dict(options or {})
+    def __init__(self, options: SlurmOptions | None = None, cache_seconds: float = 1.0) -> None:
+        self.options = options.copy() if options else SlurmOptions()
         self.cache_seconds = cache_seconds
         self._queue: dict[str, str] = {}
         self._queue_time = -1e9
@@ -183,7 +183,7 @@ class SlurmBackend(BatchSubmit, Reconcile, FinalState):
         return None if state is None or state in ALIVE else state
 
 
-def read_options(run_root: Path) -> dict[str, Any]:
+def read_options(run_root: Path) -> SlurmOptions:
     """The ``executor.slurm`` options recorded by the sweep that made ``run_root`` (empty if none),
     checked as the sweep YAML's are: a manifest that cannot be read or holds bad options raises
     `candle_restart.sweep.SweepError` (one line naming the manifest and the key)."""
@@ -193,4 +193,4 @@ def read_options(run_root: Path) -> dict[str, Any]:
     for manifest, data in read_manifests(run_root):
         if data.get("slurm") is not None:
             return check_slurm_manifest(data["slurm"], manifest)
-    return {}
+    return SlurmOptions()

@@ -24,14 +24,20 @@ import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
+from candle_restart.ckpt.envvars import (
+    GENERATION_ENV,
+    ON_PREEMPT_ENV,
+    SLURM_ARRAY_JOB_ID,
+    SLURM_ARRAY_TASK_ID,
+)
+from candle_restart.executor import REQUEUE, SIGNAL_SECONDS, SlurmOptions
 from candle_restart.task.taskdir import TaskDir
 
 _SAFE_DIRECTIVE = re.compile(r"^--[A-Za-z][A-Za-z0-9-]*(=[^\s'\"`$;|&<>\\]+)?$")
 
 
-def _directive(flag: str, value: Any) -> str:
+def _directive(flag: str, value: object) -> str:
     line = f"--{flag}={value}"
     if not _SAFE_DIRECTIVE.fullmatch(line):
         raise ValueError(f"unsafe sbatch option {line!r}")
@@ -54,7 +60,7 @@ def render(
     job_name: str,
     list_file: Path,
     count: int,
-    options: dict[str, Any],
+    options: SlurmOptions,
     python: str = sys.executable,
 ) -> str:
     """The text of the sbatch script for ``count`` elements listed in ``list_file``."""
@@ -63,10 +69,10 @@ def render(
         "#!/bin/bash",
         _directive("job-name", job_name),
         _directive("array", array),
-        "#SBATCH --requeue" if options.get("requeue", True) else "#SBATCH --no-requeue",
+        "#SBATCH --requeue" if options.get("requeue", REQUEUE) else "#SBATCH --no-requeue",
         "#SBATCH --open-mode=append",
     ]
-    signal_seconds = int(options.get("signal_seconds", 120))
+    signal_seconds = int(options.get("signal_seconds", SIGNAL_SECONDS))
     if signal_seconds:  # 0: no warning signal; the training halts before the walltime by itself
         lines.insert(4, _directive("signal", f"B:USR1@{signal_seconds}"))
     for key, flag in (
@@ -78,21 +84,20 @@ def render(
         ("nodes", "nodes"),
         ("gpus_per_task", "gpus-per-task"),
     ):
-        if options.get(key) is not None:
-            lines.append(_directive(flag, options[key]))
+        value = options.get(key)
+        if value is not None:
+            lines.append(_directive(flag, value))
     extra: Sequence[str] = options.get("extra") or []
     for item in [extra] if isinstance(extra, str) else extra:
         flag, _, value = str(item).removeprefix("--").partition("=")
         lines.append(_directive(flag, value) if value else _flag(flag))
     lines += [
         "set -euo pipefail",
-        f"IFS=$'\\t' read -r GENERATION TASK_DIR < <(sed -n \"$((SLURM_ARRAY_TASK_ID + 1))p\" "
+        f"IFS=$'\\t' read -r GENERATION TASK_DIR < <(sed -n \"$(({SLURM_ARRAY_TASK_ID} + 1))p\" "
         f"{shlex.quote(str(list_file))})",
-        'export CANDLE_RESTART_GENERATION="$GENERATION"',
+        f'export {GENERATION_ENV}="$GENERATION"',
         *(
-            [
-                'export CANDLE_RESTART_ON_PREEMPT="scontrol requeue ${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"'
-            ]
+            [f'export {ON_PREEMPT_ENV}="scontrol requeue ${{{SLURM_ARRAY_JOB_ID}}}_${{{SLURM_ARRAY_TASK_ID}}}"']
             if options.get("self_requeue")
             else []
         ),

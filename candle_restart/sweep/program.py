@@ -19,7 +19,7 @@ Contract of `check_program` (called by `candle_restart.sweep.schema.parse_sweep`
   written.  ``python script.py`` with a missing ``script.py`` is refused.
 * ``dir_flags`` (``command`` only, default true): whether the runner appends
   ``--ckpt_directory=`` and ``--output_dir=`` to the command; both are always
-  in the environment (`candle_restart.ckpt.envparams.CKPT_DIRECTORY_ENV`,
+  in the environment (`candle_restart.ckpt.envvars.CKPT_DIRECTORY_ENV`,
   `OUTPUT_DIR_ENV`).
 """
 
@@ -32,9 +32,11 @@ import os
 import re
 import shutil
 import sys
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from importlib.machinery import ModuleSpec
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from candle_restart.errors import CkptError
 
@@ -55,7 +57,7 @@ class Program:
     dir_flags: bool
 
 
-def did_you_mean(word: str, choices: list[str] | set[str]) -> str:
+def did_you_mean(word: str, choices: Collection[str]) -> str:
     """``"; did you mean 'x'?"`` for the closest of ``choices``, or ``""``."""
     close = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
@@ -87,7 +89,7 @@ def _top_level_names(body: list[ast.stmt]) -> tuple[set[str], bool]:
     return names, dynamic or "__getattr__" in names
 
 
-def _find_spec(module: str, folder: Path) -> Any:
+def _find_spec(module: str, folder: Path) -> ModuleSpec | None:
     """``importlib.util.find_spec(module)`` with ``folder`` first on the import path."""
     sys.path.insert(0, str(folder))
     try:
@@ -98,7 +100,7 @@ def _find_spec(module: str, folder: Path) -> Any:
         sys.path.remove(str(folder))
 
 
-def _check_entry(c: _Fails, entry: Any) -> str:
+def _check_entry(c: _Fails, entry: object) -> str:
     if not isinstance(entry, str) or not re.match(r"^[\w.]+:[\w.]+$", entry):
         raise c.fail(("entry",), f"must look like package.module:function, got {entry!r}")
     module, _, attr = entry.partition(":")
@@ -138,7 +140,7 @@ def _resolve(item: str, folder: Path) -> str:
         return item
 
 
-def _check_command(c: _Fails, command: Any) -> list[str]:
+def _check_command(c: _Fails, command: object) -> list[str]:
     if isinstance(command, str):
         command = command.split()
     if (
@@ -167,7 +169,7 @@ def _check_command(c: _Fails, command: Any) -> list[str]:
     return command
 
 
-def check_program(c: _Fails, data: dict[str, Any]) -> Program:
+def check_program(c: _Fails, data: Mapping[str, object]) -> Program:
     """The checked ``entry``/``command``/``dir_flags`` of the YAML mapping ``data`` (module docstring)."""
     entry, command = data.get("entry"), data.get("command")
     if (entry is None) == (command is None):

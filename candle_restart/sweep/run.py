@@ -15,7 +15,7 @@ with a traceback: Parsl stops rerunning tasks, every task running on this
 host is sent its first checkpoint signal (``ckpt_signals``, USR1 by default)
 so it commits a checkpoint and exits 75, the driver waits for them up to
 `STOP_WAIT_SECONDS` (a second Ctrl-C stops waiting), shuts Parsl down, prints
-the table and one line saying how to continue, and returns 130.  Parsl's own
+the table and one line saying how to continue, and returns 130 (`EXIT_INTERRUPTED`).  Parsl's own
 processes are started with SIGINT ignored, so a terminal's Ctrl-C (sent to the
 whole foreground process group) reaches only the driver.
 
@@ -36,11 +36,12 @@ from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from types import FrameType
 
 from candle_restart.ckpt import parse_params
 from candle_restart.ckpt.envparams import with_environment
-from candle_restart.coordinator import Policy, TaskStatus, resume, scan
+from candle_restart.ckpt.preempt import EXIT_INTERRUPTED
+from candle_restart.coordinator import Backend, Policy, TaskStatus, resume, scan
 from candle_restart.coordinator.policy import with_values
 from candle_restart.coordinator.report import summary, table
 from candle_restart.errors import CkptError
@@ -52,7 +53,6 @@ from candle_restart.task.taskdir import TaskDir
 
 Log = Callable[[str], None]
 STOP_WAIT_SECONDS = 60.0  # how long Ctrl-C waits for the running tasks' checkpoints
-EXIT_INTERRUPTED = 130  # the shell's code for a process ended by SIGINT
 
 
 def policy_of(sweep: Sweep) -> Policy:
@@ -60,7 +60,7 @@ def policy_of(sweep: Sweep) -> Policy:
     return with_values(Policy(), **sweep.restart)
 
 
-def run_root_policy(run_root: Path, log: Log = print, **flags: Any) -> Policy:
+def run_root_policy(run_root: Path, log: Log = print, **flags: float | None) -> Policy:
     """The policy of ``candle-restart resume RUN_ROOT``: `Policy`'s defaults, then the ``restart:``
     policy the run root's sweep recorded (`recorded_restart`), then every flag given (not None).
 
@@ -84,7 +84,7 @@ def run_root_policy(run_root: Path, log: Log = print, **flags: Any) -> Policy:
     return with_values(policy, **flags)
 
 
-def sweep_statuses(sweep: Sweep, tasks: list[TaskDir], backends: dict[str, Any]) -> list[TaskStatus]:
+def sweep_statuses(sweep: Sweep, tasks: list[TaskDir], backends: dict[str, Backend]) -> list[TaskStatus]:
     return scan(sweep.run_root, backends, only={t.task_id for t in tasks})
 
 
@@ -113,7 +113,7 @@ class _Interrupt:
     def __init__(self) -> None:
         self.count = 0
 
-    def __call__(self, _signum: int, _frame: Any) -> None:
+    def __call__(self, _signum: int, _frame: FrameType | None) -> None:
         self.count += 1
 
 
@@ -216,10 +216,8 @@ def run_sweep(sweep: Sweep, *, log: Log = print, poll_seconds: float = 2.0) -> i
     config = parsl_config(sweep.executor, run_dir, policy)
     demo = None
     if sweep.demo is not None:
-        target = expansion.tasks[min(sweep.demo.get("preempt_task", 0), len(expansion.tasks) - 1)]
-        demo = _DemoPreemption(
-            target, sweep.demo.get("after_checkpoints", 1), sweep.demo.get("signals", 1), log
-        )
+        target = expansion.tasks[min(sweep.demo["preempt_task"], len(expansion.tasks) - 1)]
+        demo = _DemoPreemption(target, sweep.demo["after_checkpoints"], sweep.demo["signals"], log)
     ids = {t.task_id for t in expansion.tasks}
     done_before = sum(s.state == "completed" for s in before)
     interrupt = _Interrupt()

@@ -28,10 +28,21 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TypedDict, cast
 
+from candle_restart.coordinator.policy import BUDGETS, RESTART_KEYS
+from candle_restart.executor import (
+    EXECUTOR_KEYS,
+    KIND,
+    KINDS,
+    MAX_WORKERS,
+    SLURM_KEYS,
+    ExecutorBlock,
+    SlurmOptions,
+)
 from candle_restart.sweep.program import check_program, did_you_mean
 from candle_restart.sweep.yamlfile import MAX_DEPTH, MAX_VALUES, SweepError, load_yaml
 
@@ -50,40 +61,31 @@ TOP_KEYS = {
     "demo",
 }
 VARY_KEYS = {"grid", "list", "random"}
-RANDOM_KEYS = {"samples", "seed", "space"}
-EXECUTOR_KEYS = {"kind", "max_workers", "blocks", "nodes_per_block", "gpus_per_node", "slurm", "provider"}
-EXECUTOR_KINDS = ("local", "slurm", "pbspro", "lsf", "flux")
-SLURM_KEYS = {
-    "partition",
-    "account",
-    "qos",
-    "walltime",
-    "nodes",
-    "worker_init",
-    "scheduler_options",
-    "gres",
-    "signal_seconds",
-    "throttle",
-    "extra",
-    "exclusive",
-    "cores_per_node",
-    "mem_per_node",
-    "address",
-    "self_requeue",
-    "requeue",
-    "gpus_per_task",
-}
-BUDGET_KEYS = (  # integers >= 0: a budget per cause, and the no-progress breaker (0: never)
-    "max_failures",
-    "max_preemptions",
-    "max_timeouts",
-    "max_node_failures",
-    "max_oom",
-    "no_progress_attempts",
-)
-RESTART_KEYS = {*BUDGET_KEYS, "backoff_seconds"}
-DEMO_KEYS = {"preempt_task", "after_checkpoints", "signals"}
 DISTRIBUTIONS = {"uniform", "log_uniform", "choice", "int_uniform"}
+
+Params = dict[str, object]  # gParameters as the YAML wrote them
+Distribution = dict[str, list[object]]  # one of `DISTRIBUTIONS`: its arguments
+
+
+class RandomBlock(TypedDict, total=False):
+    """``vary.random``: ``samples`` parameter sets drawn from ``space`` (``seed``: 0 unless set)."""
+
+    samples: int
+    seed: int
+    space: dict[str, Distribution]
+
+
+class DemoBlock(TypedDict, total=False):
+    """``demo``: SIGUSR1 to task ``preempt_task`` after ``after_checkpoints``, ``signals`` times."""
+
+    preempt_task: int
+    after_checkpoints: int
+    signals: int
+
+
+RANDOM_KEYS = RandomBlock.__optional_keys__
+DEMO_KEYS = DemoBlock.__optional_keys__
+Restart = dict[str, float]  # a `Policy` field (`RESTART_KEYS`) and its value
 
 
 @dataclass(frozen=True)
@@ -95,13 +97,13 @@ class Sweep:
     run_root: Path
     entry: str | None
     command: list[str] | None
-    params: dict[str, Any]
-    grid: dict[str, list[Any]] = field(default_factory=dict)
-    explicit: list[dict[str, Any]] = field(default_factory=list)
-    random: dict[str, Any] | None = None
-    executor: dict[str, Any] = field(default_factory=lambda: {"kind": "local"})
-    restart: dict[str, Any] = field(default_factory=dict)
-    demo: dict[str, Any] | None = None
+    params: Params
+    grid: dict[str, list[object]] = field(default_factory=dict)
+    explicit: list[Params] = field(default_factory=list)
+    random: RandomBlock | None = None
+    executor: ExecutorBlock = field(default_factory=lambda: ExecutorBlock(kind=KIND))
+    restart: Restart = field(default_factory=dict)
+    demo: DemoBlock | None = None
     python_path: list[str] = field(default_factory=list)  # first on the import path of an entry
     dir_flags: bool = True  # a command gets --ckpt_directory= and --output_dir=
 
@@ -124,7 +126,9 @@ class _Checker:
         where = f"{self.source}:{self.lines.get(known, 1)}" if self.lines else str(self.source)
         return SweepError(where, ".".join(path) or None, problem)
 
-    def mapping(self, value: Any, path: tuple[str, ...], allowed: set[str] | None = None) -> dict[str, Any]:
+    def mapping(
+        self, value: object, path: tuple[str, ...], allowed: AbstractSet[str] | None = None
+    ) -> dict[str, object]:
         if not isinstance(value, dict):
             raise self.fail(path, f"must be a mapping, got {type(value).__name__}")
         for key in value:
@@ -137,7 +141,7 @@ class _Checker:
                 )
         return value
 
-    def string(self, value: Any, path: tuple[str, ...]) -> str:
+    def string(self, value: object, path: tuple[str, ...]) -> str:
         if isinstance(value, str):
             return value
         written = self.base60.get(path)
@@ -147,48 +151,55 @@ class _Checker:
             )
         raise self.fail(path, f"must be a string, got {value!r}")
 
-    def integer(self, value: Any, path: tuple[str, ...], minimum: int) -> int:
+    def integer(self, value: object, path: tuple[str, ...], minimum: int) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise self.fail(path, f"must be an integer >= {minimum}, got {value!r}")
         return value
 
-    def number(self, value: Any, path: tuple[str, ...]) -> float:
+    def number(self, value: object, path: tuple[str, ...]) -> float:
+        """``value`` unchanged (an int stays an int) when it is a number >= 0."""
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             raise self.fail(path, f"must be a number >= 0, got {value!r}")
-        return float(value)
+        return value
 
 
 def _check_vary(
-    c: _Checker, vary: dict[str, Any]
-) -> tuple[dict[str, list[Any]], list[dict[str, Any]], dict[str, Any] | None]:
-    grid = c.mapping(vary.get("grid", {}), ("vary", "grid"))
-    for key, values in grid.items():
+    c: _Checker, vary: dict[str, object]
+) -> tuple[dict[str, list[object]], list[Params], RandomBlock | None]:
+    grid: dict[str, list[object]] = {}
+    for key, values in c.mapping(vary.get("grid", {}), ("vary", "grid")).items():
         if not isinstance(values, list) or not values:
             raise c.fail(("vary", "grid", key), f"must be a non-empty list of values, got {values!r}")
+        grid[key] = values
     explicit = vary.get("list", [])
     if not isinstance(explicit, list) or not all(isinstance(x, dict) for x in explicit):
         raise c.fail(("vary", "list"), "must be a list of parameter mappings")
     if "list" in vary and not explicit:
         raise c.fail(("vary", "list"), "is empty")
-    random = vary.get("random")
-    if random is not None:
-        c.mapping(random, ("vary", "random"), RANDOM_KEYS)
-        c.integer(random.get("samples"), ("vary", "random", "samples"), 1)
-        c.integer(random.get("seed", 0), ("vary", "random", "seed"), 0)
-        space = c.mapping(random.get("space"), ("vary", "random", "space"))
-        if not space:
-            raise c.fail(("vary", "random", "space"), "is empty")
-        for key, dist in space.items():
-            path = ("vary", "random", "space", key)
-            c.mapping(dist, path, DISTRIBUTIONS)
-            if len(dist) != 1:
-                raise c.fail(path, f"must name exactly one of {', '.join(sorted(DISTRIBUTIONS))}")
-            kind, arg = next(iter(dist.items()))
-            if not isinstance(arg, list) or not arg or (kind != "choice" and len(arg) != 2):
-                raise c.fail(
-                    (*path, kind), "must be [low, high]" if kind != "choice" else "must be a non-empty list"
-                )
-    return grid, explicit, random
+    raw = vary.get("random")
+    if raw is None:
+        return grid, explicit, None
+    random = c.mapping(raw, ("vary", "random"), RANDOM_KEYS)
+    block = RandomBlock(samples=c.integer(random.get("samples"), ("vary", "random", "samples"), 1))
+    seed = c.integer(random.get("seed", 0), ("vary", "random", "seed"), 0)
+    if "seed" in random:
+        block["seed"] = seed
+    space = c.mapping(random.get("space"), ("vary", "random", "space"))
+    if not space:
+        raise c.fail(("vary", "random", "space"), "is empty")
+    block["space"] = {}
+    for key, value in space.items():
+        path = ("vary", "random", "space", key)
+        dist = c.mapping(value, path, DISTRIBUTIONS)
+        if len(dist) != 1:
+            raise c.fail(path, f"must name exactly one of {', '.join(sorted(DISTRIBUTIONS))}")
+        kind, arg = next(iter(dist.items()))
+        if not isinstance(arg, list) or not arg or (kind != "choice" and len(arg) != 2):
+            raise c.fail(
+                (*path, kind), "must be [low, high]" if kind != "choice" else "must be a non-empty list"
+            )
+        block["space"][key] = {kind: arg}
+    return grid, explicit, block
 
 
 _SLURM_STRINGS = (
@@ -219,15 +230,16 @@ _DIRECTIVE_STRINGS = ("partition", "account", "qos", "walltime", "gres")
 
 
 def _check_slurm(
-    c: _Checker, slurm: dict[str, Any], path: tuple[str, ...] = ("executor", "slurm")
-) -> dict[str, Any]:
+    c: _Checker, slurm: dict[str, object], path: tuple[str, ...] = ("executor", "slurm")
+) -> SlurmOptions:
+    """``slurm`` (a copy the caller made) checked key by key, typed as `SlurmOptions`."""
     for key in _SLURM_STRINGS:
         if key in slurm:
-            c.string(slurm[key], (*path, key))
-        if key in slurm and key in _DIRECTIVE_STRINGS and not _SBATCH_VALUE.fullmatch(slurm[key]):
-            raise c.fail(
-                (*path, key), f"must be one word without quotes or shell characters, got {slurm[key]!r}"
-            )
+            text = c.string(slurm[key], (*path, key))
+            if key in _DIRECTIVE_STRINGS and not _SBATCH_VALUE.fullmatch(text):
+                raise c.fail(
+                    (*path, key), f"must be one word without quotes or shell characters, got {text!r}"
+                )
     for key, minimum in _SLURM_INTS.items():
         if key in slurm:
             c.integer(slurm[key], (*path, key), minimum)
@@ -248,18 +260,18 @@ def _check_slurm(
             )
     if extra:
         slurm["extra"] = extra
-    return slurm
+    return cast(SlurmOptions, slurm)  # every key of SLURM_KEYS checked above for its type
 
 
-def _check_executor(c: _Checker, raw: Any) -> dict[str, Any]:
+def _check_executor(c: _Checker, raw: object) -> ExecutorBlock:
     """The ``executor`` block with its defaults; the ``provider`` keys are checked against the
     Parsl provider class of its kind (imported only when a ``provider`` block is given)."""
     executor = dict(c.mapping(raw, ("executor",), EXECUTOR_KEYS))
-    kind = executor.setdefault("kind", "local")
-    if kind not in EXECUTOR_KINDS:
-        hint = did_you_mean(kind, set(EXECUTOR_KINDS)) if isinstance(kind, str) else ""
-        raise c.fail(("executor", "kind"), f"must be one of {', '.join(EXECUTOR_KINDS)}, got {kind!r}{hint}")
-    c.integer(executor.setdefault("max_workers", 2), ("executor", "max_workers"), 1)
+    kind = executor.setdefault("kind", KIND)
+    if not isinstance(kind, str) or kind not in KINDS:
+        hint = did_you_mean(kind, set(KINDS)) if isinstance(kind, str) else ""
+        raise c.fail(("executor", "kind"), f"must be one of {', '.join(KINDS)}, got {kind!r}{hint}")
+    c.integer(executor.setdefault("max_workers", MAX_WORKERS), ("executor", "max_workers"), 1)
     for key, minimum in (("blocks", 1), ("nodes_per_block", 1), ("gpus_per_node", 0)):
         if key in executor:
             c.integer(executor[key], ("executor", key), minimum)
@@ -277,28 +289,41 @@ def _check_executor(c: _Checker, raw: Any) -> dict[str, Any]:
                 ("executor", "provider") if key == "provider" else ("executor", "provider", key), text
             )
         executor["provider"] = provider
-    return executor
+    return cast(ExecutorBlock, executor)  # every key of EXECUTOR_KEYS checked above for its type
 
 
-def check_slurm_manifest(options: Any, manifest: Path) -> dict[str, Any]:
+def check_slurm_manifest(options: object, manifest: Path) -> SlurmOptions:
     """The ``slurm`` options a sweep manifest recorded, checked as the YAML's were; SweepError if not."""
     c = _Checker(manifest, {})
     return _check_slurm(c, dict(c.mapping(options, ("slurm",), SLURM_KEYS)), ("slurm",))
 
 
-def _check_restart(c: _Checker, restart: Any, path: tuple[str, ...] = ("restart",)) -> dict[str, Any]:
-    restart = c.mapping(restart, path, RESTART_KEYS)
-    for key in BUDGET_KEYS:
-        if key in restart:
-            c.integer(restart[key], (*path, key), 0)
-    if "backoff_seconds" in restart:
-        c.number(restart["backoff_seconds"], (*path, "backoff_seconds"))
-    return dict(restart)
+def _check_restart(c: _Checker, raw: object, path: tuple[str, ...] = ("restart",)) -> Restart:
+    restart = c.mapping(raw, path, RESTART_KEYS)
+    checked: Restart = {}
+    for key, value in restart.items():
+        if key in BUDGETS:  # integers >= 0: a budget per cause, and the no-progress breaker (0: never)
+            checked[key] = c.integer(value, (*path, key), 0)
+        else:
+            checked[key] = c.number(value, (*path, key))
+    return checked
 
 
-def check_restart_manifest(restart: Any, manifest: Path) -> dict[str, Any]:
+def check_restart_manifest(restart: object, manifest: Path) -> Restart:
     """The ``restart`` policy a sweep manifest recorded, checked as the YAML's was; SweepError if not."""
     return _check_restart(_Checker(manifest, {}), restart)
+
+
+def _check_demo(c: _Checker, raw: object) -> DemoBlock:
+    """The ``demo`` block with every key: a missing one is its minimum (task 0, 1 checkpoint, once)."""
+    demo = c.mapping(raw, ("demo",), DEMO_KEYS)
+
+    def read(key: str, minimum: int) -> int:
+        return c.integer(demo.get(key, minimum), ("demo", key), minimum)
+
+    return DemoBlock(
+        preempt_task=read("preempt_task", 0), after_checkpoints=read("after_checkpoints", 1), signals=read("signals", 1)
+    )
 
 
 def parse_sweep(source: str | os.PathLike[str]) -> Sweep:
@@ -319,11 +344,7 @@ def parse_sweep(source: str | os.PathLike[str]) -> Sweep:
     grid, explicit, random = _check_vary(c, c.mapping(data.get("vary", {}), ("vary",), VARY_KEYS))
     executor = _check_executor(c, data.get("executor", {}))
     restart = _check_restart(c, data.get("restart", {}))
-    demo = data.get("demo")
-    if demo is not None:
-        c.mapping(demo, ("demo",), DEMO_KEYS)
-        for key, minimum in (("preempt_task", 0), ("after_checkpoints", 1), ("signals", 1)):
-            c.integer(demo.get(key, minimum), ("demo", key), minimum)
+    demo = _check_demo(c, data["demo"]) if data.get("demo") is not None else None
     root = Path(run_root) if os.path.isabs(run_root) else source.parent / run_root
     return Sweep(
         name,
@@ -336,8 +357,8 @@ def parse_sweep(source: str | os.PathLike[str]) -> Sweep:
         list(explicit),
         random,
         executor,
-        dict(restart),
-        dict(demo) if demo is not None else None,
+        restart,
+        demo,
         program.python_path,
         program.dir_flags,
     )

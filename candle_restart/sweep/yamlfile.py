@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -75,7 +74,7 @@ def _walk(
 
 def load_yaml(
     source: Path, base60: dict[tuple[str, ...], str] | None = None
-) -> tuple[Any, dict[tuple[str, ...], int]]:
+) -> tuple[object, dict[tuple[str, ...], int]]:
     """Parse ``source``; return the data and the line of every key path (``base60``: see `_walk`).
 
     Refused with one line: bytes that are not UTF-8, invalid YAML, nesting deeper than

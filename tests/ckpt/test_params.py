@@ -90,3 +90,27 @@ def test_ckpt_parser_and_defs_offer_the_same_options() -> None:
     names = {d["name"] for d in ckpt_defs([{"name": "epochs"}])}
     assert {"epochs", "ckpt_restart_mode", "ckpt_checksum", "ckpt_keep_limit"} <= names
     assert {a.dest for a in parser._actions} - {"help"} == names - {"epochs"}
+
+
+def test_the_readme_states_each_default_as_the_options_table_does() -> None:
+    """`OPTIONS` is the one source of the defaults; the README's gParameters table must agree."""
+    import re
+    from pathlib import Path
+
+    from candle_restart.ckpt.params import OPTIONS
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    rows = dict(re.findall(r"^\| `(ckpt_\w+)` \| ([^|]+) \|", readme, re.MULTILINE))
+    rows["ckpt_metadata"] = "none"  # its row is `metadata` / `ckpt_metadata`
+    for option in OPTIONS:
+        assert option.name in rows, f"README: no row for {option.name}"
+        shown = rows[option.name].strip()
+        if option.default is None:
+            assert shown == "none" or option.name == "ckpt_directory", (option.name, shown)
+        else:
+            default = option.default
+            text = f"{default:g}" if isinstance(default, float) else str(default)
+            assert shown == f"`{text}`", (option.name, shown, text)
+    # and the parser gives each key the table's default
+    parsed = parse_params({"epochs": 1})
+    assert (parsed.halt_seconds, parsed.keep_limit, parsed.signals) == (30.0, 5, ("USR1", "TERM", "INT", "USR2"))

@@ -1,0 +1,37 @@
+"""The names of the environment variables the project reads or sets, each stated once here.
+
+Ours (``CANDLE_RESTART_*``):
+
+* `PARAMS_ENV`: extra ``ckpt_*`` keys for a benchmark whose parser cannot take them
+  (`candle_restart.ckpt.envparams`);
+* `CKPT_DIRECTORY_ENV`, `OUTPUT_DIR_ENV`: the task's ``ckpts/`` and output directory, set by
+  the task runner for every task;
+* `TASK_DIR_ENV`, `ATTEMPT_ENV`: the task directory and the attempt number, set by the runner;
+* `GENERATION_ENV`: the submission generation a backend gives the runner it starts;
+* `ON_PREEMPT_ENV`: a command the runner runs once a preempted attempt's checkpoint is
+  committed (a Slurm array element requeueing itself);
+* `LEASE_ENV`: overrides every lease's length (tests, slow filesystems);
+* `TEST_PAUSE_ENV`: tests only: where a coordinator pauses so a test can kill it there.
+
+The schedulers' (read only): Slurm's job and array ids, restart count and end time; PBS's
+walltime.
+"""
+
+from __future__ import annotations
+
+PARAMS_ENV = "CANDLE_RESTART_PARAMS"
+CKPT_DIRECTORY_ENV = "CANDLE_RESTART_CKPT_DIRECTORY"
+OUTPUT_DIR_ENV = "CANDLE_RESTART_OUTPUT_DIR"
+TASK_DIR_ENV = "CANDLE_RESTART_TASK_DIR"
+ATTEMPT_ENV = "CANDLE_RESTART_ATTEMPT"
+GENERATION_ENV = "CANDLE_RESTART_GENERATION"
+ON_PREEMPT_ENV = "CANDLE_RESTART_ON_PREEMPT"
+LEASE_ENV = "CANDLE_RESTART_LEASE_SECONDS"
+TEST_PAUSE_ENV = "CANDLE_RESTART_TEST_PAUSE_AT"
+
+SLURM_JOB_ID = "SLURM_JOB_ID"
+SLURM_JOB_END_TIME = "SLURM_JOB_END_TIME"  # epoch seconds; Slurm 23.02 and later
+SLURM_ARRAY_JOB_ID = "SLURM_ARRAY_JOB_ID"
+SLURM_ARRAY_TASK_ID = "SLURM_ARRAY_TASK_ID"
+SLURM_RESTART_COUNT = "SLURM_RESTART_COUNT"
+PBS_WALLTIME = "PBS_WALLTIME"
