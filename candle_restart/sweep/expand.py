@@ -172,7 +172,7 @@ def read_manifests(run_root: Path) -> Iterator[tuple[Path, JsonObject]]:
         yield path, record.to_json()
 
 
-def recorded_restart(run_root: Path) -> tuple[dict[str, object], Path | None]:
+def recorded_restart(run_root: Path) -> tuple[dict[str, float], Path | None]:
     """The ``restart`` policy the sweep of ``run_root`` recorded, and the manifest it came from.
 
     ``({}, None)`` when no manifest records one (a run root made by hand, or by an older
@@ -182,7 +182,7 @@ def recorded_restart(run_root: Path) -> tuple[dict[str, object], Path | None]:
     """
     from candle_restart.sweep.schema import check_restart_manifest
 
-    found: dict[str, object] = {}
+    found: dict[str, float] = {}
     source: Path | None = None
     for path, record in manifests(run_root):
         if record.restart is None:
