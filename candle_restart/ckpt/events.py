@@ -8,8 +8,9 @@ chooses its checkpoint or a fresh start (`restarted`). `restore._set_aside` repo
 
 Contract: recording an event never fails or stops the training. Any error building or
 appending one (a full disk, a vanished directory, a metric value that is not a number) is
-logged once per `EpochEvents` through its ``warn`` and the event is dropped. ``ckpt.log`` is
-unaffected: it keeps CANDLE's lines for CANDLE's tools.
+logged once per `EpochEvents` through its ``warn`` and the event is dropped. A missing
+``ckpt_directory`` is created, as the first save would. ``ckpt.log`` is unaffected: it keeps
+CANDLE's lines for CANDLE's tools.
 """
 
 from __future__ import annotations
@@ -50,7 +51,11 @@ class EpochEvents:
         try:
             event = build()
             with self._lock:
-                append_event(self.root, event)
+                try:
+                    append_event(self.root, event)
+                except FileNotFoundError:  # before the first save (no log, no restart) made it
+                    self.root.mkdir(parents=True, exist_ok=True)
+                    append_event(self.root, event)
         except OSError as exc:
             self._failed(f"{exc.strerror or exc}")
         except Exception as exc:

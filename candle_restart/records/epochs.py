@@ -153,7 +153,7 @@ class EpochEvent:
             value = data.get(name)
             if value is None:
                 if name in _REQUIRED[kind]:
-                    raise EventFileError(where, name, f"is required in a {kind} event")
+                    raise EventFileError(where, name, f"is required in {kind} events")
                 continue
             values[name] = _checked(where, kind, name, value)
         return cls(kind=kind, time=time_, schema_version=version, **values)  # type: ignore[arg-type]

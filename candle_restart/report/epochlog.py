@@ -12,10 +12,10 @@ From the events (`sessions_from_events`):
 * an ``epoch`` event is an epoch end of the current session, with the monitored metric's
   value (None when it was not computed or not finite); an epoch numbered no higher than the
   session's last end starts a new session (a training that never called ``restart``);
-* a ``commit`` at an epoch end whose epoch the session has not seen end counts as that epoch's
-  end (a script that saves without `ckpt_epoch`); a commit of an epoch already ended (the
-  commit thread's, late) changes nothing. Epochs are matched by number, never by the order
-  of lines.
+* a ``commit`` at an epoch end past every epoch the session has seen end (or resumed after)
+  counts as that epoch's end (a script that saves without `ckpt_epoch`); any other commit (the
+  commit thread's, late, after the next epoch's end; one inside an epoch) changes nothing.
+  Epochs are matched by number, never by the order of lines.
 
 Contract: never writes; `sessions_from_events` never raises; `read_epoch_log` returns None when
 the directory has neither file, and raises ``OSError`` only when ``ckpt.log`` is needed and
