@@ -46,7 +46,7 @@ class EpochEvents:
         """The events of a writer with these gParameters (the metric it monitors, if any)."""
         return cls(root, warn, settings.save_best_metric if settings.save_best else None)
 
-    def _record(self, build: Callable[[], EpochEvent]) -> None:
+    def record(self, build: Callable[[], EpochEvent]) -> None:
         """Build and append an event; any error is logged once and otherwise ignored (the module contract)."""
         try:
             event = build()
@@ -58,13 +58,15 @@ class EpochEvents:
                     append_event(self.root, event)
         except OSError as exc:
             self._failed(f"{exc.strerror or exc}")
-        except Exception as exc:
+        except Exception as exc:  # a record is never worth a training (the module contract)
             self._failed(f"{type(exc).__name__}: {exc}")
 
     def _failed(self, problem: str) -> None:
         if not self._warned:
             self._warned = True
-            self._warn(f"events.jsonl: cannot record events ({problem}); training goes on without them")
+            self._warn(
+                f"events.jsonl: cannot record an event ({problem}); training goes on, events may be missing"
+            )
 
     def epoch_end(
         self, epoch: int, value: float | None, direction: str, logs: Mapping[str, object] | None = None
@@ -72,7 +74,7 @@ class EpochEvents:
         """1-based ``epoch`` ended; ``value`` is the monitored metric's (None: not computed this
         epoch), better in ``direction`` "+"/"-"; ``logs`` holds every metric of the epoch."""
         metric = self.metric
-        self._record(
+        self.record(
             lambda: EpochEvent(
                 kind="epoch",
                 time=now_iso(),
@@ -86,7 +88,7 @@ class EpochEvents:
 
     def disabled(self, epoch: int, until: int) -> None:
         """1-based ``epoch`` ended with saving disabled until epoch ``until``."""
-        self._record(lambda: EpochEvent(kind="disabled", time=now_iso(), epoch=int(epoch), until=int(until)))
+        self.record(lambda: EpochEvent(kind="disabled", time=now_iso(), epoch=int(epoch), until=int(until)))
 
     def saving(
         self, epoch: int, position: Mapping[str, int] | None, best: bool, final: bool
@@ -124,7 +126,7 @@ class EpochEvents:
                 via=via,
             )
 
-        self._record(build)
+        self.record(build)
 
     def _relative(self, path: Path) -> str:
         """``path`` relative to this checkpoint directory (``epochs/NNN``), or absolute outside it."""
@@ -161,7 +163,7 @@ class PendingCommit:
         now = time.monotonic()
         begun = self.begun if self.begun is not None else self.started
         name = f"epochs/{epoch_name(self.epoch)}"
-        self.events._record(
+        self.events.record(
             lambda: EpochEvent(
                 kind="commit",
                 time=now_iso(),

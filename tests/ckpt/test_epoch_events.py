@@ -103,7 +103,7 @@ def test_events_that_cannot_be_written_never_stop_training(
         _epochs(ckpt, [0.5, 0.4, 0.3])
     assert sorted(os.listdir(tmp_path / "ckpts" / "epochs")) == ["001", "002", "003"]
     warnings = [r.getMessage() for r in caplog.records if "events.jsonl" in r.getMessage()]
-    assert warnings == ["events.jsonl: cannot record events (Is a directory); training goes on without them"]
+    assert warnings == ["events.jsonl: cannot record an event (Is a directory); training goes on, events may be missing"]
 
 
 def test_a_metric_value_that_is_no_number_is_dropped_from_the_event(
