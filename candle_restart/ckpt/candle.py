@@ -20,6 +20,7 @@ import os
 import secrets
 import time
 import weakref
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from candle_restart.ckpt.candle_params import CandleParamMethods
 from candle_restart.ckpt.candle_restore import CandleRestartMethods
 from candle_restart.ckpt.checksum import ALGORITHM, DISABLED, checksum_file, list_files
 from candle_restart.ckpt.envparams import with_environment
+from candle_restart.ckpt.events import EpochEvents
 from candle_restart.ckpt.info import (
     FIRST,
     SCHEMA_VERSION,
@@ -67,6 +69,7 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods, CandleRestartMethods):
         if logger == "DEFAULT":
             logger = make_logger(self, self.layout.log, verbose, self.settings.stdout_format)
         self.logger: logging.Logger | None = logger
+        self.events = EpochEvents.of(self.settings, self.layout.root, self.warning)  # ckpts/events.jsonl
         self.epochs: list[int] = []  # epochs this instance committed, ascending
         # The best epoch of this run (set by save_check_best) or of the checkpoint it restarted from.
         self.epoch_best: int = 0
@@ -178,14 +181,18 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods, CandleRestartMethods):
         release_console(self.logger)
 
     # ----- saving ---------------------------------------------------------------------------
-    def ckpt_epoch(self, epoch: int, direction: str, metric_value: float | None) -> bool:
+    def ckpt_epoch(
+        self, epoch: int, direction: str, metric_value: float | None, logs: Mapping[str, object] | None = None
+    ) -> bool:
         """Checkpoint after 0-based ``epoch`` if the policy says so (CANDLE's procedure, made atomic).
 
         ``metric_value`` None: the metric is missing from this epoch's logs (no best check).
+        ``logs``: every metric of the epoch, for its event in ``events.jsonl``.
 
         Returns whether a checkpoint was taken (CANDLE's returned None).
         """
         epoch = int(epoch) + 1
+        self.events.epoch_end(epoch, metric_value, direction, logs)
         self.pacer.epoch_end()  # may record a halt before the walltime (REQUEST): the caller stops
         if not self.save_check(epoch, direction, metric_value):
             return False
@@ -209,6 +216,7 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods, CandleRestartMethods):
         error raised, when this returns.
         """
         started = self.pacer.saving()
+        pending = self.events.saving(epoch, position, self.epoch_best == epoch, epoch >= self.epoch_max)
         self.saving_position = position
         self.committer.wait()  # one snapshot in flight at most; raises an earlier commit's failure
         self.hold_writer()
@@ -220,9 +228,11 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods, CandleRestartMethods):
         self.last_save_time = time.monotonic()
 
         def write_and_commit() -> None:
+            pending.writing()
             try:
                 self._write_and_commit(epoch, snapshot, info, is_best, drop_best)
                 self.pacer.committed(started)
+                pending.committed()
             finally:
                 if snapshot is not None:
                     snapshot.discard()
@@ -318,6 +328,7 @@ class CandleCkpt(CandleParamMethods, CandleKeepMethods, CandleRestartMethods):
             return False
         if epoch < self.skip_epochs:
             self.debug(f"model saving disabled until epoch {self.skip_epochs}")
+            self.events.disabled(epoch, self.skip_epochs)
             return False
         if self.save_check_best(epoch, direction, metric_value):
             self.epoch_best = epoch

@@ -22,6 +22,7 @@ from candle_restart.ckpt.restore import find_restart
 from candle_restart.errors import NoCheckpointError
 
 if TYPE_CHECKING:
+    from candle_restart.ckpt.events import EpochEvents
     from candle_restart.ckpt.lease import Lease
     from candle_restart.ckpt.params import CkptParams
 
@@ -39,6 +40,7 @@ class CandleRestartMethods:
     resume_position: dict[str, int] | None
     epoch_best: int
     links_own: bool
+    events: EpochEvents
 
     if TYPE_CHECKING:  # provided by CandleCkpt and its backend
 
@@ -62,6 +64,7 @@ class CandleRestartMethods:
         self.restart_done, self.restarted = True, None
         mode = self.settings.restart_mode
         if mode == "off":
+            self.events.restarted(None, None)
             return None
         self.set_model(model)
         self.hold_writer()  # set-aside and the writes that follow are this process's alone
@@ -85,6 +88,7 @@ class CandleRestartMethods:
                     "ckpt_restart_mode",
                     f"is 'required' but no checkpoint could be found{detail}",
                 )
+            self.events.restarted(None, None)
             return None
         model_file = found.path / found.info["model_file"]
         files = found.info.get("files") or {}
@@ -100,6 +104,7 @@ class CandleRestartMethods:
             f"restarting: model read:  {megabytes:0.3f} MB in {duration:0.3f} seconds ({megabytes / duration:0.2f} MB/s)."
         )
         self.restarted = result
+        self.events.restarted(found.path, result, found.via)
         return result
 
     def restart_json(self, directory: Path | str) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from candle_restart.ckpt.checksum import DISABLED, checksum_file
+from candle_restart.ckpt.events import set_aside as record_set_aside
 from candle_restart.ckpt.info import read_info
 from candle_restart.ckpt.layout import INFO_FILE, CkptLayout, epoch_name
 from candle_restart.errors import CheckpointIOError, CorruptCheckpointError, is_transient
@@ -171,7 +172,7 @@ def _candidates(layout: CkptLayout) -> list[tuple[int, Path]]:
     return sorted(found.items())
 
 
-def _set_aside(path: Path, log: Log) -> None:
+def _set_aside(path: Path, log: Log, problem: str) -> None:
     """Rename a checkpoint that fails verification out of the ``epochs/<digits>`` namespace (never delete it)."""
     if not path.is_dir() or path.is_symlink():
         return
@@ -184,6 +185,7 @@ def _set_aside(path: Path, log: Log) -> None:
     log(
         f"restarting: set aside {path.parent.name}/{path.name} as {path.parent.name}/{aside.name} (kept, not deleted)"
     )
+    record_set_aside(path, aside, problem, log)
 
 
 def _unreadable(exc: CheckpointIOError, epoch: int) -> CheckpointIOError:
@@ -222,7 +224,7 @@ def find_restart(
         except CorruptCheckpointError as exc:
             log(f"restarting: 'last' -> epochs/{epoch_name(last_epoch)} is unusable: {exc}")
             if set_aside:
-                _set_aside(path, log)
+                _set_aside(path, log, str(exc))
     elif layout.last.is_symlink():
         log(f"restarting: 'last' link is malformed: {os.readlink(layout.last)!r}")
     elif layout.epochs.is_dir():
@@ -237,7 +239,7 @@ def find_restart(
         except CorruptCheckpointError as exc:
             log(f"restarting: skipping epochs/{epoch_name(epoch)}: {exc}")
             if set_aside:
-                _set_aside(path, log)
+                _set_aside(path, log, str(exc))
             continue
         log(f"restarting: falling back to epochs/{epoch_name(epoch)} (newest checkpoint that verifies)")
         return Found(epoch, path, info, "fallback")

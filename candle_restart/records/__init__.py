@@ -13,4 +13,5 @@ This package is the innermost layer: it imports the standard library only, so th
 Modules:
 
 * `jsonio`: the one safe JSON reader (depth, huge integers, UTF-8) every reader goes through.
+* `epochs`: ``ckpts/events.jsonl``, the checkpoint writer's epoch, commit and restart events.
 """

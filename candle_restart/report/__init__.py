@@ -1,7 +1,8 @@
 """``candle-restart report RUN_ROOT [-o DIR]``: a static page that shows a whole run root at a glance.
 
 * `collect` (``collect.py``): per task, its status, attempts, kept checkpoints, metric and restarts;
-  ``epochlog.py`` reads ``ckpts/ckpt.log`` back into epochs and restarts.
+  ``epochlog.py`` reads ``ckpts/events.jsonl`` into epochs and restarts (``epochlog_legacy.py``
+  parses ``ckpts/ckpt.log`` instead for a task written before events existed).
 * ``plots.py``: the metric figures (matplotlib, the optional ``report`` extra).
 * ``timeline.py``: each task's attempts as an inline SVG bar and a table.
 * ``page.py``: the HTML page.

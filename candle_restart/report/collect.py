@@ -3,16 +3,17 @@
 Per task: its classification (`candle_restart.coordinator.scan`, the same as
 ``candle-restart status``), its attempts (the journal, `TaskDir.read_journal`),
 the ``ckpt-info.json`` of every kept checkpoint (`read_info`) and the epochs of
-its ``ckpts/ckpt.log`` (`candle_restart.report.epochlog`).
+its ``ckpts/events.jsonl`` (``ckpts/ckpt.log`` for a task written before events existed;
+`candle_restart.report.epochlog`).
 
-Where the metric comes from: the log's per-epoch values when there is a log;
+Where the metric comes from: the events' (or log's) per-epoch values when there are any;
 otherwise each kept checkpoint that was the best when written (its
 ``best_epoch`` is its own epoch), whose ``best_metric_last`` is that epoch's
-value.  Restarts come from the log's sessions, or without a log from the
+value.  Restarts come from the events' (or log's) sessions, or without either from the
 kept checkpoints whose writer (host, pid) differs from the previous one's.
 
 Contract: never writes; never raises for one task's bad files (an unreadable
-or malformed ``state.json``, ``ckpt-info.json`` or ``ckpt.log`` becomes a line
+or malformed ``state.json``, ``ckpt-info.json``, ``events.jsonl`` or ``ckpt.log`` becomes a line
 in that task's ``problems`` naming the file); a run root that is not a
 directory raises `RunRootError` (one line).
 """
@@ -31,7 +32,8 @@ from candle_restart.ckpt.info import finite_or_none
 from candle_restart.ckpt.layout import INFO_FILE
 from candle_restart.coordinator import STATES, LocalBackend, TaskStatus, scan
 from candle_restart.errors import CorruptCheckpointError
-from candle_restart.report.epochlog import EpochLog, read_epoch_log
+from candle_restart.report.epochlog import read_epoch_log
+from candle_restart.report.sessions import EpochLog
 from candle_restart.task.taskdir import TaskDir
 
 STUCK_RESUMES = 2  # this many restarts in a row from the same epoch: the task makes no progress
@@ -56,7 +58,7 @@ class Resume:
 
     epoch: int
     mid_epoch: bool = False
-    source: str = "ckpt.log"  # or "checkpoint writers"
+    source: str = "events.jsonl"  # or "ckpt.log" (a task from before events), or "checkpoint writers"
 
 
 @dataclass
@@ -74,7 +76,7 @@ class TaskReport:
     resumes: list[Resume] = field(default_factory=list)
     attempts: list[Attempt] = field(default_factory=list)
     epochs_trained: int = 0
-    epochs_redone: int | None = None  # None: no ckpt.log to count from
+    epochs_redone: int | None = None  # None: no events.jsonl or ckpt.log to count from
     checkpoints_seen: int = 0  # directories in ckpts/epochs/, readable or not
     problems: list[str] = field(default_factory=list)
     stuck: str | None = None
@@ -92,7 +94,7 @@ class Summary:
     by_state: dict[str, int]
     epochs_trained: int
     epochs_redone: int
-    without_log: int  # tasks with checkpoints but no ckpt.log: their redone epochs are not counted
+    without_log: int  # tasks with checkpoints but no events or log: their redone epochs are not counted
     preemptions: int
     failures: int
     attempts: int
@@ -202,9 +204,9 @@ def _from_log(report: TaskReport, log: EpochLog) -> None:
     trained_before = False
     for session in log.sessions:
         if session.resumed_from is not None:
-            report.resumes.append(Resume(session.resumed_from, session.position is not None))
+            report.resumes.append(Resume(session.resumed_from, session.position is not None, log.source))
         elif trained_before and session.epoch_ends:
-            report.resumes.append(Resume(0))  # started over from scratch
+            report.resumes.append(Resume(0, source=log.source))  # started over from scratch
         trained_before = trained_before or bool(session.epoch_ends)
     last = report.resumes[-STUCK_RESUMES:]
     if (
@@ -225,12 +227,13 @@ def collect_task(index: int, status: TaskStatus, task: TaskDir) -> TaskReport:
     layout = CkptLayout.at(task.ckpts)
     report.checkpoints_seen = len(layout.list_epochs())
     infos = _checkpoints(report, layout)
-    log_path = layout.log
     try:
-        log = read_epoch_log(log_path)
+        log = read_epoch_log(layout.root)
     except OSError as exc:
-        report.problems.append(f"{log_path}: cannot be read: {exc.strerror or exc}")
+        report.problems.append(f"{layout.log}: cannot be read: {exc.strerror or exc}")
         log = None
+    if log is not None:
+        report.problems.extend(log.problems)
     if log is not None and log.sessions:
         _from_log(report, log)
     else:

@@ -1,195 +1,79 @@
-"""Reading a checkpoint directory's ``ckpt.log`` back into epochs, metric values and restarts.
+"""A checkpoint directory's trainings, epoch by epoch, from ``events.jsonl`` (``ckpt.log`` before it).
 
-The log is CANDLE's (see `candle_restart.ckpt.log`): ``YYYY-mm-dd HH:MM:SS CandleCkpt: message``
-lines, where a message may go on over the next lines (the ``ckpt-info.json`` dump at a restart).
-What a process's callback writes, and what is taken from it:
+`read_epoch_log` reads ``ckpts/events.jsonl`` (`candle_restart.records.epochs`) when the
+directory has one; a directory written before events existed is read from ``ckpt.log`` by the
+old parser (`candle_restart.report.epochlog_legacy`), and so is one whose events do not read
+(the problem is kept in `EpochLog.problems`).
 
-* ``Callback initialized.``: a new session (one callback of one attempt);
-* ``{...}`` after ``ckpt-info.json contains:``: the checkpoint it restarted from (its
-  ``position`` says whether it was taken inside an epoch);
-* ``restarting from epoch: J``: the session resumed with J epochs done;
-* ``metrics: NAME: current=V ...``: an epoch ended with metric value V (printed with 6 decimals);
-* ``model saving disabled until epoch N``, ``not writing this epoch.``, ``writing final epoch N``
-  and ``rename: ... -> '.../epochs/NNN'``: the other ways an epoch end shows (the rename also
-  names the epoch, which resynchronises the count);
-* ``writing mid-epoch checkpoint: epoch E batch B``: the next rename is a checkpoint taken
-  inside epoch E, not an epoch end;
-* with asynchronous commits the ``rename`` of epoch N comes from the commit thread and may
-  follow the ``metrics`` line of epoch N+1; a rename of an epoch before the current count
-  is such a late one and changes nothing;
-* ``preempted: ...``: the session stopped on a signal.
+From the events (`sessions_from_events`):
 
-Contract: `parse_epoch_log` never raises on content (unknown or garbled lines are skipped)
-and never writes; `read_epoch_log` returns None when there is no log and raises `OSError`
-only when one exists but cannot be read.
+* a ``restart`` event starts a session: resumed with ``epoch`` epochs done from a checkpoint
+  (``position``: taken inside the next epoch), or fresh;
+* an ``epoch`` event is an epoch end of the current session, with the monitored metric's
+  value (None when it was not computed or not finite); an epoch numbered no higher than the
+  session's last end starts a new session (a training that never called ``restart``);
+* a ``commit`` at an epoch end past every epoch the session has seen end (or resumed after)
+  counts as that epoch's end (a script that saves without `ckpt_epoch`); any other commit (the
+  commit thread's, late, after the next epoch's end; one inside an epoch) changes nothing.
+  Epochs are matched by number, never by the order of lines.
+
+Contract: never writes; `sessions_from_events` never raises; `read_epoch_log` returns None when
+the directory has neither file, and raises ``OSError`` only when ``ckpt.log`` is needed and
+exists but cannot be read.
 """
 
 from __future__ import annotations
 
-import math
-import re
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from candle_restart.records.jsonio import JsonError, loads
-
-_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) CandleCkpt: (.*)$")
-_METRICS = re.compile(r"^metrics: (.+?): current=(\S+) ")
-_RESTART = re.compile(r"^restarting from epoch: (\d{1,9})")
-_DISABLED = re.compile(r"^model saving disabled until epoch")
-_FINAL = re.compile(r"^writing final epoch (\d{1,9})")
-_MIDEPOCH = re.compile(r"^writing mid-epoch checkpoint: epoch (\d+) batch (\d+)")
-_RENAME = re.compile(r"^rename: .*epochs/(\d{3,9})'\s*$")
-_SAVE_BEST = re.compile(r"^save_best_metric='(.*)'$")
+from candle_restart.ckpt.layout import LOG_FILE
+from candle_restart.records.epochs import EpochEvent, EventFileError, events_path, read_events
+from candle_restart.report.epochlog_legacy import read_legacy_log
+from candle_restart.report.sessions import EpochLog, Session
 
 
-@dataclass
-class Session:
-    """What one callback (one attempt of the training) logged."""
+def sessions_from_events(events: list[EpochEvent]) -> EpochLog:
+    """The sessions the events describe (see the module docstring)."""
+    metric: str | None = None
+    sessions: list[Session] = []
+    ended: set[int] = set()  # epochs the current session has seen end
 
-    started: str
-    resumed_from: int | None = None  # epochs done when it restarted; None: it started fresh
-    position: dict[str, Any] | None = None  # the restart checkpoint's position (mid-epoch) or None
-    epoch_ends: list[tuple[int, float | None]] = field(default_factory=list)  # (1-based epoch, metric)
-    preempted: str | None = None
+    def new_session(started: str) -> Session:
+        ended.clear()
+        sessions.append(Session(started=started))
+        return sessions[-1]
 
-
-@dataclass
-class EpochLog:
-    """The sessions of one ``ckpt.log`` and what follows from them."""
-
-    metric: str | None
-    sessions: list[Session]
-
-    def values(self) -> dict[int, float]:
-        """Each epoch's metric at its end (the latest time it ended, when it was trained twice)."""
-        out: dict[int, float] = {}
-        for session in self.sessions:
-            for epoch, value in session.epoch_ends:
-                if value is not None:
-                    out[epoch] = value
-                else:
-                    out.pop(epoch, None)
-        return out
-
-    @property
-    def trained(self) -> int:
-        """Epoch ends logged, counting an epoch trained again after a restart each time."""
-        return sum(len(s.epoch_ends) for s in self.sessions)
-
-    @property
-    def redone(self) -> int:
-        """Epoch ends beyond the first of the same epoch: training a restart had to repeat."""
-        distinct = {epoch for s in self.sessions for epoch, _ in s.epoch_ends}
-        return self.trained - len(distinct)
+    for event in events:
+        session = sessions[-1] if sessions else None
+        if event.kind == "restart":
+            session = new_session(event.time)
+            session.resumed_from = event.epoch
+            session.position = dict(event.position) if event.position is not None else None
+        elif event.kind == "epoch" and event.epoch is not None:
+            if session is None or (session.epoch_ends and event.epoch <= session.epoch_ends[-1][0]):
+                session = new_session(event.time)
+            metric = metric or event.metric
+            session.epoch_ends.append((event.epoch, event.value if event.metric is not None else None))
+            ended.add(event.epoch)
+        elif event.kind == "commit" and event.epoch is not None and event.position is None:
+            if session is None:
+                session = new_session(event.time)
+            if event.epoch > max(ended, default=session.resumed_from or 0):
+                session.epoch_ends.append((event.epoch, None))
+                ended.add(event.epoch)
+    return EpochLog(metric, sessions, source="events.jsonl")
 
 
-def _number(text: str) -> float | None:
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
-
-
-class _Parser:
-    def __init__(self) -> None:
-        self.metric: str | None = None
-        self.sessions: list[Session] = []
-        self.epoch = 0  # epochs done in the current session, as far as the log tells
-        self.open = False  # an epoch end was logged whose save decision has not been seen yet
-        self.midepoch = False  # the next rename is a mid-epoch checkpoint
-
-    @property
-    def session(self) -> Session:
-        if not self.sessions:  # a log that starts mid-way (rotated or truncated)
-            self.sessions.append(Session(started=""))
-        return self.sessions[-1]
-
-    def end_epoch(self, epoch: int, value: float | None) -> None:
-        self.epoch = epoch
-        self.session.epoch_ends.append((epoch, value))
-
-    def resync(self, epoch: int) -> None:
-        """An epoch's own number (from a rename or 'final epoch') for the end just logged."""
-        ends = self.session.epoch_ends
-        if self.open and ends:
-            ends[-1] = (epoch, ends[-1][1])
-            self.epoch = epoch
-        elif epoch != self.epoch:
-            self.end_epoch(epoch, None)
-        self.open = False
-
-    def message(self, stamp: str, text: str) -> None:
-        if text == "Callback initialized.":
-            self.sessions.append(Session(started=stamp))
-            self.epoch, self.open, self.midepoch = 0, False, False
-        elif m := _METRICS.match(text):
-            self.metric = m.group(1)
-            self.end_epoch(self.epoch + 1, _number(m.group(2)))
-            self.open = True
-        elif _DISABLED.match(text):
-            self.end_epoch(self.epoch + 1, None)
-        elif text == "not writing this epoch.":
-            if not self.open:
-                self.end_epoch(self.epoch + 1, None)
-            self.open = False
-        elif m := _FINAL.match(text):
-            self.resync(int(m.group(1)))
-        elif _MIDEPOCH.match(text):
-            self.midepoch = True
-        elif m := _RENAME.match(text):
-            if self.midepoch:
-                self.midepoch = False
-            elif int(m.group(1)) >= self.epoch:
-                self.resync(int(m.group(1)))
-            # else: the commit thread finished an earlier epoch's checkpoint after a later
-            # epoch's end was logged (asynchronous commits); the count is already ahead.
-        elif m := _RESTART.match(text):
-            self.session.resumed_from = self.epoch = int(m.group(1))
-        elif text.startswith("preempted: "):
-            self.session.preempted = text[len("preempted: ") :]
-        elif m := _SAVE_BEST.match(text):
-            self.metric = self.metric or m.group(1)
-
-    def dump(self, text: str) -> None:
-        """The ``ckpt-info.json`` a restart read, logged as one multi-line message."""
+def read_epoch_log(ckpt_dir: Path) -> EpochLog | None:
+    """The sessions of the checkpoint directory ``ckpt_dir`` (see the module contract)."""
+    problems: list[str] = []
+    if events_path(ckpt_dir).exists():
         try:
-            info = loads(text)
-        except JsonError:
-            return
-        position = info.get("position") if isinstance(info, dict) else None
-        self.session.position = position if isinstance(position, dict) else None
-
-
-def parse_epoch_log(text: str) -> EpochLog:
-    """The sessions, epoch ends and restarts in the text of a ``ckpt.log`` (see the module docstring)."""
-    parser = _Parser()
-    pending: list[str] | None = None  # the lines of a multi-line message being collected
-    for line in text.splitlines():
-        m = _LINE.match(line)
-        if m is None:
-            if pending is not None:
-                pending.append(line)
-            continue
-        if pending is not None:
-            parser.dump("\n".join(pending))
-            pending = None
-        stamp, message = m.groups()
-        if message == "{":
-            pending = [message]
-        else:
-            parser.message(stamp, message)
-    if pending is not None:
-        parser.dump("\n".join(pending))
-    return EpochLog(parser.metric, parser.sessions)
-
-
-def read_epoch_log(path: Path) -> EpochLog | None:
-    """`parse_epoch_log` of the file at ``path``; None when it does not exist."""
-    try:
-        text = path.read_text(errors="replace")
-    except FileNotFoundError:
-        return None
-    return parse_epoch_log(text)
+            return sessions_from_events(read_events(ckpt_dir))
+        except EventFileError as exc:
+            problems.append(f"{exc}; epochs read from {LOG_FILE} instead")
+    log = read_legacy_log(Path(ckpt_dir) / LOG_FILE)
+    if log is None:
+        return EpochLog(None, [], source="", problems=problems) if problems else None
+    log.problems = problems
+    return log

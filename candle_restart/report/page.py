@@ -121,7 +121,7 @@ def _summary(summary: Summary) -> str:
         states.append(f'<div class="card" data-count="{state}"><b>{n}</b>{_chip(state)}</div>')
     unknown = (
         f'<div class="card" data-count="without_log"><b>{summary.without_log}</b>'
-        "task(s) without a ckpt.log: their redone epochs are not counted</div>"
+        "task(s) without events.jsonl or ckpt.log: their redone epochs are not counted</div>"
         if summary.without_log
         else ""
     )
@@ -262,7 +262,7 @@ def _task(t: TaskReport, plot: str | None, now: datetime) -> str:
     elif not t.values:
         parts.append('<p class="muted">No checkpointed metric yet.</p>')
     restarts = ", ".join(_resumed(r) for r in t.resumes)
-    redone = "not known (no ckpt.log)" if t.epochs_redone is None else str(t.epochs_redone)
+    redone = "not known (no events.jsonl or ckpt.log)" if t.epochs_redone is None else str(t.epochs_redone)
     parts.append(
         f'<p class="muted">Resumed: {restarts or "never"}. Epochs trained: {t.epochs_trained}; '
         f"redone: {redone}. Kept checkpoints: {', '.join(map(str, sorted(t.kept))) or 'none'}.</p>"

@@ -45,6 +45,7 @@ from candle_restart.coordinator import Backend, Policy, TaskStatus, resume, scan
 from candle_restart.coordinator.policy import with_values
 from candle_restart.coordinator.report import summary, table
 from candle_restart.errors import CkptError
+from candle_restart.records.epochs import count_events
 from candle_restart.sweep.expand import expand
 from candle_restart.sweep.schema import Sweep
 from candle_restart.task.launch import task_params
@@ -180,9 +181,8 @@ class _DemoPreemption:
         if not state or state.get("status") != "running" or state.get("host") != socket.gethostname():
             return
         pid = int(state.get("pid", 0))
-        log = self.task.ckpts / "ckpt.log"
-        lines = log.read_text(errors="replace").count("model wrote:") if log.exists() else 0
-        if pid in self.signalled or lines < self.after * (len(self.signalled) + 1):
+        commits = count_events(self.task.ckpts, "commit")
+        if pid in self.signalled or commits < self.after * (len(self.signalled) + 1):
             return
         try:
             os.kill(pid, signal.SIGUSR1)

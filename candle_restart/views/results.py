@@ -6,7 +6,7 @@ What Ray Tune's ``ResultGrid.get_dataframe``/``get_best_result`` and Optuna's
 * the parameters that differ between tasks (`varied_keys`; every parameter is in ``task.json``);
 * the checkpointed metric: its name and mode, the best value and its epoch, and the final value
   (``state.json``'s ``metric`` when the runner recorded one; else the report's readers: the
-  newest checkpoint's ``ckpt-info.json`` and the values ``ckpts/ckpt.log`` gives per epoch);
+  newest checkpoint's ``ckpt-info.json`` and the values ``ckpts/events.jsonl`` gives per epoch);
 * what the training function returned (``state.json``'s ``result``).
 
 Sorting (`--sort NAME[:min|:max]`): NAME is the checkpointed metric (its best value), ``final``,

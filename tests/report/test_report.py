@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from candle_restart.cli import main
+from candle_restart.records.epochs import EVENTS_FILE
 from candle_restart.report import write_report
 from candle_restart.report.collect import Resume, TaskReport, collect, summarize
 from candle_restart.task import create_task, run_task
@@ -23,7 +24,9 @@ def run_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("report") / "run"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PYTHONPATH", str(ROOT))
-        build_run_root(root)
+        tasks = build_run_root(root)
+    for name in ("toyresumed", "corrupt"):  # as written before events.jsonl existed, without a log
+        (tasks[name].ckpts / EVENTS_FILE).unlink()
     return root
 
 
@@ -57,7 +60,7 @@ def test_collect_reads_metric_restarts_and_attempts_of_each_task(run_root: Path)
     ]
     assert tasks["midepoch"].resumes == [Resume(2, mid_epoch=True)]
     assert tasks["midepoch"].epochs_redone == 0
-    toy = tasks["toyresumed"]  # no ckpt.log: values and the restart come from the kept checkpoints
+    toy = tasks["toyresumed"]  # no events or log: values and the restart come from the kept checkpoints
     assert toy.values == {1: 1.0, 2: 0.5, 3: pytest.approx(1 / 3), 4: 0.25}
     assert toy.resumes == [Resume(2, source="checkpoint writers")] and toy.epochs_redone is None
     assert toy.attempts[0].where.startswith("pid ") and toy.attempts[0].where != toy.attempts[1].where
@@ -231,7 +234,7 @@ def test_epochs_are_counted_from_the_log_without_a_best_metric(tmp_path: Path) -
 
 
 def test_late_renames_of_asynchronous_commits_do_not_shift_epochs() -> None:
-    from candle_restart.report.epochlog import parse_epoch_log
+    from candle_restart.report.epochlog_legacy import parse_epoch_log
 
     lines = [
         "Callback initialized.",
