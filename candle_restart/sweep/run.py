@@ -45,7 +45,7 @@ from candle_restart.coordinator import Backend, Policy, TaskStatus, resume, scan
 from candle_restart.coordinator.policy import with_values
 from candle_restart.coordinator.report import summary, table
 from candle_restart.errors import CkptError
-from candle_restart.records.epochs import count_events
+from candle_restart.records.epochs import count_events, events_path
 from candle_restart.sweep.expand import expand
 from candle_restart.sweep.schema import Sweep
 from candle_restart.task.launch import task_params
@@ -106,6 +106,19 @@ def eta(statuses: list[TaskStatus], started: float, gave_up: int, done_before: i
     if finished_here <= 0 or remaining <= 0:
         return "-"
     return f"{(time.monotonic() - started) / finished_here * remaining:.0f} s"
+
+
+def _commits(ckpts: Path) -> int:
+    """Checkpoints committed in ``ckpts``: its commit events, or, for a writer that keeps no
+    ``events.jsonl`` (CANDLE's own checkpoint code run as a ``command``), the ``model wrote:``
+    lines of its ``ckpt.log`` (the old-format fallback, the only place the log is counted)."""
+    if events_path(ckpts).exists():
+        return count_events(ckpts, "commit")
+    log = ckpts / "ckpt.log"
+    try:
+        return log.read_text(errors="replace").count("model wrote:")
+    except OSError:
+        return 0
 
 
 class _Interrupt:
@@ -181,7 +194,7 @@ class _DemoPreemption:
         if not state or state.get("status") != "running" or state.get("host") != socket.gethostname():
             return
         pid = int(state.get("pid", 0))
-        commits = count_events(self.task.ckpts, "commit")
+        commits = _commits(self.task.ckpts)
         if pid in self.signalled or commits < self.after * (len(self.signalled) + 1):
             return
         try:

@@ -12,7 +12,7 @@ import pytest
 
 from candle_restart.ckpt.preempt import REQUEST
 from candle_restart.records.epochs import EVENTS_FILE, read_events
-from tests.ckpt.conftest import BytesCkpt, BytesModel
+from tests.helpers import BytesCkpt, BytesModel
 
 MakeCkpt = Callable[..., BytesCkpt]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from candle_restart.sweep.run import _DemoPreemption
 from candle_restart.task import create_task
-from tests.ckpt.conftest import BytesCkpt, BytesModel
+from tests.helpers import BytesCkpt, BytesModel
 
 # Blocks SIGUSR1, says so, then waits for it: exit 0 only once it came.
 WAITER = (
