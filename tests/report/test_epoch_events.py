@@ -18,8 +18,7 @@ from candle_restart.records.epochs import EVENTS_FILE, EpochEvent
 from candle_restart.report.collect import TaskReport, collect
 from candle_restart.report.epochlog import sessions_from_events
 from candle_restart.task import create_task, run_task
-from tests.report.conftest import TRAINER
-from tests.helpers import ROOT
+from tests.helpers import ROOT, TRAINER
 
 # Curves with at most 6 decimals: ckpt.log prints metric values with 6, events.jsonl keeps them whole.
 TASKS = {
