@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TypedDict
 
-from candle_restart.records.jsonio import JsonValue
+from candle_restart.records.jsontypes import JsonValue
 
 KINDS = ("local", "slurm", "pbspro", "lsf", "flux")
 KIND = "local"  # tasks run as processes on this machine

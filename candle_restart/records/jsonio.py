@@ -26,14 +26,9 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any
 
 from candle_restart.errors import CkptError, is_transient
-
-# A JSON value (what `loads` returns): the one definition the typed readers and writers share.
-JsonScalar: TypeAlias = "str | int | float | bool | None"
-JsonValue: TypeAlias = "JsonScalar | list[JsonValue] | dict[str, JsonValue]"
-JsonObject: TypeAlias = "dict[str, JsonValue]"
 
 MAX_DEPTH = 64
 MAX_INT_DIGITS = 100
