@@ -84,15 +84,15 @@ def _checkpoint_summary(task: TaskDir) -> dict[str, Any] | None:
     info = found.info
     return {
         "dir": found.path.name,
-        "epoch": info["epoch"],
-        "epochs": info.get("epochs"),
-        "complete": info.get("complete"),
-        "position": info.get("position"),
-        "best_metric_last": info.get("best_metric_last"),
-        "best_epoch": info.get("best_epoch"),
-        "save_best_metric": info.get("save_best_metric"),
-        "best_mode": info.get("best_mode"),
-        "timestamp": info.get("timestamp"),
+        "epoch": info.epoch,
+        "epochs": info.epochs,
+        "complete": info.complete,
+        "position": None if info.position is None else info.position.to_dict(),
+        "best_metric_last": info.best_metric_last,
+        "best_epoch": info.best_epoch,
+        "save_best_metric": info.save_best_metric,
+        "best_mode": info.best_mode,
+        "timestamp": info.timestamp,
     }
 
 
