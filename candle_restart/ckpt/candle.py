@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 
 from candle_restart.ckpt.background import BackgroundCommit
 from candle_restart.ckpt.candle_params import CandleParamMethods
@@ -38,6 +38,35 @@ __all__ = ["TRAIN_STATE_FILE", "CandleCkpt"]
 
 # A benchmark's gParameters: CANDLE's free-form dict, read by benchmark code as it pleases.
 GParams = dict[str, Any]
+
+
+T = TypeVar("T")
+
+
+class _Via(Generic[T]):
+    """An attribute of CANDLE's callback that a collaborator owns: read and written at ``path``
+    below the instance (``_Via("engine", "best", "value")`` is ``self.engine.best.value``)."""
+
+    def __init__(self, *path: str) -> None:
+        self.path = path
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> _Via[T]: ...
+
+    @overload
+    def __get__(self, obj: object, owner: type) -> T: ...
+
+    def __get__(self, obj: object | None, owner: type) -> T | _Via[T]:
+        if obj is None:
+            return self
+        for name in self.path:
+            obj = getattr(obj, name)
+        return obj  # type: ignore[return-value]
+
+    def __set__(self, obj: object, value: T) -> None:
+        for name in self.path[:-1]:
+            obj = getattr(obj, name)
+        setattr(obj, self.path[-1], value)
 
 
 class CandleCkpt(CandleParamMethods):
@@ -96,75 +125,20 @@ class CandleCkpt(CandleParamMethods):
         self.restorer = Restorer(self.layout, settings.directory, settings.restart_mode)
 
     # ----- CANDLE's attributes, kept by the collaborators ------------------------------------
-    @property
-    def best_metric_last(self) -> float | None:
-        return self.engine.best.value
-
-    @best_metric_last.setter
-    def best_metric_last(self, value: float | None) -> None:
-        self.engine.best.value = value
-
-    @property
-    def epoch_best(self) -> int:
-        """The best epoch of this run (set by save_check_best) or of the checkpoint it restarted from."""
-        return self.engine.best.epoch
-
-    @epoch_best.setter
-    def epoch_best(self, epoch: int) -> None:
-        self.engine.best.epoch = epoch
-
-    @property
-    def best_mode(self) -> str | None:
-        return self.engine.best.mode
-
-    @property
-    def epochs(self) -> list[int]:
-        """Epochs this instance committed and still keeps, ascending (CANDLE's ``epochs``)."""
-        return self.engine.epochs
-
-    @property
-    def cksum_model(self) -> str:
-        return self.engine.cksum_model
-
-    @property
-    def links_own(self) -> bool:
-        return self.engine.links_own
-
-    @property
-    def in_training(self) -> bool:
-        return self.engine.in_training
-
-    @in_training.setter
-    def in_training(self, value: bool) -> None:
-        self.engine.in_training = value
-
-    @property
-    def last_save_time(self) -> float:
-        return self.engine.last_save_time
-
-    @last_save_time.setter
-    def last_save_time(self, value: float) -> None:
-        self.engine.last_save_time = value
-
-    @property
-    def saving_position(self) -> Position | None:
-        return self.engine.saving_position
-
-    @property
-    def committer(self) -> BackgroundCommit[CommitResult]:
-        return self.engine.committer
-
-    @property
-    def pacer(self) -> Pacer:
-        return self.engine.pacer
-
-    @property
-    def restart_done(self) -> bool:
-        return self.restorer.done
-
-    @property
-    def restarted(self) -> CandleDict | None:
-        return self.restorer.restarted
+    best_metric_last: _Via[float | None] = _Via("engine", "best", "value")  # running best; None: none yet
+    epoch_best: _Via[int] = _Via("engine", "best", "epoch")  # this run's best epoch, or the restored one's
+    best_mode: _Via[str | None] = _Via("engine", "best", "mode")
+    epochs: _Via[list[int]] = _Via("engine", "epochs")  # epochs this instance committed and still keeps
+    cksum_model: _Via[str] = _Via("engine", "cksum_model")
+    links_own: _Via[bool] = _Via("engine", "links_own")
+    in_training: _Via[bool] = _Via("engine", "in_training")  # set by a backend's training hooks
+    last_save_time: _Via[float] = _Via("engine", "last_save_time")
+    saving_position: _Via[Position | None] = _Via("engine", "saving_position")
+    committer: _Via[BackgroundCommit[CommitResult]] = _Via("engine", "committer")
+    pacer: _Via[Pacer] = _Via("engine", "pacer")
+    restart_done: _Via[bool] = _Via("restorer", "done")
+    restarted: _Via[CandleDict | None] = _Via("restorer", "restarted")
+    verified_files: _Via[set[str]] = _Via("restorer", "verified_files")
 
     @property
     def resume_position(self) -> dict[str, int] | None:
@@ -177,10 +151,6 @@ class CandleCkpt(CandleParamMethods):
         self.restorer.resume_position = (
             None if position is None else Position(position["epoch"], position["batch"])
         )
-
-    @property
-    def verified_files(self) -> set[str]:
-        return self.restorer.verified_files
 
     # ----- logging ------------------------------------------------------------------------
     def info(self, message: str) -> None:

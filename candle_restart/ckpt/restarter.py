@@ -89,8 +89,12 @@ class Restorer:
         host.info(
             f"restarting: model read:  {megabytes:0.3f} MB in {duration:0.3f} seconds ({megabytes / duration:0.2f} MB/s)."
         )
-        self.restarted = result  # "restarted from epoch N"
+        self.restored(found, result)
         return result
+
+    def restored(self, found: Found, result: CandleDict) -> None:
+        """Restarted from ``found`` (its epoch: ``found.info.epoch`` epochs done); ``result`` is CANDLE's dict."""
+        self.restarted = result
 
     def choose(self, logs: Logs) -> Found | None:
         """The checkpoint to restart from; raises `NoCheckpointError` when required and none verifies."""
