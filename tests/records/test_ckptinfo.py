@@ -139,7 +139,7 @@ def test_a_bad_key_is_one_line_naming_file_and_key(change: dict[str, object], fr
 
 def test_reading_missing_garbage_and_unreadable_files(tmp_path: Path) -> None:
     path = tmp_path / "ckpt-info.json"
-    with pytest.raises(CorruptCheckpointError, match="ckpt-info.json: is missing"):
+    with pytest.raises(CorruptCheckpointError, match=r"ckpt-info\.json: is missing"):
         read_ckpt_info(path)
     path.write_text("[1]")
     with pytest.raises(CorruptCheckpointError, match="must hold a JSON object, got list"):
