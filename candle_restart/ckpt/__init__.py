@@ -5,7 +5,8 @@ Public names:
 * `parse_params`, `CkptParams`, `ckpt_parser`, `ckpt_defs`, `str2bool`: CANDLE's gParameters.
 * `CkptLayout`: the paths of a checkpoint directory.
 * `commit` (module): the commit protocol; `begin`, `commit`, `remove_epoch`.
-* `read_info`, `verify_checkpoint`, `find_restart`: reading and choosing checkpoints.
+* `CkptInfo`, `read_ckpt_info` (``ckpt-info.json``), `verify_checkpoint`, `find_restart`: reading and
+  choosing checkpoints.
 * `surviving_epochs`: keep policies.
 * `CandleCkpt`: CANDLE's callback logic; backends subclass it.
 * `ModelType`, `CandleCkptModel`, `ParamRequired`: CANDLE's small types of ``candle.ckpt_utils``.
@@ -16,7 +17,6 @@ Public names:
 from candle_restart.ckpt import commit
 from candle_restart.ckpt.candle import CandleCkpt
 from candle_restart.ckpt.candle_types import CandleCkptModel, ModelType, ParamRequired
-from candle_restart.ckpt.info import read_info
 from candle_restart.ckpt.keep import surviving_epochs
 from candle_restart.ckpt.layout import CkptLayout
 from candle_restart.ckpt.params import CkptParams, ParamType, ckpt_defs, ckpt_parser, parse_params, str2bool
@@ -29,11 +29,13 @@ from candle_restart.errors import (
     ParamError,
     RestartError,
 )
+from candle_restart.records.ckptinfo import CkptInfo, read_ckpt_info
 
 __all__ = [
     "CandleCkpt",
     "CandleCkptModel",
     "CkptError",
+    "CkptInfo",
     "CkptLayout",
     "CkptParams",
     "CommitError",
@@ -50,7 +52,7 @@ __all__ = [
     "commit",
     "find_restart",
     "parse_params",
-    "read_info",
+    "read_ckpt_info",
     "str2bool",
     "surviving_epochs",
     "verify_checkpoint",

@@ -4,6 +4,10 @@ Contract of `BackgroundCommit`:
 
 * at most one commit is in flight; `start` first waits for the previous one
   (and logs how long it waited), so memory holds at most one snapshot;
+* the thread owns only its own objects: it runs a job (a function of an
+  immutable job description) and keeps the job's result, or its exception,
+  here; the training thread takes the result with `wait` or `poll` and applies
+  it itself (nothing of the callback is written by the commit thread);
 * the commit itself is the ordinary protocol (`candle_restart.ckpt.commit`),
   so ``last`` and ``best`` move only when a checkpoint is whole, and a
   process killed mid-commit leaves no partial checkpoint;
@@ -22,11 +26,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from candle_restart.ckpt.log import console_held
 
+R = TypeVar("R")
 
-class BackgroundCommit:
+
+class BackgroundCommit(Generic[R]):
     """Runs one commit at a time in a thread of its own (see the module docstring)."""
 
     def __init__(self, log: Callable[[str], None]) -> None:
@@ -35,6 +42,7 @@ class BackgroundCommit:
         self._label = ""
         self._started = 0.0
         self._failure: BaseException | None = None
+        self._result: R | None = None  # set by the thread, taken by the training thread
         self.waited_seconds = 0.0  # total time callers spent waiting for a commit in flight
         self.commits = 0  # commits started
         self.cpu_seconds = 0.0  # CPU time the commit threads used, in all (what they took from training)
@@ -43,15 +51,18 @@ class BackgroundCommit:
     def busy(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def start(self, label: str, job: Callable[[], object]) -> None:
-        """Wait for the commit in flight (raising its failure), then run ``job`` in a new thread."""
-        self.wait()
+    def start(self, label: str, job: Callable[[], R]) -> R | None:
+        """Wait for the commit in flight (raising its failure), then run ``job`` in a new thread.
+
+        Returns the result of the commit waited for, if one finished since the last `wait`/`poll`.
+        """
+        earlier = self.wait()
 
         def run() -> None:
             cpu = time.thread_time()
             with console_held():
                 try:
-                    job()
+                    self._result = job()
                 except BaseException as exc:  # handed to the training thread, never dropped
                     self._failure = exc
                     self._log(f"background commit of {label} failed: {exc}")
@@ -62,22 +73,32 @@ class BackgroundCommit:
         self.commits += 1
         self._thread = threading.Thread(target=run, name=f"candle-commit {label}", daemon=False)
         self._thread.start()
+        return earlier
 
-    def wait(self) -> None:
-        """Block until no commit is in flight; raise the failure of the last one, if any."""
+    def wait(self) -> R | None:
+        """Block until no commit is in flight; raise the failure of the last one, else return its result
+        (None when there is none not yet taken)."""
         thread = self._thread
         if thread is not None and thread.is_alive():
             begun = time.monotonic()
             self._log(
                 f"waiting for the commit of {self._label} "
                 f"(started {begun - self._started:.3f} seconds ago) ..."
-            )
+            )  # "waiting for the commit" (before a save, a stop or the exit)
             thread.join()
             waited = time.monotonic() - begun
             self.waited_seconds += waited
             self._log(f"waited {waited:.3f} seconds for the commit of {self._label}.")
         self._thread = None
         self.raise_failure()
+        return self.poll()
+
+    def poll(self) -> R | None:
+        """The result of a finished commit not taken yet (never blocks; None while one runs)."""
+        if self.busy:
+            return None
+        result, self._result = self._result, None
+        return result
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait up to ``timeout`` seconds for the commit in flight to end, raising nothing; True if none is left."""

@@ -6,7 +6,6 @@ Benchmarks import these by name; they mean here what they meant there.
 from __future__ import annotations
 
 from enum import Enum, auto
-from typing import Any
 
 
 class ModelType(Enum):
@@ -19,7 +18,7 @@ class ModelType(Enum):
 class CandleCkptModel:
     """A framework-tagged model payload, as CANDLE's: ``model_type`` and the positional ``payload``."""
 
-    def __init__(self, model_type: ModelType, *args: Any) -> None:
+    def __init__(self, model_type: ModelType, *args: object) -> None:
         self.model_type = model_type
         self.payload = args
 

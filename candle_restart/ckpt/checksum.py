@@ -14,8 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-ALGORITHM = "crc32"
-DISABLED = "__DISABLED__"
+from candle_restart.records.ckptinfo import ALGORITHM, DISABLED
+
+__all__ = ["ALGORITHM", "DISABLED", "ChecksumStats", "checksum_file", "list_files"]
 _CHUNK = 4 * 1024 * 1024
 
 

@@ -47,12 +47,11 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from candle_restart.ckpt import fsio
-from candle_restart.ckpt.info import dumps
 from candle_restart.ckpt.layout import INFO_FILE, CkptLayout, epoch_name
 from candle_restart.errors import CkptError, CommitError
+from candle_restart.records.ckptinfo import CkptInfo
 
 _DEBRIS_PREFIXES = (".old-", ".del-")
 Fence = Callable[[], None]
@@ -107,7 +106,7 @@ def _recover_debris(layout: CkptLayout) -> None:
 def commit(
     layout: CkptLayout,
     epoch: int,
-    info: dict[str, Any],
+    info: CkptInfo,
     *,
     best: bool,
     drop_best: bool = False,
@@ -116,7 +115,7 @@ def commit(
 ) -> Path:
     """Publish ``work`` (default ``work/``) as ``epochs/NNN`` and point ``last`` (and ``best``) at it.
 
-    ``info`` is written as ``ckpt-info.json``; it must be strict JSON.  On any
+    ``info`` is written as ``ckpt-info.json``.  On any
     error, a failed ``fence`` included, `CommitError` is raised and
     ``last``/``best`` still name their old targets.
     """
@@ -124,7 +123,7 @@ def commit(
     target = layout.epoch_dir(epoch)
     aside: Path | None = None
     try:
-        fsio.write_new_file(work / INFO_FILE, dumps(info))
+        fsio.write_new_file(work / INFO_FILE, info.to_json())
         fsio.fsync_tree(work)
         if target.exists():
             aside = layout.epochs / f".old-{epoch_name(epoch)}-{_unique_suffix()}"

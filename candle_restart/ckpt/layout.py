@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 INFO_FILE = "ckpt-info.json"
+TRAIN_STATE_FILE = "train_state.npz"  # a backend's exact-resume state (the Keras one's npz)
 LOG_FILE = "ckpt.log"
 _EPOCH_NAME = re.compile(r"^[0-9]{3,}$")
 

@@ -29,6 +29,7 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Protocol
 
 LINE_FORMAT = "%(asctime)s CandleCkpt: %(message)s"
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -38,6 +39,20 @@ _serial = itertools.count(1)
 
 
 _held = threading.local()
+
+
+class Logs(Protocol):
+    """Where a checkpoint collaborator logs: the callback's ``info``/``debug``/``warning``.
+
+    Collaborators call these through the callback (not its logger) so that a
+    subclass or a test that replaces ``info`` sees every line.
+    """
+
+    def info(self, message: str) -> None: ...
+
+    def debug(self, message: str) -> None: ...
+
+    def warning(self, message: str) -> None: ...
 
 
 @contextmanager

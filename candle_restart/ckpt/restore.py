@@ -15,6 +15,9 @@ Contract of `find_restart`:
 * returns None when nothing verifies (a fresh start);
 * with ``set_aside``, a checkpoint that fails verification is renamed
   ``epochs/NNN.corrupt-*`` (kept for inspection, never deleted) and named in the log;
+* every checkpoint that failed verification is also handed to ``rejected``
+  (a list the caller passes) as a `Rejected`: its epoch, the error, and where
+  it was set aside, so callers never search log text for the reason;
 * only content errors (bad JSON, wrong shape, a size or CRC mismatch, a
   missing file) fail verification.  An I/O error that says nothing of the
   content (EIO, EACCES, ESTALE, a file vanishing mid-read) is retried with
@@ -32,13 +35,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from candle_restart.ckpt.checksum import DISABLED, checksum_file
+from candle_restart.ckpt.checksum import checksum_file
 from candle_restart.ckpt.events import set_aside as record_set_aside
-from candle_restart.ckpt.info import read_info
 from candle_restart.ckpt.layout import INFO_FILE, CkptLayout, epoch_name
 from candle_restart.errors import CheckpointIOError, CorruptCheckpointError, is_transient
+from candle_restart.records.ckptinfo import DISABLED, CkptInfo, read_ckpt_info
 
 Log = Callable[[str], None]
 # Seconds between tries of a checkpoint that hit a transient I/O error (about 4 s in all).
@@ -51,8 +53,19 @@ class Found:
 
     epoch: int
     path: Path
-    info: dict[str, Any]
+    info: CkptInfo
     via: str  # "last" or "fallback"
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A checkpoint that failed verification: why, and where it was set aside (None: left in place)."""
+
+    epoch: int
+    path: Path
+    error: CorruptCheckpointError
+    via: str  # "last" (the link named it) or "scan"
+    set_aside_as: Path | None = None
 
 
 def _member(directory: Path, name: str) -> Path:
@@ -105,7 +118,7 @@ def _check_file(directory: Path, name: str, size: int | None, crc: str | None, c
 
 def verify_patiently(
     directory: Path, check_checksums: bool, log: Log, patience: tuple[float, ...] = PATIENCE
-) -> dict[str, Any]:
+) -> CkptInfo:
     """`verify_checkpoint`, retrying transient I/O errors after each delay in ``patience``.
 
     Raises `CorruptCheckpointError` at once for a content error, and
@@ -122,7 +135,7 @@ def verify_patiently(
     raise AssertionError("unreachable")
 
 
-def verify_checkpoint(directory: Path, check_checksums: bool, log: Log = lambda _msg: None) -> dict[str, Any]:
+def verify_checkpoint(directory: Path, check_checksums: bool, log: Log = lambda _msg: None) -> CkptInfo:
     """Verify one checkpoint directory and return its ``ckpt-info.json``; raise CorruptCheckpointError.
 
     When checksums are checked, files are read concurrently (a parallel
@@ -136,15 +149,14 @@ def verify_checkpoint(directory: Path, check_checksums: bool, log: Log = lambda 
         raise CorruptCheckpointError(str(directory), None, "is missing") from None
     except OSError as exc:
         raise _read_error(directory, exc) from None
-    info = read_info(directory / INFO_FILE)
-    files = info.get("files")
-    if files is None:  # written by CANDLE: one model file and one checksum
-        files = {info["model_file"]: {"size": None, "crc32": info.get("checksum")}}
-    elif info["model_file"] not in files:
+    info = read_ckpt_info(directory / INFO_FILE)
+    checks: list[tuple[Path, str, int | None, str | None, bool]]
+    if info.files is None:  # written by CANDLE: one model file and one checksum
+        checks = [(directory, info.model_file, None, info.checksum, check_checksums)]
+    elif info.model_file not in info.files:
         raise CorruptCheckpointError(str(directory / INFO_FILE), "files", "does not list model_file")
-    checks = [
-        (directory, name, entry["size"], entry.get("crc32"), check_checksums) for name, entry in files.items()
-    ]
+    else:
+        checks = [(directory, name, e.size, e.crc32, check_checksums) for name, e in info.files.items()]
     if not check_checksums or len(checks) < 2:
         lines = [_check_file(*check) for check in checks]
     else:
@@ -172,20 +184,23 @@ def _candidates(layout: CkptLayout) -> list[tuple[int, Path]]:
     return sorted(found.items())
 
 
-def _set_aside(path: Path, log: Log, problem: str) -> None:
-    """Rename a checkpoint that fails verification out of the ``epochs/<digits>`` namespace (never delete it)."""
+def _set_aside(path: Path, log: Log, problem: str) -> Path | None:
+    """Rename a checkpoint that fails verification with ``problem`` out of the ``epochs/<digits>``
+    namespace (never delete it), and record it in the events; its new path, or None when it was
+    left in place."""
     if not path.is_dir() or path.is_symlink():
-        return
+        return None
     aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
     try:
         os.rename(path, aside)
     except OSError as exc:
         log(f"restarting: could not set aside {path.parent.name}/{path.name}: {exc}")
-        return
+        return None
     log(
         f"restarting: set aside {path.parent.name}/{path.name} as {path.parent.name}/{aside.name} (kept, not deleted)"
     )
     record_set_aside(path, aside, problem, log)
+    return aside
 
 
 def _unreadable(exc: CheckpointIOError, epoch: int) -> CheckpointIOError:
@@ -203,6 +218,7 @@ def find_restart(
     log: Log,
     set_aside: bool = False,
     patience: tuple[float, ...] = PATIENCE,
+    rejected: list[Rejected] | None = None,
 ) -> Found | None:
     """The checkpoint to restart from (see the module contract), or None.
 
@@ -210,8 +226,15 @@ def find_restart(
     coordinator never change anything) each checkpoint that fails verification is
     renamed to ``NNN.corrupt-*`` so it is neither loaded nor counted again.
     Raises `CheckpointIOError` when a checkpoint newer than any that verifies
-    stays unreadable for an I/O reason through ``patience``.
+    stays unreadable for an I/O reason through ``patience``.  Each checkpoint that
+    failed verification is appended to ``rejected`` when given.
     """
+
+    def reject(epoch: int, path: Path, exc: CorruptCheckpointError, via: str) -> None:
+        aside = _set_aside(path, log, str(exc)) if set_aside else None  # "set aside a bad checkpoint"
+        if rejected is not None:
+            rejected.append(Rejected(epoch, path, exc, via, aside))
+
     tried: set[int] = set()
     last_epoch = layout.linked_epoch(layout.last)
     if last_epoch is not None:
@@ -223,8 +246,7 @@ def find_restart(
             raise _unreadable(exc, last_epoch) from None
         except CorruptCheckpointError as exc:
             log(f"restarting: 'last' -> epochs/{epoch_name(last_epoch)} is unusable: {exc}")
-            if set_aside:
-                _set_aside(path, log, str(exc))
+            reject(last_epoch, path, exc, "last")
     elif layout.last.is_symlink():
         log(f"restarting: 'last' link is malformed: {os.readlink(layout.last)!r}")
     elif layout.epochs.is_dir():
@@ -238,8 +260,7 @@ def find_restart(
             raise _unreadable(exc, epoch) from None
         except CorruptCheckpointError as exc:
             log(f"restarting: skipping epochs/{epoch_name(epoch)}: {exc}")
-            if set_aside:
-                _set_aside(path, log, str(exc))
+            reject(epoch, path, exc, "scan")
             continue
         log(f"restarting: falling back to epochs/{epoch_name(epoch)} (newest checkpoint that verifies)")
         return Found(epoch, path, info, "fallback")

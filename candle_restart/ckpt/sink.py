@@ -19,9 +19,13 @@ import os
 import time
 import zlib
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from candle_restart.ckpt.checksum import ALGORITHM, ChecksumStats
+from candle_restart.ckpt.checksum import ChecksumStats
+from candle_restart.records.ckptinfo import FileEntry
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer as Buffer  # any object memoryview accepts (numpy arrays too)
 
 _SLICE = 8 * 1024 * 1024
 
@@ -41,7 +45,7 @@ class FileSink:
         self._crc: int | None = 0 if checksum else None
         self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
 
-    def write(self, data: Any) -> int:
+    def write(self, data: Buffer) -> int:
         """Write all of ``data`` (any C-contiguous buffer); return its length in bytes."""
         if self._fd is None:
             raise ValueError(f"{self.path}: write to a closed checkpoint file")
@@ -85,9 +89,9 @@ class FileSink:
             return None
         return ChecksumStats(str(self._crc), self.size, self.crc_seconds)
 
-    def record(self) -> dict[str, Any]:
+    def record(self) -> FileEntry:
         """This file's entry in ``ckpt-info.json``'s ``files`` table."""
-        return {"size": self.size, ALGORITHM: None if self._crc is None else str(self._crc)}
+        return FileEntry(self.size, None if self._crc is None else str(self._crc))
 
 
 class CheckpointFiles:
@@ -119,7 +123,7 @@ class CheckpointFiles:
         for sink in self.sinks.values():
             FileSink.close(sink)
 
-    def finish(self) -> dict[str, dict[str, Any]]:
+    def finish(self) -> dict[str, FileEntry]:
         """Close (and so fsync) every file; the ``files`` table, by name."""
         for sink in self.sinks.values():
             sink.close()

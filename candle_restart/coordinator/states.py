@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Literal, get_args
 
-from candle_restart.ckpt import CkptLayout, CorruptCheckpointError, find_restart
+from candle_restart.ckpt import CkptInfo, CkptLayout, CorruptCheckpointError, find_restart
 from candle_restart.ckpt.info import commit_key, finite_or_none
 from candle_restart.ckpt.restore import verify_patiently
 from candle_restart.coordinator.backend import Backend, FinalState, Submission
@@ -140,7 +140,7 @@ def _checkpoint(status: TaskStatus, task: TaskDir) -> str | None:
     """Fill the checkpoint fields from ``ckpts/last``; return why none verifies (None if fine or none exist)."""
     layout = CkptLayout.at(task.ckpts)
     last_epoch = layout.linked_epoch(layout.last)
-    info = None
+    info: CkptInfo | None = None
     problem = "no checkpoint in epochs/ verifies"
     try:
         if last_epoch is not None:
@@ -158,11 +158,10 @@ def _checkpoint(status: TaskStatus, task: TaskDir) -> str | None:
     except (CheckpointIOError, OSError) as exc:  # transient: never taken for corruption
         status.extra.ckpt_unreadable = str(exc)
         return None
-    status.epoch, status.epochs = info.get("epoch"), info.get("epochs")
-    stamp = info.get("timestamp")
-    status.best_metric = finite_or_none(info.get("best_metric_last"))  # CANDLE may write Infinity
-    status.ckpt_time = stamp if isinstance(stamp, str) else None
-    status.extra.ckpt_complete = info.get("complete") is True
+    status.epoch, status.epochs = info.epoch, info.epochs
+    status.best_metric = finite_or_none(info.best_metric_last)  # CANDLE may write Infinity
+    status.ckpt_time = info.timestamp
+    status.extra.ckpt_complete = info.complete is True
     status.extra.ckpt_key = commit_key(info)
     return None
 

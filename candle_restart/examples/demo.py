@@ -46,7 +46,7 @@ def demo(workdir: Path, epochs: int = 6, kill_after: int = 3) -> int:
     second = _run([*common, "--ckpt_restart_mode", "required"], workdir)
     resumed = f"restarting from epoch: {kill_after}" in second.stdout
     final = find_restart(layout, check_checksums=True, log=lambda msg: None)
-    finished = second.returncode == 0 and final is not None and final.info["epoch"] == epochs
+    finished = second.returncode == 0 and final is not None and final.info.epoch == epochs
 
     checks = {
         "first run was killed": killed,
@@ -54,7 +54,7 @@ def demo(workdir: Path, epochs: int = 6, kill_after: int = 3) -> int:
         and found.epoch == kill_after,
         f"second run printed 'restarting from epoch: {kill_after}'": resumed,
         f"second run finished epoch {epochs} and marked it complete": finished
-        and bool(final and final.info["complete"]),
+        and bool(final and final.info.complete),
     }
     print("3. checks")
     for name, ok in checks.items():

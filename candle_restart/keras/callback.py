@@ -28,20 +28,26 @@ instance's best-metric bookkeeping is handed over the same way).
 
 from __future__ import annotations
 
+import logging
 import signal
 import time
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 
-from candle_restart.ckpt.candle import STATE_FILE, CandleCkpt
+from candle_restart.ckpt.candle import CandleCkpt, GParams
+from candle_restart.ckpt.layout import TRAIN_STATE_FILE
 from candle_restart.ckpt.params import infer_direction
 from candle_restart.ckpt.preempt import REQUEST, Preempted, arm
+from candle_restart.ckpt.restarter import CandleDict
 from candle_restart.errors import ParamError
 from candle_restart.keras import archive
+from candle_restart.keras.internals import metric_direction
 from candle_restart.keras.snapshot import HostCopies, KerasSnapshot, take_snapshot
 from candle_restart.keras.state import (
     add_metrics,
@@ -50,24 +56,41 @@ from candle_restart.keras.state import (
     pending_optimizer,
     save_state,
 )
+from candle_restart.records.ckptinfo import CkptInfo
 
-# model -> (checkpoint root, ckpt-info.json dict, metric accumulators) of the restart last loaded
-# into it, for a callback that did not restart it itself (the older API's throwaway instance did).
-_RESTARTS: weakref.WeakKeyDictionary[Any, tuple[Path, dict[str, Any], Any]] = weakref.WeakKeyDictionary()
+# Keras' logs argument (metric name -> value), as Keras and subclasses of these callbacks type it.
+Logs = dict[str, Any] | None
+SavedMetrics = list[np.ndarray]  # a mid-epoch checkpoint's metric accumulators (candle_restart.keras.state)
+
+
+@dataclass(frozen=True)
+class _Restored:
+    """A restart loaded into a model, for a callback that did not restart it itself."""
+
+    root: Path
+    info: CkptInfo
+    metrics: SavedMetrics | None  # the mid-epoch metric accumulators it loaded
+
+
+# model -> the restart last loaded into it (the older API's throwaway instance restarts the model
+# for the run's callback).
+_RESTARTS: weakref.WeakKeyDictionary[keras.Model, _Restored] = weakref.WeakKeyDictionary()
 
 
 class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
     """Keras callback that checkpoints per CANDLE's gParameters; see the module docstring."""
 
-    def __init__(self, gParameters: dict[str, Any], logger: Any = "DEFAULT", verbose: bool = True) -> None:
+    def __init__(
+        self, gParameters: GParams, logger: logging.Logger | str | None = "DEFAULT", verbose: bool = True
+    ) -> None:
         keras.callbacks.Callback.__init__(self)
         CandleCkpt.__init__(self, gParameters, logger, verbose)
         if self.save_weights_only:
             self.model_file_name = "model.weights.h5"
         self.batch_offset = 0  # batches of the current epoch done before this fit call (resumable fit)
         self._epoch_index = 0
-        self._pending_metrics: Any = None
-        self._merge_metrics: Any = None
+        self._pending_metrics: SavedMetrics | None = None
+        self._merge_metrics: SavedMetrics | None = None
         self._disarm: Callable[[], None] = lambda: None
         self._copies = HostCopies(private=self.settings.async_commit)
         self._capturer = archive.Capturer()
@@ -76,28 +99,26 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
         self._said_missing = False  # the missing-metric warning was given
 
     @property
-    def model(self) -> Any:
+    def model(self) -> keras.Model:
         return self._model
 
-    def set_model(self, model: Any) -> None:
+    def set_model(self, model: keras.Model) -> None:
         """model: The Keras model."""
         if model is not self._model:
             self._copies.reset()
             self._capturer.reset()
         self._model = model
 
-    def set_params(self, params: dict[str, Any]) -> None:
+    def set_params(self, params: dict[str, object]) -> None:
         self.params = params
 
     def direction(self, metric: str) -> str:
         """ "+" or "-": from ``ckpt_save_best_mode``, the metric object, or the metric's name."""
         mode = self.settings.save_best_mode
-        if mode == "auto" and self.model is not None:
-            name = metric.removeprefix("val_")
-            for holder in getattr(self.model, "metrics", []):
-                for m in [holder, *getattr(holder, "metrics", [])]:
-                    if getattr(m, "name", None) == name and getattr(m, "_direction", None) in ("up", "down"):
-                        return "+" if m._direction == "up" else "-"
+        if mode == "auto":
+            known = metric_direction(self.model, metric.removeprefix("val_"))
+            if known is not None:
+                return "+" if known == "up" else "-"
         found = infer_direction(metric, mode)
         if found is None:
             raise ParamError(
@@ -108,7 +129,7 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
         return found
 
     # ----- Keras hooks ------------------------------------------------------------------
-    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+    def on_train_begin(self, logs: Logs = None) -> None:
         self._take_over_restart()
         applied = apply_pending_optimizer(self.model)
         if applied is not None:
@@ -120,23 +141,23 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
         if REQUEST.requested:
             self._stop(f"{REQUEST.name} received before training started; ckpts/last is unchanged")
 
-    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+    def on_epoch_begin(self, epoch: int, logs: Logs = None) -> None:
         self.release_console()  # the last epoch's progress line is closed, the next not begun
         self._epoch_index = int(epoch)
-        position = self.resume_position
-        if position is None or position["epoch"] != epoch + 1:
+        position = self.restorer.resume_position
+        if position is None or position.epoch != epoch + 1:
             return
-        if self.batch_offset == position["batch"]:
+        if self.batch_offset == position.batch:
             self._merge_metrics = self._pending_metrics
         else:
             self.info(
-                f"restarting: mid-epoch checkpoint (epoch {position['epoch']}, batch {position['batch']}): "
+                f"restarting: mid-epoch checkpoint (epoch {position.epoch}, batch {position.batch}): "
                 "this fit reruns the epoch from its first batch; candle_restart.keras.fit continues it"
             )
         self._pending_metrics = None
-        self.resume_position = None
+        self.restorer.resume_position = None
 
-    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+    def on_train_batch_end(self, batch: int, logs: Logs = None) -> None:
         self._raise_commit_failure()
         if self._merge_metrics is not None:
             # Keras builds compiled metrics in the first train step, so the saved
@@ -148,14 +169,14 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
             self._merge_metrics = None
         due = self.pacer.batch_end()  # ckpt_save_batches/_seconds/_overhead_target; may record a halt
         steps = (self.params or {}).get("steps")
-        if steps is not None and int(batch) + 1 >= int(steps):
+        if isinstance(steps, int) and int(batch) + 1 >= steps:
             return  # the epoch's last batch: on_epoch_end checkpoints (and stops) with the whole epoch
         if REQUEST.requested:
             self._checkpoint_and_stop(self.batch_offset + int(batch) + 1)
         if due:
             self.save_midepoch(self._epoch_index, self.batch_offset + int(batch) + 1)
 
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+    def on_epoch_end(self, epoch: int, logs: Logs = None) -> None:
         self._raise_commit_failure()
         logs = logs or {}
         metric = self.save_best_metric
@@ -167,7 +188,7 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
                 "ckpt_save_best_metric",
                 f"'{metric}' is not among the metrics of this model: {sorted(logs)}",
             )
-        value: float | None = float(logs[metric]) if metric in logs else None
+        value = _number(logs.get(metric))
         if value is None and self.save_best:
             self._metric_missing(metric)
         elif value is not None:
@@ -191,7 +212,7 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
             self._said_missing = True
             self.warning(f"Can save best model only with {metric} available.")
 
-    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+    def on_train_end(self, logs: Logs = None) -> None:
         try:
             self.wait_for_commit()
         finally:
@@ -203,20 +224,23 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
         self.report_final()
 
     def _raise_commit_failure(self) -> None:
-        """Raise a failed background commit's error here, its held log lines printed first."""
+        """Record a finished background commit, or raise its error here, its held log lines printed first."""
         if self.committer.failed:
             self.release_console()
-            self.committer.raise_failure()
+        self.engine.poll()
 
     def _take_over_restart(self) -> None:
         """Adopt the restart another instance loaded into this model (same directory), if this one did none."""
         record = _RESTARTS.get(self.model)
-        if self.restart_done or record is None or record[0] != self.layout.root:
+        if self.restart_done or record is None or record.root != self.layout.root:
             return
-        _root, J, metrics = record
-        self.restart_done, self.restarted = True, J
-        self.adopt_restart(J)
-        self._pending_metrics = metrics
+        self.restorer.done, self.restorer.restarted, self.restorer.info = (
+            True,
+            record.info.to_dict(),
+            record.info,
+        )
+        self.adopt_restart(record.info)
+        self._pending_metrics = record.metrics
 
     # ----- preemption ----------------------------------------------------------------------
     def _checkpoint_and_stop(self, batches_done: int) -> None:
@@ -259,21 +283,23 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
             include_metrics=self.saving_position is not None,
         )
 
-    def write_model_backend(self, model: Any, epoch: int) -> None:
-        model_file = Path(self.model_file)
+    def write_model_backend(self, model: keras.Model, epoch: int) -> None:
+        model_file = Path(str(self.model_file))
         if self.save_weights_only:
             model.save_weights(model_file)
         else:
             model.save(model_file)
-        save_state(model, model_file.parent / STATE_FILE, include_metrics=self.saving_position is not None)
+        save_state(
+            model, model_file.parent / TRAIN_STATE_FILE, include_metrics=self.saving_position is not None
+        )
 
     def build_model(self, model_file: Path | str) -> None:
         """Load a checkpoint into ``self.model``: full state when present, else CANDLE's weights file."""
         model_file = Path(model_file)
-        state = model_file.parent / STATE_FILE
+        state = model_file.parent / TRAIN_STATE_FILE
         if state.is_file():
             self._pending_metrics = load_state(
-                self.model, state, check_crc=STATE_FILE not in self.verified_files
+                self.model, state, check_crc=TRAIN_STATE_FILE not in self.verified_files
             )
             parked = pending_optimizer(self.model)
             if parked is not None:
@@ -284,11 +310,11 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
         else:
             self.model.load_weights(model_file)
 
-    def restart(self, model: Any, verbose: bool = True) -> dict[str, Any] | None:
+    def restart(self, model: keras.Model, verbose: bool = True) -> CandleDict | None:
         """Load the newest checkpoint that verifies into ``model`` (compiled or not); its ``ckpt-info.json`` or None."""
         J = super().restart(model, verbose)
-        if J is not None:
-            _RESTARTS[model] = (self.layout.root, J, self._pending_metrics)
+        if J is not None and self.restorer.info is not None:
+            _RESTARTS[model] = _Restored(self.layout.root, self.restorer.info, self._pending_metrics)
         return J
 
 
@@ -314,7 +340,7 @@ class _Restarter(CandleCheckpointCallback):
         pass  # the run's callback warns, once
 
 
-def restart(gParameters: dict[str, Any], model: Any, verbose: bool = True) -> dict[str, Any] | None:
+def restart(gParameters: GParams, model: keras.Model, verbose: bool = True) -> CandleDict | None:
     """CANDLE's older entry point: restart ``model`` per gParameters; the ckpt-info dict or None.
 
     Call it before or after ``model.compile``; a `CandleCheckpointCallback`
@@ -322,3 +348,10 @@ def restart(gParameters: dict[str, Any], model: Any, verbose: bool = True) -> di
     (optimizer state) when training starts.
     """
     return _Restarter(gParameters, verbose=verbose).restart(model, verbose=verbose)
+
+
+def _number(value: object) -> float | None:
+    """A metric value of Keras' logs as a float (None: not logged this epoch)."""
+    if value is None:
+        return None
+    return float(value)  # type: ignore[arg-type]  # a number, or a 0-d tensor or array

@@ -21,7 +21,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from candle_restart.ckpt.candle import STATE_FILE
+from candle_restart.ckpt.layout import TRAIN_STATE_FILE
 from candle_restart.ckpt.sink import CheckpointFiles
 from candle_restart.keras import archive
 from candle_restart.keras.npz import write_npz
@@ -95,7 +95,7 @@ class KerasSnapshot:
 
     def write(self, files: CheckpointFiles) -> None:
         """Write ``train_state.npz`` first (the disk flushes it while the model file is produced)."""
-        with files.create(STATE_FILE) as sink:
+        with files.create(TRAIN_STATE_FILE) as sink:
             write_npz(sink, self.state)
         with files.create(self.model_file) as sink:
             self.model.write(sink, files.directory / f".{self.model_file}.h5-scratch")

@@ -2,7 +2,7 @@
 
 Per task: its classification (`candle_restart.coordinator.scan`, the same as
 ``candle-restart status``), its attempts (the journal, `TaskDir.read_journal`),
-the ``ckpt-info.json`` of every kept checkpoint (`read_info`) and the epochs of
+the ``ckpt-info.json`` of every kept checkpoint (`read_ckpt_info`) and the epochs of
 its ``ckpts/events.jsonl`` (``ckpts/ckpt.log`` for a task written before events existed;
 `candle_restart.report.epochlog`).
 
@@ -27,7 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from candle_restart.ckpt import CkptLayout, read_info
+from candle_restart.ckpt import CkptInfo, CkptLayout, read_ckpt_info
 from candle_restart.ckpt.info import finite_or_none
 from candle_restart.ckpt.layout import INFO_FILE
 from candle_restart.coordinator import STATES, LocalBackend, TaskStatus, scan
@@ -158,40 +158,39 @@ def attempts_of(journal: list[dict[str, Any]], running: bool) -> list[Attempt]:
     return attempts
 
 
-def _checkpoints(report: TaskReport, layout: CkptLayout) -> list[tuple[int, dict[str, Any]]]:
+def _checkpoints(report: TaskReport, layout: CkptLayout) -> list[tuple[int, CkptInfo]]:
     """Read every kept checkpoint's ``ckpt-info.json``; bad ones become problems."""
-    infos: list[tuple[int, dict[str, Any]]] = []
+    infos: list[tuple[int, CkptInfo]] = []
     for epoch in layout.list_epochs():
         try:
-            infos.append((epoch, read_info(layout.epoch_dir(epoch) / INFO_FILE)))
+            infos.append((epoch, read_ckpt_info(layout.epoch_dir(epoch) / INFO_FILE)))
         except CorruptCheckpointError as exc:
             report.problems.append(str(exc))
     for epoch, info in infos:
-        value = finite_or_none(info.get("best_metric_last"))  # a number or null (read_info checked)
+        value = finite_or_none(info.best_metric_last)
         report.kept[epoch] = value
-        metric = info.get("save_best_metric")
-        report.metric = report.metric or (metric if isinstance(metric, str) and metric else None)
-        if info.get("best_mode") in ("min", "max"):
-            report.mode = info["best_mode"]
-        if info.get("position") is None and info.get("best_epoch") == epoch and value is not None:
+        report.metric = report.metric or info.save_best_metric or None
+        if info.best_mode in ("min", "max"):
+            report.mode = info.best_mode
+        if info.position is None and info.best_epoch == epoch and value is not None:
             report.values.setdefault(epoch, value)  # it was the best when written: its own value
     if infos:
         newest = infos[-1][1]
-        best_epoch = newest.get("best_epoch")
-        report.best_epoch = best_epoch if isinstance(best_epoch, int) and best_epoch > 0 else None
-        report.best_value = finite_or_none(newest.get("best_metric_last"))
+        best_epoch = newest.best_epoch
+        report.best_epoch = best_epoch if best_epoch is not None and best_epoch > 0 else None
+        report.best_value = finite_or_none(newest.best_metric_last)
     return infos
 
 
-def _writer_restarts(infos: list[tuple[int, dict[str, Any]]]) -> list[Resume]:
+def _writer_restarts(infos: list[tuple[int, CkptInfo]]) -> list[Resume]:
     """Without a log: where a kept checkpoint's writer differs from the previous kept one's."""
     resumes, previous = [], None
     for epoch, info in infos:
-        writer = info.get("writer")
-        who = (writer.get("host"), writer.get("pid")) if isinstance(writer, dict) else None
+        writer = info.writer
+        who = (writer.get("host"), writer.get("pid")) if writer is not None else None
         if previous is not None and who is not None and who != previous[1]:
             resumes.append(Resume(previous[0], source="checkpoint writers"))
-        if info.get("position") is None:
+        if info.position is None:
             previous = (epoch, who)
     return resumes
 

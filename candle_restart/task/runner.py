@@ -96,15 +96,15 @@ def _checkpoint_summary(task: TaskDir) -> JsonObject | None:
     info = found.info
     return {
         "dir": found.path.name,
-        "epoch": info["epoch"],
-        "epochs": info.get("epochs"),
-        "complete": info.get("complete"),
-        "position": info.get("position"),
-        "best_metric_last": info.get("best_metric_last"),
-        "best_epoch": info.get("best_epoch"),
-        "save_best_metric": info.get("save_best_metric"),
-        "best_mode": info.get("best_mode"),
-        "timestamp": info.get("timestamp"),
+        "epoch": info.epoch,
+        "epochs": info.epochs,
+        "complete": info.complete,
+        "position": None if info.position is None else info.position.to_dict(),
+        "best_metric_last": info.best_metric_last,
+        "best_epoch": info.best_epoch,
+        "save_best_metric": info.save_best_metric,
+        "best_mode": info.best_mode,
+        "timestamp": info.timestamp,
     }
 
 
@@ -177,7 +177,8 @@ def run_task(path: str | os.PathLike[str]) -> int:
 def _run_holding_lease(task: TaskDir, lease: Lease) -> int:
     generation = _generation()
     if _stale(task, generation):
-        task.append_run_event(JournalEvent(STALE_START, generation=generation, extras=writer_identity()))
+        ident_now: JsonObject = {**writer_identity()}  # widened to JSON for the event
+        task.append_run_event(JournalEvent(STALE_START, generation=generation, extras=ident_now))
         _say(f"{task.task_id}: submission {generation} was superseded by a newer one; not running")
         return EXIT_COMPLETED
     attempt = task.attempts() + 1

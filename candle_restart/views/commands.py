@@ -104,7 +104,7 @@ def cmd_ckpt(args: argparse.Namespace) -> int:
         marks = ",".join(n for n, e in (("last", last), ("best", best)) if e == epoch)
         try:
             info = verify_checkpoint(layout.epoch_dir(epoch), args.checksums)
-            status = f"ok   best_metric_last={info.get('best_metric_last')} complete={info.get('complete')}"
+            status = f"ok   best_metric_last={info.best_metric_last} complete={info.complete}"
         except CkptError as exc:
             status = f"BAD  {exc}"
         print(f"{epoch:>5} {marks:<9} {status}")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from candle_restart.ckpt import CkptLayout, ParamError, read_info
+from candle_restart.ckpt import CkptLayout, ParamError, read_ckpt_info
 from tests.helpers import BytesCkpt, BytesModel
 
 
@@ -26,8 +26,8 @@ def test_links_are_relative_and_name_last_and_best(make_ckpt, tmp_path: Path) ->
     root = tmp_path / "ckpts"
     assert os.readlink(root / "last") == "epochs/003"
     assert os.readlink(root / "best") == "epochs/002"
-    info = read_info(root / "last" / "ckpt-info.json")
-    assert info["epoch"] == 3 and info["best_metric_last"] == 1.0 and info["best_epoch"] == 2
+    info = read_ckpt_info(root / "last" / "ckpt-info.json")
+    assert info.epoch == 3 and info.best_metric_last == 1.0 and info.best_epoch == 2
     assert not CkptLayout.at(root).work_dirs()
 
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from candle_restart.ckpt import CkptLayout, commit, find_restart, verify_checkpoint
+from candle_restart.ckpt import CkptInfo, CkptLayout, commit, find_restart, verify_checkpoint
+from candle_restart.records.ckptinfo import FileEntry
 from tests.helpers import ROOT, report
 
 CRASH_TRIALS = int(os.environ.get("CANDLE_RESTART_CRASH_TRIALS", "40"))
@@ -21,11 +22,7 @@ CRASH_TRIALS = int(os.environ.get("CANDLE_RESTART_CRASH_TRIALS", "40"))
 def _commit(layout: CkptLayout, epoch: int, data: bytes, best: bool = False) -> Path:
     work = commit.begin(layout)
     (work / "model.bin").write_bytes(data)
-    info = {
-        "epoch": epoch,
-        "model_file": "model.bin",
-        "files": {"model.bin": {"size": len(data), "crc32": None}},
-    }
+    info = CkptInfo(epoch, "model.bin", schema_version=1, files={"model.bin": FileEntry(len(data))})
     return commit.commit(layout, epoch, info, best=best)
 
 
@@ -35,7 +32,7 @@ def test_commit_publishes_whole_directory_and_swaps_links(tmp_path: Path) -> Non
     _commit(layout, 2, b"two")
     assert os.readlink(layout.last) == "epochs/002" and os.readlink(layout.best) == "epochs/001"
     assert (layout.last / "model.bin").read_bytes() == b"two"
-    assert verify_checkpoint(layout.epoch_dir(2), True)["epoch"] == 2
+    assert verify_checkpoint(layout.epoch_dir(2), True).epoch == 2
 
 
 def test_begin_discards_debris_of_an_interrupted_write(tmp_path: Path) -> None:
@@ -72,8 +69,13 @@ def test_failed_commit_leaves_last_alone(tmp_path: Path) -> None:
     layout = CkptLayout.at(tmp_path)
     _commit(layout, 1, b"one")
     commit.begin(layout)
-    with pytest.raises(commit.CommitError, match="checkpoint commit failed"):
-        commit.commit(layout, 2, {"epoch": 2, "best_metric_last": float("inf")}, best=False)
+    (layout.work / "model.bin").write_bytes(b"two")
+
+    def lost() -> None:
+        raise commit.CommitError(str(layout.root), None, "the writer lease was lost")
+
+    with pytest.raises(commit.CommitError, match=r"checkpoint commit failed: .*lease was lost"):
+        commit.commit(layout, 2, CkptInfo(2, "model.bin"), best=False, fence=lost)
     assert os.readlink(layout.last) == "epochs/001" and layout.list_epochs() == [1]
 
 

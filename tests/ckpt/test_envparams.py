@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from candle_restart.ckpt import ParamError, ParamType, read_info
+from candle_restart.ckpt import ParamError, ParamType, read_ckpt_info
 from candle_restart.ckpt.envparams import ENV_VAR
 from tests.helpers import ROOT, BytesCkpt
 
@@ -83,5 +83,5 @@ def test_a_benchmark_process_picks_it_up(tmp_path: Path) -> None:
         [sys.executable, "-c", _CANDLE_PARSED], cwd=tmp_path, env=env, capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    info = read_info(tmp_path / "o" / "ckpts" / "last" / "ckpt-info.json")
-    assert info["best_mode"] == "max" and info["metadata"] == "set through the environment"
+    info = read_ckpt_info(tmp_path / "o" / "ckpts" / "last" / "ckpt-info.json")
+    assert info.best_mode == "max" and info.metadata == "set through the environment"

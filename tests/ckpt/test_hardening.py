@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from candle_restart.ckpt import CkptLayout, CommitError, NoCheckpointError, commit, fsio
+from candle_restart.ckpt import CkptInfo, CkptLayout, CommitError, NoCheckpointError, commit, fsio
 from tests.helpers import BytesCkpt, BytesModel
 
 
@@ -105,7 +105,7 @@ def test_commit_order_fsyncs_before_each_rename(tmp_path: Path, monkeypatch: pyt
     layout = CkptLayout.at(tmp_path)
     work = commit.begin(layout)
     (work / "model.bin").write_bytes(b"x")
-    commit.commit(layout, 1, {"epoch": 1, "model_file": "model.bin"}, best=True)
+    commit.commit(layout, 1, CkptInfo(1, "model.bin"), best=True)
     order = [f"{kind}:{name}" for kind, name in events]
     assert order.index("fsync:model.bin") < order.index("fsync:work") < order.index("rename:work>001")
     assert order.index("fsync:ckpt-info.json") < order.index("fsync:work")

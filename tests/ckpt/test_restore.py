@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from candle_restart.ckpt import CkptLayout, CorruptCheckpointError, find_restart, read_info, verify_checkpoint
+from candle_restart.ckpt import (
+    CkptLayout,
+    CorruptCheckpointError,
+    find_restart,
+    read_ckpt_info,
+    verify_checkpoint,
+)
 from tests.helpers import BytesCkpt, BytesModel
 
 
@@ -82,7 +88,7 @@ def test_bad_info_is_detected_with_file_and_key(three: CkptLayout, content: str,
     info_file = three.epoch_dir(3) / "ckpt-info.json"
     info_file.write_text(content)
     with pytest.raises(CorruptCheckpointError) as err:
-        read_info(info_file)
+        read_ckpt_info(info_file)
     assert str(err.value).startswith(str(info_file)) and fragment in str(err.value)
     epoch, lines = _find(three)
     assert epoch == 2 and any(fragment in line for line in lines)

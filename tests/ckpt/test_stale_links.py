@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from candle_restart.ckpt import CkptLayout, ParamError, ParamRequired, read_info
+from candle_restart.ckpt import CkptInfo, CkptLayout, ParamError, ParamRequired, read_ckpt_info
 from tests.helpers import BytesCkpt, BytesModel
 
 FALLING = [5.0, 4.0, 3.0, 2.0, 1.0, 0.9, 0.8, 0.7, 0.6, 0.5]
@@ -44,7 +44,7 @@ def test_candles_four_step_acceptance_sequence_leaves_one_epoch_directory(tmp_pa
     assert CkptLayout.at(root).list_epochs() == [10]  # the stale best -> epochs/005 pinned nothing
     assert fourth.epochs == [10]
     assert os.readlink(root / "last") == "epochs/010" and not os.path.lexists(root / "best")
-    assert read_info(root / "last" / "ckpt-info.json")["best_epoch"] is None
+    assert read_ckpt_info(root / "last" / "ckpt-info.json").best_epoch is None
 
 
 def test_a_fresh_start_never_reports_an_older_runs_best(tmp_path: Path) -> None:
@@ -56,7 +56,7 @@ def test_a_fresh_start_never_reports_an_older_runs_best(tmp_path: Path) -> None:
         root, 4, [0.9, 0.8, 0.7, 0.6], ckpt_restart_mode="off", ckpt_best_metric_last=0.1, ckpt_keep_limit=1
     )
     assert not os.path.lexists(root / "best")  # the older run's best went with the first commit
-    assert fresh.epoch_best == 0 and read_info(root / "last" / "ckpt-info.json")["best_epoch"] is None
+    assert fresh.epoch_best == 0 and read_ckpt_info(root / "last" / "ckpt-info.json").best_epoch is None
     assert CkptLayout.at(root).list_epochs() == [4]  # the old best, epoch 2, pinned nothing
 
 
@@ -65,7 +65,7 @@ def test_a_fresh_start_with_a_best_of_its_own_replaces_the_link(tmp_path: Path) 
     _train(root, 4, [1.0, 0.5, 0.7, 0.8], ckpt_keep_mode="all")
     _train(root, 2, [3.0, 2.0], ckpt_restart_mode="off", ckpt_keep_limit=1)
     assert os.readlink(root / "best") == "epochs/002" and os.readlink(root / "last") == "epochs/002"
-    assert read_info(root / "best" / "ckpt-info.json")["best_metric_last"] == 2.0  # this run's epoch 2
+    assert read_ckpt_info(root / "best" / "ckpt-info.json").best_metric_last == 2.0  # this run's epoch 2
 
 
 @pytest.mark.parametrize("save_best", [True, False])
@@ -78,19 +78,24 @@ def test_the_restored_best_pins_only_while_save_best_is_on(tmp_path: Path, save_
     assert CkptLayout.at(root).list_epochs() == ([2, 6] if save_best else [6])
 
 
+def _info(data: dict[str, object]) -> CkptInfo:
+    return CkptInfo.from_json({"model_file": "model.bin", **data}, "ckpt-info.json")
+
+
 def test_restart_takes_a_best_link_only_for_a_checkpoint_candle_wrote(tmp_path: Path) -> None:
     root = tmp_path / "ckpts"
     _train(root, 3, ckpt_keep_mode="all")
     ckpt = BytesCkpt({"epochs": 3, "ckpt_directory": str(root)}, logger=None)
     os.unlink(root / "best")
     os.symlink("epochs/002", root / "best")
-    ckpt.adopt_restart({"epoch": 3, "best_metric_last": 3.0})  # CANDLE's keys: no best_epoch
+    ckpt.adopt_restart(_info({"epoch": 3, "best_metric_last": 3.0}))  # CANDLE's keys: no best_epoch
     assert ckpt.epoch_best == 2
-    ckpt.adopt_restart({"epoch": 3, "best_metric_last": 3.0, "best_epoch": None})  # ours: it had none
+    ours = _info({"epoch": 3, "best_metric_last": 3.0, "best_epoch": None, "schema_version": 1})
+    ckpt.adopt_restart(ours)  # ours: it had none
     assert ckpt.epoch_best == 0
     os.unlink(root / "best")
     os.symlink("epochs/007", root / "best")  # names an epoch the checkpoint had not reached: not its best
-    ckpt.adopt_restart({"epoch": 3, "best_metric_last": 3.0})
+    ckpt.adopt_restart(_info({"epoch": 3, "best_metric_last": 3.0}))
     assert ckpt.epoch_best == 0
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from candle_restart.ckpt import CkptLayout, find_restart, read_info
+from candle_restart.ckpt import CkptLayout, find_restart, read_ckpt_info
 from candle_restart.coordinator import LocalBackend, Policy, resume, scan
 from candle_restart.coordinator.resume import PAUSE_ENV
 from candle_restart.task import TaskDir
@@ -85,10 +85,10 @@ def _check_every_checkpoint(directory: Path) -> dict[str, int]:
     writers: dict[str, int] = {}
     for epoch in layout.list_epochs():
         path = layout.epoch_dir(epoch)
-        info = read_info(path / "ckpt-info.json")
+        metadata = read_ckpt_info(path / "ckpt-info.json").metadata
         payload = (path / "model.bin").read_bytes().decode()
-        assert payload == f"{info['metadata']} epoch {epoch}", f"mixed checkpoint {path}: {payload!r} {info}"
-        writers[info["metadata"]] = writers.get(info["metadata"], 0) + 1
+        assert payload == f"{metadata} epoch {epoch}", f"mixed checkpoint {path}: {payload!r} {metadata}"
+        writers[str(metadata)] = writers.get(str(metadata), 0) + 1
     found = find_restart(layout, True, lambda _m: None)
     assert found is not None and found.via == "last"
     return writers

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from candle_restart.ckpt import CkptLayout, CorruptCheckpointError, ParamError, find_restart, parse_params
-from candle_restart.ckpt.info import validate
+from candle_restart.records.ckptinfo import CkptInfo
 from candle_restart.sweep import SweepError, expand, parse_sweep
 from candle_restart.task.taskdir import TaskError, make_task_id, parse_spec, safe_task_id
 from tests.helpers import BytesCkpt, BytesModel, report, trials
@@ -65,7 +65,7 @@ def test_any_gparameters_parse_or_fail_with_one_line(params: dict[str, Any]) -> 
 @given(JSON)
 def test_any_json_is_a_valid_ckpt_info_or_a_clean_error(data: Any) -> None:
     try:
-        validate(data, Path("ckpt-info.json"))
+        CkptInfo.from_json(data, Path("ckpt-info.json"))
     except CorruptCheckpointError as exc:
         assert "\n" not in str(exc) and str(exc).startswith("ckpt-info.json")
 

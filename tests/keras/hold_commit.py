@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from candle_restart.ckpt.candle import STATE_FILE
+from candle_restart.ckpt.layout import TRAIN_STATE_FILE
 from candle_restart.ckpt.sink import CheckpointFiles
 from candle_restart.examples import regression
 from candle_restart.keras import CandleCkptKeras
@@ -27,7 +27,7 @@ class HoldSecondCommit(CandleCkptKeras):
         HoldSecondCommit.calls += 1
         if HoldSecondCommit.calls == 2 and isinstance(snapshot, KerasSnapshot):
             files = CheckpointFiles(Path(dir_work), self.checksum_enabled)
-            with files.create(STATE_FILE) as sink:
+            with files.create(TRAIN_STATE_FILE) as sink:
                 write_npz(sink, snapshot.state)
             print("HOLDING", flush=True)
             threading.Event().wait()  # never set: the test kills the process now

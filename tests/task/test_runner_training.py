@@ -98,7 +98,7 @@ def test_signal_at_a_random_batch_then_resume_is_bitwise_equal(
             "batch"
         ] < BATCHES
     found = find_restart(CkptLayout.at(task.ckpts), True, lambda _m: None)
-    assert found is not None and found.info["complete"] is False and found.info["epoch"] >= epoch
+    assert found is not None and found.info.complete is False and found.info.epoch >= epoch
 
     code, err = run_runner(task.path)
     assert code == 0, err
@@ -116,7 +116,7 @@ def test_two_signals_in_a_row_commit_once_and_exit_75(tmp_path: Path) -> None:
     _out, err = proc.communicate()
     assert proc.returncode == 75, err
     found = find_restart(CkptLayout.at(task.ckpts), True, lambda _m: None)
-    assert found is not None and found.via == "last" and found.info["position"]["epoch"] == 2
+    assert found is not None and found.via == "last" and found.info.position is not None and found.info.position.epoch == 2
     log = (task.ckpts / "ckpt.log").read_text()
     assert log.count("writing mid-epoch checkpoint") == 1
     assert re.search(r"preempted: SIGUSR1 received; .*\((1|2) signal\(s\)", log)
@@ -129,7 +129,7 @@ def test_signal_during_a_commit_lets_the_commit_finish(tmp_path: Path) -> None:
     layout = CkptLayout.at(task.ckpts)
     assert layout.linked_epoch(layout.last) == 2
     info = verify_checkpoint(layout.epoch_dir(2), check_checksums=True)
-    assert info["position"] is None and "train_state.npz" in info["files"]
+    assert info.position is None and info.files is not None and "train_state.npz" in info.files
     assert "SIGTERM received; stopped after epoch 2" in state(task.path)["reason"]
     code, err = run_runner(task.path)
     assert code == 0, err

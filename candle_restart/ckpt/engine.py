@@ -1,0 +1,283 @@
+"""The checkpoint engine: how one checkpoint is taken, written, committed and cleaned up.
+
+`CkptEngine` is a composition of collaborators, each owning its state:
+
+* `WriterLease`: the writer lease of ``ckpt_directory`` and the commit protocol's fence;
+* `candle_restart.ckpt.writer.CheckpointWriter`: a checkpoint's files, checksums and `CkptInfo`;
+* `candle_restart.ckpt.background.BackgroundCommit`: the commit thread; it runs `CkptEngine.run`
+  on an immutable `CommitJob` and keeps the `CommitResult`;
+* `candle_restart.ckpt.keeper.Keeper`: the keep policy;
+* `candle_restart.ckpt.best.BestTracker`: the best-metric bookkeeping;
+* `candle_restart.ckpt.pacing.Pacer`: the interval and the halt before the walltime.
+
+The engine's own state (``epochs`` committed, whether ``last``/``best`` are this
+run's, ...) is written by the training thread only: results of background
+commits are applied by `apply` when the training thread next waits or polls.
+
+The framework comes in through `Backend` (what `candle_restart.ckpt.candle.CandleCkpt`
+and its subclasses implement with CANDLE's method names).  The named events
+are the methods `epoch_ended`, `committed`, `waiting_for_commit`.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+import weakref
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from candle_restart.ckpt import commit
+from candle_restart.ckpt.background import BackgroundCommit
+from candle_restart.ckpt.best import BestTracker
+from candle_restart.ckpt.checksum import DISABLED
+from candle_restart.ckpt.events import EpochEvents, PendingCommit
+from candle_restart.ckpt.keeper import Keeper
+from candle_restart.ckpt.layout import CkptLayout
+from candle_restart.ckpt.lease import Lease, drop_shared, hold_shared
+from candle_restart.ckpt.log import Logs
+from candle_restart.ckpt.pacing import Pacer
+from candle_restart.ckpt.params import CkptParams
+from candle_restart.ckpt.sink import Snapshot
+from candle_restart.ckpt.writer import CheckpointWriter, FileTable, model_crc, with_files
+from candle_restart.errors import CommitError
+from candle_restart.records.ckptinfo import CkptInfo, FileEntry, Position
+
+
+class Backend(Logs, Protocol):
+    """What the engine needs of the framework side (CANDLE's method names)."""
+
+    model_file_name: str
+
+    def snapshot_model(self, epoch: int) -> Snapshot | None: ...
+
+    def write_snapshot(self, snapshot: Snapshot, dir_work: Path) -> Mapping[str, FileEntry]: ...
+
+    def write_model(self, dir_work: Path, epoch: int) -> None: ...
+
+    def relpath(self, p: Path | str) -> Path: ...
+
+
+class WriterLease:
+    """The writer lease of one checkpoint directory, held from the first save or restart until released."""
+
+    def __init__(self, layout: CkptLayout, log: Callable[[str], None]) -> None:
+        self.layout = layout
+        self._log = log
+        self._lease: Lease | None = None
+        self._drop: weakref.finalize | None = None
+
+    def hold(self) -> Lease:
+        """Hold the lease; `LeaseBusy` (naming the holder) when another live process writes here."""
+        if self._lease is None:
+            what = f"the checkpoint writer of {self.layout.root}"
+            self._lease = hold_shared(self.layout.writer_lock, what, log=self._log)
+            self._drop = weakref.finalize(self, drop_shared, self._lease)
+        return self._lease
+
+    def release(self) -> None:
+        if self._drop is not None:
+            self._drop()
+        self._lease, self._drop = None, None
+
+    def fence(self) -> None:
+        """The commit protocol's fence: raise unless the lease is still this process's (any thread)."""
+        lease = self._lease
+        if lease is None:
+            raise CommitError(str(self.layout.root), None, "the writer lease is not held; not committing")
+        lease.check()
+
+
+@dataclass(frozen=True)
+class CommitJob:
+    """Everything a commit needs, fixed when the checkpoint is taken (handed to the commit thread)."""
+
+    epoch: int
+    info: CkptInfo  # without the files table
+    snapshot: Snapshot | None  # None: the backend writes the live model (training thread only)
+    best: bool  # point best at it
+    drop_best: bool  # remove an earlier run's best link
+    protect: frozenset[int]  # epochs the keep policy must spare besides this one
+    started: float  # the pacer's clock when the checkpoint was begun
+    pending: PendingCommit  # its commit event, timed from the start; handed to the thread with the job
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    """What a commit did, for the training thread to record."""
+
+    epoch: int
+    path: Path
+    seconds: float  # from the checkpoint's start to its commit
+    nbytes: int
+    model_crc: str | None
+    deleted: tuple[int, ...]
+
+
+class CkptEngine:
+    """Takes, writes, commits and cleans checkpoints (see the module docstring)."""
+
+    def __init__(self, settings: CkptParams, layout: CkptLayout, backend: Backend) -> None:
+        self.settings = settings
+        self.layout = layout
+        self.backend = backend
+        self.lease = WriterLease(layout, lambda m: backend.info(m))
+        self.writer = CheckpointWriter(settings.checksum, backend, backend.relpath)
+        self.keeper = Keeper(
+            layout, settings.keep_mode, settings.keep_limit, backend, self.lease.fence, backend.relpath
+        )
+        self.best = BestTracker(settings.save_best, settings.save_best_metric, settings.best_metric_last)
+        self.committer: BackgroundCommit[CommitResult] = BackgroundCommit(lambda m: backend.info(m))
+        self.pacer = Pacer(settings, lambda m: backend.info(m), lambda m: backend.debug(m))
+        self.epochs: list[int] = []  # epochs this instance committed and still keeps, ascending
+        # Whether last/best name this run's checkpoints: True once a restart loaded one or this
+        # instance committed; until then they are an earlier run's debris (a fresh start).
+        self.links_own = False
+        self.in_training = False  # set by the backend's hooks: commits run in the background only then
+        self.last_save_time = time.monotonic()
+        self.saving_position: Position | None = None  # the position of the checkpoint being taken
+        self.last_files: FileTable = {}  # the last synchronous checksum pass (CANDLE's checksum())
+        self.cksum_model = DISABLED  # CRC-32 of the model file of the last committed checkpoint
+        self.work_dir = layout.work_dir(f"{os.getpid()}-{secrets.token_hex(3)}")
+        self.events = EpochEvents.of(settings, layout.root, backend.warning)  # ckpts/events.jsonl
+
+    # ----- taking a checkpoint -------------------------------------------------------------
+    def epoch_ended(self, epoch: int) -> None:
+        """An epoch ended (1-based ``epoch``): the pacer may record a halt before the walltime."""
+        self.pacer.epoch_end()
+
+    def save(self, epoch: int, position: Position | None) -> Path:
+        """Take the checkpoint of 1-based ``epoch`` (``position``: inside it); its directory.
+
+        Async (returns once the snapshot is in memory) when the backend can snapshot,
+        ``ckpt_async`` is on and a training is running; else committed on return.
+        """
+        started = self.pacer.saving()
+        where = None if position is None else {"epoch": position.epoch, "batch": position.batch}
+        pending = self.events.saving(epoch, where, self.best.epoch == epoch, epoch >= self.settings.epochs)
+        self.saving_position = position
+        self.apply(self.committer.wait())  # one snapshot in flight at most; raises an earlier failure
+        self.lease.hold()
+        snapshot = self.backend.snapshot_model(epoch)
+        info = self.writer.describe(
+            epoch,
+            position,
+            model_file=self.backend.model_file_name,
+            best=self.best,
+            epochs=self.settings.epochs,
+            metadata=self.settings.metadata,
+        )
+        is_best = position is None and self.best.epoch == epoch
+        protect = frozenset({self.best.epoch} if self.settings.save_best and self.best.epoch else ())
+        # A fresh start's first commit takes last and best over: a best link left by an earlier run goes.
+        job = CommitJob(
+            epoch, info, snapshot, is_best, not is_best and not self.links_own, protect, started, pending
+        )
+        self.last_save_time = time.monotonic()
+        if snapshot is not None and self.settings.async_commit and self.in_training:
+            self.apply(self.committer.start(f"epoch {epoch}", lambda: self.run(job)))
+        else:
+            self.apply(self.run(job))
+        self.pacer.saved()
+        return self.layout.epoch_dir(epoch)
+
+    def run(self, job: CommitJob) -> CommitResult:
+        """Write ``work/``, commit it as ``epochs/NNN``, apply the keep policy (any thread).
+
+        Touches the files, the log and the lease's fence; returns what it did.
+        """
+        job.pending.writing()
+        try:
+            work = commit.begin(self.layout, self.work_dir)
+            try:
+                if job.snapshot is None:
+                    self.backend.write_model(work, job.epoch)
+                    files: Mapping[str, FileEntry] = self.last_files
+                else:
+                    files = self.backend.write_snapshot(job.snapshot, work)
+            except OSError as exc:  # a full disk, a quota, a vanished mount: last and best are untouched
+                raise CommitError(
+                    str(work), None, f"writing the checkpoint of epoch {job.epoch} failed: {exc}"
+                ) from exc
+            info = with_files(job.info, files)
+            had_best = self.layout.best.is_symlink()
+            target = commit.commit(
+                self.layout,
+                job.epoch,
+                info,
+                best=job.best,
+                drop_best=job.drop_best,
+                work=work,
+                fence=self.lease.fence,
+            )
+        finally:
+            if job.snapshot is not None:
+                job.snapshot.discard()
+        self._say_links(work, target, job, had_best)
+        deleted = self.keeper.clean(job.epoch, job.protect)
+        job.pending.committed()  # "a checkpoint committed": its event
+        nbytes = sum(e.size for e in files.values())
+        seconds = self.pacer.clock() - job.started
+        return CommitResult(
+            job.epoch, target, seconds, nbytes, model_crc(files, info.model_file), tuple(deleted)
+        )
+
+    def _say_links(self, work: Path, target: Path, job: CommitJob, had_best: bool) -> None:
+        relpath, debug, layout = self.backend.relpath, self.backend.debug, self.layout
+        debug(f"rename:  '{relpath(work)}' -> '{relpath(target)}'")
+        if job.best:
+            debug(f"linking: '{relpath(layout.best)}' -> '{layout.link_target(job.epoch)}'")
+        elif job.drop_best and had_best:
+            debug(f"removing: '{relpath(layout.best)}' (an earlier run's; this run has no best yet)")
+        debug(f"linking: '{relpath(layout.last)}' -> '{layout.link_target(job.epoch)}'")
+
+    def apply(self, result: CommitResult | None) -> None:
+        """Record a finished commit (training thread); None: nothing finished since the last call."""
+        if result is None:
+            return
+        self.committed(result)
+
+    def committed(self, result: CommitResult) -> None:
+        """A checkpoint committed (``result``: epoch, path, seconds, bytes), seen by the training thread."""
+        self.links_own = True  # last (and best) are this run's now
+        if result.epoch not in self.epochs:
+            self.epochs.append(result.epoch)
+        self.forget(result.deleted)
+        self.cksum_model = result.model_crc or DISABLED
+        self.pacer.committed(
+            self.pacer.clock() - result.seconds
+        )  # its longest commit, measured by the thread
+
+    def forget(self, deleted: tuple[int, ...] | list[int]) -> None:
+        """Drop deleted epochs from ``epochs``."""
+        self.epochs[:] = [e for e in self.epochs if e not in deleted]
+
+    # ----- waiting --------------------------------------------------------------------------
+    def poll(self) -> None:
+        """Record a background commit that finished, or raise its failure (never blocks)."""
+        self.committer.raise_failure()
+        self.apply(self.committer.poll())
+
+    def waiting_for_commit(self) -> None:
+        """Wait for the commit in flight (before a stop or the exit), record it or raise its failure."""
+        started = time.monotonic()
+        try:
+            self.apply(self.committer.wait())
+        finally:
+            if self.in_training:
+                self.pacer.waited(time.monotonic() - started)
+
+    def protected(self) -> set[int]:
+        """Epochs no keep policy may delete besides the newest: ``last`` once it is this run's, and
+        this run's best epoch while ``ckpt_save_best`` is on (CANDLE's ``keep``)."""
+        protect = set()
+        if self.settings.save_best and self.best.epoch:
+            protect.add(self.best.epoch)
+        if self.links_own:
+            linked = self.layout.linked_epoch(self.layout.last)
+            if linked is not None:
+                protect.add(linked)
+        return protect
