@@ -109,6 +109,7 @@ class CandleCkpt(CandleParamMethods):
         self.gParams = gParams
         self.settings: CkptParams = settings
         self.epoch_max = settings.epochs
+        self.epoch_logs: Mapping[str, object] | None = None  # the metrics of the epoch ckpt_epoch is told of
         self.skip_epochs = settings.skip_epochs
         self.ckpt_directory = settings.directory
         root = candle_root(settings.directory) if self.ckpts_subdirectory else settings.directory
@@ -207,16 +208,16 @@ class CandleCkpt(CandleParamMethods):
         release_console(self.logger)
 
     # ----- saving ---------------------------------------------------------------------------
-    def ckpt_epoch(
-        self, epoch: int, direction: str, metric_value: float | None, logs: Mapping[str, object] | None = None
-    ) -> bool:
+    def ckpt_epoch(self, epoch: int, direction: str, metric_value: float | None) -> bool:
         """Checkpoint after 0-based ``epoch`` if the policy says so (CANDLE's procedure, made atomic).
 
         ``metric_value`` None: the metric is missing from this epoch's logs (no best check).
-        ``logs``: every metric of the epoch, for its event in ``events.jsonl``.
+        ``epoch_logs`` (set by a backend before the call, then cleared): every metric of the epoch,
+        for its event in ``events.jsonl`` (CANDLE's signature has no place for them).
         Returns whether a checkpoint was taken (CANDLE's returned None).
         """
         epoch = int(epoch) + 1
+        logs, self.epoch_logs = self.epoch_logs, None
         self.engine.events.epoch_end(epoch, metric_value, direction, logs)
         self.engine.epoch_ended(epoch)  # "an epoch ended"; may record a halt (REQUEST): the caller stops
         if not self.save_check(epoch, direction, metric_value):

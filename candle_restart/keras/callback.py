@@ -194,7 +194,8 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
         elif value is not None:
             self._metric_seen = True
         direction = self.direction(metric) if self.save_best else "-"
-        saved = self.ckpt_epoch(epoch, direction, value, logs)
+        self.epoch_logs = logs
+        saved = self.ckpt_epoch(epoch, direction, value)
         if REQUEST.requested and int(epoch) + 1 < self.epoch_max:
             if not saved and self.save_interval:
                 self.save_epoch(int(epoch) + 1)
