@@ -19,7 +19,8 @@ MakeCkpt = Callable[..., BytesCkpt]
 
 def _epochs(ckpt: BytesCkpt, values: list[float], start: int = 0) -> None:
     for i, value in enumerate(values, start):
-        ckpt.ckpt_epoch(i, "-", value, {"loss": value * 2, "val_loss": value})
+        ckpt.epoch_logs = {"loss": value * 2, "val_loss": value}
+        ckpt.ckpt_epoch(i, "-", value)
 
 
 def test_epoch_commit_and_restart_events_of_a_run_and_its_restart(
@@ -115,6 +116,7 @@ def test_a_metric_value_that_is_no_number_is_dropped_from_the_event(
 
     ckpt = make_ckpt(epochs=1)
     logs: dict[str, Any] = {"loss": Tensorish(), "name": "not a number", "val_loss": 0.5}
-    ckpt.ckpt_epoch(0, "-", 0.5, logs)
+    ckpt.epoch_logs = logs
+    ckpt.ckpt_epoch(0, "-", 0.5)
     [epoch] = [e for e in read_events(tmp_path / "ckpts") if e.kind == "epoch"]
     assert epoch.metrics == {"loss": 0.25, "val_loss": 0.5}
