@@ -255,9 +255,10 @@ class CkptEngine:
                 job.snapshot.discard()
         self._say_links(work, target, job, had_best)
         if self.drainer is not None:
-            # A hand-off, not shared state: the drainer stages hard links and queues the drain under
-            # its own lock, and its own thread copies. Before the keep policy, which may delete it.
-            # A best or the final checkpoint is always drained.
+            # Often in the commit thread: a hand-off through the drainer's own synchronised queue,
+            # not shared state (it stages hard links and queues the drain under its own lock; its
+            # own thread copies). Before the keep policy, which may delete epochs/NNN. A best or
+            # the final checkpoint is always drained.
             self.drainer.committed(job.epoch, must=job.best or info.complete is True)
         deleted = self.keeper.clean(job.epoch, job.protect)
         job.pending.committed(target)  # "a checkpoint committed": its event
