@@ -23,6 +23,7 @@ from typing import Any, Generic, TypeVar, overload
 
 from candle_restart.ckpt.background import BackgroundCommit
 from candle_restart.ckpt.candle_params import CandleParamMethods
+from candle_restart.ckpt.drain import LOCAL_KEEP, Drainer, local_root
 from candle_restart.ckpt.engine import CkptEngine, CommitResult
 from candle_restart.ckpt.envparams import with_environment
 from candle_restart.ckpt.fsio import atomic_write_bytes
@@ -90,9 +91,11 @@ class CandleCkpt(CandleParamMethods):
             None  # the model file being written (CANDLE's write_model_backend target)
         )
         self.scan_params(gParameters if gParameters is not None else {"epochs": 0})
-        check_writable(self.layout.root)
-        if logger == "DEFAULT":
-            logger = make_logger(self, self.layout.log, verbose, self.settings.stdout_format)
+        check_writable(self.shared_layout.root)
+        if self.layout != self.shared_layout:
+            check_writable(self.layout.root, "ckpt_local_directory")
+        if logger == "DEFAULT":  # ckpt.log is on the shared tier
+            logger = make_logger(self, self.shared_layout.log, verbose, self.settings.stdout_format)
         self.logger: logging.Logger | None = logger if isinstance(logger, logging.Logger) else None
         self.report_initial()
         self.warn_unknown_keys()
@@ -113,18 +116,25 @@ class CandleCkpt(CandleParamMethods):
         self.skip_epochs = settings.skip_epochs
         self.ckpt_directory = settings.directory
         root = candle_root(settings.directory) if self.ckpts_subdirectory else settings.directory
-        self.layout = CkptLayout.at(root)
+        # Two tiers (ckpt_local_directory): commits, restart and keep on the node-local tier
+        # (layout); ckpt.log, the writer lease, events.jsonl and the drained copies on shared_layout.
+        self.layout = self.shared_layout = CkptLayout.at(root)
+        if settings.local_directory is not None:
+            self.layout = CkptLayout(local_root(settings.local_directory, self.shared_layout.root))
         self.save_best = settings.save_best
         self.save_best_metric = settings.save_best_metric
         self.save_interval = settings.save_interval
         self.save_weights_only = settings.save_weights_only
         self.checksum_enabled = settings.checksum
-        self.keep_mode = settings.keep_mode
-        self.keep_limit = settings.keep_limit
+        self.keep_mode, self.keep_limit = (
+            (settings.keep_mode, settings.keep_limit) if settings.local_directory is None else LOCAL_KEEP
+        )
         self.metadata = settings.metadata
         self.cwd = os.getcwd()
-        self.engine = CkptEngine(settings, self.layout, self)
-        self.restorer = Restorer(self.layout, settings.directory, settings.restart_mode, self.engine.events)
+        self.engine = CkptEngine(settings, self.layout, self, self.shared_layout)
+        self.restorer = Restorer(
+            self.layout, settings.directory, settings.restart_mode, self.engine.events, self.engine.drainer
+        )
 
     # ----- CANDLE's attributes, kept by the collaborators ------------------------------------
     best_metric_last: _Via[float | None] = _Via("engine", "best", "value")  # running best; None: none yet
@@ -138,6 +148,7 @@ class CandleCkpt(CandleParamMethods):
     saving_position: _Via[Position | None] = _Via("engine", "saving_position")
     committer: _Via[BackgroundCommit[CommitResult]] = _Via("engine", "committer")
     pacer: _Via[Pacer] = _Via("engine", "pacer")
+    drainer: _Via[Drainer | None] = _Via("engine", "drainer")  # two tiers; None: one
     restart_done: _Via[bool] = _Via("restorer", "done")
     restarted: _Via[CandleDict | None] = _Via("restorer", "restarted")
     verified_files: _Via[set[str]] = _Via("restorer", "verified_files")
@@ -195,7 +206,10 @@ class CandleCkpt(CandleParamMethods):
         if self.save_best:
             self.info(f"save_best_metric='{self.save_best_metric}'")
         self.info("PWD: " + os.getcwd())
-        self.info(f"ckpt_directory: {self.layout.root}")
+        self.info(f"ckpt_directory: {self.shared_layout.root}")
+        if self.shared_layout != self.layout:
+            every = self.settings.drain_interval
+            self.info(f"ckpt_local_directory: {self.layout.root} (drained every {every})")
 
     def report_final(self) -> None:
         """CANDLE's closing lines: the checkpoints this instance wrote that are still kept."""

@@ -8,7 +8,13 @@
   on an immutable `CommitJob` and keeps the `CommitResult`;
 * `candle_restart.ckpt.keeper.Keeper`: the keep policy;
 * `candle_restart.ckpt.best.BestTracker`: the best-metric bookkeeping;
-* `candle_restart.ckpt.pacing.Pacer`: the interval and the halt before the walltime.
+* `candle_restart.ckpt.pacing.Pacer`: the interval and the halt before the walltime;
+* `candle_restart.ckpt.drain.Drainer` (two tiers, ``ckpt_local_directory``): copies node-local
+  commits to the shared ``ckpt_directory`` in a thread of its own.
+
+With two tiers, ``layout`` (commits, the keep policy, restart) is the node-local tier, which
+keeps `LOCAL_KEEP`; ``shared`` (the writer lease, ``events.jsonl``, the drains, which keep
+what ``ckpt_keep_*`` say) is ``ckpt_directory``.  With one tier both are ``ckpt_directory``.
 
 The engine's own state (``epochs`` committed, whether ``last``/``best`` are this
 run's, ...) is written by the training thread only: results of background
@@ -34,6 +40,7 @@ from candle_restart.ckpt import commit
 from candle_restart.ckpt.background import BackgroundCommit
 from candle_restart.ckpt.best import BestTracker
 from candle_restart.ckpt.checksum import DISABLED
+from candle_restart.ckpt.drain import LOCAL_KEEP, Drainer
 from candle_restart.ckpt.events import EpochEvents, PendingCommit
 from candle_restart.ckpt.keeper import Keeper
 from candle_restart.ckpt.layout import CkptLayout
@@ -120,18 +127,28 @@ class CommitResult:
 class CkptEngine:
     """Takes, writes, commits and cleans checkpoints (see the module docstring)."""
 
-    def __init__(self, settings: CkptParams, layout: CkptLayout, backend: Backend) -> None:
+    def __init__(
+        self, settings: CkptParams, layout: CkptLayout, backend: Backend, shared: CkptLayout | None = None
+    ) -> None:
+        """``shared``: ``ckpt_directory`` when ``layout`` is a node-local tier (None: one tier)."""
         self.settings = settings
         self.layout = layout
+        self.shared = layout if shared is None else shared
         self.backend = backend
-        self.lease = WriterLease(layout, lambda m: backend.info(m))
+        self.lease = WriterLease(self.shared, lambda m: backend.info(m))  # one lease covers both tiers
         self.writer = CheckpointWriter(settings.checksum, backend, backend.relpath)
-        self.keeper = Keeper(
-            layout, settings.keep_mode, settings.keep_limit, backend, self.lease.fence, backend.relpath
-        )
+        two_tiers = self.shared != layout
+        keep_mode, keep_limit = LOCAL_KEEP if two_tiers else (settings.keep_mode, settings.keep_limit)
+        self.keeper = Keeper(layout, keep_mode, keep_limit, backend, self.lease.fence, backend.relpath)
         self.best = BestTracker(settings.save_best, settings.save_best_metric, settings.best_metric_last)
         self.committer: BackgroundCommit[CommitResult] = BackgroundCommit(lambda m: backend.info(m))
-        self.pacer = Pacer(settings, lambda m: backend.info(m), lambda m: backend.debug(m))
+        self.drainer = self._drainer() if two_tiers else None
+        self.pacer = Pacer(
+            settings,
+            lambda m: backend.info(m),
+            lambda m: backend.debug(m),
+            slowest_drain=None if self.drainer is None else self._slowest_drain,
+        )
         self.epochs: list[int] = []  # epochs this instance committed and still keeps, ascending
         # Whether last/best name this run's checkpoints: True once a restart loaded one or this
         # instance committed; until then they are an earlier run's debris (a fresh start).
@@ -142,7 +159,27 @@ class CkptEngine:
         self.last_files: FileTable = {}  # the last synchronous checksum pass (CANDLE's checksum())
         self.cksum_model = DISABLED  # CRC-32 of the model file of the last committed checkpoint
         self.work_dir = layout.work_dir(f"{os.getpid()}-{secrets.token_hex(3)}")
-        self.events = EpochEvents.of(settings, layout.root, backend.warning)  # ckpts/events.jsonl
+        # ckpts/events.jsonl, on the shared tier: the report reads it there.
+        self.events = EpochEvents.of(settings, self.shared.root, backend.warning)
+
+    def _drainer(self) -> Drainer:
+        """The `Drainer` of a two-tier run: the shared tier keeps what ``ckpt_keep_*`` say."""
+        backend = self.backend
+        return Drainer(
+            self.layout,
+            self.shared,
+            interval=self.settings.drain_interval,
+            keep_mode=self.settings.keep_mode,
+            keep_limit=self.settings.keep_limit,
+            fence=self.lease.fence,
+            log=lambda m: backend.info(m),
+            debug=lambda m: backend.debug(m),
+            grace=self.settings.halt_seconds,
+        )
+
+    def _slowest_drain(self) -> float:
+        """The longest drain so far (the pacer's halt leaves time for the final one)."""
+        return 0.0 if self.drainer is None else self.drainer.slowest
 
     # ----- taking a checkpoint -------------------------------------------------------------
     def epoch_ended(self, epoch: int) -> None:
@@ -217,8 +254,14 @@ class CkptEngine:
             if job.snapshot is not None:
                 job.snapshot.discard()
         self._say_links(work, target, job, had_best)
+        if self.drainer is not None:
+            # Often in the commit thread: a hand-off through the drainer's own synchronised queue,
+            # not shared state (it stages hard links and queues the drain under its own lock; its
+            # own thread copies). Before the keep policy, which may delete epochs/NNN. A best or
+            # the final checkpoint is always drained.
+            self.drainer.committed(job.epoch, must=job.best or info.complete is True)
         deleted = self.keeper.clean(job.epoch, job.protect)
-        job.pending.committed()  # "a checkpoint committed": its event
+        job.pending.committed(target)  # "a checkpoint committed": its event
         nbytes = sum(e.size for e in files.values())
         seconds = self.pacer.clock() - job.started
         return CommitResult(
@@ -262,10 +305,16 @@ class CkptEngine:
         self.apply(self.committer.poll())
 
     def waiting_for_commit(self) -> None:
-        """Wait for the commit in flight (before a stop or the exit), record it or raise its failure."""
+        """Wait for the commit in flight (before a stop or the exit), record it or raise its failure.
+
+        With two tiers, then for the newest checkpoint to reach the shared tier (`Drainer.flush`):
+        drains publish under the writer lease, so they end before it is given back.
+        """
         started = time.monotonic()
         try:
             self.apply(self.committer.wait())
+            if self.drainer is not None:
+                self.drainer.flush()
         finally:
             if self.in_training:
                 self.pacer.waited(time.monotonic() - started)

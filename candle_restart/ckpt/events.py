@@ -154,8 +154,10 @@ class PendingCommit:
         self.begun = time.monotonic()
         self.background = threading.get_ident() != self.caller
 
-    def committed(self) -> None:
+    def committed(self, directory: Path | None = None) -> None:
         """The checkpoint is committed as ``epochs/NNN``: record it, with its size and times.
+
+        ``directory``: where it was committed, when not below this ``events.jsonl`` (a node-local tier).
 
         Training was blocked until writing began when a thread of its own writes it, else
         until now.
@@ -170,7 +172,7 @@ class PendingCommit:
                 epoch=self.epoch,
                 path=name,
                 position=self.position,
-                bytes=_size(self.events.root / name),
+                bytes=_size(self.events.root / name if directory is None else directory),
                 write_seconds=round(now - begun, 6),
                 blocked_seconds=round((begun if self.background else now) - self.started, 6),
                 reason=self.reason,

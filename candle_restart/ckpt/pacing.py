@@ -23,8 +23,9 @@ From those measurements it decides two things, and logs why:
 * **Halt** (``ckpt_halt_seconds``, ``ckpt_walltime``, ``ckpt_halt_at``, the
   scheduler's end): at the first check where
   `candle_restart.ckpt.deadline.should_halt` says the time left is within the
-  margin (the slowest commit of this run times `HALT_FACTOR`, plus
-  ``ckpt_halt_seconds``, plus the longest gap between two checks), it records
+  margin (the slowest commit of this run, plus with two tiers its slowest
+  drain to the shared tier, times `HALT_FACTOR`, plus ``ckpt_halt_seconds``,
+  plus the longest gap between two checks), it records
   a halt in `candle_restart.ckpt.preempt.REQUEST`; the caller then commits a
   checkpoint and raises `Preempted`, whose cause is ``timeout``: the same
   path a warning signal takes.
@@ -57,8 +58,11 @@ class Pacer:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         find: Callable[[CkptParams], End | None] | None = None,
+        slowest_drain: Callable[[], float] | None = None,
     ) -> None:
+        """``slowest_drain``: the longest copy to the shared tier so far (two tiers; any thread's)."""
         self.settings = settings
+        self.slowest_drain = slowest_drain
         self.log = log
         self.debug = debug or log
         self.clock, self.wall = clock, wall
@@ -186,7 +190,8 @@ class Pacer:
         if self.end is None or REQUEST.requested or not self.settings.save_interval:
             return
         now = self.wall()
-        args = (self.slowest_commit, HALT_FACTOR, self.settings.halt_seconds, self.slowest_gap)
+        commit = self.slowest_commit + (self.slowest_drain() if self.slowest_drain else 0.0)
+        args = (commit, HALT_FACTOR, self.settings.halt_seconds, self.slowest_gap)
         if not should_halt(now, self.end.time, *args):
             return
         REQUEST.halt(f"the allocation ends at {clock_text(self.end.time)} ({self.end.source})")
@@ -196,10 +201,11 @@ class Pacer:
         )
 
     def _why(self) -> str:
-        return (
-            f"slowest commit {self.slowest_commit:.3f} s x {HALT_FACTOR:g} + "
-            f"{self.settings.halt_seconds:g} s + longest step {self.slowest_gap:.3f} s"
-        )
+        commit = f"slowest commit {self.slowest_commit:.3f} s"
+        if self.slowest_drain is not None:  # two tiers: the final checkpoint is drained too
+            commit = f"({commit} + slowest drain {self.slowest_drain():.3f} s)"
+        halt, step = self.settings.halt_seconds, self.slowest_gap
+        return f"{commit} x {HALT_FACTOR:g} + {halt:g} s + longest step {step:.3f} s"
 
     def _say_walltime(self) -> None:
         if self.end is None:

@@ -123,6 +123,18 @@ OPTIONS: tuple[Option, ...] = (
         0.0,
         "Choose the batches between checkpoints to keep their overhead under this fraction (0: off)",
     ),
+    Option(
+        "ckpt_local_directory",
+        str,
+        None,
+        "Node-local directory (/dev/shm, $TMPDIR) where checkpoints commit first; unset: one tier",
+    ),
+    Option(
+        "ckpt_drain_interval",
+        int,
+        1,
+        "Copy every Nth node-local checkpoint to ckpt_directory (0: only the best, final, preempted)",
+    ),
 )
 DEFAULTS: Mapping[str, Default] = {option.name: option.default for option in OPTIONS}
 
@@ -159,6 +171,9 @@ class CkptParams:
     halt_at: float | None  # epoch seconds
     save_batches: int
     overhead_target: float
+    # Two tiers (candle_restart.ckpt.drain): commit node-locally, drain every Nth to `directory`.
+    local_directory: str | None  # $VARS and ~ expanded; None: one tier
+    drain_interval: int
 
 
 class _Reader:
@@ -324,7 +339,22 @@ def parse_params(params: Mapping[str, object], where: str = "gParameters") -> Ck
         halt_at=r.optional("ckpt_halt_at", _converted(r, parse_time, "an ISO time")),
         save_batches=r.get("ckpt_save_batches", integer(0)),
         overhead_target=target,
+        local_directory=_local_directory(r),
+        drain_interval=r.get("ckpt_drain_interval", integer(0)),
     )
+
+
+def _local_directory(r: _Reader) -> str | None:
+    """``ckpt_local_directory`` with ``$VARS`` and ``~`` expanded on this node; "" or "none": one tier."""
+    raw = r.optional("ckpt_local_directory", r.string)
+    if raw is None or raw.strip().lower() in ("", "none"):
+        return None
+    expanded = os.path.expanduser(os.path.expandvars(raw.strip()))
+    if "\0" in expanded:
+        raise r.fail("ckpt_local_directory", raw, "a directory name (it holds a NUL byte)")
+    if "$" in expanded:
+        raise r.fail("ckpt_local_directory", raw, "a directory whose variables are all set on this node")
+    return expanded
 
 
 def _converted(
@@ -417,14 +447,14 @@ def infer_direction(metric: str, mode: str) -> str | None:
     return None
 
 
-def check_writable(directory: Path) -> None:
-    """Raise ParamError unless ``directory`` exists as a writable directory or can be created."""
+def check_writable(directory: Path, key: str = "ckpt_directory") -> None:
+    """Raise ParamError (naming ``key``) unless ``directory`` exists as a writable directory or can be created."""
     probe = directory
     while not probe.exists() and probe != probe.parent:
         if probe.is_symlink():
-            raise ParamError("gParameters", "ckpt_directory", f"{probe} is a dangling symlink")
+            raise ParamError("gParameters", key, f"{probe} is a dangling symlink")
         probe = probe.parent
     if not probe.is_dir():
-        raise ParamError("gParameters", "ckpt_directory", f"{directory}: {probe} is not a directory")
+        raise ParamError("gParameters", key, f"{directory}: {probe} is not a directory")
     if not os.access(probe, os.W_OK | os.X_OK, effective_ids=os.access in os.supports_effective_ids):
-        raise ParamError("gParameters", "ckpt_directory", f"{directory}: {probe} is not writable")
+        raise ParamError("gParameters", key, f"{directory}: {probe} is not writable")

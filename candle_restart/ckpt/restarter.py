@@ -6,7 +6,8 @@ mid-epoch position to resume at, and which files' CRC-32 were checked.
 
 ``restart`` chooses through `candle_restart.ckpt.restore.find_restart`
 (``last`` first, else the newest that verifies; the other of
-``<ckpt_directory>`` and ``<ckpt_directory>/ckpts`` next), loads through the
+``<ckpt_directory>`` and ``<ckpt_directory>/ckpts`` next; with two tiers, the newer of the
+node-local and the shared tier's, `candle_restart.ckpt.drain.Drainer.choose_restart`), loads through the
 backend's ``build_model`` and takes over the best-metric bookkeeping; once a
 checkpoint is restored, ``last`` and ``best`` are this run's.  With
 ``ckpt_restart_mode=required`` and nothing usable, `NoCheckpointError` names
@@ -20,7 +21,7 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from candle_restart.ckpt.checksum import DISABLED
 from candle_restart.ckpt.events import EpochEvents
@@ -29,6 +30,9 @@ from candle_restart.ckpt.log import Logs
 from candle_restart.ckpt.restore import Found, Rejected, find_restart
 from candle_restart.errors import NoCheckpointError
 from candle_restart.records.ckptinfo import CkptInfo, Position, read_ckpt_info
+
+if TYPE_CHECKING:
+    from candle_restart.ckpt.drain import Drainer
 
 # A ckpt-info.json as CANDLE's restart returned it: benchmarks index it freely (J["epoch"]).
 CandleDict = dict[str, Any]
@@ -51,8 +55,17 @@ class RestartHost(Logs, Protocol):
 class Restorer:
     """The restart of one callback (see the module docstring)."""
 
-    def __init__(self, layout: CkptLayout, directory: str, mode: str, events: EpochEvents) -> None:
+    def __init__(
+        self,
+        layout: CkptLayout,
+        directory: str,
+        mode: str,
+        events: EpochEvents,
+        drainer: Drainer | None = None,
+    ) -> None:
+        """``drainer``: a two-tier run's (``layout`` is then the node-local tier)."""
         self.layout = layout
+        self.drainer = drainer
         self.events = events  # where a restart's choice is recorded (ckpts/events.jsonl)
         self.directory = directory  # ckpt_directory as given: the other root is looked at too
         self.mode = mode  # ckpt_restart_mode: off, auto, required
@@ -106,6 +119,8 @@ class Restorer:
         rejected: list[Rejected] = []
         # Recorded CRCs are always verified, whatever this run's ckpt_checksum says.
         found = find_restart(self.layout, True, logs.info, set_aside=True, rejected=rejected)
+        if self.drainer is not None:  # the newer of the node-local and the shared checkpoint
+            found = self.drainer.choose_restart(found, logs.info, rejected)
         for root in restart_roots(self.directory, self.layout.root)[1:]:
             if found is None:  # written the other way (CANDLE's <ckpt_directory>/ckpts, or not)
                 found = find_restart(CkptLayout.at(root), True, logs.info, rejected=rejected)

@@ -14,4 +14,5 @@ Modules:
 
 * `jsonio`: the one safe JSON reader (depth, huge integers, UTF-8) every reader goes through.
 * `epochs`: ``ckpts/events.jsonl``, the checkpoint writer's epoch, commit and restart events.
+* `localtier`: ``ckpts/local-tier.json``, where a two-tier run's newest checkpoint lies on a node.
 """

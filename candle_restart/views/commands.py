@@ -15,6 +15,7 @@ from candle_restart.coordinator.policy import Policy
 from candle_restart.coordinator.report import summary, table, terminal_width, varied_keys
 from candle_restart.coordinator.states import TaskStatus
 from candle_restart.records.jsontypes import JsonObject, JsonValue
+from candle_restart.records.localtier import describe_local_tier
 from candle_restart.task.taskdir import TASK_FILE
 from candle_restart.views.output import print_json
 from candle_restart.views.where import check_run_root
@@ -111,6 +112,9 @@ def cmd_ckpt(args: argparse.Namespace) -> int:
     found = find_restart(layout, args.checksums, lambda msg: print("  " + msg))
     none = "nothing (fresh start)" if layout.list_epochs() else f"nothing: {layout.root} holds no epochs/"
     print(f"restart would load: {found.path if found else none}")
+    node_local = describe_local_tier(layout.root)  # two tiers (candle_restart.ckpt.drain)
+    if node_local is not None:
+        print(node_local)
     return 0
 
 

@@ -1,0 +1,222 @@
+"""Two checkpoint tiers against one, with the shared tier throttled to 100 MB/s.
+
+The shared tier is the fault filesystem of ``tests/faultfs`` (a FUSE passthrough, needs
+root and /dev/fuse) throttled to ``SHARED_BPS`` for reads and writes; the node-local
+tier is ``/dev/shm`` (else the temporary directory).  A Dense model of about
+``PARAMS`` parameters (Adam built) trains with ``CandleCkptKeras`` in the same process,
+once with ``ckpt_local_directory`` and once without, and reports:
+
+* ``blocked_per_ckpt_s``: training time blocked per checkpoint (``save_epoch`` and
+  waits for an earlier commit; the final flush at the end of training apart, as
+  ``final_flush_s``), two tiers and one, against ``keras_save_s``, a plain
+  ``model.save`` to the shared tier (``blocked_ratio``: goal <= 0.2);
+* ``shared_bytes_ratio``: bytes written to the shared tier per epoch, two tiers over
+  one (goal: about 1/``ckpt_drain_interval``; ``drained``: checkpoints that reached the
+  shared tier).  A drain writes each byte of a checkpoint once; a single-tier commit may
+  write more than the checkpoint's size (the model file's archive), so the ratio can be
+  below 1/interval;
+* ``signal_to_exit_s``: from a real SIGTERM to `Preempted` (exit 75), the preemption
+  checkpoint drained, two tiers and one;
+* ``restart_local_s`` / ``memory_read_s``: a restart from the node-local tier against
+  reading the same files' bytes from memory (``restart_ratio``), and
+  ``restart_shared_s``, a restart from the shared tier (a new node).
+
+Usage: ``python bench/tiers.py [PARAMS]``; prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.faultfs: the throttled shared tier
+from _util import dense_model, files_under
+
+if TYPE_CHECKING:
+    import keras
+    import numpy as np
+
+    from candle_restart.keras import CandleCkptKeras
+    from tests.faultfs.control import FaultFS
+
+    Data = tuple[np.ndarray, np.ndarray]
+    Logs = dict[str, float] | None
+
+SHARED_BPS = 100e6
+PARAMS = 2_000_000
+EPOCHS = 8
+INTERVAL = 4
+GOAL = 0.2
+
+
+def params(shared: Path, local: Path | None, **extra: object) -> dict[str, object]:
+    p: dict[str, object] = {
+        "epochs": EPOCHS,
+        "ckpt_directory": str(shared),
+        "ckpt_save_best": False,
+        "ckpt_keep_limit": 2,
+        **extra,
+    }
+    if local is not None:
+        p.update(ckpt_local_directory=str(local), ckpt_drain_interval=INTERVAL)
+    return p
+
+
+def timed_callback(gparams: dict[str, object], blocked: list[float], final: list[float]) -> CandleCkptKeras:
+    """A `CandleCkptKeras` that appends the time each `save_epoch` keeps the training thread to
+    ``blocked``, and the time of the end of training (the final flush) to ``final``."""
+    from candle_restart.keras import CandleCkptKeras
+
+    class Timed(CandleCkptKeras):
+        def save_epoch(self, epoch: int, position: dict[str, int] | None = None) -> Path:
+            start = time.perf_counter()
+            try:
+                return super().save_epoch(epoch, position)  # includes any wait for the commit before
+            finally:
+                blocked.append(time.perf_counter() - start)
+
+        def on_train_end(self, logs: Logs = None) -> None:
+            start = time.perf_counter()
+            super().on_train_end(logs)
+            final.append(time.perf_counter() - start)
+
+    return Timed(gparams, logger=None)
+
+
+def train(model: keras.Model, data: Data, gparams: dict[str, object], fs: FaultFS) -> dict[str, float]:
+    """Fit ``EPOCHS`` epochs checkpointing each; blocked time and bytes written to the shared tier."""
+    before = fs.stats()["bytes_written"]
+    blocked: list[float] = []
+    final: list[float] = []
+    ckpt = timed_callback(gparams, blocked, final)
+    ckpt.set_model(model)
+    start = time.perf_counter()
+    model.fit(*data, epochs=EPOCHS, batch_size=64, verbose=0, callbacks=[ckpt])
+    return {
+        "blocked_per_ckpt_s": round(statistics.median(blocked), 4),
+        "final_flush_s": round(final[0], 4),
+        "fit_s": round(time.perf_counter() - start, 3),
+        "shared_bytes_per_epoch": (fs.stats()["bytes_written"] - before) / EPOCHS,
+        "drained": ckpt.drainer.drains if ckpt.drainer is not None else EPOCHS,
+    }
+
+
+def preempt(model: keras.Model, data: Data, gparams: dict[str, object]) -> float:
+    """Seconds from a real SIGTERM (sent at a batch end of the 2nd epoch) to `Preempted`."""
+    import keras
+
+    from candle_restart.ckpt.preempt import REQUEST, Preempted
+    from candle_restart.keras import CandleCkptKeras
+
+    class Signal(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch: int, logs: Logs = None) -> None:
+            if batch == 2 and not REQUEST.requested:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    REQUEST.clear()
+    ckpt = CandleCkptKeras({**gparams, "ckpt_restart_mode": "off"}, logger=None)
+    ckpt.set_model(model)
+    try:
+        model.fit(*data, epochs=EPOCHS, batch_size=64, verbose=0, callbacks=[Signal(), ckpt])
+    except Preempted:
+        took = time.monotonic() - REQUEST.received
+    else:
+        raise RuntimeError("the training was not preempted")
+    finally:
+        REQUEST.clear()
+        ckpt.release_writer()
+    return took
+
+
+def restart_time(model: keras.Model, gparams: dict[str, object]) -> float:
+    from candle_restart.keras import CandleCkptKeras
+
+    ckpt = CandleCkptKeras(gparams, logger=None)
+    start = time.perf_counter()
+    found = ckpt.restart(model)
+    took = time.perf_counter() - start
+    ckpt.release_writer()
+    if found is None:
+        raise RuntimeError("nothing to restart from")
+    return took
+
+
+def memory_read(directory: Path) -> float:
+    """Seconds to read every file of ``directory`` (already in memory: tmpfs or the page cache)."""
+    start = time.perf_counter()
+    for path in files_under(directory):
+        path.read_bytes()
+    return time.perf_counter() - start
+
+
+def measure(n_params: int) -> dict[str, object]:
+    import numpy as np
+
+    from tests.faultfs.control import fuse_unavailable, mount_faultfs
+
+    reason = fuse_unavailable()
+    if reason:
+        return {"skipped": reason}
+    model = dense_model(n_params)
+    width = model.input_shape[-1]
+    rng = np.random.default_rng(0)
+    data = (rng.normal(size=(512, width)).astype("float32"), rng.normal(size=(512, width)).astype("float32"))
+    local_parent = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        tempfile.TemporaryDirectory(dir=local_parent) as local,
+        mount_faultfs(Path(tmp) / "backing", Path(tmp) / "shared") as fs,
+    ):
+        fs.throttle(read_bps=SHARED_BPS, write_bps=SHARED_BPS)
+        shared = fs.path()
+        start = time.perf_counter()
+        model.save(shared / "plain.keras")
+        keras_save = time.perf_counter() - start
+        (shared / "plain.keras").unlink()
+        one = train(model, data, params(shared / "one", None), fs)
+        two = train(model, data, params(shared / "two", Path(local)), fs)
+        exit_one = preempt(model, data, params(shared / "one", None))
+        exit_two = preempt(model, data, params(shared / "two", Path(local)))
+        restart_local = restart_time(model, params(shared / "two", Path(local)))
+        newest = max(Path(local).rglob("epochs/[0-9]*"), key=lambda p: p.name)
+        read_s = memory_read(newest)
+        for tier in Path(local).iterdir():  # a new node: no node-local tier
+            shutil.rmtree(tier)
+        restart_shared = restart_time(model, params(shared / "two", Path(local)))
+    return {
+        "params": model.count_params(),
+        "shared_mb_per_s": SHARED_BPS / 1e6,
+        "drain_interval": INTERVAL,
+        "keras_save_s": round(keras_save, 4),
+        "one_tier": one,
+        "two_tiers": two,
+        "blocked_ratio": round(two["blocked_per_ckpt_s"] / keras_save, 4),
+        "blocked_goal": f"<= {GOAL}",
+        "shared_bytes_ratio": round(two["shared_bytes_per_epoch"] / one["shared_bytes_per_epoch"], 4),
+        "shared_bytes_goal": f"about {1 / INTERVAL:g}",
+        "signal_to_exit_s": {"one_tier": round(exit_one, 4), "two_tiers": round(exit_two, 4)},
+        "restart_local_s": round(restart_local, 4),
+        "memory_read_s": round(read_s, 4),
+        "restart_ratio": round(restart_local / read_s, 2),
+        "restart_shared_s": round(restart_shared, 4),
+    }
+
+
+def main() -> None:
+    n_params = int(sys.argv[1]) if len(sys.argv) > 1 else PARAMS
+    result = measure(n_params)
+    print(json.dumps({"bench": "tiers", "cores": os.cpu_count(), "results": result}))
+
+
+if __name__ == "__main__":
+    main()

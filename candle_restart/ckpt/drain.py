@@ -1,0 +1,424 @@
+"""Two checkpoint tiers: commit on a node-local tier, drain to the shared ``ckpt_directory``.
+
+With ``ckpt_local_directory`` (``/dev/shm``, ``$TMPDIR``, a local SSD) every
+checkpoint commits on the node-local tier first, by the ordinary protocol
+(`candle_restart.ckpt.commit`), so training waits only for a local write.  A
+`Drainer` then copies committed checkpoints to the shared tier (the
+``ckpt_directory`` the coordinator, the report and ``candle-restart ckpt`` read).
+
+The local tier of a run is the directory `local_root` names *below*
+``ckpt_local_directory`` (derived from the shared root, so tasks sharing one
+``ckpt_local_directory`` never meet).  It is written under the shared tier's
+writer lease, which covers both tiers.
+
+Contract of `Drainer`:
+
+* `committed` is told of every local commit (any thread).  Every
+  ``ckpt_drain_interval``-th of them is drained, and always one marked
+  ``must`` (a best, the final one); ``ckpt_drain_interval`` 0 drains only
+  those.  The one taken on a preemption signal is drained by `flush`, which
+  the caller runs before exit 75.  The checkpoint is staged at
+  once as hard links (``.drain-*`` in the local root), so the local keep
+  policy may delete ``epochs/NNN`` while it drains.
+* At most one drain runs at a time, in a thread of the drainer's own (not a
+  daemon: a process that ends normally finishes it).  A drain waiting its turn
+  is superseded by a newer one, except that a best is superseded only by a
+  newer best: when the shared tier is slower than the checkpoints, the drainer
+  skips checkpoints instead of falling behind, and never skips the best.
+* A drain copies into a work directory of the shared tier, fsyncs it,
+  verifies every file's size and CRC-32 (the one ``ckpt-info.json`` records,
+  else the source's, computed while copying) by reading the copy back, then
+  publishes it by the normal commit, fenced by the writer lease: the shared
+  ``last`` moves only when a copy is whole and verified, and a kill -9 at any
+  instant leaves it on the previous checkpoint.  The shared tier's keep
+  policy runs after each drain.
+* `flush` returns once the newest local commit is on the shared tier
+  (draining it now if the interval skipped it) and raises `CommitError` when
+  it could not be; it logs how long it took, and, after a preemption signal,
+  how that compares with the grace period.  The caller flushes before exit 75
+  and at the end of training, before it gives the writer lease back.
+* Once the final checkpoint (``complete``) is on the shared tier, `flush` removes the
+  node-local tier (``/dev/shm`` is memory, and nothing on the node would free it).
+* A failed drain is logged and does not stop training: the next one tries again.
+* ``local-tier.json`` (`candle_restart.records.localtier`) in the shared tier
+  records the newest local commit and whether it was drained, so readers of
+  the shared tier can say when the newest checkpoint exists only on a node.
+* `choose_restart` picks the newer of the node-local and the shared tier's
+  checkpoint (the node-local one on a tie: it reads faster), and schedules a
+  drain of a node-local one the shared tier lacks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import secrets
+import shutil
+import socket
+import threading
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from candle_restart.ckpt import commit, keep
+from candle_restart.ckpt.checksum import DISABLED, checksum_file, list_files
+from candle_restart.ckpt.layout import INFO_FILE, CkptLayout, epoch_name
+from candle_restart.ckpt.log import console_held
+from candle_restart.ckpt.preempt import REQUEST
+from candle_restart.ckpt.restore import Found, Rejected, find_restart
+from candle_restart.errors import CkptError, CommitError, CorruptCheckpointError
+from candle_restart.records.ckptinfo import FileEntry, read_ckpt_info
+from candle_restart.records.localtier import LOCAL_TIER_FILE, LocalTierRecord, write_local_tier
+
+Log = Callable[[str], None]
+# The local tier's keep policy: the newest two (plus what the engine protects: its best).
+LOCAL_KEEP = ("linear", 2)
+STAGE_PREFIX = ".drain-"
+_CHUNK = 4 * 1024 * 1024
+
+
+def local_root(local_directory: str | os.PathLike[str], shared_root: Path) -> Path:
+    """The node-local tier of the checkpoint directory ``shared_root``: a directory below
+    ``local_directory`` named after ``shared_root`` (its last two components and a hash)."""
+    label = re.sub(r"[^A-Za-z0-9._-]", "_", f"{shared_root.parent.name}-{shared_root.name}")[-64:]
+    digest = hashlib.sha256(str(shared_root).encode()).hexdigest()[:12]
+    return Path(os.path.abspath(local_directory)) / f"{label}-{digest}"
+
+
+def progress(found: Found) -> tuple[int, int, str]:
+    """How far a checkpoint got: (epochs finished, batches into the next, timestamp), for comparisons."""
+    info = found.info
+    return (info.epoch, 0 if info.position is None else info.position.batch, info.timestamp or "")
+
+
+@dataclass
+class _Job:
+    """One checkpoint to drain: its epoch, its staged hard links, whether it is a best, its serial."""
+
+    epoch: int
+    staged: Path
+    best: bool
+    serial: int
+    complete: bool = False  # the final checkpoint of the training
+
+
+class Drainer:
+    """Copies node-local checkpoints to the shared tier (see the module docstring)."""
+
+    def __init__(
+        self,
+        local: CkptLayout,
+        shared: CkptLayout,
+        *,
+        interval: int,
+        keep_mode: str,
+        keep_limit: int,
+        fence: commit.Fence,
+        log: Log,
+        debug: Log,
+        grace: float,
+    ) -> None:
+        self.local, self.shared = local, shared
+        self.interval = interval
+        self.keep_mode, self.keep_limit = keep_mode, keep_limit
+        self.fence = fence
+        self.log, self.debug = log, debug
+        self.grace = grace  # seconds between a preemption signal and the kill (ckpt_halt_seconds)
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._pending: list[_Job] = []
+        self._current: _Job | None = None
+        self._since = 0  # local commits since the last one scheduled
+        self._serial = 0  # local commits told of so far (newest first drained wins)
+        self._newest: tuple[int, int, str] | None = None  # (serial, epoch, time) of the newest local commit
+        self._drained = 0  # serial of the newest checkpoint on the shared tier
+        self._record_due = False
+        self._complete = False  # the newest drained checkpoint ends the training
+        self._failure: BaseException | None = None
+        self._swept = False
+        self.drains = 0  # drains completed
+        self.bytes_copied = 0
+        self.seconds = 0.0  # time spent draining, in all
+        self.slowest = 0.0  # the longest drain (a halt before the walltime must leave time for one)
+
+    # ----- what the engine calls -------------------------------------------------------
+    def committed(self, epoch: int, must: bool = False) -> None:
+        """A checkpoint of ``epoch`` was committed on the local tier; drain it if due (see module doc)."""
+        with self._cond:
+            self._sweep_debris()
+            self._serial += 1
+            self._newest = (self._serial, epoch, LocalTierRecord.now())
+            self._record_due = True
+            self._since += 1
+            due = must or (self.interval > 0 and self._since >= self.interval)
+            if due:
+                self._since = 0
+                self._try_enqueue(epoch, self.local.epoch_dir(epoch))
+            self._start_worker()
+
+    def flush(self) -> None:
+        """Return once the newest local commit is on the shared tier; `CommitError` if it could not be."""
+        started = time.monotonic()
+        with self._cond:
+            newest = self._newest
+            if newest is not None and newest[0] > self._drained and not self._queued(newest[0]):
+                try:
+                    self._enqueue(self._stage(newest[1], self.local.epoch_dir(newest[1]), newest[0]))
+                except (OSError, CkptError) as exc:
+                    raise CommitError(
+                        str(self.local.epoch_dir(newest[1])),
+                        None,
+                        f"cannot stage it for the shared tier: {exc}",
+                    ) from exc
+                self._start_worker()
+            while self._thread is not None:
+                self._cond.wait()
+            failure, self._failure = self._failure, None
+            drained = self._drained
+        if newest is None:
+            return
+        if newest[0] > drained:
+            raise CommitError(
+                str(self.shared.root),
+                None,
+                f"the newest checkpoint (epoch {newest[1]}, on the node-local tier {self.local.root}) "
+                f"did not reach the shared tier: {failure}",
+            )
+        took = time.monotonic() - started
+        line = f"drain: epoch {newest[1]} is on the shared tier; flushing took {took:.3f} seconds"
+        if REQUEST.requested:
+            since = time.monotonic() - REQUEST.received
+            verdict = "within" if since <= self.grace else "OVER"
+            line += f", {since:.3f} seconds after {REQUEST.name}: {verdict} a {self.grace:g} s grace period"
+        self.log(line)
+        if self._complete and newest[0] == drained:
+            self._remove_local_tier()
+
+    def _remove_local_tier(self) -> None:
+        """Training is complete and its final checkpoint is on the shared tier: free the node-local
+        tier (``/dev/shm`` is memory, and nothing on the node would remove it)."""
+        with self._cond:
+            shutil.rmtree(self.local.root, ignore_errors=True)
+            self._newest, self._drained, self._record_due = None, 0, False
+        self.log(
+            f"drain: training complete and on the shared tier; removed the node-local tier {self.local.root}"
+        )
+
+    def join(self) -> None:
+        """Return once no drain runs or waits (unlike `flush`, drains nothing the interval skipped)."""
+        with self._cond:
+            while self._thread is not None:
+                self._cond.wait()
+
+    def choose_restart(
+        self, found_local: Found | None, log: Log, rejected: list[Rejected] | None = None
+    ) -> Found | None:
+        """The newer of ``found_local`` (the local tier's restart choice) and the shared tier's.
+
+        A node-local checkpoint newer than the shared tier's is scheduled for draining.
+        Shared checkpoints that fail verification are appended to ``rejected``.
+        """
+        found_shared = find_restart(self.shared, True, log, set_aside=True, rejected=rejected)
+        if found_local is None:
+            return found_shared
+        if found_shared is not None and progress(found_shared) > progress(found_local):
+            log(
+                f"restarting: the shared tier's epochs/{epoch_name(found_shared.epoch)} is newer than "
+                f"the node-local tier's epochs/{epoch_name(found_local.epoch)}: using the shared one"
+            )
+            return found_shared
+        log(f"restarting: from the node-local tier {self.local.root}")
+        if found_shared is None or progress(found_shared) != progress(found_local):
+            with self._cond:
+                self._sweep_debris()
+                self._serial += 1
+                self._newest = (self._serial, found_local.epoch, LocalTierRecord.now())
+                self._record_due = True
+                self._try_enqueue(found_local.epoch, found_local.path)
+                self._start_worker()
+        return found_local
+
+    # ----- staging and the queue (callers hold self._cond) --------------------------------
+    def _sweep_debris(self) -> None:
+        """Remove staging a dead process left (once: the writer lease is held by now)."""
+        if self._swept:
+            return
+        self._swept = True
+        with contextlib.suppress(OSError):
+            for name in os.listdir(self.local.root):
+                if name.startswith(STAGE_PREFIX):
+                    shutil.rmtree(self.local.root / name, ignore_errors=True)
+
+    def _try_enqueue(self, epoch: int, source: Path) -> None:
+        """Stage and queue the newest commit; a failure is logged (`flush` tries again), never raised."""
+        try:
+            self._enqueue(self._stage(epoch, source, self._serial))
+        except (OSError, CkptError) as exc:
+            self.log(f"drain: cannot stage epoch {epoch} for the shared tier: {exc}")
+
+    def _stage(self, epoch: int, source: Path, serial: int) -> _Job:
+        """Hard-link the files of ``source`` into a staging directory (a copy where links fail)."""
+        staged = self.local.root / f"{STAGE_PREFIX}{epoch_name(epoch)}-{os.getpid()}-{secrets.token_hex(3)}"
+        staged.mkdir()
+        try:
+            for name in list_files(source):
+                (staged / name).parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    os.link(source / name, staged / name)
+                except OSError:  # a filesystem without hard links
+                    shutil.copyfile(source / name, staged / name)
+            info = read_ckpt_info(staged / INFO_FILE)
+        except BaseException:
+            shutil.rmtree(staged, ignore_errors=True)
+            raise
+        best = info.best_epoch == epoch and info.position is None
+        return _Job(epoch, staged, best, serial, complete=info.complete is True)
+
+    def _enqueue(self, job: _Job) -> None:
+        """Queue ``job``; waiting jobs it supersedes go (a best only for a newer best)."""
+        keep_waiting = []
+        for waiting in self._pending:
+            if waiting.best and not job.best:
+                keep_waiting.append(waiting)
+            else:
+                shutil.rmtree(waiting.staged, ignore_errors=True)
+                self.debug(f"drain: epoch {waiting.epoch} skipped (a newer checkpoint supersedes it)")
+        self._pending = [*keep_waiting, job]
+
+    def _queued(self, serial: int) -> bool:
+        jobs = [*self._pending, *([self._current] if self._current else [])]
+        return any(job.serial == serial for job in jobs)
+
+    def _start_worker(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="candle-drain", daemon=False)
+            self._thread.start()
+
+    # ----- the drainer's thread --------------------------------------------------------------
+    def _work(self) -> None:
+        with console_held():  # stdout gets the lines between epochs, never inside a progress line
+            self._work_held()
+
+    def _work_held(self) -> None:
+        while True:
+            with self._cond:
+                record = self._record() if self._record_due else None
+                self._record_due = False
+                job = self._pending.pop(0) if self._pending else None
+                self._current = job
+                if job is None and record is None:
+                    self._thread = None
+                    self._cond.notify_all()
+                    return
+            if record is not None:
+                try:
+                    write_local_tier(self.shared.root / LOCAL_TIER_FILE, record)
+                except OSError as exc:  # a hint for readers only: training goes on
+                    self.log(f"drain: cannot write {LOCAL_TIER_FILE}: {exc}")
+            if job is None:
+                continue
+            try:
+                self._drain(job)
+                with self._cond:
+                    self._drained = max(self._drained, job.serial)
+                    self._complete = job.complete and job.serial == self._drained
+                    self._record_due = True
+            except BaseException as exc:  # the shared tier failed: logged, tried again by the next drain
+                with self._cond:
+                    self._failure = exc
+                self.log(f"drain: copying epoch {job.epoch} to the shared tier failed: {exc}")
+            finally:
+                with self._cond:
+                    self._current = None
+                shutil.rmtree(job.staged, ignore_errors=True)
+
+    def _record(self) -> LocalTierRecord | None:
+        if self._newest is None:
+            return None
+        serial, epoch, when = self._newest
+        return LocalTierRecord(
+            socket.gethostname(), str(self.local.root), epoch, when, serial <= self._drained
+        )
+
+    def _drain(self, job: _Job) -> None:
+        """Copy, verify and publish one staged checkpoint on the shared tier, then apply its keep policy."""
+        started = time.monotonic()
+        info = read_ckpt_info(job.staged / INFO_FILE)
+        # Written by CANDLE (no files table): every file but the info, checked against the source alone.
+        files: dict[str, FileEntry | None] = (
+            dict(info.files) if info.files is not None else dict.fromkeys(list_files(job.staged))
+        )
+        files.pop(INFO_FILE, None)
+        work = commit.begin(self.shared, self.shared.work_dir(f"drain-{os.getpid()}-{secrets.token_hex(3)}"))
+        nbytes = 0
+        for name, entry in files.items():
+            nbytes += _copy_verified(job.staged / name, work / name, entry)
+        commit.commit(
+            self.shared,
+            job.epoch,
+            info,
+            best=job.best,
+            drop_best=info.best_epoch is None,
+            work=work,
+            fence=self.fence,
+        )
+        self._keep(job.epoch)
+        took = max(time.monotonic() - started, 1e-9)
+        self.drains += 1
+        self.bytes_copied += nbytes
+        self.seconds += took
+        self.slowest = max(self.slowest, took)
+        megabytes = nbytes / (1024 * 1024)
+        self.log(
+            f"drain: epoch {job.epoch} copied to the shared tier and verified: {megabytes:0.3f} MB "
+            f"in {took:.3f} seconds ({megabytes / took:0.2f} MB/s)"
+        )
+
+    def _keep(self, epoch_now: int) -> None:
+        """The keep policy on the shared tier; ``epoch_now``, ``last`` and ``best`` always stay."""
+        on_disk = self.shared.list_epochs()
+        protect = {epoch_now} | {
+            e
+            for e in (self.shared.linked_epoch(self.shared.last), self.shared.linked_epoch(self.shared.best))
+            if e
+        }
+        survivors = keep.surviving_epochs(on_disk, self.keep_mode, self.keep_limit, protect)
+        for epoch in on_disk:
+            if epoch not in survivors and commit.remove_epoch(self.shared, epoch, self.fence):
+                self.debug(f"drain: removing shared epochs/{epoch_name(epoch)} (keep policy)")
+
+
+def _copy_verified(source: Path, target: Path, entry: FileEntry | None) -> int:
+    """Copy ``source`` to the new file ``target`` and fsync it; read the copy back and check its
+    size and CRC-32 against ``entry`` (``ckpt-info.json``'s; None or no CRC: the source's).
+    Returns the bytes copied."""
+    size = None if entry is None else entry.size
+    recorded = None if entry is None or entry.crc32 in (None, DISABLED) else entry.crc32
+    value, total = 0, 0
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(source, "rb", buffering=0) as src, open(target, "xb", buffering=0) as dst:
+        buffer = bytearray(_CHUNK)
+        while n := src.readinto(buffer):
+            view = memoryview(buffer)[:n]
+            value = zlib.crc32(view, value)
+            total += n
+            while view:  # an unbuffered write may be short
+                view = view[dst.write(view) or 0 :]
+        os.fsync(dst.fileno())
+    if recorded is not None and str(value) != recorded:
+        raise CorruptCheckpointError(
+            str(source), None, f"checksum mismatch: ckpt-info.json recorded {recorded}"
+        )
+    if size is not None and total != size:
+        raise CorruptCheckpointError(str(source), None, f"has {total} bytes, ckpt-info.json recorded {size}")
+    copied = os.stat(target).st_size
+    if copied != total:
+        raise CkptError(str(target), None, f"copy has {copied} bytes, the source {total}")
+    read_back = checksum_file(target).value
+    if read_back != str(value):
+        raise CkptError(str(target), None, f"copy reads back CRC-32 {read_back}, the source had {value}")
+    return total

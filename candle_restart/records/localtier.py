@@ -1,0 +1,123 @@
+"""``local-tier.json``: where the newest checkpoint of a two-tier run lies on a node.
+
+With ``ckpt_local_directory`` set, every checkpoint commits on a node-local
+tier first and is copied to the shared ``ckpt_directory`` later
+(`candle_restart.ckpt.drain`).  Readers of the shared tier (the coordinator,
+the report, ``candle-restart ckpt``) cannot see the node, so the drainer keeps
+this small record in the shared ``ckpt_directory``::
+
+    {"host": "node-a", "path": "/dev/shm/ckpt/run-1a2b", "epoch": 7,
+     "time": "2026-11-30T23:40:12Z", "drained": false}
+
+``epoch`` is the epoch directory (``epochs/NNN``) of the newest local commit,
+``path`` the local tier's root on ``host``, ``time`` when it committed (UTC),
+``drained`` whether that checkpoint has reached the shared tier.  The record is
+a hint written after the fact: a process killed between a local commit and the
+record's update leaves it one checkpoint behind.
+
+Contract: `read_local_tier` returns None when the file is missing and raises
+`LocalTierError` (one line: file, key, problem) for anything malformed;
+`write_local_tier` replaces the file atomically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from candle_restart.errors import CkptError
+from candle_restart.records.jsonio import JsonFileError, read_json
+from candle_restart.records.jsontypes import JsonObject
+
+LOCAL_TIER_FILE = "local-tier.json"
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+class LocalTierError(CkptError):
+    """``local-tier.json`` is malformed (``<file>: <key>: <problem>``)."""
+
+
+@dataclass(frozen=True)
+class LocalTierRecord:
+    """The newest node-local commit of a two-tier run (see the module docstring)."""
+
+    host: str
+    path: str
+    epoch: int
+    time: str
+    drained: bool
+
+    @staticmethod
+    def now() -> str:
+        """The current time as this record writes it (UTC, ISO 8601, seconds)."""
+        return time.strftime(TIME_FORMAT, time.gmtime())
+
+    def to_json(self) -> JsonObject:
+        return {
+            "host": self.host,
+            "path": self.path,
+            "epoch": self.epoch,
+            "time": self.time,
+            "drained": self.drained,
+        }
+
+    @classmethod
+    def from_json(cls, data: object, where: str) -> LocalTierRecord:
+        """The record in ``data`` (parsed JSON); `LocalTierError` naming ``where`` and the key if malformed."""
+        if not isinstance(data, dict):
+            raise LocalTierError(where, None, f"must hold a JSON object, got {type(data).__name__}")
+        for key in ("host", "path", "time"):
+            if not isinstance(data.get(key), str) or not data[key]:
+                raise LocalTierError(where, key, f"must be a non-empty string, got {data.get(key)!r}")
+        epoch = data.get("epoch")
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+            raise LocalTierError(where, "epoch", f"must be an integer >= 0, got {epoch!r}")
+        drained = data.get("drained")
+        if not isinstance(drained, bool):
+            raise LocalTierError(where, "drained", f"must be true or false, got {drained!r}")
+        return cls(host=data["host"], path=data["path"], epoch=epoch, time=data["time"], drained=drained)
+
+
+def read_local_tier(path: Path) -> LocalTierRecord | None:
+    """The record at ``path``; None when there is none (a single-tier run)."""
+    try:
+        data = read_json(path)
+    except FileNotFoundError:
+        return None
+    except JsonFileError as exc:
+        raise LocalTierError(str(path), None, exc.problem) from None
+    return LocalTierRecord.from_json(data, str(path))
+
+
+def write_local_tier(path: Path, record: LocalTierRecord) -> None:
+    """Replace ``path`` with ``record``: a reader sees the old record or the new one, never a part."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(json.dumps(record.to_json()) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def describe_local_tier(shared_root: Path) -> str | None:
+    """One line for readers of the shared tier when its newest checkpoint exists only on a node
+    (or the record is malformed); None when the shared tier has the newest (or it is single-tier)."""
+    try:
+        record = read_local_tier(shared_root / LOCAL_TIER_FILE)
+    except LocalTierError as exc:
+        return f"{exc} (ignored)"
+    if record is None or record.drained:
+        return None
+    return (
+        f"newest checkpoint only node-local: epochs/{record.epoch:03d} on {record.host} "
+        f"in {record.path} (committed {record.time}; not yet on this shared tier)"
+    )
