@@ -21,7 +21,9 @@ class BytesCkpt(CandleCkpt):
     model_file_name = "model.bin"
 
     def write_model_backend(self, model: Any, epoch: int) -> None:
+        assert self.model_file is not None and isinstance(model, BytesModel)
         Path(self.model_file).write_bytes(model.payload)
 
     def build_model(self, model_file: Path | str) -> None:
+        assert isinstance(self.model, BytesModel)
         self.model.payload = Path(model_file).read_bytes()

@@ -106,7 +106,7 @@ def progress(fd: int, proc: subprocess.Popen[str]) -> Iterator[tuple[int, int]]:
     sel = selectors.DefaultSelector()
     sel.register(fd, selectors.EVENT_READ, "fifo")
     sel.register(proc.stderr, selectors.EVENT_READ, "stderr")
-    buffered, errors = b"", []
+    buffered, errors = b"", list[str]()
     while True:
         for key, _ in sel.select():
             if key.data == "stderr":

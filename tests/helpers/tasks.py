@@ -26,11 +26,14 @@ def preempted_task(root: Path, name: str, **params: Any) -> TaskDir:
 
 def submitted_pids(task: TaskDir) -> list[int]:
     """The PIDs of the runners the local backend started for ``task`` (its ``submitted`` events)."""
-    return [
-        e["submission"]["pid"]
-        for e in task.read_journal()
-        if e.get("event") == "submitted" and e.get("submission")
-    ]
+    pids: list[int] = []
+    for e in task.read_journal():
+        submission = e.get("submission")
+        if e.get("event") == "submitted" and isinstance(submission, dict):
+            pid = submission.get("pid")
+            assert isinstance(pid, int), submission
+            pids.append(pid)
+    return pids
 
 
 def state(task_dir: Path) -> dict[str, Any]:
