@@ -273,7 +273,7 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
         state = model_file.parent / STATE_FILE
         if state.is_file():
             self._pending_metrics = load_state(
-                self.model, state, check_crc=STATE_FILE not in self.verified_files, verified=self.verified_files
+                self.model, state, STATE_FILE not in self.verified_files, self.verified_files
             )
             parked = pending_optimizer(self.model)
             if parked is not None:

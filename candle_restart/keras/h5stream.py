@@ -218,6 +218,8 @@ def read_datasets(image: np.ndarray, names: Iterable[str]) -> dict[str, np.ndarr
     found: dict[str, np.ndarray] = {}
     with h5py.File(_BufferFile(image), "r") as f:
         for name in names:
+            if name not in f:
+                raise KeyError(f"no dataset {name}")
             dataset = f[name]
             if not isinstance(dataset, h5py.Dataset):
                 raise ValueError(f"{name} is not a dataset")
