@@ -3,12 +3,12 @@
 `H5Image` lays the file out with h5py against a file object that only
 records what HDF5 writes (a few KiB of metadata): each numeric dataset is
 created with its space allocated at once and never filled, so HDF5 writes
-none of its bytes.  `H5Image.write` then emits the file front to back: the
-recorded metadata, each array's bytes straight from its own buffer at the
-offset HDF5 gave it, and zeros in between.  No intermediate HDF5 file or
+none of its bytes.  `H5Image.write` then emits the file front to back: each
+array's bytes straight from its own buffer at the offset HDF5 gave it, and
+between them what HDF5 wrote there (zeros where it wrote nothing).  No intermediate HDF5 file or
 in-memory image is made, every byte is written once, and the sink needs no
-``seek`` (a zip member can be written this way).  Datasets are aligned to
-`ALIGNMENT` bytes in the file.
+``seek`` (a zip member can be written this way).  Datasets of at least
+`ALIGN_FROM` bytes are aligned to `ALIGNMENT` bytes in the file.
 
 `read_datasets` is the reverse for restart: the whole file (or a stored zip
 member) is read into one aligned buffer with large reads, and each wanted
@@ -36,16 +36,19 @@ from candle_restart.keras.npz import ALIGNMENT, aligned_empty, member_start, rea
 # One item Keras' saving walk stores: the group path, its metadata attributes, its values by key.
 Entry = tuple[str, "dict[str, Any] | None", "dict[str, Any]"]
 
-_ZEROS = bytes(1024 * 1024)
+_PAGE = 4096
+# Objects of at least this many bytes start on an ALIGNMENT boundary (a backend may adopt
+# their buffers).  Aligning smaller ones too makes HDF5's allocator quadratic in the count.
+ALIGN_FROM = 4096
 _NUMERIC = "biufc"
 
 
 class _Recorder(io.RawIOBase):
-    """A seekable file object that keeps every write (HDF5's metadata) in a list."""
+    """A seekable file object that keeps what HDF5 writes (its metadata) in 4 KiB pages."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.writes: list[tuple[int, bytes]] = []
+        self.pages: dict[int, bytearray] = {}
         self.pos = 0
         self.size = 0
 
@@ -59,27 +62,39 @@ class _Recorder(io.RawIOBase):
         return True
 
     def write(self, data: Any) -> int:
-        chunk = bytes(data)
-        self.writes.append((self.pos, chunk))
-        self.pos += len(chunk)
+        view = memoryview(data).cast("B")
+        done = 0
+        while done < len(view):
+            page, offset = divmod(self.pos + done, _PAGE)
+            n = min(_PAGE - offset, len(view) - done)
+            target = self.pages.get(page)
+            if target is None:
+                target = self.pages[page] = bytearray(_PAGE)
+            target[offset : offset + n] = view[done : done + n]
+            done += n
+        self.pos += done
         self.size = max(self.size, self.pos)
-        return len(chunk)
+        return done
 
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
         n = max(0, min(len(view), self.size - self.pos))
-        view[:n] = self.overlay(self.pos, n)
+        view[:n] = self.range(self.pos, n)
         self.pos += n
         return n
 
-    def overlay(self, start: int, length: int) -> bytes:
-        """Bytes ``[start, start+length)`` as written (later writes win; zeros where none wrote)."""
+    def range(self, start: int, length: int) -> bytearray:
+        """Bytes ``[start, start+length)`` as written (zeros where nothing was)."""
         out = bytearray(length)
-        for offset, chunk in self.writes:
-            lo, hi = max(start, offset), min(start + length, offset + len(chunk))
-            if lo < hi:
-                out[lo - start : hi - start] = chunk[lo - offset : hi - offset]
-        return bytes(out)
+        at = start
+        while at < start + length:
+            page, offset = divmod(at, _PAGE)
+            n = min(_PAGE - offset, start + length - at)
+            source = self.pages.get(page)
+            if source is not None:
+                out[at - start : at - start + n] = source[offset : offset + n]
+            at += n
+        return out
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.size}[whence]
@@ -92,17 +107,6 @@ class _Recorder(io.RawIOBase):
     def truncate(self, size: int | None = None) -> int:
         self.size = self.pos if size is None else size
         return self.size
-
-    def segments(self) -> list[tuple[int, bytes]]:
-        """The written ranges merged into disjoint, sorted segments with their final bytes."""
-        spans = sorted((o, o + len(c)) for o, c in self.writes if c)
-        merged: list[list[int]] = []
-        for lo, hi in spans:
-            if merged and lo <= merged[-1][1]:
-                merged[-1][1] = max(merged[-1][1], hi)
-            else:
-                merged.append([lo, hi])
-        return [(lo, self.overlay(lo, min(hi, self.size) - lo)) for lo, hi in merged if lo < self.size]
 
 
 def _raw(value: Any) -> np.ndarray | None:
@@ -123,7 +127,7 @@ class H5Image:
     def __post_init__(self) -> None:
         recorder = _Recorder()
         arrays: list[tuple[int, memoryview]] = []
-        with h5py.File(recorder, "w", alignment_threshold=1, alignment_interval=ALIGNMENT) as f:
+        with h5py.File(recorder, "w", alignment_threshold=ALIGN_FROM, alignment_interval=ALIGNMENT) as f:
             for entry_path, metadata, values in self.entries:
                 if not metadata and not values:
                     continue
@@ -133,22 +137,22 @@ class H5Image:
                 for key, value in values.items():
                     arrays += _dataset(group, key, value)
         self.size = recorder.size
-        written = [(offset, memoryview(data)) for offset, data in recorder.segments()]
-        self._segments = sorted([*written, *arrays], key=lambda s: s[0])
-        end = 0
-        for offset, data in self._segments:
+        arrays.sort(key=lambda s: s[0])
+        end = 0  # the bytes between the arrays are HDF5's metadata (or free space: zeros)
+        for offset, data in arrays:
             if offset < end or offset + data.nbytes > self.size:
-                raise ValueError(f"HDF5 layout: overlapping or outlying segment at {offset}")
+                raise ValueError(f"HDF5 layout: overlapping or outlying dataset at {offset}")
+            if offset > end:
+                self._segments.append((end, memoryview(recorder.range(end, offset - end))))
+            self._segments.append((offset, data))
             end = offset + data.nbytes
+        if self.size > end:
+            self._segments.append((end, memoryview(recorder.range(end, self.size - end))))
 
     def write(self, sink: Any) -> None:
         """Write the file's bytes in order to ``sink`` (anything with ``write``)."""
-        at = 0
-        for offset, data in self._segments:
-            _zeros(sink, offset - at)
+        for _offset, data in self._segments:
             sink.write(data)
-            at = offset + data.nbytes
-        _zeros(sink, self.size - at)
 
 
 def _dataset(group: Any, key: str, value: Any) -> list[tuple[int, memoryview]]:
@@ -169,13 +173,6 @@ def _dataset(group: Any, key: str, value: Any) -> list[tuple[int, memoryview]]:
     offset = dataset.get_offset()
     dataset.close()
     return [] if offset is None or not array.nbytes else [(offset, array.reshape(-1).view(np.uint8).data)]
-
-
-def _zeros(sink: Any, n: int) -> None:
-    while n > 0:
-        step = min(n, len(_ZEROS))
-        sink.write(memoryview(_ZEROS)[:step])
-        n -= step
 
 
 class _BufferFile(io.RawIOBase):
