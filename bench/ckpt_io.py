@@ -74,8 +74,7 @@ def main() -> None:
         params = {
             "epochs": 10**6,
             "ckpt_directory": f"{tmp}/ckpts",
-            "ckpt_save_best": False,
-            "ckpt_keep_limit": 1,
+            "ckpt_save_best": False,  # the default keep limit (5) deletes nothing inside the timing
         }
         ckpt = CandleCkptKeras(params, logger=None)
         ckpt.set_model(model)
