@@ -1,7 +1,7 @@
 """Checkpoint I/O against the disk: committed write throughput and restart read speed.
 
 A Dense model of ``PARAMS`` parameters (default 25M: with Adam's two moments,
-each of the two checkpoint files holds about 300 MB, 600 MB in all) in the
+a checkpoint holds about 300 MB, each tensor once) in the
 directory ``BENCH_TMP`` (default: the system's temporary directory).
 Alternating, ``REPEATS`` times, in the same run:
 
@@ -74,8 +74,7 @@ def main() -> None:
         params = {
             "epochs": 10**6,
             "ckpt_directory": f"{tmp}/ckpts",
-            "ckpt_save_best": False,
-            "ckpt_keep_limit": 1,
+            "ckpt_save_best": False,  # the default keep limit (5) deletes nothing inside the timing
         }
         ckpt = CandleCkptKeras(params, logger=None)
         ckpt.set_model(model)

@@ -5,9 +5,11 @@ beside training.  `Capturer.capture` runs Keras' own saving walk (the one
 ``model.save`` and ``model.save_weights`` use) with a store that records
 every value instead of writing it, and keeps a host copy of each;
 `CapturedModelFile.write` later writes them in the layout of Keras' HDF5
-store and zips the result as ``model.save`` does, so the file loads with
+store (streamed by `candle_restart.keras.h5stream`, no intermediate copy)
+and zips the result as ``model.save`` does, so the file loads with
 ``keras.models.load_model`` / ``model.load_weights`` like any other (the
-tests compare the two files).
+tests compare the two files).  ``located`` says where each saved variable
+lies in the HDF5 weights, so the exact-resume state need not copy it again.
 
 The walk and stores live in ``keras.src.saving.saving_lib``, which is not a
 public API.  If a Keras release lacks what is used here, `available` is
@@ -20,13 +22,13 @@ from __future__ import annotations
 import time
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
-import h5py
 import keras
 import numpy as np
+
+from candle_restart.keras.h5stream import H5Image
 
 try:
     from keras.src.saving import saving_lib as _lib
@@ -88,69 +90,41 @@ class CapturedModelFile:
     config_json: str = ""
     metadata_json: str = ""
     assets: Any = None  # Keras' asset store (a temporary directory), for .keras files
+    # id of each variable Keras saved -> its dataset in the HDF5 weights ("layers/dense/vars/0")
+    located: dict[int, str] = field(default_factory=dict)
 
-    def write(self, sink: Any, scratch: Path) -> None:
-        """Write the file to ``sink`` (a binary file object with ``write`` and ``tell``).
+    @property
+    def weights_member(self) -> str | None:
+        """The name of the HDF5 weights inside the file (None: the file is the HDF5 weights)."""
+        return None if self.weights_only else _NAMES[2]
 
-        The HDF5 weights are written to the file ``scratch`` first (HDF5 seeks;
-        a zip member cannot) and streamed from it, so no second in-memory image
-        of the weights is built; ``scratch`` is removed afterwards.
+    def write(self, sink: Any) -> None:
+        """Write the file to ``sink`` (a binary file object with ``write`` and ``tell``), each byte once.
+
+        The HDF5 weights are streamed (`candle_restart.keras.h5stream`) into
+        the sink, or into the zip member as ``model.save`` names it; no
+        intermediate copy of them is made.
         """
-        try:
-            _write_h5(scratch, self.entries)
-            if self.weights_only:
-                _copy_file(scratch, sink)
-                return
-            metadata_name, config_name, weights_name, assets_name = _NAMES
-            with zipfile.ZipFile(sink, "w") as archive:
-                archive.writestr(metadata_name, self.metadata_json)
-                archive.writestr(config_name, self.config_json)
-                member = zipfile.ZipInfo(weights_name, date_time=time.localtime(time.time())[:6])
-                member.external_attr = 0o600 << 16  # as writestr sets it
-                member.file_size = scratch.stat().st_size
-                with archive.open(member, "w") as target:
-                    _copy_file(scratch, target)
-                _write_to_zip_recursively(archive, self.assets.working_dir, assets_name)
-        finally:
-            scratch.unlink(missing_ok=True)
+        image = H5Image(self.entries)
+        if self.weights_only:
+            image.write(sink)
+            return
+        metadata_name, config_name, weights_name, assets_name = _NAMES
+        with zipfile.ZipFile(sink, "w") as archive:
+            archive.writestr(metadata_name, self.metadata_json)
+            archive.writestr(config_name, self.config_json)
+            member = zipfile.ZipInfo(weights_name, date_time=time.localtime(time.time())[:6])
+            member.external_attr = 0o600 << 16  # as writestr sets it
+            member.file_size = image.size
+            with archive.open(member, "w") as target:
+                image.write(target)
+            _write_to_zip_recursively(archive, self.assets.working_dir, assets_name)
 
     def discard(self) -> None:
         """Remove the temporary asset directory (safe to call twice)."""
         if self.assets is not None:
             self.assets.close()
             self.assets = None
-
-
-def _write_h5(path: Path, entries: list[Entry]) -> None:
-    """The HDF5 weights file Keras' ``H5IOStore`` writes for these entries, written with h5py directly.
-
-    Same groups (``PATH/vars``, created when an entry has metadata or values),
-    attributes and datasets (bfloat16 marked by a ``dtype`` attribute); the
-    values are written from the snapshot's arrays without the copy Keras'
-    store makes of each.  The fidelity tests compare the result with Keras' own.
-    """
-    with h5py.File(path, "w") as f:
-        for entry_path, metadata, values in entries:
-            if not metadata and not values:
-                continue
-            group = (
-                f.create_group("vars") if not entry_path else f.create_group(entry_path).create_group("vars")
-            )
-            for name, value in (metadata or {}).items():
-                group.attrs[name] = value
-            for key, value in values.items():
-                if str(value.dtype) == "bfloat16":
-                    group.create_dataset(key, data=value).attrs["dtype"] = "bfloat16"
-                else:
-                    group[key] = value
-
-
-def _copy_file(source: Path, target: Any, chunk: int = 8 * 1024 * 1024) -> None:
-    buffer = bytearray(chunk)
-    view = memoryview(buffer)
-    with open(source, "rb", buffering=0) as f:
-        while n := f.readinto(buffer):
-            target.write(view[:n])
 
 
 class Capturer:
@@ -209,7 +183,7 @@ class Capturer:
             entries = [
                 (path, meta, {k: copy(v) for k, v in values.items()}) for path, meta, values in plan[1]
             ]
-            captured = CapturedModelFile(weights_only, entries, assets=assets)
+            captured = CapturedModelFile(weights_only, entries, assets=assets, located=_locations(plan[1]))
             if not weights_only:
                 captured.config_json, captured.metadata_json = _serialize_model_as_json(model)
         except BaseException:
@@ -217,6 +191,17 @@ class Capturer:
                 assets.close()
             raise
         return captured
+
+
+def _locations(entries: list[tuple[str, Any, dict[str, Any]]]) -> dict[int, str]:
+    """id of each variable among the walk's values -> the HDF5 dataset that stores it."""
+    found: dict[int, str] = {}
+    for path, _meta, values in entries:
+        group = f"{path}/vars" if path else "vars"
+        for key, value in values.items():
+            if isinstance(value, keras.Variable) and "/" not in key:
+                found.setdefault(id(value), f"{group}/{key}")
+    return found
 
 
 def _as_variables(model: Any, path: str, values: dict[str, Any]) -> dict[str, Any]:

@@ -4,9 +4,9 @@ Drop-in for ``candle.ckpt_keras_utils.CandleCkptKeras`` (same constructor,
 methods, gParameters keys, directory layout, ``ckpt-info.json`` keys and log
 lines).  Each checkpoint holds the model file (``model.keras``, loadable with
 ``keras.models.load_model``; ``model.weights.h5`` with
-``ckpt_save_weights_only``) and ``train_state.npz`` (weights, optimizer
-and seed-generator state), which `restart` loads so training resumes
-bit-for-bit.  The generic logic is in `candle_restart.ckpt.candle.CandleCkpt`.
+``ckpt_save_weights_only``) and ``train_state.npz`` (seed-generator state and
+where the model file holds the weights and optimizer state), which `restart`
+loads so training resumes bit-for-bit.  The generic logic is in `candle_restart.ckpt.candle.CandleCkpt`.
 
 Preemption: during ``fit`` the callback arms the ``ckpt_signals`` (see
 `candle_restart.ckpt.preempt`).  At the first batch end after such a signal
@@ -300,7 +300,7 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
         state = model_file.parent / TRAIN_STATE_FILE
         if state.is_file():
             self._pending_metrics = load_state(
-                self.model, state, check_crc=TRAIN_STATE_FILE not in self.verified_files
+                self.model, state, TRAIN_STATE_FILE not in self.verified_files, self.verified_files
             )
             parked = pending_optimizer(self.model)
             if parked is not None:

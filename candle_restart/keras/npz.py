@@ -65,10 +65,7 @@ def read_npz(path: Path, check_crc: bool = True) -> dict[str, np.ndarray]:
 def _member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, f: Any, check_crc: bool) -> np.ndarray:
     if info.compress_type != zipfile.ZIP_STORED:
         return _by_numpy(archive, info)
-    f.seek(info.header_offset)
-    fixed = f.read(_LOCAL_HEADER)
-    name_length, extra_length = struct.unpack("<HH", fixed[26:30])
-    start = info.header_offset + _LOCAL_HEADER + name_length + extra_length
+    start = member_start(f, info)
     f.seek(start)
     prefix = f.read(min(info.file_size, 65536 + 12))  # magic, header length and header of the .npy
     stream = io.BytesIO(prefix)
@@ -90,15 +87,30 @@ def _member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, f: Any, check_crc: 
     array = aligned_empty(shape, dtype)
     data = array.reshape(-1).view(np.uint8).data
     f.seek(start + header_length)
-    view, done = memoryview(data), 0
-    while done < len(view):
-        n = f.readinto(view[done:])
-        if not n:
-            raise EOFError(f"member {info.filename} is cut short")
-        done += n
+    read_into(f, data, f"member {info.filename}")
     if check_crc and zlib.crc32(data, zlib.crc32(prefix[:header_length])) != info.CRC:
         raise ValueError(f"member {info.filename} fails its CRC-32")
     return array
+
+
+def member_start(f: Any, info: zipfile.ZipInfo) -> int:
+    """The offset in the zip file ``f`` where the stored data of member ``info`` begins."""
+    f.seek(info.header_offset)
+    fixed = f.read(_LOCAL_HEADER)
+    if len(fixed) != _LOCAL_HEADER or fixed[:4] != b"PK\x03\x04":
+        raise ValueError(f"member {info.filename} has no local header")
+    name_length, extra_length = struct.unpack("<HH", fixed[26:30])
+    return int(info.header_offset) + _LOCAL_HEADER + name_length + extra_length
+
+
+def read_into(f: Any, data: Any, what: str) -> None:
+    """Fill the buffer ``data`` from ``f``'s position with large reads; EOFError if ``f`` ends first."""
+    view, done = memoryview(data).cast("B"), 0
+    while done < len(view):
+        n = f.readinto(view[done:])
+        if not n:
+            raise EOFError(f"{what} is cut short")
+        done += n
 
 
 def aligned_empty(shape: tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray:

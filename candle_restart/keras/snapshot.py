@@ -7,10 +7,12 @@ one snapshot may be in flight, which the caller (`CandleCkpt.save_epoch`)
 guarantees by waiting for the previous commit first.
 
 `take_snapshot` captures both files of a checkpoint from one instant: the
-exact-resume state (``train_state.npz``) and the model file (``model.keras``
-or ``model.weights.h5``, through `candle_restart.keras.archive`).  A
-variable that appears in both is copied once.  `KerasSnapshot.write` runs in
-the commit thread and touches no TensorFlow object.
+model file (``model.keras`` or ``model.weights.h5``, through
+`candle_restart.keras.archive`) and the exact-resume state
+(``train_state.npz``: only what the model file lacks, with the place of
+the rest; see `candle_restart.keras.state`).  Each variable is copied and
+written once.  `KerasSnapshot.write` runs in the commit thread and touches
+no TensorFlow object.
 """
 
 from __future__ import annotations
@@ -94,11 +96,11 @@ class KerasSnapshot:
     model: archive.CapturedModelFile
 
     def write(self, files: CheckpointFiles) -> None:
-        """Write ``train_state.npz`` first (the disk flushes it while the model file is produced)."""
+        """Write the small ``train_state.npz``, then the model file (each fsynced when closed)."""
         with files.create(TRAIN_STATE_FILE) as sink:
             write_npz(sink, self.state)
         with files.create(self.model_file) as sink:
-            self.model.write(sink, files.directory / f".{self.model_file}.h5-scratch")
+            self.model.write(sink)
 
     def discard(self) -> None:
         self.model.discard()
@@ -114,8 +116,13 @@ def take_snapshot(
 ) -> KerasSnapshot:
     """Capture ``model`` (weights, optimizer, seed and, mid-epoch, metric state) in host memory."""
     try:
-        state = state_arrays(model, copies.copy, include_metrics)
         captured = capturer.capture(model, copies.copy, weights_only)
+        try:
+            where = (model_file, captured.weights_member)
+            state = state_arrays(model, copies.copy, include_metrics, captured.located, where)
+        except BaseException:
+            captured.discard()
+            raise
     finally:
         copies.end()
     return KerasSnapshot(model_file, state, captured)

@@ -1,4 +1,4 @@
-"""The training state a Keras 3 model needs to resume exactly, as one ``.npz`` file.
+"""The training state a Keras 3 model needs to resume exactly, and where each piece of it lies.
 
 Saved, by position: every ``model.variables`` entry (weights and the state
 of each layer's seed generator, so Dropout draws the same masks after a
@@ -9,6 +9,17 @@ the epoch's logged metrics, and with them the best-checkpoint choice, come
 out as if it had never stopped).  Variables are matched by position and
 checked by shape: layer names differ between processes that build several
 models, positions do not.
+
+``train_state.npz`` holds the manifest (``__manifest__``: per group, each
+variable's path, shape and dtype) and the arrays.  Each tensor is stored
+once per checkpoint: a variable the model file already holds (weights, and
+the optimizer's variables in a ``.keras``) is listed with ``at``, its
+dataset in the model file's HDF5 weights, and ``model_file`` names that
+file (``name``, and ``member``: the HDF5 weights inside a ``.keras`` zip, or
+null for a ``.weights.h5``); only the rest (seed-generator state, metric
+accumulators, whatever Keras does not save) is an array ``GROUP/INDEX`` of
+the ``.npz``.  A manifest without ``at`` (older checkpoints, and the
+synchronous ``model.save`` path) has every array in the ``.npz``.
 
 CANDLE's benchmarks restart *before* ``model.compile``, when the model has
 no optimizer yet.  `load_state` then assigns the model's variables (weights
@@ -22,7 +33,7 @@ from __future__ import annotations
 
 import json
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +42,7 @@ import keras
 import numpy as np
 
 from candle_restart.errors import CorruptCheckpointError, RestartError
+from candle_restart.keras.h5stream import read_weights
 from candle_restart.keras.npz import ALIGNMENT, read_npz, write_npz
 
 _MANIFEST = "__manifest__"
@@ -64,22 +76,38 @@ def metric_variables(model: Any) -> list[Any]:
 
 
 def state_arrays(
-    model: Any, copy: Callable[[Any], np.ndarray], include_metrics: bool = False
+    model: Any,
+    copy: Callable[[Any], np.ndarray],
+    include_metrics: bool = False,
+    located: Mapping[int, str] | None = None,
+    model_file: tuple[str, str | None] | None = None,
 ) -> dict[str, np.ndarray]:
-    """The arrays of ``train_state.npz`` by member name, each variable's value taken by ``copy``."""
+    """The arrays of ``train_state.npz`` by member name, each variable's value taken by ``copy``.
+
+    ``located`` maps ``id(variable)`` to its dataset in the HDF5 weights of
+    ``model_file`` (its name, and the zip member holding them or None): such
+    a variable is listed with ``at`` and not copied here.
+    """
     groups = {"model": list(model.variables), "optimizer": _optimizer_variables(model)}
     if include_metrics:
         groups["metrics"] = metric_variables(model)
+    located = located if model_file is not None and located else {}
     arrays: dict[str, np.ndarray] = {}
-    manifest: dict[str, list[dict[str, Any]]] = {}
+    manifest: dict[str, Any] = {}
     for group, variables in groups.items():
         manifest[group] = []
         for i, variable in enumerate(variables):
-            value = copy(variable)
-            arrays[f"{group}/{i}"] = value
-            manifest[group].append(
-                {"path": variable.path, "shape": list(value.shape), "dtype": str(value.dtype)}
-            )
+            at = located.get(id(variable))
+            if at is None:
+                value = copy(variable)
+                arrays[f"{group}/{i}"] = value
+                entry = {"path": variable.path, "shape": list(value.shape), "dtype": str(value.dtype)}
+            else:
+                entry = {"path": variable.path, "shape": list(variable.shape), "dtype": str(variable.dtype)}
+                entry["at"] = at
+            manifest[group].append(entry)
+    if located and model_file is not None:
+        manifest["model_file"] = {"name": model_file[0], "member": model_file[1]}
     arrays[_MANIFEST] = np.array(json.dumps(manifest))
     return arrays
 
@@ -105,7 +133,65 @@ def _check_fit(path: Path, group: str, saved: list[dict[str, Any]], variables: l
             )
 
 
-def load_state(model: Any, path: Path, check_crc: bool = True) -> list[np.ndarray] | None:
+def saved_arrays(
+    path: Path, check_crc: bool = True, verified: Collection[str] = ()
+) -> tuple[dict[str, Any], dict[str, list[np.ndarray]]]:
+    """The manifest of the ``train_state.npz`` at ``path`` and every group's arrays, by position.
+
+    Arrays listed with ``at`` are read from the model file beside ``path``
+    (all of them in one read of its HDF5 weights), whose CRC-32 in the zip is
+    checked unless the model file's name is in ``verified`` (files whose own
+    CRC-32 the caller has just checked).
+    CorruptCheckpointError (naming the file) if either file is malformed or
+    the manifest refers to something missing.
+    """
+    data = read_npz(path, check_crc)
+    try:
+        manifest = json.loads(str(data.pop(_MANIFEST)))
+        if not isinstance(manifest, dict):
+            raise TypeError("the manifest is not an object")
+        groups = {g: list(e) for g, e in manifest.items() if g in _GROUPS}
+        wanted = [e["at"] for entries in groups.values() for e in entries if "at" in e]
+        located: dict[str, np.ndarray] = {}
+        if wanted:
+            name, member = _model_file(manifest.get("model_file"))
+            check = name not in verified
+            located = read_weights(Path(path).parent / name, member, sorted(set(wanted)), check)
+        values = {
+            group: [located[e["at"]] if "at" in e else data[f"{group}/{i}"] for i, e in enumerate(entries)]
+            for group, entries in groups.items()
+        }
+        for group, entries in groups.items():
+            for i, (entry, value) in enumerate(zip(entries, values[group], strict=True)):
+                if list(value.shape) != list(entry["shape"]):
+                    raise ValueError(
+                        f"{group}/{i} has shape {list(value.shape)}, its manifest says otherwise"
+                    )
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:  # a forged or torn manifest
+        raise CorruptCheckpointError(
+            str(path), None, f"is not a training-state file this model can read: {exc!r}"
+        ) from exc
+    return manifest, values
+
+
+_GROUPS = ("model", "optimizer", "metrics")
+
+
+def _model_file(ref: object) -> tuple[str, str | None]:
+    """The manifest's ``model_file``: a plain file name beside the state file, and the zip member or None."""
+    if not isinstance(ref, dict):
+        raise ValueError(f"model_file must name the model file, got {ref!r}")
+    name, member = ref.get("name"), ref.get("member")
+    if not isinstance(name, str) or name in ("", ".", "..") or Path(name).name != name:
+        raise ValueError(f"model_file must be a file name beside the state file, got {name!r}")
+    if member is not None and not isinstance(member, str):
+        raise ValueError(f"model_file member must be a name or null, got {member!r}")
+    return name, member
+
+
+def load_state(
+    model: Any, path: Path, check_crc: bool = True, verified: Collection[str] = ()
+) -> list[np.ndarray] | None:
     """Assign the saved variables to ``model`` and its optimizer; return saved metric accumulators.
 
     Raises CorruptCheckpointError if the file does not fit the model (a
@@ -118,36 +204,21 @@ def load_state(model: Any, path: Path, check_crc: bool = True) -> list[np.ndarra
     in mid-epoch checkpoints, else None) are returned rather than assigned,
     because Keras builds and resets metrics inside ``fit``; `add_metrics`
     merges them after the resumed epoch's first batch.  ``check_crc=False``
-    skips the zip's per-member CRCs (the caller has just verified the whole
-    file's CRC-32).
+    skips the zip's per-member CRCs of the state file (the caller has just
+    verified the whole file's CRC-32); ``verified`` names the files so
+    verified, for the model file the arrays may come from (`saved_arrays`).
     """
     compiled = getattr(model, "optimizer", None) is not None
-    data = read_npz(path, check_crc)
-    try:
-        manifest = json.loads(str(data[_MANIFEST]))
-        saved_optimizer = list(manifest.get("optimizer", []))
-        groups = {"model": list(model.variables)}
-        if compiled and saved_optimizer:
-            groups["optimizer"] = _optimizer_variables(model)
-        for group, variables in groups.items():
-            _check_fit(path, group, manifest.get(group, []), variables)
-        values = {group: [data.pop(f"{group}/{i}") for i in range(len(v))] for group, v in groups.items()}
-        parked = [data.pop(f"optimizer/{i}") for i in range(len(saved_optimizer))] if not compiled else []
-        metrics = (
-            [data[f"metrics/{i}"] for i in range(len(manifest["metrics"]))] if "metrics" in manifest else None
-        )
-        for i, value in enumerate(parked):
-            if list(value.shape) != list(saved_optimizer[i]["shape"]):
-                raise ValueError(f"optimizer/{i} has shape {list(value.shape)}, its manifest says otherwise")
-    except (
-        KeyError,
-        TypeError,
-        AttributeError,
-        ValueError,
-    ) as exc:  # a forged or torn manifest or member name
-        raise CorruptCheckpointError(
-            str(path), None, f"is not a training-state file this model can read: {exc!r}"
-        ) from exc
+    manifest, saved = saved_arrays(path, check_crc, verified)
+    saved_optimizer = list(manifest.get("optimizer", []))
+    groups = {"model": list(model.variables)}
+    if compiled and saved_optimizer:
+        groups["optimizer"] = _optimizer_variables(model)
+    for group, variables in groups.items():
+        _check_fit(path, group, manifest.get(group, []), variables)
+    values = {group: saved.get(group, []) for group in groups}
+    parked = saved.get("optimizer", []) if not compiled else []
+    metrics = saved.get("metrics") if "metrics" in manifest else None
     for group, variables in groups.items():  # every array is checked before any variable changes
         for i, (variable, value) in enumerate(zip(variables, values[group], strict=True)):
             if tuple(value.shape) != tuple(variable.shape):

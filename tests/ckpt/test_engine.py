@@ -11,7 +11,7 @@ import pytest
 from candle_restart.ckpt import CkptLayout, NoCheckpointError, find_restart
 from candle_restart.ckpt.restore import Rejected
 from candle_restart.ckpt.sink import CheckpointFiles
-from tests.ckpt.conftest import BytesCkpt, BytesModel
+from tests.helpers import BytesCkpt, BytesModel
 
 
 class GatedSnapshot:

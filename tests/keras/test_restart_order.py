@@ -18,7 +18,7 @@ import pytest
 
 from candle_restart.ckpt import CorruptCheckpointError, RestartError
 from candle_restart.keras import CandleCheckpointCallback, CandleCkptKeras, restart
-from candle_restart.keras.state import pending_optimizer
+from candle_restart.keras.state import pending_optimizer, saved_arrays
 
 X = np.random.default_rng(2).normal(size=(128, 6)).astype("float32")
 Y = np.tanh(X @ np.linspace(-1, 1, 6, dtype="float32")[:, None]).astype("float32")
@@ -138,9 +138,9 @@ def test_an_uncompiled_restart_never_calls_a_healthy_checkpoint_corrupt(tmp_path
     ckpt = CandleCkptKeras({**_params(directory), "ckpt_restart_mode": "required"}, logger=None)
     J = ckpt.restart(model)  # raised CorruptCheckpointError ("optimizer: holds 9 variables, the model has 0")
     assert J is not None and J["epoch"] == FIRST
-    saved = np.load(directory / "last" / "train_state.npz")
+    _manifest, saved = saved_arrays(directory / "last" / "train_state.npz")
     for i, variable in enumerate(model.variables):
-        assert np.asarray(variable).tobytes() == saved[f"model/{i}"].tobytes()
+        assert np.asarray(variable).tobytes() == saved["model"][i].tobytes()
 
 
 def test_a_different_optimizer_at_compile_is_refused_when_training_starts(tmp_path: Path) -> None:
