@@ -49,6 +49,7 @@ from candle_restart.records.journal import (
     EventKind,
 )
 from candle_restart.records.jsontypes import JsonObject, JsonValue
+from candle_restart.records.localtier import describe_local_tier
 from candle_restart.records.taskstate import MetricSummary, TaskState
 from candle_restart.task.process import oom_killed, pid_alive
 from candle_restart.task.taskdir import TaskDir
@@ -69,6 +70,7 @@ class StatusExtra:
     intent_batch: str | None = None  # the batch of a submission intent without an outcome
     runner_lost: bool = False  # the runner died without recording its end
     lost_cause: str | None = None  # why, as far as can be told (set with ``runner_lost``)
+    node_local: str | None = None  # two tiers: the newest checkpoint is only on a node (`describe_local_tier`)
 
     def to_json(self, pending_intent: bool) -> JsonObject:
         record: JsonObject = {}
@@ -83,6 +85,8 @@ class StatusExtra:
             record["runner_lost"] = True
         if self.lost_cause is not None:
             record["lost_cause"] = self.lost_cause
+        if self.node_local is not None:
+            record["node_local"] = self.node_local
         return record
 
 
@@ -142,6 +146,7 @@ def _checkpoint(status: TaskStatus, task: TaskDir) -> str | None:
     last_epoch = layout.linked_epoch(layout.last)
     info: CkptInfo | None = None
     problem = "no checkpoint in epochs/ verifies"
+    status.extra.node_local = describe_local_tier(layout.root)  # a drain not yet done
     try:
         if last_epoch is not None:
             try:

@@ -185,3 +185,17 @@ def test_malformed_state_is_reported_not_crashed_on_nor_resubmitted(
     else:
         assert status.state == "failed" and not status.retryable and fragment in status.reason
         assert decide(status, Policy()).action == "give_up"
+
+
+def test_status_says_when_the_newest_checkpoint_is_only_node_local(tmp_path: Path) -> None:
+    """Two tiers: the coordinator reads the shared tier, and says when a node holds a newer one."""
+    from candle_restart.records.localtier import LOCAL_TIER_FILE, LocalTierRecord, write_local_tier
+
+    task = preempted_task(tmp_path, "tiered")
+    assert "node_local" not in _by_id(tmp_path)["tiered"].to_json()["extra"]
+    record = LocalTierRecord("node-b", "/dev/shm/x", 7, LocalTierRecord.now(), drained=False)
+    write_local_tier(task.ckpts / LOCAL_TIER_FILE, record)
+    note = _by_id(tmp_path)["tiered"].to_json()["extra"]["node_local"]
+    assert "epochs/007 on node-b" in note and "only node-local" in note
+    write_local_tier(task.ckpts / LOCAL_TIER_FILE, LocalTierRecord("node-b", "/dev/shm/x", 7, record.time, True))
+    assert "node_local" not in _by_id(tmp_path)["tiered"].to_json()["extra"]
