@@ -66,13 +66,14 @@ from pathlib import Path
 
 from candle_restart.ckpt import commit, keep
 from candle_restart.ckpt.checksum import DISABLED, checksum_file, list_files
+from candle_restart.ckpt.fsio import atomic_write_bytes
 from candle_restart.ckpt.layout import INFO_FILE, CkptLayout, epoch_name
 from candle_restart.ckpt.log import console_held
 from candle_restart.ckpt.preempt import REQUEST
 from candle_restart.ckpt.restore import Found, Rejected, find_restart
 from candle_restart.errors import CkptError, CommitError, CorruptCheckpointError
 from candle_restart.records.ckptinfo import FileEntry, read_ckpt_info
-from candle_restart.records.localtier import LOCAL_TIER_FILE, LocalTierRecord, write_local_tier
+from candle_restart.records.localtier import LOCAL_TIER_FILE, LocalTierRecord
 
 Log = Callable[[str], None]
 # The local tier's keep policy: the newest two (plus what the engine protects: its best).
@@ -316,7 +317,7 @@ class Drainer:
                     return
             if record is not None:
                 try:
-                    write_local_tier(self.shared.root / LOCAL_TIER_FILE, record)
+                    atomic_write_bytes(self.shared.root / LOCAL_TIER_FILE, record.to_bytes())
                 except OSError as exc:  # a hint for readers only: training goes on
                     self.log(f"drain: cannot write {LOCAL_TIER_FILE}: {exc}")
             if job is None:

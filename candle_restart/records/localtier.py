@@ -17,14 +17,12 @@ record's update leaves it one checkpoint behind.
 
 Contract: `read_local_tier` returns None when the file is missing and raises
 `LocalTierError` (one line: file, key, problem) for anything malformed;
-`write_local_tier` replaces the file atomically.
+`LocalTierRecord.to_bytes` is what the drainer writes, replacing the file atomically.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +53,11 @@ class LocalTierRecord:
     def now() -> str:
         """The current time as this record writes it (UTC, ISO 8601, seconds)."""
         return time.strftime(TIME_FORMAT, time.gmtime())
+
+    def to_bytes(self) -> bytes:
+        """The file's bytes (one JSON line); the caller replaces the file atomically
+        (`candle_restart.ckpt.fsio.atomic_write_bytes`)."""
+        return (json.dumps(self.to_json()) + "\n").encode()
 
     def to_json(self) -> JsonObject:
         return {
@@ -91,21 +94,6 @@ def read_local_tier(path: Path) -> LocalTierRecord | None:
     except JsonFileError as exc:
         raise LocalTierError(str(path), None, exc.problem) from None
     return LocalTierRecord.from_json(data, str(path))
-
-
-def write_local_tier(path: Path, record: LocalTierRecord) -> None:
-    """Replace ``path`` with ``record``: a reader sees the old record or the new one, never a part."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(json.dumps(record.to_json()) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def describe_local_tier(shared_root: Path) -> str | None:

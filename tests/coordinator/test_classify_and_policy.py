@@ -189,13 +189,15 @@ def test_malformed_state_is_reported_not_crashed_on_nor_resubmitted(
 
 def test_status_says_when_the_newest_checkpoint_is_only_node_local(tmp_path: Path) -> None:
     """Two tiers: the coordinator reads the shared tier, and says when a node holds a newer one."""
-    from candle_restart.records.localtier import LOCAL_TIER_FILE, LocalTierRecord, write_local_tier
+    from candle_restart.ckpt.fsio import atomic_write_bytes
+    from candle_restart.records.localtier import LOCAL_TIER_FILE, LocalTierRecord
 
     task = preempted_task(tmp_path, "tiered")
     assert "node_local" not in _by_id(tmp_path)["tiered"].to_json()["extra"]
     record = LocalTierRecord("node-b", "/dev/shm/x", 7, LocalTierRecord.now(), drained=False)
-    write_local_tier(task.ckpts / LOCAL_TIER_FILE, record)
+    atomic_write_bytes(task.ckpts / LOCAL_TIER_FILE, record.to_bytes())
     note = _by_id(tmp_path)["tiered"].to_json()["extra"]["node_local"]
     assert "epochs/007 on node-b" in note and "only node-local" in note
-    write_local_tier(task.ckpts / LOCAL_TIER_FILE, LocalTierRecord("node-b", "/dev/shm/x", 7, record.time, True))
+    drained = LocalTierRecord("node-b", "/dev/shm/x", 7, record.time, drained=True)
+    atomic_write_bytes(task.ckpts / LOCAL_TIER_FILE, drained.to_bytes())
     assert "node_local" not in _by_id(tmp_path)["tiered"].to_json()["extra"]
