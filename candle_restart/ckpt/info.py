@@ -13,15 +13,21 @@ import socket
 from collections.abc import Mapping
 from datetime import datetime
 
+from candle_restart.ckpt.envvars import (
+    SLURM_ARRAY_JOB_ID,
+    SLURM_ARRAY_TASK_ID,
+    SLURM_JOB_ID,
+    SLURM_RESTART_COUNT,
+)
 from candle_restart.records.ckptinfo import CkptInfo
 
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 _SLURM_VARS = {
-    "job_id": "SLURM_JOB_ID",
-    "array_job_id": "SLURM_ARRAY_JOB_ID",
-    "array_task_id": "SLURM_ARRAY_TASK_ID",
-    "restart_count": "SLURM_RESTART_COUNT",
+    "job_id": SLURM_JOB_ID,
+    "array_job_id": SLURM_ARRAY_JOB_ID,
+    "array_task_id": SLURM_ARRAY_TASK_ID,
+    "restart_count": SLURM_RESTART_COUNT,
 }
 
 

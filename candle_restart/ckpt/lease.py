@@ -41,11 +41,11 @@ from typing import Any
 import filelock
 
 from candle_restart.ckpt import fsio
+from candle_restart.ckpt.envvars import LEASE_ENV  # overrides every default lease (tests, slow filesystems)
 from candle_restart.errors import CkptError
 from candle_restart.records.holder import HolderRecord, read_holder
 
 DEFAULT_LEASE_SECONDS = 30.0
-LEASE_ENV = "CANDLE_RESTART_LEASE_SECONDS"  # overrides every default lease (tests, slow filesystems)
 Log = Callable[[str], None]
 
 

@@ -35,6 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol
 
+from candle_restart.ckpt.envvars import TEST_PAUSE_ENV
 from candle_restart.ckpt.lease import default_lease_seconds
 from candle_restart.coordinator.backend import Backend, BatchSubmit, Reconcile, Submission
 from candle_restart.coordinator.lock import (
@@ -64,7 +65,7 @@ from candle_restart.task.taskdir import TASK_FILE, TaskDir
 Log = Callable[[str], None]
 # Test-only fail-point: a coordinator whose environment names one of these points stops itself
 # (SIGSTOP) there, as a suspended job or a paused VM would, so a test can let its lease run out.
-PAUSE_ENV = "CANDLE_RESTART_TEST_PAUSE_AT"
+PAUSE_ENV = TEST_PAUSE_ENV
 PAUSE_POINTS = ("decided", "intended")
 
 

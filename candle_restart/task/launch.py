@@ -35,6 +35,7 @@ from typing import cast
 
 from candle_restart.ckpt import CkptLayout, Found, find_restart
 from candle_restart.ckpt.envparams import DIRECTORY_ENV
+from candle_restart.ckpt.envvars import ATTEMPT_ENV, TASK_DIR_ENV
 from candle_restart.ckpt.lease import drop_all_shared
 from candle_restart.ckpt.preempt import (
     EXIT_BAD_INPUT,
@@ -128,7 +129,7 @@ def command_argv(spec: TaskSpec, params: JsonObject) -> list[str]:
 def task_environment(params: JsonObject, task: TaskDir, attempt: int) -> dict[str, str]:
     """The variables every task gets (added to the runner's environment)."""
     env = {var: str(params[key]) for key, var in DIRECTORY_ENV.items() if params.get(key) is not None}
-    return {**env, "CANDLE_RESTART_TASK_DIR": str(task.path), "CANDLE_RESTART_ATTEMPT": str(attempt)}
+    return {**env, TASK_DIR_ENV: str(task.path), ATTEMPT_ENV: str(attempt)}
 
 
 @contextlib.contextmanager

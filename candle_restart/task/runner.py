@@ -44,6 +44,10 @@ from dataclasses import replace
 
 from candle_restart.ckpt import parse_params
 from candle_restart.ckpt.envparams import with_environment
+from candle_restart.ckpt.envvars import (  # the first set by the backends on each submission
+    GENERATION_ENV,
+    ON_PREEMPT_ENV,
+)
 from candle_restart.ckpt.info import commit_key, writer_identity
 from candle_restart.ckpt.lease import Lease, LeaseBusy
 from candle_restart.ckpt.preempt import (
@@ -79,10 +83,8 @@ from candle_restart.task.process import process_start
 from candle_restart.task.result import jsonable, metric_summary
 from candle_restart.task.taskdir import TaskDir, now_iso
 
-GENERATION_ENV = "CANDLE_RESTART_GENERATION"  # set by the coordinator's backends on each submission
 # A command run after an exit 75 has been recorded (the Slurm backend's self-requeue sets it to
 # `scontrol requeue JOB`): one allocation request then carries the task to its end.
-ON_PREEMPT_ENV = "CANDLE_RESTART_ON_PREEMPT"
 
 
 def _say(message: str) -> None:

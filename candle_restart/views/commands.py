@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from candle_restart.ckpt import CkptError, CkptLayout, find_restart, verify_checkpoint
+from candle_restart.ckpt.preempt import EXIT_BAD_INPUT
 from candle_restart.coordinator.backend import Backend
 from candle_restart.coordinator.policy import Policy
 from candle_restart.coordinator.report import summary, table, terminal_width, varied_keys
@@ -96,7 +97,7 @@ def cmd_ckpt(args: argparse.Namespace) -> int:
     layout = CkptLayout.at(directory)
     if not layout.root.is_dir():
         print(f"{layout.root}: not a directory", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     if directory != Path(args.ckpt_dir):
         print(f"checkpoints of {directory}")
     last = layout.linked_epoch(layout.last)
