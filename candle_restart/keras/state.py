@@ -31,7 +31,6 @@ callback does so at the start of training), so both orders resume exactly.
 
 from __future__ import annotations
 
-import json
 import weakref
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
@@ -44,8 +43,9 @@ import numpy as np
 from candle_restart.errors import CorruptCheckpointError, RestartError
 from candle_restart.keras.h5stream import read_weights
 from candle_restart.keras.npz import ALIGNMENT, read_npz, write_npz
-
-_MANIFEST = "__manifest__"
+from candle_restart.records.jsontypes import JsonObject
+from candle_restart.records.trainstate import GROUPS, MANIFEST_MEMBER, decode_manifest, encode_manifest, entry
+from candle_restart.records.trainstate import model_file as model_file_of
 
 
 @dataclass
@@ -93,7 +93,7 @@ def state_arrays(
         groups["metrics"] = metric_variables(model)
     located = located if model_file is not None and located else {}
     arrays: dict[str, np.ndarray] = {}
-    manifest: dict[str, Any] = {}
+    manifest: dict[str, list[JsonObject]] = {}
     for group, variables in groups.items():
         manifest[group] = []
         for i, variable in enumerate(variables):
@@ -101,14 +101,11 @@ def state_arrays(
             if at is None:
                 value = copy(variable)
                 arrays[f"{group}/{i}"] = value
-                entry = {"path": variable.path, "shape": list(value.shape), "dtype": str(value.dtype)}
+                manifest[group].append(entry(variable.path, value.shape, str(value.dtype)))
             else:
-                entry = {"path": variable.path, "shape": list(variable.shape), "dtype": str(variable.dtype)}
-                entry["at"] = at
-            manifest[group].append(entry)
-    if located and model_file is not None:
-        manifest["model_file"] = {"name": model_file[0], "member": model_file[1]}
-    arrays[_MANIFEST] = np.array(json.dumps(manifest))
+                manifest[group].append(entry(variable.path, variable.shape, str(variable.dtype), at))
+    text = encode_manifest(manifest, model_file if located and model_file is not None else None)
+    arrays[MANIFEST_MEMBER] = np.array(text)
     return arrays
 
 
@@ -147,14 +144,12 @@ def saved_arrays(
     """
     data = read_npz(path, check_crc)
     try:
-        manifest = json.loads(str(data.pop(_MANIFEST)))
-        if not isinstance(manifest, dict):
-            raise TypeError("the manifest is not an object")
-        groups = {g: list(e) for g, e in manifest.items() if g in _GROUPS}
+        manifest: dict[str, Any] = decode_manifest(str(data.pop(MANIFEST_MEMBER)))  # its shape checked there
+        groups = {g: list(e) for g, e in manifest.items() if g in GROUPS}
         wanted = [e["at"] for entries in groups.values() for e in entries if "at" in e]
         located: dict[str, np.ndarray] = {}
         if wanted:
-            name, member = _model_file(manifest.get("model_file"))
+            name, member = model_file_of(manifest)
             check = name not in verified
             located = read_weights(Path(path).parent / name, member, sorted(set(wanted)), check)
         values = {
@@ -162,8 +157,8 @@ def saved_arrays(
             for group, entries in groups.items()
         }
         for group, entries in groups.items():
-            for i, (entry, value) in enumerate(zip(entries, values[group], strict=True)):
-                if list(value.shape) != list(entry["shape"]):
+            for i, (saved_entry, value) in enumerate(zip(entries, values[group], strict=True)):
+                if list(value.shape) != list(saved_entry["shape"]):
                     raise ValueError(
                         f"{group}/{i} has shape {list(value.shape)}, its manifest says otherwise"
                     )
@@ -172,21 +167,6 @@ def saved_arrays(
             str(path), None, f"is not a training-state file this model can read: {exc!r}"
         ) from exc
     return manifest, values
-
-
-_GROUPS = ("model", "optimizer", "metrics")
-
-
-def _model_file(ref: object) -> tuple[str, str | None]:
-    """The manifest's ``model_file``: a plain file name beside the state file, and the zip member or None."""
-    if not isinstance(ref, dict):
-        raise ValueError(f"model_file must name the model file, got {ref!r}")
-    name, member = ref.get("name"), ref.get("member")
-    if not isinstance(name, str) or name in ("", ".", "..") or Path(name).name != name:
-        raise ValueError(f"model_file must be a file name beside the state file, got {name!r}")
-    if member is not None and not isinstance(member, str):
-        raise ValueError(f"model_file member must be a name or null, got {member!r}")
-    return name, member
 
 
 def load_state(

@@ -13,6 +13,7 @@ This package is the innermost layer: it imports the standard library only, so th
 Modules:
 
 * `jsonio`: the one safe JSON reader (depth, huge integers, UTF-8) every reader goes through.
+* `trainstate`: the manifest inside a Keras checkpoint's ``train_state.npz``.
 * `epochs`: ``ckpts/events.jsonl``, the checkpoint writer's epoch, commit and restart events.
 * `localtier`: ``ckpts/local-tier.json``, where a two-tier run's newest checkpoint lies on a node.
 """
