@@ -32,6 +32,7 @@ from candle_restart.ckpt.info import finite_or_none
 from candle_restart.ckpt.layout import INFO_FILE
 from candle_restart.coordinator import STATES, LocalBackend, TaskStatus, scan
 from candle_restart.errors import CorruptCheckpointError
+from candle_restart.records.journal import EXIT, RUNNER_LOST, STALE_EXIT, START
 from candle_restart.report.epochlog import read_epoch_log
 from candle_restart.report.sessions import EpochLog
 from candle_restart.task.taskdir import TaskDir
@@ -126,7 +127,7 @@ def attempts_of(journal: list[dict[str, Any]], running: bool) -> list[Attempt]:
     attempts: list[Attempt] = []
     for event in journal:
         kind, number = event.get("event"), event.get("attempt")
-        if kind == "start":
+        if kind == START:
             attempts.append(
                 Attempt(
                     number if isinstance(number, int) else 0,
@@ -134,17 +135,17 @@ def attempts_of(journal: list[dict[str, Any]], running: bool) -> list[Attempt]:
                     where=_where(event),
                 )
             )
-        elif kind in ("exit", "stale_exit"):
+        elif kind in (EXIT, STALE_EXIT):
             for a in reversed(attempts):
                 if a.number == number and a.end is None:
                     a.end = parse_time(event.get("time"))
                     a.exit_code = event.get("exit_code") if isinstance(event.get("exit_code"), int) else None
-                    a.outcome = str(event.get("status", "?")) if kind == "exit" else "stood down"
+                    a.outcome = str(event.get("status", "?")) if kind == EXIT else "stood down"
                     a.reason = (
-                        str(event.get("reason", "")) if kind == "exit" else "a newer submission took over"
+                        str(event.get("reason", "")) if kind == EXIT else "a newer submission took over"
                     )
                     break
-        elif kind == "runner_lost":
+        elif kind == RUNNER_LOST:
             for a in reversed(attempts):
                 if a.end is None:
                     a.end, a.outcome = parse_time(event.get("time")), "lost"
