@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import statistics
+import subprocess
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,3 +42,19 @@ def files_under(root: Path) -> list[Path]:
 
 def median(values: list[float]) -> float:
     return round(statistics.median(values), 4)
+
+
+CHUNK = 8 * 1024 * 1024  # dd's block size
+
+
+def dd(path: Path, nbytes: int) -> float:
+    """Seconds ``dd conv=fsync`` takes to write ``nbytes`` (rounded up to blocks) to ``path``, then removed."""
+    start = time.perf_counter()
+    subprocess.run(
+        ["dd", "if=/dev/zero", f"of={path}", f"bs={CHUNK}", f"count={-(-nbytes // CHUNK)}", "conv=fsync"],
+        check=True,
+        capture_output=True,
+    )
+    seconds = time.perf_counter() - start
+    path.unlink()
+    return seconds

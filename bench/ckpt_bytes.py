@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,30 +32,17 @@ from typing import Any
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # tests.faultfs
-from _util import dense_model, files_under, median
+from _util import dd, dense_model, files_under, median
 
 BYTES_GOAL = 1.05
 SPEED_GOAL = 0.8
 THROTTLE = 300e6  # bytes/s
-CHUNK = 8 * 1024 * 1024
 
 
 def state_bytes(model: Any) -> int:
     import numpy as np
 
     return sum(np.asarray(v).nbytes for v in [*model.variables, *model.optimizer.variables])
-
-
-def dd(path: Path, nbytes: int) -> float:
-    start = time.perf_counter()
-    subprocess.run(
-        ["dd", "if=/dev/zero", f"of={path}", f"bs={CHUNK}", f"count={-(-nbytes // CHUNK)}", "conv=fsync"],
-        check=True,
-        capture_output=True,
-    )
-    seconds = time.perf_counter() - start
-    path.unlink()
-    return seconds
 
 
 def _callback(directory: Path) -> Any:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import gc
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,22 +33,9 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import dense_model, drop_cache, files_under, median
+from _util import CHUNK, dd, dense_model, drop_cache, files_under, median
 
 GOAL = 0.8
-CHUNK = 8 * 1024 * 1024
-
-
-def dd(path: Path, nbytes: int) -> float:
-    start = time.perf_counter()
-    subprocess.run(
-        ["dd", "if=/dev/zero", f"of={path}", f"bs={CHUNK}", f"count={-(-nbytes // CHUNK)}", "conv=fsync"],
-        check=True,
-        capture_output=True,
-    )
-    seconds = time.perf_counter() - start
-    path.unlink()
-    return seconds
 
 
 def cold_read(paths: list[Path]) -> float:
