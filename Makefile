@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(TF_PACKAGE)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: venv demo test test-fast lint bench torture clean
+.PHONY: venv venv-backends demo test test-fast test-backends lint bench torture clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,21 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# Keras' other two backends, each in a venv of its own without TensorFlow (CPU wheels): what
+# `make test-backends` runs the exact-resume suites under. TORCH_PACKAGE is pinned to the CPU build.
+TORCH_PACKAGE ?= torch==2.13.0
+JAX_PACKAGE ?= jax[cpu]
+$(VENV)-jax/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)-jax
+	$(VENV)-jax/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]' '$(JAX_PACKAGE)'
+	touch $@
+$(VENV)-torch/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)-torch
+	$(VENV)-torch/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]' '$(TORCH_PACKAGE)'
+	touch $@
+
+venv-backends: $(VENV)-jax/.installed $(VENV)-torch/.installed
 
 demo: venv
 	rm -rf demo-run
