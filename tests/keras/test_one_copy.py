@@ -55,9 +55,36 @@ def _resume(source: Path, tmp_path: Path, weights_only: bool, compiled: bool) ->
 
 def _same(ours: dict[str, np.ndarray], expected_file: Path) -> bool:
     with np.load(expected_file) as expected:
-        return sorted(expected.files) == sorted(ours) and all(
-            expected[k].tobytes() == ours[k].tobytes() for k in ours
-        )
+        return _equal(ours, {k: expected[k] for k in expected.files})
+
+
+def _equal(ours: dict[str, np.ndarray], expected: dict[str, np.ndarray]) -> bool:
+    return sorted(expected) == sorted(ours) and all(expected[k].tobytes() == ours[k].tobytes() for k in ours)
+
+
+def _continued_from_the_arrays(source: Path) -> dict[str, np.ndarray]:
+    """Epoch 2 trained on, in this process, from the old checkpoint's own arrays assigned by hand.
+
+    An old checkpoint's ``train_state.npz`` holds every model and optimizer variable.  Assigning them
+    directly (no restart code involved) and training on gives what a bit-exact restart must give, with
+    this machine's float kernels: the fixture's stored continuation was computed on another machine,
+    whose kernels may round differently."""
+    arrays = read_npz(source / "ckpts" / "epochs" / "001" / "train_state.npz")
+    model = generate.model(compiled=True)
+    model.optimizer.build(model.trainable_variables)
+    for group, variables in (("model", model.variables), ("optimizer", model.optimizer.variables)):
+        for i, variable in enumerate(variables):
+            variable.assign(arrays[f"{group}/{i}"])
+    model.fit(
+        generate.X,
+        generate.Y,
+        epochs=2,
+        initial_epoch=1,
+        batch_size=generate.BATCH,
+        shuffle=False,
+        verbose=0,
+    )
+    return generate.variables(model)
 
 
 @pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "before-compile"])
@@ -67,7 +94,7 @@ def test_an_old_two_copy_checkpoint_resumes_bit_for_bit(tmp_path: Path, kind: st
     manifest = json.loads(str(read_npz(state)["__manifest__"]))
     assert "model_file" not in manifest and all("at" not in e for e in manifest["model"])  # the old format
     ours = _resume(OLD / kind, tmp_path, kind == "weights_only", compiled)
-    assert _same(ours, OLD / kind / "expected.npz")
+    assert _equal(ours, _continued_from_the_arrays(OLD / kind))
 
 
 @pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "before-compile"])

@@ -7,11 +7,12 @@ running this script with that code first on the import path::
 
     PYTHONPATH=<checkout of the older code> python tests/keras/old_format/generate.py
 
-Each directory holds ``ckpts/`` (the checkpoint of epoch 1 of 2) and
-``expected.npz``: every model and optimizer variable after training on,
-uninterrupted, to the end of epoch 2 in the same process.  The test
+Each directory holds ``ckpts/`` (the checkpoint of epoch 1 of 2).  The test
 (`tests/keras/test_one_copy.py`) restarts from ``ckpts/`` with today's code,
-trains epoch 2 and compares bit for bit.
+trains epoch 2 and compares bit for bit with epoch 2 trained on from the
+checkpoint's own arrays assigned by hand, in the same process (the continuation
+``write`` also stores, ``expected.npz``, is only used for new-format cases: a
+stored continuation holds the float rounding of the machine that wrote it).
 """
 
 from __future__ import annotations
