@@ -68,9 +68,11 @@ class StatusExtra:
     ckpt_complete: bool | None = None  # the newest checkpoint ends an epoch (None: no checkpoint read)
     ckpt_key: str | None = None  # its `commit_key` (set with ``ckpt_complete``)
     intent_batch: str | None = None  # the batch of a submission intent without an outcome
+    intent_host: str | None = None  # the host of the coordinator that recorded that intent (its ``by``)
     runner_lost: bool = False  # the runner died without recording its end
     lost_cause: str | None = None  # why, as far as can be told (set with ``runner_lost``)
     node_local: str | None = None  # two tiers: the newest checkpoint is only on a node (`describe_local_tier`)
+    error: str | None = None  # this task could not be read or acted on (one line); the pass went on
 
     def to_json(self, pending_intent: bool) -> JsonObject:
         record: JsonObject = {}
@@ -81,12 +83,15 @@ class StatusExtra:
             record["ckpt_key"] = self.ckpt_key
         if pending_intent:
             record["intent_batch"] = self.intent_batch
+            record["intent_host"] = self.intent_host
         if self.runner_lost:
             record["runner_lost"] = True
         if self.lost_cause is not None:
             record["lost_cause"] = self.lost_cause
         if self.node_local is not None:
             record["node_local"] = self.node_local
+        if self.error is not None:
+            record["error"] = self.error
         return record
 
 
@@ -105,12 +110,14 @@ class TaskStatus:
     failures: int = 0
     preemptions: int = 0
     last_exit: int | None = None
-    last_exit_time: str | None = None
+    last_exit_time: str | None = None  # the runner's clock: shown, never compared with this host's
+    exit_age: float | None = None  # a failed task: seconds since this host saw that end (`grace`); None: not measured
     job_id: str | None = None
     ckpt_time: str | None = None
     generation: int = 0
     pending_intent: int | None = None  # a generation whose submission outcome was never recorded
-    intent_time: str | None = None
+    intent_time: str | None = None  # its writer's clock: shown, never compared with this host's
+    intent_age: float | None = None  # seconds it has been pending on this host's clock (`grace`); None: not measured
     submission: JsonObject | None = None
     params: JsonObject = field(default_factory=dict)  # the task's gParameters (task.json)
     result: JsonValue = None  # what the training returned (state.json's ``result``), when it completed
@@ -177,6 +184,7 @@ class _Intent:
 
     time: str | None
     batch: str | None
+    host: str | None
     outcome: EventKind | None = None  # submitted, submit_failed, submit_abandoned; None: not recorded
     submission: JsonObject | None = None
 
@@ -208,7 +216,9 @@ def _journal_counts(status: TaskStatus, task: TaskDir) -> tuple[dict[int, _Inten
             status.retry_requested = str(event.time)
             counted_from = max(intents, default=0)
         elif kind == SUBMIT_INTENT and event.generation is not None:
-            intents[event.generation] = _Intent(event.time, event.batch)
+            by = event.extras.get("by")
+            host = by.get("host") if isinstance(by, dict) else None
+            intents[event.generation] = _Intent(event.time, event.batch, host if isinstance(host, str) else None)
             status.retry_requested = None  # acted on
         elif kind in (SUBMITTED, SUBMIT_FAILED, SUBMIT_ABANDONED) and event.generation in intents:
             intent = intents[event.generation]
@@ -235,7 +245,9 @@ def classify(task: TaskDir, backends: dict[str, Backend]) -> TaskStatus:
     is classified again from the new files.
 
     A file whose values are of a shape no reader foresaw makes this one task
-    ``failed`` (not retryable) with the error as its reason; it never stops a scan.
+    ``failed`` (not retryable) with the error as its reason; a file that cannot be read at all
+    (a journal that is a directory, an I/O error) makes it `failed` with ``extra.error`` set
+    (`unreadable`).  Neither ever stops a scan.
     """
     try:
         status = _classify_once(task, backends)
@@ -246,6 +258,18 @@ def classify(task: TaskDir, backends: dict[str, Backend]) -> TaskStatus:
     except (TypeError, ValueError, KeyError, AttributeError, OverflowError, RecursionError) as exc:
         problem = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
         return TaskStatus(task.task_id, "failed", f"{task.path}: unreadable: {problem}", retryable=False)
+    except OSError as exc:
+        where = exc.filename or task.path
+        return unreadable(task.task_id, f"{where}: cannot be read: {exc.strerror or exc}")
+    return status
+
+
+def unreadable(task_id: str, problem: str) -> TaskStatus:
+    """A task this pass could not read (or must not: `candle_restart.coordinator.resume.task_dirs`):
+    ``failed``, not retryable, ``problem`` (one line) its reason and its ``extra.error``."""
+    line = " ".join(problem.split())[:500]
+    status = TaskStatus(task_id, "failed", line, retryable=False)
+    status.extra.error = line
     return status
 
 
@@ -264,7 +288,7 @@ def _classify_once(task: TaskDir, backends: dict[str, Backend]) -> TaskStatus:
         status.submission = latest.submission
         if latest.outcome is None:
             status.pending_intent, status.intent_time = status.generation, latest.time
-            status.extra.intent_batch = latest.batch
+            status.extra.intent_batch, status.extra.intent_host = latest.batch, latest.host
     if state is not None:
         status.job_id, status.result, status.metric = state.job_id, state.result, state.metric
     runner = state.status if state else None
