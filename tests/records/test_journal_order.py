@@ -55,7 +55,6 @@ def test_runners_lines_interleave_by_what_the_coordinator_had_seen(tmp_path: Pat
     journal.append(runs, JournalEvent(EXIT, generation=1, status="failed", time=_at(+10.2)))
     journal.append(coordinator, JournalEvent(RETRY_REQUESTED, time=_at(0.5)))  # behind the runners
     journal.append(runs, JournalEvent(START, generation=2, time=_at(+10.3)))
-    assert [json.loads(line).get("runs_seen") for line in coordinator.read_text().splitlines()] == [0, 1, 2]
     assert _kinds(tmp_path) == [
         "submit_intent:1",
         "start:1",
@@ -64,6 +63,7 @@ def test_runners_lines_interleave_by_what_the_coordinator_had_seen(tmp_path: Pat
         "retry_requested:None",
         "start:2",
     ]
+    assert [json.loads(line).get("runs_seen") for line in coordinator.read_text().splitlines()] == [0, 1, 2]
 
 
 def test_runners_behind_the_coordinator_are_ordered_the_same(tmp_path: Path) -> None:
