@@ -29,7 +29,7 @@ from datetime import datetime
 from pathlib import Path
 
 from candle_restart.ckpt import fsio
-from candle_restart.coordinator.states import TaskStatus
+from candle_restart.coordinator.taskstatus import TaskStatus
 from candle_restart.errors import CkptError
 from candle_restart.records.holder import SightingRecord, read_sighting
 from candle_restart.task.taskdir import TaskDir
