@@ -8,8 +8,8 @@ intent stamped by a host 10 minutes ahead would wait 10 minutes more than the gr
 by a host behind would be reconciled at once.  So no stamp of another host is ever compared with
 this host's clock:
 
-* an intent this host recorded (its ``by.host`` is this host's name) is timed from its ``time``,
-  which is this clock's;
+* an intent this host recorded (its ``by.host`` is this host's name), or a failure whose runner
+  ran on this host (its ``exit``'s ``host``), is timed from its ``time``, which is this clock's;
 * anything else from when this host first saw it, recorded on this host's clock in
   ``<task>/.seen/<host>`` (`SightingRecord`: one file per host, so one writing host), so that a
   later pass in another process (a ``resume`` run by cron) goes on counting; where that file
@@ -74,12 +74,13 @@ def seen_for(task: TaskDir, what: str, *, record: bool = True, now: float | None
 def observe(task: TaskDir, status: TaskStatus, *, record: bool = True) -> TaskStatus:
     """``status`` with ``intent_age`` (a pending intent) or ``exit_age`` (a failed task) measured
     on this host's clock (see the module); returns it."""
-    now = time.time()
+    now, here = time.time(), socket.gethostname()
     if status.pending_intent is not None:
-        own = _own_age(status.intent_time, now) if status.extra.intent_host == socket.gethostname() else None
+        own = _own_age(status.intent_time, now) if status.extra.intent_host == here else None
         what = f"submission {status.pending_intent} without outcome"
         status.intent_age = own if own is not None else seen_for(task, what, record=record, now=now)
     elif status.state == "failed" and status.last_exit_time is not None:
+        own = _own_age(status.last_exit_time, now) if status.extra.exit_host == here else None
         what = f"failure {status.failures} ended {status.last_exit_time}"  # the stamp names it, never timed
-        status.exit_age = seen_for(task, what, record=record, now=now)
+        status.exit_age = own if own is not None else seen_for(task, what, record=record, now=now)
     return status

@@ -250,6 +250,15 @@ def _reconcile(task: TaskDir, status: TaskStatus, backend: Backend, log: Log) ->
         log(f"{task.task_id}: submission {generation} never started; abandoned")
 
 
+def _decide(task: TaskDir, status: TaskStatus, policy: Policy, *, record: bool) -> Decision:
+    """`decide`, with the wait it depends on (an intent's grace, a failure's backoff) measured on
+    this host's clock (`observe`) only when there is one: nothing is written for other tasks."""
+    decision = decide(status, policy)
+    if status.pending_intent is not None or decision.action == "wait":
+        decision = decide(observe(task, status, record=record), policy)
+    return decision
+
+
 @dataclass
 class _Act:
     outcome: ResumeOutcome
@@ -271,8 +280,8 @@ def _act(
     here and the caller submits every deferred task as one array.
     """
     for _ in range(3):
-        status = observe(task, classify(task, backends))
-        decision = decide(status, policy)
+        status = classify(task, backends)
+        decision = _decide(task, status, policy, record=True)
         if decision.action == "submit":
             _pause_point("decided")
             try:
@@ -334,7 +343,7 @@ def resume(
             outcomes.append(ResumeOutcome(status, Decision("report", status.extra.error), error=status.extra.error))
             continue
         try:
-            decision = decide(observe(task, status, record=not dry_run), policy)
+            decision = _decide(task, status, policy, record=not dry_run)
             if dry_run or decision.action in ("none", "wait", "give_up", "report"):
                 outcomes.append(ResumeOutcome(status, decision))
                 continue

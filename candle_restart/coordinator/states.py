@@ -112,6 +112,8 @@ def _journal_counts(status: TaskStatus, task: TaskDir) -> tuple[dict[int, _Inten
             started.add(event.generation)
         elif kind == EXIT:
             status.last_exit, status.last_exit_time = event.exit_code, event.time
+            host = event.extras.get("host")
+            status.extra.exit_host = host if isinstance(host, str) else None
             status.failures += event.status in ("failed", "bad_input")
             status.preemptions += event.status == "preempted"
             cause = cause_of_exit(event)

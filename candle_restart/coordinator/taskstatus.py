@@ -27,6 +27,7 @@ class StatusExtra:
     ckpt_key: str | None = None  # its `commit_key` (set with ``ckpt_complete``)
     intent_batch: str | None = None  # the batch of a submission intent without an outcome
     intent_host: str | None = None  # the host of the coordinator that recorded that intent (its ``by``)
+    exit_host: str | None = None  # the host of the runner that recorded the latest exit (not in --json)
     runner_lost: bool = False  # the runner died without recording its end
     lost_cause: str | None = None  # why, as far as can be told (set with ``runner_lost``)
     node_local: str | None = None  # two tiers: the newest checkpoint is only on a node (`describe_local_tier`)

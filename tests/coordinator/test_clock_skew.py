@@ -32,12 +32,14 @@ BACKENDS = {"local": LocalBackend()}
 
 def restamp(path: Path, seconds: float, from_line: int = 0) -> int:
     """Shift the ``time`` of every line of ``path`` from ``from_line`` on by ``seconds``, as a
-    writer whose clock is that far off would have stamped them; the number of lines."""
+    runner on another host (node-r) whose clock is that far off would have stamped them; the
+    number of lines."""
     lines = path.read_text().splitlines()
     for i in range(from_line, len(lines)):
         record = json.loads(lines[i])
         stamp = datetime.fromisoformat(record["time"]) + timedelta(seconds=seconds)
-        lines[i] = json.dumps({**record, "time": stamp.isoformat(timespec="milliseconds")})
+        where = {"host": "node-r"} if "host" in record else {}
+        lines[i] = json.dumps({**record, "time": stamp.isoformat(timespec="milliseconds"), **where})
     path.write_text("".join(line + "\n" for line in lines))
     return len(lines)
 
@@ -109,6 +111,23 @@ def test_retry_requested_from_a_host_behind_the_runners_restarts_their_count(tmp
     assert [one_pass() for _ in range(3)] == ["submit", "submit", "give_up"]
     status = scan(root, BACKENDS)[0]
     assert status.failures == 2 and status.attempts == 4, status
+
+
+@pytest.mark.parametrize("runner_skew", [600, -600])
+def test_a_failure_on_a_skewed_runner_is_retried_one_backoff_later(tmp_path: Path, runner_skew: int) -> None:
+    root = tmp_path / "run"
+    task = toy_task(root, "backoff", needs=str(tmp_path / "input-that-is-missing"))
+    backend, policy = LocalBackend(), Policy(max_failures=3, backoff_seconds=GRACE)
+    [first] = resume(root, backend, policy)
+    backend.wait_all()
+    restamp(task.runs_file, runner_skew)  # the failure as a runner 10 minutes off recorded it
+    [waiting] = resume(root, backend, policy)
+    first_sight = time.monotonic()
+    assert first.acted and waiting.decision.action == "wait", waiting.decision
+    wait_until(first_sight + GRACE)  # one backoff on this host's clock
+    [retried] = resume(root, backend, policy)
+    backend.wait_all()
+    assert retried.acted and retried.decision.action == "submit", retried.decision
 
 
 def test_an_intent_of_this_host_is_timed_from_its_own_stamp(tmp_path: Path) -> None:
