@@ -384,10 +384,10 @@ def _submit_batch(
         except LockBusy:  # never append without the lock (NFS): the intent is reconciled later
             log(f"{task.task_id}: could not record submission {generation} (lock busy); it will be reconciled")
         except (OSError, CkptError) as exc:  # this task only; its intent is reconciled later
-            log(f"{_one_line(task, exc)}; submission {generation} will be reconciled")
+            log(f"{task.task_id}: {_one_line(task, exc)}; submission {generation} will be reconciled")
 
 
 def _one_line(task: TaskDir, exc: BaseException) -> str:
-    """``<task>: <what went wrong>`` in one line."""
+    """What went wrong with ``task`` (``<file>: <problem>``), in one line."""
     what = f"{exc.filename or task.path}: {exc.strerror or exc}" if isinstance(exc, OSError) else str(exc)
-    return " ".join(f"{task.task_id}: {what}".split())[:500]
+    return " ".join(what.split())[:500]

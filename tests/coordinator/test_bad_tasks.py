@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,14 +48,15 @@ def bad_root(tmp_path: Path) -> Iterator[BadRoot]:
     made = BadRoot(root, outside)
     claims = preempted_task(root, "a-claims")
     (claims.path / ".claims").write_text("not a directory\n")
-    made.bad["claims"] = (claims, ".claims")
+    made.bad["claims"] = (claims, ".claims: Not a directory")
     journal = preempted_task(root, "b-journal")
     journal.journal_file.mkdir()
     made.bad["journal"] = (journal, "journal.jsonl: cannot be read: Is a directory")
     immutable = preempted_task(root, "c-immutable")
     if _chattr("+i", immutable.path):
-        made.bad["immutable"] = (immutable, "Operation not permitted")
+        made.bad["immutable"] = (immutable, ".lock: Operation not permitted")
     else:
+        warnings.warn("chattr +i does not work here: the immutable task directory is left out", stacklevel=1)
         shutil.rmtree(immutable.path)
     away = preempted_task(outside, "d-link")
     os.symlink(away.path, root / away.task_id)

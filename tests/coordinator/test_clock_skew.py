@@ -144,3 +144,4 @@ def test_an_intent_of_this_host_is_timed_from_its_own_stamp(tmp_path: Path) -> N
     backend.wait_all()
     assert outcome.acted, outcome.decision
     assert submits(task) == ["submit_intent:1", "submit_abandoned:1", "submit_intent:2", "submitted:2"]
+
