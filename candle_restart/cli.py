@@ -2,7 +2,9 @@
 
 The reading subcommands live in `candle_restart.views.commands`; ``resume``, ``sweep`` and
 ``slurm`` are here.  Exit codes: 0 done; 2 bad input (one line naming the file, key and
-problem; a folder that is not a run root or a task is bad input too); 1 an I/O error;
+problem; a folder that is not a run root or a task is bad input too); 1 an I/O error, or a
+pass over the tasks (``resume``, ``status``, ``results``, ``report``) that could not read or
+act on some task (one line each; the pass went on over the others);
 141 stdout was closed (``status --json | head -1``); ``run`` exits as DESIGN says
 (0, 75, 1, 2, 3).
 """
@@ -14,7 +16,7 @@ import sys
 from pathlib import Path
 
 from candle_restart.ckpt import CkptError
-from candle_restart.ckpt.preempt import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_IO_ERROR
+from candle_restart.ckpt.preempt import EXIT_BAD_INPUT, EXIT_COMPLETED, EXIT_INTERRUPTED, EXIT_IO_ERROR
 from candle_restart.coordinator.policy import BUDGETS, Policy  # the one source of the defaults
 from candle_restart.views.commands import (
     cmd_ckpt,
@@ -50,8 +52,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
         backend = SlurmBackend(read_options(Path(args.run_root)))
     check_run_root(args.run_root)
+    failed = False  # some task could not be read or acted on, in some pass: exit 1 at the end
     if args.retry_failed is not None:
-        request_retries(args.run_root, backend, policy, args.retry_failed, args.dry_run)
+        failed = request_retries(args.run_root, backend, policy, args.retry_failed, args.dry_run)
     while True:
         outcomes = resume(
             args.run_root, backend, policy, dry_run=args.dry_run, log=lambda m: print(m, flush=True)
@@ -63,8 +66,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
                     flush=True,
                 )
         print(summary([o.status for o in outcomes]), flush=True)
+        failed = failed or any(o.error for o in outcomes)
         if not args.watch or all(o.final for o in outcomes):
-            return 0
+            return EXIT_IO_ERROR if failed else EXIT_COMPLETED
         time.sleep(args.watch)
 
 
@@ -86,8 +90,11 @@ def cmd_slurm(args: argparse.Namespace) -> int:
     outcomes = resume(
         sweep.run_root, SlurmBackend(options), policy_of(sweep), log=lambda m: print(m, flush=True), only=ids
     )
+    for o in outcomes:
+        if o.error:
+            print(o.error, flush=True)
     print(summary([o.status for o in outcomes]))
-    return 0
+    return EXIT_IO_ERROR if any(o.error for o in outcomes) else EXIT_COMPLETED
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from candle_restart.ckpt.lease import DEFAULT_LEASE_SECONDS, Lease, LeaseBusy
 from candle_restart.errors import CkptError
-from candle_restart.records.holder import ClaimRecord
+from candle_restart.records.holder import ClaimRecord, claim_name, claimed_generation
 from candle_restart.task.taskdir import TaskDir, now_iso
 
 __all__ = ["DEFAULT_LEASE_SECONDS", "GenerationTaken", "LockBusy", "TaskLock", "claim_generation", "task_lock"]
@@ -47,21 +47,37 @@ def claims_dir(task: TaskDir) -> Path:
     return task.path / ".claims"
 
 
-def claimed_generations(task: TaskDir) -> int:
-    """The highest generation ever claimed for ``task`` (0 if none)."""
+def claimed_generations(task: TaskDir, log: Callable[[str], None] = lambda _m: None) -> int:
+    """The highest generation ever claimed for ``task`` (0 if none).
+
+    A name that `claim_name` never writes is not a claim: it is ignored, with one line to
+    ``log``.  OSError when ``.claims`` exists but cannot be listed (a plain file, say).
+    """
     try:
         names = os.listdir(claims_dir(task))
-    except OSError:
+    except FileNotFoundError:
         return 0
-    numbers = [int(n[2:]) for n in names if n.startswith("g-") and n[2:].isdigit()]
+    numbers = []
+    for name in sorted(names):
+        generation = claimed_generation(name)
+        if generation is not None:
+            numbers.append(generation)
+        elif not name.startswith("."):
+            shown = repr(name if len(name) <= 40 else name[:40] + "...")
+            log(f"{claims_dir(task)}: ignoring {shown}: a claim is g- and 6 to 9 ASCII digits")
     return max(numbers, default=0)
 
 
 def claim_generation(task: TaskDir, generation: int) -> None:
-    """Claim ``generation`` for ``task`` atomically; `GenerationTaken` if anyone ever claimed it."""
+    """Claim ``generation`` for ``task`` atomically; `GenerationTaken` if anyone ever claimed it
+    (or it is past `MAX_GENERATION`)."""
     directory = claims_dir(task)
+    try:
+        name = claim_name(generation)
+    except ValueError as exc:
+        raise GenerationTaken(str(directory), None, str(exc)) from None
     directory.mkdir(exist_ok=True)
-    path = directory / f"g-{generation:06d}"
+    path = directory / name
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     except FileExistsError:

@@ -8,7 +8,8 @@
 * a preempted or failed task whose last ``no_progress_attempts`` ends committed no
   newer checkpoint is given up, whatever the causes ("no progress in N attempts");
 * ``failed`` -> resubmit while fewer than ``max_failures`` failures, each
-  after ``backoff_seconds * 2**(failures-1)``; bad input is never retried;
+  after ``backoff_seconds * 2**(failures-1)`` on this host's clock (``TaskStatus.exit_age``);
+  bad input is never retried;
 * a ``retry_requested`` event (``resume --retry-failed``) restarts the counts of failures
   and preemptions, and a failed task (bad input too) is resubmitted at once;
 * ``cancelled`` (the scheduler says its user cancelled it) -> nothing, unless
@@ -16,7 +17,9 @@
 * ``corrupt`` -> report; with ``restart_corrupt``, set ``ckpts/`` aside
   (never deleted) and resubmit from scratch;
 * a submission whose outcome was never recorded (its coordinator died) is
-  reconciled after ``reconcile_grace`` seconds, never blindly repeated.
+  reconciled once it has waited ``reconcile_grace`` seconds on this host's clock
+  (``TaskStatus.intent_age``, measured by `candle_restart.coordinator.grace`; not measured:
+  it waits), never blindly repeated.
 
 `Policy`'s field defaults are the one source of the defaults (the CLI's flags
 default to None and mean "not given"; see `with_values`).
@@ -25,7 +28,6 @@ default to None and mean "not given"; see `with_values`).
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from datetime import datetime, timezone
 from typing import Literal
 
 from candle_restart.coordinator.states import TaskStatus
@@ -99,21 +101,10 @@ class Decision:
     from_scratch: bool = False
 
 
-def _seconds_since(iso: str | None, now: datetime) -> float:
-    """Seconds from the ISO time ``iso`` to ``now``; infinite when there is none or it cannot be read."""
-    if not iso:
-        return float("inf")
-    try:
-        return (now - datetime.fromisoformat(iso)).total_seconds()
-    except (ValueError, TypeError):  # garbled, or a time without its UTC offset
-        return float("inf")
-
-
-def decide(status: TaskStatus, policy: Policy, now: datetime | None = None) -> Decision:
-    """The action for ``status`` under ``policy`` (see the module docstring)."""
-    now = now or datetime.now(timezone.utc)
-    if status.pending_intent is not None:
-        if _seconds_since(status.intent_time, now) < policy.reconcile_grace:
+def decide(status: TaskStatus, policy: Policy) -> Decision:
+    """The action for ``status`` under ``policy`` (see the module docstring); no clock is read."""
+    if status.pending_intent is not None:  # its age on this host's clock, never its writer's stamp
+        if status.intent_age is None or status.intent_age < policy.reconcile_grace:
             return Decision("none", f"submission {status.pending_intent} may be in flight")
         return Decision("reconcile", f"submission {status.pending_intent} has no recorded outcome")
     if status.extra.runner_lost:
@@ -158,7 +149,8 @@ def decide(status: TaskStatus, policy: Policy, now: datetime | None = None) -> D
         return Decision(
             "give_up", f"failed {status.failures} times (cap {policy.max_failures}): {status.reason}"
         )
-    wait = policy.backoff_seconds * 2 ** max(status.failures - 1, 0) - _seconds_since(status.last_exit_time, now)
+    waited = status.exit_age or 0.0  # on this host's clock, never the runner's stamp; not measured: none
+    wait = policy.backoff_seconds * 2 ** max(status.failures - 1, 0) - waited
     if wait > 0:
         return Decision("wait", f"backing off {wait:.0f} s after failure {status.failures}")
     return Decision("submit", f"retry {status.failures + 1} of {policy.max_failures} after: {status.reason}")

@@ -19,6 +19,11 @@ acted meanwhile), decides, and acts:
   ``runner_lost`` and its state set to preempted;
 * corrupt with ``restart_corrupt``: ``ckpts/`` is renamed aside, never deleted.
 
+One bad task never stops a pass: a task that cannot be read (`classify`), whose directory is a
+symbolic link leading out of the run root (`task_dirs`: refused, never followed), or that
+cannot be acted on (an I/O error: ``.claims`` a plain file, a read-only directory) is an
+outcome with ``error`` set (one line), and the pass goes on to the next task.
+
 Nothing here rewrites or deletes a checkpoint.
 """
 
@@ -31,13 +36,14 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
 from candle_restart.ckpt.envvars import TEST_PAUSE_ENV
 from candle_restart.ckpt.lease import default_lease_seconds
 from candle_restart.coordinator.backend import Backend, BatchSubmit, Reconcile, Submission
+from candle_restart.coordinator.grace import observe
 from candle_restart.coordinator.lock import (
     LockBusy,
     TaskLock,
@@ -46,7 +52,7 @@ from candle_restart.coordinator.lock import (
     task_lock,
 )
 from candle_restart.coordinator.policy import Decision, Policy, decide
-from candle_restart.coordinator.states import TaskStatus, classify
+from candle_restart.coordinator.states import TaskStatus, classify, unreadable
 from candle_restart.errors import CkptError
 from candle_restart.records.journal import (
     CKPTS_SET_ASIDE,
@@ -86,11 +92,13 @@ class RunRootError(CkptError):
 
 @dataclass
 class ResumeOutcome:
-    """What one pass of `resume` did with one task: its classification, the decision, whether it acted."""
+    """What one pass of `resume` did with one task: its classification, the decision, whether it
+    acted, and why it could not (``error``: one line; the pass went on)."""
 
     status: TaskStatus
     decision: Decision
     acted: bool = False
+    error: str | None = None
 
     @property
     def final(self) -> bool:
@@ -100,17 +108,36 @@ class ResumeOutcome:
         return self.decision.action == "none" and self.status.state in ("completed", "cancelled")
 
 
-def task_dirs(run_root: str | os.PathLike[str], only: set[str] | None = None) -> list[TaskDir]:
+def task_entries(
+    run_root: str | os.PathLike[str], only: set[str] | None = None
+) -> list[tuple[TaskDir, str | None]]:
     """Every directory directly under ``run_root`` that holds a ``task.json`` (and whose name is in
-    ``only``, when given), sorted by name."""
+    ``only``, when given), sorted by name, each with None or why it is refused: a symbolic link
+    that leads out of the run root (a task directory stays inside its run root, so nothing is
+    ever read or written through one)."""
     root = Path(run_root)
     if not root.is_dir():
         raise RunRootError(str(root), None, "is not a directory")
     with os.scandir(root) as entries:
-        names = sorted(e.name for e in entries if not e.name.startswith(".") and e.is_dir())
+        found = sorted((e.name, e.is_symlink()) for e in entries if not e.name.startswith(".") and e.is_dir())
     if only is not None:
-        names = [n for n in names if n in only]
-    return [TaskDir(root / name) for name in names if (root / name / TASK_FILE).exists()]
+        found = [(n, link) for n, link in found if n in only]
+    inside = os.path.realpath(root)
+    tasks: list[tuple[TaskDir, str | None]] = []
+    for name, link in found:
+        target = os.path.realpath(root / name) if link else None
+        if target is not None and (target == inside or os.path.commonpath([target, inside]) != inside):
+            if (root / name / TASK_FILE).exists():
+                refused = f"{root / name}: a symbolic link to {target}, outside the run root; refused"
+                tasks.append((TaskDir(root / name), refused))
+        elif (root / name / TASK_FILE).exists():
+            tasks.append((TaskDir(root / name), None))
+    return tasks
+
+
+def task_dirs(run_root: str | os.PathLike[str], only: set[str] | None = None) -> list[TaskDir]:
+    """The task directories of `task_entries` that are not refused."""
+    return [task for task, refused in task_entries(run_root, only) if refused is None]
 
 
 _WORKER_BACKENDS: dict[str, Backend] = {}
@@ -127,21 +154,26 @@ def scan(
     workers: int | None = None,
     only: set[str] | None = None,
 ) -> list[TaskStatus]:
-    """Classify every task under ``run_root`` (see `classify`), in task-id order.
+    """Classify every task under ``run_root`` (see `classify`), in task-id order; a refused one
+    (`task_entries`) is `unreadable`, never read.
 
     Classification is parsing-bound, so large run roots are split across
     forked worker processes (one per core by default), not threads.
     """
-    tasks = task_dirs(run_root, only)
+    entries = task_entries(run_root, only)
+    tasks = [t for t, refused in entries if refused is None]
     workers = workers or os.cpu_count() or 1
     if workers <= 1 or len(tasks) < _PARALLEL_FROM or "fork" not in mp.get_all_start_methods():
-        return [classify(t, backends) for t in tasks]
-    _WORKER_BACKENDS.clear()
-    _WORKER_BACKENDS.update(backends)  # inherited by the forked workers
-    size = -(-len(tasks) // (workers * 4))
-    chunks = [[str(t.path) for t in tasks[i : i + size]] for i in range(0, len(tasks), size)]
-    with fork_safe(), ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
-        return [status for chunk in pool.map(_classify_paths, chunks) for status in chunk]
+        found = [classify(t, backends) for t in tasks]
+    else:
+        _WORKER_BACKENDS.clear()
+        _WORKER_BACKENDS.update(backends)  # inherited by the forked workers
+        size = -(-len(tasks) // (workers * 4))
+        chunks = [[str(t.path) for t in tasks[i : i + size]] for i in range(0, len(tasks), size)]
+        with fork_safe(), ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
+            found = [status for chunk in pool.map(_classify_paths, chunks) for status in chunk]
+    classified = iter(found)
+    return [next(classified) if refused is None else unreadable(t.task_id, refused) for t, refused in entries]
 
 
 def _intend(
@@ -157,7 +189,7 @@ def _intend(
 
     Raises `GenerationTaken` or `LeaseLost` (nothing written) when another coordinator got there first.
     """
-    generation = max(status.generation, claimed_generations(task)) + 1
+    generation = max(status.generation, claimed_generations(task, log)) + 1
     lock.check()
     claim_generation(task, generation)
     if status.state == "corrupt":
@@ -218,6 +250,15 @@ def _reconcile(task: TaskDir, status: TaskStatus, backend: Backend, log: Log) ->
         log(f"{task.task_id}: submission {generation} never started; abandoned")
 
 
+def _decide(task: TaskDir, status: TaskStatus, policy: Policy, *, record: bool) -> Decision:
+    """`decide`, with the wait it depends on (an intent's grace, a failure's backoff) measured on
+    this host's clock (`observe`) only when there is one: nothing is written for other tasks."""
+    decision = decide(status, policy)
+    if status.pending_intent is not None or decision.action == "wait":
+        decision = decide(observe(task, status, record=record), policy)
+    return decision
+
+
 @dataclass
 class _Act:
     outcome: ResumeOutcome
@@ -240,7 +281,7 @@ def _act(
     """
     for _ in range(3):
         status = classify(task, backends)
-        decision = decide(status, policy)
+        decision = _decide(task, status, policy, record=True)
         if decision.action == "submit":
             _pause_point("decided")
             try:
@@ -296,18 +337,24 @@ def resume(
     batches = isinstance(backend, BatchSubmit)
     batch = f"cr-{os.getpid()}-{time.time_ns() // 1_000_000}" if batches else None
     outcomes, deferred = [], []
-    now = datetime.now(timezone.utc)
     for status in scan(run_root, backends, workers, only):
-        decision = decide(status, policy, now)
-        if dry_run or decision.action in ("none", "wait", "give_up", "report"):
-            outcomes.append(ResumeOutcome(status, decision))
-            continue
         task = TaskDir(Path(run_root) / status.task_id)
+        if status.extra.error is not None:  # unreadable, or refused: nothing more is read or written
+            outcomes.append(ResumeOutcome(status, Decision("report", status.extra.error), error=status.extra.error))
+            continue
         try:
+            decision = _decide(task, status, policy, record=not dry_run)
+            if dry_run or decision.action in ("none", "wait", "give_up", "report"):
+                outcomes.append(ResumeOutcome(status, decision))
+                continue
             with task_lock(task, lease_seconds=lease_seconds, log=log) as lock:
                 acted = _act(task, lock, backend, backends, policy, log, batch)
         except LockBusy as exc:
             outcomes.append(ResumeOutcome(status, Decision("none", str(exc))))
+            continue
+        except (OSError, CkptError) as exc:  # this task only: the pass goes on
+            problem = _one_line(task, exc)
+            outcomes.append(ResumeOutcome(status, Decision("report", problem), error=problem))
             continue
         outcomes.append(acted.outcome)
         if acted.generation is not None:
@@ -336,3 +383,11 @@ def _submit_batch(
                 _record(task, generation, submission, error, log)
         except LockBusy:  # never append without the lock (NFS): the intent is reconciled later
             log(f"{task.task_id}: could not record submission {generation} (lock busy); it will be reconciled")
+        except (OSError, CkptError) as exc:  # this task only; its intent is reconciled later
+            log(f"{task.task_id}: {_one_line(task, exc)}; submission {generation} will be reconciled")
+
+
+def _one_line(task: TaskDir, exc: BaseException) -> str:
+    """What went wrong with ``task`` (``<file>: <problem>``), in one line."""
+    what = f"{exc.filename or task.path}: {exc.strerror or exc}" if isinstance(exc, OSError) else str(exc)
+    return " ".join(what.split())[:500]

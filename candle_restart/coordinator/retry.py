@@ -8,7 +8,8 @@ or the policy gives it up (its failures or preemptions reached their caps), a
 after it, and the policy resubmits the task at once, without backoff.  The submission itself
 is the ordinary one of `resume`, through the same claim of a generation, so two users retrying
 at once still submit each task exactly once.  Other tasks (completed, running, queued,
-preempted within budget, new, corrupt, cancelled) are left alone and said so.
+preempted within budget, new, corrupt, cancelled) are left alone and said so.  A task that
+cannot be read or written (`RetryAnswer.error`) is said so in one line, and the others go on.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from candle_restart.ckpt.lease import default_lease_seconds
 from candle_restart.coordinator.backend import Backend
 from candle_restart.coordinator.lock import LockBusy, task_lock
 from candle_restart.coordinator.policy import Policy, decide
-from candle_restart.coordinator.resume import RunRootError, task_dirs
+from candle_restart.coordinator.resume import RunRootError, task_entries
 from candle_restart.coordinator.states import TaskStatus, classify
 from candle_restart.errors import CkptError
 from candle_restart.records.journal import RETRY_REQUESTED, JournalEvent
@@ -32,12 +33,14 @@ from candle_restart.task.taskdir import TaskDir
 
 @dataclass(frozen=True)
 class RetryAnswer:
-    """What `request_retry` did for one task: ``requested`` (journaled, or would be in a dry run)."""
+    """What `request_retry` did for one task: ``requested`` (journaled, or would be in a dry run);
+    ``error`` when the task could not be read or written (``line`` says why)."""
 
     task_id: str
     state: str
     requested: bool
     line: str
+    error: bool = False
 
 
 def retryable(status: TaskStatus, policy: Policy) -> bool:
@@ -62,13 +65,20 @@ def request_retry(
     A name in ``only`` that is not a task of ``run_root`` raises `RunRootError` before anything is written.
     """
     lease_seconds = default_lease_seconds() if lease_seconds is None else lease_seconds
-    tasks = task_dirs(run_root, set(only) if only else None)
-    missing = sorted(set(only or ()) - {t.task_id for t in tasks})
+    entries = task_entries(run_root, set(only) if only else None)
+    missing = sorted(set(only or ()) - {t.task_id for t, _ in entries})
     if missing:
         raise RunRootError(str(Path(run_root) / missing[0]), None, "is not a task of this run root")
     answers = []
-    for task in tasks:
-        answers.append(_one(task, backends, policy, dry_run, lease_seconds, log))
+    for task, refused in entries:
+        if refused is not None:
+            answers.append(RetryAnswer(task.task_id, "failed", False, refused, error=True))
+            continue
+        try:
+            answers.append(_one(task, backends, policy, dry_run, lease_seconds, log))
+        except OSError as exc:  # this task only: the others go on
+            line = " ".join(f"{task.task_id}: {exc.filename or task.path}: {exc.strerror or exc}".split())
+            answers.append(RetryAnswer(task.task_id, "failed", False, f"{line}; not retried", error=True))
     return answers
 
 
@@ -81,6 +91,8 @@ def _one(
     log: Callable[[str], None],
 ) -> RetryAnswer:
     status = classify(task, backends)
+    if status.extra.error is not None:
+        return RetryAnswer(task.task_id, status.state, False, f"{status.extra.error}; not retried", error=True)
     if not retryable(status, policy):
         return RetryAnswer(task.task_id, status.state, False, f"{task.task_id}: {status.state}; not retried")
     if dry_run:

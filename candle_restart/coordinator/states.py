@@ -22,9 +22,7 @@ the views (``task.json``'s parameters, ``state.json``'s result and metric).
 from __future__ import annotations
 
 import socket
-from dataclasses import asdict, dataclass, field
-from datetime import datetime
-from typing import Literal, get_args
+from dataclasses import dataclass
 
 from candle_restart.ckpt import CkptInfo, CkptLayout, CorruptCheckpointError, find_restart
 from candle_restart.ckpt.info import commit_key, finite_or_none
@@ -36,6 +34,7 @@ from candle_restart.coordinator.causes import (
     cause_of_exit,
     cause_of_scheduler_state,
 )
+from candle_restart.coordinator.taskstatus import STATES, State, StatusExtra, TaskStatus, unreadable
 from candle_restart.errors import CheckpointIOError, CkptError
 from candle_restart.records.journal import (
     EXIT,
@@ -48,98 +47,15 @@ from candle_restart.records.journal import (
     SUBMITTED,
     EventKind,
 )
-from candle_restart.records.jsontypes import JsonObject, JsonValue
+from candle_restart.records.jsontypes import JsonObject
 from candle_restart.records.localtier import describe_local_tier
-from candle_restart.records.taskstate import MetricSummary, TaskState
+from candle_restart.records.taskstate import TaskState
 from candle_restart.task.process import oom_killed, pid_alive
 from candle_restart.task.taskdir import TaskDir
 
+__all__ = ["STATES", "State", "StatusExtra", "TaskStatus", "classify", "unreadable"]
+
 _PATIENCE = (0.1,)  # a scan of thousands of tasks retries a transient read error once
-State = Literal["new", "queued", "running", "preempted", "failed", "cancelled", "completed", "corrupt"]
-STATES: tuple[State, ...] = get_args(State)
-
-
-@dataclass
-class StatusExtra:
-    """What classification found beyond the table's columns (``extra`` in ``status --json``:
-    each key only when it was found, as below)."""
-
-    ckpt_unreadable: str | None = None  # a transient error kept the newest checkpoint from being read
-    ckpt_complete: bool | None = None  # the newest checkpoint ends an epoch (None: no checkpoint read)
-    ckpt_key: str | None = None  # its `commit_key` (set with ``ckpt_complete``)
-    intent_batch: str | None = None  # the batch of a submission intent without an outcome
-    runner_lost: bool = False  # the runner died without recording its end
-    lost_cause: str | None = None  # why, as far as can be told (set with ``runner_lost``)
-    node_local: str | None = None  # two tiers: the newest checkpoint is only on a node (`describe_local_tier`)
-
-    def to_json(self, pending_intent: bool) -> JsonObject:
-        record: JsonObject = {}
-        if self.ckpt_unreadable is not None:
-            record["ckpt_unreadable"] = self.ckpt_unreadable
-        if self.ckpt_complete is not None:
-            record["ckpt_complete"] = self.ckpt_complete
-            record["ckpt_key"] = self.ckpt_key
-        if pending_intent:
-            record["intent_batch"] = self.intent_batch
-        if self.runner_lost:
-            record["runner_lost"] = True
-        if self.lost_cause is not None:
-            record["lost_cause"] = self.lost_cause
-        if self.node_local is not None:
-            record["node_local"] = self.node_local
-        return record
-
-
-@dataclass
-class TaskStatus:
-    """One task's classification, with what the status table and the policy need."""
-
-    task_id: str
-    state: State
-    reason: str
-    retryable: bool = True
-    epoch: int | None = None
-    epochs: int | None = None
-    best_metric: float | None = None
-    attempts: int = 0
-    failures: int = 0
-    preemptions: int = 0
-    last_exit: int | None = None
-    last_exit_time: str | None = None
-    job_id: str | None = None
-    ckpt_time: str | None = None
-    generation: int = 0
-    pending_intent: int | None = None  # a generation whose submission outcome was never recorded
-    intent_time: str | None = None
-    submission: JsonObject | None = None
-    params: JsonObject = field(default_factory=dict)  # the task's gParameters (task.json)
-    result: JsonValue = None  # what the training returned (state.json's ``result``), when it completed
-    metric: MetricSummary | None = None  # state.json's ``metric``
-    retry_requested: str | None = None  # the time of a ``retry_requested`` not yet acted on
-    cause: str | None = None  # why the latest attempt ended (`candle_restart.coordinator.causes`)
-    causes: dict[str, int] = field(default_factory=dict)  # attempt ends per cause, since a retry request
-    stalled: int = 0  # attempt ends in a row without a newer checkpoint
-    extra: StatusExtra = field(default_factory=StatusExtra)
-
-    def to_json(self) -> JsonObject:
-        record: JsonObject = asdict(self)
-        record["extra"] = self.extra.to_json(self.pending_intent is not None)
-        return record
-
-    def ckpt_age_seconds(self, now: datetime) -> float | None:
-        """Seconds since the newest checkpoint; ``now`` naive (local) or aware alike.
-
-        ``ckpt_time`` is CANDLE's local ``%Y-%m-%d %H:%M:%S`` (no offset): read as this machine's time.
-        """
-        if not self.ckpt_time:
-            return None
-        try:
-            stamp = datetime.strptime(self.ckpt_time, "%Y-%m-%d %H:%M:%S").astimezone()
-            return ((now if now.tzinfo else now.astimezone()) - stamp).total_seconds()
-        except (ValueError, OverflowError, OSError):
-            return None
-
-
 def _checkpoint(status: TaskStatus, task: TaskDir) -> str | None:
     """Fill the checkpoint fields from ``ckpts/last``; return why none verifies (None if fine or none exist)."""
     layout = CkptLayout.at(task.ckpts)
@@ -177,6 +93,7 @@ class _Intent:
 
     time: str | None
     batch: str | None
+    host: str | None
     outcome: EventKind | None = None  # submitted, submit_failed, submit_abandoned; None: not recorded
     submission: JsonObject | None = None
 
@@ -195,6 +112,8 @@ def _journal_counts(status: TaskStatus, task: TaskDir) -> tuple[dict[int, _Inten
             started.add(event.generation)
         elif kind == EXIT:
             status.last_exit, status.last_exit_time = event.exit_code, event.time
+            host = event.extras.get("host")
+            status.extra.exit_host = host if isinstance(host, str) else None
             status.failures += event.status in ("failed", "bad_input")
             status.preemptions += event.status == "preempted"
             cause = cause_of_exit(event)
@@ -208,7 +127,9 @@ def _journal_counts(status: TaskStatus, task: TaskDir) -> tuple[dict[int, _Inten
             status.retry_requested = str(event.time)
             counted_from = max(intents, default=0)
         elif kind == SUBMIT_INTENT and event.generation is not None:
-            intents[event.generation] = _Intent(event.time, event.batch)
+            by = event.extras.get("by")
+            host = by.get("host") if isinstance(by, dict) else None
+            intents[event.generation] = _Intent(event.time, event.batch, host if isinstance(host, str) else None)
             status.retry_requested = None  # acted on
         elif kind in (SUBMITTED, SUBMIT_FAILED, SUBMIT_ABANDONED) and event.generation in intents:
             intent = intents[event.generation]
@@ -235,7 +156,9 @@ def classify(task: TaskDir, backends: dict[str, Backend]) -> TaskStatus:
     is classified again from the new files.
 
     A file whose values are of a shape no reader foresaw makes this one task
-    ``failed`` (not retryable) with the error as its reason; it never stops a scan.
+    ``failed`` (not retryable) with the error as its reason; a file that cannot be read at all
+    (a journal that is a directory, an I/O error) makes it `failed` with ``extra.error`` set
+    (`unreadable`).  Neither ever stops a scan.
     """
     try:
         status = _classify_once(task, backends)
@@ -246,6 +169,9 @@ def classify(task: TaskDir, backends: dict[str, Backend]) -> TaskStatus:
     except (TypeError, ValueError, KeyError, AttributeError, OverflowError, RecursionError) as exc:
         problem = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
         return TaskStatus(task.task_id, "failed", f"{task.path}: unreadable: {problem}", retryable=False)
+    except OSError as exc:
+        where = exc.filename or task.path
+        return unreadable(task.task_id, f"{where}: cannot be read: {exc.strerror or exc}")
     return status
 
 
@@ -264,7 +190,7 @@ def _classify_once(task: TaskDir, backends: dict[str, Backend]) -> TaskStatus:
         status.submission = latest.submission
         if latest.outcome is None:
             status.pending_intent, status.intent_time = status.generation, latest.time
-            status.extra.intent_batch = latest.batch
+            status.extra.intent_batch, status.extra.intent_host = latest.batch, latest.host
     if state is not None:
         status.job_id, status.result, status.metric = state.job_id, state.result, state.metric
     runner = state.status if state else None

@@ -1,18 +1,25 @@
 """A task's journal: ``journal.jsonl`` (coordinators) and ``runs.jsonl`` (runners), one event a line.
 
 `JournalEvent` is the one reader and writer of both files; `append` writes one event,
-`read` merges both files in time order.  The event names are the constants below (no other
-module spells one): what each means is in the team's structure page.
+`read` merges both files.  The event names are the constants below (no other module spells
+one): what each means is in the team's structure page.
 
 Contract:
 
 * `append` writes one strict-JSON line (non-finite numbers as null) with ``O_APPEND``, one
   ``write`` and an ``fsync``; the caller is the file's one writer (the task lock for the
-  journal, the run lease for the runs file), because ``O_APPEND`` is not atomic across NFS clients;
-* `read` returns every whole event of both files, merged in time order (each file's own
-  order kept for equal times; an event without a time sorts first).  A line that is torn (a
-  crash mid-append), not JSON, not an object, names no known event, or has a known key of the
-  wrong type (see `_TYPES`, also inside ``submission``) is skipped;
+  journal, the run lease for the runs file), because ``O_APPEND`` is not atomic across NFS
+  clients.  A line of the journal records in ``runs_seen`` how many whole lines ``runs.jsonl``
+  held when it was written; a line longer than `MAX_LINE_CHARS` has its long strings cut;
+* `read` returns every whole event of both files.  **Order is the files', never the clocks'**:
+  each file's events stay in the order of their lines (hosts' clocks may disagree by minutes,
+  and a line's ``time`` is its writer's clock), and the two files are interleaved by each
+  journal line's ``runs_seen`` (the runs lines it followed when written).  Only a journal
+  line without it (written before 0.3) is interleaved by time: runs lines whose time is earlier
+  come before it (an event without a time sorts first);
+* a line that is torn (a crash mid-append), longer than `MAX_LINE_CHARS`, not JSON, not an
+  object, names no known event, or has a known key of the wrong type (see `_TYPES`, also inside
+  ``submission``; a ``generation`` outside 0..`MAX_GENERATION`) is skipped;
 * ``ckpt`` (an end's checkpoint key) keeps the difference between absent (`NO_CKPT_KEY`: a
   runner older than the key) and null (no checkpoint yet).
 """
@@ -63,6 +70,10 @@ ON_PREEMPT: EventKind = "on_preempt"
 CKPTS_SET_ASIDE: EventKind = "ckpts_set_aside"
 RETRY_REQUESTED: EventKind = "retry_requested"
 
+MAX_LINE_CHARS = 1 << 20  # a line longer than this is skipped (no event of ours comes near it)
+MAX_GENERATION = 999_999_999  # submission generations are 0 (a runner started by hand) up to this
+_CUT = 4000  # a line over MAX_LINE_CHARS is written with its strings cut to this length
+
 NO_CKPT_KEY = "<unknown>"  # an end recorded without its checkpoint key (an older runner)
 
 # The types of the known keys (None is allowed for each); a line breaking one is skipped.
@@ -84,12 +95,16 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "job_id": (str, int),
     "submission": dict,
     "ckpt": str,
+    "runs_seen": int,
 }
 # The keys with a field of their own; every other key is in `JournalEvent.extras`.
-_TYPED = ("attempt", "generation", "exit_code", "status", "reason", "cause", "batch", "submission")
+_TYPED = ("attempt", "generation", "exit_code", "status", "reason", "cause", "batch", "submission", "runs_seen")
 
 
 def _well_typed(record: Mapping[str, JsonValue]) -> bool:
+    generation = record.get("generation")
+    if isinstance(generation, int) and not 0 <= generation <= MAX_GENERATION:
+        return False
     return all(
         record.get(key) is None or (not isinstance(record[key], bool) and isinstance(record[key], kind))
         for key, kind in _TYPES.items()
@@ -112,6 +127,7 @@ class JournalEvent:
     ckpt: str | None = NO_CKPT_KEY
     batch: str | None = None
     submission: JsonObject | None = None
+    runs_seen: int | None = None  # a journal line: the whole lines of runs.jsonl when it was written
     extras: JsonObject = field(default_factory=dict)
 
     @classmethod
@@ -150,34 +166,82 @@ class JournalEvent:
 
 
 def append(path: Path, event: JournalEvent) -> None:
-    """Append ``event`` (stamped now when it has no time) as one line; see the module contract."""
+    """Append ``event`` (stamped now when it has no time; a line of `JOURNAL_FILE` with
+    ``runs_seen``) as one line; see the module contract."""
     record = event.to_json()
     record = {"time": now_iso(), **record} if event.time is None else record
-    line = json.dumps(finite(record), allow_nan=False, separators=(",", ":")) + "\n"
+    if path.name == JOURNAL_FILE:
+        record["runs_seen"] = _count_lines(path.with_name(RUNS_FILE))
+    line = json.dumps(finite(record), allow_nan=False, separators=(",", ":"))
+    if len(line) > MAX_LINE_CHARS:  # never write a line the reader skips
+        line = json.dumps(_cut(finite(record)), allow_nan=False, separators=(",", ":"))
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, line.encode())
+        os.write(fd, (line + "\n").encode())
         os.fsync(fd)
     finally:
         os.close(fd)
 
 
-def read_file(path: Path) -> list[JournalEvent]:
-    """Every whole event of one file, in its order (see the module contract; missing: none)."""
+def _cut(value: JsonValue) -> JsonValue:
+    """``value`` with every string longer than `_CUT` cut to it (the end marked)."""
+    if isinstance(value, str):
+        return value if len(value) <= _CUT else value[:_CUT] + " [cut]"
+    if isinstance(value, dict):
+        return {k[:_CUT]: _cut(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_cut(v) for v in value[:_CUT]]
+    return value
+
+
+def _count_lines(path: Path) -> int:
+    """The number of whole lines (newlines) in ``path``; 0 when it is missing."""
+    count = 0
     try:
-        text = path.read_text(errors="replace")
+        with open(path, "rb") as file:
+            while chunk := file.read(1 << 20):
+                count += chunk.count(b"\n")
+    except FileNotFoundError:
+        return 0
+    return count
+
+
+def _numbered(path: Path) -> list[tuple[int, JournalEvent]]:
+    """Every whole event of one file with its line number (1-based; lines end at ``\\n`` only)."""
+    try:
+        data = path.read_bytes()
     except FileNotFoundError:
         return []
     events = []
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(data.decode("utf-8", errors="replace").split("\n"), 1):
+        if not line or len(line) > MAX_LINE_CHARS:
+            continue
         try:
-            events.append(JournalEvent.from_json(loads(line), f"{path}:{number}"))
+            events.append((number, JournalEvent.from_json(loads(line), f"{path}:{number}")))
         except (JsonError, ValueError):
             continue
     return events
 
 
+def read_file(path: Path) -> list[JournalEvent]:
+    """Every whole event of one file, in its order (see the module contract; missing: none)."""
+    return [event for _, event in _numbered(path)]
+
+
 def read(journal_file: Path, runs_file: Path) -> list[JournalEvent]:
-    """Both files' events merged in time order (see the module contract)."""
-    events = read_file(journal_file) + read_file(runs_file)
-    return sorted(events, key=lambda e: e.time or "")
+    """Both files' events, each in its own order, interleaved (see the module contract)."""
+    runs = _numbered(runs_file)
+    merged: list[JournalEvent] = []
+    taken = 0
+    for _, event in _numbered(journal_file):
+        if event.runs_seen is not None:
+            while taken < len(runs) and runs[taken][0] <= event.runs_seen:
+                merged.append(runs[taken][1])
+                taken += 1
+        else:  # a line from before ``runs_seen``: its writer's clock is all there is
+            while taken < len(runs) and (runs[taken][1].time or "") < (event.time or ""):
+                merged.append(runs[taken][1])
+                taken += 1
+        merged.append(event)
+    merged.extend(event for _, event in runs[taken:])
+    return merged

@@ -5,18 +5,22 @@ Every reader of the project's JSON files (``task.json``, ``state.json``, journal
 
 Contract:
 
-* text nested deeper than `MAX_DEPTH` arrays/objects, or holding an integer of more
-  than `MAX_INT_DIGITS` digits, is refused with `JsonError` before anything else sees it
-  (``json.loads`` would raise ``RecursionError`` on deep nesting, and ``ValueError`` on an
-  integer of more than 4300 digits; a smaller but huge integer breaks ``float()`` later);
+* text longer than `MAX_TEXT_CHARS` (a file larger than `MAX_FILE_BYTES`), nested deeper than
+  `MAX_DEPTH` arrays/objects, or holding an integer of more than `MAX_INT_DIGITS` digits, is
+  refused with `JsonError` before anything else sees it (``json.loads`` would raise
+  ``RecursionError`` on deep nesting, and ``ValueError`` on an integer of more than 4300 digits;
+  a smaller but huge integer breaks ``float()`` later);
 * anything else ``json.loads`` refuses is a `JsonError` too, in one line with its position;
 * ``NaN`` and ``Infinity`` are accepted (CANDLE writes them): callers that need finite
   numbers check for themselves;
-* `read_json` also refuses bytes that are not UTF-8; a missing file raises
-  ``FileNotFoundError`` unchanged, other I/O errors are a `JsonFileError`.
+* `read_json` also refuses bytes that are not UTF-8 and anything that is not a regular file (a
+  FIFO would block the reader); a missing file raises ``FileNotFoundError`` unchanged, other
+  I/O errors are a `JsonFileError`.
 
-Cost: one ``count`` over the text; the exact depth is computed only when the text holds
-more than `MAX_DEPTH` opening brackets, and the integer check only when a digit run is long.
+Cost: linear in the text, whatever it holds.  One ``count`` decides whether the depth can
+exceed `MAX_DEPTH` at all; only then are strings removed (one possessive regular expression
+that looks at each character once, an unterminated string running to the end of the text)
+and the brackets left summed.  The integer check runs only when a digit run is long.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import os
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +38,18 @@ from candle_restart.errors import CkptError, is_transient
 
 MAX_DEPTH = 64
 MAX_INT_DIGITS = 100
+MAX_FILE_BYTES = 16 << 20  # no file this project writes comes near it
+MAX_TEXT_CHARS = MAX_FILE_BYTES
 
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+# A JSON string from its opening quote to its closing one, or to the end of the text when it is
+# never closed.  Possessive (no backtracking) and always matching once started, so each character
+# is looked at once: the pattern it replaces retried from every quote of an unclosed run, which
+# made a line of quotes quadratic (a 96 KB journal line cost ``status`` a minute).
+_STRING = re.compile(r'"(?:[^"\\]++|\\.|\\\Z)*+(?:"|\Z)', re.DOTALL)
 _BRACKET = re.compile(r"[\[\]{}]")
-_LONG_DIGITS = re.compile(rf"\d{{{MAX_INT_DIGITS + 1},}}")
+# A run of more than MAX_INT_DIGITS ASCII digits; the look-behind starts a match only at the
+# start of a run (without it, every position of a 100-digit run was tried: 100 times the text).
+_LONG_DIGITS = re.compile(rf"(?<![0-9])[0-9]{{{MAX_INT_DIGITS + 1},}}")
 _STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 
 
@@ -68,12 +82,14 @@ def too_deep(text: str) -> bool:
     (brackets inside strings do not count)."""
     if text.count("[") + text.count("{") <= MAX_DEPTH:
         return False
-    brackets = _BRACKET.findall(_STRING.sub("", text))
-    return max(itertools.accumulate(_STEP[b] for b in brackets), default=0) > MAX_DEPTH
+    brackets = _BRACKET.findall(_STRING.sub("", text))  # linear (see `_STRING`)
+    return max(itertools.accumulate(map(_STEP.__getitem__, brackets)), default=0) > MAX_DEPTH
 
 
 def loads(text: str) -> Any:
     """Parse ``text`` (see the module contract); raise `JsonError` (one line) if it cannot be."""
+    if len(text) > MAX_TEXT_CHARS:
+        raise JsonError(f"is {len(text)} characters long (at most {MAX_TEXT_CHARS})")
     if too_deep(text):
         raise JsonError(f"nests arrays or objects more than {MAX_DEPTH} deep")
     decoder = _BOUNDED if _LONG_DIGITS.search(text) else _PLAIN
@@ -94,17 +110,32 @@ def read_json(path: Path) -> Any:
     one line) when it cannot be read, is not UTF-8 or is not JSON this project reads.
     """
     try:
-        data = path.read_bytes()
+        data = read_regular(path)
     except FileNotFoundError:
         raise
     except OSError as exc:
         error = JsonFileError(str(path), None, f"cannot be read: {exc.strerror or exc}")
         error.transient = is_transient(exc)
         raise error from None
+    except ValueError as exc:
+        raise JsonFileError(str(path), None, str(exc)) from None
     try:
         return loads(utf8(data))
     except ValueError as exc:  # JsonError included
         raise JsonFileError(str(path), None, str(exc)) from None
+
+
+def read_regular(path: Path) -> bytes:
+    """The bytes of the regular file ``path``; ValueError when it is something else (a FIFO, a
+    device: opened without blocking, never read) or larger than `MAX_FILE_BYTES`; OSError as
+    raised (``FileNotFoundError`` when it is missing)."""
+    with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as file:
+        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+            raise ValueError("is not a regular file")
+        data = file.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise ValueError(f"is larger than {MAX_FILE_BYTES} bytes")
+    return data
 
 
 def utf8(data: bytes) -> str:

@@ -254,12 +254,17 @@ def collect(run_root: str | os.PathLike[str]) -> list[TaskReport]:
 
 
 def _collect_one(index: int, status: TaskStatus, task: TaskDir) -> TaskReport:
-    """`collect_task`, with values of a shape no reader foresaw made one problem of this task."""
+    """`collect_task`, with values of a shape no reader foresaw, or a file that cannot be read,
+    made one problem of this task; a task its classification could not read is not read again."""
+    if status.extra.error is not None:
+        return TaskReport(index, status, problems=[status.extra.error])
     try:
         return collect_task(index, status, task)
     except (TypeError, ValueError, KeyError, AttributeError, OverflowError, RecursionError) as exc:
         problem = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
         return TaskReport(index, status, problems=[f"{task.path}: unreadable: {problem}"])
+    except OSError as exc:
+        return TaskReport(index, status, problems=[f"{exc.filename or task.path}: cannot be read: {exc.strerror or exc}"])
 
 
 def summarize(tasks: list[TaskReport]) -> Summary:

@@ -1,6 +1,7 @@
 """The reading subcommands of ``candle-restart`` (and ``run``, ``demo``): each takes the parsed
 arguments and returns the exit code.  Bad input raises a `CkptError` (one line, exit 2, printed
-by `candle_restart.cli.main`)."""
+by `candle_restart.cli.main`).  A task that cannot be read (``extra.error`` of its status) is
+shown with the others, said in one line on stderr, and makes the exit code 1 (`errors`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from candle_restart.ckpt import CkptError, CkptLayout, find_restart, verify_checkpoint
-from candle_restart.ckpt.preempt import EXIT_BAD_INPUT
+from candle_restart.ckpt.preempt import EXIT_BAD_INPUT, EXIT_COMPLETED, EXIT_IO_ERROR
 from candle_restart.coordinator.backend import Backend
 from candle_restart.coordinator.policy import Policy
 from candle_restart.coordinator.report import summary, table, terminal_width, varied_keys
@@ -38,6 +39,14 @@ class StatusDoc:
         return {"tasks": tasks, "varied": [k for k in keys], "summary": summary(self.statuses)}
 
 
+def errors(statuses: list[TaskStatus]) -> int:
+    """Say each task that could not be read in one line on stderr; the exit code of the pass."""
+    lines = [s.extra.error for s in statuses if s.extra.error is not None]
+    for line in lines:
+        print(f"candle-restart: {line}", file=sys.stderr)
+    return EXIT_IO_ERROR if lines else EXIT_COMPLETED
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from candle_restart.coordinator import LocalBackend, scan
 
@@ -47,7 +56,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print_json(StatusDoc(statuses))
     else:
         print(table(statuses, width=terminal_width()))
-    return 0
+    return errors(statuses)
 
 
 def cmd_results(args: argparse.Namespace) -> int:
@@ -61,7 +70,7 @@ def cmd_results(args: argparse.Namespace) -> int:
         print(best_line(res), file=sys.stderr)  # stdout stays a CSV that any reader loads
     else:
         print(text(res, terminal_width()))
-    return 0
+    return errors(res.statuses)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -79,7 +88,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         f"report: {written.index} ({written.summary.tasks} tasks, {written.plots} plots, "
         f"{written.seconds:.1f} s)"
     )
-    return 0
+    return EXIT_IO_ERROR if any(t.status.extra.error for t in written.tasks) else EXIT_COMPLETED
 
 
 def ckpt_dir_of(path: str) -> Path:
@@ -119,21 +128,23 @@ def cmd_ckpt(args: argparse.Namespace) -> int:
     return 0
 
 
-def request_retries(run_root: str, backend: Backend, policy: Policy, only: list[str], dry_run: bool) -> None:
+def request_retries(run_root: str, backend: Backend, policy: Policy, only: list[str], dry_run: bool) -> bool:
     """``resume --retry-failed [TASK...]``: journal ``retry_requested`` for the failed and given-up
-    tasks (of ``only``, when named) and print a line per task (per named task, or a count)."""
+    tasks (of ``only``, when named) and print a line per task (per named task, a task that could
+    not be read or written, or a count).  True when some task could not be."""
     from candle_restart.coordinator.retry import request_retry
 
     answers = request_retry(
         run_root, {backend.name: backend}, policy, only or None, dry_run=dry_run, log=print
     )
     for a in answers:
-        if a.requested or only:
+        if a.requested or a.error or only:
             print(a.line, flush=True)
     asked = sum(a.requested for a in answers)
     left = len(answers) - asked
     verb = "would be retried" if dry_run else "retry requested"
     print(f"{verb}: {asked} task(s); {left} left alone (not failed or given up)", flush=True)
+    return any(a.error for a in answers)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

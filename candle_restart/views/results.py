@@ -29,6 +29,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from candle_restart.coordinator.report import cell, fit, summary, varied_keys
+from candle_restart.coordinator.states import TaskStatus
 from candle_restart.records.jsontypes import JsonObject, JsonValue
 from candle_restart.report.collect import TaskReport, collect
 
@@ -80,6 +81,7 @@ class Results:
     best: TaskRow | None
     summary: str
     values: dict[str, float] = field(default_factory=dict)  # task id -> the sort value
+    statuses: list[TaskStatus] = field(default_factory=list)  # each task's classification
 
     def to_json(self) -> JsonObject:
         return {
@@ -153,9 +155,8 @@ def results(run_root: str | os.PathLike[str], sort: str | None = None) -> Result
     sign = -1.0 if mode == "max" else 1.0
     rows.sort(key=lambda r: (r.task_id not in values, sign * values.get(r.task_id, 0.0), r.task_id))
     best = rows[0] if rows and rows[0].task_id in values else None
-    return Results(
-        rows, keys, name or None, mode if name else None, best, summary([t.status for t in tasks]), values
-    )
+    statuses = [t.status for t in tasks]
+    return Results(rows, keys, name or None, mode if name else None, best, summary(statuses), values, statuses)
 
 
 def best_line(res: Results) -> str:

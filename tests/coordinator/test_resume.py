@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from collections import Counter
@@ -106,16 +107,22 @@ def _old(seconds: float) -> str:
 def test_intent_without_outcome_is_reconciled_not_duplicated(tmp_path: Path) -> None:
     root = tmp_path / "run"
     started = preempted_task(root, "started")
-    # A coordinator wrote the intent, the runner started (its journal says so), then the coordinator died.
-    started.append_journal({"event": "submit_intent", "generation": 1, "backend": "local", "time": _old(120)})
+    # A coordinator of this host wrote the intent, the runner started (its journal says so), then
+    # the coordinator died.  (Intents of other hosts: tests/coordinator/test_clock_skew.py.)
+    here = {"host": socket.gethostname(), "pid": 1}
+    started.append_journal(
+        {"event": "submit_intent", "generation": 1, "backend": "local", "time": _old(120), "by": here}
+    )
     started.append_journal(
         {"event": "start", "attempt": 2, "generation": 1, "host": "another-node", "pid": 1}
     )
     started.write_state({"status": "running", "generation": 1, "host": "another-node", "pid": 1})
     never = preempted_task(root, "never")
-    never.append_journal({"event": "submit_intent", "generation": 1, "backend": "local", "time": _old(120)})
+    never.append_journal(
+        {"event": "submit_intent", "generation": 1, "backend": "local", "time": _old(120), "by": here}
+    )
     recent = preempted_task(root, "recent")
-    recent.append_journal({"event": "submit_intent", "generation": 1, "backend": "local"})
+    recent.append_journal({"event": "submit_intent", "generation": 1, "backend": "local", "by": here})
     backend = LocalBackend()
     outcomes = {o.status.task_id.split("-")[0]: o for o in resume(root, backend)}
     backend.wait_all()
