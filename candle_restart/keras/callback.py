@@ -47,7 +47,9 @@ from candle_restart.ckpt.preempt import REQUEST, Preempted, arm
 from candle_restart.ckpt.restarter import CandleDict
 from candle_restart.errors import ParamError
 from candle_restart.keras import archive
+from candle_restart.keras.cbstate import CallbackState, Captured, WithCallbacks, pending_names
 from candle_restart.keras.internals import metric_direction
+from candle_restart.keras.restorelog import restored_line
 from candle_restart.keras.snapshot import HostCopies, KerasSnapshot, take_snapshot
 from candle_restart.keras.state import (
     add_metrics,
@@ -97,6 +99,7 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
         self._said_sync = False
         self._metric_seen = False  # the monitored metric was in some epoch's logs
         self._said_missing = False  # the missing-metric warning was given
+        self.callback_state = CallbackState(self)  # the other callbacks of the fit (candle_restart.keras.cbstate)
 
     @property
     def model(self) -> keras.Model:
@@ -134,6 +137,7 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
         applied = apply_pending_optimizer(self.model)
         if applied is not None:
             self.info(f"restarting: optimizer state applied ({len(applied.values)} variables)")
+        self.callback_state.begin(self, self.restarted is not None)
         self._disarm = arm(signal.Signals[f"SIG{name}"] for name in self.settings.signals)
         self.in_training = True  # commits may now run in the background: the hooks below surface their errors
         self.last_save_time = time.monotonic()
@@ -145,6 +149,8 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
         self.release_console()  # the last epoch's progress line is closed, the next not begun
         self._epoch_index = int(epoch)
         position = self.restorer.resume_position
+        continuing = position is not None and position.epoch == epoch + 1 and self.batch_offset == position.batch
+        self.callback_state.restore(self.model, int(epoch), continuing)
         if position is None or position.epoch != epoch + 1:
             return
         if self.batch_offset == position.batch:
@@ -159,6 +165,7 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch: int, logs: Logs = None) -> None:
         self._raise_commit_failure()
+        self.callback_state.at("on_train_batch_end", batch, logs)
         if self._merge_metrics is not None:
             # Keras builds compiled metrics in the first train step, so the saved
             # accumulators are added after it: sums commute, the epoch's metrics match.
@@ -179,6 +186,7 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: Logs = None) -> None:
         self._raise_commit_failure()
         logs = logs or {}
+        self.callback_state.at("on_epoch_end", epoch, logs)
         metric = self.save_best_metric
         validated = any(key.startswith("val_") for key in logs)
         skipped_validation = metric.startswith("val_") and not validated  # validation_freq > 1
@@ -222,6 +230,7 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
             self._disarm()
             self.release_console()
             self.release_writer()  # another process may write this directory now
+            self.callback_state.end()
         self.report_final()
 
     def _raise_commit_failure(self) -> None:
@@ -275,7 +284,7 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
                 self.info("this Keras release cannot snapshot a model: checkpoints are written synchronously")
                 self._said_sync = True
             return None
-        return take_snapshot(
+        snapshot = take_snapshot(
             self.model,
             self._copies,
             self._capturer,
@@ -283,6 +292,15 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
             weights_only=self.save_weights_only,
             include_metrics=self.saving_position is not None,
         )
+        captured = self.callback_state.capture()
+        return snapshot if captured is None else WithCallbacks(snapshot, captured)  # type: ignore[return-value]
+
+    def write_model(self, dir_work: Path, epoch: int) -> None:
+        """The synchronous path: the other callbacks' state, then the model through the backend."""
+        captured: Captured | None = self.callback_state.capture()
+        if captured is not None:
+            captured.write_into(Path(dir_work))
+        super().write_model(dir_work, epoch)
 
     def write_model_backend(self, model: keras.Model, epoch: int) -> None:
         model_file = Path(str(self.model_file))
@@ -308,6 +326,16 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
                     "restarting: model not compiled yet: weights and seed state restored; "
                     f"optimizer state ({len(parked.values)} variables) is applied when training starts"
                 )
+            self.callback_state.load(model_file.parent, self.model, self.verified_files)
+            self.info(
+                restored_line(
+                    self.model,
+                    self.restorer.info,
+                    self._pending_metrics,
+                    None if parked is None else len(parked.values),
+                    pending_names(self.model),
+                )
+            )
         else:
             self.model.load_weights(model_file)
 
