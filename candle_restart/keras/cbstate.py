@@ -336,6 +336,8 @@ class CallbackState:
             line += f"; {hook.name} of {'epoch' if hook.name == 'on_epoch_end' else 'batch'} {hook.index + 1} replayed on {', '.join(replayed)}"  # type: ignore[union-attr]
         if missing:
             line += f"; not in this fit: {', '.join(missing)}"
+        if record.not_checkpointed:
+            line += f"; not checkpointed: {', '.join(u.name for u in record.not_checkpointed)}"
         self._logs.info(line)
         if getattr(self._ours, "model", None) is not None and getattr(
             self._ours.model, "stop_training", False
