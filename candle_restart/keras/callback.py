@@ -89,6 +89,8 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
         CandleCkpt.__init__(self, gParameters, logger, verbose)
         if self.save_weights_only:
             self.model_file_name = "model.weights.h5"
+        elif self.settings.model_format == "h5":
+            self.model_file_name = "model.h5"  # CANDLE's name: Keras' HDF5 model, written synchronously
         self.batch_offset = 0  # batches of the current epoch done before this fit call (resumable fit)
         self._epoch_index = 0
         self._pending_metrics: SavedMetrics | None = None
@@ -274,11 +276,13 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
         """The checkpoint in host memory, or None to write synchronously.
 
         None when a subclass overrides `write_model_backend` (CANDLE's
-        extension point: it is honoured, synchronously) or when this Keras
+        extension point: it is honoured, synchronously), with ``ckpt_model_format=h5``, or when this Keras
         release lacks the saving internals `candle_restart.keras.archive` uses.
         """
         if type(self).write_model_backend is not CandleCkptKeras.write_model_backend:
             return None
+        if self.model_file_name == "model.h5":
+            return None  # Keras' HDF5 model format has no in-memory capture here
         if not archive.available:
             if not self._said_sync:
                 self.info("this Keras release cannot snapshot a model: checkpoints are written synchronously")

@@ -339,9 +339,7 @@ class CallbackState:
         if record.not_checkpointed:
             line += f"; not checkpointed: {', '.join(u.name for u in record.not_checkpointed)}"
         self._logs.info(line)
-        if getattr(self._ours, "model", None) is not None and getattr(
-            self._ours.model, "stop_training", False
-        ):  # type: ignore[union-attr]
+        if getattr(getattr(self._ours, "model", None), "stop_training", False):
             self._logs.info(
                 "restarting: the restored callbacks had stopped this training (Keras still runs one batch)"
             )
