@@ -272,7 +272,7 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
         raise Preempted(reason)
 
     # ----- model I/O -----------------------------------------------------------------------
-    def snapshot_model(self, epoch: int) -> KerasSnapshot | None:
+    def snapshot_model(self, epoch: int) -> KerasSnapshot | WithCallbacks | None:
         """The checkpoint in host memory, or None to write synchronously.
 
         None when a subclass overrides `write_model_backend` (CANDLE's
@@ -297,7 +297,7 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
             include_metrics=self.saving_position is not None,
         )
         captured = self.callback_state.capture()
-        return snapshot if captured is None else WithCallbacks(snapshot, captured)  # type: ignore[return-value]
+        return snapshot if captured is None else WithCallbacks(snapshot, captured)
 
     def write_model(self, dir_work: Path, epoch: int) -> None:
         """The synchronous path: the other callbacks' state, then the model through the backend."""
