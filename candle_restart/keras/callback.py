@@ -47,7 +47,7 @@ from candle_restart.ckpt.preempt import REQUEST, Preempted, arm
 from candle_restart.ckpt.restarter import CandleDict
 from candle_restart.errors import ParamError
 from candle_restart.keras import archive
-from candle_restart.keras.cbstate import CallbackState, Captured, WithCallbacks, pending_names
+from candle_restart.keras.cbstate import CallbackState, Captured, WithCallbacks, merged_logs, pending_names
 from candle_restart.keras.internals import metric_direction
 from candle_restart.keras.restorelog import restored_line
 from candle_restart.keras.snapshot import HostCopies, KerasSnapshot, take_snapshot
@@ -175,6 +175,8 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
                 self.info(
                     "restarting: saved metric accumulators do not fit this model; epoch metrics restart"
                 )
+            elif logs is not None:  # the callbacks after this one see the batch's logs as if never stopped
+                merged_logs(self.model, logs)
             self._merge_metrics = None
         due = self.pacer.batch_end()  # ckpt_save_batches/_seconds/_overhead_target; may record a halt
         steps = (self.params or {}).get("steps")
@@ -342,6 +344,7 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
             )
         else:
             self.model.load_weights(model_file)
+            self.info("restarting: restored weights only (no train_state.npz: no optimizer, RNG or callback state)")
 
     def restart(self, model: keras.Model, verbose: bool = True) -> CandleDict | None:
         """Load the newest checkpoint that verifies into ``model`` (compiled or not); its ``ckpt-info.json`` or None."""

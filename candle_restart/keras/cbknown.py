@@ -20,7 +20,8 @@ encode) and sets it back on a fresh instance, after that instance's ``on_train_b
   ``on_train_begin`` is run again afterwards so it sets the learning rate its counters give)
   and ``CandleRemoteMonitor`` (``log_messages``).
 
-`is_stateless` names callbacks known to carry nothing across epochs (progress bars,
+`is_stateless` names callbacks known to carry nothing across epochs (progress bars, another
+checkpoint callback (it checkpoints itself),
 ``TerminateOnNaN``, CANDLE's ``TerminateOnTimeOut``, a time limit per process): they are neither
 saved nor named as missing.  Any other callback is watched for attributes that change
 (`candle_restart.keras.cbstate`).
@@ -35,6 +36,7 @@ from typing import Protocol
 
 import keras
 
+from candle_restart.ckpt.candle import CandleCkpt
 from candle_restart.keras.internals import private_counters, set_private_counters
 from candle_restart.records.cbstate import Hook
 
@@ -213,4 +215,6 @@ def adapter_for(callback: keras.callbacks.Callback) -> Adapter | None:
 
 def is_stateless(callback: keras.callbacks.Callback) -> bool:
     """Known to carry nothing from one epoch to the next (not saved, never named as missing)."""
+    if isinstance(callback, CandleCkpt):  # another checkpoint callback: it checkpoints itself
+        return True
     return isinstance(callback, _STATELESS_KERAS) or type(callback).__name__ in _STATELESS_CANDLE

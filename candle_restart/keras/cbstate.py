@@ -367,3 +367,12 @@ def pending_names(model: object) -> list[str] | None:
     """The callbacks whose state a restart read for ``model`` (None: none read)."""
     loaded = _PENDING.get(model)
     return None if loaded is None else loaded.record.names
+
+
+def merged_logs(model: Any, logs: dict[str, object]) -> None:
+    """Update a batch's ``logs`` (in place) with the model's metric results, after a restart added
+    the saved accumulators to them: the callbacks after ours then see what an uninterrupted run's saw."""
+    results = model.get_metrics_result()
+    for key in logs:
+        if key in results:
+            logs[key] = float(keras.ops.convert_to_numpy(results[key]))

@@ -31,7 +31,12 @@ def main(out: Path, epochs: int, drop: bool) -> None:
     model = keras.Sequential(
         [keras.Input((4,)), keras.layers.Dense(8, activation="tanh"), keras.layers.Dense(1)]
     )
-    gParameters = {"epochs": epochs, "ckpt_directory": str(out / "ckpts"), "ckpt_save_interval": 1}
+    gParameters = {
+        "epochs": epochs,
+        "ckpt_directory": str(out / "ckpts"),
+        "ckpt_save_interval": 1,
+        "ckpt_checksum": True,
+    }
     ckpt = CandleCkptKeras(gParameters, verbose=False)
     J = ckpt.restart(model)
     if drop:

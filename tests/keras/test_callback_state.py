@@ -23,7 +23,8 @@ import keras
 import numpy as np
 import pytest
 
-from candle_restart.keras import CandleCkptKeras
+from candle_restart.ckpt.preempt import REQUEST, Preempted
+from candle_restart.keras import CandleCkptKeras, fit
 from candle_restart.records.cbstate import read_callback_states
 from candle_restart.records.ckptinfo import read_ckpt_info
 from tests.helpers import ROOT, runner_env
@@ -78,7 +79,10 @@ def test_resumed_in_a_new_process_equals_an_uninterrupted_run(uninterrupted: Pat
     assert json.loads(str(got["history"])) == history  # History carries the epochs before the restart
 
     log = (tmp_path / "ckpts" / "ckpt.log").read_text()
-    assert "restarting: restored weights (" in log and "callbacks (ReduceLROnPlateau, EarlyStopping, CSVLogger" in log
+    assert (
+        "restarting: restored weights (" in log
+        and "callbacks (ReduceLROnPlateau, EarlyStopping, CSVLogger" in log
+    )
     assert "restarting: callback state restored: ReduceLROnPlateau, EarlyStopping, CSVLogger, History;" in log
     info = read_ckpt_info(tmp_path / "ckpts" / "last" / "ckpt-info.json")
     entry = (info.files or {})["callbacks.json"]
@@ -130,7 +134,11 @@ def _train(directory: Path, epochs: int, restart: bool) -> tuple[Counter, Cyclic
     x = np.random.default_rng(0).normal(size=(24, 3)).astype("float32")
     y = x.sum(axis=1, keepdims=True)
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
-    params = {"epochs": epochs, "ckpt_directory": str(directory), "ckpt_restart_mode": "auto" if restart else "off"}
+    params = {
+        "epochs": epochs,
+        "ckpt_directory": str(directory),
+        "ckpt_restart_mode": "auto" if restart else "off",
+    }
     ckpt = CandleCkptKeras(params, verbose=False)
     J = ckpt.restart(model)
     model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
@@ -157,21 +165,32 @@ def test_protocol_cyclic_lr_and_the_uncarried_callback(tmp_path: Path) -> None:
     assert counter.restored["batches"] == 6 and isinstance(counter.restored["batches"], int)
     assert counter.restored["scale"].dtype == np.float32 and counter.restored["peak"] == -math.inf
     assert counter.restored["table"].tolist() == [1.0, 1.0, 1.0]
-    assert counter.batches == whole_counter.batches and counter.scale.tobytes() == whole_counter.scale.tobytes()
+    assert (
+        counter.batches == whole_counter.batches and counter.scale.tobytes() == whole_counter.scale.tobytes()
+    )
     assert counter.table.tobytes() == whole_counter.table.tobytes()
     # CyclicLR continues its cycle: the same rates batch by batch, the same rate at the end.
     assert clr.clr_iterations == whole_clr.clr_iterations == 9
-    assert clr.history["lr"] == whole_clr.history["lr"] and clr.history["iterations"] == whole_clr.history["iterations"]
+    assert (
+        clr.history["lr"] == whole_clr.history["lr"]
+        and clr.history["iterations"] == whole_clr.history["iterations"]
+    )
     end_lr = keras.ops.convert_to_numpy(model.optimizer.learning_rate)
     assert end_lr.tobytes() == keras.ops.convert_to_numpy(whole.optimizer.learning_rate).tobytes()
 
     log = (tmp_path / "cut" / "ckpt.log").read_text()
     line = "not checkpointed: Tally: its attributes epochs_seen change during training"
     assert log.count(line) == 1  # named once, at the first commit after it changed
-    assert "callback state restored: Counter, CyclicLR, History; " in log and "; not checkpointed: Tally" in log
+    assert (
+        "callback state restored: Counter, CyclicLR, History; " in log and "; not checkpointed: Tally" in log
+    )
     record = read_callback_states(tmp_path / "cut" / "epochs" / "002" / "callbacks.json")
     assert [u.name for u in record.not_checkpointed] == ["Tally"]
-    assert {e.name: e.replay for e in record.callbacks} == {"Counter": False, "CyclicLR": True, "History": True}
+    assert {e.name: e.replay for e in record.callbacks} == {
+        "Counter": False,
+        "CyclicLR": True,
+        "History": True,
+    }
 
 
 def test_the_fit_not_found_is_said_once(tmp_path: Path) -> None:
@@ -186,3 +205,64 @@ def test_the_fit_not_found_is_said_once(tmp_path: Path) -> None:
         ckpt.on_train_end()
     log = (tmp_path / "ckpt.log").read_text()
     assert log.count("callback state: the callbacks of this fit were not found") == 1
+
+
+class _RequestAt(keras.callbacks.Callback):
+    """Records a preemption request (what the SIGUSR1 handler does) as batch ``batch`` of ``epoch`` begins."""
+
+    def __init__(self, epoch: int, batch: int) -> None:
+        super().__init__()
+        self.at, self.epoch = (epoch, batch), 0
+
+    def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+        self.epoch = epoch
+
+    def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
+        if (self.epoch, batch) == self.at:
+            REQUEST.request(10)
+
+
+def _fit_mid(
+    directory: Path, callbacks: list[keras.callbacks.Callback]
+) -> tuple[keras.Model, CyclicLR, Counter]:
+    keras.utils.set_random_seed(3)
+    x = np.random.default_rng(1).normal(size=(96, 4)).astype("float32")
+    model = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(8), keras.layers.Dropout(0.2), keras.layers.Dense(1)]
+    )
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    clr, counter = CyclicLR(base_lr=0.001, max_lr=0.01, step_size=5.0), Counter()
+    ckpt = CandleCkptKeras(
+        {"epochs": 2, "ckpt_directory": str(directory), "ckpt_save_best": False}, logger=None
+    )
+    try:
+        fit(
+            model,
+            x,
+            x.sum(axis=1, keepdims=True),
+            ckpt=ckpt,
+            epochs=2,
+            batch_size=16,
+            shuffle=False,
+            callbacks=[*callbacks, clr, counter],
+            verbose=0,
+        )
+    finally:
+        REQUEST.clear()
+    return model, clr, counter
+
+
+@pytest.mark.backends
+def test_a_mid_epoch_resume_replays_the_batch_the_callbacks_after_ckpt_had_not_seen(tmp_path: Path) -> None:
+    whole, whole_clr, whole_counter = _fit_mid(tmp_path / "whole", [])
+    with pytest.raises(Preempted):
+        _fit_mid(tmp_path / "cut", [_RequestAt(1, 3)])  # committed inside epoch 2, after its batch 4
+    model, clr, counter = _fit_mid(tmp_path / "cut", [])
+    assert clr.history == whole_clr.history and clr.clr_iterations == whole_clr.clr_iterations == 12
+    assert (
+        counter.batches == whole_counter.batches == 12
+        and counter.table.tobytes() == whole_counter.table.tobytes()
+    )
+    assert all(
+        a.tobytes() == b.tobytes() for a, b in zip(model.get_weights(), whole.get_weights(), strict=True)
+    )
