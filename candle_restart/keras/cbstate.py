@@ -168,6 +168,7 @@ class CallbackState:
         ``restored``: a restart loaded a checkpoint into the model for this training.
         """
         found: Sequence[Callback] | None = self._explicit
+        self._explicit = None  # for this training only
         if found is None:
             calling = calling_callback_list(ours)
             found = None if calling is None else calling.callbacks

@@ -266,3 +266,34 @@ def test_a_mid_epoch_resume_replays_the_batch_the_callbacks_after_ckpt_had_not_s
     assert all(
         a.tobytes() == b.tobytes() for a, b in zip(model.get_weights(), whole.get_weights(), strict=True)
     )
+
+
+def test_backup_and_restore_does_not_override_the_restored_checkpoint(tmp_path: Path) -> None:
+    x = np.random.default_rng(2).normal(size=(16, 2)).astype("float32")
+
+    begun: list[int] = []
+    trace = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: begun.append(epoch))
+
+    def run(epochs: int) -> keras.callbacks.History:
+        model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        ckpt = CandleCkptKeras({"epochs": epochs, "ckpt_directory": str(tmp_path / "ckpts")}, verbose=False)
+        J = ckpt.restart(model)
+        model.compile(optimizer="sgd", loss="mse")
+        backup = keras.callbacks.BackupAndRestore(str(tmp_path / "backup"), delete_checkpoint=False)
+        return model.fit(
+            x,
+            x,
+            epochs=epochs,
+            initial_epoch=J["epoch"] if J else 0,
+            callbacks=[ckpt, backup, trace],
+            verbose=0,
+        )
+
+    run(2)
+    # An older backup (as after a crash between the two saves): loaded, it would restart at epoch 1.
+    (tmp_path / "backup" / "training_metadata.json").write_text(json.dumps({"epoch": 1, "batch": 0}))
+    begun.clear()
+    history = run(3)
+    assert begun == [2] and history.epoch == [0, 1, 2]  # only epoch 3 trained, after the checkpoint's 2
+    log = (tmp_path / "ckpts" / "ckpt.log").read_text()
+    assert "BackupAndRestore: its backup is not loaded: training resumes from this checkpoint" in log
