@@ -6,7 +6,8 @@ lines).  Each checkpoint holds the model file (``model.keras``, loadable with
 ``keras.models.load_model``; ``model.weights.h5`` with
 ``ckpt_save_weights_only``) and ``train_state.npz`` (seed-generator state and
 where the model file holds the weights and optimizer state), which `restart`
-loads so training resumes bit-for-bit.  The generic logic is in `candle_restart.ckpt.candle.CandleCkpt`.
+loads so training resumes bit-for-bit; ``callbacks.json`` carries the
+state of the other callbacks of the ``fit`` (`candle_restart.keras.cbstate`).  The generic logic is in `candle_restart.ckpt.candle.CandleCkpt`.
 
 Preemption: during ``fit`` the callback arms the ``ckpt_signals`` (see
 `candle_restart.ckpt.preempt`).  At the first batch end after such a signal
@@ -283,7 +284,7 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
         """
         if type(self).write_model_backend is not CandleCkptKeras.write_model_backend:
             return None
-        if self.model_file_name == "model.h5":
+        if self.settings.model_format == "h5":
             return None  # Keras' HDF5 model format has no in-memory capture here
         if not archive.available:
             if not self._said_sync:
