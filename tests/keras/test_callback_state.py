@@ -297,3 +297,53 @@ def test_backup_and_restore_does_not_override_the_restored_checkpoint(tmp_path: 
     assert begun == [2] and history.epoch == [0, 1, 2]  # only epoch 3 trained, after the checkpoint's 2
     log = (tmp_path / "ckpts" / "ckpt.log").read_text()
     assert "BackupAndRestore: its backup is not loaded: training resumes from this checkpoint" in log
+
+
+SCORES = {"low": [3.0, 1.0, 2.0, 4.0], "high": [5.0, 1.0, 2.0, 3.0]}  # best at epoch 2 (min), at 1 (max)
+
+
+def _es_run(directory: Path, epochs: int, restart: bool) -> tuple[keras.callbacks.EarlyStopping, ...]:
+    keras.utils.set_random_seed(4)
+    x = np.random.default_rng(4).normal(size=(32, 3)).astype("float32")
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    params = {
+        "epochs": epochs,
+        "ckpt_directory": str(directory),
+        "ckpt_restart_mode": "auto" if restart else "off",
+    }
+    ckpt = CandleCkptKeras(params, verbose=False)
+    J = ckpt.restart(model)
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    scores = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: logs.update({k: v[epoch] for k, v in SCORES.items()})
+    )
+    before = keras.callbacks.EarlyStopping("low", mode="min", patience=9, restore_best_weights=True)
+    after = keras.callbacks.EarlyStopping("high", mode="max", patience=9, restore_best_weights=True)
+    model.fit(
+        x,
+        x.sum(axis=1),
+        batch_size=8,
+        epochs=epochs,
+        initial_epoch=J["epoch"] if J else 0,
+        callbacks=[scores, before, ckpt, after],
+        shuffle=False,
+        verbose=0,
+    )
+    return before, after
+
+
+def test_early_stopping_best_weights_by_reference_or_as_arrays(tmp_path: Path) -> None:
+    whole = _es_run(tmp_path / "whole", 4, restart=False)
+    _es_run(tmp_path / "cut", 2, restart=True)
+    record = read_callback_states(tmp_path / "cut" / "epochs" / "002" / "callbacks.json")
+    saved = {e.slot: e.state["best_weights"] for e in record.callbacks if e.name == "EarlyStopping"}
+    # Before ckpt in the list it has seen epoch 2, its best: the checkpoint's own weights, by reference.
+    # After it, its best is epoch 1's: arrays of callbacks.npz.
+    assert saved[1] == "the checkpoint's weights" and isinstance(saved[3], list) and record.arrays_file
+    info = read_ckpt_info(tmp_path / "cut" / "epochs" / "002" / "ckpt-info.json")
+    assert "callbacks.npz" in (info.files or {})
+    resumed = _es_run(tmp_path / "cut", 4, restart=True)
+    assert [r.best_epoch for r in whole] == [1, 0]  # neither improves after the checkpoint
+    for got, ref in zip(resumed, whole, strict=True):
+        assert got.best_epoch == ref.best_epoch and got.wait == ref.wait
+        assert [a.tobytes() for a in got.best_weights] == [a.tobytes() for a in ref.best_weights]
