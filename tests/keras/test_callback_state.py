@@ -156,6 +156,7 @@ def _train(directory: Path, epochs: int, restart: bool) -> tuple[Counter, Cyclic
     return counter, clr, model
 
 
+@pytest.mark.backends
 def test_protocol_cyclic_lr_and_the_uncarried_callback(tmp_path: Path) -> None:
     whole_counter, whole_clr, whole = _train(tmp_path / "whole", 3, restart=False)
     _train(tmp_path / "cut", 2, restart=False)
@@ -268,6 +269,7 @@ def test_a_mid_epoch_resume_replays_the_batch_the_callbacks_after_ckpt_had_not_s
     )
 
 
+@pytest.mark.backends
 def test_backup_and_restore_does_not_override_the_restored_checkpoint(tmp_path: Path) -> None:
     x = np.random.default_rng(2).normal(size=(16, 2)).astype("float32")
 
@@ -302,7 +304,7 @@ def test_backup_and_restore_does_not_override_the_restored_checkpoint(tmp_path: 
 SCORES = {"low": [3.0, 1.0, 2.0, 4.0], "high": [5.0, 1.0, 2.0, 3.0]}  # best at epoch 2 (min), at 1 (max)
 
 
-def _es_run(directory: Path, epochs: int, restart: bool) -> tuple[keras.callbacks.EarlyStopping, ...]:
+def _es_run(directory: Path, epochs: int, restart: bool) -> list[Any]:
     keras.utils.set_random_seed(4)
     x = np.random.default_rng(4).normal(size=(32, 3)).astype("float32")
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
@@ -319,20 +321,26 @@ def _es_run(directory: Path, epochs: int, restart: bool) -> tuple[keras.callback
     )
     before = keras.callbacks.EarlyStopping("low", mode="min", patience=9, restore_best_weights=True)
     after = keras.callbacks.EarlyStopping("high", mode="max", patience=9, restore_best_weights=True)
+    best = keras.callbacks.ModelCheckpoint(
+        str(directory) + "-best.keras", "low", mode="min", save_best_only=True
+    )
     model.fit(
         x,
         x.sum(axis=1),
         batch_size=8,
         epochs=epochs,
         initial_epoch=J["epoch"] if J else 0,
-        callbacks=[scores, before, ckpt, after],
+        callbacks=[scores, before, ckpt, after, best],
         shuffle=False,
         verbose=0,
     )
-    return before, after
+    return [before, after, best]
 
 
-def test_early_stopping_best_weights_by_reference_or_as_arrays(tmp_path: Path) -> None:
+@pytest.mark.backends
+def test_early_stopping_best_weights_by_reference_or_as_arrays_and_model_checkpoint_best(
+    tmp_path: Path,
+) -> None:
     whole = _es_run(tmp_path / "whole", 4, restart=False)
     _es_run(tmp_path / "cut", 2, restart=True)
     record = read_callback_states(tmp_path / "cut" / "epochs" / "002" / "callbacks.json")
@@ -343,7 +351,8 @@ def test_early_stopping_best_weights_by_reference_or_as_arrays(tmp_path: Path) -
     info = read_ckpt_info(tmp_path / "cut" / "epochs" / "002" / "ckpt-info.json")
     assert "callbacks.npz" in (info.files or {})
     resumed = _es_run(tmp_path / "cut", 4, restart=True)
-    assert [r.best_epoch for r in whole] == [1, 0]  # neither improves after the checkpoint
-    for got, ref in zip(resumed, whole, strict=True):
+    assert [r.best_epoch for r in whole[:2]] == [1, 0]  # neither improves after the checkpoint
+    assert resumed[2].best == whole[2].best == 1.0  # ModelCheckpoint's best: not 2.0, the first seen after
+    for got, ref in zip(resumed[:2], whole[:2], strict=True):
         assert got.best_epoch == ref.best_epoch and got.wait == ref.wait
         assert [a.tobytes() for a in got.best_weights] == [a.tobytes() for a in ref.best_weights]
