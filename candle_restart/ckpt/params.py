@@ -30,6 +30,8 @@ RESTART_MODES = ("off", "auto", "required")
 KEEP_MODES = ("linear", "exponential", "all")
 BEST_MODES = ("auto", "min", "max")
 STDOUT_FORMATS = ("candle", "timestamped")
+# The model file of a checkpoint: model.keras, CANDLE's model.h5 (Keras' HDF5 model), model.weights.h5.
+MODEL_FORMATS = ("keras", "h5", "weights")
 CANDLE_DIRECTORY = os.path.join(".", "save", "ckpts")  # CANDLE's, when there is no output_dir
 
 _TRUE = ("true", "t", "yes", "y", "1", "on")
@@ -85,6 +87,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("ckpt_save_best_metric", str, "val_loss", "Metric that decides the best model"),
     Option("ckpt_save_best_mode", str, "auto", "Whether the metric improves down or up", BEST_MODES),
     Option("ckpt_save_weights_only", str2bool, False, "Write a weights file instead of a model"),
+    Option(
+        "ckpt_model_format",
+        str,
+        "keras",
+        "The model file: model.keras, CANDLE's model.h5, or model.weights.h5",
+        MODEL_FORMATS,
+    ),
     Option("ckpt_save_interval", int, 1, "Epoch interval between checkpoints (0 disables)"),
     Option("ckpt_keep_mode", str, "linear", "Which old checkpoints to keep", KEEP_MODES),
     Option("ckpt_keep_limit", int, 5, "How many checkpoints to keep (> 0)"),
@@ -174,6 +183,8 @@ class CkptParams:
     # Two tiers (candle_restart.ckpt.drain): commit node-locally, drain every Nth to `directory`.
     local_directory: str | None  # $VARS and ~ expanded; None: one tier
     drain_interval: int
+    # keras: model.keras; h5: model.h5 (Keras' HDF5 model, as CANDLE's); weights: model.weights.h5.
+    model_format: str = "keras"
 
 
 class _Reader:
@@ -314,6 +325,14 @@ def parse_params(params: Mapping[str, object], where: str = "gParameters") -> Ck
     if not 0 <= target < 1:
         raise r.fail("ckpt_overhead_target", params["ckpt_overhead_target"], "a fraction >= 0 and < 1")
     signals = _signals(r, "ckpt_signals") + _signals(r, "ckpt_extra_signal")
+    weights_only = r.get("ckpt_save_weights_only", r.boolean)
+    model_format = r.get("ckpt_model_format", choice(MODEL_FORMATS))
+    if weights_only and model_format == "h5":
+        raise r.fail("ckpt_model_format", model_format, "'weights' or 'keras' with ckpt_save_weights_only=True")
+    if model_format == "weights":
+        weights_only = True
+    elif weights_only:
+        model_format = "weights"
 
     return CkptParams(
         epochs=epochs,
@@ -324,7 +343,7 @@ def parse_params(params: Mapping[str, object], where: str = "gParameters") -> Ck
         best_metric_last=best_last,
         skip_epochs=r.get("ckpt_skip_epochs", integer(0)),
         save_interval=r.get("ckpt_save_interval", integer(0)),
-        save_weights_only=r.get("ckpt_save_weights_only", r.boolean),
+        save_weights_only=weights_only,
         checksum=r.get("ckpt_checksum", r.boolean),
         async_commit=r.get("ckpt_async", r.boolean),
         keep_mode=r.get("ckpt_keep_mode", choice(KEEP_MODES)),
@@ -341,6 +360,7 @@ def parse_params(params: Mapping[str, object], where: str = "gParameters") -> Ck
         overhead_target=target,
         local_directory=_local_directory(r),
         drain_interval=r.get("ckpt_drain_interval", integer(0)),
+        model_format=model_format,
     )
 
 

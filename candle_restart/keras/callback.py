@@ -6,7 +6,8 @@ lines).  Each checkpoint holds the model file (``model.keras``, loadable with
 ``keras.models.load_model``; ``model.weights.h5`` with
 ``ckpt_save_weights_only``) and ``train_state.npz`` (seed-generator state and
 where the model file holds the weights and optimizer state), which `restart`
-loads so training resumes bit-for-bit.  The generic logic is in `candle_restart.ckpt.candle.CandleCkpt`.
+loads so training resumes bit-for-bit; ``callbacks.json`` carries the
+state of the other callbacks of the ``fit`` (`candle_restart.keras.cbstate`).  The generic logic is in `candle_restart.ckpt.candle.CandleCkpt`.
 
 Preemption: during ``fit`` the callback arms the ``ckpt_signals`` (see
 `candle_restart.ckpt.preempt`).  At the first batch end after such a signal
@@ -47,7 +48,9 @@ from candle_restart.ckpt.preempt import REQUEST, Preempted, arm
 from candle_restart.ckpt.restarter import CandleDict
 from candle_restart.errors import ParamError
 from candle_restart.keras import archive
+from candle_restart.keras.cbstate import CallbackState, Captured, WithCallbacks, merged_logs, pending_names
 from candle_restart.keras.internals import metric_direction
+from candle_restart.keras.restorelog import restored_line
 from candle_restart.keras.snapshot import HostCopies, KerasSnapshot, take_snapshot
 from candle_restart.keras.state import (
     add_metrics,
@@ -87,6 +90,8 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
         CandleCkpt.__init__(self, gParameters, logger, verbose)
         if self.save_weights_only:
             self.model_file_name = "model.weights.h5"
+        elif self.settings.model_format == "h5":
+            self.model_file_name = "model.h5"  # CANDLE's name: Keras' HDF5 model, written synchronously
         self.batch_offset = 0  # batches of the current epoch done before this fit call (resumable fit)
         self._epoch_index = 0
         self._pending_metrics: SavedMetrics | None = None
@@ -97,6 +102,7 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
         self._said_sync = False
         self._metric_seen = False  # the monitored metric was in some epoch's logs
         self._said_missing = False  # the missing-metric warning was given
+        self.callback_state = CallbackState(self)  # the other callbacks of the fit (candle_restart.keras.cbstate)
 
     @property
     def model(self) -> keras.Model:
@@ -134,6 +140,7 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
         applied = apply_pending_optimizer(self.model)
         if applied is not None:
             self.info(f"restarting: optimizer state applied ({len(applied.values)} variables)")
+        self.callback_state.begin(self, self.restarted is not None)
         self._disarm = arm(signal.Signals[f"SIG{name}"] for name in self.settings.signals)
         self.in_training = True  # commits may now run in the background: the hooks below surface their errors
         self.last_save_time = time.monotonic()
@@ -145,6 +152,8 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
         self.release_console()  # the last epoch's progress line is closed, the next not begun
         self._epoch_index = int(epoch)
         position = self.restorer.resume_position
+        continuing = position is not None and position.epoch == epoch + 1 and self.batch_offset == position.batch
+        self.callback_state.restore(self.model, int(epoch), continuing)
         if position is None or position.epoch != epoch + 1:
             return
         if self.batch_offset == position.batch:
@@ -159,6 +168,7 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch: int, logs: Logs = None) -> None:
         self._raise_commit_failure()
+        self.callback_state.at("on_train_batch_end", batch, logs)
         if self._merge_metrics is not None:
             # Keras builds compiled metrics in the first train step, so the saved
             # accumulators are added after it: sums commute, the epoch's metrics match.
@@ -166,6 +176,8 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
                 self.info(
                     "restarting: saved metric accumulators do not fit this model; epoch metrics restart"
                 )
+            elif logs is not None:  # the callbacks after this one see the batch's logs as if never stopped
+                merged_logs(self.model, logs)
             self._merge_metrics = None
         due = self.pacer.batch_end()  # ckpt_save_batches/_seconds/_overhead_target; may record a halt
         steps = (self.params or {}).get("steps")
@@ -179,6 +191,7 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: Logs = None) -> None:
         self._raise_commit_failure()
         logs = logs or {}
+        self.callback_state.at("on_epoch_end", epoch, logs)
         metric = self.save_best_metric
         validated = any(key.startswith("val_") for key in logs)
         skipped_validation = metric.startswith("val_") and not validated  # validation_freq > 1
@@ -222,6 +235,7 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
             self._disarm()
             self.release_console()
             self.release_writer()  # another process may write this directory now
+            self.callback_state.end()
         self.report_final()
 
     def _raise_commit_failure(self) -> None:
@@ -261,21 +275,23 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
         raise Preempted(reason)
 
     # ----- model I/O -----------------------------------------------------------------------
-    def snapshot_model(self, epoch: int) -> KerasSnapshot | None:
+    def snapshot_model(self, epoch: int) -> KerasSnapshot | WithCallbacks | None:
         """The checkpoint in host memory, or None to write synchronously.
 
         None when a subclass overrides `write_model_backend` (CANDLE's
-        extension point: it is honoured, synchronously) or when this Keras
+        extension point: it is honoured, synchronously), with ``ckpt_model_format=h5``, or when this Keras
         release lacks the saving internals `candle_restart.keras.archive` uses.
         """
         if type(self).write_model_backend is not CandleCkptKeras.write_model_backend:
             return None
+        if self.settings.model_format == "h5":
+            return None  # Keras' HDF5 model format has no in-memory capture here
         if not archive.available:
             if not self._said_sync:
                 self.info("this Keras release cannot snapshot a model: checkpoints are written synchronously")
                 self._said_sync = True
             return None
-        return take_snapshot(
+        snapshot = take_snapshot(
             self.model,
             self._copies,
             self._capturer,
@@ -283,6 +299,15 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
             weights_only=self.save_weights_only,
             include_metrics=self.saving_position is not None,
         )
+        captured = self.callback_state.capture()
+        return snapshot if captured is None else WithCallbacks(snapshot, captured)
+
+    def write_model(self, dir_work: Path, epoch: int) -> None:
+        """The synchronous path: the other callbacks' state, then the model through the backend."""
+        captured: Captured | None = self.callback_state.capture()
+        if captured is not None:
+            captured.write_into(Path(dir_work))
+        super().write_model(dir_work, epoch)
 
     def write_model_backend(self, model: keras.Model, epoch: int) -> None:
         model_file = Path(str(self.model_file))
@@ -308,8 +333,19 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
                     "restarting: model not compiled yet: weights and seed state restored; "
                     f"optimizer state ({len(parked.values)} variables) is applied when training starts"
                 )
+            self.callback_state.load(model_file.parent, self.model, self.verified_files)
+            self.info(
+                restored_line(
+                    self.model,
+                    self.restorer.info,
+                    self._pending_metrics,
+                    None if parked is None else len(parked.values),
+                    pending_names(self.model),
+                )
+            )
         else:
             self.model.load_weights(model_file)
+            self.info("restarting: restored weights only (no train_state.npz: no optimizer, RNG or callback state)")
 
     def restart(self, model: keras.Model, verbose: bool = True) -> CandleDict | None:
         """Load the newest checkpoint that verifies into ``model`` (compiled or not); its ``ckpt-info.json`` or None."""

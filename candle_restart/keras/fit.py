@@ -166,6 +166,7 @@ def fit(
         verbose=verbose,
         epochs=epochs,
     )
+    ckpt.callback_state.use(cb_list.callbacks)  # their state is checkpointed (candle_restart.keras.cbstate)
     common: dict[str, object] = {"verbose": verbose, **fit_kwargs}
     epoch_data: Callable[[int], object] | None = None  # the data of each epoch, when not ``x, y``
     if _is_dataset(x):

@@ -6,6 +6,18 @@ Why: two things the checkpoint callbacks need are not in Keras' public API.
   ``Metric._direction`` (``"up"``/``"down"``, set by metrics such as ``AUC``,
   ``Precision``; absent on most), and its own ``ModelCheckpoint`` and
   ``EarlyStopping`` read it the same way for ``mode="auto"``.
+* Which other callbacks share a ``fit`` with ours (`calling_callback_list`): a Keras 3
+  callback is not told its siblings.  ``model.fit`` wraps its ``callbacks`` argument in a
+  ``keras.callbacks.CallbackList`` and calls ``CallbackList.on_train_begin``, which calls
+  each callback's ``on_train_begin`` in turn; so, inside ours, a frame up the stack is that
+  method, its local ``self`` the list.  We read frames (``sys._getframe``), not an attribute:
+  it needs no cooperation from the trainer, works for every backend's ``fit`` and for a
+  ``CallbackList`` (or subclass) passed in by the caller, and is checked by identity (the
+  list must hold our callback), so a wrong frame is never taken for the list.
+* The batch counters of ``ModelCheckpoint`` and ``BackupAndRestore``
+  (``_batches_seen_since_last_saving``, ``_last_batch_seen``, and B&R's ``_current_epoch``):
+  their position in a ``save_freq=N`` cycle, which the callback-state checkpoint carries
+  (`private_counters`, `set_private_counters`); a release without them carries nothing of them.
 * Which model ``ModelCheckpoint`` judges its metric by: it reads
   ``self.model`` in ``_set_monitor_op``; `MultiGPUCheckpoint` saves the inner
   model but must judge by the trained wrapper, so it swaps the callback's
@@ -13,7 +25,9 @@ Why: two things the checkpoint callbacks need are not in Keras' public API.
 
 Keras versions: written against Keras 3.0 through 3.15 (``keras.src``
 layout; ``Callback._model`` and ``ModelCheckpoint._set_monitor_op`` exist in
-all of them).  If a release drops one, `metric_direction` answers None (the
+all of them); `calling_callback_list` checked on Keras 3.15 (TensorFlow, JAX and torch
+trainers all call ``callbacks.on_train_begin()`` on a ``CallbackList``).  If a release calls
+the hooks some other way it answers None, and the caller says so in one log line.  If a release drops one, `metric_direction` answers None (the
 caller falls back to the metric's name, or asks for ``ckpt_save_best_mode``)
 and `judged_by` leaves the model as it is (Keras then judges by the saved
 model, as a plain ``ModelCheckpoint`` does).  Nothing else in the package
@@ -22,6 +36,7 @@ reads an underscore attribute of a Keras object.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
@@ -54,3 +69,41 @@ def judged_by(callback: keras.callbacks.Callback, model: object) -> Iterator[Non
         yield
     finally:
         setattr(callback, "_model", saved)  # noqa: B010
+
+
+def calling_callback_list(callback: keras.callbacks.Callback, depth: int = 12) -> keras.callbacks.CallbackList | None:
+    """The ``CallbackList`` whose hook is running ``callback``'s hook now, found up the stack; or None.
+
+    Call it from inside one of ``callback``'s hooks (``on_train_begin``).  Only a list that holds
+    ``callback`` itself (by identity) is returned; ``depth`` frames are looked at.
+    """
+    frame = sys._getframe(1)
+    for _ in range(depth):
+        if frame is None:
+            return None
+        candidate = frame.f_locals.get("self")
+        if isinstance(candidate, keras.callbacks.CallbackList) and any(
+            c is callback for c in getattr(candidate, "callbacks", ())
+        ):
+            return candidate
+        frame = frame.f_back  # type: ignore[assignment]
+    return None
+
+
+# Keras callbacks' counters kept in underscore attributes (checked on Keras 3.15), by class name.
+PRIVATE_COUNTERS: dict[str, tuple[str, ...]] = {
+    "ModelCheckpoint": ("_batches_seen_since_last_saving", "_last_batch_seen"),
+    "BackupAndRestore": ("_batches_seen_since_last_saving", "_last_batch_seen", "_current_epoch"),
+}
+
+
+def private_counters(callback: keras.callbacks.Callback, kind: str) -> dict[str, object]:
+    """The `PRIVATE_COUNTERS` of ``kind`` that ``callback`` has, by name."""
+    return {n: getattr(callback, n) for n in PRIVATE_COUNTERS.get(kind, ()) if hasattr(callback, n)}
+
+
+def set_private_counters(callback: keras.callbacks.Callback, kind: str, values: dict[str, object]) -> None:
+    """Assign the saved `PRIVATE_COUNTERS` of ``kind`` (names this release does not have are skipped)."""
+    for name in PRIVATE_COUNTERS.get(kind, ()):
+        if name in values and hasattr(callback, name):
+            setattr(callback, name, values[name])

@@ -12,7 +12,8 @@ scripts with ``runpy``, all steps of both generations in one process.
 CANDLE's four steps: train 3 epochs; restart to 5; 5 again with
 ``--ckpt_restart_mode off``; ``rm -r ckpts/epochs`` and 10 epochs with
 ``--ckpt_keep_limit 1 --ckpt_save_best False``, which must leave exactly one
-epoch directory.  Then a kill -9 after epoch 2 and its resume, which must end
+epoch directory, and, as ``cr-1.sh`` counts them, one ``*.h5`` file with
+``--ckpt_model_format h5`` (the develop generation runs so; master runs the default).  Then a kill -9 after epoch 2 and its resume, which must end
 bit-for-bit where an uninterrupted run does.  Real TensorFlow, real processes.
 """
 
@@ -25,7 +26,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import h5py
+import keras
 import numpy as np
 import pytest
 
@@ -84,10 +85,8 @@ def _epochs(ckpts: Path) -> list[str]:
 
 
 def _weights(path: Path) -> list[np.ndarray]:
-    arrays: list[np.ndarray] = []
-    with h5py.File(path, "r") as f:
-        f.visititems(lambda _name, obj: arrays.append(obj[()]) if isinstance(obj, h5py.Dataset) else None)
-    return arrays
+    with np.load(path) as data:
+        return [data[f"arr_{i}"] for i in range(len(data.files))]
 
 
 @pytest.fixture(scope="module")
@@ -114,8 +113,15 @@ def runs(tmp_path_factory: pytest.TempPathFactory, data: Path, killed: Path) -> 
     uninterrupted; one process.  Returns each generation's directory and stdout by step."""
     common = ["--train_data", str(data), "--output_dir", "out"]
     dirs = {g: tmp_path_factory.mktemp(g) for g in ("develop", "master")}
+    # develop: the configuration the README recommends where cr-1.sh checks the run; master: the default.
+    formats = {"develop": ["--ckpt_model_format", "h5"], "master": []}
     steps = [
-        {"generation": g, "cwd": str(dirs[g]), **s, "argv": [*s["argv"], *common, "--run_id", f"step{n}"]}
+        {
+            "generation": g,
+            "cwd": str(dirs[g]),
+            **s,
+            "argv": [*s["argv"], *common, *formats[g], "--run_id", f"step{n}"],
+        }
         for g in ("develop", "master")
         for n, s in enumerate(FOUR_STEPS, 1)
     ]
@@ -156,11 +162,20 @@ def test_candles_acceptance_sequence_leaves_one_epoch_directory(
     assert _epochs(ckpts) == ["010"]
     assert out[3][-2:] == ["checkpoints kept: 1", "checkpoints list: [10]"]
     assert os.readlink(ckpts / "last") == "epochs/010" and not os.path.lexists(ckpts / "best")
+    # cr-1.sh, after step 4: CKPTS=( $( find . -name '*.h5' ) ); check-count.sh ${#CKPTS[@]} 1
+    found = subprocess.run(["find", ".", "-name", "*.h5"], cwd=work, capture_output=True, text=True, check=True)
+    info = json.loads((ckpts / "last" / "ckpt-info.json").read_text())
+    if generation == "develop":  # --ckpt_model_format h5: CANDLE's model.h5, which Keras loads
+        assert found.stdout.split() == ["./out/ckpts/epochs/010/model.h5"] and info["model_file"] == "model.h5"
+        model = keras.models.load_model(ckpts / "last" / "model.h5", compile=False)
+        assert len(model.get_weights()) == len(_weights(work / "out" / "final.npz"))
+    else:  # the default model.keras: loadable too, but cr-1.sh's count is 0
+        assert found.stdout.split() == [] and info["model_file"] == "model.keras"
 
 
 def test_a_kill_minus_9_resumes_bit_for_bit(runs: dict[str, Any], killed: Path) -> None:
     assert "restarting from epoch: 2" in runs["resume"] and "checkpoints list: [3, 4]" in runs["resume"]
-    resumed = _weights(killed / "out" / "final.weights.h5")
-    whole = _weights(runs["whole"] / "out" / "final.weights.h5")
+    resumed = _weights(killed / "out" / "final.npz")
+    whole = _weights(runs["whole"] / "out" / "final.npz")
     assert len(resumed) == len(whole) > 0
     assert all(a.tobytes() == b.tobytes() for a, b in zip(resumed, whole, strict=True))

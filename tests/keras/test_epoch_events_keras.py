@@ -54,7 +54,8 @@ def test_epochs_and_asynchronous_commits_are_recorded(tmp_path: Path) -> None:
     events = read_events(directory)
     epochs = [e for e in events if e.kind == "epoch"]
     assert [e.epoch for e in epochs] == [1, 2, 3, 4, 5]
-    for event, value in zip(epochs, [*history.history["val_loss"], *again.history["val_loss"]], strict=True):
+    assert again.history["val_loss"][:3] == history.history["val_loss"]  # History resumes with the rest
+    for event, value in zip(epochs, again.history["val_loss"], strict=True):
         assert event.metric == "val_loss" and event.mode == "min" and event.value == value
         assert event.metrics is not None and set(event.metrics) == {"loss", "mae", "val_loss", "val_mae"}
     commits = [e for e in events if e.kind == "commit"]

@@ -7,6 +7,7 @@ from typing import Any
 
 import candle
 import compat_bmk
+import numpy as np
 
 
 def initialize_parameters() -> dict[str, Any]:
@@ -44,7 +45,8 @@ def run(gParameters: dict[str, Any]) -> Any:
         validation_data=(x_val, y_val),
         callbacks=[candleRemoteMonitor, timeoutMonitor, ckpt],
     )
-    model.save_weights(os.path.join(gParameters["output_dir"], "final.weights.h5"))
+    # Not an .h5: CANDLE's cr-1.sh counts every *.h5 of the run as a checkpoint.
+    np.savez(os.path.join(gParameters["output_dir"], "final.npz"), *model.get_weights())
     return history
 
 
