@@ -89,9 +89,7 @@ def read_tensors(path: Path) -> dict[str, torch.Tensor]:
             for entry in header.tensors.values():
                 tensor = torch.empty(entry.shape, dtype=FROM_CODE[entry.dtype])
                 if entry.nbytes:
-                    _read_exactly(
-                        f, memoryview(tensor.reshape(-1).view(torch.uint8).numpy()).cast("B"), where
-                    )
+                    _read_exactly(f, tensor.reshape(-1).view(torch.uint8).numpy().data, where)
                 out[entry.name] = tensor
             return out
     except OSError as exc:
