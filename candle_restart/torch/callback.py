@@ -53,7 +53,7 @@ from candle_restart.ckpt.sink import CheckpointFiles
 from candle_restart.errors import CorruptCheckpointError
 from candle_restart.records.torchstate import TorchState
 from candle_restart.torch import tensorio
-from candle_restart.torch.snapshot import TensorCopies, TorchSnapshot, take_snapshot
+from candle_restart.torch.snapshot import Deferred, TensorCopies, TorchSnapshot, take_snapshot
 from candle_restart.torch.state import Parts, Rng, capture_rng, load_into, restore, restore_rng
 
 T = TypeVar("T")
@@ -75,6 +75,8 @@ class CandleCkptPyTorch(CandleCkpt):
         self._resume_rng: Rng | None = None  # a restored mid-epoch checkpoint's epoch_rng
         self._steps: int | None = None  # batches in this epoch, when the iterable has a length
         self._disarm: Any = lambda: None
+        self._deferred: Deferred | None = None  # the copies the last snapshot left to the optimizer's step
+        self._hooks: list[Any] = []  # the optimizers' step pre-hooks (handles)
 
     # ----- CANDLE's methods ----------------------------------------------------------------
     def set_model(self, model: object) -> None:
@@ -89,6 +91,27 @@ class CandleCkptPyTorch(CandleCkpt):
         self.parts = Parts.of(given)
         self._model = dict(given)
         self._copies.reset()
+        self.wait_for_snapshot()
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks = [
+            opt.register_step_pre_hook(self._before_step)
+            for opt in self.parts.objects.values()
+            if isinstance(opt, torch.optim.Optimizer)
+        ]
+
+    def wait_for_snapshot(self) -> None:
+        """Return once the last checkpoint has its copy of every tensor (see `candle_restart.torch.snapshot`).
+
+        The optimizers' steps call this; so must code that changes trained parameters in place
+        outside ``optimizer.step()`` between a checkpoint and the next step.
+        """
+        deferred, self._deferred = self._deferred, None
+        if deferred is not None:
+            deferred.fill()
+
+    def _before_step(self, *_args: object) -> None:
+        self.wait_for_snapshot()
 
     def ckpt_epoch(self, epoch: int, metric_value: float | torch.Tensor | None) -> bool:  # type: ignore[override]
         """The training loop calls this after each 0-based ``epoch``; checkpoints per the policy.
@@ -96,7 +119,7 @@ class CandleCkptPyTorch(CandleCkpt):
         The metric is minimised (CANDLE's rule) unless ``ckpt_save_best_mode`` is ``max``.
         After the final epoch (``epochs``) the commit is waited for and the writer lease given back.
         """
-        self._begin()
+        self.on_train_begin()
         self._raise_commit_failure()
         self._resume_not_continued()
         value = None if metric_value is None else float(metric_value)
@@ -169,7 +192,7 @@ class CandleCkptPyTorch(CandleCkpt):
     def enumerate(self, batches: Iterable[T], epoch: int | None = None) -> Iterator[tuple[int, T]]:
         """``enumerate(batches)`` for this epoch (``epoch``: 0-based, default the one after the last
         `ckpt_epoch`), continuing a restored mid-epoch checkpoint's epoch at its next batch."""
-        self._begin()
+        self.on_train_begin()
         if epoch is not None:
             self._epoch_index = int(epoch)
         skip, back = self._take_position(), None
@@ -205,7 +228,7 @@ class CandleCkptPyTorch(CandleCkpt):
         """The loop calls this after each 0-based ``batch`` of the epoch: a checkpoint may be due
         (``ckpt_save_batches``, ``ckpt_save_seconds``, ``ckpt_overhead_target``); after a signal
         or before the walltime, a checkpoint is committed and `Preempted` raised (exit 75)."""
-        self._begin()
+        self.on_train_begin()
         self._raise_commit_failure()
         self._resume_not_continued()
         due = self.pacer.batch_end()
@@ -247,7 +270,7 @@ class CandleCkptPyTorch(CandleCkpt):
             raise TypeError("CandleCkptPyTorch: call set_model({'model': ..., 'optimizer': ...}) first")
         return self.parts
 
-    def _begin(self) -> None:
+    def on_train_begin(self, logs: object = None) -> None:
         """Training has begun: catch the signals, let commits run in the background, start the pacer."""
         if self.in_training:
             return
@@ -284,9 +307,15 @@ class CandleCkptPyTorch(CandleCkpt):
         raise Preempted(reason)
 
     def _snapshot(self, private: bool) -> TorchSnapshot:
-        copies = self._copies if private else TensorCopies(private=False)
+        """``private``: into the reused host buffers, trained tensors deferred to the next step (an
+        asynchronous commit); else the live tensors, for a write in this thread now."""
         epoch_rng = self._epoch_rng if self.saving_position is not None else None
-        return take_snapshot(self._parts(), copies, self.model_file_name, epoch_rng)
+        snapshot = take_snapshot(
+            self._parts(), self._copies if private else None, self.model_file_name, epoch_rng
+        )
+        if snapshot.deferred:
+            self._deferred = snapshot.deferred
+        return snapshot
 
     def snapshot_model(self, epoch: int) -> TorchSnapshot | None:
         """The checkpoint in host memory; None when a subclass overrides `write_model_backend`

@@ -58,7 +58,10 @@ def main() -> None:
     x = torch.randn(96, 6)
     y = torch.tanh(x @ torch.randn(6, 1))
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=8, shuffle=True)
-    model = nn.Sequential(nn.Linear(6, 32), nn.ReLU(), nn.Dropout(0.25), nn.Linear(32, 1))
+    # 64x256 float32 is 64 KiB: large enough that its copy is deferred to the optimizer's next step.
+    model = nn.Sequential(
+        nn.Linear(6, 64), nn.ReLU(), nn.Dropout(0.25), nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 1)
+    )
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=1e-2)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.05, total_steps=SCHEDULE_EPOCHS * len(loader))
     meter = Meter()
