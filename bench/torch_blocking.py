@@ -3,9 +3,12 @@
 For models of about 1M and 50M parameters (two square ``nn.Linear`` layers, AdamW after one
 step, so the optimizer state is 2x the weights), in the same process and run:
 
-* ``ours_s``: how long ``save_epoch`` keeps the training thread (the copy into reused host
-  buffers); the commit (``commit_s``: write, fsync, rename) then runs in the background and is
-  waited for outside the timing;
+* ``ours_s``: how long training is blocked by a checkpoint: ``save_epoch`` (small tensors and RNG
+  states copied into reused host buffers) plus what the next ``optimizer.step()`` waits for the
+  trained tensors' copy, made meanwhile by the commit thread while a forward and backward pass of
+  ``BATCH`` rows runs (``pass_s``; ``no_overlap_s``: the same with the step right after the
+  checkpoint, nothing to overlap); the commit (``commit_s``: write, fsync, rename) runs in the
+  background and is waited for outside the timing;
 * ``torch_save_s``: ``torch.save`` of the model's and optimizer's state dicts (CANDLE's
   ``write_model_backend``) into the same directory (no fsync: torch.save makes none);
 * ``blocked``: median ours / median torch.save (goal: at most 0.1);
@@ -30,6 +33,7 @@ from pathlib import Path
 
 BLOCKED_GOAL = 0.1
 BYTES_GOAL = 1.05
+BATCH = 32
 
 
 def measure(n_params: int, repeats: int) -> dict[str, object]:
@@ -57,14 +61,27 @@ def measure(n_params: int, repeats: int) -> dict[str, object]:
         )
         ckpt.set_model({"model": model, "optimizer": opt})
         ckpt.on_train_begin()  # inside a training, commits run in the background
-        ours, commits, plain, written = [], [], [], []
+        ours, no_overlap, passes, commits, plain, written = [], [], [], [], [], []
+        x = torch.randn(BATCH, width)
         for i in range(repeats + 1):
             start = time.perf_counter()
-            ckpt.save_epoch(i + 1)
-            ours.append(time.perf_counter() - start)
+            ckpt.save_epoch(2 * i + 1)
+            saved = time.perf_counter() - start
+            begun = time.perf_counter()
+            opt.zero_grad()
+            model(x).pow(2).mean().backward()  # the next batch, while the commit thread copies
+            passes.append(time.perf_counter() - begun)
+            begun = time.perf_counter()
+            ckpt.wait_for_snapshot()  # what opt.step()'s pre-hook waits for
+            ours.append(saved + time.perf_counter() - begun)
             ckpt.wait_for_commit()
             commits.append(time.perf_counter() - start)
             written.append(sum(p.stat().st_size for p in (Path(tmp) / "ckpts" / "last").iterdir()))
+            start = time.perf_counter()
+            ckpt.save_epoch(2 * i + 2)
+            ckpt.wait_for_snapshot()
+            no_overlap.append(time.perf_counter() - start)
+            ckpt.wait_for_commit()
             start = time.perf_counter()
             torch.save(
                 {
@@ -83,6 +100,8 @@ def measure(n_params: int, repeats: int) -> dict[str, object]:
         "repeats": repeats,
         "first_ours_s": round(ours[0], 4),
         "ours_s": round(ours_s, 4),
+        "pass_s": round(statistics.median(passes[1:]), 4),
+        "no_overlap_s": round(statistics.median(no_overlap[1:]), 4),
         "commit_s": round(statistics.median(commits[1:]), 4),
         "torch_save_s": round(plain_s, 4),
         "state_bytes": state_bytes,
