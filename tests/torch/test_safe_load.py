@@ -195,3 +195,53 @@ def test_a_cuda_rng_state_is_set_aside_with_a_line_on_a_node_without_cuda(tmp_pa
     assert lines == [
         "restarting: the checkpoint was written with CUDA; its CUDA RNG state is not used on this node"
     ]
+
+
+def test_schedulers_a_scaler_and_generators_come_back(tmp_path: Path) -> None:
+    def build() -> tuple[dict[str, object], list[object]]:
+        torch.manual_seed(1)
+        model = nn.Linear(3, 2)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        scheds = [
+            torch.optim.lr_scheduler.LinearLR(opt, start_factor=0.5, total_iters=4),
+            torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.9),
+        ]
+        scaler = torch.amp.GradScaler("cpu", init_scale=8.0)
+        generator = torch.Generator().manual_seed(5)
+        loader = torch.utils.data.DataLoader(list(range(10)), batch_size=2, shuffle=True, generator=generator)
+        given = {
+            "model": model,
+            "optimizer": opt,
+            "scheduler": scheds,
+            "scaler": scaler,
+            "dataloader": loader,
+        }
+        return given, [model, opt, *scheds, scaler, generator]
+
+    given, objects = build()
+    model, opt, s1, s2, scaler, generator = objects
+    for _ in range(3):
+        opt.zero_grad()
+        model(torch.randn(4, 3)).sum().backward()
+        opt.step()
+        s1.step()  # type: ignore[attr-defined]
+        s2.step()  # type: ignore[attr-defined]
+    scaler._scale = torch.tensor(2.0)  # type: ignore[attr-defined]  # as after a backoff
+    torch.randperm(5, generator=generator)
+    ckpt = CandleCkptPyTorch({"epochs": 1, "ckpt_directory": str(tmp_path)}, verbose=False)
+    ckpt.set_model(given)
+    ckpt.ckpt_epoch(0, 1.0)
+    expected_draw = torch.randperm(10, generator=generator)
+
+    given2, objects2 = build()
+    again = CandleCkptPyTorch({"epochs": 1, "ckpt_directory": str(tmp_path)}, verbose=False)
+    again.set_model(given2)
+    assert again.restart() is not None
+    for before, after in zip(objects[:5], objects2[:5], strict=True):
+        assert str(before.state_dict()) == str(after.state_dict())  # type: ignore[attr-defined]
+    assert objects2[4].get_scale() == 2.0  # type: ignore[attr-defined]
+    assert torch.equal(torch.randperm(10, generator=objects2[5]), expected_draw)  # type: ignore[arg-type]
+    assert (
+        "dataloader.generator"
+        in json.loads((tmp_path / "last" / "train_state.json").read_text())["rng"]["generators"]
+    )
