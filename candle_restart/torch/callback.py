@@ -39,11 +39,12 @@ from __future__ import annotations
 import logging
 import signal
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import torch
+from torch.utils.hooks import RemovableHandle
 
 from candle_restart.ckpt.candle import CandleCkpt, GParams
 from candle_restart.ckpt.layout import TORCH_STATE_FILE
@@ -74,9 +75,9 @@ class CandleCkptPyTorch(CandleCkpt):
         self._epoch_rng: Rng | None = None  # the RNG as this epoch's batches began (enumerate)
         self._resume_rng: Rng | None = None  # a restored mid-epoch checkpoint's epoch_rng
         self._steps: int | None = None  # batches in this epoch, when the iterable has a length
-        self._disarm: Any = lambda: None
+        self._disarm: Callable[[], None] = lambda: None
         self._deferred: Deferred | None = None  # the copies the last snapshot left to the optimizer's step
-        self._hooks: list[Any] = []  # the optimizers' step pre-hooks (handles)
+        self._hooks: list[RemovableHandle] = []  # the optimizers' step pre-hooks
 
     # ----- CANDLE's methods ----------------------------------------------------------------
     def set_model(self, model: object) -> None:
@@ -124,7 +125,8 @@ class CandleCkptPyTorch(CandleCkpt):
         self._resume_not_continued()
         value = None if metric_value is None else float(metric_value)
         direction = "+" if self.settings.save_best_mode == "max" else "-"
-        self.epoch_logs = {self.save_best_metric: value}
+        if self.epoch_logs is None:  # a loop may set every metric of the epoch first
+            self.epoch_logs = {self.save_best_metric: value}
         saved = CandleCkpt.ckpt_epoch(self, epoch, direction, value)
         self._epoch_index, self._epoch_rng, self._steps = int(epoch) + 1, None, None
         final = int(epoch) + 1 >= self.epoch_max

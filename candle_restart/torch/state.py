@@ -20,7 +20,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeGuard
 
 import numpy as np
 import torch
@@ -33,10 +33,18 @@ POSITION_ONLY = ("dataloader", "sampler")  # keys whose object may lack state: i
 _GENERATOR_ATTRS = (("generator",), ("sampler", "generator"), ("batch_sampler", "sampler", "generator"))
 
 Copy = Callable[[str, torch.Tensor], torch.Tensor]  # a host copy of a tensor, under its name
-Rng = dict[str, Any]
+Rng = dict[str, Any]  # RNG states by kind, as their libraries hand them out
 
 
-def stateful(obj: object) -> bool:
+class Stateful(Protocol):
+    """What ``set_model`` checkpoints: an object with ``state_dict()`` and ``load_state_dict()``."""
+
+    def state_dict(self) -> Any: ...
+
+    def load_state_dict(self, state: Any, /) -> Any: ...
+
+
+def stateful(obj: object) -> TypeGuard[Stateful]:
     return callable(getattr(obj, "state_dict", None)) and callable(getattr(obj, "load_state_dict", None))
 
 
@@ -48,13 +56,13 @@ def _describe(obj: object) -> str:
 class Parts:
     """The objects of one ``set_model`` call, sorted (see the module docstring)."""
 
-    objects: dict[str, Any] = field(default_factory=dict)
+    objects: dict[str, Stateful] = field(default_factory=dict)
     generators: dict[str, torch.Generator] = field(default_factory=dict)
-    loaders: dict[str, Any] = field(default_factory=dict)
+    loaders: dict[str, object] = field(default_factory=dict)
     not_saved: list[str] = field(default_factory=list)
 
     @property
-    def model(self) -> Any:
+    def model(self) -> Stateful | None:
         return self.objects.get("model")
 
     @classmethod
@@ -231,7 +239,7 @@ def _rng(value: object, where: str, key: str) -> Rng:
     return value
 
 
-def load_into(obj: Any, name: str, state: object, where: str) -> None:
+def load_into(obj: Stateful, name: str, state: object, where: str) -> None:
     """``obj.load_state_dict(state)``; what it raises becomes one line naming the part."""
     try:
         obj.load_state_dict(state)

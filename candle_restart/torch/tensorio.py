@@ -15,15 +15,16 @@ it asked for.  It never unpickles with ``weights_only=False``.
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import torch
 
+from candle_restart.ckpt.sink import FileSink
 from candle_restart.errors import CheckpointIOError, CorruptCheckpointError, is_transient
 from candle_restart.records import tensorfile
 
@@ -60,16 +61,16 @@ def dtype_code(tensor: torch.Tensor, path: str) -> str:
     return code
 
 
-def write_tensors(sink: Any, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> None:
+def write_tensors(sink: FileSink, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> None:
     """Write ``tensors`` (CPU, contiguous; by name) as a safetensors file to ``sink`` (``write(buffer)``)."""
     entries = tensorfile.layout((name, dtype_code(t, name), tuple(t.shape)) for name, t in tensors.items())
     sink.write(tensorfile.encode_header(entries, metadata))
     for entry in entries:
         if entry.nbytes:
-            sink.write(tensors[entry.name].reshape(-1).view(torch.uint8).numpy())
+            sink.write(tensors[entry.name].reshape(-1).view(torch.uint8).numpy().data)
 
 
-def _read_exactly(f: Any, view: memoryview, where: str) -> None:
+def _read_exactly(f: io.BufferedReader, view: memoryview, where: str) -> None:
     while view:
         n = f.readinto(view)
         if not n:
@@ -114,7 +115,7 @@ def file_kind(path: Path) -> str:
     return "unknown"
 
 
-def load_pickle_safely(path: Path) -> Any:
+def load_pickle_safely(path: Path) -> object:
     """``torch.load(weights_only=True)`` of CANDLE's ``model.h5``, on the CPU; a pickle that asks for
     anything but tensors and plain containers is refused with one line (and runs nothing)."""
     try:

@@ -11,8 +11,9 @@ import pytest
 
 pytest.importorskip("torch", reason="the PyTorch backend's tests need torch (make test-backends)")
 
+from candle_restart.sweep.schema import parse_sweep
 from candle_restart.task import create_task
-from tests.helpers import cli, run_runner, state
+from tests.helpers import ROOT, cli, run_runner, state
 
 ENTRY = "candle_restart.examples.torch_regression:run"
 PARAMS = {"epochs": 3, "samples": 1024, "batch_size": 32, "learning_rate": 0.01, "ckpt_checksum": True}
@@ -42,3 +43,8 @@ def test_a_preempted_pytorch_task_resumes_and_ends_where_an_uninterrupted_run_do
     assert status.returncode == 0 and "completed" in status.stdout, status.stderr
     results = cli("results", tmp_path / "runs")
     assert results.returncode == 0 and task.path.name in results.stdout and "completed" in results.stdout
+
+
+def test_the_pytorch_sweep_config_is_a_valid_sweep_of_the_example() -> None:
+    sweep = parse_sweep(ROOT / "configs" / "torch-sweep.yaml")
+    assert sweep.entry == ENTRY and sweep.demo is not None

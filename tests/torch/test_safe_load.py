@@ -245,3 +245,32 @@ def test_schedulers_a_scaler_and_generators_come_back(tmp_path: Path) -> None:
         "dataloader.generator"
         in json.loads((tmp_path / "last" / "train_state.json").read_text())["rng"]["generators"]
     )
+
+
+def test_a_subclass_with_candles_write_model_backend_is_honoured_and_restarts(tmp_path: Path) -> None:
+    class CandleWriter(CandleCkptPyTorch):
+        def write_model_backend(self, model: object, epoch: int) -> None:  # candle_lib's, verbatim in effect
+            m, o = self.model["model"], self.model["optimizer"]  # type: ignore[index]
+            torch.save(
+                {
+                    "epoch": epoch,
+                    "model_state_dict": m.state_dict(),
+                    "optimizer_state_dict": o.state_dict(),
+                    "loss": 0,
+                },
+                self.model_file,
+            )
+
+    _unused, model, opt = _setup(tmp_path, 1)
+    writer = CandleWriter(
+        {"epochs": 1, "ckpt_directory": str(tmp_path), "ckpt_checksum": True}, verbose=False
+    )
+    writer.set_model({"model": model, "optimizer": opt})
+    writer.ckpt_epoch(0, 1.0)
+    assert sorted(p.name for p in (tmp_path / "last").iterdir()) == ["ckpt-info.json", "model.h5"]
+    again, fresh, _ = _setup(tmp_path, 1)
+    assert again.restart(fresh) is not None
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(fresh.state_dict().values(), model.state_dict().values(), strict=True)
+    )
