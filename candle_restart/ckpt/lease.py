@@ -129,9 +129,7 @@ class Lease:
     writer of /x/ckpts").  Not reentrant: acquire once, release once.
     """
 
-    def __init__(
-        self, path: str | os.PathLike[str], what: str, *, lease_seconds: float | None = None
-    ) -> None:
+    def __init__(self, path: str | os.PathLike[str], what: str, *, lease_seconds: float | None = None) -> None:
         self.path = Path(os.path.abspath(path))
         self.what = what
         self.lease_seconds = lease_seconds if lease_seconds is not None else default_lease_seconds()
@@ -147,9 +145,7 @@ class Lease:
     def held(self) -> bool:
         return self._marker is not None
 
-    def acquire(
-        self, *, wait: float | None = None, patient: bool = False, log: Log = lambda _m: None
-    ) -> None:
+    def acquire(self, *, wait: float | None = None, patient: bool = False, log: Log = lambda _m: None) -> None:
         """Take the lease, or raise `LeaseBusy` naming the holder.
 
         A live holder on this host refuses at once (unless ``patient``: then
@@ -175,9 +171,7 @@ class Lease:
                 elif not patient and owner is not None and owner.hostname == _this_host(marker):
                     raise LeaseBusy(str(self.path.parent), None, f"{self.what} is busy: {self.describe()}")
                 elif not patient:
-                    log(
-                        f"{self.what}: held by {self.describe()}; waiting up to {budget:.0f} s for its lease to end"
-                    )
+                    log(f"{self.what}: held by {self.describe()}; waiting up to {budget:.0f} s for its lease to end")
                 if not _try(marker, budget):
                     raise LeaseBusy(str(self.path.parent), None, f"{self.what} is busy: {self.describe()}")
             self._marker = marker

@@ -89,7 +89,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("ckpt_keep_mode", str, "linear", "Which old checkpoints to keep", KEEP_MODES),
     Option("ckpt_keep_limit", int, 5, "How many checkpoints to keep (> 0)"),
     Option("ckpt_metadata", str, None, "Free text recorded in every ckpt-info.json"),
-    Option("ckpt_save_seconds", float, 0.0, "Also checkpoint at the first batch end after this many seconds"),
+    Option(
+        "ckpt_save_seconds", float, 0.0, "Also checkpoint at the first batch end after this many seconds"
+    ),
     Option(
         "ckpt_signals",
         str,

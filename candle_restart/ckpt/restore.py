@@ -102,9 +102,7 @@ def _check_file(directory: Path, name: str, size: int | None, crc: str | None, c
     if not stat.S_ISREG(st.st_mode):
         raise CorruptCheckpointError(str(path), None, "is not a regular file")
     if size is not None and st.st_size != size:
-        raise CorruptCheckpointError(
-            str(path), None, f"has {st.st_size} bytes, ckpt-info.json recorded {size}"
-        )
+        raise CorruptCheckpointError(str(path), None, f"has {st.st_size} bytes, ckpt-info.json recorded {size}")
     if not (check and crc is not None and crc != DISABLED):
         return None
     try:

@@ -30,14 +30,7 @@ from candle_restart.errors import CkptError
 from candle_restart.records.holder import ClaimRecord
 from candle_restart.task.taskdir import TaskDir, now_iso
 
-__all__ = [
-    "DEFAULT_LEASE_SECONDS",
-    "GenerationTaken",
-    "LockBusy",
-    "TaskLock",
-    "claim_generation",
-    "task_lock",
-]
+__all__ = ["DEFAULT_LEASE_SECONDS", "GenerationTaken", "LockBusy", "TaskLock", "claim_generation", "task_lock"]
 
 TaskLock = Lease  # what `task_lock` yields: `check()` before each act
 

@@ -158,9 +158,7 @@ def decide(status: TaskStatus, policy: Policy, now: datetime | None = None) -> D
         return Decision(
             "give_up", f"failed {status.failures} times (cap {policy.max_failures}): {status.reason}"
         )
-    wait = policy.backoff_seconds * 2 ** max(status.failures - 1, 0) - _seconds_since(
-        status.last_exit_time, now
-    )
+    wait = policy.backoff_seconds * 2 ** max(status.failures - 1, 0) - _seconds_since(status.last_exit_time, now)
     if wait > 0:
         return Decision("wait", f"backing off {wait:.0f} s after failure {status.failures}")
     return Decision("submit", f"retry {status.failures + 1} of {policy.max_failures} after: {status.reason}")

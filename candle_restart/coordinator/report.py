@@ -21,13 +21,7 @@ from datetime import datetime
 from candle_restart.coordinator.states import STATES, TaskStatus
 
 COLUMNS = ("task", "state", "epoch", "best", "attempts", "exit", "job", "ckpt age", "cause", "reason")
-DROP_FIRST = (
-    "job",
-    "ckpt age",
-    "exit",
-    "attempts",
-    "cause",
-)  # left out, in this order, when the width is short
+DROP_FIRST = ("job", "ckpt age", "exit", "attempts", "cause")  # left out, in this order, when the width is short
 MIN_WRAP = 20  # the narrowest the wrapped last column gets before columns are left out
 MAX_CELL = 24  # a parameter value longer than this is shortened in text tables (in full in JSON)
 

@@ -199,13 +199,13 @@ def _reconcile(task: TaskDir, status: TaskStatus, backend: Backend, log: Log) ->
     generation = status.pending_intent
     assert generation is not None
     found = (
-        backend.find(task, generation, status.extra.intent_batch) if isinstance(backend, Reconcile) else None
+        backend.find(task, generation, status.extra.intent_batch)
+        if isinstance(backend, Reconcile)
+        else None
     )
     if found is not None:
         task.append_journal(
-            JournalEvent(
-                SUBMITTED, generation=generation, submission=found.to_json(), extras={"reconciled": True}
-            )
+            JournalEvent(SUBMITTED, generation=generation, submission=found.to_json(), extras={"reconciled": True})
         )
         log(f"{task.task_id}: submission {generation} was made ({found.data.get('job_id')}); recorded it")
         return
@@ -335,6 +335,4 @@ def _submit_batch(
             with task_lock(task, lease_seconds=lease_seconds, log=log):
                 _record(task, generation, submission, error, log)
         except LockBusy:  # never append without the lock (NFS): the intent is reconciled later
-            log(
-                f"{task.task_id}: could not record submission {generation} (lock busy); it will be reconciled"
-            )
+            log(f"{task.task_id}: could not record submission {generation} (lock busy); it will be reconciled")

@@ -95,14 +95,8 @@ def _one(
                 return RetryAnswer(task.task_id, status.state, False, line)
             lock.check()
             by: JsonObject = {"host": os.uname().nodename, "pid": os.getpid()}
-            counts: JsonObject = {
-                "state": status.state,
-                "failures": status.failures,
-                "preemptions": status.preemptions,
-            }
-            task.append_journal(
-                JournalEvent(RETRY_REQUESTED, reason=status.reason, extras={**counts, "by": by})
-            )
+            counts: JsonObject = {"state": status.state, "failures": status.failures, "preemptions": status.preemptions}
+            task.append_journal(JournalEvent(RETRY_REQUESTED, reason=status.reason, extras={**counts, "by": by}))
     except (LockBusy, CkptError) as exc:  # busy, or lost while held: the next pass asks again
         return RetryAnswer(task.task_id, status.state, False, f"{task.task_id}: {exc}; not retried")
     return RetryAnswer(task.task_id, status.state, True, f"{task.task_id}: {status.state}; retry requested")

@@ -70,9 +70,7 @@ class StatusExtra:
     intent_batch: str | None = None  # the batch of a submission intent without an outcome
     runner_lost: bool = False  # the runner died without recording its end
     lost_cause: str | None = None  # why, as far as can be told (set with ``runner_lost``)
-    node_local: str | None = (
-        None  # two tiers: the newest checkpoint is only on a node (`describe_local_tier`)
-    )
+    node_local: str | None = None  # two tiers: the newest checkpoint is only on a node (`describe_local_tier`)
 
     def to_json(self, pending_intent: bool) -> JsonObject:
         record: JsonObject = {}
@@ -276,7 +274,9 @@ def _classify_once(task: TaskDir, backends: dict[str, Backend]) -> TaskStatus:
             "queued",
             f"submission {status.generation} intended, outcome not recorded",
         )
-    elif runner == "queued" or (runner is None and latest is not None and latest.outcome == SUBMITTED):
+    elif runner == "queued" or (
+        runner is None and latest is not None and latest.outcome == SUBMITTED
+    ):
         _from_backend(status, backends)
     elif runner == "running" and state is not None:
         _from_runner(status, state, backends)
@@ -332,7 +332,9 @@ def _cancelled_by_user(status: TaskStatus, final: str) -> None:
     status.extra.runner_lost = False
 
 
-def _attribute_causes(status: TaskStatus, ledger: Ledger, state: TaskState | None, final: str | None) -> None:
+def _attribute_causes(
+    status: TaskStatus, ledger: Ledger, state: TaskState | None, final: str | None
+) -> None:
     """Fill ``cause``/``causes``/``stalled``; a lost runner's cause goes to ``extra.lost_cause``
     (journaled by the coordinator with ``runner_lost``).  The scheduler's final state names the
     cause where it knows it (TIMEOUT, OUT_OF_MEMORY, NODE_FAIL); else the kernel's OOM record of

@@ -37,9 +37,7 @@ def entry(path: str, shape: Sequence[int], dtype: str, at: str | None = None) ->
     return record
 
 
-def encode_manifest(
-    groups: Mapping[str, Sequence[JsonObject]], model_file: tuple[str, str | None] | None
-) -> str:
+def encode_manifest(groups: Mapping[str, Sequence[JsonObject]], model_file: tuple[str, str | None] | None) -> str:
     """The manifest's text: ``groups`` in the order given, then ``model_file`` if any."""
     manifest: JsonObject = {group: list(entries) for group, entries in groups.items()}
     if model_file is not None:

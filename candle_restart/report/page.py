@@ -198,13 +198,9 @@ def _overview(overview: Sequence[tuple[str, str]], note: str | None) -> str:
 def _status_table(tasks: Sequence[TaskReport], now: datetime) -> str:
     """The status table, with a column for each parameter that differs between tasks after the task id."""
     params = varied_keys([t.status.params for t in tasks])
-    head = "".join(
-        f'<th data-key="{k}">{escape(c)}</th>' for k, c in zip(SORT_KEYS[:1], COLUMNS[:1], strict=True)
-    )
+    head = "".join(f'<th data-key="{k}">{escape(c)}</th>' for k, c in zip(SORT_KEYS[:1], COLUMNS[:1], strict=True))
     head += "".join(f'<th data-key="param_{escape(k)}" class="param">{escape(k)}</th>' for k in params)
-    head += "".join(
-        f'<th data-key="{k}">{escape(c)}</th>' for k, c in zip(SORT_KEYS[1:], COLUMNS[1:], strict=True)
-    )
+    head += "".join(f'<th data-key="{k}">{escape(c)}</th>' for k, c in zip(SORT_KEYS[1:], COLUMNS[1:], strict=True))
     body = []
     for t in tasks:
         s = t.status
@@ -251,7 +247,7 @@ def _task(t: TaskReport, plot: str | None, now: datetime) -> str:
         shown = ", ".join(f"{k}={cell(v, 80)}" for k, v in s.params.items())
         parts.append(f'<p class="muted">Parameters: <code>{escape(shown)}</code></p>')
     if s.result is not None:
-        parts.append(f"<p>Result: <code>{escape(cell(s.result, 400))}</code></p>")
+        parts.append(f'<p>Result: <code>{escape(cell(s.result, 400))}</code></p>')
     if t.problems:
         parts.append('<ul class="problems">' + "".join(f"<li>{escape(p)}</li>" for p in t.problems) + "</ul>")
     if t.stuck:

@@ -97,9 +97,7 @@ def render(
         f"{shlex.quote(str(list_file))})",
         f'export {GENERATION_ENV}="$GENERATION"',
         *(
-            [
-                f'export {ON_PREEMPT_ENV}="scontrol requeue ${{{SLURM_ARRAY_JOB_ID}}}_${{{SLURM_ARRAY_TASK_ID}}}"'
-            ]
+            [f'export {ON_PREEMPT_ENV}="scontrol requeue ${{{SLURM_ARRAY_JOB_ID}}}_${{{SLURM_ARRAY_TASK_ID}}}"']
             if options.get("self_requeue")
             else []
         ),

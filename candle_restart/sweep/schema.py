@@ -322,9 +322,7 @@ def _check_demo(c: _Checker, raw: object) -> DemoBlock:
         return c.integer(demo.get(key, minimum), ("demo", key), minimum)
 
     return DemoBlock(
-        preempt_task=read("preempt_task", 0),
-        after_checkpoints=read("after_checkpoints", 1),
-        signals=read("signals", 1),
+        preempt_task=read("preempt_task", 0), after_checkpoints=read("after_checkpoints", 1), signals=read("signals", 1)
     )
 
 

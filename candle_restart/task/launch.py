@@ -59,17 +59,9 @@ from candle_restart.task.taskdir import TaskDir, TaskError, TaskSpec
 
 # Errors that a retry cannot fix: wrong parameters, a task.json or checkpoint that does not fit.
 BAD_INPUT_ERRORS = (ParamError, TaskError, NoCheckpointError, CorruptCheckpointError)
-STATUS_BY_CODE: dict[int, TaskStatusName] = {
-    EXIT_COMPLETED: "completed",
-    EXIT_RESUME: "preempted",
-    EXIT_BAD_INPUT: "bad_input",
-}
+STATUS_BY_CODE: dict[int, TaskStatusName] = {EXIT_COMPLETED: "completed", EXIT_RESUME: "preempted", EXIT_BAD_INPUT: "bad_input"}
 # Why an attempt ended as far as the runner knows (DESIGN's causes; node_fail, cancelled: the scheduler's).
-CAUSE_BY_CODE: dict[int, str | None] = {
-    EXIT_COMPLETED: None,
-    EXIT_RESUME: "preempted",
-    EXIT_BAD_INPUT: "bad_input",
-}
+CAUSE_BY_CODE: dict[int, str | None] = {EXIT_COMPLETED: None, EXIT_RESUME: "preempted", EXIT_BAD_INPUT: "bad_input"}
 TAIL_LINES = 20
 REASON_CHARS = 300  # the longest stderr line a reason quotes
 
@@ -296,9 +288,7 @@ def run_command(spec: TaskSpec, params: JsonObject, task: TaskDir, attempt: int)
     if rc < 0:
         name = signal.Signals(-rc).name
         if -rc in forwarded and newest_checkpoint(task) is not None:
-            return ProgramOutcome(
-                EXIT_RESUME, f"the command died of the forwarded {name}; a checkpoint exists"
-            )
+            return ProgramOutcome(EXIT_RESUME, f"the command died of the forwarded {name}; a checkpoint exists")
         return ProgramOutcome(EXIT_TRAINING_ERROR, _why(f"the command was killed by {name}", tail), tail)
     return ProgramOutcome(EXIT_TRAINING_ERROR, _why(f"the command exited {rc}", tail), tail)
 

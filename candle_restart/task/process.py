@@ -55,7 +55,9 @@ def oom_killed(pid: int, start: int | None = None) -> bool | None:
     if proc.returncode != 0:
         return None
     since = start / os.sysconf("SC_CLK_TCK") if start else 0.0
-    return any(int(m.group(2)) == pid and float(m.group(1)) >= since for m in _OOM_KILL.finditer(proc.stdout))
+    return any(
+        int(m.group(2)) == pid and float(m.group(1)) >= since for m in _OOM_KILL.finditer(proc.stdout)
+    )
 
 
 @contextlib.contextmanager

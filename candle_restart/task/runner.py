@@ -119,9 +119,7 @@ def _on_preempt(task: TaskDir, command: str) -> None:
         code, error = proc.returncode, proc.stderr.strip()[-300:]
     except (OSError, subprocess.TimeoutExpired) as exc:
         code, error = None, str(exc)
-    task.append_run_event(
-        JournalEvent(ON_PREEMPT, exit_code=code, extras={"command": command, "error": error})
-    )
+    task.append_run_event(JournalEvent(ON_PREEMPT, exit_code=code, extras={"command": command, "error": error}))
     _say(f"{task.task_id}: on-preempt hook {command!r} exited {code}")
 
 
@@ -154,9 +152,7 @@ def _journal_refusal(task: TaskDir, holder: str) -> None:
     lock = Lease(task.lock_file, task.task_id)
     try:
         with lock.held_for(patient=True):
-            task.append_journal(
-                JournalEvent(RUN_REFUSED, generation=_generation(), extras={"holder": holder})
-            )
+            task.append_journal(JournalEvent(RUN_REFUSED, generation=_generation(), extras={"holder": holder}))
     except CkptError as exc:
         _say(f"{task.task_id}: could not journal the refusal: {exc}")
 
@@ -230,9 +226,7 @@ def _run_holding_lease(task: TaskDir, lease: Lease) -> int:
             _say(f"{task.task_id}: not recording this attempt's end: {lost}")
         elif _stale(task, generation):  # a newer submission took over while this one ran: its record wins
             task.append_run_event(
-                JournalEvent(
-                    STALE_EXIT, attempt=attempt, exit_code=outcome.code, generation=generation, extras=ident
-                )
+                JournalEvent(STALE_EXIT, attempt=attempt, exit_code=outcome.code, generation=generation, extras=ident)
             )
         else:
             task.write_state(state)

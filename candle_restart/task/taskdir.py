@@ -120,9 +120,7 @@ class TaskDir:
         spec = taskspec.read(self.task_file)
         if spec.task_id != self.task_id:
             raise TaskError(
-                str(self.task_file),
-                "task_id",
-                f"is {spec.task_id!r} but the directory is named {self.task_id!r}",
+                str(self.task_file), "task_id", f"is {spec.task_id!r} but the directory is named {self.task_id!r}"
             )
         return spec
 

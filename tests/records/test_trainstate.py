@@ -17,10 +17,7 @@ from candle_restart.records.trainstate import (
 
 def test_the_text_is_what_earlier_versions_wrote_and_reads_back() -> None:
     groups = {
-        "model": [
-            entry("dense/kernel", (3, 2), "float32", "layers/dense/vars/0"),
-            entry("seed", (2,), "uint32"),
-        ],
+        "model": [entry("dense/kernel", (3, 2), "float32", "layers/dense/vars/0"), entry("seed", (2,), "uint32")],
         "optimizer": [entry("adam/iteration", (), "int64", "optimizer/vars/0")],
     }
     text = encode_manifest(groups, ("model.keras", "model.weights.h5"))
@@ -52,10 +49,7 @@ def test_a_two_copy_manifest_without_at_or_model_file_reads() -> None:
         ('{"model": [{"path": "w", "shape": [-1], "dtype": "f"}]}', "model/0: shape"),
         ('{"optimizer": [{"path": 1, "shape": [], "dtype": "f"}]}', "optimizer/0: path and dtype"),
         ('{"model": [{"path": "w", "shape": [], "dtype": "f", "at": 3}]}', "model/0: at"),
-        (
-            '{"model": [], "model_file": {"name": "../x.keras", "member": null}}',
-            "model_file must be a file name",
-        ),
+        ('{"model": [], "model_file": {"name": "../x.keras", "member": null}}', "model_file must be a file name"),
     ],
 )
 def test_a_forged_manifest_is_refused_naming_the_key(text: str, key: str) -> None:
