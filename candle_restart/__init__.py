@@ -5,8 +5,9 @@ the names below are imported on first use.  They are the checkpoint names of
 both of CANDLE's generations, so one import line changes:
 
 * candle_lib ``develop``'s ``candle``: `CandleCkptKeras`, `CandleCkpt`, `ModelType`,
-  `MultiGPUCheckpoint` (and ``candle.ckpt_utils`` is `candle_restart.ckpt_utils`,
-  ``candle.ckpt_keras_utils`` is `candle_restart.ckpt_keras_utils`);
+  `MultiGPUCheckpoint`, `CandleCkptPyTorch` (and ``candle.ckpt_utils`` is
+  `candle_restart.ckpt_utils`, ``candle.ckpt_keras_utils`` is `candle_restart.ckpt_keras_utils`,
+  ``candle.ckpt_pytorch_utils`` is `candle_restart.ckpt_pytorch_utils`);
 * ``master``'s ``candle``: `CandleCheckpointCallback`, `MultiGPUCheckpoint`, `restart`.
 """
 
@@ -23,6 +24,7 @@ _LAZY = {
     "restart": "candle_restart.keras",
     "CandleCkpt": "candle_restart.ckpt",
     "ModelType": "candle_restart.ckpt",
+    "CandleCkptPyTorch": "candle_restart.torch",
 }
 
 
@@ -38,6 +40,7 @@ __all__ = [
     "CandleCheckpointCallback",
     "CandleCkpt",
     "CandleCkptKeras",
+    "CandleCkptPyTorch",
     "ModelType",
     "MultiGPUCheckpoint",
     "__version__",

@@ -28,8 +28,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from candle_restart.records import torchstate
+
 INFO_FILE = "ckpt-info.json"
 TRAIN_STATE_FILE = "train_state.npz"  # a backend's exact-resume state (the Keras one's npz)
+TORCH_STATE_FILE = torchstate.STATE_FILE  # the PyTorch one's JSON record
+STATE_FILES = (TRAIN_STATE_FILE, TORCH_STATE_FILE)  # ckpt-info.json's state_file: the first present
 LOG_FILE = "ckpt.log"
 _EPOCH_NAME = re.compile(r"^[0-9]{3,}$")
 

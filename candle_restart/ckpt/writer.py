@@ -27,7 +27,7 @@ from pathlib import Path
 from candle_restart.ckpt.best import BestTracker
 from candle_restart.ckpt.checksum import checksum_file, list_files
 from candle_restart.ckpt.info import timestamp, writer_identity
-from candle_restart.ckpt.layout import TRAIN_STATE_FILE
+from candle_restart.ckpt.layout import STATE_FILES
 from candle_restart.ckpt.log import Logs
 from candle_restart.ckpt.sink import CheckpointFiles, Snapshot
 from candle_restart.records.ckptinfo import FIRST, SCHEMA_VERSION, CkptInfo, FileEntry, Position
@@ -43,7 +43,7 @@ def model_crc(files: Mapping[str, FileEntry], model_file: str) -> str | None:
 
 def with_files(info: CkptInfo, files: Mapping[str, FileEntry]) -> CkptInfo:
     """``info`` completed with the per-file table of the checkpoint as written."""
-    state = TRAIN_STATE_FILE if TRAIN_STATE_FILE in files else None
+    state = next((name for name in STATE_FILES if name in files), None)
     return info.with_files(files, model_crc(files, info.model_file), state)
 
 

@@ -14,6 +14,8 @@ Modules:
 
 * `jsonio`: the one safe JSON reader (depth, huge integers, UTF-8) every reader goes through.
 * `trainstate`: the manifest inside a Keras checkpoint's ``train_state.npz``.
+* `torchstate`: a PyTorch checkpoint's ``train_state.json``; `tensorfile`: the safetensors header
+  of its ``model.h5``.
 * `epochs`: ``ckpts/events.jsonl``, the checkpoint writer's epoch, commit and restart events.
 * `localtier`: ``ckpts/local-tier.json``, where a two-tier run's newest checkpoint lies on a node.
 """
