@@ -354,19 +354,22 @@ class Drainer:
             dict(info.files) if info.files is not None else dict.fromkeys(list_files(job.staged))
         )
         files.pop(INFO_FILE, None)
-        work = commit.begin(self.shared, self.shared.work_dir(f"drain-{os.getpid()}-{secrets.token_hex(3)}"))
-        nbytes = 0
-        for name, entry in files.items():
-            nbytes += _copy_verified(job.staged / name, work / name, entry)
-        commit.commit(
-            self.shared,
-            job.epoch,
-            info,
-            best=job.best,
-            drop_best=info.best_epoch is None,
-            work=work,
-            fence=self.fence,
-        )
+        # Fenced before it deletes anything of the shared tier; discarded on any failure, so a full
+        # shared tier is not left holding a partial copy.
+        work_name = self.shared.work_dir(f"drain-{os.getpid()}-{secrets.token_hex(3)}")
+        with commit.writing(self.shared, work_name, self.fence) as work:
+            nbytes = 0
+            for name, entry in files.items():
+                nbytes += _copy_verified(job.staged / name, work / name, entry)
+            commit.commit(
+                self.shared,
+                job.epoch,
+                info,
+                best=job.best,
+                drop_best=info.best_epoch is None,
+                work=work,
+                fence=self.fence,
+            )
         self._keep(job.epoch)
         took = max(time.monotonic() - started, 1e-9)
         self.drains += 1

@@ -228,28 +228,28 @@ class CkptEngine:
         """
         job.pending.writing()
         try:
-            work = commit.begin(self.layout, self.work_dir)
-            try:
-                if job.snapshot is None:
-                    self.backend.write_model(work, job.epoch)
-                    files: Mapping[str, FileEntry] = self.last_files
-                else:
-                    files = self.backend.write_snapshot(job.snapshot, work)
-            except OSError as exc:  # a full disk, a quota, a vanished mount: last and best are untouched
-                raise CommitError(
-                    str(work), None, f"writing the checkpoint of epoch {job.epoch} failed: {exc}"
-                ) from exc
-            info = with_files(job.info, files)
-            had_best = self.layout.best.is_symlink()
-            target = commit.commit(
-                self.layout,
-                job.epoch,
-                info,
-                best=job.best,
-                drop_best=job.drop_best,
-                work=work,
-                fence=self.lease.fence,
-            )
+            with commit.writing(self.layout, self.work_dir, self.lease.fence) as work:
+                try:
+                    if job.snapshot is None:
+                        self.backend.write_model(work, job.epoch)
+                        files: Mapping[str, FileEntry] = self.last_files
+                    else:
+                        files = self.backend.write_snapshot(job.snapshot, work)
+                except OSError as exc:  # a full disk, a quota, a vanished mount: last and best are untouched
+                    raise CommitError(
+                        str(work), None, f"writing the checkpoint of epoch {job.epoch} failed: {exc}"
+                    ) from exc
+                info = with_files(job.info, files)
+                had_best = self.layout.best.is_symlink()
+                target = commit.commit(
+                    self.layout,
+                    job.epoch,
+                    info,
+                    best=job.best,
+                    drop_best=job.drop_best,
+                    work=work,
+                    fence=self.lease.fence,
+                )
         finally:
             if job.snapshot is not None:
                 job.snapshot.discard()

@@ -1,6 +1,6 @@
 """Test helper: a checkpoint writer whose every checkpoint says who wrote it.
 
-Usage: python -m tests.fault.lease_writer CKPT_DIR TAG [EPOCHS]
+Usage: python -m tests.fault.lease_writer CKPT_DIR TAG [EPOCHS] [POINT]
 
 Writes checkpoints through the core (the writer lease included) until EPOCHS
 (default: until killed).  Each ``model.bin`` holds ``TAG epoch N`` and each
@@ -8,10 +8,22 @@ Writes checkpoints through the core (the writer lease included) until EPOCHS
 writers is visible.  Prints ``resumed N``, then ``committed N`` after each
 commit; on a refused lease prints ``refused: ...`` and exits 3; when a commit
 fails (a lost lease) prints ``lost: ...`` and exits 4.
+
+POINT, a deterministic place to stop at (no timing involved), is one of:
+
+* ``stop-before:K``: prints ``stopping K`` and stops itself (SIGSTOP) right
+  before it takes the checkpoint of epoch K (its next step is the commit
+  protocol's `begin`);
+* ``stop-inside:K``: the same, half-way through writing epoch K's ``model.bin``
+  into its work directory;
+* ``hold-inside:K``: half-way through writing epoch K's ``model.bin``, prints
+  ``holding K`` and waits for a line on stdin (the test releases it).
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 
 from candle_restart.ckpt.lease import LeaseBusy
@@ -19,9 +31,37 @@ from candle_restart.errors import CommitError
 from tests.helpers import BytesCkpt, BytesModel
 
 
+def _stop(epoch: int) -> None:
+    print(f"stopping {epoch}", flush=True)
+    os.kill(os.getpid(), signal.SIGSTOP)
+
+
+class PointedCkpt(BytesCkpt):
+    """`BytesCkpt` that stops or holds half-way through one checkpoint's model file."""
+
+    point: tuple[str, int] = ("", 0)
+
+    def write_model_backend(self, model: object, epoch: int) -> None:
+        kind, at = self.point
+        if epoch != at or kind not in ("stop-inside", "hold-inside"):
+            return super().write_model_backend(model, epoch)
+        assert self.model_file is not None and isinstance(model, BytesModel)
+        half = len(model.payload) // 2
+        with open(self.model_file, "wb") as f:
+            f.write(model.payload[:half])
+            f.flush()
+            if kind == "stop-inside":
+                _stop(at)
+            else:
+                print(f"holding {at}", flush=True)
+                sys.stdin.readline()
+            f.write(model.payload[half:])
+
+
 def main() -> int:
     directory, tag = sys.argv[1], sys.argv[2]
-    epochs = int(sys.argv[3]) if len(sys.argv) > 3 else 10**6
+    epochs = int(sys.argv[3]) if len(sys.argv) > 3 and sys.argv[3] != "-" else 10**6
+    kind, _, at = sys.argv[4].partition(":") if len(sys.argv) > 4 else ("", "", "0")
     params = {
         "epochs": epochs,
         "ckpt_directory": directory,
@@ -29,7 +69,8 @@ def main() -> int:
         "ckpt_keep_limit": 3,
         "metadata": tag,
     }
-    ckpt = BytesCkpt(params, logger=None)
+    ckpt = PointedCkpt(params, logger=None)
+    ckpt.point = (kind, int(at))
     model = BytesModel()
     try:
         J = ckpt.restart(model)
@@ -40,6 +81,8 @@ def main() -> int:
     print(f"resumed {start}", flush=True)
     for epoch in range(start, epochs):
         model.payload = f"{tag} epoch {epoch + 1}".encode()
+        if (kind, int(at)) == ("stop-before", epoch + 1):
+            _stop(epoch + 1)
         try:
             ckpt.ckpt_epoch(epoch, "-", 1.0)
         except CommitError as exc:
