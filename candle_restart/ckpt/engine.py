@@ -49,6 +49,7 @@ from candle_restart.ckpt.log import Logs
 from candle_restart.ckpt.pacing import Pacer
 from candle_restart.ckpt.params import CkptParams
 from candle_restart.ckpt.sink import Snapshot
+from candle_restart.ckpt.tierbind import bind_local_tier
 from candle_restart.ckpt.writer import CheckpointWriter, FileTable, model_crc, with_files
 from candle_restart.errors import CommitError
 from candle_restart.records.ckptinfo import CkptInfo, FileEntry, Position
@@ -76,13 +77,23 @@ class WriterLease:
         self._log = log
         self._lease: Lease | None = None
         self._drop: weakref.finalize | None = None
+        # Run each time the lease is taken, before it is used (two tiers: bind the node-local tier).
+        self.on_hold: Callable[[], object] | None = None
 
     def hold(self) -> Lease:
-        """Hold the lease; `LeaseBusy` (naming the holder) when another live process writes here."""
+        """Hold the lease; `LeaseBusy` (naming the holder) when another live process writes here.
+
+        Once taken, ``on_hold`` runs; if it raises, the lease is given back and the error raised."""
         if self._lease is None:
             what = f"the checkpoint writer of {self.layout.root}"
             self._lease = hold_shared(self.layout.writer_lock, what, log=self._log)
             self._drop = weakref.finalize(self, drop_shared, self._lease)
+            if self.on_hold is not None:
+                try:
+                    self.on_hold()
+                except BaseException:
+                    self.release()
+                    raise
         return self._lease
 
     def release(self) -> None:
@@ -143,6 +154,8 @@ class CkptEngine:
         self.best = BestTracker(settings.save_best, settings.save_best_metric, settings.best_metric_last)
         self.committer: BackgroundCommit[CommitResult] = BackgroundCommit(lambda m: backend.info(m))
         self.drainer = self._drainer() if two_tiers else None
+        if two_tiers:  # a stale node-local tier (its shared tier discarded) is never used
+            self.lease.on_hold = lambda: bind_local_tier(layout, self.shared, self.lease.fence, backend.info)
         self.pacer = Pacer(
             settings,
             lambda m: backend.info(m),
