@@ -51,7 +51,7 @@ from candle_restart.ckpt.params import CkptParams
 from candle_restart.ckpt.sink import Snapshot
 from candle_restart.ckpt.tierbind import bind_local_tier
 from candle_restart.ckpt.writer import CheckpointWriter, FileTable, model_crc, with_files
-from candle_restart.errors import CommitError
+from candle_restart.errors import CkptError, CommitError
 from candle_restart.records.ckptinfo import CkptInfo, FileEntry, Position
 
 
@@ -273,7 +273,10 @@ class CkptEngine:
             # own thread copies). Before the keep policy, which may delete epochs/NNN. A best or
             # the final checkpoint is always drained.
             self.drainer.committed(job.epoch, must=job.best or info.complete is True)
-        deleted = self.keeper.clean(job.epoch, job.protect)
+        try:
+            deleted = self.keeper.clean(job.epoch, job.protect)
+        except CkptError as exc:  # the lease was lost right after the commit: nothing is deleted
+            raise CommitError(str(self.layout.root), None, f"keep policy not applied: {exc}") from exc
         job.pending.committed(target)  # "a checkpoint committed": its event
         nbytes = sum(e.size for e in files.values())
         seconds = self.pacer.clock() - job.started

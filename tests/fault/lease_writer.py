@@ -1,6 +1,6 @@
 """Test helper: a checkpoint writer whose every checkpoint says who wrote it.
 
-Usage: python -m tests.fault.lease_writer CKPT_DIR TAG [EPOCHS] [POINT]
+Usage: python -m tests.fault.lease_writer CKPT_DIR TAG [EPOCHS|-] [POINT|-] [LOCAL_DIR]
 
 Writes checkpoints through the core (the writer lease included) until EPOCHS
 (default: until killed).  Each ``model.bin`` holds ``TAG epoch N`` and each
@@ -17,7 +17,12 @@ POINT, a deterministic place to stop at (no timing involved), is one of:
 * ``stop-inside:K``: the same, half-way through writing epoch K's ``model.bin``
   into its work directory;
 * ``hold-inside:K``: half-way through writing epoch K's ``model.bin``, prints
-  ``holding K`` and waits for a line on stdin (the test releases it).
+  ``holding K`` and waits for a line on stdin (the test releases it);
+* ``stop-drain:K`` (with LOCAL_DIR): stops itself in its drain thread right before
+  the first drain of epoch K or later to the shared tier begins.
+
+With LOCAL_DIR it writes two tiers: commits on the node-local tier below LOCAL_DIR,
+each drained to CKPT_DIR (the shared tier) at once.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from typing import Any
 
 from candle_restart.ckpt.lease import LeaseBusy
 from candle_restart.errors import CommitError
@@ -58,19 +64,41 @@ class PointedCkpt(BytesCkpt):
             f.write(model.payload[half:])
 
 
+def _stop_before_drain(ckpt: PointedCkpt, at: int) -> None:
+    """Make the drainer's thread stop the process right before it drains epoch ``at``."""
+    drainer = ckpt.drainer
+    assert drainer is not None, "stop-drain needs LOCAL_DIR"
+    drain = drainer._drain  # a test's hook on the drainer's one step: copy, verify, publish
+
+    stopped: list[int] = []
+
+    def stopping(job: Any) -> None:
+        if job.epoch >= at and not stopped:
+            stopped.append(job.epoch)
+            _stop(job.epoch)
+        drain(job)
+
+    drainer._drain = stopping  # type: ignore[method-assign]
+
+
 def main() -> int:
     directory, tag = sys.argv[1], sys.argv[2]
-    epochs = int(sys.argv[3]) if len(sys.argv) > 3 and sys.argv[3] != "-" else 10**6
-    kind, _, at = sys.argv[4].partition(":") if len(sys.argv) > 4 else ("", "", "0")
-    params = {
+    args = [*sys.argv[3:], "-", "-", "-"]
+    epochs = 10**6 if args[0] == "-" else int(args[0])
+    kind, _, at = ("", "", "0") if args[1] == "-" else args[1].partition(":")
+    params: dict[str, Any] = {
         "epochs": epochs,
         "ckpt_directory": directory,
         "ckpt_checksum": True,
         "ckpt_keep_limit": 3,
         "metadata": tag,
     }
+    if args[2] != "-":
+        params |= {"ckpt_local_directory": args[2], "ckpt_drain_interval": 1, "ckpt_save_best": False}
     ckpt = PointedCkpt(params, logger=None)
     ckpt.point = (kind, int(at))
+    if kind == "stop-drain":
+        _stop_before_drain(ckpt, int(at))
     model = BytesModel()
     try:
         J = ckpt.restart(model)
