@@ -224,7 +224,7 @@ class Drainer:
         A node-local checkpoint newer than the shared tier's is scheduled for draining.
         Shared checkpoints that fail verification are appended to ``rejected``.
         """
-        found_shared = find_restart(self.shared, True, log, set_aside=True, rejected=rejected)
+        found_shared = find_restart(self.shared, True, log, set_aside=True, rejected=rejected, fence=self.fence)
         if found_local is None:
             return found_shared
         if found_shared is not None and progress(found_shared) > progress(found_local):
