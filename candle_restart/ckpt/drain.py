@@ -318,8 +318,9 @@ class Drainer:
                     return
             if record is not None:
                 try:
+                    self.fence()  # a writer that lost its lease never replaces the new holder's record
                     atomic_write_bytes(self.shared.root / LOCAL_TIER_FILE, record.to_bytes())
-                except OSError as exc:  # a hint for readers only: training goes on
+                except (OSError, CkptError) as exc:  # a hint for readers only: training goes on
                     self.log(f"drain: cannot write {LOCAL_TIER_FILE}: {exc}")
             if job is None:
                 continue

@@ -88,6 +88,9 @@ def test_a_drain_whose_lease_was_lost_deletes_nothing_on_the_shared_tier(tmp_pat
     local, shared = CkptLayout.at(tmp_path / "local"), CkptLayout.at(tmp_path / "shared")
     _commit(local, 1, b"one")
     live = _live_write(shared)
+    record = shared.root / "local-tier.json"  # the live holder's
+    record.write_text('{"host": "node-b", "path": "/x", "epoch": 9, "time": "t", "drained": false}\n')
+    before = record.read_bytes()
     lines: list[str] = []
     drainer = Drainer(
         local, shared, interval=1, keep_mode="linear", keep_limit=3, fence=_lost,
@@ -96,7 +99,7 @@ def test_a_drain_whose_lease_was_lost_deletes_nothing_on_the_shared_tier(tmp_pat
     drainer.committed(1, must=True)
     drainer.join()
     assert (live / "model.bin").read_bytes() == b"half" and shared.work_dirs() == [live]
-    assert shared.list_epochs() == [] and not shared.last.is_symlink()
+    assert shared.list_epochs() == [] and not shared.last.is_symlink() and record.read_bytes() == before
     assert any("copying epoch 1 to the shared tier failed" in line and "lease was lost" in line for line in lines)
 
 
