@@ -15,5 +15,6 @@ Modules:
 * `jsonio`: the one safe JSON reader (depth, huge integers, UTF-8) every reader goes through.
 * `trainstate`: the manifest inside a Keras checkpoint's ``train_state.npz``.
 * `epochs`: ``ckpts/events.jsonl``, the checkpoint writer's epoch, commit and restart events.
-* `localtier`: ``ckpts/local-tier.json``, where a two-tier run's newest checkpoint lies on a node.
+* `localtier`: ``ckpts/local-tier.json``, where a two-tier run's newest checkpoint lies on a node, and
+  ``tier-id.json``, the identity binding a node-local tier to its shared tier.
 """
