@@ -396,4 +396,3 @@ class Drainer:
         for epoch in on_disk:
             if epoch not in survivors and commit.remove_epoch(self.shared, epoch, self.fence):
                 self.debug(f"drain: removing shared epochs/{epoch_name(epoch)} (keep policy)")
-
