@@ -55,3 +55,16 @@ def test_a_failed_drain_leaves_no_partial_copy_on_the_full_shared_tier(small_fs:
     verify_checkpoint(shared.epoch_dir(3), True)
     ckpt.release_writer()
     report("full shared tier under two tiers", partial_copies_left=len(leftovers), lost=0)
+
+
+def test_a_partial_copy_a_killed_drain_left_goes_at_the_next_drain(small_fs: Path, tmp_path: Path) -> None:
+    """What a drain killed with -9 mid-copy leaves (a dead process's work directory) is removed by
+    the next writer's first drain, after its lease check, and its space is used again."""
+    shared = CkptLayout.at(small_fs / "ckpts")
+    dead = shared.work_dir("drain-999999-dead00")
+    dead.mkdir(parents=True)
+    (dead / "model.bin").write_bytes(os.urandom(1_600_000))
+    ckpt = _ckpt(small_fs, tmp_path)
+    _commit(ckpt, 0, 600_000)  # fits only once the dead copy is gone
+    assert shared.linked_epoch(shared.last) == 1 and not shared.work_dirs()
+    ckpt.release_writer()
