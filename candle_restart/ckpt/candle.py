@@ -131,9 +131,9 @@ class CandleCkpt(CandleParamMethods):
         )
         self.metadata = settings.metadata
         self.cwd = os.getcwd()
-        self.engine = CkptEngine(settings, self.layout, self, self.shared_layout)
+        self.engine = engine = CkptEngine(settings, self.layout, self, self.shared_layout)
         self.restorer = Restorer(
-            self.layout, settings.directory, settings.restart_mode, self.engine.events, self.engine.drainer
+            self.layout, settings.directory, settings.restart_mode, engine.events, engine.drainer, engine.lease.fence
         )
 
     # ----- CANDLE's attributes, kept by the collaborators ------------------------------------

@@ -3,6 +3,8 @@
 CRC-32 keeps CANDLE's ``checksum`` value comparable across tools and runs at
 about memory speed; the per-file table in ``ckpt-info.json`` records it with
 the file size so truncation is caught even when checksums are off.
+`copy_verified` copies a file and checks the copy against both (the drain's copy
+to the shared tier).
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from candle_restart.records.ckptinfo import ALGORITHM, DISABLED
+from candle_restart.errors import CkptError, CorruptCheckpointError
+from candle_restart.records.ckptinfo import ALGORITHM, DISABLED, FileEntry
 
-__all__ = ["ALGORITHM", "DISABLED", "ChecksumStats", "checksum_file", "list_files"]
+__all__ = ["ALGORITHM", "DISABLED", "ChecksumStats", "checksum_file", "copy_verified", "list_files"]
 _CHUNK = 4 * 1024 * 1024
 
 
@@ -67,3 +70,35 @@ def list_files(root: Path) -> list[str]:
         for name in filenames:
             found.append(os.path.relpath(os.path.join(dirpath, name), root).replace(os.sep, "/"))
     return sorted(found)
+
+
+def copy_verified(source: Path, target: Path, entry: FileEntry | None) -> int:
+    """Copy ``source`` to the new file ``target`` and fsync it; read the copy back and check its
+    size and CRC-32 against ``entry`` (``ckpt-info.json``'s; None or no CRC: the source's).
+    Returns the bytes copied."""
+    size = None if entry is None else entry.size
+    recorded = None if entry is None or entry.crc32 in (None, DISABLED) else entry.crc32
+    value, total = 0, 0
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(source, "rb", buffering=0) as src, open(target, "xb", buffering=0) as dst:
+        buffer = bytearray(_CHUNK)
+        while n := src.readinto(buffer):
+            view = memoryview(buffer)[:n]
+            value = zlib.crc32(view, value)
+            total += n
+            while view:  # an unbuffered write may be short
+                view = view[dst.write(view) or 0 :]
+        os.fsync(dst.fileno())
+    if recorded is not None and str(value) != recorded:
+        raise CorruptCheckpointError(
+            str(source), None, f"checksum mismatch: ckpt-info.json recorded {recorded}"
+        )
+    if size is not None and total != size:
+        raise CorruptCheckpointError(str(source), None, f"has {total} bytes, ckpt-info.json recorded {size}")
+    copied = os.stat(target).st_size
+    if copied != total:
+        raise CkptError(str(target), None, f"copy has {copied} bytes, the source {total}")
+    read_back = checksum_file(target).value
+    if read_back != str(value):
+        raise CkptError(str(target), None, f"copy reads back CRC-32 {read_back}, the source had {value}")
+    return total

@@ -9,8 +9,17 @@ by default), and holds the writer lease of the checkpoint directory
 (`candle_restart.ckpt.lease`), so no two processes ever write one
 checkpoint.  ``fence`` is the caller's lease check: it runs right before each
 rename that publishes, moves a link or deletes (the link swaps included), and
-raises if the lease was lost (a writer paused past its lease), so a writer that
-lost its lease never publishes and never moves ``last`` back.
+before `begin` deletes or recovers anything; it raises if the lease was lost (a
+writer paused past its lease), so a writer that lost its lease never publishes,
+never moves ``last`` back, and never deletes what the new holder is writing.
+
+`begin` empties the writer's own work directory and discards what was listed
+*before* its fence passed: the other ``work*`` directories and the debris of
+``epochs/``.  The caller held the lease continuously from before the listing to
+the fence, so each of those belongs to a writer that died or lost its lease;
+even a writer paused right after its fence deletes nothing that a later holder
+created.  `writing` is `begin` plus the cleanup of every failure path: a write
+or commit that fails (a full disk, a lost lease) discards its own work directory.
 
 Steps of `commit` (after the caller filled ``work/`` between `begin` and it):
 
@@ -29,10 +38,12 @@ Invariants, at every instant:
   (or, for ``best`` with ``drop_best``, nothing);
 * nothing under ``epochs/<digits>`` is ever partly written: a directory gets
   that name only once every byte and its ``ckpt-info.json`` are durable;
-* ``work*/`` is never read by restart; `begin` discards leftovers of a crash
-  (its caller holds the writer lease, so every other work directory belongs
-  to a writer that died or lost its lease);
-* no rename that publishes or deletes happens after ``fence`` fails.
+* ``work*/`` is never read by restart; a writer deletes only its own work
+  directory, and others (and ``epochs/`` debris) only when they were listed
+  before a fence that passed: never a live holder's write in progress;
+* a failed write or commit leaves no work directory of its own behind (`writing`);
+* no rename or deletion that publishes, recovers or removes anything happens
+  after ``fence`` fails.
 
 Deletion (`remove_epoch`) is the mirror image: rename ``epochs/NNN`` to
 ``epochs/.del-NNN-*`` first, then delete, so a crash mid-delete never leaves
@@ -45,7 +56,7 @@ import contextlib
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from candle_restart.ckpt import fsio
@@ -65,42 +76,72 @@ def _unique_suffix() -> str:
     return f"{os.getpid()}-{time.monotonic_ns()}"
 
 
-def begin(layout: CkptLayout, work: Path | None = None) -> Path:
+def begin(layout: CkptLayout, work: Path | None = None, fence: Fence = _unfenced) -> Path:
     """Create an empty work directory (``work``, default ``work/``) and return it.
 
-    Discards debris of interrupted writes first: any ``work*`` directory
-    (this writer's or a dead one's) and ``epochs/.old-*``/``.del-*``.
+    Discards what interrupted writes left, and only what is provably dead: the
+    ``work*`` directories and ``epochs/.old-*``/``.del-*`` that were there *before*
+    ``fence`` passed.  Its caller held the lease from before they were listed
+    until the fence, so nobody else held it in between, and each of them belongs
+    to a writer that died or lost its lease (or to this writer's own earlier
+    write).  A writer that lost its lease (paused past it) fails the fence
+    before it deletes or recovers anything; and one paused after the fence
+    still deletes only what it listed, never the work of a holder that came
+    after it.  ``work`` itself is this writer's own and is always emptied.
     """
     work = layout.work if work is None else work
     if layout.epochs.is_symlink():
         raise CommitError(str(layout.epochs), None, "is a symlink; refusing to write or delete through it")
     try:
         layout.epochs.mkdir(parents=True, exist_ok=True)
-        for old in layout.work_dirs():
-            if old.is_symlink() or not old.is_dir():
-                old.unlink()
-            else:
-                shutil.rmtree(old)
-        _recover_debris(layout)
+        dead_work = [w for w in layout.work_dirs() if w != work]
+        debris = [n for n in sorted(os.listdir(layout.epochs)) if n.startswith(_DEBRIS_PREFIXES)]
+        fence()
+        for old in [work, *dead_work]:
+            discard(old)
+        _recover_debris(layout, debris)
         work.mkdir()
     except OSError as exc:
         raise CommitError(str(layout.root), None, f"cannot prepare {work.name}/: {exc}") from exc
+    except CkptError as exc:
+        raise CommitError(str(layout.root), None, f"not preparing {work.name}/: {exc}") from exc
     return work
 
 
-def _recover_debris(layout: CkptLayout) -> None:
-    """Finish what a crash interrupted: an epoch set aside for replacement whose
-    replacement never arrived goes back under its name; other debris goes."""
-    for name in sorted(os.listdir(layout.epochs)):
+@contextlib.contextmanager
+def writing(layout: CkptLayout, work: Path, fence: Fence = _unfenced) -> Iterator[Path]:
+    """`begin` ``work``, and discard it again when the block fails: a failed write or commit
+    (a full disk, a lost lease, any exception) leaves no partial copy holding space."""
+    path = begin(layout, work, fence)
+    try:
+        yield path
+    except BaseException:
+        discard(path)  # published already (a failure after the rename): nothing is there
+        raise
+
+
+def discard(path: Path) -> None:
+    """Remove the work directory ``path`` (a link or file there: just the name); gone already is fine."""
+    if path.is_symlink() or path.is_file():
+        path.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _recover_debris(layout: CkptLayout, names: list[str]) -> None:
+    """Finish what a crash interrupted (``names``: debris in ``epochs/`` listed before the fence):
+    an epoch set aside for replacement whose replacement never arrived goes back under its
+    name; other debris goes.  Debris another process already recovered is skipped."""
+    for name in names:
         path = layout.epochs / name
         if name.startswith(".old-"):
             original = layout.epochs / name.split("-")[1]
             if not original.exists():
-                os.rename(path, original)
-                fsio.fsync_path(layout.epochs)
+                with contextlib.suppress(FileNotFoundError):  # recovered already by another
+                    os.rename(path, original)
+                    fsio.fsync_path(layout.epochs)
                 continue
-        if name.startswith(_DEBRIS_PREFIXES):
-            shutil.rmtree(path, ignore_errors=True)
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def commit(

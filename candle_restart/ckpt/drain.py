@@ -8,7 +8,9 @@ checkpoint commits on the node-local tier first, by the ordinary protocol
 
 The local tier of a run is the directory `local_root` names *below*
 ``ckpt_local_directory`` (derived from the shared root, so tasks sharing one
-``ckpt_local_directory`` never meet).  It is written under the shared tier's
+``ckpt_local_directory`` never meet), bound to the shared tier by an identity
+(`candle_restart.ckpt.tierbind`: a node-local tier left for a shared tier that was
+since discarded is never restarted from).  It is written under the shared tier's
 writer lease, which covers both tiers.
 
 Contract of `Drainer`:
@@ -30,8 +32,9 @@ Contract of `Drainer`:
   else the source's, computed while copying) by reading the copy back, then
   publishes it by the normal commit, fenced by the writer lease: the shared
   ``last`` moves only when a copy is whole and verified, and a kill -9 at any
-  instant leaves it on the previous checkpoint.  The shared tier's keep
-  policy runs after each drain.
+  instant leaves it on the previous checkpoint.  Its `begin` is fenced too, and a
+  drain that fails removes its copy at once (a full shared tier is not left
+  holding it).  The shared tier's keep policy runs after each drain.
 * `flush` returns once the newest local commit is on the shared tier
   (draining it now if the interval skipped it) and raises `CommitError` when
   it could not be; it logs how long it took, and, after a preemption signal,
@@ -59,19 +62,18 @@ import shutil
 import socket
 import threading
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from candle_restart.ckpt import commit, keep
-from candle_restart.ckpt.checksum import DISABLED, checksum_file, list_files
+from candle_restart.ckpt.checksum import copy_verified, list_files
 from candle_restart.ckpt.fsio import atomic_write_bytes
 from candle_restart.ckpt.layout import INFO_FILE, CkptLayout, epoch_name
 from candle_restart.ckpt.log import console_held
 from candle_restart.ckpt.preempt import REQUEST
 from candle_restart.ckpt.restore import Found, Rejected, find_restart
-from candle_restart.errors import CkptError, CommitError, CorruptCheckpointError
+from candle_restart.errors import CkptError, CommitError
 from candle_restart.records.ckptinfo import FileEntry, read_ckpt_info
 from candle_restart.records.localtier import LOCAL_TIER_FILE, LocalTierRecord
 
@@ -79,7 +81,6 @@ Log = Callable[[str], None]
 # The local tier's keep policy: the newest two (plus what the engine protects: its best).
 LOCAL_KEEP = ("linear", 2)
 STAGE_PREFIX = ".drain-"
-_CHUNK = 4 * 1024 * 1024
 
 
 def local_root(local_directory: str | os.PathLike[str], shared_root: Path) -> Path:
@@ -223,7 +224,7 @@ class Drainer:
         A node-local checkpoint newer than the shared tier's is scheduled for draining.
         Shared checkpoints that fail verification are appended to ``rejected``.
         """
-        found_shared = find_restart(self.shared, True, log, set_aside=True, rejected=rejected)
+        found_shared = find_restart(self.shared, True, log, set_aside=True, rejected=rejected, fence=self.fence)
         if found_local is None:
             return found_shared
         if found_shared is not None and progress(found_shared) > progress(found_local):
@@ -317,8 +318,9 @@ class Drainer:
                     return
             if record is not None:
                 try:
+                    self.fence()  # a writer that lost its lease never replaces the new holder's record
                     atomic_write_bytes(self.shared.root / LOCAL_TIER_FILE, record.to_bytes())
-                except OSError as exc:  # a hint for readers only: training goes on
+                except (OSError, CkptError) as exc:  # a hint for readers only: training goes on
                     self.log(f"drain: cannot write {LOCAL_TIER_FILE}: {exc}")
             if job is None:
                 continue
@@ -354,19 +356,22 @@ class Drainer:
             dict(info.files) if info.files is not None else dict.fromkeys(list_files(job.staged))
         )
         files.pop(INFO_FILE, None)
-        work = commit.begin(self.shared, self.shared.work_dir(f"drain-{os.getpid()}-{secrets.token_hex(3)}"))
-        nbytes = 0
-        for name, entry in files.items():
-            nbytes += _copy_verified(job.staged / name, work / name, entry)
-        commit.commit(
-            self.shared,
-            job.epoch,
-            info,
-            best=job.best,
-            drop_best=info.best_epoch is None,
-            work=work,
-            fence=self.fence,
-        )
+        # Fenced before it deletes anything of the shared tier; discarded on any failure, so a full
+        # shared tier is not left holding a partial copy.
+        work_name = self.shared.work_dir(f"drain-{os.getpid()}-{secrets.token_hex(3)}")
+        with commit.writing(self.shared, work_name, self.fence) as work:
+            nbytes = 0
+            for name, entry in files.items():
+                nbytes += copy_verified(job.staged / name, work / name, entry)
+            commit.commit(
+                self.shared,
+                job.epoch,
+                info,
+                best=job.best,
+                drop_best=info.best_epoch is None,
+                work=work,
+                fence=self.fence,
+            )
         self._keep(job.epoch)
         took = max(time.monotonic() - started, 1e-9)
         self.drains += 1
@@ -391,35 +396,3 @@ class Drainer:
         for epoch in on_disk:
             if epoch not in survivors and commit.remove_epoch(self.shared, epoch, self.fence):
                 self.debug(f"drain: removing shared epochs/{epoch_name(epoch)} (keep policy)")
-
-
-def _copy_verified(source: Path, target: Path, entry: FileEntry | None) -> int:
-    """Copy ``source`` to the new file ``target`` and fsync it; read the copy back and check its
-    size and CRC-32 against ``entry`` (``ckpt-info.json``'s; None or no CRC: the source's).
-    Returns the bytes copied."""
-    size = None if entry is None else entry.size
-    recorded = None if entry is None or entry.crc32 in (None, DISABLED) else entry.crc32
-    value, total = 0, 0
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(source, "rb", buffering=0) as src, open(target, "xb", buffering=0) as dst:
-        buffer = bytearray(_CHUNK)
-        while n := src.readinto(buffer):
-            view = memoryview(buffer)[:n]
-            value = zlib.crc32(view, value)
-            total += n
-            while view:  # an unbuffered write may be short
-                view = view[dst.write(view) or 0 :]
-        os.fsync(dst.fileno())
-    if recorded is not None and str(value) != recorded:
-        raise CorruptCheckpointError(
-            str(source), None, f"checksum mismatch: ckpt-info.json recorded {recorded}"
-        )
-    if size is not None and total != size:
-        raise CorruptCheckpointError(str(source), None, f"has {total} bytes, ckpt-info.json recorded {size}")
-    copied = os.stat(target).st_size
-    if copied != total:
-        raise CkptError(str(target), None, f"copy has {copied} bytes, the source {total}")
-    read_back = checksum_file(target).value
-    if read_back != str(value):
-        raise CkptError(str(target), None, f"copy reads back CRC-32 {read_back}, the source had {value}")
-    return total

@@ -49,8 +49,9 @@ from candle_restart.ckpt.log import Logs
 from candle_restart.ckpt.pacing import Pacer
 from candle_restart.ckpt.params import CkptParams
 from candle_restart.ckpt.sink import Snapshot
+from candle_restart.ckpt.tierbind import bind_local_tier
 from candle_restart.ckpt.writer import CheckpointWriter, FileTable, model_crc, with_files
-from candle_restart.errors import CommitError
+from candle_restart.errors import CkptError, CommitError
 from candle_restart.records.ckptinfo import CkptInfo, FileEntry, Position
 
 
@@ -76,13 +77,23 @@ class WriterLease:
         self._log = log
         self._lease: Lease | None = None
         self._drop: weakref.finalize | None = None
+        # Run each time the lease is taken, before it is used (two tiers: bind the node-local tier).
+        self.on_hold: Callable[[], object] | None = None
 
     def hold(self) -> Lease:
-        """Hold the lease; `LeaseBusy` (naming the holder) when another live process writes here."""
+        """Hold the lease; `LeaseBusy` (naming the holder) when another live process writes here.
+
+        Once taken, ``on_hold`` runs; if it raises, the lease is given back and the error raised."""
         if self._lease is None:
             what = f"the checkpoint writer of {self.layout.root}"
             self._lease = hold_shared(self.layout.writer_lock, what, log=self._log)
             self._drop = weakref.finalize(self, drop_shared, self._lease)
+            if self.on_hold is not None:
+                try:
+                    self.on_hold()
+                except BaseException:
+                    self.release()
+                    raise
         return self._lease
 
     def release(self) -> None:
@@ -143,6 +154,8 @@ class CkptEngine:
         self.best = BestTracker(settings.save_best, settings.save_best_metric, settings.best_metric_last)
         self.committer: BackgroundCommit[CommitResult] = BackgroundCommit(lambda m: backend.info(m))
         self.drainer = self._drainer() if two_tiers else None
+        if two_tiers:  # a stale node-local tier (its shared tier discarded) is never used
+            self.lease.on_hold = lambda: bind_local_tier(layout, self.shared, self.lease.fence, backend.info)
         self.pacer = Pacer(
             settings,
             lambda m: backend.info(m),
@@ -228,28 +241,28 @@ class CkptEngine:
         """
         job.pending.writing()
         try:
-            work = commit.begin(self.layout, self.work_dir)
-            try:
-                if job.snapshot is None:
-                    self.backend.write_model(work, job.epoch)
-                    files: Mapping[str, FileEntry] = self.last_files
-                else:
-                    files = self.backend.write_snapshot(job.snapshot, work)
-            except OSError as exc:  # a full disk, a quota, a vanished mount: last and best are untouched
-                raise CommitError(
-                    str(work), None, f"writing the checkpoint of epoch {job.epoch} failed: {exc}"
-                ) from exc
-            info = with_files(job.info, files)
-            had_best = self.layout.best.is_symlink()
-            target = commit.commit(
-                self.layout,
-                job.epoch,
-                info,
-                best=job.best,
-                drop_best=job.drop_best,
-                work=work,
-                fence=self.lease.fence,
-            )
+            with commit.writing(self.layout, self.work_dir, self.lease.fence) as work:
+                try:
+                    if job.snapshot is None:
+                        self.backend.write_model(work, job.epoch)
+                        files: Mapping[str, FileEntry] = self.last_files
+                    else:
+                        files = self.backend.write_snapshot(job.snapshot, work)
+                except OSError as exc:  # a full disk, a quota, a vanished mount: last and best are untouched
+                    raise CommitError(
+                        str(work), None, f"writing the checkpoint of epoch {job.epoch} failed: {exc}"
+                    ) from exc
+                info = with_files(job.info, files)
+                had_best = self.layout.best.is_symlink()
+                target = commit.commit(
+                    self.layout,
+                    job.epoch,
+                    info,
+                    best=job.best,
+                    drop_best=job.drop_best,
+                    work=work,
+                    fence=self.lease.fence,
+                )
         finally:
             if job.snapshot is not None:
                 job.snapshot.discard()
@@ -260,7 +273,10 @@ class CkptEngine:
             # own thread copies). Before the keep policy, which may delete epochs/NNN. A best or
             # the final checkpoint is always drained.
             self.drainer.committed(job.epoch, must=job.best or info.complete is True)
-        deleted = self.keeper.clean(job.epoch, job.protect)
+        try:
+            deleted = self.keeper.clean(job.epoch, job.protect)
+        except CkptError as exc:  # the lease was lost right after the commit: nothing is deleted
+            raise CommitError(str(self.layout.root), None, f"keep policy not applied: {exc}") from exc
         job.pending.committed(target)  # "a checkpoint committed": its event
         nbytes = sum(e.size for e in files.values())
         seconds = self.pacer.clock() - job.started

@@ -62,10 +62,13 @@ class Restorer:
         mode: str,
         events: EpochEvents,
         drainer: Drainer | None = None,
+        fence: Callable[[], None] = lambda: None,
     ) -> None:
-        """``drainer``: a two-tier run's (``layout`` is then the node-local tier)."""
+        """``drainer``: a two-tier run's (``layout`` is then the node-local tier); ``fence``: the
+        writer lease's check, run before a checkpoint that fails verification is set aside."""
         self.layout = layout
         self.drainer = drainer
+        self.fence = fence
         self.events = events  # where a restart's choice is recorded (ckpts/events.jsonl)
         self.directory = directory  # ckpt_directory as given: the other root is looked at too
         self.mode = mode  # ckpt_restart_mode: off, auto, required
@@ -118,7 +121,7 @@ class Restorer:
         """The checkpoint to restart from; raises `NoCheckpointError` when required and none verifies."""
         rejected: list[Rejected] = []
         # Recorded CRCs are always verified, whatever this run's ckpt_checksum says.
-        found = find_restart(self.layout, True, logs.info, set_aside=True, rejected=rejected)
+        found = find_restart(self.layout, True, logs.info, set_aside=True, rejected=rejected, fence=self.fence)
         if self.drainer is not None:  # the newer of the node-local and the shared checkpoint
             found = self.drainer.choose_restart(found, logs.info, rejected)
         for root in restart_roots(self.directory, self.layout.root)[1:]:

@@ -184,13 +184,15 @@ def _candidates(layout: CkptLayout) -> list[tuple[int, Path]]:
     return sorted(found.items())
 
 
-def _set_aside(path: Path, log: Log, problem: str) -> Path | None:
+def _set_aside(path: Path, log: Log, problem: str, fence: Callable[[], None]) -> Path | None:
     """Rename a checkpoint that fails verification with ``problem`` out of the ``epochs/<digits>``
     namespace (never delete it), and record it in the events; its new path, or None when it was
-    left in place."""
+    left in place.  ``fence`` (the writer lease's check) runs first and raises if it was lost: a
+    writer stopped past its lease never renames what the new holder may be replacing."""
     if not path.is_dir() or path.is_symlink():
         return None
     aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+    fence()
     try:
         os.rename(path, aside)
     except OSError as exc:
@@ -219,19 +221,21 @@ def find_restart(
     set_aside: bool = False,
     patience: tuple[float, ...] = PATIENCE,
     rejected: list[Rejected] | None = None,
+    fence: Callable[[], None] = lambda: None,
 ) -> Found | None:
     """The checkpoint to restart from (see the module contract), or None.
 
     With ``set_aside`` (only the restarting writer passes it; readers such as the
     coordinator never change anything) each checkpoint that fails verification is
-    renamed to ``NNN.corrupt-*`` so it is neither loaded nor counted again.
+    renamed to ``NNN.corrupt-*`` so it is neither loaded nor counted again, after
+    ``fence`` (the writer lease's check; it raises when the lease was lost).
     Raises `CheckpointIOError` when a checkpoint newer than any that verifies
     stays unreadable for an I/O reason through ``patience``.  Each checkpoint that
     failed verification is appended to ``rejected`` when given.
     """
 
     def reject(epoch: int, path: Path, exc: CorruptCheckpointError, via: str) -> None:
-        aside = _set_aside(path, log, str(exc)) if set_aside else None  # "set aside a bad checkpoint"
+        aside = _set_aside(path, log, str(exc), fence) if set_aside else None  # "set aside a bad checkpoint"
         if rejected is not None:
             rejected.append(Rejected(epoch, path, exc, via, aside))
 

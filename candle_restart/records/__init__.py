@@ -17,5 +17,6 @@ Modules:
 * `torchstate`: a PyTorch checkpoint's ``train_state.json``; `tensorfile`: the safetensors header
   of its ``model.h5``.
 * `epochs`: ``ckpts/events.jsonl``, the checkpoint writer's epoch, commit and restart events.
-* `localtier`: ``ckpts/local-tier.json``, where a two-tier run's newest checkpoint lies on a node.
+* `localtier`: ``ckpts/local-tier.json``, where a two-tier run's newest checkpoint lies on a node, and
+  ``tier-id.json``, the identity binding a node-local tier to its shared tier.
 """

@@ -18,11 +18,25 @@ record's update leaves it one checkpoint behind.
 Contract: `read_local_tier` returns None when the file is missing and raises
 `LocalTierError` (one line: file, key, problem) for anything malformed;
 `LocalTierRecord.to_bytes` is what the drainer writes, replacing the file atomically.
+
+``tier-id.json`` (`TierId`) binds a node-local tier to its shared tier::
+
+    {"tier_id": "9f1c...e2", "created": "2026-11-30T23:40:12Z"}
+
+The first two-tier writer of a shared tier creates it there (under the writer
+lease) and it never changes; each node-local tier records the identity of the
+shared tier it belongs to in a ``tier-id.json`` of its own.  A node-local tier whose
+identity differs (or that has none) belongs to a shared tier that was moved aside,
+deleted or re-created at the same path, and is never restarted from.
+`read_tier_id` returns None when the file is missing and raises `LocalTierError`
+for anything malformed; I/O errors propagate (never taken for a missing identity).
 """
 
 from __future__ import annotations
 
 import json
+import re
+import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +46,8 @@ from candle_restart.records.jsonio import JsonFileError, read_json
 from candle_restart.records.jsontypes import JsonObject
 
 LOCAL_TIER_FILE = "local-tier.json"
+TIER_ID_FILE = "tier-id.json"
+_TIER_ID = re.compile(r"^[0-9a-f]{32}$")
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
@@ -109,3 +125,48 @@ def describe_local_tier(shared_root: Path) -> str | None:
         f"newest checkpoint only node-local: epochs/{record.epoch:03d} on {record.host} "
         f"in {record.path} (committed {record.time}; not yet on this shared tier)"
     )
+
+
+@dataclass(frozen=True)
+class TierId:
+    """The identity of a shared tier, recorded in it and in each node-local tier bound to it."""
+
+    tier_id: str  # 32 lowercase hex digits
+    created: str  # when the shared tier got it (UTC, `TIME_FORMAT`)
+
+    @classmethod
+    def new(cls) -> TierId:
+        return cls(secrets.token_hex(16), LocalTierRecord.now())
+
+    def to_bytes(self) -> bytes:
+        """The file's bytes (one JSON line); the caller replaces the file atomically."""
+        return (json.dumps(self.to_json()) + "\n").encode()
+
+    def to_json(self) -> JsonObject:
+        return {"tier_id": self.tier_id, "created": self.created}
+
+    @classmethod
+    def from_json(cls, data: object, where: str) -> TierId:
+        """The identity in ``data`` (parsed JSON); `LocalTierError` naming ``where`` and the key if malformed."""
+        if not isinstance(data, dict):
+            raise LocalTierError(where, None, f"must hold a JSON object, got {type(data).__name__}")
+        tier_id, created = data.get("tier_id"), data.get("created")
+        if not isinstance(tier_id, str) or not _TIER_ID.match(tier_id):
+            raise LocalTierError(where, "tier_id", f"must be 32 lowercase hex digits, got {tier_id!r}")
+        if not isinstance(created, str) or not created:
+            raise LocalTierError(where, "created", f"must be a non-empty string, got {created!r}")
+        return cls(tier_id, created)
+
+
+def read_tier_id(path: Path) -> TierId | None:
+    """The identity at ``path``; None when there is none.  A transient I/O error (EIO, ESTALE, ...)
+    is raised as the reader's `JsonFileError`, never taken for a missing or foreign identity."""
+    try:
+        data = read_json(path)
+    except FileNotFoundError:
+        return None
+    except JsonFileError as exc:
+        if exc.transient:
+            raise
+        raise LocalTierError(str(path), None, exc.problem) from None
+    return TierId.from_json(data, str(path))

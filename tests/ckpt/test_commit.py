@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 
 from candle_restart.ckpt import CkptInfo, CkptLayout, commit, find_restart, verify_checkpoint
+from candle_restart.ckpt.drain import Drainer
+from candle_restart.ckpt.lease import LeaseLost
 from candle_restart.records.ckptinfo import FileEntry
-from tests.helpers import ROOT, report
+from tests.helpers import ROOT, report, snapshot
 
 CRASH_TRIALS = int(os.environ.get("CANDLE_RESTART_CRASH_TRIALS", "40"))
 
@@ -44,6 +46,61 @@ def test_begin_discards_debris_of_an_interrupted_write(tmp_path: Path) -> None:
     work = commit.begin(layout)
     assert list(work.iterdir()) == [] and not (layout.epochs / ".del-004-1-2").exists()
     assert layout.list_epochs() == []
+
+
+def _lost() -> None:
+    raise LeaseLost("ckpts/.writer.lock", None, "the checkpoint writer: the lease was lost; not acting")
+
+
+def _live_write(layout: CkptLayout) -> Path:
+    """The work directory of a writer that holds the lease now (another host's), half-written."""
+    work = layout.work_dir("4242-live")
+    work.mkdir(parents=True)
+    (work / "model.bin").write_bytes(b"half")
+    return work
+
+
+def test_begin_of_a_writer_that_lost_its_lease_deletes_nothing(tmp_path: Path) -> None:
+    layout = CkptLayout.at(tmp_path)
+    _commit(layout, 1, b"one")
+    live = _live_write(layout)
+    os.rename(layout.epoch_dir(1), layout.epochs / ".old-001-7-8")  # the live holder is replacing epoch 1
+    before = snapshot(tmp_path, tmp_path / "none")
+    with pytest.raises(commit.CommitError, match="lease was lost"):
+        commit.begin(layout, layout.work_dir("1-stale"), fence=_lost)
+    assert snapshot(tmp_path, tmp_path / "none") == before and (live / "model.bin").read_bytes() == b"half"
+
+
+def test_begin_discards_only_what_was_there_before_its_fence(tmp_path: Path) -> None:
+    """A work directory that appears after the listing (a holder that came after a pause right
+    after the fence) is never deleted; the dead one listed before the fence is."""
+    layout = CkptLayout.at(tmp_path)
+    dead = layout.work_dir("1-dead")
+    dead.mkdir(parents=True)
+    (dead / "model.bin").write_bytes(b"dead")
+    newcomer: list[Path] = []
+    work = commit.begin(layout, layout.work_dir("2-mine"), fence=lambda: newcomer.append(_live_write(layout)))
+    assert work.is_dir() and not dead.exists()
+    assert (newcomer[0] / "model.bin").read_bytes() == b"half"
+
+
+def test_a_drain_whose_lease_was_lost_deletes_nothing_on_the_shared_tier(tmp_path: Path) -> None:
+    local, shared = CkptLayout.at(tmp_path / "local"), CkptLayout.at(tmp_path / "shared")
+    _commit(local, 1, b"one")
+    live = _live_write(shared)
+    record = shared.root / "local-tier.json"  # the live holder's
+    record.write_text('{"host": "node-b", "path": "/x", "epoch": 9, "time": "t", "drained": false}\n')
+    before = record.read_bytes()
+    lines: list[str] = []
+    drainer = Drainer(
+        local, shared, interval=1, keep_mode="linear", keep_limit=3, fence=_lost,
+        log=lines.append, debug=lines.append, grace=10.0,
+    )  # fmt: skip
+    drainer.committed(1, must=True)
+    drainer.join()
+    assert (live / "model.bin").read_bytes() == b"half" and shared.work_dirs() == [live]
+    assert shared.list_epochs() == [] and not shared.last.is_symlink() and record.read_bytes() == before
+    assert any("copying epoch 1 to the shared tier failed" in line and "lease was lost" in line for line in lines)
 
 
 def test_recommitting_an_epoch_replaces_it(tmp_path: Path) -> None:

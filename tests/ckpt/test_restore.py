@@ -16,6 +16,7 @@ from candle_restart.ckpt import (
     read_ckpt_info,
     verify_checkpoint,
 )
+from candle_restart.ckpt.lease import LeaseLost
 from tests.helpers import BytesCkpt, BytesModel
 
 
@@ -143,3 +144,19 @@ def test_reads_a_checkpoint_candle_wrote(tmp_path: Path) -> None:
 def test_info_written_is_strict_json(three: CkptLayout) -> None:
     text = (three.last / "ckpt-info.json").read_text()
     json.loads(text, parse_constant=lambda c: pytest.fail(f"non-strict constant {c}"))
+
+
+def test_a_restarting_writer_that_lost_its_lease_sets_nothing_aside(three: CkptLayout) -> None:
+    """Setting a checkpoint aside is a rename: a writer stopped past its lease (whose read may have
+    raced the new holder replacing that epoch) checks its lease first, and renames nothing."""
+    model = three.epoch_dir(3) / "model.bin"
+    model.write_bytes(model.read_bytes()[:-1])
+
+    def lost() -> None:
+        raise LeaseLost(str(three.writer_lock), None, "the lease was lost (now held by host node-b); not acting")
+
+    with pytest.raises(LeaseLost, match="lease was lost"):
+        find_restart(three, True, lambda _m: None, set_aside=True, fence=lost)
+    assert three.list_epochs() == [1, 2, 3] and model.is_file()
+    found = find_restart(three, True, lambda _m: None, set_aside=True)  # the holder's own: set aside
+    assert found is not None and found.epoch == 2 and three.list_epochs() == [1, 2]

@@ -5,7 +5,7 @@ those local to it); no test imports a conftest module.
 
 | module | what |
 | --- | --- |
-| ``processes`` | ``ROOT``; child processes: the task runner, ``candle-restart``, the example benchmark; progress FIFOs |
+| ``processes`` | ``ROOT``; child processes: the task runner, ``candle-restart``, the example benchmark; progress FIFOs; a child's stdout lines and stopped state |
 | ``tasks`` | toy tasks in known states; a task directory's state and journal read back |
 | ``bytes_ckpt`` | ``BytesCkpt``: the framework-free backend of the checkpoint core |
 | ``files`` | directory fingerprints (``tree``, ``snapshot``) and golden files (``check_golden``) |
@@ -24,12 +24,14 @@ from tests.helpers.processes import (
     cli,
     open_progress,
     progress,
+    read_until,
     run_example,
     run_runner,
     runner_env,
     start_example,
     start_runner,
     wait_for_pids,
+    wait_stopped,
 )
 from tests.helpers.runroot import ARTIFACTS, INJECTED, TRAINER, build_run_root
 from tests.helpers.tasks import TOY, journal, preempted_task, state, submitted_pids, toy_task
@@ -55,6 +57,7 @@ __all__ = [
     "open_progress",
     "preempted_task",
     "progress",
+    "read_until",
     "report",
     "run_example",
     "run_runner",
@@ -68,4 +71,5 @@ __all__ = [
     "tree",
     "trials",
     "wait_for_pids",
+    "wait_stopped",
 ]

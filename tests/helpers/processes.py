@@ -11,6 +11,8 @@ import select
 import selectors
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -120,3 +122,36 @@ def progress(fd: int, proc: subprocess.Popen[str]) -> Iterator[tuple[int, int]]:
                 line, buffered = buffered.split(b"\n", 1)
                 epoch, batch = map(int, line.split())
                 yield epoch, batch
+
+
+def is_stopped(pid: int) -> bool:
+    """True while process ``pid`` is stopped (SIGSTOP): state ``T`` in ``/proc/<pid>/stat``."""
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0] == "T"
+
+
+def wait_stopped(pid: int, deadline: float = 60.0) -> None:
+    """Poll until process ``pid`` is stopped; AssertionError after ``deadline`` seconds."""
+    end = time.monotonic() + deadline
+    while not is_stopped(pid):
+        assert time.monotonic() < end, f"pid {pid} never stopped"
+        time.sleep(0.02)  # polling a condition with a deadline
+
+
+def read_until(proc: subprocess.Popen[str], prefix: str, deadline: float = 60.0) -> list[str]:
+    """Lines of ``proc``'s stdout up to and including the first that starts with ``prefix``;
+    AssertionError (with the lines read) when it ends first.  A process that prints no such
+    line within ``deadline`` seconds is killed (SIGKILL, by this Popen), which ends the wait.
+    Reads through ``proc.stdout``'s own buffer, so a later ``communicate`` loses nothing."""
+    assert proc.stdout is not None
+    lines: list[str] = []
+    watchdog = threading.Timer(deadline, proc.kill)
+    watchdog.start()
+    try:
+        for line in iter(proc.stdout.readline, ""):
+            lines.append(line.strip())
+            if line.startswith(prefix):
+                return lines
+    finally:
+        watchdog.cancel()
+    raise AssertionError(f"no line starting with {prefix!r} from pid {proc.pid}: {lines}")
