@@ -35,6 +35,9 @@ CANDLE_DIRECTORY = os.path.join(".", "save", "ckpts")  # CANDLE's, when there is
 _TRUE = ("true", "t", "yes", "y", "1", "on")
 _FALSE = ("false", "f", "no", "n", "0", "off")
 
+MAX_INT_DIGITS = 18  # an integer key's largest magnitude (below 10**18): counts, limits, epochs
+_SHOWN_CHARS = 60  # the longest value an error quotes
+
 T = TypeVar("T")
 Default = str | int | float | bool | None  # what a key means when gParameters does not set it
 
@@ -54,6 +57,15 @@ def str2bool(value: object) -> bool:
         if low in _FALSE:
             return False
     raise argparse.ArgumentTypeError(f"expected a boolean (True/False), got {value!r}")
+
+
+def _shown(value: object) -> str:
+    """``repr(value)`` for an error line, shortened (a pasted megabyte stays out of the message)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long for str(): Python refuses to write it
+        return "an integer of thousands of digits"
+    return text if len(text) <= _SHOWN_CHARS else f"{text[: _SHOWN_CHARS - 5]}...{text[-2:]} ({len(text)} chars)"
 
 
 @dataclass(frozen=True)
@@ -184,7 +196,7 @@ class _Reader:
         self.where = where
 
     def fail(self, key: str, value: object, wanted: str) -> ParamError:
-        return ParamError(self.where, key, f"must be {wanted}, got {value!r}")
+        return ParamError(self.where, key, f"must be {wanted}, got {_shown(value)}")
 
     def get(self, key: str, convert: Callable[[str, object], T]) -> T:
         """The value of ``key`` (its `OPTIONS` default when unset or None) converted."""
@@ -208,27 +220,33 @@ class _Reader:
             isinstance(value, float) and value.is_integer()
         ):
             result = int(value)
-        elif isinstance(value, str):
+        elif isinstance(value, str) and len(value) <= 2 * MAX_INT_DIGITS:
             try:
                 result = int(value.strip())
             except ValueError:
                 result = None
         wanted = "an integer" if minimum is None else f"an integer >= {minimum}"
+        if result is not None and abs(result) >= 10**MAX_INT_DIGITS:
+            raise self.fail(key, value, f"{wanted} of at most {MAX_INT_DIGITS} digits")
         if result is None or (minimum is not None and result < minimum):
             raise self.fail(key, value, wanted)
         return result
 
-    def real(self, key: str, value: object) -> float:
+    def real(self, key: str, value: object, finite: bool = True) -> float:
+        """A number; with ``finite`` (every key but a best metric's) never NaN or infinite."""
         if isinstance(value, bool) or not isinstance(value, (str, bytes, SupportsFloat)):
             raise self.fail(key, value, "a number")
         try:
-            return float(value)
-        except (TypeError, ValueError):
+            result = float(value)
+        except (TypeError, ValueError, OverflowError):
             raise self.fail(key, value, "a number") from None
+        if finite and not math.isfinite(result):
+            raise self.fail(key, value, "a finite number")
+        return result
 
     def seconds(self, key: str, value: object) -> float:
         result = self.real(key, value)
-        if result < 0 or math.isnan(result):
+        if result < 0:
             raise self.fail(key, value, "a number of seconds >= 0")
         return result
 
@@ -303,7 +321,7 @@ def parse_params(params: Mapping[str, object], where: str = "gParameters") -> Ck
     def choice(allowed: tuple[str, ...]) -> Callable[[str, object], str]:
         return lambda key, value: r.choice(key, value, allowed)
 
-    best_last = r.optional("ckpt_best_metric_last", r.real)
+    best_last = r.optional("ckpt_best_metric_last", lambda k, v: r.real(k, v, finite=False))  # CANDLE's inf
     if best_last is not None and math.isnan(best_last):
         raise r.fail("ckpt_best_metric_last", params["ckpt_best_metric_last"], "a number, not NaN")
     metadata = params.get("metadata")

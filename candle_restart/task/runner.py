@@ -40,6 +40,7 @@ import os
 import signal
 import subprocess
 import sys
+import traceback
 from dataclasses import replace
 
 from candle_restart.ckpt import parse_params
@@ -55,6 +56,7 @@ from candle_restart.ckpt.preempt import (
     EXIT_BUSY,
     EXIT_COMPLETED,
     EXIT_RESUME,
+    EXIT_TRAINING_ERROR,
     REQUEST,
     arm,
 )
@@ -72,6 +74,7 @@ from candle_restart.records.journal import (
 from candle_restart.records.jsontypes import JsonObject
 from candle_restart.records.taskstate import TaskState
 from candle_restart.task.launch import (
+    TAIL_LINES,
     ProgramOutcome,
     make_default_output,
     newest_checkpoint,
@@ -205,6 +208,10 @@ def _run_holding_lease(task: TaskDir, lease: Lease) -> int:
         outcome = run(spec, params, task, attempt)
     except CkptError as exc:
         outcome = ProgramOutcome(EXIT_BAD_INPUT, str(exc))
+    except Exception as exc:  # a defect of this runner: recorded as a failed attempt, never left `running`
+        tail = traceback.format_exc().rstrip().splitlines()[-TAIL_LINES:]
+        _say("\n".join(tail))
+        outcome = ProgramOutcome(EXIT_TRAINING_ERROR, f"{type(exc).__name__}: {exc}", tail)
     try:  # still armed: a late signal (Slurm's TERM after USR1) cannot kill the recording
         result, note = jsonable(outcome.result)
         checkpoint = _checkpoint_summary(task)
