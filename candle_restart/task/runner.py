@@ -71,7 +71,7 @@ from candle_restart.records.journal import (
     SUBMIT_INTENT,
     JournalEvent,
 )
-from candle_restart.records.jsontypes import JsonObject
+from candle_restart.records.jsontypes import JsonObject, JsonValue
 from candle_restart.records.taskstate import TaskState
 from candle_restart.task.launch import (
     TAIL_LINES,
@@ -82,6 +82,7 @@ from candle_restart.task.launch import (
     run_entry,
     task_params,
 )
+from candle_restart.task.orphans import end_processes, task_processes
 from candle_restart.task.process import process_start
 from candle_restart.task.result import jsonable, metric_summary
 from candle_restart.task.taskdir import TaskDir, now_iso
@@ -174,12 +175,33 @@ def run_task(path: str | os.PathLike[str]) -> int:
         _say(f"{exc}; not running")
         return EXIT_BUSY
     try:
-        return _run_holding_lease(task, lease)
+        left = task_processes(task.path)
+        ended: list[int] = []
+        if left:  # an earlier attempt's runner was killed: its processes go before this one starts
+            _say(f"{task.task_id}: ending {len(left)} process(es) an earlier attempt left: pids {sorted(left)}")
+            alive = end_processes(left)
+            if alive:
+                why = f"processes of an earlier attempt could not be ended: pids {alive}"
+                _journal_refusal(task, why)
+                _say(f"{task.task_id}: {why}; not running")
+                return EXIT_BUSY
+            ended = sorted(left)
+        return _run_holding_lease(task, lease, ended)
     finally:
         lease.release()
 
 
-def _run_holding_lease(task: TaskDir, lease: Lease) -> int:
+def _end_leftovers(task: TaskDir) -> None:
+    """End what the attempt's training left running (its processes live and die together)."""
+    left = task_processes(task.path)
+    if left:
+        _say(f"{task.task_id}: ending {len(left)} process(es) the training left: pids {sorted(left)}")
+        alive = end_processes(left)
+        if alive:
+            _say(f"{task.task_id}: could not end pids {alive}")
+
+
+def _run_holding_lease(task: TaskDir, lease: Lease, ended: list[int]) -> int:
     generation = _generation()
     if _stale(task, generation):
         ident_now: JsonObject = {**writer_identity()}  # widened to JSON for the event
@@ -192,7 +214,8 @@ def _run_holding_lease(task: TaskDir, lease: Lease) -> int:
         {"status": "running", "attempt": attempt, "started": now_iso(), **ident, "generation": generation},
         str(task.state_file),
     )
-    task.append_run_event(JournalEvent(START, attempt=attempt, generation=generation, extras=ident))
+    started: JsonObject = {**ident, "ended_pids": list[JsonValue](ended)} if ended else ident
+    task.append_run_event(JournalEvent(START, attempt=attempt, generation=generation, extras=started))
     task.write_state(running)
 
     def disarm() -> None:
@@ -212,6 +235,7 @@ def _run_holding_lease(task: TaskDir, lease: Lease) -> int:
         tail = traceback.format_exc().rstrip().splitlines()[-TAIL_LINES:]
         _say("\n".join(tail))
         outcome = ProgramOutcome(EXIT_TRAINING_ERROR, f"{type(exc).__name__}: {exc}", tail)
+    _end_leftovers(task)
     try:  # still armed: a late signal (Slurm's TERM after USR1) cannot kill the recording
         result, note = jsonable(outcome.result)
         checkpoint = _checkpoint_summary(task)
