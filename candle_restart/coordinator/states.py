@@ -52,6 +52,7 @@ from candle_restart.records.jsontypes import JsonObject, JsonValue
 from candle_restart.records.localtier import describe_local_tier
 from candle_restart.records.taskstate import MetricSummary, TaskState
 from candle_restart.task.process import oom_killed, pid_alive
+from candle_restart.task.progress import progress_key
 from candle_restart.task.taskdir import TaskDir
 
 _PATIENCE = (0.1,)  # a scan of thousands of tasks retries a transient read error once
@@ -252,12 +253,15 @@ def classify(task: TaskDir, backends: dict[str, Backend]) -> TaskStatus:
 def _classify_once(task: TaskDir, backends: dict[str, Backend]) -> TaskStatus:
     status = TaskStatus(task.task_id, "new", "never submitted")
     try:
-        status.params = task.load_spec().params
+        spec = task.load_spec()
     except CkptError as exc:
         status.state, status.reason, status.retryable = "failed", f"bad input: {exc}", False
         return status
+    status.params = spec.params
     intents, ledger = _journal_counts(status, task)
     corrupt = _checkpoint(status, task)
+    if spec.command and status.extra.ckpt_key is None and status.extra.ckpt_unreadable is None:
+        status.extra.ckpt_key = progress_key(task.ckpts, None, command=True)  # its own files, or unknown
     state, state_problem = task.load_state()
     latest = intents.get(status.generation)
     if latest is not None:

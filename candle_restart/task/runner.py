@@ -84,6 +84,7 @@ from candle_restart.task.launch import (
 )
 from candle_restart.task.orphans import end_processes, task_processes
 from candle_restart.task.process import process_start
+from candle_restart.task.progress import progress_key
 from candle_restart.task.result import jsonable, metric_summary
 from candle_restart.task.taskdir import TaskDir, now_iso
 
@@ -221,8 +222,10 @@ def _run_holding_lease(task: TaskDir, lease: Lease, ended: list[int]) -> int:
     def disarm() -> None:
         pass
 
+    command = False  # a command keeping its own files shows progress by them (task.progress)
     try:
         spec = task.load_spec()
+        command = spec.command is not None
         params = task_params(spec, task)
         make_default_output(params, task)
         settings = parse_params(with_environment(params), where=f"{task.task_file}: params")
@@ -269,7 +272,7 @@ def _run_holding_lease(task: TaskDir, lease: Lease, ended: list[int]) -> int:
                     status=outcome.status,
                     reason=outcome.reason,
                     cause=outcome.cause,  # why it ended (candle_restart.coordinator.causes)
-                    ckpt=commit_key(checkpoint),  # did this attempt commit anything newer?
+                    ckpt=commit_key(checkpoint) or progress_key(task.ckpts, None, command),  # any progress?
                     generation=generation,
                     extras=ident,
                 )
