@@ -59,7 +59,7 @@ def test_output_path_with_spaces_goes_on_the_command_line() -> None:
     ]
 
 
-HOSTILE = Path("/scratch/my proj/$HOME 'q' `id` ;x 100%")  # every shell-special character a user may type
+HOSTILE = Path("/scratch/my proj/$HOME 'q' `id` ;x 100%j")  # every shell-special character a user may type
 
 
 def test_shell_special_run_root_is_quoted_in_the_script() -> None:
@@ -69,7 +69,7 @@ def test_shell_special_run_root_is_quoted_in_the_script() -> None:
 
 def test_output_path_doubles_percent_and_refuses_what_sbatch_cannot_take() -> None:
     argv = sbatch_command(HOSTILE / ".slurm" / "cr-batch.sbatch", "cr-batch", HOSTILE / ".slurm")
-    assert argv[2] == "--output=/scratch/my proj/$HOME 'q' `id` ;x 100%%/.slurm/cr-batch-%A_%a.out"
+    assert argv[2] == "--output=/scratch/my proj/$HOME 'q' `id` ;x 100%%j/.slurm/cr-batch-%A_%a.out"
     assert argv[3] == str(HOSTILE / ".slurm" / "cr-batch.sbatch")  # one argv item: no shell sees it
     with pytest.raises(ValueError, match="backslash"):
         sbatch_command(Path("/a\\b/x.sbatch"), "cr-batch", Path("/a\\b"))

@@ -312,7 +312,7 @@ def test_self_requeue_on_the_warning_signal_carries_the_task_to_its_end(
 
 
 def test_a_run_root_with_shell_special_characters_is_preempted_and_resumed(tmp_path: Path, slurm_conf: str) -> None:
-    base = tmp_path / "my proj $HOME 'q' `id` ;x 100%"  # quoted in the script; % doubled for --output
+    base = tmp_path / "my proj $HOME 'q' `id` ;x 100%j"  # quoted in the script; % doubled for --output (%j is the job id)
     base.mkdir()
     run_root = base / "runs"
     _submit(_sweep(base, "odd", [{"preempt_at": 1}]), slurm_conf)
