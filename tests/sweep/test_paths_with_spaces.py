@@ -22,7 +22,7 @@ from tests.task.trainers import TRAINER
 
 pytestmark = pytest.mark.slow
 
-ODD = "my proj"  # the folder
+ODD = "my proj $HOME 'q' `id` ;x"  # the folder, and more a shell would expand
 
 
 def _sweep(folder: Path, epochs: int) -> Path:
