@@ -13,7 +13,8 @@
      gParameters (CANDLE's ``run(gParameters)``); the callback sees the
      signal at the next batch end, commits and raises `Preempted`;
    * ``command``: run as a child with ``--key value`` arguments (one argv
-     item each: no shell ever sees a value); the signals are forwarded;
+     item each: no shell ever sees a value), in a session of its own that dies
+     with this runner; the signals are forwarded to its process group;
 
    (both in `candle_restart.task.launch`, which also says what a task receives);
 
@@ -27,7 +28,12 @@ A directory without ``task.json`` is not a task: exit 2, nothing written.
 The runner holds the task's run lease (``.run.lock``, see
 `candle_restart.ckpt.lease`) for its whole life, whether a backend started it
 or a user did by hand: a second runner of a live task does not train, writes
-nothing into ``state.json``, journals ``run_refused`` and exits 3.
+nothing into ``state.json``, journals ``run_refused`` and exits 3.  A task's
+processes live and die together (`candle_restart.task.orphans`): holding the
+lease, a runner first ends what an earlier attempt left on this host (its runner
+was killed; the pids go into ``start`` as ``ended_pids``) and refuses to run,
+as above, while one cannot be ended; when its training ends, it ends what the
+training left behind.
 
 Exit codes (DESIGN): 0 completed, 75 stopped on a signal after committing a
 checkpoint (resume me), 1 the training raised an error, 2 bad input, 3 not
