@@ -111,3 +111,21 @@ def test_a_local_sweep_whose_workers_never_start_says_so_and_stops(tmp_path: Pat
     )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "no task started in 5 s: Parsl's local workers never started" in proc.stdout, proc.stdout
+
+
+def test_sweep_run_refuses_a_cluster_kind_in_such_a_folder_before_anything_is_written(tmp_path: Path) -> None:
+    source = _sweep(tmp_path / ODD, epochs=2)
+    config = yaml.safe_load(source.read_text())
+    config["executor"] = {"kind": "lsf"}
+    source.write_text(yaml.safe_dump(config))
+    proc = subprocess.run(
+        [sys.executable, "-m", "candle_restart.cli", "sweep", "run", str(source)],
+        cwd=ROOT,
+        env=runner_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "shell-special" in proc.stderr, proc.stderr
+    assert not (tmp_path / ODD / "runs").exists()
