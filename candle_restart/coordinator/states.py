@@ -52,7 +52,7 @@ from candle_restart.records.jsontypes import JsonObject, JsonValue
 from candle_restart.records.localtier import describe_local_tier
 from candle_restart.records.taskstate import MetricSummary, TaskState
 from candle_restart.task.process import oom_killed, pid_alive
-from candle_restart.task.progress import progress_key
+from candle_restart.task.progress import UNKNOWN, progress_key
 from candle_restart.task.taskdir import TaskDir
 
 _PATIENCE = (0.1,)  # a scan of thousands of tasks retries a transient read error once
@@ -260,8 +260,6 @@ def _classify_once(task: TaskDir, backends: dict[str, Backend]) -> TaskStatus:
     status.params = spec.params
     intents, ledger = _journal_counts(status, task)
     corrupt = _checkpoint(status, task)
-    if spec.command and status.extra.ckpt_key is None and status.extra.ckpt_unreadable is None:
-        status.extra.ckpt_key = progress_key(task.ckpts, None, command=True)  # its own files, or unknown
     state, state_problem = task.load_state()
     latest = intents.get(status.generation)
     if latest is not None:
@@ -304,6 +302,9 @@ def _classify_once(task: TaskDir, backends: dict[str, Backend]) -> TaskStatus:
     final = _final_state(status, backends) if status.state in ("preempted", "failed") else None
     if final and final.startswith("CANCELLED"):
         _cancelled_by_user(status, final)
+    if status.extra.runner_lost and spec.command and status.extra.ckpt_key is None:  # its own files, or unknown
+        unreadable = status.extra.ckpt_unreadable is not None
+        status.extra.ckpt_key = UNKNOWN if unreadable else progress_key(task.ckpts, None, command=True)
     _attribute_causes(status, ledger, state, final)
     if corrupt and status.state in ("preempted", "failed"):
         status.state, status.reason = "corrupt", f"no checkpoint verifies: {corrupt}"
