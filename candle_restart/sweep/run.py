@@ -215,24 +215,29 @@ class _DemoPreemption:
 
 
 class _WorkerWatch:
-    """Says so when submitted tasks have not started for `WORKER_WAIT_SECONDS` (Parsl's workers did
-    not start or cannot connect); a ``local`` sweep then stops (nothing else would start them), a
-    cluster's waits on (its blocks may be queued)."""
+    """Says so when submitted tasks wait `WORKER_WAIT_SECONDS` while no runner of the sweep runs and
+    none starts (Parsl's workers did not start, or cannot connect); a ``local`` sweep then stops
+    (nothing else would start them), a cluster's waits on (its blocks may be queued)."""
 
-    def __init__(self, kind: str, run_dir: Path, log: Log) -> None:
-        self.kind, self.run_dir, self.log = kind, run_dir, log
-        self.since: float | None = None  # when tasks were first seen waiting for a worker
+    def __init__(self, kind: str, tasks: list[TaskDir], run_dir: Path, log: Log) -> None:
+        self.kind, self.tasks, self.run_dir, self.log = kind, tasks, run_dir, log
+        self.since: float | None = None  # since when tasks have waited with no runner running
         self.starts: int | None = None
         self.said = False
+
+    def _busy(self) -> bool:
+        """A runner of the sweep is running: the workers exist."""
+        if self.kind == "local":
+            return any(_local_runner(t) is not None for t in self.tasks)
+        return any((t.read_state()[0] or {}).get("status") == "running" for t in self.tasks)
 
     def check(self, outcomes: list[ResumeOutcome], waiting: bool) -> bool:
         """False when the sweep should stop: a local executor whose workers never started."""
         starts = sum(o.status.attempts for o in outcomes)
-        if self.starts is None or starts != self.starts or not waiting:
-            self.starts, self.since = starts, time.monotonic() if waiting else None
+        if starts != self.starts or not waiting or self._busy():
+            self.starts, self.since = starts, time.monotonic()
             return True
-        assert self.since is not None
-        if self.said or time.monotonic() - self.since < WORKER_WAIT_SECONDS:
+        if self.said or time.monotonic() - (self.since or 0.0) < WORKER_WAIT_SECONDS:
             return True
         self.said = True
         where = f"Parsl's worker logs are under {self.run_dir}"
@@ -290,7 +295,7 @@ def run_sweep(sweep: Sweep, *, log: Log = print, poll_seconds: float = 2.0) -> i
         if main:
             signal.signal(signal.SIGINT, interrupt)
     started = time.monotonic()
-    workers = _WorkerWatch(sweep.executor["kind"], sweep.run_root / ".parsl", log)
+    workers = _WorkerWatch(sweep.executor["kind"], expansion.tasks, sweep.run_root / ".parsl", log)
     asked: set[str] = set()
     STOP_RETRIES.clear()
     try:

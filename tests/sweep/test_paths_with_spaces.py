@@ -1,22 +1,30 @@
 """A run root whose path has a space and other shell-special characters: a local sweep through
 real Parsl runs, is preempted by a real signal, resumes and completes; Parsl's cluster providers,
-which put paths into shell commands unquoted, are refused in one line before anything starts."""
+which put paths into shell commands unquoted, are refused in one line before anything starts.
+And a sweep whose workers never start says so and stops, instead of waiting forever."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
 import yaml
 
+import candle_restart.sweep.run as sweep_run
 from candle_restart.coordinator.policy import Policy
+from candle_restart.coordinator.resume import ResumeOutcome
 from candle_restart.parsl.configs import parsl_config, shell_safe_run_dir, shell_unsafe
+from candle_restart.task import create_task
+from candle_restart.task.process import process_start
 from tests.helpers import ROOT, runner_env
 from tests.task.trainers import TRAINER
 
@@ -91,7 +99,7 @@ def test_cluster_kinds_refuse_a_run_root_parsl_cannot_quote(tmp_path: Path) -> N
 NO_WORKERS = (
     "import sys\n"
     "import candle_restart.parsl.configs as configs, candle_restart.sweep.run as run\n"
-    "run.WORKER_WAIT_SECONDS = 5.0\n"
+    "run.WORKER_WAIT_SECONDS = 3.0\n"
     "on_path = configs._python_on_path\n"
     "configs._python_on_path = lambda: (on_path(), 'sleep 3600')[1]  # the block hangs before any worker starts\n"
     "from candle_restart.cli import main\n"
@@ -110,7 +118,7 @@ def test_a_local_sweep_whose_workers_never_start_says_so_and_stops(tmp_path: Pat
         timeout=150,  # today's main waits here forever
     )
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "no task started in 5 s: Parsl's local workers never started" in proc.stdout, proc.stdout
+    assert "no task started in 3 s: Parsl's local workers never started" in proc.stdout, proc.stdout
 
 
 def test_sweep_run_refuses_a_cluster_kind_in_such_a_folder_before_anything_is_written(tmp_path: Path) -> None:
@@ -129,3 +137,26 @@ def test_sweep_run_refuses_a_cluster_kind_in_such_a_folder_before_anything_is_wr
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "shell-special" in proc.stderr, proc.stderr
     assert not (tmp_path / ODD / "runs").exists()
+
+
+
+def test_tasks_waiting_behind_a_running_one_are_not_taken_for_missing_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sweep_run, "WORKER_WAIT_SECONDS", 0.0)
+    running, waiting = (create_task(tmp_path / "run", {"epochs": 1, "i": i}, command=["true"]) for i in (0, 1))
+    runner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])  # stands for its runner
+    try:
+        running.write_state(
+            {"status": "running", "pid": runner.pid, "pid_start": process_start(runner.pid), "host": socket.gethostname()}
+        )
+        said: list[str] = []
+        watch = sweep_run._WorkerWatch("local", [running, waiting], tmp_path / "run" / ".parsl", said.append)
+        outcomes = cast(list[ResumeOutcome], [SimpleNamespace(status=SimpleNamespace(attempts=1))])
+        assert watch.check(outcomes, waiting=True) and watch.check(outcomes, waiting=True)
+        assert said == []  # one runner works: the other task waits for a worker, not for workers to exist
+    finally:
+        runner.kill()
+        runner.wait()
+    assert not watch.check(outcomes, waiting=True)  # nothing runs, nothing starts: no worker there
+    assert said and "Parsl's local workers never started" in said[0]
