@@ -6,13 +6,14 @@ children inherit it), so the processes of a task on this host are found by it
 (`task_processes`), whatever they did with their process group or session.
 
 * A ``command`` is started through `candle_restart.task.pdeathsig` in a session of its own
-  (`guarded_argv`): the kernel kills it with SIGKILL when its runner dies, and the runner's
-  forwarded signals reach its whole process group.
+  (`guarded_argv`): when its runner dies, however it dies, its whole process group is killed,
+  on any host; the runner's forwarded signals reach the whole group.
 * When an attempt ends, what it leaves behind is ended (`end_processes`: SIGTERM, then SIGKILL
   after `GRACE_SECONDS`).
-* Before a runner starts an attempt, it ends what an earlier attempt left on this host (its
-  runner was killed, so only its direct child died with it): a task's run counts as live while
-  any process of it lives, and a runner that cannot end one does not run.
+* Before a runner starts an attempt, it ends what an earlier attempt left on this host (a
+  process that left the command's process group, or an entry's child, when the runner was
+  killed): a task's run counts as live while any process of it lives, and a runner that cannot
+  end one does not run.
 
 Only this host's processes can be seen (and only the user's own): on another host the first
 point is what holds.
@@ -39,7 +40,8 @@ _MARKER = f"{TASK_DIR_ENV}=".encode()
 
 
 def guarded_argv(argv: Sequence[str]) -> list[str]:
-    """``argv`` run through `candle_restart.task.pdeathsig`: it dies with this process."""
+    """``argv`` run through `candle_restart.task.pdeathsig`: its process group dies with this process
+    (start it in a session of its own)."""
     return [sys.executable, "-S", pdeathsig.__file__, str(os.getpid()), *argv]
 
 

@@ -13,8 +13,8 @@
      gParameters (CANDLE's ``run(gParameters)``); the callback sees the
      signal at the next batch end, commits and raises `Preempted`;
    * ``command``: run as a child with ``--key value`` arguments (one argv
-     item each: no shell ever sees a value), in a session of its own that dies
-     with this runner; the signals are forwarded to its process group;
+     item each: no shell ever sees a value), in a session of its own whose
+     process group dies with this runner; the signals are forwarded to the group;
 
    (both in `candle_restart.task.launch`, which also says what a task receives);
 

@@ -11,7 +11,8 @@ process dies, however it dies).
 
 `LAUNCHER` stands for a launcher (torchrun, a shell script): it starts ``python TRAINER ARGS`` as
 its own child, ignores the signals it is sent (the child gets them from its process group), and
-exits with the child's code.
+exits with the child's code.  `ESCAPING_LAUNCHER` starts the trainer in a session of its own
+(out of the command's process group, as a daemonizing program would).
 """
 
 TRAINER = r"""
@@ -58,5 +59,7 @@ LAUNCHER = r"""
 import signal, subprocess, sys
 for sig in (signal.SIGUSR1, signal.SIGTERM, signal.SIGINT):
     signal.signal(sig, lambda s, f: None)
-sys.exit(subprocess.call([sys.executable, *sys.argv[1:]]))
+sys.exit(subprocess.call([sys.executable, *sys.argv[1:]], start_new_session=ESCAPE))
 """
+ESCAPING_LAUNCHER = LAUNCHER.replace("ESCAPE", "True")  # the trainer leaves the process group
+LAUNCHER = LAUNCHER.replace("ESCAPE", "False")
