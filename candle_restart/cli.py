@@ -81,7 +81,7 @@ def cmd_slurm(args: argparse.Namespace) -> int:
     from candle_restart.sweep.run import policy_of
 
     sweep = parse_sweep(args.config)
-    require_slurm(str(sweep.source), None)  # before anything is written
+    require_slurm(str(sweep.source), None, sweep.run_root)  # before anything is written
     expansion = expand(sweep)
     options = sweep.executor.get("slurm", SlurmOptions()).copy()
     if args.no_requeue:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import sys
 from concurrent.futures import FIRST_COMPLETED, wait
+from pathlib import Path
 
 import parsl
 
 from candle_restart.coordinator import resume
 from candle_restart.coordinator.report import summary
 from candle_restart.parsl import ParslBackend
-from candle_restart.parsl.configs import local_config
+from candle_restart.parsl.configs import local_config, shell_safe_run_dir
 from candle_restart.sweep import expand, parse_sweep
 from candle_restart.sweep.run import policy_of
 
@@ -28,7 +29,11 @@ def main(config_path: str) -> int:
     policy = policy_of(sweep)  # the YAML's restart: over Policy's defaults
     backend = ParslBackend()  # each task runs `python -m candle_restart.task DIR` in a Parsl bash_app
     ids = {t.task_id for t in tasks}
-    with parsl.load(local_config(sweep.run_root / ".parsl", policy, max_workers=2)):
+    # Parsl puts its run directory into shell commands unquoted: a path with a space goes through a link.
+    with (
+        shell_safe_run_dir(sweep.run_root / ".parsl") as run_dir,
+        parsl.load(local_config(Path(run_dir), policy, max_workers=2)),
+    ):
         while True:
             outcomes = resume(sweep.run_root, backend, policy, log=print, only=ids)
             print(summary([o.status for o in outcomes]))

@@ -18,6 +18,11 @@ Contract of `with_environment`:
   else happens: a malformed value, a file that cannot be read, a key that is
   not a checkpoint key or a bad value raises `ParamError`, one line naming the
   source (the variable, or the variable and its file), the key and the problem;
+* it is input like any file: JSON goes through the project's safe reader
+  (`candle_restart.records.jsonio`: no deep nesting, no huge integers), ``@``
+  names a regular file only (a FIFO or a device is refused without reading it),
+  the text is at most `MAX_FILE_BYTES` either way, and every number must be
+  finite (`parse_params`);
 * unset or blank, it changes nothing.
 
 Two more variables carry the directories the task runner gives a task
@@ -31,16 +36,18 @@ the same rule: an explicit value is never overridden.
 
 from __future__ import annotations
 
-import json
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 
 from candle_restart.ckpt.envvars import CKPT_DIRECTORY_ENV, OUTPUT_DIR_ENV, PARAMS_ENV
 from candle_restart.errors import ParamError
+from candle_restart.records.jsonio import loads, utf8
 
 ENV_VAR = PARAMS_ENV  # the name this module's callers know
 DIRECTORY_ENV = {"ckpt_directory": CKPT_DIRECTORY_ENV, "output_dir": OUTPUT_DIR_ENV}
+MAX_FILE_BYTES = 64 * 1024  # the longest value or ``@`` file read: a few dozen keys need a few hundred bytes
 
 
 def _keys() -> frozenset[str]:
@@ -62,6 +69,37 @@ def _parse_pairs(text: str, source: str) -> dict[str, str]:
     return pairs
 
 
+def _read_file(path: Path, source: str) -> str:
+    """The text of the regular file ``path``, at most `MAX_FILE_BYTES`; ParamError (one line) otherwise.
+
+    Opened without blocking and checked on the open descriptor, so a FIFO, a device or a
+    file swapped for one after a check is never read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise ParamError(source, None, f"cannot be read: {exc.strerror or exc}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ParamError(source, None, "is not a regular file")
+        chunks, size = [], 0
+        while size <= MAX_FILE_BYTES:
+            chunk = os.read(fd, MAX_FILE_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise ParamError(source, None, f"cannot be read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    if size > MAX_FILE_BYTES:
+        raise ParamError(source, None, f"is larger than {MAX_FILE_BYTES} bytes")
+    try:
+        return utf8(b"".join(chunks))
+    except ValueError as exc:
+        raise ParamError(source, None, str(exc)) from None
+
+
 def environment_params(environ: Mapping[str, str] | None = None) -> dict[str, object]:
     """The checkpoint keys ``CANDLE_RESTART_PARAMS`` sets, validated; {} when it is unset or blank."""
     from candle_restart.ckpt.params import parse_params
@@ -73,16 +111,15 @@ def environment_params(environ: Mapping[str, str] | None = None) -> dict[str, ob
     if text.startswith("@"):
         path = Path(text[1:]).expanduser()
         source = f"{ENV_VAR} file {path}"
-        try:
-            text = path.read_text()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ParamError(source, None, f"cannot be read: {exc}") from None
+        text = _read_file(path, source)
+    elif len(text.encode(errors="replace")) > MAX_FILE_BYTES:
+        raise ParamError(source, None, f"is longer than {MAX_FILE_BYTES} bytes")
     values: Mapping[str, object]
     if text.lstrip().startswith("{"):
         try:
-            loaded = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ParamError(source, None, f"is not valid JSON: {exc}") from None
+            loaded = loads(text)
+        except ValueError as exc:  # the safe reader's one line (depth, integer size, syntax)
+            raise ParamError(source, None, str(exc)) from None
         if not isinstance(loaded, dict):
             raise ParamError(source, None, "must be a JSON object of checkpoint keys")
         values = loaded

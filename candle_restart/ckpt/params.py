@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import argparse
 import math
-import numbers
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import SupportsFloat, TypeVar
 
 from candle_restart.ckpt.deadline import parse_duration, parse_time
+from candle_restart.ckpt.paramreader import Default, str2bool
+from candle_restart.ckpt.paramreader import Reader as _Reader
 from candle_restart.ckpt.preempt import DEFAULT_SIGNALS, EXTRA_SIGNAL, parse_signals
 from candle_restart.errors import ParamError
 
@@ -34,28 +34,6 @@ STDOUT_FORMATS = ("candle", "timestamped")
 MODEL_FORMATS = ("keras", "h5", "weights")
 CANDLE_DIRECTORY = os.path.join(".", "save", "ckpts")  # CANDLE's, when there is no output_dir
 
-_TRUE = ("true", "t", "yes", "y", "1", "on")
-_FALSE = ("false", "f", "no", "n", "0", "off")
-
-T = TypeVar("T")
-Default = str | int | float | bool | None  # what a key means when gParameters does not set it
-
-
-def str2bool(value: object) -> bool:
-    """Convert CANDLE's command-line spellings of a boolean ("True", "0", ...)."""
-    if isinstance(value, bool):
-        return value
-    if getattr(getattr(value, "dtype", None), "kind", None) == "b":  # numpy.bool_
-        return bool(value)
-    if isinstance(value, numbers.Integral) and int(value) in (0, 1):
-        return bool(value)
-    if isinstance(value, str):
-        low = value.strip().lower()
-        if low in _TRUE:
-            return True
-        if low in _FALSE:
-            return False
-    raise argparse.ArgumentTypeError(f"expected a boolean (True/False), got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -187,72 +165,6 @@ class CkptParams:
     model_format: str = "keras"
 
 
-class _Reader:
-    """Reads typed values out of a gParameters mapping, naming the key on error."""
-
-    def __init__(self, params: Mapping[str, object], where: str) -> None:
-        self.params = params
-        self.where = where
-
-    def fail(self, key: str, value: object, wanted: str) -> ParamError:
-        return ParamError(self.where, key, f"must be {wanted}, got {value!r}")
-
-    def get(self, key: str, convert: Callable[[str, object], T]) -> T:
-        """The value of ``key`` (its `OPTIONS` default when unset or None) converted."""
-        value = self.params.get(key)
-        return convert(key, DEFAULTS[key] if value is None else value)
-
-    def optional(self, key: str, convert: Callable[[str, object], T | None]) -> T | None:
-        """As `get`, for a key whose default is None (unset)."""
-        value = self.params.get(key)
-        return None if value is None else convert(key, value)
-
-    def boolean(self, key: str, value: object) -> bool:
-        try:
-            return str2bool(value)
-        except argparse.ArgumentTypeError:
-            raise self.fail(key, value, "a boolean (True/False)") from None
-
-    def integer(self, key: str, value: object, minimum: int | None = None) -> int:
-        result: int | None = None
-        if (isinstance(value, numbers.Integral) and not isinstance(value, bool)) or (
-            isinstance(value, float) and value.is_integer()
-        ):
-            result = int(value)
-        elif isinstance(value, str):
-            try:
-                result = int(value.strip())
-            except ValueError:
-                result = None
-        wanted = "an integer" if minimum is None else f"an integer >= {minimum}"
-        if result is None or (minimum is not None and result < minimum):
-            raise self.fail(key, value, wanted)
-        return result
-
-    def real(self, key: str, value: object) -> float:
-        if isinstance(value, bool) or not isinstance(value, (str, bytes, SupportsFloat)):
-            raise self.fail(key, value, "a number")
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise self.fail(key, value, "a number") from None
-
-    def seconds(self, key: str, value: object) -> float:
-        result = self.real(key, value)
-        if result < 0 or math.isnan(result):
-            raise self.fail(key, value, "a number of seconds >= 0")
-        return result
-
-    def string(self, key: str, value: object) -> str:
-        if isinstance(value, (dict, list, tuple, set)):
-            raise self.fail(key, value, "a string")
-        return str(value)
-
-    def choice(self, key: str, value: object, allowed: tuple[str, ...]) -> str:
-        text = self.string(key, value)
-        if text not in allowed:
-            raise self.fail(key, value, "one of " + "|".join(allowed))
-        return text
 
 
 class ParamType(Enum):
@@ -274,7 +186,7 @@ def typed_value(key: str, value: object, type_: ParamType, where: str = "gParame
     """``value`` converted to ``type_`` (None stays None); ParamError naming ``key`` otherwise."""
     if value is None:
         return None
-    r = _Reader({key: value}, where)
+    r = _Reader({key: value}, where, DEFAULTS)
     if type_ is ParamType.STRING:
         return r.string(key, value)
     if type_ is ParamType.BOOLEAN:
@@ -303,7 +215,7 @@ def parse_params(params: Mapping[str, object], where: str = "gParameters") -> Ck
     """
     if not isinstance(params, Mapping):
         raise ParamError(where, None, f"must be a mapping of parameters, got {type(params).__name__}")
-    r = _Reader(params, where)
+    r = _Reader(params, where, DEFAULTS)
     if params.get("epochs") is None:
         raise ParamError(where, "epochs", "is required (the number of epochs to train)")
     epochs = r.integer("epochs", params["epochs"], minimum=0)
@@ -314,7 +226,7 @@ def parse_params(params: Mapping[str, object], where: str = "gParameters") -> Ck
     def choice(allowed: tuple[str, ...]) -> Callable[[str, object], str]:
         return lambda key, value: r.choice(key, value, allowed)
 
-    best_last = r.optional("ckpt_best_metric_last", r.real)
+    best_last = r.optional("ckpt_best_metric_last", lambda k, v: r.real(k, v, finite=False))  # CANDLE's inf
     if best_last is not None and math.isnan(best_last):
         raise r.fail("ckpt_best_metric_last", params["ckpt_best_metric_last"], "a number, not NaN")
     metadata = params.get("metadata")

@@ -21,7 +21,9 @@ checkpoint at that time (`candle_restart.ckpt.info.commit_key`; None before the 
 when its key differs from the previous end's: N ends in a row without
 progress trip the breaker (`Ledger.stalled`).  An end recorded before
 ``ckpt`` existed (`UNKNOWN`) is given the benefit of the doubt.  A
-``retry_requested`` event starts all counts again.
+``retry_requested`` event starts all counts again.  A ``command`` without a
+``ckpt-info.json`` records the fingerprint of its own files instead, or `UNKNOWN`
+when its checkpoint directory shows nothing (`candle_restart.task.progress`).
 """
 
 from __future__ import annotations

@@ -5,8 +5,10 @@
   within the budget of the cause of its ends (`candle_restart.coordinator.causes`):
   ``max_preemptions`` signals, ``max_timeouts`` walltimes, ``max_node_failures``
   lost runners, ``max_oom`` kills for memory;
-* a preempted or failed task whose last ``no_progress_attempts`` ends committed no
-  newer checkpoint is given up, whatever the causes ("no progress in N attempts");
+* a preempted or failed task whose last ``no_progress_attempts`` ends showed no progress
+  (no newer checkpoint; for a ``command`` without one, no change to its own files in its
+  checkpoint directory: `candle_restart.task.progress`) is given up, whatever the causes
+  ("no progress in N attempts"); progress that cannot be seen never counts as none;
 * ``failed`` -> resubmit while fewer than ``max_failures`` failures, each
   after ``backoff_seconds * 2**(failures-1)`` on this host's clock (``TaskStatus.exit_age``);
   bad input is never retried;
@@ -121,7 +123,7 @@ def decide(status: TaskStatus, policy: Policy) -> Decision:
         if stalled and (state == "preempted" or status.retryable):
             return Decision(
                 "give_up",
-                f"no progress in {status.stalled} attempts (none committed a newer checkpoint; "
+                f"no progress in {status.stalled} attempts (none committed a newer checkpoint or changed its files; "
                 f"the last ended: {status.cause}): {status.reason}",
             )
     if state == "preempted":

@@ -51,6 +51,7 @@ from candle_restart.records.jsontypes import JsonObject
 from candle_restart.records.localtier import describe_local_tier
 from candle_restart.records.taskstate import TaskState
 from candle_restart.task.process import oom_killed, pid_alive
+from candle_restart.task.progress import UNKNOWN, progress_key
 from candle_restart.task.taskdir import TaskDir
 
 __all__ = ["STATES", "State", "StatusExtra", "TaskStatus", "classify", "unreadable"]
@@ -178,10 +179,11 @@ def classify(task: TaskDir, backends: dict[str, Backend]) -> TaskStatus:
 def _classify_once(task: TaskDir, backends: dict[str, Backend]) -> TaskStatus:
     status = TaskStatus(task.task_id, "new", "never submitted")
     try:
-        status.params = task.load_spec().params
+        spec = task.load_spec()
     except CkptError as exc:
         status.state, status.reason, status.retryable = "failed", f"bad input: {exc}", False
         return status
+    status.params = spec.params
     intents, ledger = _journal_counts(status, task)
     corrupt = _checkpoint(status, task)
     state, state_problem = task.load_state()
@@ -226,6 +228,9 @@ def _classify_once(task: TaskDir, backends: dict[str, Backend]) -> TaskStatus:
     final = _final_state(status, backends) if status.state in ("preempted", "failed") else None
     if final and final.startswith("CANCELLED"):
         _cancelled_by_user(status, final)
+    if status.extra.runner_lost and spec.command and status.extra.ckpt_key is None:  # its own files, or unknown
+        unreadable = status.extra.ckpt_unreadable is not None
+        status.extra.ckpt_key = UNKNOWN if unreadable else progress_key(task.ckpts, None, command=True)
     _attribute_causes(status, ledger, state, final)
     if corrupt and status.state in ("preempted", "failed"):
         status.state, status.reason = "corrupt", f"no checkpoint verifies: {corrupt}"

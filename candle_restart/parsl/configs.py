@@ -17,6 +17,13 @@ job arrays) and ``provider``: keyword arguments for the Parsl provider class
 itself, checked against its signature (`check_provider_options`), with
 ``launcher`` given by name (``srun``, ``mpiexec``, ``aprun``, ``jsrun``, ...).
 
+Paths: Parsl writes its run directory (``run_root/.parsl``) into shell commands without
+quotes (the worker pool's ``--cert_dir``, ``--logdir``, the providers' submit scripts).  A run
+root whose path has a space or another shell-special character (`shell_unsafe`) is therefore
+given to a ``local`` executor through a link without them (`shell_safe_run_dir`: Parsl's files
+still land in ``run_root/.parsl``); the cluster kinds, whose workers run on other hosts where
+no such link exists, refuse it in one line before anything starts (`check_run_dir`).
+
 Every config uses the coordinator's retry handler
 (`candle_restart.parsl.backend.make_retry_handler`), so Parsl's ``retries``
 budget counts training errors only: a task that stopped on a signal is rerun
@@ -26,6 +33,7 @@ cap; bad input is never rerun.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import inspect
 import os
@@ -33,7 +41,8 @@ import re
 import shlex
 import shutil
 import sys
-from collections.abc import Callable, Mapping
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import cast
 
@@ -74,6 +83,46 @@ LAUNCHERS: dict[str, type[launchers.launchers.Launcher]] = {
 }
 # Set from the executor block itself (blocks, nodes_per_block, worker_init): not in ``provider``.
 _OWNED = {"init_blocks", "min_blocks", "max_blocks", "nodes_per_block", "channel"}
+
+
+_SHELL_SPECIAL = re.compile(r"[\s'\"\\$`&|;<>()*?\[\]{}#~!]|[^\x20-\U0010ffff]")
+
+
+def shell_unsafe(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` holds a character a shell would split on or expand (space, quote, ``$``...)."""
+    return _SHELL_SPECIAL.search(str(path)) is not None
+
+
+def check_run_dir(kind: str, run_dir: Path) -> None:
+    """RuntimeError (one line) when ``kind``'s workers could not be started from ``run_dir``."""
+    if kind != "local" and shell_unsafe(run_dir):
+        raise RuntimeError(
+            f"executor kind {kind}: the run root {str(run_dir.parent)!r} has a space or shell-special "
+            "character in its path, which Parsl's cluster providers put into shell commands unquoted; "
+            "move the run root, or use `candle-restart slurm` (job arrays quote every path)"
+        )
+
+
+@contextlib.contextmanager
+def shell_safe_run_dir(run_dir: Path) -> Iterator[str]:
+    """``run_dir`` itself, or while the context lasts a link to it whose path has no shell-special
+    character (in a private temporary folder, removed at the end)."""
+    if not shell_unsafe(run_dir):
+        yield str(run_dir)
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    base = tempfile.mkdtemp(prefix="candle-restart-parsl-")
+    if shell_unsafe(base):  # $TMPDIR has one too
+        os.rmdir(base)
+        base = tempfile.mkdtemp(prefix="candle-restart-parsl-", dir="/tmp")
+    link = os.path.join(base, "run")
+    os.symlink(os.path.abspath(run_dir), link)
+    try:
+        yield link
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(link)
+            os.rmdir(base)
 
 
 def check_provider_options(kind: str, options: Mapping[str, object]) -> tuple[str, str] | None:
@@ -142,6 +191,7 @@ def parsl_config(executor: ExecutorBlock, run_dir: Path, policy: Policy) -> Conf
     Raises RuntimeError (one line) when the kind needs a command this machine lacks (``flux``).
     """
     kind = executor.get("kind", KIND)
+    check_run_dir(kind, run_dir)
     workers = executor.get("max_workers", MAX_WORKERS)
     gpus = executor.get("gpus_per_node", GPUS_PER_NODE)
     if kind == "local":

@@ -26,7 +26,7 @@ from pathlib import Path
 from candle_restart.coordinator.backend import BatchSubmit, FinalState, Liveness, Reconcile, Submission
 from candle_restart.errors import CkptError
 from candle_restart.executor import SlurmOptions
-from candle_restart.slurm.script import list_lines, render, sbatch_command
+from candle_restart.slurm.script import list_lines, render, run_root_problem, sbatch_command
 from candle_restart.task.taskdir import TaskDir
 
 ALIVE = {
@@ -55,8 +55,12 @@ class SlurmMissing(CkptError):
 SUBMIT_COMMANDS = ("sbatch", "squeue")  # what submitting and watching a job needs
 
 
-def require_slurm(where: str, key: str | None = "executor.kind") -> None:
-    """Raise `SlurmMissing` (one line naming ``where`` and ``key``) unless sbatch and squeue are on PATH."""
+def require_slurm(where: str, key: str | None = "executor.kind", run_root: Path | None = None) -> None:
+    """Raise `SlurmMissing` (one line naming ``where`` and ``key``) unless sbatch and squeue are on PATH,
+    and (given ``run_root``) unless a job array can run tasks under it (`run_root_problem`)."""
+    problem = run_root_problem(run_root) if run_root is not None else None
+    if problem:
+        raise SlurmMissing(where, "run_root", f"{problem}; choose another run root")
     missing = [name for name in SUBMIT_COMMANDS if shutil.which(name) is None]
     if missing:
         raise SlurmMissing(

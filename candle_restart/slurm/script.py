@@ -12,7 +12,10 @@ Directives: ``--array=0-(n-1)[%throttle]``, ``--requeue`` (or
 (a rerun must not truncate the log), and time, partition, account, qos, gres, gpus-per-task and extra lines
 from the sweep YAML's ``executor.slurm``.  The output of each element goes
 under ``run_root/.slurm/``, named on sbatch's command line (`sbatch_command`),
-so a run root whose path has spaces needs no quoting inside ``#SBATCH``.  With ``self_requeue: true`` a task
+so a run root whose path has spaces needs no quoting inside ``#SBATCH``; a ``%`` of the path
+is doubled there (sbatch reads ``%`` as a file name pattern), and a run root that sbatch or the
+list file cannot carry (a backslash, which turns sbatch's patterns off; a tab or newline) is
+refused in one line before anything is written (`check_run_root`).  With ``self_requeue: true`` a task
 that stopped on the warning signal requeues its own array element after its
 checkpoint is committed, so one allocation request carries it to the end.
 """
@@ -51,9 +54,24 @@ def _flag(flag: str) -> str:
     return f"#SBATCH --{flag}"
 
 
+def run_root_problem(run_root: Path) -> str | None:
+    """Why a job array cannot run tasks under ``run_root`` (None: it can)."""
+    text = str(run_root)
+    if "\\" in text:
+        return f"{text!r} has a backslash, which makes sbatch write every element's output to one file"
+    if "\t" in text or "\n" in text:
+        return f"{text!r} has a tab or newline, which the array's list file cannot hold"
+    return None
+
+
 def sbatch_command(script: Path, job_name: str, log_dir: Path) -> list[str]:
-    """The ``sbatch`` argv that submits ``script``, each element's output in ``log_dir``."""
-    return ["sbatch", "--parsable", f"--output={log_dir / f'{job_name}-%A_%a.out'}", str(script)]
+    """The ``sbatch`` argv that submits ``script``, each element's output in ``log_dir``
+    (its ``%`` doubled: sbatch's file name patterns start with one)."""
+    problem = run_root_problem(log_dir)
+    if problem:
+        raise ValueError(problem)
+    pattern = str(log_dir).replace("%", "%%") + f"/{job_name}-%A_%a.out"
+    return ["sbatch", "--parsable", f"--output={pattern}", str(script)]
 
 
 def render(

@@ -19,6 +19,10 @@ the table and one line saying how to continue, and returns 130 (`EXIT_INTERRUPTE
 processes are started with SIGINT ignored, so a terminal's Ctrl-C (sent to the
 whole foreground process group) reaches only the driver.
 
+Submitted tasks that wait `WORKER_WAIT_SECONDS` without any starting are reported in one line
+(Parsl's workers never started, or cannot connect); a ``local`` sweep then stops with exit 1,
+a cluster's keeps waiting for its blocks.
+
 The ``demo`` block of the YAML (off unless present) makes the driver send a
 real SIGUSR1 to one task's runner mid-training, ``signals`` times, so a
 preemption and its resume can be watched.
@@ -26,6 +30,7 @@ preemption and its resume can be watched.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -44,16 +49,19 @@ from candle_restart.ckpt.preempt import EXIT_INTERRUPTED
 from candle_restart.coordinator import Backend, Policy, TaskStatus, resume, scan
 from candle_restart.coordinator.policy import with_values
 from candle_restart.coordinator.report import summary, table
+from candle_restart.coordinator.resume import ResumeOutcome
 from candle_restart.errors import CkptError
 from candle_restart.records.epochs import count_events, events_path
 from candle_restart.sweep.expand import expand
 from candle_restart.sweep.schema import Sweep
+from candle_restart.sweep.yamlfile import SweepError
 from candle_restart.task.launch import task_params
 from candle_restart.task.process import pid_alive
 from candle_restart.task.taskdir import TaskDir
 
 Log = Callable[[str], None]
 STOP_WAIT_SECONDS = 60.0  # how long Ctrl-C waits for the running tasks' checkpoints
+WORKER_WAIT_SECONDS = 180.0  # how long submitted tasks may wait for a Parsl worker before the driver says so
 
 
 def policy_of(sweep: Sweep) -> Policy:
@@ -206,17 +214,58 @@ class _DemoPreemption:
         self.log(f"demo: sent SIGUSR1 to {self.task.task_id} (pid {pid}) mid-training")
 
 
+class _WorkerWatch:
+    """Says so when submitted tasks wait `WORKER_WAIT_SECONDS` while no runner of the sweep runs and
+    none starts (Parsl's workers did not start, or cannot connect); a ``local`` sweep then stops
+    (nothing else would start them), a cluster's waits on (its blocks may be queued)."""
+
+    def __init__(self, kind: str, tasks: list[TaskDir], run_dir: Path, log: Log) -> None:
+        self.kind, self.tasks, self.run_dir, self.log = kind, tasks, run_dir, log
+        self.since: float | None = None  # since when tasks have waited with no runner running
+        self.starts: int | None = None
+        self.said = False
+
+    def _busy(self) -> bool:
+        """A runner of the sweep is running: the workers exist."""
+        if self.kind == "local":
+            return any(_local_runner(t) is not None for t in self.tasks)
+        return any((t.read_state()[0] or {}).get("status") == "running" for t in self.tasks)
+
+    def check(self, outcomes: list[ResumeOutcome], waiting: bool) -> bool:
+        """False when the sweep should stop: a local executor whose workers never started."""
+        starts = sum(o.status.attempts for o in outcomes)
+        if starts != self.starts or not waiting or self._busy():
+            self.starts, self.since = starts, time.monotonic()
+            return True
+        if self.said or time.monotonic() - (self.since or 0.0) < WORKER_WAIT_SECONDS:
+            return True
+        self.said = True
+        where = f"Parsl's worker logs are under {self.run_dir}"
+        if self.kind == "local":
+            self.log(
+                f"no task started in {WORKER_WAIT_SECONDS:.0f} s: Parsl's local workers never started "
+                f"({where}); stopping"
+            )
+            return False
+        self.log(f"no task started in {WORKER_WAIT_SECONDS:.0f} s: are the {self.kind} blocks queued? ({where})")
+        return True
+
+
 def run_sweep(sweep: Sweep, *, log: Log = print, poll_seconds: float = 2.0) -> int:
     """Run ``sweep`` to the end; return 0 when every task completed, 1 otherwise, 130 when interrupted."""
     if sweep.executor["kind"] == "slurm":
         from candle_restart.slurm import require_slurm
 
-        require_slurm(str(sweep.source))  # one line, exit 2, before anything is written
+        require_slurm(str(sweep.source), run_root=sweep.run_root)  # one line, exit 2, before anything is written
     import parsl
 
     from candle_restart.parsl import STOP_RETRIES, ParslBackend
-    from candle_restart.parsl.configs import parsl_config
+    from candle_restart.parsl.configs import check_run_dir, parsl_config, shell_safe_run_dir
 
+    try:  # a path Parsl cannot quote: one line, before anything is written
+        check_run_dir(sweep.executor["kind"], sweep.run_root / ".parsl")
+    except RuntimeError as exc:
+        raise SweepError(str(sweep.source), "run_root", str(exc)) from None
     expansion = expand(sweep)
     log(f"sweep {sweep.name}: {len(expansion.tasks)} tasks in {sweep.run_root} ({expansion.created} new)")
     policy = policy_of(sweep)
@@ -225,7 +274,8 @@ def run_sweep(sweep: Sweep, *, log: Log = print, poll_seconds: float = 2.0) -> i
     if all(s.state == "completed" for s in before):
         log(f"nothing to do: all {len(before)} tasks are completed; nothing submitted")
         return 0
-    run_dir = sweep.run_root / ".parsl"
+    paths = contextlib.ExitStack()  # Parsl's run dir, through a link when its path needs quoting
+    run_dir = Path(paths.enter_context(shell_safe_run_dir(sweep.run_root / ".parsl")))
     config = parsl_config(sweep.executor, run_dir, policy)
     demo = None
     if sweep.demo is not None:
@@ -238,10 +288,14 @@ def run_sweep(sweep: Sweep, *, log: Log = print, poll_seconds: float = 2.0) -> i
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
     try:  # Parsl's interchange and worker blocks inherit SIGINT ignored: Ctrl-C is the driver's
         dfk = parsl.load(config)
+    except BaseException:
+        paths.close()
+        raise
     finally:
         if main:
             signal.signal(signal.SIGINT, interrupt)
     started = time.monotonic()
+    workers = _WorkerWatch(sweep.executor["kind"], expansion.tasks, sweep.run_root / ".parsl", log)
     asked: set[str] = set()
     STOP_RETRIES.clear()
     try:
@@ -261,6 +315,8 @@ def run_sweep(sweep: Sweep, *, log: Log = print, poll_seconds: float = 2.0) -> i
             if all(o.final for o in outcomes):
                 break
             pending = backend.pending()
+            if not workers.check(outcomes, bool(pending)):
+                break
             timeout = 0.5 if demo and demo.left else poll_seconds
             if pending:
                 wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
@@ -277,6 +333,7 @@ def run_sweep(sweep: Sweep, *, log: Log = print, poll_seconds: float = 2.0) -> i
     finally:
         dfk.cleanup()
         parsl.clear()
+        paths.close()
         if main:
             signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
         STOP_RETRIES.clear()

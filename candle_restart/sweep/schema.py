@@ -26,6 +26,7 @@ is 7200) is refused with the quoted form to write instead.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Set as AbstractSet
@@ -108,6 +109,9 @@ class Sweep:
     dir_flags: bool = True  # a command gets --ckpt_directory= and --output_dir=
 
 
+MAX_INTEGER = 10**18  # no count, limit or size of a sweep comes near it
+
+
 class _Checker:
     """Type checks that name the file, the line and the dotted key."""
 
@@ -154,13 +158,24 @@ class _Checker:
     def integer(self, value: object, path: tuple[str, ...], minimum: int) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise self.fail(path, f"must be an integer >= {minimum}, got {value!r}")
+        if value >= MAX_INTEGER:
+            raise self.fail(path, f"must be an integer below {MAX_INTEGER:.0e}, got {value!r}")
         return value
 
     def number(self, value: object, path: tuple[str, ...]) -> float:
-        """``value`` unchanged (an int stays an int) when it is a number >= 0."""
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise self.fail(path, f"must be a number >= 0, got {value!r}")
+        """``value`` unchanged (an int stays an int) when it is a finite number >= 0."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < MAX_INTEGER:
+            raise self.fail(path, f"must be a finite number >= 0, got {value!r}")
         return value
+
+    def finite(self, value: object, path: tuple[str, ...]) -> None:
+        """Every float inside ``value`` (a params or vary tree) is finite: NaN and infinity are not
+        values a task can be given (``task.json`` is strict JSON)."""
+        if isinstance(value, float) and not math.isfinite(value):
+            raise self.fail(path, f"must be a finite number, got {value!r}")
+        items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        for key, item in items:
+            self.finite(item, (*path, str(key)))
 
 
 def _check_vary(
@@ -341,6 +356,8 @@ def parse_sweep(source: str | os.PathLike[str]) -> Sweep:
         raise c.fail(("run_root",), f"must be a path, got {run_root!r}")
     program = check_program(c, data)
     params = c.mapping(data.get("params", {}), ("params",))
+    c.finite(params, ("params",))
+    c.finite(data.get("vary", {}), ("vary",))
     grid, explicit, random = _check_vary(c, c.mapping(data.get("vary", {}), ("vary",), VARY_KEYS))
     executor = _check_executor(c, data.get("executor", {}))
     restart = _check_restart(c, data.get("restart", {}))

@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from candle_restart.errors import CkptError
-from candle_restart.records.jsonio import utf8
+from candle_restart.records.jsonio import MAX_INT_DIGITS, utf8
 
 
 class SweepError(CkptError):
@@ -27,6 +27,14 @@ class _TooDeep(Exception):
     pass
 
 
+class _TooLong(Exception):
+    """A plain scalar that YAML would read as an integer of more digits than JSON files may hold."""
+
+    def __init__(self, line: int, digits: int) -> None:
+        self.line, self.digits = line, digits
+
+
+_LONG_INT = re.compile(rf"^[-+]?[0-9_]{{{MAX_INT_DIGITS + 1},}}$")  # past what a task.json may hold
 _BASE60 = re.compile(r"^[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?$")  # YAML 1.1's sexagesimal numbers
 
 
@@ -49,6 +57,8 @@ def _walk(
         return sizes[id(node)]
     if depth > MAX_DEPTH:
         raise _TooDeep
+    if isinstance(node, yaml.ScalarNode) and not node.style and _LONG_INT.match(node.value):
+        raise _TooLong(node.start_mark.line + 1, sum(c.isdigit() for c in node.value))
     out.setdefault(path, node.start_mark.line + 1)
     if (
         base60 is not None
@@ -104,4 +114,8 @@ def load_yaml(
         raise SweepError(where, None, f"is not valid YAML: {problem}") from None
     except (_TooDeep, RecursionError):
         raise deep from None
+    except _TooLong as exc:
+        raise SweepError(
+            f"{source}:{exc.line}", None, f"has an integer of {exc.digits} digits (at most {MAX_INT_DIGITS})"
+        ) from None
     return data, lines

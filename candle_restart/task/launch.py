@@ -55,6 +55,7 @@ from candle_restart.errors import (
 )
 from candle_restart.records.jsontypes import JsonObject
 from candle_restart.records.taskstate import TaskStatusName
+from candle_restart.task.orphans import cannot_run, guarded_argv
 from candle_restart.task.taskdir import TaskDir, TaskError, TaskSpec
 
 # Errors that a retry cannot fix: wrong parameters, a task.json or checkpoint that does not fit.
@@ -259,8 +260,10 @@ def run_command(spec: TaskSpec, params: JsonObject, task: TaskDir, attempt: int)
     out.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **task_environment(params, task, attempt)}
     with open(out, "ab") as fo, open(err, "ab") as fe:
-        try:
-            proc = subprocess.Popen(argv, stdout=fo, stderr=fe, cwd=task.path, env=env)
+        try:  # dies with this runner; its own session, so a signal reaches its whole group
+            proc = subprocess.Popen(
+                guarded_argv(argv), stdout=fo, stderr=fe, cwd=task.path, env=env, start_new_session=True
+            )
         except OSError as exc:
             raise TaskError(
                 str(task.task_file), "command", f"cannot run {argv[0]!r}: {exc.strerror}"
@@ -269,8 +272,8 @@ def run_command(spec: TaskSpec, params: JsonObject, task: TaskDir, attempt: int)
 
         def forward(signum: int, _frame: FrameType | None) -> None:
             forwarded.append(signum)
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signum)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signum)
 
         previous = {sig: signal.signal(sig, forward) for sig in armed_signals()}
         if REQUEST.requested and REQUEST.signum is not None:  # arrived before the child existed
@@ -283,12 +286,15 @@ def run_command(spec: TaskSpec, params: JsonObject, task: TaskDir, attempt: int)
     if rc in (EXIT_COMPLETED, EXIT_RESUME):
         return ProgramOutcome(rc, f"the command exited {rc}")
     tail = _tail(err)
+    unrunnable = cannot_run(rc, tail)
+    if unrunnable:
+        raise TaskError(str(task.task_file), "command", unrunnable)
     if rc == EXIT_BAD_INPUT:
         return ProgramOutcome(rc, _why(f"the command exited {rc}", tail), tail)
     if rc < 0:
         name = signal.Signals(-rc).name
-        if -rc in forwarded and newest_checkpoint(task) is not None:
-            return ProgramOutcome(EXIT_RESUME, f"the command died of the forwarded {name}; a checkpoint exists")
+        if -rc in forwarded:  # a preemption it did not handle (or got before arming): resumable all the same
+            return ProgramOutcome(EXIT_RESUME, f"the command died of the forwarded {name}")
         return ProgramOutcome(EXIT_TRAINING_ERROR, _why(f"the command was killed by {name}", tail), tail)
     return ProgramOutcome(EXIT_TRAINING_ERROR, _why(f"the command exited {rc}", tail), tail)
 

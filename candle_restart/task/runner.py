@@ -13,7 +13,8 @@
      gParameters (CANDLE's ``run(gParameters)``); the callback sees the
      signal at the next batch end, commits and raises `Preempted`;
    * ``command``: run as a child with ``--key value`` arguments (one argv
-     item each: no shell ever sees a value); the signals are forwarded;
+     item each: no shell ever sees a value), in a session of its own whose
+     process group dies with this runner; the signals are forwarded to the group;
 
    (both in `candle_restart.task.launch`, which also says what a task receives);
 
@@ -27,7 +28,12 @@ A directory without ``task.json`` is not a task: exit 2, nothing written.
 The runner holds the task's run lease (``.run.lock``, see
 `candle_restart.ckpt.lease`) for its whole life, whether a backend started it
 or a user did by hand: a second runner of a live task does not train, writes
-nothing into ``state.json``, journals ``run_refused`` and exits 3.
+nothing into ``state.json``, journals ``run_refused`` and exits 3.  A task's
+processes live and die together (`candle_restart.task.orphans`): holding the
+lease, a runner first ends what an earlier attempt left on this host (its runner
+was killed; the pids go into ``start`` as ``ended_pids``) and refuses to run,
+as above, while one cannot be ended; when its training ends, it ends what the
+training left behind.
 
 Exit codes (DESIGN): 0 completed, 75 stopped on a signal after committing a
 checkpoint (resume me), 1 the training raised an error, 2 bad input, 3 not
@@ -40,6 +46,7 @@ import os
 import signal
 import subprocess
 import sys
+import traceback
 from dataclasses import replace
 
 from candle_restart.ckpt import parse_params
@@ -55,6 +62,7 @@ from candle_restart.ckpt.preempt import (
     EXIT_BUSY,
     EXIT_COMPLETED,
     EXIT_RESUME,
+    EXIT_TRAINING_ERROR,
     REQUEST,
     arm,
 )
@@ -69,9 +77,10 @@ from candle_restart.records.journal import (
     SUBMIT_INTENT,
     JournalEvent,
 )
-from candle_restart.records.jsontypes import JsonObject
+from candle_restart.records.jsontypes import JsonObject, JsonValue
 from candle_restart.records.taskstate import TaskState
 from candle_restart.task.launch import (
+    TAIL_LINES,
     ProgramOutcome,
     make_default_output,
     newest_checkpoint,
@@ -79,7 +88,9 @@ from candle_restart.task.launch import (
     run_entry,
     task_params,
 )
+from candle_restart.task.orphans import end_processes, task_processes
 from candle_restart.task.process import process_start
+from candle_restart.task.progress import progress_key
 from candle_restart.task.result import jsonable, metric_summary
 from candle_restart.task.taskdir import TaskDir, now_iso
 
@@ -171,12 +182,33 @@ def run_task(path: str | os.PathLike[str]) -> int:
         _say(f"{exc}; not running")
         return EXIT_BUSY
     try:
-        return _run_holding_lease(task, lease)
+        left = task_processes(task.path)
+        ended: list[int] = []
+        if left:  # an earlier attempt's runner was killed: its processes go before this one starts
+            _say(f"{task.task_id}: ending {len(left)} process(es) an earlier attempt left: pids {sorted(left)}")
+            alive = end_processes(left)
+            if alive:
+                why = f"processes of an earlier attempt could not be ended: pids {alive}"
+                _journal_refusal(task, why)
+                _say(f"{task.task_id}: {why}; not running")
+                return EXIT_BUSY
+            ended = sorted(left)
+        return _run_holding_lease(task, lease, ended)
     finally:
         lease.release()
 
 
-def _run_holding_lease(task: TaskDir, lease: Lease) -> int:
+def _end_leftovers(task: TaskDir) -> None:
+    """End what the attempt's training left running (its processes live and die together)."""
+    left = task_processes(task.path)
+    if left:
+        _say(f"{task.task_id}: ending {len(left)} process(es) the training left: pids {sorted(left)}")
+        alive = end_processes(left)
+        if alive:
+            _say(f"{task.task_id}: could not end pids {alive}")
+
+
+def _run_holding_lease(task: TaskDir, lease: Lease, ended: list[int]) -> int:
     generation = _generation()
     if _stale(task, generation):
         ident_now: JsonObject = {**writer_identity()}  # widened to JSON for the event
@@ -189,14 +221,17 @@ def _run_holding_lease(task: TaskDir, lease: Lease) -> int:
         {"status": "running", "attempt": attempt, "started": now_iso(), **ident, "generation": generation},
         str(task.state_file),
     )
-    task.append_run_event(JournalEvent(START, attempt=attempt, generation=generation, extras=ident))
+    started: JsonObject = {**ident, "ended_pids": list[JsonValue](ended)} if ended else ident
+    task.append_run_event(JournalEvent(START, attempt=attempt, generation=generation, extras=started))
     task.write_state(running)
 
     def disarm() -> None:
         pass
 
+    command = False  # a command keeping its own files shows progress by them (task.progress)
     try:
         spec = task.load_spec()
+        command = spec.command is not None
         params = task_params(spec, task)
         make_default_output(params, task)
         settings = parse_params(with_environment(params), where=f"{task.task_file}: params")
@@ -205,6 +240,11 @@ def _run_holding_lease(task: TaskDir, lease: Lease) -> int:
         outcome = run(spec, params, task, attempt)
     except CkptError as exc:
         outcome = ProgramOutcome(EXIT_BAD_INPUT, str(exc))
+    except Exception as exc:  # a defect of this runner: recorded as a failed attempt, never left `running`
+        tail = traceback.format_exc().rstrip().splitlines()[-TAIL_LINES:]
+        _say("\n".join(tail))
+        outcome = ProgramOutcome(EXIT_TRAINING_ERROR, f"{type(exc).__name__}: {exc}", tail)
+    _end_leftovers(task)
     try:  # still armed: a late signal (Slurm's TERM after USR1) cannot kill the recording
         result, note = jsonable(outcome.result)
         checkpoint = _checkpoint_summary(task)
@@ -238,7 +278,7 @@ def _run_holding_lease(task: TaskDir, lease: Lease) -> int:
                     status=outcome.status,
                     reason=outcome.reason,
                     cause=outcome.cause,  # why it ended (candle_restart.coordinator.causes)
-                    ckpt=commit_key(checkpoint),  # did this attempt commit anything newer?
+                    ckpt=commit_key(checkpoint) or progress_key(task.ckpts, None, command),  # any progress?
                     generation=generation,
                     extras=ident,
                 )

@@ -59,6 +59,22 @@ def test_output_path_with_spaces_goes_on_the_command_line() -> None:
     ]
 
 
+HOSTILE = Path("/scratch/my proj/$HOME 'q' `id` ;x 100%j")  # every shell-special character a user may type
+
+
+def test_shell_special_run_root_is_quoted_in_the_script() -> None:
+    text = render("cr-batch", HOSTILE / ".slurm" / "cr-batch.tsv", 3, {}, python="/opt/my venv/bin/python")
+    _check("array-hostile-path.sbatch", text)
+
+
+def test_output_path_doubles_percent_and_refuses_what_sbatch_cannot_take() -> None:
+    argv = sbatch_command(HOSTILE / ".slurm" / "cr-batch.sbatch", "cr-batch", HOSTILE / ".slurm")
+    assert argv[2] == "--output=/scratch/my proj/$HOME 'q' `id` ;x 100%%j/.slurm/cr-batch-%A_%a.out"
+    assert argv[3] == str(HOSTILE / ".slurm" / "cr-batch.sbatch")  # one argv item: no shell sees it
+    with pytest.raises(ValueError, match="backslash"):
+        sbatch_command(Path("/a\\b/x.sbatch"), "cr-batch", Path("/a\\b"))
+
+
 def test_list_file_matches_its_golden_file() -> None:
     items = [(TaskDir(RUN / f"t{i:03d}"), g) for i, g in enumerate((1, 4, 2))]
     _check("array.tsv", list_lines(items))

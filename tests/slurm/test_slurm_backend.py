@@ -309,3 +309,21 @@ def test_self_requeue_on_the_warning_signal_carries_the_task_to_its_end(
     starts = _starts(task)
     assert len(starts) == 2 and starts[1].get("restart_count") == "1"
     assert _states(run_root, SlurmBackend()) == {"completed": 1}
+
+
+def test_a_run_root_with_shell_special_characters_is_preempted_and_resumed(tmp_path: Path, slurm_conf: str) -> None:
+    base = tmp_path / "my proj $HOME 'q' `id` ;x 100%j"  # quoted in the script; % doubled for --output (%j is the job id)
+    base.mkdir()
+    run_root = base / "runs"
+    _submit(_sweep(base, "odd", [{"preempt_at": 1}]), slurm_conf)
+    backend = SlurmBackend()
+    _wait_job(_jobs(run_root)[-1])
+    [outcome] = _resume(run_root, backend)
+    assert outcome.status.state == "preempted" and outcome.decision.action == "submit", outcome
+    _wait_job(_jobs(run_root)[-1])
+    assert _states(run_root, backend) == {"completed": 1}
+    outputs = sorted(p.name for p in (run_root / ".slurm").glob("*.out"))
+    jobs = _jobs(run_root)
+    assert len(outputs) == 2 and all(any(f"-{job}_0.out" in name for name in outputs) for job in jobs), outputs
+    task = TaskDir(next(run_root.glob("odd-*")))
+    assert [e["status"] for e in task.read_journal() if e["event"] == "exit"] == ["preempted", "completed"]

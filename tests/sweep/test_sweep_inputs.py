@@ -201,3 +201,23 @@ def test_progress_counts_match_the_table_and_eta_counts_only_this_run() -> None:
     assert "2 preemptions and 1 failures so far" in line
     assert eta(statuses, 0.0, 0, done_before=2) == "-"  # both were completed by an earlier run
     assert eta(statuses, 0.0, 0, done_before=1).endswith(" s")
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ("restart: {backoff_seconds: .inf}", "restart.backoff_seconds: must be a finite number >= 0, got inf"),
+        ("restart: {backoff_seconds: .nan}", "restart.backoff_seconds: must be a finite number >= 0, got nan"),
+        ("params: {epochs: 2, lr: .nan}", "params.lr: must be a finite number, got nan"),
+        ("vary: {grid: {lr: [0.1, -.inf]}}", "vary.grid.lr.1: must be a finite number, got -inf"),
+        ("executor: {kind: slurm, slurm: {throttle: " + "9" * 30 + "}}", "executor.slurm.throttle: must be an integer below"),
+        ("vary: {grid: {n: [" + "9" * 5000 + "]}}", ":5: has an integer of 5000 digits (at most 100)"),
+    ],
+)
+def test_non_finite_and_huge_numbers_are_refused_in_one_line(tmp_path: Path, extra: str, message: str) -> None:
+    (tmp_path / "t.py").write_text("")
+    source = _yaml(tmp_path, f"name: s\nrun_root: runs\ncommand: [python3, t.py]\nparams: {{epochs: 2}}\n{extra}\n")
+    with pytest.raises(SweepError) as err:
+        parse_sweep(source)
+    assert message in str(err.value) and "\n" not in str(err.value) and len(str(err.value)) < 400
+    assert not (tmp_path / "runs").exists()
