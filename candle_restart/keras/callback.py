@@ -47,7 +47,7 @@ from candle_restart.ckpt.preempt import REQUEST, Preempted, arm
 from candle_restart.ckpt.restarter import CandleDict
 from candle_restart.errors import ParamError
 from candle_restart.keras import archive
-from candle_restart.keras.internals import metric_direction
+from candle_restart.keras.internals import metric_direction, sync_training_state
 from candle_restart.keras.snapshot import HostCopies, KerasSnapshot, take_snapshot
 from candle_restart.keras.state import (
     add_metrics,
@@ -100,6 +100,8 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
 
     @property
     def model(self) -> keras.Model:
+        """The model, its variables holding the live training state (as Keras' own ``Callback.model``)."""
+        sync_training_state(self._model)  # JAX keeps them aside inside an epoch: a snapshot would read stale ones
         return self._model
 
     def set_model(self, model: keras.Model) -> None:
