@@ -120,3 +120,25 @@ def progress(fd: int, proc: subprocess.Popen[str]) -> Iterator[tuple[int, int]]:
                 line, buffered = buffered.split(b"\n", 1)
                 epoch, batch = map(int, line.split())
                 yield epoch, batch
+
+
+class Lockstep:
+    """A progress FIFO (as `open_progress`) whose writer, the example's reporter, waits at every
+    batch end for this side's go-ahead: a signal sent on seeing (epoch, batch) lands there, however
+    fast the training runs.  `close` lets the training run free (and must be called)."""
+
+    def __init__(self, fifo: Path) -> None:
+        self.fd = open_progress(fifo)
+        ack = fifo.with_name(fifo.name + ".ack")
+        os.mkfifo(ack)
+        self.ack = os.open(ack, os.O_RDWR)  # the writer end, held before the training opens it to read
+
+    def batches(self, proc: subprocess.Popen[str]) -> Iterator[tuple[int, int]]:
+        """(epoch, batch) pairs as `progress`; the training goes on past one when the next is asked for."""
+        for reported in progress(self.fd, proc):
+            yield reported
+            os.write(self.ack, b"g")
+
+    def close(self) -> None:
+        os.close(self.ack)
+        os.close(self.fd)
