@@ -18,10 +18,12 @@ import keras
 import numpy as np
 import pytest
 
-from candle_restart.ckpt import CkptLayout
+from candle_restart.ckpt import CkptLayout, CorruptCheckpointError
 from candle_restart.ckpt.preempt import REQUEST, Preempted
 from candle_restart.keras import CandleCkptKeras, rngs
-from candle_restart.keras.state import saved_arrays
+from candle_restart.keras.npz import read_npz, write_npz
+from candle_restart.keras.state import load_state, save_state, saved_arrays
+from candle_restart.records.trainstate import decode_manifest
 from tests.keras.test_fit_inputs import BATCH, X, Y, _model, _RequestAt
 
 pytestmark = pytest.mark.backends
@@ -74,3 +76,19 @@ def test_the_global_generators_come_back_to_their_saved_state() -> None:
     restored = rngs.restore(saved)
     assert draws() == first
     assert ("torch.cpu" in restored) == (keras.backend.backend() == "torch")
+
+
+def test_a_forged_generator_state_is_refused_naming_the_file(tmp_path: Path) -> None:
+    model = _model()
+    path = tmp_path / "train_state.npz"
+    save_state(model, path)
+    arrays = read_npz(path)
+    manifest = decode_manifest(str(arrays["__manifest__"]))
+    index = [e["path"] for e in manifest["rng"]].index("numpy.random")
+    arrays[f"rng/{index}"] = arrays[f"rng/{index}"][:-1]  # one byte short
+    manifest["rng"][index]["shape"] = [arrays[f"rng/{index}"].size]
+    arrays["__manifest__"] = np.array(json.dumps(manifest))
+    with open(path, "wb") as f:
+        write_npz(f, arrays)
+    with pytest.raises(CorruptCheckpointError, match=r"train_state\.npz: rng: numpy\.random: its state must be"):
+        load_state(_model(), path)
