@@ -46,10 +46,12 @@ def test_a_checkpoint_inside_an_epoch_holds_the_live_state_and_is_written_in_the
 ) -> None:
     model = _model()
     ckpt = _Recording({"epochs": 2, "ckpt_directory": str(tmp_path / "c"), "ckpt_save_best": False}, logger=None)
-    with pytest.raises(Preempted):
-        model.fit(X, Y, epochs=2, batch_size=BATCH, shuffle=False, verbose=0, callbacks=[_RequestAt(1, 2), ckpt])
-    ckpt._disarm()
-    REQUEST.clear()
+    try:
+        with pytest.raises(Preempted):
+            model.fit(X, Y, epochs=2, batch_size=BATCH, shuffle=False, verbose=0, callbacks=[_RequestAt(1, 2), ckpt])
+    finally:  # the handlers and the request are this process's: leave none to the next test
+        ckpt._disarm()
+        REQUEST.clear()
     live = [np.array(v) for v in [*model.variables, *model.optimizer.variables]]  # put back as fit ended
     layout = CkptLayout.at(tmp_path / "c")
     manifest, saved = saved_arrays(layout.last / "train_state.npz")
