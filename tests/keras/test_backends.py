@@ -45,10 +45,14 @@ def test_a_checkpoint_inside_an_epoch_holds_the_live_state_and_is_written_in_the
     tmp_path: Path,
 ) -> None:
     model = _model()
-    ckpt = _Recording({"epochs": 2, "ckpt_directory": str(tmp_path / "c"), "ckpt_save_best": False}, logger=None)
+    ckpt = _Recording(
+        {"epochs": 2, "ckpt_directory": str(tmp_path / "c"), "ckpt_save_best": False}, logger=None
+    )
     try:
         with pytest.raises(Preempted):
-            model.fit(X, Y, epochs=2, batch_size=BATCH, shuffle=False, verbose=0, callbacks=[_RequestAt(1, 2), ckpt])
+            model.fit(
+                X, Y, epochs=2, batch_size=BATCH, shuffle=False, verbose=0, callbacks=[_RequestAt(1, 2), ckpt]
+            )
     finally:  # the handlers and the request are this process's: leave none to the next test
         ckpt._disarm()
         REQUEST.clear()
@@ -69,7 +73,9 @@ def test_the_global_generators_come_back_to_their_saved_state() -> None:
             import torch
 
             values.append(float(torch.rand(1)[0]))
-            values.append(float(torch.nn.functional.dropout(torch.ones(64), 0.5).sum()))  # an unseeded Dropout
+            values.append(
+                float(torch.nn.functional.dropout(torch.ones(64), 0.5).sum())
+            )  # an unseeded Dropout
         return values
 
     saved = rngs.capture()
@@ -92,5 +98,40 @@ def test_a_forged_generator_state_is_refused_naming_the_file(tmp_path: Path) -> 
     arrays["__manifest__"] = np.array(json.dumps(manifest))
     with open(path, "wb") as f:
         write_npz(f, arrays)
-    with pytest.raises(CorruptCheckpointError, match=r"train_state\.npz: rng: numpy\.random: its state must be"):
+    with pytest.raises(
+        CorruptCheckpointError, match=r"train_state\.npz: rng: numpy\.random: its state must be"
+    ):
         load_state(_model(), path)
+
+
+def test_a_plain_fit_that_shuffles_resumes_exactly_at_an_epoch_end(tmp_path: Path) -> None:
+    """``model.fit(shuffle=True, initial_epoch=...)``: Keras 3.15 draws each epoch's order from NumPy's
+    global generator (JAX) or torch's (torch), which the checkpoint carries."""
+    if keras.backend.backend() == "tensorflow":
+        pytest.skip("TensorFlow's fit(shuffle=True) shuffles by op seeds that no saved state restores")
+
+    def train(ckpt_dir: str, epochs: int) -> Any:
+        model = _model()
+        ckpt = CandleCkptKeras(
+            {"epochs": 4, "ckpt_directory": ckpt_dir, "ckpt_save_best": False}, logger=None
+        )
+        ckpt.set_model(model)
+        J = ckpt.restart(model)
+        model.fit(
+            X,
+            Y,
+            epochs=epochs,
+            initial_epoch=J["epoch"] if J else 0,
+            batch_size=BATCH,
+            shuffle=True,
+            verbose=0,
+            callbacks=[ckpt],
+        )
+        return model
+
+    whole = train(str(tmp_path / "a"), 4)
+    train(str(tmp_path / "b"), 2)
+    resumed = train(str(tmp_path / "b"), 4)
+    assert [np.array(v).tobytes() for v in whole.variables] == [
+        np.array(v).tobytes() for v in resumed.variables
+    ]
