@@ -31,6 +31,22 @@ $(VENV)-torch/.installed: setup.cfg pyproject.toml
 
 venv-backends: $(VENV)-jax/.installed $(VENV)-torch/.installed
 
+# The tests marked `backends` (exact resume at epoch ends and inside epochs, signal -> 75 -> resume,
+# kill -9, CANDLE's four steps), run under each backend in its venv; in the torch venv tests/torch too.
+# A venv that cannot be built (no wheel for this machine) is a skip that says why, or, with
+# CANDLE_RESTART_REQUIRE_BACKENDS=1 (.ci/run), a failure.
+BACKEND_TESTS = $(shell grep -rlE 'mark\.backends' tests --include='test_*.py' | sort)
+test-backends:
+	@for b in jax torch; do \
+	  if ! $(MAKE) --no-print-directory $(VENV)-$$b/.installed; then \
+	    if [ -n "$$CANDLE_RESTART_REQUIRE_BACKENDS" ]; then echo "test-backends: FAILED: $$b: its venv could not be built"; exit 1; fi; \
+	    echo "test-backends: SKIPPED $$b: its venv could not be built (no $$b wheel for this machine?)"; continue; \
+	  fi; \
+	  extra=""; if [ $$b = torch ] && [ -d tests/torch ]; then extra=tests/torch; fi; \
+	  KERAS_BACKEND=$$b $(VENV)-$$b/bin/python -m pytest -q -rs --durations=10 -m backends $(BACKEND_TESTS) || exit 1; \
+	  if [ -n "$$extra" ]; then KERAS_BACKEND=$$b $(VENV)-$$b/bin/python -m pytest -q -rs $$extra || exit 1; fi; \
+	done
+
 demo: venv
 	rm -rf demo-run
 	$(VENV)/bin/candle-restart sweep run configs/demo.yaml

@@ -18,10 +18,19 @@ A second signal changes nothing but the count: the first request is already
 being served.  `arm` nests: handlers are installed by the outermost caller
 (the task runner, or the callback when a script runs without the runner)
 and restored when it disarms.
+
+A process that ever armed a signal ignores it while it exits (an ``atexit``
+hook): CPython puts ``SIG_DFL`` back in place of Python handlers when the
+interpreter finalizes, so a late signal (Slurm's TERM after USR1, a second
+USR1) would otherwise kill a process that has already committed and is
+exiting 75 (measured: a process sent USR1 in a loop while it exited 75 died
+of it every time, under TensorFlow, JAX and torch).  Only ``SIGKILL`` ends a
+process stuck in its finalization.
 """
 
 from __future__ import annotations
 
+import atexit
 import signal
 import threading
 import time
@@ -70,6 +79,7 @@ class PreemptionRequest:
     halted: str = ""  # why the training asked itself to stop (the walltime), when no signal came first
     _previous: dict[int, Handler] = field(default_factory=dict)
     _depth: int = 0
+    _ever_armed: set[int] = field(default_factory=set)  # ignored at exit (see the module docstring)
 
     @property
     def requested(self) -> bool:
@@ -141,8 +151,11 @@ def arm(signals: Iterable[signal.Signals]) -> Callable[[], None]:
         return lambda: None
     REQUEST._depth += 1
     if REQUEST._depth == 1:
+        if not REQUEST._ever_armed:
+            atexit.register(_ignore_while_exiting)
         for sig in signals:
             REQUEST._previous[sig] = signal.signal(sig, _handler)
+            REQUEST._ever_armed.add(sig)
     disarmed = False
 
     def disarm() -> None:
@@ -157,6 +170,13 @@ def arm(signals: Iterable[signal.Signals]) -> Callable[[], None]:
             REQUEST._previous.clear()
 
     return disarm
+
+
+def _ignore_while_exiting() -> None:
+    """The ``atexit`` hook: every signal `arm` ever installed is ignored from now on (the process is exiting)."""
+    if threading.current_thread() is threading.main_thread():
+        for sig in REQUEST._ever_armed:
+            signal.signal(sig, signal.SIG_IGN)
 
 
 def armed_signals() -> list[int]:

@@ -107,7 +107,10 @@ def _progress_reporter(path: str) -> keras.callbacks.Callback:
     """Test hook: write "epoch batch" lines to the FIFO at ``path`` after every batch.
 
     Reports only while someone has the FIFO open for reading (checked once, at
-    start); then each write blocks until the reader keeps up.
+    start); then each write blocks until the reader keeps up.  If the FIFO
+    ``<path>.ack`` exists too, each batch end then waits for one byte from it
+    (the test's go-ahead), until its writer closes it: training in lockstep
+    with the test, so a signal lands at the batch the test chose.
     """
     import keras
 
@@ -115,11 +118,14 @@ def _progress_reporter(path: str) -> keras.callbacks.Callback:
         def __init__(self) -> None:
             super().__init__()
             self.fd: int | None = None
+            self.ack: int | None = None
             try:
                 self.fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
                 os.set_blocking(self.fd, True)
             except OSError:  # ENXIO: no reader, nobody is watching this run
                 self.fd = None
+            if self.fd is not None and os.path.exists(path + ".ack"):
+                self.ack = os.open(path + ".ack", os.O_RDONLY)  # the test holds it open for writing
             self.epoch = 0
 
         def on_epoch_begin(self, epoch: int, logs: Logs = None) -> None:
@@ -131,6 +137,9 @@ def _progress_reporter(path: str) -> keras.callbacks.Callback:
                     os.write(self.fd, f"{self.epoch} {batch}\n".encode())
                 except BrokenPipeError:
                     self.fd = None
+            if self.ack is not None and not os.read(self.ack, 1):  # b"": the test let go
+                os.close(self.ack)
+                self.ack = None
 
     return Progress()
 

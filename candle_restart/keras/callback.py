@@ -47,9 +47,9 @@ from candle_restart.ckpt.params import infer_direction
 from candle_restart.ckpt.preempt import REQUEST, Preempted, arm
 from candle_restart.ckpt.restarter import CandleDict
 from candle_restart.errors import ParamError
-from candle_restart.keras import archive
+from candle_restart.keras import archive, rngs
 from candle_restart.keras.cbstate import CallbackState, Captured, WithCallbacks, merged_logs, pending_names
-from candle_restart.keras.internals import metric_direction
+from candle_restart.keras.internals import metric_direction, sync_training_state
 from candle_restart.keras.restorelog import restored_line
 from candle_restart.keras.snapshot import HostCopies, KerasSnapshot, take_snapshot
 from candle_restart.keras.state import (
@@ -58,6 +58,7 @@ from candle_restart.keras.state import (
     load_state,
     pending_optimizer,
     save_state,
+    take_rngs,
 )
 from candle_restart.records.ckptinfo import CkptInfo
 
@@ -96,6 +97,7 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
         self._epoch_index = 0
         self._pending_metrics: SavedMetrics | None = None
         self._merge_metrics: SavedMetrics | None = None
+        self._rngs_at_batch: dict[str, np.ndarray] | None = None  # generator states due at the next batch
         self._disarm: Callable[[], None] = lambda: None
         self._copies = HostCopies(private=self.settings.async_commit)
         self._capturer = archive.Capturer()
@@ -106,6 +108,8 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
 
     @property
     def model(self) -> keras.Model:
+        """The model, its variables holding the live training state (as Keras' own ``Callback.model``)."""
+        sync_training_state(self._model)  # JAX keeps them aside inside an epoch: a snapshot would read stale ones
         return self._model
 
     def set_model(self, model: keras.Model) -> None:
@@ -151,20 +155,33 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
     def on_epoch_begin(self, epoch: int, logs: Logs = None) -> None:
         self.release_console()  # the last epoch's progress line is closed, the next not begun
         self._epoch_index = int(epoch)
+        generators = take_rngs(self._model)  # a restart's, once
         position = self.restorer.resume_position
         continuing = position is not None and position.epoch == epoch + 1 and self.batch_offset == position.batch
         self.callback_state.restore(self.model, int(epoch), continuing)
         if position is None or position.epoch != epoch + 1:
+            self._restore_rngs(generators)  # an epoch end's: where the uninterrupted run stood now
             return
         if self.batch_offset == position.batch:
             self._merge_metrics = self._pending_metrics
+            self._rngs_at_batch = generators  # a batch end's: the batch iterator may draw before the batch
         else:
+            self._restore_rngs(generators)
             self.info(
                 f"restarting: mid-epoch checkpoint (epoch {position.epoch}, batch {position.batch}): "
                 "this fit reruns the epoch from its first batch; candle_restart.keras.fit continues it"
             )
         self._pending_metrics = None
         self.restorer.resume_position = None
+
+    def on_train_batch_begin(self, batch: int, logs: Logs = None) -> None:
+        if self._rngs_at_batch is not None:
+            self._restore_rngs(self._rngs_at_batch)
+            self._rngs_at_batch = None
+
+    def _restore_rngs(self, generators: dict[str, np.ndarray] | None) -> None:
+        if generators:
+            self.info(f"restarting: random generators restored: {', '.join(rngs.restore(generators)) or 'none'}")
 
     def on_train_batch_end(self, batch: int, logs: Logs = None) -> None:
         self._raise_commit_failure()

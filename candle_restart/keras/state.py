@@ -8,7 +8,11 @@ checkpoint taken inside an epoch, the metric accumulators of that epoch (so
 the epoch's logged metrics, and with them the best-checkpoint choice, come
 out as if it had never stopped).  Variables are matched by position and
 checked by shape: layer names differ between processes that build several
-models, positions do not.
+models, positions do not.  The ``rng`` group holds the process-wide
+generators training draws from outside the seed generators (torch's, NumPy's
+and Python's global ones: `candle_restart.keras.rngs`), by name; a restart
+parks them on the model (`take_rngs`) for the callback to put back where the
+resumed training reaches the point the checkpoint was taken at.
 
 ``train_state.npz`` holds the manifest (``__manifest__``: per group, each
 variable's path, shape and dtype) and the arrays.  Each tensor is stored
@@ -41,6 +45,7 @@ import keras
 import numpy as np
 
 from candle_restart.errors import CorruptCheckpointError, RestartError
+from candle_restart.keras import rngs
 from candle_restart.keras.h5stream import read_weights
 from candle_restart.keras.npz import ALIGNMENT, read_npz, write_npz
 from candle_restart.records.jsontypes import JsonObject
@@ -59,6 +64,8 @@ class PendingOptimizer:
 
 # model -> its parked optimizer values; weak, so a discarded model takes its values with it.
 _PENDING: weakref.WeakKeyDictionary[Any, PendingOptimizer] = weakref.WeakKeyDictionary()
+# model -> the generator states of the checkpoint last loaded into it, by name (see `take_rngs`).
+_RNGS: weakref.WeakKeyDictionary[Any, dict[str, np.ndarray]] = weakref.WeakKeyDictionary()
 
 
 def _optimizer_variables(model: Any) -> list[Any]:
@@ -104,6 +111,10 @@ def state_arrays(
                 manifest[group].append(entry(variable.path, value.shape, str(value.dtype)))
             else:
                 manifest[group].append(entry(variable.path, variable.shape, str(variable.dtype), at))
+    manifest["rng"] = []
+    for i, (name, state) in enumerate(rngs.capture().items()):
+        arrays[f"rng/{i}"] = state
+        manifest["rng"].append(entry(name, state.shape, str(state.dtype)))
     text = encode_manifest(manifest, model_file if located and model_file is not None else None)
     arrays[MANIFEST_MEMBER] = np.array(text)
     return arrays
@@ -199,6 +210,12 @@ def load_state(
     values = {group: saved.get(group, []) for group in groups}
     parked = saved.get("optimizer", []) if not compiled else []
     metrics = saved.get("metrics") if "metrics" in manifest else None
+    generators = {e["path"]: v for e, v in zip(manifest.get("rng", []), saved.get("rng", []), strict=True)}
+    try:
+        for name, state in generators.items():
+            rngs.check(name, state)
+    except ValueError as exc:
+        raise CorruptCheckpointError(str(path), "rng", str(exc)) from None
     for group, variables in groups.items():  # every array is checked before any variable changes
         for i, (variable, value) in enumerate(zip(variables, values[group], strict=True)):
             if tuple(value.shape) != tuple(variable.shape):
@@ -213,7 +230,16 @@ def load_state(
     _PENDING.pop(model, None)
     if parked:
         _PENDING[model] = PendingOptimizer(Path(path), saved_optimizer, parked)
+    _RNGS[model] = generators
     return metrics
+
+
+def take_rngs(model: Any) -> dict[str, np.ndarray] | None:
+    """The generator states the last restart of ``model`` read (once; None after, or if none).
+
+    Empty for a checkpoint written before they were saved.
+    """
+    return _RNGS.pop(model, None)
 
 
 def pending_optimizer(model: Any) -> PendingOptimizer | None:

@@ -1,7 +1,8 @@
 """The manifest inside a Keras checkpoint's ``train_state.npz`` (its ``__manifest__`` member).
 
-Shape (one JSON object): per group (``model``, ``optimizer``, and ``metrics`` in a mid-epoch
-checkpoint) a list of entries ``{"path", "shape", "dtype"}`` in variable order, an entry with
+Shape (one JSON object): per group (``model``, ``optimizer``, ``metrics`` in a mid-epoch
+checkpoint, and ``rng``: the process-wide random generators, ``path`` naming each) a list of
+entries ``{"path", "shape", "dtype"}`` in variable order, an entry with
 ``"at"`` naming the dataset inside the model file's HDF5 weights that holds its value (each
 tensor is written once); ``"model_file": {"name", "member"}`` names that file beside the state
 file and, for a ``.keras`` zip, the member holding the weights (null for a ``.weights.h5``).
@@ -22,7 +23,7 @@ from candle_restart.records.jsonio import JsonError, loads
 from candle_restart.records.jsontypes import JsonObject, JsonValue, is_int
 
 MANIFEST_MEMBER = "__manifest__"
-GROUPS = ("model", "optimizer", "metrics")
+GROUPS = ("model", "optimizer", "metrics", "rng")
 
 
 class ManifestShapeError(ValueError):

@@ -155,3 +155,25 @@ def read_until(proc: subprocess.Popen[str], prefix: str, deadline: float = 60.0)
     finally:
         watchdog.cancel()
     raise AssertionError(f"no line starting with {prefix!r} from pid {proc.pid}: {lines}")
+
+
+class Lockstep:
+    """A progress FIFO (as `open_progress`) whose writer, the example's reporter, waits at every
+    batch end for this side's go-ahead: a signal sent on seeing (epoch, batch) lands there, however
+    fast the training runs.  `close` lets the training run free (and must be called)."""
+
+    def __init__(self, fifo: Path) -> None:
+        self.fd = open_progress(fifo)
+        ack = fifo.with_name(fifo.name + ".ack")
+        os.mkfifo(ack)
+        self.ack = os.open(ack, os.O_RDWR)  # the writer end, held before the training opens it to read
+
+    def batches(self, proc: subprocess.Popen[str]) -> Iterator[tuple[int, int]]:
+        """(epoch, batch) pairs as `progress`; the training goes on past one when the next is asked for."""
+        for reported in progress(self.fd, proc):
+            yield reported
+            os.write(self.ack, b"g")
+
+    def close(self) -> None:
+        os.close(self.ack)
+        os.close(self.fd)

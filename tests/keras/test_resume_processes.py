@@ -33,7 +33,7 @@ def _bitwise_equal(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
     )
 
 
-@pytest.mark.parametrize("api", ["new", "old"])
+@pytest.mark.parametrize("api", [pytest.param("new", marks=pytest.mark.backends), "old"])
 def test_killed_and_resumed_run_is_bitwise_equal_to_an_uninterrupted_one(tmp_path: Path, api: str) -> None:
     """kill -9 after epoch 2, rerun: the example restarts before compile, as CANDLE's benchmarks do.
 
@@ -138,12 +138,13 @@ def test_kill_minus_9_of_training_during_saves(tmp_path: Path) -> None:
     assert bad == 0
 
 
+@pytest.mark.backends
 def test_plain_candle_script_gets_signal_handling_without_the_runner(tmp_path: Path) -> None:
     """A script that only uses CandleCkptKeras + model.fit: USR1 -> checkpoint, exit 75; resume reruns the epoch."""
-    from tests.helpers import open_progress, progress
+    from tests.helpers import Lockstep
 
     fifo = tmp_path / "progress"
-    fd = open_progress(fifo)
+    steps = Lockstep(fifo)
     args = ["--epochs", "3", "--output_dir", "out", "--samples", "384"]
     proc = subprocess.Popen(
         [sys.executable, "-m", EXAMPLE, *args, "--progress_fifo", str(fifo)],
@@ -153,11 +154,11 @@ def test_plain_candle_script_gets_signal_handling_without_the_runner(tmp_path: P
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    for reported in progress(fd, proc):
+    for reported in steps.batches(proc):
         if reported >= (1, 2):
             proc.send_signal(signal.SIGUSR1)
             break
-    os.close(fd)
+    steps.close()
     out, _err = proc.communicate()
     assert proc.returncode == 75
     assert "preempted: SIGUSR1 received; stopped in epoch 2 after batch" in out

@@ -15,7 +15,7 @@ import pytest
 
 from candle_restart.ckpt import CkptLayout, find_restart, verify_checkpoint
 from candle_restart.task import create_task
-from tests.helpers import journal, open_progress, progress, run_runner, start_runner, state
+from tests.helpers import Lockstep, journal, open_progress, progress, run_runner, start_runner, state
 
 pytestmark = pytest.mark.slow
 
@@ -47,15 +47,15 @@ def _final_line(task_dir: Path) -> str:
     return lines[-1].split("final:")[1]
 
 
-def _signal_at(task_dir: Path, fd: int, epoch: int, batch: int, signals: list[signal.Signals]) -> Any:
-    """Start the runner, read progress until (epoch, batch), send ``signals``; return the process."""
+def _signal_at(task_dir: Path, steps: Lockstep, epoch: int, batch: int, signals: list[signal.Signals]) -> Any:
+    """Start the runner, step it to (epoch, batch), send ``signals`` there; return the process."""
     proc = start_runner(task_dir)
-    for reported in progress(fd, proc):
+    for reported in steps.batches(proc):
         if reported >= (epoch, batch):
             for sig in signals:
                 proc.send_signal(sig)
             break
-    os.close(fd)
+    steps.close()
     return proc
 
 
@@ -73,6 +73,7 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[bytes]
     return _weights(tmp / "a.npz"), _final_line(task.path)
 
 
+@pytest.mark.backends
 @pytest.mark.parametrize("trial", [0, 2])  # inside the last epoch; at an epoch's last batch
 def test_signal_at_a_random_batch_then_resume_is_bitwise_equal(
     tmp_path: Path, uninterrupted, trial: int
@@ -83,9 +84,9 @@ def test_signal_at_a_random_batch_then_resume_is_bitwise_equal(
     else:  # at an epoch's last batch: the epoch-end checkpoint serves the request
         epoch, batch = 1, BATCHES - 2
     fifo = tmp_path / "progress"
-    fd = open_progress(fifo)
+    steps = Lockstep(fifo)
     task = create_task(tmp_path / "run", _params(tmp_path, "b", progress_fifo=str(fifo)), entry=ENTRY)
-    proc = _signal_at(task.path, fd, epoch, batch, [signal.SIGUSR1])
+    proc = _signal_at(task.path, steps, epoch, batch, [signal.SIGUSR1])
     _out, err = proc.communicate()
     assert proc.returncode == 75, err
     st = state(task.path)
@@ -110,9 +111,9 @@ def test_signal_at_a_random_batch_then_resume_is_bitwise_equal(
 
 def test_two_signals_in_a_row_commit_once_and_exit_75(tmp_path: Path) -> None:
     fifo = tmp_path / "progress"
-    fd = open_progress(fifo)
+    steps = Lockstep(fifo)
     task = create_task(tmp_path / "run", _params(tmp_path, "b", progress_fifo=str(fifo)), entry=ENTRY)
-    proc = _signal_at(task.path, fd, 1, 3, [signal.SIGUSR1, signal.SIGTERM])
+    proc = _signal_at(task.path, steps, 1, 3, [signal.SIGUSR1, signal.SIGTERM])
     _out, err = proc.communicate()
     assert proc.returncode == 75, err
     found = find_restart(CkptLayout.at(task.ckpts), True, lambda _m: None)
@@ -135,6 +136,7 @@ def test_signal_during_a_commit_lets_the_commit_finish(tmp_path: Path) -> None:
     assert code == 0, err
 
 
+@pytest.mark.backends
 def test_sigkill_at_a_random_instant_falls_back_to_the_newest_commit(tmp_path: Path) -> None:
     rng = random.Random(5)
     fifo = tmp_path / "progress"
