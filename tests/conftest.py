@@ -13,6 +13,7 @@ import pytest
 pytest.register_assert_rewrite("tests.helpers")  # their asserts explain themselves, as in a test
 
 from tests.helpers import tiering  # noqa: E402
+from tests.helpers.references import References  # noqa: E402
 
 pytest_plugins = ["tests.faultfs.fixtures", "tests.helpers.hygiene"]
 TIER = pytest.StashKey[tiering.Tier]()
@@ -27,11 +28,17 @@ def runners_can_import_tests(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYTHONPATH", tiering.child_pythonpath())
 
 
+@pytest.fixture(scope="session")
+def references(tmp_path_factory: pytest.TempPathFactory) -> References:
+    """The session's uninterrupted reference trainings, each run once (``tests/helpers/references.py``)."""
+    return References(tmp_path_factory.mktemp("references"))
+
+
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
     """A test file that imports a framework is not even imported when ``-m`` selects no tier of its."""
-    if collection_path.name.startswith("test_") and collection_path.suffix == ".py":
-        if not tiering.file_may_hold(collection_path, config.option.markexpr):
-            return True
+    is_test = collection_path.name.startswith("test_") and collection_path.suffix == ".py"
+    if is_test and not tiering.file_may_hold(collection_path, config.option.markexpr):
+        return True
     return None
 
 
@@ -85,6 +92,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     loaded = tiering.loaded_frameworks()
     if session.config.option.markexpr and tiers and tiers <= set(tiering.FAST) and loaded:
         session.config.get_terminal_writer().line(
-            f"ERROR: {', '.join(loaded)} imported in a run of the {' and '.join(sorted(tiers))} tiers", red=True
+            f"ERROR: {', '.join(loaded)} imported in a run of the {' and '.join(sorted(tiers))} tiers",
+            red=True,
         )
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import weakref
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from candle_restart.ckpt import CandleCkpt
 
@@ -26,6 +27,11 @@ class BytesCkpt(CandleCkpt):
         super().__init__(*args, **kwargs)
         _LIVE.add(self)
 
+    @property
+    def model(self) -> BytesModel:
+        """The model set by ``set_model`` (a `BytesModel` in every test)."""
+        return cast(BytesModel, super().model)
+
     def write_model_backend(self, model: Any, epoch: int) -> None:
         assert self.model_file is not None and isinstance(model, BytesModel)
         Path(self.model_file).write_bytes(model.payload)
@@ -35,6 +41,7 @@ class BytesCkpt(CandleCkpt):
         self.model.payload = Path(model_file).read_bytes()
 
 
+MakeCkpt = Callable[..., BytesCkpt]  # the ``make_ckpt`` fixture of tests/ckpt
 _LIVE: weakref.WeakSet[BytesCkpt] = weakref.WeakSet()
 
 

@@ -146,9 +146,7 @@ def imports_of(path: Path, anywhere: bool) -> frozenset[str]:
 
 
 def _package_of(path: Path) -> str:
-    rel = path.resolve().relative_to(ROOT).with_suffix("")
-    parts = rel.parts[:-1] if rel.name != "__init__" else rel.parts[:-1]
-    return ".".join(parts)
+    return ".".join(path.resolve().relative_to(ROOT).parts[:-1])  # a module's and an __init__'s
 
 
 @functools.cache
@@ -157,7 +155,7 @@ def framework_chain(path: Path, anywhere: bool = True) -> list[str] | None:
 
     ``path``'s own imports are read ``anywhere``; each module of this repository reached from
     them by its top-level imports (and those of the packages above it), transitively."""
-    chains = {name: (name,) for name in sorted(imports_of(path, anywhere))}
+    chains: dict[str, tuple[str, ...]] = {name: (name,) for name in sorted(imports_of(path, anywhere))}
     todo = list(chains)
     while todo:
         name = todo.pop(0)
@@ -323,7 +321,17 @@ def file_may_hold(path: Path, markexpr: str) -> bool:
     expr = Expression.compile(markexpr)
     if set(re.findall(r"\w+", markexpr)) - {*TIERS, "slow", "and", "or", "not"}:
         return True  # an expression about other marks: no guess
-    return any(expr.evaluate(lambda name, tier=tier, **_: name in (tier, "slow")) for tier in ("tf", "cluster"))
+    return any(expr.evaluate(_Marks(tier, "slow")) for tier in ("tf", "cluster"))
+
+
+class _Marks:
+    """The marks a test has, as ``-m``'s expression asks them."""
+
+    def __init__(self, *names: str) -> None:
+        self.names = names
+
+    def __call__(self, name: str, /, **kwargs: str | int | bool | None) -> bool:
+        return name in self.names
 
 
 # -- the guards ------------------------------------------------------------------------------

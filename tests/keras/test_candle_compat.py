@@ -42,8 +42,6 @@ FOUR_STEPS = [
     },
 ]
 
-pytestmark = pytest.mark.slow
-
 
 def _csv(path: Path) -> Path:
     rng = np.random.default_rng(12)
