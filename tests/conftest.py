@@ -15,7 +15,7 @@ pytest.register_assert_rewrite("tests.helpers")  # their asserts explain themsel
 from tests.helpers import tiering  # noqa: E402
 from tests.helpers.references import References  # noqa: E402
 
-pytest_plugins = ["tests.faultfs.fixtures", "tests.helpers.hygiene"]
+pytest_plugins = ["tests.faultfs.fixtures", "tests.helpers.hygiene", "pytester"]
 TIER = pytest.StashKey[tiering.Tier]()
 
 

@@ -66,7 +66,8 @@ def _hygiene() -> Iterator[None]:
     if REQUEST.requested:
         problems.append(f"a pending preemption request ({REQUEST.name})")
     if REQUEST._depth or REQUEST._previous:
-        problems.append(f"request handlers still armed for {sorted(REQUEST._previous)}")
+        armed = ", ".join(signal.Signals(s).name for s in sorted(REQUEST._previous))
+        problems.append(f"request handlers still armed for {armed or 'no signal'}")
     _reset_request()
     changed = [sig for sig, handler in _handlers().items() if handlers[sig] != handler]
     for sig in changed:

@@ -146,6 +146,8 @@ def imports_of(path: Path, anywhere: bool) -> frozenset[str]:
 
 
 def _package_of(path: Path) -> str:
+    if not path.resolve().is_relative_to(ROOT):
+        return ""  # not ours: its relative imports are not followed
     return ".".join(path.resolve().relative_to(ROOT).parts[:-1])  # a module's and an __init__'s
 
 
@@ -179,6 +181,7 @@ def framework_chain(path: Path, anywhere: bool = True) -> list[str] | None:
 class Refs:
     """What a test's code refers to: the defining modules of the objects, attribute names, strings."""
 
+    followed: tuple[str, ...] = ("tests",)  # the code followed into: the tests package, the test's module
     modules: set[str] = field(default_factory=set)
     names: set[str] = field(default_factory=set)
     strings: set[str] = field(default_factory=set)
@@ -219,7 +222,7 @@ class Refs:
         obj = inspect.unwrap(obj) if callable(obj) else obj
         defined = getattr(obj, "__module__", None) or type(obj).__module__
         self.modules.add(defined)
-        if not _within(defined, ("tests",)) or _within(defined, CLUSTER_SOURCES):
+        if not _within(defined, self.followed) or _within(defined, CLUSTER_SOURCES):
             return  # library code: judged by where it is defined
         if inspect.isfunction(obj):
             self.code(obj.__code__, obj.__globals__)
@@ -232,7 +235,7 @@ class Refs:
 
 def refs_of(item: pytest.Function) -> Refs:
     """What ``item``'s function and its fixtures' functions refer to."""
-    refs = Refs()
+    refs = Refs(followed=("tests", item.module.__name__) if item.module is not None else ("tests",))
     funcs: list[Callable[..., object]] = [item.function]
     for name in item.fixturenames:
         for fixturedef in item._fixtureinfo.name2fixturedefs.get(name, ()):
