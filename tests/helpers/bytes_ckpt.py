@@ -6,8 +6,6 @@ and this is the smallest real backend of it (real files, real commits).
 
 from __future__ import annotations
 
-import contextlib
-import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
@@ -22,10 +20,6 @@ class BytesModel:
 
 class BytesCkpt(CandleCkpt):
     model_file_name = "model.bin"
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        _LIVE.add(self)
 
     @property
     def model(self) -> BytesModel:
@@ -42,13 +36,3 @@ class BytesCkpt(CandleCkpt):
 
 
 MakeCkpt = Callable[..., BytesCkpt]  # the ``make_ckpt`` fixture of tests/ckpt
-_LIVE: weakref.WeakSet[BytesCkpt] = weakref.WeakSet()
-
-
-def end_of_test() -> None:
-    """What the end of a process does for the `BytesCkpt` objects a test made (each test stands
-    for a process): each gives its writer lease back, after its commit in flight, failed or not."""
-    for ckpt in list(_LIVE):
-        with contextlib.suppress(Exception):
-            ckpt.release_writer()
-    _LIVE.clear()

@@ -5,32 +5,57 @@ when it left
 
 * a pending preemption request (`REQUEST`), or handlers that ``arm`` installed;
 * a signal handler changed from what it was before the test;
-* a commit, drain or lease heartbeat thread it started still running (after a short wait). The
-  `BytesCkpt` objects it made give their writer leases back first (`end_of_test`), as at the end
-  of a process; any other checkpoint object must be released by the test (``release_writer``, or
-  the end of ``fit``): one dropped without is not enough, its lease lives until the process ends.
+* a commit, drain or lease heartbeat thread still running (after a short wait) that it started.
+  First the checkpoint objects it made (every `CandleCkpt`: the test is their process) give their
+  writer leases back, as at the end of a process (`end_of_test`): one dropped without
+  ``release_writer`` or the end of ``fit`` holds its lease until the process ends.
 
 It then puts things back (clears the request, restores the handlers), so one leak fails one test.
-A test that makes a request on purpose takes the ``preemption`` fixture, which clears it after.
+A test that makes a request, or leaves the request handlers armed, on purpose takes the
+``preemption`` fixture, which clears both after it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import signal
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
+from candle_restart.ckpt.candle import CandleCkpt
 from candle_restart.ckpt.preempt import REQUEST, PreemptionRequest
-from tests.helpers.bytes_ckpt import end_of_test
 
 THREADS = ("candle-commit", "candle-drain", "filelock-lease")  # the names our threads start with
 WAIT = 2.0  # seconds a finishing thread is given to end
 # SIGALRM is pytest-timeout's (set around each phase); SIGKILL and SIGSTOP cannot be caught.
 _WATCHED = sorted(set(signal.valid_signals()) - {signal.SIGALRM, signal.SIGKILL, signal.SIGSTOP})
+
+
+_made: weakref.WeakSet[CandleCkpt] = weakref.WeakSet()  # the checkpoint objects of the running test
+_init = CandleCkpt.__init__
+
+
+def _made_here(self: CandleCkpt, *args: Any, **kwargs: Any) -> None:
+    _init(self, *args, **kwargs)
+    _made.add(self)
+
+
+CandleCkpt.__init__ = _made_here  # type: ignore[method-assign]
+
+
+def end_of_test() -> None:
+    """What a process's end does for the checkpoint objects of a test: each gives its writer lease
+    back, after its commit in flight (failed or not)."""
+    for ckpt in list(_made):
+        with contextlib.suppress(Exception):
+            ckpt.release_writer()
+    _made.clear()
 
 
 def _handlers() -> dict[int, object]:
@@ -53,7 +78,8 @@ def _reset_request() -> None:
 
 @pytest.fixture
 def preemption() -> Iterator[PreemptionRequest]:
-    """The process's preemption request, for a test that makes one on purpose: cleared after it."""
+    """The process's preemption request, for a test that makes one (or leaves its handlers armed)
+    on purpose: cleared (and disarmed) after it."""
     yield REQUEST
     _reset_request()
 
