@@ -55,8 +55,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         item.add_marker(tier.name)
         if tier.name not in tiering.FAST:
             item.add_marker("slow")
-        if item.get_closest_marker("timeout") is None and tiering.TIMEOUTS[tier.name]:
-            item.add_marker(pytest.mark.timeout(tiering.TIMEOUTS[tier.name]))
+        if item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(tiering.TIMEOUTS[tier.name]))  # 0: none
 
 
 @pytest.fixture(autouse=True)
@@ -91,8 +91,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     tiers = {item.stash[TIER].name for item in session.items if TIER in item.stash}
     loaded = tiering.loaded_frameworks()
     if session.config.option.markexpr and tiers and tiers <= set(tiering.FAST) and loaded:
-        session.config.get_terminal_writer().line(
-            f"ERROR: {', '.join(loaded)} imported in a run of the {' and '.join(sorted(tiers))} tiers",
+        writer = session.config.get_terminal_writer()
+        writer.line()
+        writer.line(
+            f"ERROR: {', '.join(loaded)} imported in a run of only {' and '.join(sorted(tiers))} tests",
             red=True,
         )
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
