@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(TF_PACKAGE)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: venv venv-backends demo test test-fast test-backends lint bench torture clean
+.PHONY: venv venv-backends demo test test-unit test-fast test-backends lint bench torture clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,17 +52,37 @@ demo: venv
 	$(VENV)/bin/candle-restart sweep run configs/demo.yaml
 	$(VENV)/bin/candle-restart report demo-run
 
+# The test tiers, each test's set by rule (tests/helpers/tiering.py): unit (no process, no TensorFlow),
+# process (processes, no TensorFlow), tf, cluster (Slurm, FUSE, a second host, Chromium).
+# `make test` runs them in that order and stops at the first that fails (pytest's 5, "no test
+# selected", passes: a checkout may hold no test of a tier).
+# The process tier waits on its children more than it computes: two pytest-xdist workers overlap
+# the waits (cluster tests, were they run so, share one worker: their xdist_group is set by rule).
+TIERS := unit process tf cluster
+PYTEST_TIER = $(PY) -m pytest -q -rs --durations=10 -m
+XDIST_PROCESS ?= -n 2 --dist loadgroup
 test: venv
-	$(PY) -m pytest -q -rs --durations=25
+	@for tier in $(TIERS); do \
+	  echo "== tier $$tier"; start=$$(date +%s); extra=; \
+	  if [ $$tier = process ]; then extra="$(XDIST_PROCESS)"; fi; \
+	  $(PYTEST_TIER) $$tier $$extra; rc=$$?; \
+	  echo "== tier $$tier: exit $$rc in $$(( $$(date +%s) - start )) s"; \
+	  if [ $$rc -ne 0 ] && [ $$rc -ne 5 ]; then exit $$rc; fi; \
+	done
+
+test-unit: venv
+	$(PYTEST_TIER) unit
 
 test-fast: venv
-	$(PY) -m pytest -q -rs -m 'not slow'
+	$(PYTEST_TIER) unit
+	$(PYTEST_TIER) process $(XDIST_PROCESS)
 
 # ANY_CHECK=--check makes the count of `Any` (goal <= 15 per 1000 lines) fail the target over its goal.
 ANY_CHECK ?=
 lint: venv
 	$(VENV)/bin/ruff check candle_restart tests bench workflows
 	$(VENV)/bin/mypy candle_restart bench
+	$(VENV)/bin/mypy tests
 	$(PY) tests/any_count.py $(ANY_CHECK)
 
 # The fault-injection suite at full size (200 kill -9 trials on real training, 10x the property

@@ -129,7 +129,6 @@ def test_report_reads_the_old_run_root(run_root: Path, tmp_path: Path) -> None:
     assert "RuntimeError: diverged after epoch 1" in page
 
 
-@pytest.mark.slow
 def test_resume_brings_the_preempted_task_to_completion_from_its_checkpoint(run_root: Path) -> None:
     proc = cli("resume", run_root)
     assert proc.returncode == 0, proc.stderr[-3000:]

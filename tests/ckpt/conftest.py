@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 
 from tests.helpers import BytesCkpt, BytesModel
+from tests.helpers.bytes_ckpt import MakeCkpt
 
 
 @pytest.fixture
-def make_ckpt(tmp_path: Path):  # type: ignore[no-untyped-def]
+def make_ckpt(tmp_path: Path) -> MakeCkpt:
     def make(logger: Any = None, **params: Any) -> BytesCkpt:
         params.setdefault("epochs", 10)
         params.setdefault("ckpt_directory", str(tmp_path / "ckpts"))

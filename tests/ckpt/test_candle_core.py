@@ -12,6 +12,7 @@ import pytest
 
 from candle_restart.ckpt import CkptLayout, ParamError, read_ckpt_info
 from tests.helpers import BytesCkpt, BytesModel
+from tests.helpers.bytes_ckpt import MakeCkpt
 
 
 def _run(ckpt: BytesCkpt, values: list[float], direction: str = "-") -> None:
@@ -20,7 +21,7 @@ def _run(ckpt: BytesCkpt, values: list[float], direction: str = "-") -> None:
         ckpt.ckpt_epoch(i, direction, v)
 
 
-def test_links_are_relative_and_name_last_and_best(make_ckpt, tmp_path: Path) -> None:
+def test_links_are_relative_and_name_last_and_best(make_ckpt: MakeCkpt, tmp_path: Path) -> None:
     ckpt = make_ckpt(ckpt_keep_mode="all")
     _run(ckpt, [3.0, 1.0, 2.0])
     root = tmp_path / "ckpts"
@@ -31,14 +32,14 @@ def test_links_are_relative_and_name_last_and_best(make_ckpt, tmp_path: Path) ->
     assert not CkptLayout.at(root).work_dirs()
 
 
-def test_plus_metrics_can_improve_from_minus_infinity(make_ckpt, tmp_path: Path) -> None:
+def test_plus_metrics_can_improve_from_minus_infinity(make_ckpt: MakeCkpt, tmp_path: Path) -> None:
     ckpt = make_ckpt(ckpt_save_interval=0 + 100, ckpt_keep_mode="all")
     _run(ckpt, [-5.0, -3.0, -4.0], direction="+")  # CANDLE started every metric at +inf
     assert CkptLayout.at(tmp_path / "ckpts").list_epochs() == [1, 2]
     assert os.readlink(tmp_path / "ckpts" / "best") == "epochs/002"
 
 
-def test_interval_skip_and_final_epoch(make_ckpt, tmp_path: Path) -> None:
+def test_interval_skip_and_final_epoch(make_ckpt: MakeCkpt, tmp_path: Path) -> None:
     ckpt = make_ckpt(
         epochs=7, ckpt_save_best=False, ckpt_save_interval=3, ckpt_skip_epochs=4, ckpt_keep_mode="all"
     )
@@ -47,7 +48,7 @@ def test_interval_skip_and_final_epoch(make_ckpt, tmp_path: Path) -> None:
     assert not (tmp_path / "ckpts" / "best").exists()
 
 
-def test_strict_json_without_a_best_yet(make_ckpt, tmp_path: Path) -> None:
+def test_strict_json_without_a_best_yet(make_ckpt: MakeCkpt, tmp_path: Path) -> None:
     ckpt = make_ckpt(ckpt_save_best=False)
     _run(ckpt, [float("nan")])
     text = (tmp_path / "ckpts" / "last" / "ckpt-info.json").read_text()
@@ -59,13 +60,13 @@ def test_strict_json_without_a_best_yet(make_ckpt, tmp_path: Path) -> None:
         assert key in info
 
 
-def test_keep_policy_spares_best_and_last(make_ckpt, tmp_path: Path) -> None:
+def test_keep_policy_spares_best_and_last(make_ckpt: MakeCkpt, tmp_path: Path) -> None:
     ckpt = make_ckpt(ckpt_keep_limit=2)
     _run(ckpt, [1.0, 5.0, 6.0, 7.0, 8.0])
     assert CkptLayout.at(tmp_path / "ckpts").list_epochs() == [1, 4, 5]
 
 
-def test_clean_never_leaves_epochs_nor_follows_links(make_ckpt, tmp_path: Path) -> None:
+def test_clean_never_leaves_epochs_nor_follows_links(make_ckpt: MakeCkpt, tmp_path: Path) -> None:
     outside = tmp_path / "precious"
     outside.mkdir()
     (outside / "data").write_text("keep me")
@@ -78,7 +79,7 @@ def test_clean_never_leaves_epochs_nor_follows_links(make_ckpt, tmp_path: Path) 
     assert CkptLayout.at(tmp_path / "ckpts").list_epochs() == [3]
 
 
-def test_restart_restores_best_bookkeeping(make_ckpt, tmp_path: Path) -> None:
+def test_restart_restores_best_bookkeeping(make_ckpt: MakeCkpt, tmp_path: Path) -> None:
     _run(make_ckpt(), [3.0, 1.0, 2.0])
     again = make_ckpt()
     model = BytesModel()
@@ -89,7 +90,7 @@ def test_restart_restores_best_bookkeeping(make_ckpt, tmp_path: Path) -> None:
     assert not again.save_check_best(4, "-", 1.5)
 
 
-def test_restart_modes(make_ckpt) -> None:
+def test_restart_modes(make_ckpt: MakeCkpt) -> None:
     from candle_restart.ckpt import NoCheckpointError
 
     assert make_ckpt().restart(BytesModel()) is None
@@ -112,7 +113,7 @@ def test_second_callback_does_not_write_into_the_first_ones_log(tmp_path: Path) 
     assert log_b.count("line from b") == 1 and log_b.count("Callback initialized.") == 1
 
 
-def test_log_lines_are_candles(make_ckpt, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_log_lines_are_candles(make_ckpt: MakeCkpt, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     ckpt = make_ckpt(logger="DEFAULT", ckpt_checksum=True)
     _run(ckpt, [1.0])
     ckpt.restart(BytesModel())
@@ -126,7 +127,7 @@ def test_log_lines_are_candles(make_ckpt, tmp_path: Path, capsys) -> None:  # ty
     assert "model wrote: 0.000 MB in " in log and "restarting: " in log
 
 
-def test_timestamped_stdout_is_an_option(make_ckpt, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_timestamped_stdout_is_an_option(make_ckpt: MakeCkpt, capsys) -> None:  # type: ignore[no-untyped-def]
     ckpt = make_ckpt(logger="DEFAULT", ckpt_stdout_format="timestamped")
     _run(ckpt, [1.0])
     out = capsys.readouterr().out.splitlines()
@@ -152,7 +153,7 @@ def test_bad_params_create_nothing(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_numpy_epoch_and_logger_none(make_ckpt, tmp_path: Path) -> None:
+def test_numpy_epoch_and_logger_none(make_ckpt: MakeCkpt, tmp_path: Path) -> None:
     import numpy as np
 
     ckpt = make_ckpt(logger=None)

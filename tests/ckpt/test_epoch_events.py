@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from candle_restart.ckpt.preempt import REQUEST
+from candle_restart.ckpt.preempt import PreemptionRequest
 from candle_restart.records.epochs import EVENTS_FILE, read_events
 from tests.helpers import BytesCkpt, BytesModel
 
@@ -64,15 +64,15 @@ def test_epoch_commit_and_restart_events_of_a_run_and_its_restart(
     assert (restart.path, restart.position, restart.via) == ("epochs/004", {"epoch": 4, "batch": 7}, "last")
 
 
-def test_commit_reasons_final_preempt_and_interval(make_ckpt: MakeCkpt, tmp_path: Path) -> None:
+def test_commit_reasons_final_preempt_and_interval(
+    make_ckpt: MakeCkpt, tmp_path: Path, preemption: PreemptionRequest
+) -> None:
     ckpt = make_ckpt(epochs=4, ckpt_save_interval=2, ckpt_save_best=False)
     _epochs(ckpt, [0.5, 0.4])
-    REQUEST.halt("a test's walltime")
-    try:
-        ckpt.save_epoch(3)  # what the callback does when a stop is requested at an epoch end
-        ckpt.save_midepoch(3, 2)
-    finally:
-        REQUEST.clear()
+    preemption.halt("a test's walltime")
+    ckpt.save_epoch(3)  # what the callback does when a stop is requested at an epoch end
+    ckpt.save_midepoch(3, 2)
+    preemption.clear()
     _epochs(ckpt, [0.3], start=3)
     commits = [(e.epoch, e.reason) for e in read_events(tmp_path / "ckpts") if e.kind == "commit"]
     assert commits == [(2, "epoch"), (3, "preempt"), (4, "preempt"), (4, "final")]

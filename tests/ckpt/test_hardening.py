@@ -11,6 +11,7 @@ import pytest
 
 from candle_restart.ckpt import CkptInfo, CkptLayout, CommitError, NoCheckpointError, commit, fsio
 from tests.helpers import BytesCkpt, BytesModel
+from tests.helpers.bytes_ckpt import MakeCkpt
 
 
 def _save(ckpt: BytesCkpt, epochs: int, payload: bytes = b"w") -> None:
@@ -19,7 +20,7 @@ def _save(ckpt: BytesCkpt, epochs: int, payload: bytes = b"w") -> None:
         ckpt.ckpt_epoch(i, "-", 1.0)
 
 
-def test_epochs_dir_that_is_a_symlink_is_refused(make_ckpt, tmp_path: Path) -> None:
+def test_epochs_dir_that_is_a_symlink_is_refused(make_ckpt: MakeCkpt, tmp_path: Path) -> None:
     outside = tmp_path / "outside"
     for name in ("001", "002", "003"):
         (outside / name).mkdir(parents=True)
@@ -32,7 +33,7 @@ def test_epochs_dir_that_is_a_symlink_is_refused(make_ckpt, tmp_path: Path) -> N
     assert sorted(p.name for p in outside.iterdir()) == ["001", "002", "003"]
 
 
-def test_replacement_interrupted_between_renames_is_undone(make_ckpt, tmp_path: Path) -> None:
+def test_replacement_interrupted_between_renames_is_undone(make_ckpt: MakeCkpt, tmp_path: Path) -> None:
     ckpt = make_ckpt()
     _save(ckpt, 1)
     layout = CkptLayout.at(tmp_path / "ckpts")
@@ -41,7 +42,7 @@ def test_replacement_interrupted_between_renames_is_undone(make_ckpt, tmp_path: 
     assert layout.list_epochs() == [1] and (layout.last / "ckpt-info.json").is_file()
 
 
-def test_last_copied_as_a_real_directory_is_kept_aside(make_ckpt, tmp_path: Path) -> None:
+def test_last_copied_as_a_real_directory_is_kept_aside(make_ckpt: MakeCkpt, tmp_path: Path) -> None:
     _save(make_ckpt(), 2)
     shutil.copytree(tmp_path / "ckpts", tmp_path / "copy", symlinks=False)
     again = BytesCkpt({"epochs": 10, "ckpt_directory": str(tmp_path / "copy")}, logger=None)
@@ -53,7 +54,7 @@ def test_last_copied_as_a_real_directory_is_kept_aside(make_ckpt, tmp_path: Path
     assert any(p.name.startswith("last.not-a-link-") for p in (tmp_path / "copy").iterdir())
 
 
-def test_enabled_disabled_understand_strings_and_numpy_bools(make_ckpt) -> None:
+def test_enabled_disabled_understand_strings_and_numpy_bools(make_ckpt: MakeCkpt) -> None:
     ckpt = make_ckpt(ckpt_checksum="False", ckpt_save_best="0", flag_on="yes", np_flag=np.True_)
     assert ckpt.disabled("ckpt_checksum") and not ckpt.enabled("ckpt_checksum")
     assert ckpt.disabled("ckpt_save_best") and ckpt.enabled("flag_on") and ckpt.enabled("np_flag")
@@ -61,14 +62,14 @@ def test_enabled_disabled_understand_strings_and_numpy_bools(make_ckpt) -> None:
     assert make_ckpt(ckpt_checksum=np.True_).checksum_enabled is True
 
 
-def test_keep_answers_like_clean(make_ckpt) -> None:
+def test_keep_answers_like_clean(make_ckpt: MakeCkpt) -> None:
     ckpt = make_ckpt(ckpt_keep_mode="exponential", ckpt_keep_limit=3, ckpt_save_best=False)
     _save(ckpt, 10)
     assert ckpt.layout.list_epochs() == [7, 9, 10]
     assert [e for e in range(1, 11) if ckpt.keep(e, 10, 0)] == [7, 9, 10]
 
 
-def test_recorded_checksums_are_verified_even_when_this_run_has_them_off(make_ckpt, tmp_path: Path) -> None:
+def test_recorded_checksums_are_verified_even_when_this_run_has_them_off(make_ckpt: MakeCkpt, tmp_path: Path) -> None:
     _save(make_ckpt(ckpt_checksum=True), 2, payload=b"x" * 1000)
     model_file = tmp_path / "ckpts" / "epochs" / "002" / "model.bin"
     data = bytearray(model_file.read_bytes())
@@ -79,7 +80,7 @@ def test_recorded_checksums_are_verified_even_when_this_run_has_them_off(make_ck
     assert J is not None and J["epoch"] == 1
 
 
-def test_required_restart_with_nothing_whole_names_the_reason(make_ckpt, tmp_path: Path) -> None:
+def test_required_restart_with_nothing_whole_names_the_reason(make_ckpt: MakeCkpt, tmp_path: Path) -> None:
     _save(make_ckpt(), 1)
     (tmp_path / "ckpts" / "epochs" / "001" / "ckpt-info.json").write_text("{trunc")
     with pytest.raises(NoCheckpointError) as err:
@@ -114,7 +115,7 @@ def test_commit_order_fsyncs_before_each_rename(tmp_path: Path, monkeypatch: pyt
     assert order[-1] == "fsync:" + tmp_path.name  # the links' directory, after the last swap
 
 
-def test_restart_finds_an_epoch_left_aside_by_an_interrupted_replacement(make_ckpt, tmp_path: Path) -> None:
+def test_restart_finds_an_epoch_left_aside_by_an_interrupted_replacement(make_ckpt: MakeCkpt, tmp_path: Path) -> None:
     ckpt = make_ckpt()
     _save(ckpt, 2)
     layout = CkptLayout.at(tmp_path / "ckpts")

@@ -6,7 +6,6 @@ Real training under it: tests/keras/test_pacing.py; a real walltime: tests/slurm
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,11 +24,7 @@ class Clock:
         return self.now
 
 
-@pytest.fixture(autouse=True)
-def _no_request_left() -> Iterator[None]:
-    REQUEST.clear()
-    yield
-    REQUEST.clear()
+pytestmark = pytest.mark.usefixtures("preemption")  # requests made on purpose: cleared after each test
 
 
 def _pacer(clock: Clock, end: float | None = None, **params: Any) -> tuple[Pacer, list[str]]:

@@ -105,8 +105,8 @@ def test_member_symlink_escaping_the_checkpoint_is_refused(three: CkptLayout, tm
 
 
 def test_nothing_verifies_means_fresh_start(three: CkptLayout) -> None:
-    for epoch in (1, 2, 3):
-        os.unlink(three.epoch_dir(epoch) / "ckpt-info.json")
+    for n in (1, 2, 3):
+        os.unlink(three.epoch_dir(n) / "ckpt-info.json")
     epoch, lines = _find(three)
     assert epoch is None and len([x for x in lines if "skipping" in x]) == 2
 

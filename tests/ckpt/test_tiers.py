@@ -31,7 +31,7 @@ from candle_restart.ckpt import (
 from candle_restart.ckpt.deadline import End
 from candle_restart.ckpt.drain import local_root
 from candle_restart.ckpt.pacing import Pacer
-from candle_restart.ckpt.preempt import REQUEST
+from candle_restart.ckpt.preempt import PreemptionRequest
 from candle_restart.cli import main as cli_main
 from candle_restart.records.localtier import (
     LOCAL_TIER_FILE,
@@ -403,7 +403,9 @@ def test_sigterm_exits_75_only_once_the_preemption_checkpoint_is_on_the_shared_t
     assert record is not None and (record.epoch, record.drained) == (preempted[0], True)
 
 
-def test_the_halt_before_the_walltime_leaves_time_for_the_slowest_drain(tmp_path: Path) -> None:
+def test_the_halt_before_the_walltime_leaves_time_for_the_slowest_drain(
+    tmp_path: Path, preemption: PreemptionRequest
+) -> None:
     """The margin is (slowest commit + slowest drain) x 3 + ckpt_halt_seconds + a step: the final
     checkpoint is committed and drained before the allocation ends. The drainer's own measurement
     reaches the pacer of a two-tier callback."""
@@ -429,15 +431,12 @@ def test_the_halt_before_the_walltime_leaves_time_for_the_slowest_drain(tmp_path
     started = pacer.saving()
     pacer.saved()
     pacer.committed(started - 20.0)  # a 20 s commit
-    try:
-        while not REQUEST.requested:
-            now[0] += 1.0
-            pacer.batch_end()
-        left = 1200.0 - now[0]
-        assert 100.0 < left <= 101.0  # (20 + 10) x 3 + 10 + the 1 s step; without the drain: 71
-        assert any("(slowest commit 20.000 s + slowest drain 10.000 s) x 3 + 10 s" in line for line in lines)
-    finally:
-        REQUEST.clear()
+    while not preemption.requested:
+        now[0] += 1.0
+        pacer.batch_end()
+    left = 1200.0 - now[0]
+    assert 100.0 < left <= 101.0  # (20 + 10) x 3 + 10 + the 1 s step; without the drain: 71
+    assert any("(slowest commit 20.000 s + slowest drain 10.000 s) x 3 + 10 s" in line for line in lines)
 
 
 def test_events_jsonl_is_on_the_shared_tier_with_each_node_local_commit_and_its_size(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from candle_restart.coordinator import LocalBackend, Policy, resume, scan
+from candle_restart.coordinator.backend import Backend
 from candle_restart.coordinator.causes import UNKNOWN, Ledger, cause_of_exit, cause_of_scheduler_state
 from candle_restart.coordinator.policy import decide
 from candle_restart.coordinator.states import TaskStatus
@@ -17,7 +18,7 @@ from candle_restart.records.journal import JournalEvent
 from candle_restart.task import TaskDir
 from tests.helpers import ROOT, runner_env, toy_task
 
-BACKENDS = {"local": LocalBackend()}
+BACKENDS: dict[str, Backend] = {"local": LocalBackend()}
 
 
 def _exit(fields: dict[str, str]) -> JournalEvent:

@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 
 from candle_restart.coordinator import LocalBackend, Policy, TaskStatus, decide, scan
+from candle_restart.coordinator.backend import Backend
 from candle_restart.coordinator.report import summary, table
 from candle_restart.task import create_task, run_task
 from tests.helpers import preempted_task, start_runner, toy_task
 
-BACKENDS = {"local": LocalBackend()}
+BACKENDS: dict[str, Backend] = {"local": LocalBackend()}
 
 
 def _by_id(root: Path) -> dict[str, TaskStatus]:

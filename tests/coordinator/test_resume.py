@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 
 from candle_restart.coordinator import LocalBackend, Policy, resume, scan
+from candle_restart.coordinator.backend import Backend
 from candle_restart.task import TaskDir
 from tests.helpers import ROOT, preempted_task, runner_env, submitted_pids, toy_task, wait_for_pids
 
-BACKENDS = {"local": LocalBackend()}
+BACKENDS: dict[str, Backend] = {"local": LocalBackend()}
 
 
 def test_resume_brings_every_preempted_task_to_completion(tmp_path: Path) -> None:
@@ -92,7 +93,7 @@ def test_lock_of_a_killed_coordinator_is_broken_after_its_lease(tmp_path: Path, 
     task = preempted_task(root, "locked")
     _hold_lock_and_die(task, tmp_path, lease=1.0, other_host=other_host)
     assert "another-node" in task.lock_file.read_text() if other_host else True
-    backend, lines = LocalBackend(), []
+    backend, lines = LocalBackend(), list[str]()
     [outcome] = resume(root, backend, lease_seconds=1.0, log=lines.append)
     backend.wait_all()
     assert outcome.decision.action == "submit", outcome.decision
@@ -172,7 +173,7 @@ def test_an_empty_lock_marker_left_by_a_killed_coordinator_does_not_block_foreve
     task = preempted_task(root, "empty")
     task.lock_file.write_bytes(b"")
     os.utime(task.lock_file, (0, 0))  # long ago
-    backend, lines = LocalBackend(), []
+    backend, lines = LocalBackend(), list[str]()
     [outcome] = resume(root, backend, lease_seconds=1.0, log=lines.append)
     backend.wait_all()
     assert outcome.decision.action == "submit"

@@ -10,10 +10,11 @@ import pytest
 
 from candle_restart.cli import main
 from candle_restart.coordinator import LocalBackend, scan
+from candle_restart.coordinator.backend import Backend
 from candle_restart.task import TaskDir, run_task
 from tests.helpers import ROOT, preempted_task, runner_env, submitted_pids, toy_task, wait_for_pids
 
-BACKENDS = {"local": LocalBackend()}
+BACKENDS: dict[str, Backend] = {"local": LocalBackend()}
 
 
 def _events(task: TaskDir, kind: str) -> int:

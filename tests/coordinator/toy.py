@@ -39,7 +39,7 @@ def run(params: dict[str, Any]) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
     if params.get("stop_at_start"):
         raise Preempted("stopped before the first epoch")
-    ckpt = BytesCkpt(params, **({} if params.get("log") else {"logger": None}))
+    ckpt = BytesCkpt(params) if params.get("log") else BytesCkpt(params, logger=None)
     model = BytesModel()
     J = ckpt.restart(model)
     for epoch in range(J["epoch"] if J else 0, int(params["epochs"])):

@@ -53,7 +53,7 @@ def _three(root: Path) -> CkptLayout:
 def _restart(root: Path) -> tuple[int | None, list[str]]:
     lines: list[str] = []
     ckpt = BytesCkpt({"epochs": 10, "ckpt_directory": str(root)}, logger=None)
-    ckpt.info = lines.append  # type: ignore[method-assign]
+    ckpt.info = lines.append  # type: ignore[method-assign, assignment]
     J = ckpt.restart(BytesModel())
     return (J["epoch"] if J else None), lines
 

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from candle_restart.ckpt import CkptLayout, CorruptCheckpointError, ParamError, find_restart, parse_params
 from candle_restart.records.ckptinfo import CkptInfo
+from candle_restart.records.jsontypes import JsonValue
 from candle_restart.sweep import SweepError, expand, parse_sweep
 from candle_restart.task.taskdir import TaskError, make_task_id, parse_spec, safe_task_id
 from tests.helpers import BytesCkpt, BytesModel, report, trials
@@ -118,7 +119,7 @@ def test_hostile_values_stay_data(tmp_path: Path, value: str) -> None:
     """Such values become part of gParameters and task ids, never of a path or a command line."""
     task_id = make_task_id(value, {"name": value})
     assert safe_task_id(task_id) and len(task_id) < 120
-    spec = {"task_id": task_id, "params": {"name": value}, "entry": "m:f"}
+    spec: JsonValue = {"task_id": task_id, "params": {"name": value}, "entry": "m:f"}
     assert parse_spec(spec, "task.json").params["name"] == value
 
 

@@ -10,12 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from candle_restart.coordinator import LocalBackend, scan
 from tests.helpers import ROOT, journal, report, runner_env, toy_task, trials
-
-pytestmark = pytest.mark.slow
 
 
 def _coordinator(root: Path) -> subprocess.Popen[bytes]:

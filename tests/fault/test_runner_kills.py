@@ -21,14 +21,10 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from candle_restart.task import create_task
 from candle_restart.task.process import process_start
 from tests.helpers import ROOT, report, runner_env, trials
 from tests.task.trainers import LAUNCHER, TRAINER
-
-pytestmark = pytest.mark.slow
 
 TASKS = 12
 EPOCH_SECONDS = 0.2

@@ -40,7 +40,7 @@ def _write(directory: Path, epochs: int) -> None:
 def _restart(directory: Path, lines: list[str]) -> bytes | None:
     """Restart a fresh writer from ``directory``; the payload it loaded (None: nothing)."""
     ckpt = BytesCkpt({"epochs": 10, "ckpt_directory": str(directory)}, logger=None)
-    ckpt.info = lines.append  # type: ignore[method-assign]
+    ckpt.info = lines.append  # type: ignore[method-assign, assignment]
     model = BytesModel()
     try:
         return model.payload if ckpt.restart(model) is not None else None

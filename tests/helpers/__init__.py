@@ -12,6 +12,9 @@ those local to it); no test imports a conftest module.
 | ``torture`` | fault-injection counts (``report``) and sizes (``trials``) for ``make torture`` |
 | ``browser`` | headless Chromium |
 | ``runroot`` | a run root with tasks in every kind of state (the report's tests) |
+| ``references`` | uninterrupted reference trainings, run once per session (the ``references`` fixture) |
+| ``tiering`` | the test tiers' rule and guards (used by ``tests/conftest.py``) |
+| ``hygiene`` | the check that no test leaves a request, handlers or threads behind (a plugin) |
 """
 
 from tests.helpers.browser import REQUIRE_BROWSER, chromium, headless

@@ -16,14 +16,17 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]  # the repository
+from tests.helpers.tiering import ROOT, child_pythonpath
+
 EXAMPLE = "candle_restart.examples.regression"
 HANG = 300  # seconds: only a hung command gets near this; it ends the test instead of CI
 
 
 def runner_env() -> dict[str, str]:
-    """This process's environment, plus ``PYTHONPATH`` = the repository and TensorFlow quiet."""
-    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
+    """This process's environment, plus ``PYTHONPATH`` = the repository and TensorFlow quiet.
+
+    (In the unit and process tiers ``PYTHONPATH`` also refuses TensorFlow: `child_pythonpath`.)"""
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": child_pythonpath()}
 
 
 def start_runner(task_dir: Path) -> subprocess.Popen[str]:

@@ -18,12 +18,13 @@ from candle_restart.examples import regression
 from candle_restart.keras import CandleCkptKeras
 from candle_restart.keras.npz import write_npz
 from candle_restart.keras.snapshot import KerasSnapshot
+from candle_restart.records.ckptinfo import FileEntry
 
 
 class HoldSecondCommit(CandleCkptKeras):
     calls = 0
 
-    def write_snapshot(self, snapshot: Any, dir_work: Path) -> dict[str, dict[str, Any]]:
+    def write_snapshot(self, snapshot: Any, dir_work: Path) -> dict[str, FileEntry]:
         HoldSecondCommit.calls += 1
         model = getattr(snapshot, "inner", snapshot)  # under the other callbacks' state (WithCallbacks)
         if HoldSecondCommit.calls == 2 and isinstance(model, KerasSnapshot):

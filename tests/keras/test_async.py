@@ -27,6 +27,7 @@ import tensorflow as tf
 from candle_restart.ckpt import CkptLayout, CommitError, find_restart
 from candle_restart.keras import CandleCkptKeras
 from candle_restart.keras.state import load_state, saved_arrays
+from candle_restart.records.ckptinfo import FileEntry
 from tests.helpers import ROOT, run_example, runner_env
 from tests.keras.test_fit_inputs import BATCH, X, Y, _model
 
@@ -126,7 +127,7 @@ class _Gated(CandleCkptKeras):
         self.snapshots += 1
         return super().snapshot_model(epoch)
 
-    def write_snapshot(self, snapshot: Any, dir_work: Path) -> dict[str, dict[str, Any]]:
+    def write_snapshot(self, snapshot: Any, dir_work: Path) -> dict[str, FileEntry]:
         self.gate.wait()
         return super().write_snapshot(snapshot, dir_work)
 
@@ -188,7 +189,7 @@ def test_one_commit_in_flight_and_the_wait_is_logged(tmp_path: Path) -> None:
 class _Failing(_Gated):
     """Every write fails, as on a full disk, once the gate opens."""
 
-    def write_snapshot(self, snapshot: Any, dir_work: Path) -> dict[str, dict[str, Any]]:
+    def write_snapshot(self, snapshot: Any, dir_work: Path) -> dict[str, FileEntry]:
         self.gate.wait()
         raise OSError(28, "No space left on device")
 

@@ -14,6 +14,7 @@ import pytest
 
 import candle_restart
 from candle_restart.ckpt import CkptLayout, CorruptCheckpointError, ParamError
+from candle_restart.ckpt.preempt import PreemptionRequest
 from candle_restart.keras import CandleCheckpointCallback, CandleCkptKeras
 
 X = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
@@ -80,7 +81,8 @@ def test_validation_every_other_epoch_is_not_an_error(tmp_path: Path) -> None:
     assert CkptLayout.at(tmp_path / "ckpts").list_epochs() == [1, 2, 3, 4]
 
 
-def test_metric_absent_from_logs_fails_before_writing(tmp_path: Path) -> None:
+# `preemption`: Keras calls no callback when fit raises, so the callback's handlers stay armed.
+def test_metric_absent_from_logs_fails_before_writing(tmp_path: Path, preemption: PreemptionRequest) -> None:
     ckpt = CandleCkptKeras(_params(tmp_path, ckpt_save_best_metric="val_f2_score"), verbose=False)
     with pytest.raises(ParamError, match=r"ckpt_save_best_metric: 'val_f2_score' is not among the metrics"):
         _fit(ckpt, _model(), 1)

@@ -59,7 +59,6 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@pytest.mark.slow
 @pytest.mark.backends
 def test_resumed_in_a_new_process_equals_an_uninterrupted_run(uninterrupted: Path, tmp_path: Path) -> None:
     ref = _result(uninterrupted)

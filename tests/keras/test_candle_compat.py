@@ -43,7 +43,7 @@ FOUR_STEPS = [
     },
 ]
 
-pytestmark = [pytest.mark.slow, pytest.mark.backends]
+pytestmark = pytest.mark.backends
 
 
 def _csv(path: Path) -> Path:

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from candle_restart.keras import CandleCheckpointCallback, CandleCkptKeras, restart
+from candle_restart.records.ckptinfo import FileEntry
 
 X = np.random.default_rng(4).normal(size=(64, 4)).astype("float32")
 Y = X.sum(axis=1, keepdims=True).astype("float32")
@@ -104,7 +105,7 @@ class _Gated(CandleCkptKeras):
         super().__init__(*args, **kwargs)
         self.gate = threading.Event()
 
-    def write_snapshot(self, snapshot: Any, dir_work: Path) -> dict[str, dict[str, Any]]:
+    def write_snapshot(self, snapshot: Any, dir_work: Path) -> dict[str, FileEntry]:
         self.gate.wait()
         return super().write_snapshot(snapshot, dir_work)
 

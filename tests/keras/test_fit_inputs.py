@@ -124,7 +124,7 @@ def test_a_generator_cannot_be_positioned_so_the_epoch_is_rerun_and_logged(tmp_p
     REQUEST.clear()
     lines: list[str] = []
     again = _ckpt(tmp_path, "g")
-    again.info = lines.append  # type: ignore[method-assign]
+    again.info = lines.append  # type: ignore[method-assign, assignment]
     fit(_model(), batches(), ckpt=again, epochs=EPOCHS, steps_per_epoch=6, verbose=0)
     assert any("cannot position generator inside an epoch; rerunning epoch 2" in line for line in lines)
 
@@ -132,7 +132,7 @@ def test_a_generator_cannot_be_positioned_so_the_epoch_is_rerun_and_logged(tmp_p
 def test_time_based_checkpoints_are_taken_inside_epochs(tmp_path: Path) -> None:
     ckpt = _ckpt(tmp_path, "t", ckpt_save_seconds=1e-6, ckpt_keep_mode="all")
     lines: list[str] = []
-    ckpt.info = lines.append  # type: ignore[method-assign]
+    ckpt.info = lines.append  # type: ignore[method-assign, assignment]
     fit(_model(), X, Y, ckpt=ckpt, epochs=1, batch_size=BATCH, shuffle=False, verbose=0)
     midepoch = [line for line in lines if line.startswith("writing mid-epoch checkpoint: epoch 1 batch ")]
     assert len(midepoch) == 5  # after batches 1..5; the 6th is the epoch end

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from candle_restart.ckpt.interval import overhead
-from candle_restart.ckpt.preempt import REQUEST, Preempted
+from candle_restart.ckpt.preempt import Preempted, PreemptionRequest
 from candle_restart.keras import CandleCkptKeras
 
 BATCHES, BATCH, WIDTH = 300, 8, 1024
@@ -87,7 +87,9 @@ def test_overhead_target_keeps_expensive_checkpoints_within_it(tmp_path: Path) -
     assert "checkpoint(s) blocked training" in log
 
 
-def test_halt_before_the_walltime_commits_inside_the_epoch_and_exits_75_as_timeout(tmp_path: Path) -> None:
+def test_halt_before_the_walltime_commits_inside_the_epoch_and_exits_75_as_timeout(
+    tmp_path: Path, preemption: PreemptionRequest
+) -> None:
     # The allocation "ends" in 10 minutes and the margin asked for is 20: the first batch end halts.
     halt_at = (datetime.now().astimezone() + timedelta(minutes=10)).isoformat()
     params = {
@@ -99,13 +101,10 @@ def test_halt_before_the_walltime_commits_inside_the_epoch_and_exits_75_as_timeo
     }
     ckpt = CandleCkptKeras(params, verbose=False)
     x, y = _data()
-    try:
-        with pytest.raises(Preempted) as stopped:
-            _model().fit(x, y, batch_size=BATCH, epochs=1, callbacks=[ckpt], verbose=0)
-        assert stopped.value.code == 75 and stopped.value.cause == "timeout"
-        assert REQUEST.name == "walltime" and REQUEST.count == 0  # no signal was involved
-    finally:
-        REQUEST.clear()
+    with pytest.raises(Preempted) as stopped:
+        _model().fit(x, y, batch_size=BATCH, epochs=1, callbacks=[ckpt], verbose=0)
+    assert stopped.value.code == 75 and stopped.value.cause == "timeout"
+    assert preemption.name == "walltime" and preemption.count == 0  # no signal was involved
     info = json.loads((tmp_path / "ckpts" / "last" / "ckpt-info.json").read_text())
     assert info["position"] == {"epoch": 1, "batch": 1}  # committed inside the epoch, at the first chance
     log = (tmp_path / "ckpts" / "ckpt.log").read_text()

@@ -191,7 +191,6 @@ def test_a_second_report_replaces_the_first(run_root: Path, tmp_path: Path) -> N
     assert not list(out.glob("plots/*.png")) and (out / "notes.txt").read_text() == "mine"
 
 
-@pytest.mark.slow
 def test_five_hundred_tasks_fold_into_a_readable_page(tmp_path: Path) -> None:
     """500 real tasks (the plots drawn by two forked workers): summaries first, every task folded."""
     root = tmp_path / "run"

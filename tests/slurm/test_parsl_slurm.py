@@ -6,13 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
 from candle_restart.coordinator import scan
 from tests.helpers import ROOT, runner_env
-
-pytestmark = pytest.mark.slow
 
 
 def test_two_task_sweep_through_slurm_completes_with_one_preempted(tmp_path: Path, slurm_conf: str) -> None:

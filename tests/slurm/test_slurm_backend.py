@@ -23,8 +23,6 @@ from candle_restart.slurm import SlurmBackend
 from candle_restart.task import TaskDir
 from tests.helpers import ROOT, open_progress, runner_env
 
-pytestmark = pytest.mark.slow
-
 
 def _env(slurm_conf: str) -> dict[str, str]:
     return {**runner_env(), "SLURM_CONF": slurm_conf}

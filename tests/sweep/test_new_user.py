@@ -20,8 +20,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-
 from tests.helpers import ROOT, chromium, headless
 
 TRAIN = textwrap.dedent(
@@ -68,7 +66,6 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.slow
 def test_a_new_users_sweep_of_their_own_script_fails_is_fixed_and_recovered(tmp_path: Path) -> None:
     chromium()  # skip (or fail, in CI) before spending minutes when there is no browser
     mine = tmp_path / "my-project"

@@ -9,17 +9,14 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import pytest
 import yaml
 
 from candle_restart.sweep import expand, parse_sweep
-from candle_restart.task import TaskDir, create_task
-from tests.helpers import ROOT, open_progress, run_runner, runner_env
-
-pytestmark = pytest.mark.slow
+from candle_restart.task import TaskDir
+from tests.helpers import ROOT, open_progress, runner_env
+from tests.helpers.references import References
 
 BASE = {"epochs": 3, "samples": 384, "batch_size": 32, "resumable_fit": True, "ckpt_checksum": True}
 # task index -> (epoch, batch) at which each attempt gets SIGUSR1: task 0 twice, task 1 once.
@@ -43,7 +40,8 @@ def _drive(
     pending = {i: list(targets) for i, targets in SIGNALS.items()}
     signalled: set[int] = set()
     sent: dict[int, int] = {i: 0 for i in SIGNALS}
-    output, buffers = [], {i: b"" for i in fds}
+    output: list[str] = []
+    buffers = {i: b"" for i in fds}
     while True:
         for key, _ in sel.select():
             if key.data == "driver":
@@ -67,7 +65,9 @@ def _drive(
                     sent[i] += 1
 
 
-def test_sweep_through_parsl_survives_signals_and_resumes_exactly(tmp_path: Path) -> None:
+def test_sweep_through_parsl_survives_signals_and_resumes_exactly(
+    tmp_path: Path, references: References
+) -> None:
     fifos = {i: tmp_path / f"progress-{i}" for i in range(4)}
     fds = {i: open_progress(f) for i, f in fifos.items()}
     variants = [
@@ -114,16 +114,11 @@ def test_sweep_through_parsl_survives_signals_and_resumes_exactly(tmp_path: Path
         submits = [e for e in task.read_journal() if e["event"] == "submit_intent"]
         assert len(submits) == 1  # Parsl reran the preempted attempts: the coordinator never resubmitted
 
-    for i in range(4):  # the same parameters, never interrupted
-        params: dict[str, Any] = {
-            **BASE,
-            "learning_rate": 0.01 / (i + 1),
-            "weights_out": str(tmp_path / f"ref{i}.npz"),
-        }
-        ref = create_task(tmp_path / "ref", params, entry="candle_restart.examples.regression:run")
-        code, err = run_runner(ref.path)
-        assert code == 0, err
-        assert _weights(tmp_path / f"w{i}.npz") == _weights(tmp_path / f"ref{i}.npz"), f"task {i} differs"
+    # The same parameters, never interrupted: run side by side (and shared with other tests) by `references`.
+    variants = [{**BASE, "learning_rate": 0.01 / (i + 1)} for i in range(4)]
+    refs = references.tasks("candle_restart.examples.regression:run", variants)
+    for i, ref in enumerate(refs):
+        assert _weights(tmp_path / f"w{i}.npz") == _weights(ref.weights), f"task {i} differs"
 
     again = subprocess.run(cmd, cwd=ROOT, env=runner_env(), capture_output=True, text=True)
     assert (

@@ -28,8 +28,6 @@ from candle_restart.task.process import process_start
 from tests.helpers import ROOT, runner_env
 from tests.task.trainers import TRAINER
 
-pytestmark = pytest.mark.slow
-
 ODD = "my proj $HOME 'q' `id` ;x"  # the folder, and more a shell would expand
 
 

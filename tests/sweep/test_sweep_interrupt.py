@@ -11,13 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
 from candle_restart.sweep import expand, parse_sweep
 from tests.helpers import ROOT, open_progress, progress, runner_env
-
-pytestmark = pytest.mark.slow
 
 
 def test_ctrl_c_stops_the_tasks_with_a_checkpoint_and_says_how_to_continue(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from candle_restart.records.jsontypes import JsonValue
 from candle_restart.records.taskstate import MetricSummary
 from candle_restart.task import create_task, run_task
 from candle_restart.task.result import jsonable, metric_summary
@@ -61,7 +62,12 @@ def test_json_values_are_kept_and_the_rest_converted_or_dropped_with_a_note() ->
 
 
 def test_metric_summary_takes_the_final_value_from_the_result() -> None:
-    info = {"save_best_metric": "val_loss", "best_mode": "min", "best_metric_last": 0.2, "best_epoch": 4}
+    info: dict[str, JsonValue] = {
+        "save_best_metric": "val_loss",
+        "best_mode": "min",
+        "best_metric_last": 0.2,
+        "best_epoch": 4,
+    }
     summary = metric_summary(info, {"val_loss": [0.5, 0.3, 0.25]})
     assert summary is not None and summary.to_json() == {
         "name": "val_loss",

@@ -16,24 +16,23 @@ import pytest
 from candle_restart.ckpt import CkptLayout, find_restart, verify_checkpoint
 from candle_restart.task import create_task
 from tests.helpers import Lockstep, journal, open_progress, progress, run_runner, start_runner, state
-
-pytestmark = pytest.mark.slow
+from tests.helpers.references import References
 
 ENTRY = "candle_restart.examples.regression:run"
 EPOCHS, SAMPLES, BATCH = 3, 384, 32  # 12 batches an epoch
 BATCHES = SAMPLES // BATCH
+BASE = {
+    "epochs": EPOCHS,
+    "samples": SAMPLES,
+    "batch_size": BATCH,
+    "resumable_fit": True,
+    "ckpt_checksum": True,
+    "learning_rate": 0.01,  # the default, named: the reference is then also tests/sweep/test_parsl_sweep.py's first
+}
 
 
 def _params(tmp_path: Path, name: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "epochs": EPOCHS,
-        "samples": SAMPLES,
-        "batch_size": BATCH,
-        "resumable_fit": True,
-        "ckpt_checksum": True,
-        "weights_out": str(tmp_path / f"{name}.npz"),
-        **extra,
-    }
+    return {**BASE, "weights_out": str(tmp_path / f"{name}.npz"), **extra}
 
 
 def _weights(path: Path) -> list[bytes]:
@@ -60,24 +59,21 @@ def _signal_at(task_dir: Path, steps: Lockstep, epoch: int, batch: int, signals:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[bytes], str]:
-    tmp = tmp_path_factory.mktemp("uninterrupted")
-    task = create_task(tmp / "run", _params(tmp, "a"), entry=ENTRY)
-    code, err = run_runner(task.path)
-    assert code == 0, err
-    recorded = state(task.path)
+def uninterrupted(references: References) -> tuple[list[bytes], str]:
+    reference = references.task(ENTRY, BASE)
+    recorded = state(reference.path)
     assert recorded["status"] == "completed" and recorded["checkpoint"]["complete"] is True
     # The entry's return value (its final metrics) is recorded, with the checkpointed metric's final value.
     assert set(recorded["result"]) >= {"loss", "val_loss"} and "result_note" not in recorded
     assert recorded["metric"]["name"] == "val_loss" and recorded["metric"]["final"] == recorded["result"]["val_loss"]
-    return _weights(tmp / "a.npz"), _final_line(task.path)
+    return _weights(reference.weights), _final_line(reference.path)
 
 
 @pytest.mark.backends
 @pytest.mark.parametrize("trial", [0, 2])  # inside the last epoch; at an epoch's last batch
 def test_signal_at_a_random_batch_then_resume_is_bitwise_equal(
-    tmp_path: Path, uninterrupted, trial: int
-) -> None:  # type: ignore[no-untyped-def]
+    tmp_path: Path, uninterrupted: tuple[list[bytes], str], trial: int
+) -> None:
     rng = random.Random(trial)
     if trial < 2:  # inside the last epoch: the saved metric accumulators are merged on resume too
         epoch, batch = EPOCHS - 1, rng.randrange(0, BATCHES - 2)

@@ -42,8 +42,8 @@ def test_create_task_is_idempotent_and_refuses_edits(tmp_path: Path) -> None:
     ],
 )
 def test_bad_task_json_exits_2_with_one_line_and_records_it(
-    tmp_path: Path, content: str, fragment: str, capsys
-) -> None:  # type: ignore[no-untyped-def]
+    tmp_path: Path, content: str, fragment: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     task = tmp_path / "t"
     task.mkdir()
     (task / "task.json").write_text(content)  # without a task.json it is no task: see tests/task/test_result.py

@@ -57,7 +57,7 @@ def swap() -> None:
 def install_kill_hook(epoch: int) -> None:
     base: Any = candle.CandleRemoteMonitor
 
-    class KillingMonitor(base):  # type: ignore[misc, valid-type]
+    class KillingMonitor(base):
         def on_epoch_begin(self, index: int, logs: Any = None) -> None:
             if index == epoch:
                 sys.stdout.flush()
