@@ -20,12 +20,12 @@ from pathlib import Path
 
 import pytest
 
-from candle_restart.coordinator import LocalBackend, resume, scan
+from candle_restart.coordinator import Backend, LocalBackend, resume, scan
 from candle_restart.coordinator.lock import claimed_generations
 from candle_restart.task import TaskDir
 from tests.helpers import cli, preempted_task, report, submitted_pids, tree, wait_for_pids
 
-BACKENDS = {"local": LocalBackend()}
+BACKENDS: dict[str, Backend] = {"local": LocalBackend()}
 
 
 @dataclass
@@ -133,7 +133,7 @@ def test_garbage_claim_names_are_ignored_with_one_line(tmp_path: Path) -> None:
     garbage = ["g-" + "9" * 120, "g-\u0663\u0663", "g-000002x", "g-12"]
     for name in garbage:
         (claims / name).write_text("")
-    backend, lines = LocalBackend(), []
+    backend, lines = LocalBackend(), list[str]()
     [outcome] = resume(root, backend, log=lines.append)
     backend.wait_all()
     assert outcome.acted and (claims / "g-000001").exists(), (outcome.decision, lines)

@@ -19,15 +19,16 @@ from pathlib import Path
 
 import pytest
 
-from candle_restart.coordinator import LocalBackend, Policy, resume, scan
+from candle_restart.coordinator import Backend, LocalBackend, Policy, resume, scan
 from candle_restart.coordinator.lock import claim_generation
 from candle_restart.coordinator.retry import request_retry
 from candle_restart.records.journal import SUBMIT_INTENT, JournalEvent
+from candle_restart.records.jsontypes import JsonObject
 from candle_restart.task import TaskDir
 from tests.helpers import preempted_task, toy_task
 
 GRACE = 2.0  # seconds: Policy.reconcile_grace, on this host's clock
-BACKENDS = {"local": LocalBackend()}
+BACKENDS: dict[str, Backend] = {"local": LocalBackend()}
 
 
 def restamp(path: Path, seconds: float, from_line: int = 0) -> int:
@@ -64,7 +65,7 @@ def test_a_lost_intent_of_a_skewed_coordinator_is_resubmitted_within_one_grace_p
     # Coordinator A on node-a (its clock 10 minutes off) claimed generation 1, recorded the intent, died.
     claim_generation(task, 1)
     stamp = datetime.now(timezone.utc) + timedelta(seconds=coordinator_skew)
-    by = {"host": "node-a", "pid": 4242}
+    by: JsonObject = {"host": "node-a", "pid": 4242}
     task.append_journal(JournalEvent(SUBMIT_INTENT, generation=1, time=stamp.isoformat(), extras={"backend": "local", "by": by}))
     backend, policy = LocalBackend(), Policy(reconcile_grace=GRACE)
 
@@ -137,7 +138,7 @@ def test_an_intent_of_this_host_is_timed_from_its_own_stamp(tmp_path: Path) -> N
     task = preempted_task(root, "own")
     claim_generation(task, 1)
     long_ago = (datetime.now(timezone.utc) - timedelta(seconds=120)).isoformat()
-    by = {"host": socket.gethostname(), "pid": os.getpid()}
+    by: JsonObject = {"host": socket.gethostname(), "pid": os.getpid()}
     task.append_journal(JournalEvent(SUBMIT_INTENT, generation=1, time=long_ago, extras={"backend": "local", "by": by}))
     backend = LocalBackend()
     [outcome] = resume(root, backend, Policy(reconcile_grace=60))

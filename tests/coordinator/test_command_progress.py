@@ -9,11 +9,13 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from candle_restart.coordinator import Policy, resume
 from candle_restart.coordinator.causes import UNKNOWN, Ledger
 from candle_restart.coordinator.local import LocalBackend
+from candle_restart.records.jsontypes import JsonObject
 from candle_restart.task import create_task
 from candle_restart.task.progress import progress_key
 from tests.helpers import journal, state
@@ -35,17 +37,21 @@ def _epochs_of(marks: Path, attempt: int) -> int:
     return sum(line.startswith(f"epoch {attempt} ") for line in lines)
 
 
+def _has_an_epoch(marks: Path, attempt: int) -> bool:
+    return _epochs_of(marks, attempt) >= 1
+
+
 def test_a_command_keeping_its_own_checkpoint_files_is_resumed_past_the_breaker(tmp_path: Path) -> None:
     (tmp_path / "trainer.py").write_text(TRAINER)
     marks = tmp_path / "marks"
-    params = {"epochs": 3 * PREEMPTIONS + 2, "epoch_seconds": 0.2, "marks": str(marks), "lock": str(tmp_path / "lock")}
+    params: JsonObject = {"epochs": 3 * PREEMPTIONS + 2, "epoch_seconds": 0.2, "marks": str(marks), "lock": str(tmp_path / "lock")}
     task = create_task(tmp_path / "run", params, command=[sys.executable, str(tmp_path / "trainer.py")])
     backend, policy = LocalBackend(), Policy()
     assert policy.no_progress_attempts < PREEMPTIONS
     for attempt in range(1, PREEMPTIONS + 1):
         outcomes = resume(tmp_path / "run", backend, policy)
         assert [o.decision.action for o in outcomes] == ["submit"], [o.decision for o in outcomes]
-        wait_until(f"an epoch of attempt {attempt}", lambda a=attempt: _epochs_of(marks, a) >= 1)
+        wait_until(f"an epoch of attempt {attempt}", partial(_has_an_epoch, marks, attempt))
         os.kill(state(task.path)["pid"], signal.SIGUSR1)  # the runner forwards it; the trainer stops
         backend.wait_all()
         assert state(task.path)["status"] == "preempted", state(task.path)

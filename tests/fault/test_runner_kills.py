@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+from candle_restart.records.jsontypes import JsonObject
 from candle_restart.task import create_task
 from candle_restart.task.process import process_start
 from tests.helpers import ROOT, report, runner_env, trials
@@ -54,7 +55,7 @@ def test_random_sigusr1_and_sigkill_of_runners_never_overlap_attempts(tmp_path: 
         command = [sys.executable, str(tmp_path / "trainer.py")]
         if i % 3 == 0:
             command = [sys.executable, str(tmp_path / "launcher.py"), str(tmp_path / "trainer.py")]
-        params = {
+        params: JsonObject = {
             "epochs": epochs,
             "epoch_seconds": EPOCH_SECONDS,
             "marks": str(tmp_path / f"marks-{i}"),

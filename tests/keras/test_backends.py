@@ -12,7 +12,7 @@ import json
 import random
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import keras
 import numpy as np
@@ -20,9 +20,12 @@ import pytest
 
 from candle_restart.ckpt import CkptLayout, CorruptCheckpointError
 from candle_restart.ckpt.preempt import REQUEST, Preempted
+from candle_restart.ckpt.sink import Snapshot
 from candle_restart.keras import CandleCkptKeras, rngs
 from candle_restart.keras.npz import read_npz, write_npz
 from candle_restart.keras.state import load_state, save_state, saved_arrays
+from candle_restart.records.ckptinfo import FileEntry
+from candle_restart.records.jsontypes import JsonObject
 from candle_restart.records.trainstate import decode_manifest
 from tests.keras.test_fit_inputs import BATCH, X, Y, _model, _RequestAt
 
@@ -36,7 +39,7 @@ class _Recording(CandleCkptKeras):
         super().__init__(*args, **kwargs)
         self.written_in_main: list[bool] = []
 
-    def write_snapshot(self, snapshot: Any, dir_work: Path) -> dict[str, dict[str, Any]]:
+    def write_snapshot(self, snapshot: Snapshot, dir_work: Path) -> dict[str, FileEntry]:
         self.written_in_main.append(threading.current_thread() is threading.main_thread())
         return super().write_snapshot(snapshot, dir_work)
 
@@ -92,9 +95,10 @@ def test_a_forged_generator_state_is_refused_naming_the_file(tmp_path: Path) -> 
     save_state(model, path)
     arrays = read_npz(path)
     manifest = decode_manifest(str(arrays["__manifest__"]))
-    index = [e["path"] for e in manifest["rng"]].index("numpy.random")
+    rng = cast("list[JsonObject]", manifest["rng"])  # decode_manifest checked its shape
+    index = [e["path"] for e in rng].index("numpy.random")
     arrays[f"rng/{index}"] = arrays[f"rng/{index}"][:-1]  # one byte short
-    manifest["rng"][index]["shape"] = [arrays[f"rng/{index}"].size]
+    rng[index]["shape"] = [arrays[f"rng/{index}"].size]
     arrays["__manifest__"] = np.array(json.dumps(manifest))
     with open(path, "wb") as f:
         write_npz(f, arrays)

@@ -34,10 +34,10 @@ def test_types_and_bits_come_back() -> None:
     back = _round_trip(value)
     assert isinstance(back, dict)
     assert back["f"] == value["f"] and back["inf"] == -math.inf and back["n"] is None and back["flag"] is True
-    assert type(back["f32"]) is np.float32 and back["f32"].tobytes() == value["f32"].tobytes()  # type: ignore[union-attr]
+    assert type(back["f32"]) is np.float32 and back["f32"].tobytes() == value["f32"].tobytes()
     assert type(back["f64"]) is np.float64 and type(back["i64"]) is np.int64 and back["i64"] == 3
     assert type(back["nan32"]) is np.float32 and math.isnan(back["nan32"])
-    assert [a.tobytes() for a in back["w"]] == [a.tobytes() for a in value["w"]]  # type: ignore[attr-defined]
+    assert [a.tobytes() for a in back["w"]] == [a.tobytes() for a in value["w"]]
     assert back["t"] == [1, "a"]  # a tuple comes back as a list
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from candle_restart.records.jsontypes import JsonObject
 from candle_restart.task import create_task
 from candle_restart.task.process import process_start
 from tests.helpers import journal, run_runner, start_runner, state
@@ -50,7 +51,7 @@ def trainer_task(tmp_path: Path, how: str, epochs: int = 6) -> tuple[Path, Path]
     if launcher:
         (tmp_path / "launcher.py").write_text(launcher)
         command = [sys.executable, str(tmp_path / "launcher.py"), str(tmp_path / "trainer.py")]
-    params = {"epochs": epochs, "epoch_seconds": 0.3, "marks": str(tmp_path / "marks"), "lock": str(tmp_path / "lock")}
+    params: JsonObject = {"epochs": epochs, "epoch_seconds": 0.3, "marks": str(tmp_path / "marks"), "lock": str(tmp_path / "lock")}
     task = create_task(tmp_path / "run", params, command=command)
     return task.path, tmp_path / "marks"
 
@@ -91,7 +92,7 @@ def test_a_process_the_command_leaves_behind_is_ended_with_its_attempt(tmp_path:
         "import subprocess, sys\n"
         f"subprocess.Popen([sys.executable, {str(tmp_path / 'trainer.py')!r}, *sys.argv[1:]], start_new_session=True)\n"
     )
-    params = {"epochs": 1000, "epoch_seconds": 0.3, "marks": str(tmp_path / "marks"), "lock": str(tmp_path / "lock")}
+    params: JsonObject = {"epochs": 1000, "epoch_seconds": 0.3, "marks": str(tmp_path / "marks"), "lock": str(tmp_path / "lock")}
     task = create_task(tmp_path / "run", params, command=[sys.executable, str(script)])
     code, err = run_runner(task.path)
     assert code == 0, err

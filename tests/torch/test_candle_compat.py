@@ -18,10 +18,11 @@ import pytest
 
 pytest.importorskip("torch", reason="the PyTorch backend's tests need torch (make test-backends)")
 
+from candle_restart.records.jsontypes import JsonObject
 from tests.helpers import runner_env
 
 BASELINE = Path(__file__).resolve().parent / "candle_baseline.py"
-FOUR_STEPS = [
+FOUR_STEPS: list[JsonObject] = [
     {"argv": ["--epochs", "3"]},
     {"argv": ["--epochs", "5"]},
     {"argv": ["--epochs", "5", "--ckpt_restart_mode", "off"]},

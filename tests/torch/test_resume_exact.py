@@ -170,6 +170,6 @@ def test_kill_minus_9_while_checkpoints_commit_loses_nothing(
         done = _verify_all(ckpts)
         assert done > committed  # this attempt committed, and nothing committed earlier was lost
         committed = done
-    done = _train(ckpts, out, 4, "--ckpt_checksum", "True")
-    assert done.returncode == 0, done.stderr[-3000:]
+    last = _train(ckpts, out, 4, "--ckpt_checksum", "True")
+    assert last.returncode == 0, last.stderr[-3000:]
     _assert_bitwise(_final(out), _final(whole[0]))

@@ -10,16 +10,24 @@ import pickle
 import struct
 import zlib
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 
 torch = pytest.importorskip("torch", reason="the PyTorch backend's tests need torch (make test-backends)")
-from torch import nn  # noqa: E402
+from torch import Generator, nn  # noqa: E402
+from torch.amp import GradScaler  # noqa: E402
+from torch.optim import Optimizer  # noqa: E402
+from torch.optim.lr_scheduler import LRScheduler  # noqa: E402
 
 from candle_restart import CandleCkptPyTorch  # noqa: E402
 from candle_restart.errors import CorruptCheckpointError  # noqa: E402
 from candle_restart.records.ckptinfo import CkptInfo, FileEntry, read_ckpt_info  # noqa: E402
 from candle_restart.torch.state import restore_rng  # noqa: E402
+
+
+class _Stateful(Protocol):
+    def state_dict(self) -> object: ...
 
 
 class Payload:
@@ -34,7 +42,7 @@ class Payload:
 
 def _setup(
     directory: Path, epochs: int = 2, **params: object
-) -> tuple[CandleCkptPyTorch, nn.Module, torch.optim.Optimizer]:
+) -> tuple[CandleCkptPyTorch, nn.Module, Optimizer]:
     torch.manual_seed(3)
     model = nn.Sequential(nn.Linear(4, 8), nn.Linear(8, 1))
     opt = torch.optim.AdamW(model.parameters(), lr=0.01)
@@ -198,7 +206,9 @@ def test_a_cuda_rng_state_is_set_aside_with_a_line_on_a_node_without_cuda(tmp_pa
 
 
 def test_schedulers_a_scaler_and_generators_come_back(tmp_path: Path) -> None:
-    def build() -> tuple[dict[str, object], list[object]]:
+    def build() -> tuple[
+        dict[str, object], tuple[nn.Linear, Optimizer, LRScheduler, LRScheduler, GradScaler, Generator]
+    ]:
         torch.manual_seed(1)
         model = nn.Linear(3, 2)
         opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
@@ -216,7 +226,7 @@ def test_schedulers_a_scaler_and_generators_come_back(tmp_path: Path) -> None:
             "scaler": scaler,
             "dataloader": loader,
         }
-        return given, [model, opt, *scheds, scaler, generator]
+        return given, (model, opt, scheds[0], scheds[1], scaler, generator)
 
     given, objects = build()
     model, opt, s1, s2, scaler, generator = objects
@@ -224,9 +234,9 @@ def test_schedulers_a_scaler_and_generators_come_back(tmp_path: Path) -> None:
         opt.zero_grad()
         model(torch.randn(4, 3)).sum().backward()
         opt.step()
-        s1.step()  # type: ignore[attr-defined]
-        s2.step()  # type: ignore[attr-defined]
-    scaler._scale = torch.tensor(2.0)  # type: ignore[attr-defined]  # as after a backoff
+        s1.step()
+        s2.step()
+    scaler._scale = torch.tensor(2.0)  # as after a backoff
     torch.randperm(5, generator=generator)
     ckpt = CandleCkptPyTorch({"epochs": 1, "ckpt_directory": str(tmp_path)}, verbose=False)
     ckpt.set_model(given)
@@ -237,10 +247,12 @@ def test_schedulers_a_scaler_and_generators_come_back(tmp_path: Path) -> None:
     again = CandleCkptPyTorch({"epochs": 1, "ckpt_directory": str(tmp_path)}, verbose=False)
     again.set_model(given2)
     assert again.restart() is not None
-    for before, after in zip(objects[:5], objects2[:5], strict=True):
-        assert str(before.state_dict()) == str(after.state_dict())  # type: ignore[attr-defined]
-    assert objects2[4].get_scale() == 2.0  # type: ignore[attr-defined]
-    assert torch.equal(torch.randperm(10, generator=objects2[5]), expected_draw)  # type: ignore[arg-type]
+    stateful: tuple[_Stateful, ...] = objects[:5]  # all but the generator
+    stateful2: tuple[_Stateful, ...] = objects2[:5]
+    for before, after in zip(stateful, stateful2, strict=True):
+        assert str(before.state_dict()) == str(after.state_dict())
+    assert objects2[4].get_scale() == 2.0
+    assert torch.equal(torch.randperm(10, generator=objects2[5]), expected_draw)
     assert (
         "dataloader.generator"
         in json.loads((tmp_path / "last" / "train_state.json").read_text())["rng"]["generators"]
@@ -250,7 +262,7 @@ def test_schedulers_a_scaler_and_generators_come_back(tmp_path: Path) -> None:
 def test_a_subclass_with_candles_write_model_backend_is_honoured_and_restarts(tmp_path: Path) -> None:
     class CandleWriter(CandleCkptPyTorch):
         def write_model_backend(self, model: object, epoch: int) -> None:  # candle_lib's, verbatim in effect
-            m, o = self.model["model"], self.model["optimizer"]  # type: ignore[index]
+            m, o = self.model["model"], self.model["optimizer"]
             torch.save(
                 {
                     "epoch": epoch,
