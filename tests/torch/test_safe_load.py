@@ -21,6 +21,7 @@ from torch.optim import Optimizer  # noqa: E402
 from torch.optim.lr_scheduler import LRScheduler  # noqa: E402
 
 from candle_restart import CandleCkptPyTorch  # noqa: E402
+from candle_restart.ckpt.preempt import PreemptionRequest  # noqa: E402
 from candle_restart.errors import CorruptCheckpointError  # noqa: E402
 from candle_restart.records.ckptinfo import CkptInfo, FileEntry, read_ckpt_info  # noqa: E402
 from candle_restart.torch.state import restore_rng  # noqa: E402
@@ -168,7 +169,9 @@ def test_model_h5_is_a_safetensors_file_holding_each_tensor_once(tmp_path: Path)
     assert torch.equal(fresh_dec.weight, encoder.weight) and fresh_dec.weight is fresh_enc.weight
 
 
-def test_what_cannot_be_saved_is_refused_in_one_line(tmp_path: Path) -> None:
+# `preemption`: the refused checkpoint raises out of the loop's first ckpt_epoch, which armed the
+# handlers; nothing ends this "training", so they stay armed as they would until the process ends.
+def test_what_cannot_be_saved_is_refused_in_one_line(tmp_path: Path, preemption: PreemptionRequest) -> None:
     ckpt = CandleCkptPyTorch({"epochs": 1, "ckpt_directory": str(tmp_path)}, verbose=False)
     with pytest.raises(TypeError, match=r"^set_model: 'loss_fn': a builtins.function has no state_dict"):
         ckpt.set_model({"model": nn.Linear(2, 2), "loss_fn": lambda x: x})
