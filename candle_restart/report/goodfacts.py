@@ -15,6 +15,7 @@ stopping, never as productive). ``now`` is the end of an attempt still running.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 
@@ -41,8 +42,8 @@ def checkpoint_key(path: str | None, position: object) -> str | None:
     """The key a commit and the restart that loads it share: ``epochs/NNN`` and the position."""
     if path is None:
         return None
-    if isinstance(position, dict) or hasattr(position, "get"):
-        return f"{path}@{position.get('epoch')}:{position.get('batch')}"  # type: ignore[union-attr]
+    if isinstance(position, Mapping):
+        return f"{path}@{position.get('epoch')}:{position.get('batch')}"
     return path
 
 
@@ -63,9 +64,13 @@ def _spans(events: list[JournalEvent]) -> list[tuple[JournalEvent, JournalEvent 
     for event in events:
         if event.kind == START and event.attempt is not None:
             spans.append((event, None))
-        elif event.kind in (EXIT, STALE_EXIT) and spans and spans[-1][1] is None:
-            if event.attempt in (None, spans[-1][0].attempt):
-                spans[-1] = (spans[-1][0], event)
+        elif (
+            event.kind in (EXIT, STALE_EXIT)
+            and spans
+            and spans[-1][1] is None
+            and event.attempt in (None, spans[-1][0].attempt)
+        ):
+            spans[-1] = (spans[-1][0], event)
     return spans
 
 
@@ -91,7 +96,9 @@ def _training(inside: list[EpochEvent]) -> dict[str, object]:
             if taken is None:  # an older writer: its state was taken before writing and blocking
                 taken = moment - (event.write_seconds or 0.0) - (event.blocked_seconds or 0.0)
             commits.append(
-                CommitFacts(taken, event.blocked_seconds or 0.0, checkpoint_key(event.path, event.position) or "")
+                CommitFacts(
+                    taken, event.blocked_seconds or 0.0, checkpoint_key(event.path, event.position) or ""
+                )
             )
     facts["train_end"] = last
     facts["commits"] = tuple(commits)
@@ -116,7 +123,9 @@ def task_facts(task: TaskDir, now: float | None = None) -> list[AttemptFacts]:
         ended = seconds(end.time) if end is not None else None
         until = ended if ended is not None else now
         inside = [e for t, e in timed if t is not None and started <= t <= until]
-        status = (end.status or ("stale" if end.kind == STALE_EXIT else None)) if end is not None else "running"
+        status = (
+            (end.status or ("stale" if end.kind == STALE_EXIT else None)) if end is not None else "running"
+        )
         training = _training(inside)
         out.append(
             AttemptFacts(

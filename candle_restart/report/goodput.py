@@ -32,6 +32,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from candle_restart.records.jsontypes import JsonObject
+
 PARTS: tuple[str, ...] = (
     "productive",
     "lost",
@@ -102,13 +104,13 @@ class Breakdown:
         out = {name: self.parts[name] for name in BADPUT if self.parts[name] > 0}
         return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
-    def to_json(self) -> dict[str, object]:
+    def to_json(self) -> JsonObject:
         """``wall_seconds``, ``goodput`` (a fraction), ``parts`` (seconds by name), rounded to ms."""
         good = self.goodput
         return {
             "wall_seconds": round(self.wall, 3),
             "goodput": None if good is None else round(good, 4),
-            "parts": {name: round(self.parts[name], 3) for name in PARTS},
+            "parts": {name: round(self.parts[name], 3) for name in PARTS},  # seconds
         }
 
 
@@ -136,7 +138,11 @@ def survived_until(attempts: Sequence[AttemptFacts]) -> list[float | None]:
             else:
                 out.append(max((c.taken for c in facts.commits), default=None))
             continue
-        matches = [c.taken for c in facts.commits if following.resumed_key is not None and c.key == following.resumed_key]
+        matches = [
+            c.taken
+            for c in facts.commits
+            if following.resumed_key is not None and c.key == following.resumed_key
+        ]
         out.append(max(matches) if matches else None)
     return out
 
@@ -175,14 +181,12 @@ def breakdown(attempts: Sequence[AttemptFacts], now: float, submitted: float | N
     """
     if not attempts:
         return Breakdown(0.0, _zero())
-    first = min(
-        t for t in (submitted, attempts[0].submitted, attempts[0].started) if t is not None
-    )
+    first = min(t for t in (submitted, attempts[0].submitted, attempts[0].started) if t is not None)
     last = max(a.ended if a.ended is not None else now for a in attempts)
     wall = max(0.0, last - first)
     parts = _zero()
     per: list[Breakdown] = []
-    for facts, survived in zip(attempts, survived_until(attempts)):
+    for facts, survived in zip(attempts, survived_until(attempts), strict=True):
         one = attempt_breakdown(facts, survived, now)
         per.append(one)
         for name in PARTS:
