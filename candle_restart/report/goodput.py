@@ -20,7 +20,7 @@ one part (`PARTS`, in this order):
   flush, the process's exit; for an attempt halted before its walltime, the margin it left);
 * ``failed``: every second of an attempt that ended failed, except its productive training;
 * ``queue``: each attempt's submission to its runner's start (the scheduler's own figure when
-  one is given);
+  one is given; an executor's retry of the same submission: from the previous attempt's end);
 * ``between``: the rest: an attempt's end to the next submission (the coordinator's pass).
 
 ``goodput`` is ``productive`` over the wall time. Clocks of different hosts may disagree: every
@@ -186,6 +186,7 @@ def breakdown(attempts: Sequence[AttemptFacts], now: float, submitted: float | N
     wall = max(0.0, last - first)
     parts = _zero()
     per: list[Breakdown] = []
+    previous_end: float | None = None
     for facts, survived in zip(attempts, survived_until(attempts), strict=True):
         one = attempt_breakdown(facts, survived, now)
         per.append(one)
@@ -193,8 +194,10 @@ def breakdown(attempts: Sequence[AttemptFacts], now: float, submitted: float | N
             parts[name] += one.parts[name]
         if facts.scheduler_queue is not None:
             parts["queue"] += max(0.0, facts.scheduler_queue)
-        elif facts.submitted is not None:
-            parts["queue"] += max(0.0, facts.started - facts.submitted)
+        elif facts.submitted is not None:  # a retry of the same submission queues from the last end
+            queued = facts.submitted if previous_end is None else max(facts.submitted, previous_end)
+            parts["queue"] += max(0.0, facts.started - queued)
+        previous_end = facts.started + one.wall
     covered = sum(parts.values())
     if covered > wall:  # hosts' clocks disagree: trim the spans measured across hosts first
         excess = covered - wall
