@@ -145,9 +145,9 @@ def _draw_chunk(tasks: Sequence[TaskReport], plots: str) -> list[int]:
 
 
 def clear(plots: Path) -> None:
-    """Remove the PNGs a previous report wrote here (only ours: task-*.png, overview-*.png)."""
+    """Remove the PNGs a previous report wrote here (only ours: task-*.png, overview-*.png, goodput.png)."""
     if plots.is_dir():
-        for pattern in ("task-*.png", "overview-*.png"):
+        for pattern in ("task-*.png", "overview-*.png", "goodput.png"):
             for old in plots.glob(pattern):
                 old.unlink()
 

@@ -130,7 +130,8 @@ def test_report_page_loads_in_chromium_and_shows_the_summary(
     # A training error's message is shown as text, never parsed as markup.
     assert INJECTED not in dom and '&lt;b id="injected"&gt;x&lt;/b&gt;' in dom
     images = re.findall(r'<img[^>]* src="([^"]+)"', dom)
-    assert len(images) == 8  # 7 tasks with a metric, one overview
+    assert len(images) == 9  # 7 tasks with a metric, one overview, the badput bars
+    assert "plots/goodput.png" in images and re.search(r">goodput \d+%</h2>", dom)  # the page's lead
     for src in images:
         assert not src.startswith(("http:", "https:", "//")), src
         _png_size(out / src)  # exists and is a PNG
