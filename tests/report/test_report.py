@@ -217,7 +217,7 @@ def test_five_hundred_tasks_fold_into_a_readable_page(tmp_path: Path) -> None:
     dom = headless((tmp_path / "page" / "index.html").as_uri(), tmp_path / "profile", "--dump-dom").stdout
     assert 'data-report-ready="yes"' in _body(dom)
     sections = [m.group(1) for m in re.finditer(r'<section id="(\w+)"', dom)]
-    assert sections == ["summary", "attention", "overview", "status", "tasks"]
+    assert sections == ["goodput", "summary", "attention", "overview", "status", "tasks"]
     assert dom.count('<details class="task"') == 500 and "<details open" not in dom
     assert dom.count('<img loading="lazy"') == 500
     assert "and 67 more" in dom  # the failed tasks share one line of the attention list
