@@ -6,11 +6,17 @@ case also checks that the parts sum to the wall time exactly.
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import pytest
 
+from candle_restart.records.epochs import EVENTS_FILE
+from candle_restart.records.journal import EXIT, START, SUBMIT_INTENT, JournalEvent
+from candle_restart.report.goodfacts import task_breakdown
 from candle_restart.report.goodput import PARTS, AttemptFacts, CommitFacts, breakdown, total
+from candle_restart.task import create_task
 
 A, B = "epochs/002", "epochs/004"
 
@@ -140,3 +146,27 @@ def test_a_sweep_sums_its_tasks_and_badput_is_largest_first() -> None:
 
 def test_no_attempts_is_no_wall_time() -> None:
     assert breakdown([], now=5).wall == 0 and breakdown([], now=5).goodput is None
+
+
+def test_records_read_into_facts_and_a_bad_events_file_counts_nothing_as_productive(tmp_path: Path) -> None:
+    task = create_task(tmp_path / "run", {"epochs": 2}, entry="tests.coordinator.toy:run", sweep="g")
+    task.append_journal(JournalEvent(SUBMIT_INTENT, time="2026-01-01T00:00:00.000+00:00", generation=1))
+    task.append_run_event(JournalEvent(START, time="2026-01-01T00:00:03.000+00:00", attempt=1, generation=1))
+    task.append_run_event(
+        JournalEvent(EXIT, time="2026-01-01T00:00:13.000+00:00", attempt=1, status="completed", exit_code=0)
+    )
+    task.ckpts.mkdir(parents=True, exist_ok=True)
+    lines = [
+        {"kind": "restart", "time": "2026-01-01T00:00:04.000+00:00", "seconds": 0.5},
+        {"kind": "train_start", "time": "2026-01-01T00:00:05.000+00:00"},
+        {"kind": "epoch", "time": "2026-01-01T00:00:12.000+00:00", "epoch": 2},
+        {"kind": "epoch", "time": "2026-01-01T00:01:00.000+00:00", "epoch": 3},  # after the attempt: not its
+    ]
+    (task.ckpts / EVENTS_FILE).write_text("".join(json.dumps(line) + "\n" for line in lines))
+    got = task_breakdown(task.path)
+    assert got.wall == pytest.approx(13)
+    assert got.parts == pytest.approx(_parts(queue=3, restore=0.5, startup=1.5, productive=7, stopping=1))
+
+    (task.ckpts / EVENTS_FILE).write_text('{"kind": "epoch", "time": "x", "epoch": "two"}\n')
+    bad = task_breakdown(task.path)
+    assert bad.wall == pytest.approx(13) and bad.productive == 0 and bad.parts["stopping"] == pytest.approx(10)
