@@ -105,13 +105,17 @@ class Breakdown:
         return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
     def to_json(self) -> JsonObject:
-        """``wall_seconds``, ``goodput`` (a fraction), ``parts`` (seconds by name), rounded to ms."""
+        """``wall_seconds``, ``goodput`` (a fraction), ``parts`` (seconds by name), rounded to ms;
+        a task's also ``attempts``: each attempt's, in order (its queue and the gaps are the task's)."""
         good = self.goodput
-        return {
+        doc: JsonObject = {
             "wall_seconds": round(self.wall, 3),
             "goodput": None if good is None else round(good, 4),
             "parts": {name: round(self.parts[name], 3) for name in PARTS},  # seconds
         }
+        if self.attempts:
+            doc["attempts"] = [one.to_json() for one in self.attempts]
+        return doc
 
 
 def _zero() -> dict[str, float]:

@@ -286,6 +286,12 @@ def _task(t: TaskReport, plot: str | None, now: datetime) -> str:
         f'<p class="muted">Resumed: {restarts or "never"}. Epochs trained: {t.epochs_trained}; '
         f"redone: {redone}. Kept checkpoints: {', '.join(map(str, sorted(t.kept))) or 'none'}.</p>"
     )
+    if t.goodput is not None and t.goodput.goodput is not None:
+        spent = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in t.goodput.badput().items())
+        parts.append(
+            f'<p class="muted" data-goodput="{t.goodput.goodput:.4f}">Goodput {100 * t.goodput.goodput:.0f}% '
+            f"of {t.goodput.wall:.1f} s; the rest: {spent or 'none'}.</p>"
+        )
     parts.append(timeline.svg(t.attempts, now))
     parts.append(timeline.table(t.attempts))
     return (

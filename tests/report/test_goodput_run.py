@@ -74,6 +74,9 @@ def test_status_json_parts_add_up_to_the_wall_time_of_the_records(demo_run: Path
     assert parts["failed"] == 0
     assert 0 < good["goodput"] < 1
     assert doc["goodput"]["parts"] == parts  # one task: the sweep's figures are its own
+    first_attempt, second = good["attempts"]  # each attempt's own split, within the task's
+    assert first_attempt["parts"]["restore"] + second["parts"]["restore"] == pytest.approx(parts["restore"], abs=2e-3)
+    assert second["parts"]["restore"] > 0 and first_attempt["parts"]["queue"] == 0
 
     results = _cli("results", str(demo_run), "--format", "json")
     assert json.loads(results.stdout)["tasks"][0]["goodput"] == good["goodput"]
@@ -84,3 +87,4 @@ def test_status_json_parts_add_up_to_the_wall_time_of_the_records(demo_run: Path
     lead = re.search(r'<section id="goodput"><h2 data-goodput="([0-9.]+)">goodput (\d+)%</h2>', html)
     assert lead is not None and html.index('id="goodput"') < html.index('id="summary"')
     assert float(lead.group(1)) == pytest.approx(good["goodput"], abs=1e-3)
+    assert html.count(f'data-goodput="{lead.group(1)}"') == 2  # the lead and the task's own line
