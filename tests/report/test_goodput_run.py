@@ -112,3 +112,6 @@ def test_status_json_parts_add_up_to_the_wall_time_of_the_records(demo_run: Path
     assert lead is not None and html.index('id="goodput"') < html.index('id="summary"'), html[:3000]
     assert float(lead.group(1)) == pytest.approx(good["goodput"], abs=1e-3)
     assert html.count(f'data-goodput="{lead.group(1)}"') == 2  # the lead and the task's own line
+    shown = dict(re.findall(r'<tr data-part="(\w+)"><td>\w+</td><td>([0-9.]+)</td>', html))
+    assert set(shown) == set(PARTS)
+    assert abs(sum(map(float, shown.values())) - wall) <= 0.01 * wall, (shown, wall)  # the page's parts too
