@@ -88,16 +88,19 @@ CASES: dict[str, tuple[list[AttemptFacts], float, dict[str, float]]] = {
         20,
         _parts(productive=3 + 4, failed=12 - 3, startup=1, between=3),
     ),
-    # an executor's retry of the same submission: its queue starts at the previous attempt's end.
+    # an executor's retry of the same submission: its queue starts at the previous attempt's end;
+    # then the coordinator resubmits (a new submission, 2 s after the end).
     "retried by the executor": (
         [
             AttemptFacts(1, started=1, ended=5, submitted=0, status="preempted", train_start=2, train_end=5,
                          commits=(CommitFacts(5, 0, A),)),
-            AttemptFacts(2, started=8, ended=10, submitted=0, status="completed", resumed_key=A,
-                         train_start=8, train_end=10),
+            AttemptFacts(2, started=8, ended=10, submitted=0, status="preempted", resumed_key=A,
+                         train_start=8, train_end=10, commits=(CommitFacts(10, 0, B),)),
+            AttemptFacts(3, started=13, ended=15, submitted=12, status="completed", resumed_key=B,
+                         train_start=13, train_end=15),
         ],
-        10,
-        _parts(queue=1 + 3, startup=1, productive=3 + 2),
+        15,
+        _parts(queue=1 + 3 + 1, startup=1, productive=3 + 2 + 2, between=2),
     ),
     # a runner still running at now=40: up to its last commit counts as kept.
     "running": (
