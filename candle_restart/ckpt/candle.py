@@ -379,6 +379,7 @@ class CandleCkpt(CandleParamMethods):
     # ----- restart -------------------------------------------------------------------------------
     def restart(self, model: object, verbose: bool = True) -> CandleDict | None:
         """Load the newest checkpoint that verifies into ``model``; return its ``ckpt-info.json`` or None."""
+        self.engine.events.restoring()  # the restart event records how long this took
         return self.restorer.restart(self, model, self.hold_writer)
 
     def restart_json(self, directory: Path | str) -> CandleDict:

@@ -161,6 +161,7 @@ class CkptEngine:
             lambda m: backend.info(m),
             lambda m: backend.debug(m),
             slowest_drain=None if self.drainer is None else self._slowest_drain,
+            first_batch=lambda: self.events.train_started(),  # events.jsonl's train_start
         )
         self.epochs: list[int] = []  # epochs this instance committed and still keeps, ascending
         # Whether last/best name this run's checkpoints: True once a restart loaded one or this

@@ -3,7 +3,8 @@
 `CandleCkpt` holds one as ``self.events`` and calls it in one line where something happens:
 an epoch ends (`epoch_end`), saving is disabled (`disabled`), a checkpoint is taken (`saving`
 returns a `PendingCommit`, which the commit, in whatever thread, reports through), a restart
-chooses its checkpoint or a fresh start (`restarted`). `restore._set_aside` reports through
+begins (`restoring`) and chooses its checkpoint or a fresh start (`restarted`, with the seconds
+since `restoring`), the first batch of the session ends (`train_started`, once). `restore._set_aside` reports through
 `set_aside`.
 
 Contract: recording an event never fails or stops the training. Any error building or
@@ -20,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from candle_restart.ckpt.layout import epoch_name
@@ -40,6 +42,8 @@ class EpochEvents:
         self._warn = warn
         self._warned = False
         self._lock = threading.Lock()  # the training thread and the commit thread both append
+        self._restoring: float | None = None  # monotonic time a restart began
+        self._trained = False  # the session's train_start is recorded
 
     @classmethod
     def of(cls, settings: CkptParams, root: Path, warn: Warn) -> EpochEvents:
@@ -109,17 +113,30 @@ class EpochEvents:
         )
         return PendingCommit(self, int(epoch), where, reason)
 
+    def restoring(self) -> None:
+        """A restart begins: `restarted` records the seconds from now."""
+        self._restoring = time.monotonic()
+
+    def train_started(self) -> None:
+        """The first batch of this session ended: record ``train_start`` (once; later calls do nothing)."""
+        if not self._trained:
+            self._trained = True
+            self.record(lambda: EpochEvent(kind="train_start", time=now_iso()))
+
     def restarted(self, path: Path | None, info: Mapping[str, object] | None, via: str | None = None) -> None:
         """A restart chose the checkpoint at ``path`` (its ``ckpt-info.json`` is ``info``), or none:
         a fresh start."""
+        began, self._restoring = self._restoring, None
+        seconds = None if began is None else round(time.monotonic() - began, 6)
 
         def build() -> EpochEvent:
             if path is None or info is None:
-                return EpochEvent(kind="restart", time=now_iso())
+                return EpochEvent(kind="restart", time=now_iso(), seconds=seconds)
             done, position = info.get("epoch"), info.get("position")
             return EpochEvent(
                 kind="restart",
                 time=now_iso(),
+                seconds=seconds,
                 epoch=done if isinstance(done, int) and not isinstance(done, bool) and done >= 0 else None,
                 path=self._relative(path),
                 position=_position(position),
@@ -163,6 +180,7 @@ class PendingCommit:
         until now.
         """
         now = time.monotonic()
+        taken = datetime.now(timezone.utc) - timedelta(seconds=now - self.started)
         begun = self.begun if self.begun is not None else self.started
         name = f"epochs/{epoch_name(self.epoch)}"
         self.events.record(
@@ -176,6 +194,7 @@ class PendingCommit:
                 write_seconds=round(now - begun, 6),
                 blocked_seconds=round((begun if self.background else now) - self.started, 6),
                 reason=self.reason,
+                taken=taken.isoformat(timespec="milliseconds"),
             )
         )
 

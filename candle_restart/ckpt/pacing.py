@@ -59,9 +59,12 @@ class Pacer:
         wall: Callable[[], float] = time.time,
         find: Callable[[CkptParams], End | None] | None = None,
         slowest_drain: Callable[[], float] | None = None,
+        first_batch: Callable[[], None] | None = None,
     ) -> None:
-        """``slowest_drain``: the longest copy to the shared tier so far (two tiers; any thread's)."""
+        """``slowest_drain``: the longest copy to the shared tier so far (two tiers; any thread's);
+        ``first_batch``: called at the first `batch_end` (where startup ends)."""
         self.settings = settings
+        self.first_batch = first_batch
         self.slowest_drain = slowest_drain
         self.log = log
         self.debug = debug or log
@@ -157,6 +160,9 @@ class Pacer:
     # ----- decisions -----------------------------------------------------------------------------
     def batch_end(self, can_save: bool = True) -> bool:
         """A batch ended: check the walltime (may record a halt); True when a checkpoint is due."""
+        if self.first_batch is not None:
+            first, self.first_batch = self.first_batch, None
+            first()
         now = self._check(batch=True)
         self.batches_since += 1
         if not can_save or not self.settings.save_interval:

@@ -8,10 +8,13 @@ The checkpoint writer (`candle_restart.ckpt.events`) appends an `EpochEvent` for
 * ``commit``: a checkpoint was committed as ``path`` (``epochs/NNN``) for ``epoch``;
   ``position`` ``{"epoch": E, "batch": B}`` when it was taken inside epoch E; ``bytes``,
   ``write_seconds`` (writing and committing), ``blocked_seconds`` (training waited), and
-  ``reason``, one of `COMMIT_REASONS`;
+  ``reason``, one of `COMMIT_REASONS`; ``taken``: when its state was taken (ISO 8601; absent in
+  older files);
 * ``restart``: a training started: from the checkpoint ``path`` with ``epoch`` epochs done
   (``position``: inside the next one; ``via``: "last" or "fallback"), or fresh (``epoch`` and
-  ``path`` null);
+  ``path`` null); ``seconds``: how long choosing, verifying and loading it took (absent in older files);
+* ``train_start``: the session's first training step ended (its first batch end; compilation and
+  the first batch's data included), once per session: where startup ends and training begins;
 * ``set_aside``: the checkpoint ``path`` failed verification (``problem``) and was renamed
   ``aside``;
 * ``disabled``: ``epoch`` ended with saving disabled until epoch ``until`` (``ckpt_skip_epochs``).
@@ -49,7 +52,7 @@ from candle_restart.records.jsonio import JsonError, finite, loads
 EVENTS_FILE = "events.jsonl"
 SCHEMA_VERSION = 1
 
-EventKind = Literal["epoch", "commit", "restart", "set_aside", "disabled"]
+EventKind = Literal["epoch", "commit", "restart", "set_aside", "disabled", "train_start"]
 KINDS: tuple[str, ...] = get_args(EventKind)
 # Why a checkpoint was taken: a plain epoch end (the interval, or a script's own call), the last
 # epoch, a new best, a stop requested by a signal or the halt before the walltime, or a
@@ -61,10 +64,11 @@ MODES = ("min", "max")
 # The fields each kind writes (besides kind, time, schema_version), and those never null.
 _FIELDS: dict[str, tuple[str, ...]] = {
     "epoch": ("epoch", "metric", "value", "mode", "metrics"),
-    "commit": ("epoch", "path", "position", "bytes", "write_seconds", "blocked_seconds", "reason"),
-    "restart": ("epoch", "path", "position", "via"),
+    "commit": ("epoch", "path", "position", "bytes", "write_seconds", "blocked_seconds", "reason", "taken"),
+    "restart": ("epoch", "path", "position", "via", "seconds"),
     "set_aside": ("path", "aside", "problem"),
     "disabled": ("epoch", "until"),
+    "train_start": (),
 }
 _REQUIRED: dict[str, tuple[str, ...]] = {
     "epoch": ("epoch",),
@@ -72,6 +76,7 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
     "restart": (),
     "set_aside": ("path",),
     "disabled": ("epoch", "until"),
+    "train_start": (),
 }
 
 
@@ -115,6 +120,8 @@ class EpochEvent:
     aside: str | None = None
     problem: str | None = None
     until: int | None = None
+    seconds: float | None = None
+    taken: str | None = None
 
     @property
     def mid_epoch(self) -> bool:
@@ -173,7 +180,7 @@ def _checked(where: str, kind: str, name: str, value: object) -> object:
         if _is_int(value) and value >= 0:
             return value
         raise EventFileError(where, name, f"is not a non-negative integer: {value!r}")
-    if name in ("value", "write_seconds", "blocked_seconds"):
+    if name in ("value", "write_seconds", "blocked_seconds", "seconds"):
         if _is_number(value):
             return float(value) if math.isfinite(value) else None
         raise EventFileError(where, name, f"is not a number: {value!r}")

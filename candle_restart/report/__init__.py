@@ -85,16 +85,19 @@ def write_report(
     note = note or figures.missing()
     drawn: dict[int, str] = {}
     overview: list[tuple[str, str]] = []
+    summary = summarize(tasks)
+    goodput_plot = None
     if note is None:
         try:
             drawn = figures.draw_tasks(tasks, target / "plots", workers)
             overview = figures.draw_overview(tasks, target / "plots")
+            if summary.goodput is not None:
+                goodput_plot = figures.draw_goodput(summary.goodput, target / "plots")
         except OSError as exc:
             raise ReportError(
                 str(target / "plots"), None, f"cannot be written: {exc.strerror or exc}"
             ) from None
-    summary = summarize(tasks)
-    html = page.render(str(root), tasks, summary, drawn, overview, note)
+    html = page.render(str(root), tasks, summary, drawn, overview, note, goodput_plot=goodput_plot)
     index = target / "index.html"
     try:
         atomic_write_bytes(index, html.encode())

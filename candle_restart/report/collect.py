@@ -34,6 +34,8 @@ from candle_restart.coordinator import STATES, LocalBackend, TaskStatus, scan
 from candle_restart.errors import CorruptCheckpointError
 from candle_restart.records.journal import EXIT, RUNNER_LOST, STALE_EXIT, START
 from candle_restart.report.epochlog import read_epoch_log
+from candle_restart.report.goodfacts import task_breakdown
+from candle_restart.report.goodput import Breakdown, total
 from candle_restart.report.sessions import EpochLog
 from candle_restart.task.taskdir import TaskDir
 
@@ -81,6 +83,7 @@ class TaskReport:
     checkpoints_seen: int = 0  # directories in ckpts/epochs/, readable or not
     problems: list[str] = field(default_factory=list)
     stuck: str | None = None
+    goodput: Breakdown | None = None  # where its wall time went (`candle_restart.report.goodput`)
 
     @property
     def task_id(self) -> str:
@@ -101,6 +104,7 @@ class Summary:
     attempts: int
     restarts: int
     stuck: int
+    goodput: Breakdown | None = None  # every task's parts summed (task-seconds)
 
 
 def parse_time(text: Any) -> datetime | None:
@@ -224,6 +228,7 @@ def collect_task(index: int, status: TaskStatus, task: TaskDir) -> TaskReport:
     if state_problem and state_problem != "no state.json":
         report.problems.append(state_problem)
     report.attempts = attempts_of(task.read_journal(), status.state == "running")
+    report.goodput = task_breakdown(task.path)
     layout = CkptLayout.at(task.ckpts)
     report.checkpoints_seen = len(layout.list_epochs())
     infos = _checkpoints(report, layout)
@@ -280,4 +285,5 @@ def summarize(tasks: list[TaskReport]) -> Summary:
         attempts=sum(t.status.attempts for t in tasks),
         restarts=sum(len(t.resumes) for t in tasks),
         stuck=sum(t.stuck is not None for t in tasks),
+        goodput=total(t.goodput for t in tasks if t.goodput is not None),
     )

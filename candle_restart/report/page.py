@@ -20,6 +20,7 @@ from html import escape
 from candle_restart.coordinator.report import COLUMNS, cell, row, varied_keys
 from candle_restart.report import timeline
 from candle_restart.report.collect import Resume, Summary, TaskReport
+from candle_restart.report.goodput import PARTS, Breakdown
 from candle_restart.report.plots import DPI, STATE_COLORS, TASK_SIZE
 
 ATTENTION_GROUPS = 20  # distinct reasons listed; the table has every task
@@ -113,6 +114,24 @@ def _chip(state: str, text: str | None = None) -> str:
 
 def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.4g}"
+
+
+def _goodput(breakdown: Breakdown | None, plot: str | None) -> str:
+    """The page's lead: "goodput N%" and every part's seconds and share of the wall time."""
+    if breakdown is None or breakdown.wall <= 0 or breakdown.goodput is None:
+        return '<section id="goodput"><h2>goodput: no attempts yet</h2></section>'
+    rows = "".join(
+        f'<tr data-part="{name}"><td>{name}</td><td>{breakdown.parts[name]:.2f}</td>'
+        f"<td>{100 * breakdown.parts[name] / breakdown.wall:.1f}%</td></tr>"
+        for name in PARTS
+    )
+    image = f'<img src="plots/{escape(plot)}" alt="badput by cause">' if plot else ""
+    return (
+        f'<section id="goodput"><h2 data-goodput="{breakdown.goodput:.4f}">goodput {100 * breakdown.goodput:.0f}%</h2>'
+        f'<p class="muted">productive, kept training over {breakdown.wall:.1f} s of task wall time '
+        "(every task's, summed); the rest by cause:</p>"
+        f"<table><tr><th>part</th><th>seconds</th><th>share</th></tr>{rows}</table>{image}</section>"
+    )
 
 
 def _summary(summary: Summary) -> str:
@@ -267,6 +286,12 @@ def _task(t: TaskReport, plot: str | None, now: datetime) -> str:
         f'<p class="muted">Resumed: {restarts or "never"}. Epochs trained: {t.epochs_trained}; '
         f"redone: {redone}. Kept checkpoints: {', '.join(map(str, sorted(t.kept))) or 'none'}.</p>"
     )
+    if t.goodput is not None and t.goodput.goodput is not None:
+        spent = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in t.goodput.badput().items())
+        parts.append(
+            f'<p class="muted" data-goodput="{t.goodput.goodput:.4f}">Goodput {100 * t.goodput.goodput:.0f}% '
+            f"of {t.goodput.wall:.1f} s; the rest: {spent or 'none'}.</p>"
+        )
     parts.append(timeline.svg(t.attempts, now))
     parts.append(timeline.table(t.attempts))
     return (
@@ -283,8 +308,10 @@ def render(
     overview: Sequence[tuple[str, str]],
     note: str | None,
     now: datetime | None = None,
+    goodput_plot: str | None = None,
 ) -> str:
-    """The whole page (``plots``: task index -> PNG name under ``plots/``; ``note``: why there are none)."""
+    """The whole page (``plots``: task index -> PNG name under ``plots/``; ``note``: why there are none;
+    ``goodput_plot``: the badput bars' PNG under ``plots/``)."""
     now = now or datetime.now().astimezone()  # aware, as every time read from a task (parse_time)
     details = "".join(_task(t, plots.get(t.index), now) for t in tasks)
     return (
@@ -295,6 +322,7 @@ def render(
         f"<h1>candle-restart report</h1>"
         f'<p class="muted"><code>{escape(title)}</code> · generated {now:%Y-%m-%d %H:%M:%S} · '
         "times in the generating machine's local time</p>"
+        + _goodput(summary.goodput, goodput_plot)
         + _summary(summary)
         + _attention(tasks)
         + _overview(overview, note)

@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # matplotlib is optional: imported when a figure is drawn
     from matplotlib.figure import Figure
 
 from candle_restart.report.collect import TaskReport
+from candle_restart.report.goodput import Breakdown
 from candle_restart.task.process import fork_safe
 
 INSTALL_HINT = "pip install 'candle-restart[report]'"
@@ -144,9 +145,9 @@ def _draw_chunk(tasks: Sequence[TaskReport], plots: str) -> list[int]:
 
 
 def clear(plots: Path) -> None:
-    """Remove the PNGs a previous report wrote here (only ours: task-*.png, overview-*.png)."""
+    """Remove the PNGs a previous report wrote here (only ours: task-*.png, overview-*.png, goodput.png)."""
     if plots.is_dir():
-        for pattern in ("task-*.png", "overview-*.png"):
+        for pattern in ("task-*.png", "overview-*.png", "goodput.png"):
             for old in plots.glob(pattern):
                 old.unlink()
 
@@ -217,3 +218,25 @@ def draw_overview(tasks: Sequence[TaskReport], plots: Path, max_metrics: int = 3
             continue
         written.append((name, filename))
     return written
+
+
+def draw_goodput(breakdown: Breakdown, plots: Path) -> str | None:
+    """``goodput.png``: the badput parts (seconds), largest first, as horizontal bars; None when
+    there is no badput to draw or matplotlib cannot place the values."""
+    bad = breakdown.badput()
+    if not bad:
+        return None
+    fig = _figure(6.0, 0.5 + 0.3 * len(bad), dpi=OVERVIEW_DPI)
+    ax = fig.add_subplot()
+    names = list(bad)[::-1]
+    ax.barh(names, [bad[n] for n in names], color="#c0504d")
+    ax.set_xlabel("seconds (all tasks)", fontsize=9)
+    ax.tick_params(labelsize=8)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    plots.mkdir(parents=True, exist_ok=True)
+    try:
+        fig.savefig(plots / "goodput.png", format="png")
+    except (ValueError, OverflowError):
+        return None
+    return "goodput.png"

@@ -18,6 +18,8 @@ from candle_restart.coordinator.report import summary, table, terminal_width, va
 from candle_restart.coordinator.states import TaskStatus
 from candle_restart.records.jsontypes import JsonObject, JsonValue
 from candle_restart.records.localtier import describe_local_tier
+from candle_restart.report.goodfacts import task_breakdown
+from candle_restart.report.goodput import Breakdown, total
 from candle_restart.task.taskdir import TASK_FILE
 from candle_restart.views.output import print_json
 from candle_restart.views.where import check_run_root
@@ -28,15 +30,23 @@ class StatusDoc:
     """``status --json``: each task's classification with its varied parameters, and the counts."""
 
     statuses: list[TaskStatus]
+    root: Path | None = None  # the run root: each task's goodput is read below it
 
     def to_json(self) -> JsonObject:
         keys = varied_keys([s.params for s in self.statuses])
         tasks: list[JsonValue] = []
+        parts: list[Breakdown] = []
         for s in self.statuses:
             record = s.to_json()
             record["params"] = {k: s.params[k] for k in keys if k in s.params}
+            if self.root is not None and s.extra.error is None:
+                parts.append(task_breakdown(self.root / s.task_id))
+                record["goodput"] = parts[-1].to_json()
             tasks.append(record)
-        return {"tasks": tasks, "varied": [k for k in keys], "summary": summary(self.statuses)}
+        doc: JsonObject = {"tasks": tasks, "varied": [k for k in keys], "summary": summary(self.statuses)}
+        if self.root is not None:
+            doc["goodput"] = total(parts).to_json()
+        return doc
 
 
 def errors(statuses: list[TaskStatus]) -> int:
@@ -53,7 +63,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     root = check_run_root(args.run_root)
     statuses = scan(root, {"local": LocalBackend()})
     if args.json:
-        print_json(StatusDoc(statuses))
+        print_json(StatusDoc(statuses, Path(root)))
     else:
         print(table(statuses, width=terminal_width()))
     return errors(statuses)

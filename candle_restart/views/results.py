@@ -52,6 +52,7 @@ class TaskRow:
     attempts: int
     result: JsonValue
     reason: str
+    goodput: float | None = None  # productive, kept training over the task's wall time
 
     def to_json(self) -> JsonObject:
         return {
@@ -67,6 +68,7 @@ class TaskRow:
             "attempts": self.attempts,
             "result": self.result,
             "reason": self.reason,
+            "goodput": self.goodput,
         }
 
 
@@ -126,6 +128,7 @@ def _row(t: TaskReport, keys: list[str]) -> TaskRow:
         attempts=s.attempts,
         result=s.result,
         reason=s.reason,
+        goodput=None if t.goodput is None or t.goodput.goodput is None else round(t.goodput.goodput, 4),
     )
 
 
@@ -171,12 +174,12 @@ def best_line(res: Results) -> str:
 
 def text(res: Results, width: int | None) -> str:
     """The table: task, the varied parameters, state, best and its epoch, final, the sort value
-    (when it is a key of the results), attempts, result; then the best task and the counts."""
+    (when it is a key of the results), attempts, goodput, result; then the best task and the counts."""
     metrics = Counter(r.metric for r in res.rows if r.metric)
     metric = metrics.most_common(1)[0][0] if metrics else None
     extra = res.sort not in (None, metric, "best", "final", *res.varied)
     header = ("task", *res.varied, "state", f"best {metric}" if metric else "best", "epoch", "final")
-    header += (*([str(res.sort)] if extra else []), "attempts", "result")
+    header += (*([str(res.sort)] if extra else []), "attempts", "goodput", "result")
 
     def number(value: float | None) -> str:
         return "-" if value is None else f"{value:.6g}"
@@ -193,23 +196,24 @@ def text(res: Results, width: int | None) -> str:
                 number(r.final),
                 *([number(res.values.get(r.task_id))] if extra else []),
                 str(r.attempts),
+                "-" if r.goodput is None else f"{100 * r.goodput:.0f}%",
                 "-" if r.result is None else json.dumps(r.result, separators=(",", ":")),
             )
         )
     widest = sorted(res.varied, key=lambda k: -max(len(r[1 + res.varied.index(k)]) for r in [header, *rows]))
-    drop = tuple(c for c in ("attempts", "final", *widest) if c != res.sort)
+    drop = tuple(c for c in ("goodput", "attempts", "final", *widest) if c != res.sort)
     return "\n".join([*fit(header, rows, width, drop), best_line(res), res.summary])
 
 
 def to_csv(res: Results) -> str:
     """CSV with a header: task_id, state, params.K..., metric, mode, best, best_epoch, final,
-    final_epoch, attempts, result.K (the scalar entries of dict results), result (as JSON)."""
+    final_epoch, attempts, goodput, result.K (the scalar entries of dict results), result (as JSON)."""
     result_keys: dict[str, None] = {}
     for r in res.rows:
         if isinstance(r.result, dict):
             result_keys.update({k: None for k, v in r.result.items() if not isinstance(v, (dict, list))})
     head = ["task_id", "state", *(f"params.{k}" for k in res.varied), "metric", "mode", "best", "best_epoch"]
-    head += ["final", "final_epoch", "attempts", *(f"result.{k}" for k in result_keys), "result"]
+    head += ["final", "final_epoch", "attempts", "goodput", *(f"result.{k}" for k in result_keys), "result"]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(head)
@@ -228,6 +232,7 @@ def to_csv(res: Results) -> str:
                 plain(r.mode),
             ]
             + [plain(r.best), plain(r.best_epoch), plain(r.final), plain(r.final_epoch), r.attempts]
+            + [plain(r.goodput)]
             + [plain(extra.get(k)) for k in result_keys]
             + ["" if r.result is None else json.dumps(r.result, separators=(",", ":"))]
         )

@@ -42,13 +42,21 @@ ONE_OF_EACH = [
         write_seconds=0.5,
         blocked_seconds=0.125,
         reason="midepoch",
+        taken=T,
     ),
     EpochEvent(
-        kind="restart", time=T, epoch=1, path="epochs/002", position={"epoch": 2, "batch": 7}, via="last"
+        kind="restart",
+        time=T,
+        epoch=1,
+        path="epochs/002",
+        position={"epoch": 2, "batch": 7},
+        via="last",
+        seconds=0.25,
     ),
     EpochEvent(
         kind="set_aside", time=T, path="epochs/003", aside="epochs/003.corrupt-x", problem="checksum mismatch"
     ),
+    EpochEvent(kind="train_start", time=T),
 ]
 
 
@@ -75,7 +83,9 @@ def test_every_kind_round_trips(tmp_path: Path) -> None:
         "path": None,
         "position": None,
         "via": None,
+        "seconds": None,
     }
+    assert lines[-1] == {"kind": "train_start", "time": T, "schema_version": 1}
     assert count_events(tmp_path, "restart") == 2 and count_events(tmp_path, "commit") == 1
 
 

@@ -61,9 +61,10 @@ def _reports(root: Path) -> dict[str, TaskReport]:
 
 
 def _comparable(report: TaskReport) -> dict[str, object]:
-    """What the page shows of a task, less where the epochs were read from and the status."""
+    """What the page shows of a task, less where the epochs were read from, the status and the
+    goodput (read from events.jsonl alone: a task before events has no training facts)."""
     fields = asdict(report)
-    for key in ("status", "attempts", "index"):
+    for key in ("status", "attempts", "index", "goodput"):
         fields.pop(key)
     fields["resumes"] = [(r["epoch"], r["mid_epoch"]) for r in fields["resumes"]]
     return fields

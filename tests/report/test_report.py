@@ -130,7 +130,8 @@ def test_report_page_loads_in_chromium_and_shows_the_summary(
     # A training error's message is shown as text, never parsed as markup.
     assert INJECTED not in dom and '&lt;b id="injected"&gt;x&lt;/b&gt;' in dom
     images = re.findall(r'<img[^>]* src="([^"]+)"', dom)
-    assert len(images) == 8  # 7 tasks with a metric, one overview
+    assert len(images) == 9  # 7 tasks with a metric, one overview, the badput bars
+    assert "plots/goodput.png" in images and re.search(r">goodput \d+%</h2>", dom)  # the page's lead
     for src in images:
         assert not src.startswith(("http:", "https:", "//")), src
         _png_size(out / src)  # exists and is a PNG
@@ -215,7 +216,7 @@ def test_five_hundred_tasks_fold_into_a_readable_page(tmp_path: Path) -> None:
     dom = headless((tmp_path / "page" / "index.html").as_uri(), tmp_path / "profile", "--dump-dom").stdout
     assert 'data-report-ready="yes"' in _body(dom)
     sections = [m.group(1) for m in re.finditer(r'<section id="(\w+)"', dom)]
-    assert sections == ["summary", "attention", "overview", "status", "tasks"]
+    assert sections == ["goodput", "summary", "attention", "overview", "status", "tasks"]
     assert dom.count('<details class="task"') == 500 and "<details open" not in dom
     assert dom.count('<img loading="lazy"') == 500
     assert "and 67 more" in dom  # the failed tasks share one line of the attention list
