@@ -38,7 +38,7 @@ from candle_restart.records.jsonio import JsonFileError, finite, read_json
 from candle_restart.records.jsontypes import JsonObject, JsonValue, is_int, is_number
 
 TASK_STATE_FILE = "state.json"
-TaskStatusName = Literal["running", "queued", "completed", "preempted", "failed", "bad_input"]
+TaskStatusName = Literal["running", "queued", "completed", "preempted", "failed", "bad_input", "pruned"]
 STATUSES: tuple[TaskStatusName, ...] = get_args(TaskStatusName)
 MetricMode = Literal["min", "max"]
 
