@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from candle_restart.ckpt import fsio
 from candle_restart.ckpt.lease import Lease, LeaseBusy
@@ -143,7 +143,8 @@ def make_study(block: SearchBlock) -> optuna.Study:
         pruner = optuna.pruners.SuccessiveHalvingPruner(
             min_resource=s["min_epochs"], reduction_factor=s["reduction_factor"]
         )
-    return optuna.create_study(direction=block["direction"], sampler=samplers[block["sampler"]](), pruner=pruner)
+    direction: Literal["minimize", "maximize"] = "maximize" if block["direction"] == "maximize" else "minimize"
+    return optuna.create_study(direction=direction, sampler=samplers[block["sampler"]](), pruner=pruner)
 
 
 @dataclass

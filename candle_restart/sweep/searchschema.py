@@ -75,6 +75,10 @@ def _one_of(c: _Checker, value: object, path: tuple[str, ...], allowed: tuple[st
     return value
 
 
+def _finite(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _space(c: _Checker, raw: object) -> dict[str, dict[str, list[object]]]:
     space = c.mapping(raw, ("search", "space"))
     if not space:
@@ -93,15 +97,14 @@ def _space(c: _Checker, raw: object) -> dict[str, dict[str, list[object]]]:
                 raise c.fail((*path, kind), "must be a non-empty list of numbers, strings or booleans")
             checked[key] = {kind: list(arg)}
             continue
-        ok = isinstance(arg, list) and len(arg) == 2
-        ok = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in arg)
-        if not ok or not arg[0] < arg[1]:  # type: ignore[index]
+        bounds = [v for v in arg if _finite(v)] if isinstance(arg, list) else []
+        if len(bounds) != 2 or len(arg) != 2 or not bounds[0] < bounds[1]:  # type: ignore[arg-type]
             raise c.fail((*path, kind), f"must be [low, high] with low < high, got {arg!r}")
-        if kind == "log_uniform" and arg[0] <= 0:  # type: ignore[index]
+        if kind == "log_uniform" and bounds[0] <= 0:
             raise c.fail((*path, kind), f"must have low > 0 (a log scale), got {arg!r}")
-        if kind == "int_uniform" and not all(isinstance(v, int) for v in arg):  # type: ignore[union-attr]
+        if kind == "int_uniform" and not all(isinstance(v, int) for v in bounds):
             raise c.fail((*path, kind), f"must be two integers, got {arg!r}")
-        checked[key] = {kind: list(arg)}  # type: ignore[arg-type]
+        checked[key] = {kind: list(bounds)}
     return checked
 
 
