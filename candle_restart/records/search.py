@@ -5,7 +5,8 @@
   task whose runner then exits is ``pruned`` in every view, terminal and never resubmitted;
 * ``<run_root>/.search-<name>.jsonl`` (`TellRecord`, one a line): each outcome the driver told
   its sampler, in order: the ``trial`` number, its ``state`` (complete, pruned, fail), its
-  ``value`` and ``asks``, how many trials had been asked when it was told.  A restarted driver
+  ``value`` and ``asks``, how many trials had been asked when it was told (with the search's
+  ``metric`` and ``direction``, so that the log alone can be read: the report's history).  A restarted driver
   replays asks and tells in this order, so a sampler deterministic given its seed and history
   makes the same points.
 
@@ -86,9 +87,18 @@ class TellRecord:
     state: TellState
     value: float | None
     asks: int
+    metric: str | None = None  # the search's metric and direction, for readers of the log alone
+    direction: str = "minimize"
 
     def to_json(self) -> JsonObject:
-        return {"trial": self.trial, "state": self.state, "value": self.value, "asks": self.asks}
+        return {
+            "trial": self.trial,
+            "state": self.state,
+            "value": self.value,
+            "asks": self.asks,
+            "metric": self.metric,
+            "direction": self.direction,
+        }
 
     @classmethod
     def from_json(cls, data: JsonValue, where: str) -> TellRecord:
@@ -101,7 +111,13 @@ class TellRecord:
             raise SearchRecordError(where, "state", f"must be one of {', '.join(TELL_STATES)}, got {state!r}"[:300])
         if value is not None and not is_number(value):
             raise SearchRecordError(where, "value", f"must be a number or null, got {value!r}"[:300])
-        return cls(int(trial), state, None if value is None else float(value), int(asks))  # type: ignore[arg-type]
+        metric, direction = data.get("metric"), data.get("direction", "minimize")
+        if metric is not None and not isinstance(metric, str):
+            raise SearchRecordError(where, "metric", f"must be a string or null, got {metric!r}"[:300])
+        if direction not in ("minimize", "maximize"):
+            raise SearchRecordError(where, "direction", f"must be minimize or maximize, got {direction!r}"[:300])
+        number = None if value is None else float(value)  # type: ignore[arg-type]
+        return cls(int(trial), state, number, int(asks), metric, str(direction))  # type: ignore[arg-type]
 
 
 def read_tells(path: Path) -> list[TellRecord]:

@@ -94,7 +94,9 @@ def write_report(
                 str(target / "plots"), None, f"cannot be written: {exc.strerror or exc}"
             ) from None
     summary = summarize(tasks)
-    html = page.render(str(root), tasks, summary, drawn, overview, note)
+    from candle_restart.report.searchhistory import section
+
+    html = page.render(str(root), tasks, summary, drawn, overview, note, search=section(Path(root), tasks))
     index = target / "index.html"
     try:
         atomic_write_bytes(index, html.encode())

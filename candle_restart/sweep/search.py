@@ -310,7 +310,9 @@ class Search:
         trial.handle = None
 
     def _log_and_tell(self, trial: Trial, state: str, value: float | None) -> None:
-        tell = TellRecord(trial.number, state, value, len(self.trials))  # type: ignore[arg-type]
+        tell = TellRecord(
+            trial.number, state, value, len(self.trials), self.block["metric"], self.block["direction"]  # type: ignore[arg-type]
+        )
         append_tell(log_path(self.sweep.run_root, self.sweep.name), tell)
         self._tell(trial, state, value)
         shown = f"{self.block['metric']}={value:.6g}" if value is not None else "no value"

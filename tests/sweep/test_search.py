@@ -88,7 +88,7 @@ def test_bad_search_input_is_one_line_naming_the_key_and_writes_nothing(
 
 def test_search_and_vary_together_are_refused(tmp_path: Path) -> None:
     source = _yaml(tmp_path, BASE_SEARCH, vary={"grid": {"hidden": [4, 8]}})
-    with pytest.raises(SweepError, match="search.*either vary"):
+    with pytest.raises(SweepError, match=r"search.*either vary"):
         parse_sweep(source)
 
 
