@@ -109,15 +109,17 @@ def _check_unchanged(sweep: Sweep, path: Path) -> bool:
     return True
 
 
-def write_manifest(sweep: Sweep) -> None:
+def write_manifest(sweep: Sweep, *, check_only: bool = False) -> None:
     """Check that the run root is writable and the sweep's definition unchanged (SweepError
-    if not; nothing written), then (re)write its manifest."""
+    if not; nothing written), then (unless ``check_only``) create the run root and (re)write its manifest."""
     try:
         check_writable(sweep.run_root)
     except CkptError as exc:
         raise SweepError(str(sweep.source), "run_root", exc.problem) from None
     path = manifest.manifest_path(sweep.run_root, sweep.name)
     _check_unchanged(sweep, path)
+    if check_only:
+        return
     sweep.run_root.mkdir(parents=True, exist_ok=True)
     # The executor's Slurm options and the restart policy are recorded too (they may change
     # between runs) so that `candle-restart resume RUN_ROOT [--backend slurm]` submits with the

@@ -392,6 +392,14 @@ def sweep_status(sweep: Sweep) -> str:
     from candle_restart.sweep.expand import parameter_sets
     from candle_restart.task.taskdir import make_task_id
 
+    if sweep.search is not None:  # its trials so far, in ask order
+        from candle_restart.sweep.search import recorded_trials
+
+        trials = recorded_trials(sweep.run_root, sweep.name)
+        if not trials:
+            return f"search {sweep.name}: no trial asked yet in {sweep.run_root} (of {sweep.search['trials']})"
+        header = f"search {sweep.name}: {len(trials)} of {sweep.search['trials']} trials asked in {sweep.run_root}"
+        return header + "\n" + table(sweep_statuses(sweep, [trials[n] for n in sorted(trials)], {}))
     tasks = [TaskDir(Path(sweep.run_root) / make_task_id(sweep.name, p)) for p in parameter_sets(sweep)]
     present = [t for t in tasks if t.task_file.exists()]
     if not sweep.run_root.is_dir():

@@ -176,12 +176,14 @@ class Search:
     def open(self) -> None:
         """Check and record the sweep, take the lease (SweepError if another driver holds it),
         rebuild the study from the run root, and ask up to ``in_flight`` trials."""
-        write_manifest(self.sweep)
+        write_manifest(self.sweep, check_only=True)
+        self.sweep.run_root.mkdir(parents=True, exist_ok=True)
         try:
             self.lease.acquire(wait=0)
         except LeaseBusy as exc:
             raise SweepError(str(self.sweep.source), "search", f"another driver runs this search: {exc.problem}") from None
         try:
+            write_manifest(self.sweep)
             self.rebuild()
         except BaseException:
             self.lease.release()

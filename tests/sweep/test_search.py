@@ -179,7 +179,9 @@ def _cli_json(*args: str) -> Any:
 
 
 def test_a_tpe_search_survives_its_driver_killed_with_sigkill(tmp_path: Path) -> None:
-    source = _yaml(tmp_path, {**BASE_SEARCH, "trials": 12, "in_flight": 3, "sampler": "tpe", "seed": 3})
+    # A short backoff: a trial submitted by the killed driver whose runner never started is retried.
+    search = {**BASE_SEARCH, "trials": 12, "in_flight": 3, "sampler": "tpe", "seed": 3}
+    source = _yaml(tmp_path, search, restart={"backoff_seconds": 1})
     root = tmp_path / "runs"
     log = log_path(root, "hp")
     first = _driver(source)
@@ -222,6 +224,11 @@ def test_a_tpe_search_survives_its_driver_killed_with_sigkill(tmp_path: Path) ->
     assert res["best"] == trials[best.trial].task_id
     ordered = _cli_json("results", str(root), "--sort", "trial", "--format", "json")
     assert [t["task_id"] for t in ordered["tasks"]] == [trials[n].task_id for n in range(12)]
+    shown = subprocess.run(
+        [sys.executable, "-m", "candle_restart.cli", "sweep", "status", str(source)],
+        cwd=ROOT, env=runner_env(), capture_output=True, text=True, check=True,
+    ).stdout
+    assert "12 of 12 trials asked" in shown and shown.count("completed") >= 12
 
 
 def test_the_median_rule_prunes_a_clearly_worse_trial(tmp_path: Path) -> None:
