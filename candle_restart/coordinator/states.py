@@ -218,6 +218,8 @@ def _classify_once(task: TaskDir, backends: dict[str, Backend]) -> TaskStatus:
         status.reason = f"bad input (exit 2), never retried: {state.reason}"
     elif runner == "failed" and state is not None:
         status.state, status.reason = "failed", _or(state.reason, "training error")
+    elif runner == "pruned" and state is not None:  # recorded by the search once its runner stopped
+        status.state, status.reason, status.retryable = "pruned", _or(state.reason, "pruned by a search"), False
     elif state_problem and state_problem != "no state.json":  # an unknown status, too
         status.state, status.reason, status.retryable = (
             "failed",

@@ -18,7 +18,7 @@ retried by the coordinator under the sweep's restart policy like any task.
 Pruning (``prune:``, Optuna's median or successive-halving rule) reads the same per-epoch values
 as they appear: a trial the rule stops gets ``pruned.json`` first, then its runner (on this host)
 its checkpoint signal; it commits, exits, and is ``pruned`` from then on (terminal, never
-resubmitted, its checkpoints kept).
+resubmitted, its checkpoints kept); the driver then writes ``pruned`` into its ``state.json``.
 
 One driver per search: a second ``sweep run`` on the same run root is refused while the
 first holds the search lease (``.search-<name>.lock``).
@@ -31,7 +31,7 @@ import math
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -284,6 +284,8 @@ class Search:
             values = self._report(trial)
             state = outcome.status.state
             if outcome.final:
+                if state == "pruned":
+                    _record_pruned(trial.task)
                 if state == "completed" and values:
                     self._log_and_tell(trial, "complete", values[max(values)])
                 else:
@@ -348,6 +350,19 @@ class Search:
         pick = min if self.block["direction"] == "minimize" else max
         best = pick(tells, key=lambda t: t.value if t.value is not None else math.inf)
         return self.trials.get(best.trial)
+
+
+def _record_pruned(task: TaskDir) -> None:
+    """Write ``pruned`` into the task's ``state.json`` (its runner has stopped: ``preempted`` or
+    ``failed`` there), under the task lock; best effort: ``pruned.json`` already makes it pruned."""
+    from candle_restart.coordinator.lock import LockBusy, task_lock
+
+    with contextlib.suppress(LockBusy, CkptError, OSError), task_lock(task, timeout=5.0) as lease:
+        state, _ = task.load_state()
+        if state is not None and state.status in ("preempted", "failed"):
+            lease.check()
+            reason = pruned_reason(task) or "pruned by the search"
+            task.write_state(replace(state, status="pruned", reason=f"pruned by the search: {reason}"))
 
 
 def pruned_reason(task: TaskDir) -> str | None:

@@ -264,7 +264,29 @@ def test_the_median_rule_prunes_a_clearly_worse_trial(tmp_path: Path) -> None:
     assert res[bad.task_id]["state"] == "pruned"
     assert [t.state for t in read_tells(log_path(root, "hp"))] == ["complete", "pruned"]
     assert main(["resume", str(root)]) == 0  # a later resume leaves it alone
-    assert TaskDir(bad.path).load_state()[0].status != "running"  # type: ignore[union-attr]
+    recorded, _ = TaskDir(bad.path).load_state()
+    assert recorded is not None and recorded.status == "pruned"  # state.json, once its runner stopped
     assert main(["report", str(root)]) == 0
     html = (root / ".report" / "index.html").read_text()
     assert "Search history" in html and "pruned" in html
+
+
+def test_a_pruned_task_is_terminal_from_either_record(tmp_path: Path) -> None:
+    """``pruned.json`` (written before the stop) or ``state.json``'s ``pruned``: never resubmitted."""
+    from candle_restart.coordinator import Policy
+    from candle_restart.coordinator.policy import decide
+    from candle_restart.coordinator.resume import ResumeOutcome
+    from candle_restart.coordinator.states import classify
+    from candle_restart.records.search import PruneRecord
+    from tests.helpers import toy_task
+
+    by_state = toy_task(tmp_path / "run", "a")
+    by_state.write_state({"status": "pruned", "reason": "val_loss=9 at epoch 2"})
+    by_marker = toy_task(tmp_path / "run", "b")
+    by_marker.write_state({"status": "preempted", "reason": "stopped on a signal"})
+    (by_marker.path / PRUNED_FILE).write_bytes(PruneRecord("val_loss=9 at epoch 2", 2, "t").to_bytes())
+    for task in (by_state, by_marker):
+        status = classify(task, {})
+        decision = decide(status, Policy())
+        assert (status.state, decision.action) == ("pruned", "none"), status
+        assert ResumeOutcome(status, decision).final and "val_loss=9" in status.reason
