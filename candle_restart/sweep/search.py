@@ -245,6 +245,7 @@ class Search:
     def ask_new(self) -> Trial:
         """Ask the next point and write its task directory (durably) before anything else sees it."""
         number = len(self.trials)
+        self.lease.check()  # LeaseLost: another driver took this search over (this one was paused)
         handle = self._ask(None)
         params = {**self.sweep.params, **handle.params}
         task = create_task(
@@ -317,6 +318,7 @@ class Search:
         tell = TellRecord(
             trial.number, state, value, len(self.trials), self.block["metric"], self.block["direction"]  # type: ignore[arg-type]
         )
+        self.lease.check()
         append_tell(log_path(self.sweep.run_root, self.sweep.name), tell)
         self._tell(trial, state, value)
         shown = f"{self.block['metric']}={value:.6g}" if value is not None else "no value"
@@ -330,6 +332,7 @@ class Search:
         if not path.exists():
             if not trial.handle.should_prune():
                 return
+            self.lease.check()
             epoch = max(values)
             reason = f"{self.block['metric']}={values[epoch]:.6g} at epoch {epoch} ({self.block['prune']['rule']} rule)"  # type: ignore[index]
             stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
