@@ -372,19 +372,12 @@ def run_sweep(sweep: Sweep, *, log: Log = print, poll_seconds: float = 2.0) -> i
 
 
 def _open_search(sweep: Sweep, log: Log) -> Search | None:
-    """The sweep's search, rebuilt from the run root and holding its lease (None without ``search:``)."""
+    """The sweep's search, rebuilt and holding its lease (`candle_restart.sweep.search`); None without one."""
     if sweep.search is None:
         return None
-    from candle_restart.sweep.search import Search
+    from candle_restart.sweep.search import open_search
 
-    search = Search(sweep, log)
-    search.open()
-    search.fill()
-    log(
-        f"search {sweep.name}: {len(search.trials)} of {sweep.search['trials']} trials asked in {sweep.run_root} "
-        f"({search.replayed} replayed from its records, {search.in_flight()} in flight)"
-    )
-    return search
+    return open_search(sweep, log)
 
 
 def sweep_status(sweep: Sweep) -> str:
@@ -393,16 +386,19 @@ def sweep_status(sweep: Sweep) -> str:
     from candle_restart.task.taskdir import make_task_id
 
     if sweep.search is not None:  # its trials so far, in ask order
-        from candle_restart.sweep.search import recorded_trials
+        from candle_restart.sweep.search import search_status
 
-        trials = recorded_trials(sweep.run_root, sweep.name)
-        if not trials:
-            return f"search {sweep.name}: no trial asked yet in {sweep.run_root} (of {sweep.search['trials']})"
-        header = f"search {sweep.name}: {len(trials)} of {sweep.search['trials']} trials asked in {sweep.run_root}"
-        return header + "\n" + table(sweep_statuses(sweep, [trials[n] for n in sorted(trials)], {}))
+        return search_status(sweep, table(sweep_statuses(sweep, _trials(sweep), {})))
     tasks = [TaskDir(Path(sweep.run_root) / make_task_id(sweep.name, p)) for p in parameter_sets(sweep)]
     present = [t for t in tasks if t.task_file.exists()]
     if not sweep.run_root.is_dir():
         return f"sweep {sweep.name}: {sweep.run_root} does not exist yet (0 of {len(tasks)} tasks created)"
     header = f"sweep {sweep.name}: {len(present)} of {len(tasks)} tasks created in {sweep.run_root}"
     return header + "\n" + table(sweep_statuses(sweep, present, {}))
+
+
+def _trials(sweep: Sweep) -> list[TaskDir]:
+    from candle_restart.sweep.search import recorded_trials
+
+    trials = recorded_trials(sweep.run_root, sweep.name)
+    return [trials[n] for n in sorted(trials)]

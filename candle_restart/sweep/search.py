@@ -375,3 +375,25 @@ def pruned_reason(task: TaskDir) -> str | None:
     except CkptError as exc:
         return str(exc)
     return None if record is None else record.reason
+
+
+def open_search(sweep: Sweep, log: Log = print) -> Search:
+    """``sweep``'s search, rebuilt from the run root, holding its lease, its first trials asked."""
+    assert sweep.search is not None
+    search = Search(sweep, log)
+    search.open()
+    search.fill()
+    log(
+        f"search {sweep.name}: {len(search.trials)} of {sweep.search['trials']} trials asked in {sweep.run_root} "
+        f"({search.replayed} replayed from its records, {search.in_flight()} in flight)"
+    )
+    return search
+
+
+def search_status(sweep: Sweep, table: str) -> str:
+    """``sweep status`` of a search: how many trials were asked, then ``table`` (theirs)."""
+    assert sweep.search is not None
+    asked = len(recorded_trials(sweep.run_root, sweep.name))
+    if not asked:
+        return f"search {sweep.name}: no trial asked yet in {sweep.run_root} (of {sweep.search['trials']})"
+    return f"search {sweep.name}: {asked} of {sweep.search['trials']} trials asked in {sweep.run_root}\n{table}"
