@@ -11,7 +11,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,report]' '$(TF_PACKAGE)>=2.16'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,report,search]' '$(TF_PACKAGE)>=2.16'
 	touch $(STAMP)
 
 venv: $(STAMP)

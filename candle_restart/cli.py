@@ -147,7 +147,7 @@ COMMANDS = {  # name: (one line for the list, the subcommand's description)
         "A table (or CSV, or JSON) of every task's varied parameters, state, best metric and its epoch,\n"
         "final metric and the value its training function returned, sorted by a metric, and the best\n"
         "task. --sort NAME[:min|:max] takes the checkpointed metric, 'final', a key of the result or\n"
-        "a parameter.",
+        "a parameter; --sort trial lists a search's trials in the order they were asked.",
     ),
     "resume": (
         "resubmit new, preempted and retryable failed tasks, exactly once",

@@ -16,7 +16,8 @@ this host's clock:
   cannot be written (a dry run, a read-only task), from this process's first sight of it.
 
 A lost intent is so reconciled at most one grace period (and one pass) after this host first saw
-it, whatever the clocks say; a failure is retried one backoff after this host first saw it.
+it, whatever the clocks say; a failure is retried one backoff after this host first saw it (a
+submission that ended before its runner started, which records no exit, too).
 """
 
 from __future__ import annotations
@@ -83,4 +84,7 @@ def observe(task: TaskDir, status: TaskStatus, *, record: bool = True) -> TaskSt
         own = _own_age(status.last_exit_time, now) if status.extra.exit_host == here else None
         what = f"failure {status.failures} ended {status.last_exit_time}"  # the stamp names it, never timed
         status.exit_age = own if own is not None else seen_for(task, what, record=record, now=now)
+    elif status.state == "failed":  # no exit recorded: its submission ended before a runner started
+        what = f"failure {status.failures} of submission {status.generation}, no runner"
+        status.exit_age = seen_for(task, what, record=record, now=now)
     return status

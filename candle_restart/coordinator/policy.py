@@ -1,6 +1,6 @@
 """What to do with a classified task: the restart policy, as a pure function.
 
-* ``new`` -> submit; ``queued``/``running``/``completed`` -> nothing;
+* ``new`` -> submit; ``queued``/``running``/``completed``/``pruned`` (a search stopped it) -> nothing;
 * ``preempted`` (stopped early, resumable) -> resubmit from ``ckpts/last``,
   within the budget of the cause of its ends (`candle_restart.coordinator.causes`):
   ``max_preemptions`` signals, ``max_timeouts`` walltimes, ``max_node_failures``
@@ -116,8 +116,8 @@ def decide(status: TaskStatus, policy: Policy) -> Decision:
         return Decision("submit", "new task", from_scratch=True)
     if state in ("queued", "running"):
         return Decision("none", status.reason)
-    if state == "completed":
-        return Decision("none", "completed")
+    if state in ("completed", "pruned"):
+        return Decision("none", state)
     if state in ("preempted", "failed") and not status.retry_requested:
         stalled = policy.no_progress_attempts and status.stalled >= policy.no_progress_attempts
         if stalled and (state == "preempted" or status.retryable):

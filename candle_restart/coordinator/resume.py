@@ -102,10 +102,10 @@ class ResumeOutcome:
 
     @property
     def final(self) -> bool:
-        """Nothing more will happen to this task: it completed, was cancelled, or was given up on."""
+        """Nothing more will happen to this task: it completed, was cancelled or pruned, or was given up on."""
         if self.decision.action in ("give_up", "report"):
             return True
-        return self.decision.action == "none" and self.status.state in ("completed", "cancelled")
+        return self.decision.action == "none" and self.status.state in ("completed", "cancelled", "pruned")
 
 
 def task_entries(

@@ -9,7 +9,7 @@ States: ``new`` (never submitted), ``queued``, ``running``, ``preempted``
 (ended early; resumable from ``ckpts/last``, or from scratch when it had no
 checkpoint yet), ``failed`` (training error or bad input; ``retryable`` says
 which), ``completed``, ``corrupt`` (checkpoints were committed but none
-verifies).  A runner that died without recording its end (SIGKILL, a lost
+verifies), ``pruned`` (a search stopped it early: ``pruned.json``; its checkpoints kept).  A runner that died without recording its end (SIGKILL, a lost
 node) counts as preempted: the work up to its last checkpoint is safe.
 
 Counts come from the journal: failures are exits ``failed`` or ``bad_input`` and submissions
@@ -49,6 +49,7 @@ from candle_restart.records.journal import (
 )
 from candle_restart.records.jsontypes import JsonObject
 from candle_restart.records.localtier import describe_local_tier
+from candle_restart.records.search import PruneRecord, read_pruned
 from candle_restart.records.taskstate import TaskState
 from candle_restart.task.process import oom_killed, pid_alive
 from candle_restart.task.progress import UNKNOWN, progress_key
@@ -217,6 +218,8 @@ def _classify_once(task: TaskDir, backends: dict[str, Backend]) -> TaskStatus:
         status.reason = f"bad input (exit 2), never retried: {state.reason}"
     elif runner == "failed" and state is not None:
         status.state, status.reason = "failed", _or(state.reason, "training error")
+    elif runner == "pruned" and state is not None:  # recorded by the search once its runner stopped
+        status.state, status.reason, status.retryable = "pruned", _or(state.reason, "pruned by a search"), False
     elif state_problem and state_problem != "no state.json":  # an unknown status, too
         status.state, status.reason, status.retryable = (
             "failed",
@@ -234,11 +237,26 @@ def _classify_once(task: TaskDir, backends: dict[str, Backend]) -> TaskStatus:
     _attribute_causes(status, ledger, state, final)
     if corrupt and status.state in ("preempted", "failed"):
         status.state, status.reason = "corrupt", f"no checkpoint verifies: {corrupt}"
+    _pruned(status, task)
     if status.retry_requested and status.state in ("preempted", "failed"):
         status.retryable = True  # the user fixed the cause (bad input too) and asked again
     else:
         status.retry_requested = None
     return status
+
+
+def _pruned(status: TaskStatus, task: TaskDir) -> None:
+    """A search stopped this task early (``pruned.json``, `candle_restart.records.search`): once its
+    runner no longer runs (it stopped on the signal, or died), ``pruned``: terminal, never resubmitted."""
+    try:
+        record = read_pruned(task.path)
+    except CkptError as exc:
+        record = PruneRecord(f"pruned ({exc})", None, "")
+    if record is None or status.state in ("new", "queued", "running", "completed"):
+        return
+    status.state, status.retryable, status.retry_requested = "pruned", False, None
+    status.reason = f"pruned by the search: {record.reason}"
+    status.extra.runner_lost = False
 
 
 def _submission(status: TaskStatus, backends: dict[str, Backend]) -> tuple[Submission | None, Backend | None]:

@@ -13,7 +13,9 @@ from typing import Literal, get_args
 from candle_restart.records.jsontypes import JsonObject, JsonValue
 from candle_restart.records.taskstate import MetricSummary
 
-State = Literal["new", "queued", "running", "preempted", "failed", "cancelled", "completed", "corrupt"]
+State = Literal[
+    "new", "queued", "running", "preempted", "failed", "cancelled", "completed", "corrupt", "pruned"
+]
 STATES: tuple[State, ...] = get_args(State)
 
 

@@ -103,7 +103,8 @@ def make_retry_handler(policy: Policy) -> Callable[[Exception, TaskRecord], floa
             if path is None:
                 return 1.0
             status = classify(TaskDir(path), {})  # the cause's budget, and the no-progress breaker
-            return never if decide(status, policy).action == "give_up" else 0.0
+            stop = status.state == "pruned" or decide(status, policy).action == "give_up"
+            return never if stop else 0.0
         return 1.0
 
     return retry_handler

@@ -3,7 +3,8 @@
 Written by the runner (``running`` at the start of an attempt; its end: ``completed``,
 ``preempted``, ``failed``, ``bad_input``) and by coordinators (``queued`` with a submission,
 ``failed`` when a submission failed, ``preempted`` for a runner that died without recording
-its end).  Keys (each optional but ``status``):
+its end), and by a search's driver (``pruned``, once the runner of a task it stopped early
+has ended).  Keys (each optional but ``status``):
 
 * ``status``; ``attempt``, ``generation``; ``reason`` (one line), ``cause`` (why the attempt
   ended: `candle_restart.coordinator.causes`), ``exit_code``, ``error_tail`` (the error's last lines, a list);
@@ -38,7 +39,7 @@ from candle_restart.records.jsonio import JsonFileError, finite, read_json
 from candle_restart.records.jsontypes import JsonObject, JsonValue, is_int, is_number
 
 TASK_STATE_FILE = "state.json"
-TaskStatusName = Literal["running", "queued", "completed", "preempted", "failed", "bad_input"]
+TaskStatusName = Literal["running", "queued", "completed", "preempted", "failed", "bad_input", "pruned"]
 STATUSES: tuple[TaskStatusName, ...] = get_args(TaskStatusName)
 MetricMode = Literal["min", "max"]
 

@@ -97,7 +97,11 @@ def write_report(
             raise ReportError(
                 str(target / "plots"), None, f"cannot be written: {exc.strerror or exc}"
             ) from None
-    html = page.render(str(root), tasks, summary, drawn, overview, note, goodput_plot=goodput_plot)
+    from candle_restart.report.searchhistory import section
+
+    html = page.render(
+        str(root), tasks, summary, drawn, overview, note, goodput_plot=goodput_plot, search=section(root, tasks)
+    )
     index = target / "index.html"
     try:
         atomic_write_bytes(index, html.encode())

@@ -309,9 +309,11 @@ def render(
     note: str | None,
     now: datetime | None = None,
     goodput_plot: str | None = None,
+    search: str = "",
 ) -> str:
     """The whole page (``plots``: task index -> PNG name under ``plots/``; ``note``: why there are none;
-    ``goodput_plot``: the badput bars' PNG under ``plots/``)."""
+    ``goodput_plot``: the badput bars' PNG under ``plots/``; ``search``: the search history section,
+    `candle_restart.report.searchhistory`)."""
     now = now or datetime.now().astimezone()  # aware, as every time read from a task (parse_time)
     details = "".join(_task(t, plots.get(t.index), now) for t in tasks)
     return (
@@ -327,6 +329,7 @@ def render(
         + _attention(tasks)
         + _overview(overview, note)
         + _status_table(tasks, now)
+        + search
         + f'<section id="tasks"><h2>Tasks</h2>{LEGEND}{details or "<p>No tasks.</p>"}</section>'
         + f"<script>{SCRIPT}</script></body></html>\n"
     )

@@ -44,6 +44,7 @@ STATE_COLORS = {
     "cancelled": "#616161",
     "completed": "#43a047",
     "corrupt": "#8e24aa",
+    "pruned": "#795548",
 }
 _PARALLEL_FROM = 48  # below this, forking workers costs more than it saves
 DPI = 90

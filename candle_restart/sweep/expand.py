@@ -68,7 +68,7 @@ def _manifest(sweep: Sweep) -> SweepManifest:
     """The manifest of ``sweep`` as this expansion writes it (JSON values only: tuples as lists)."""
     keys = (
         set(sweep.grid) | {k for x in sweep.explicit for k in x} | set((sweep.random or {}).get("space", {}))
-    )
+    ) | set(sweep.search["space"] if sweep.search else {})
     params = json.loads(json.dumps(sweep.params))
     slurm = json.loads(json.dumps(sweep.executor.get("slurm", {})))
     restart = json.loads(json.dumps(sweep.restart))
@@ -109,6 +109,24 @@ def _check_unchanged(sweep: Sweep, path: Path) -> bool:
     return True
 
 
+def write_manifest(sweep: Sweep, *, check_only: bool = False) -> None:
+    """Check that the run root is writable and the sweep's definition unchanged (SweepError
+    if not; nothing written), then (unless ``check_only``) create the run root and (re)write its manifest."""
+    try:
+        check_writable(sweep.run_root)
+    except CkptError as exc:
+        raise SweepError(str(sweep.source), "run_root", exc.problem) from None
+    path = manifest.manifest_path(sweep.run_root, sweep.name)
+    _check_unchanged(sweep, path)
+    if check_only:
+        return
+    sweep.run_root.mkdir(parents=True, exist_ok=True)
+    # The executor's Slurm options and the restart policy are recorded too (they may change
+    # between runs) so that `candle-restart resume RUN_ROOT [--backend slurm]` submits with the
+    # sweep's directives and under the sweep's policy.
+    fsio.atomic_write_bytes(path, _manifest(sweep).to_bytes())
+
+
 @dataclass
 class Expansion:
     tasks: list[TaskDir]
@@ -123,17 +141,7 @@ def expand(sweep: Sweep) -> Expansion:
             parse_params(params, where=f"{sweep.source}: task {i} params")
         except CkptError as exc:
             raise SweepError(exc.where, exc.key, exc.problem) from None
-    try:
-        check_writable(sweep.run_root)
-    except CkptError as exc:
-        raise SweepError(str(sweep.source), "run_root", exc.problem) from None
-    path = manifest.manifest_path(sweep.run_root, sweep.name)
-    _check_unchanged(sweep, path)
-    sweep.run_root.mkdir(parents=True, exist_ok=True)
-    # The executor's Slurm options and the restart policy are recorded too (they may change
-    # between runs) so that `candle-restart resume RUN_ROOT [--backend slurm]` submits with the
-    # sweep's directives and under the sweep's policy.
-    fsio.atomic_write_bytes(path, _manifest(sweep).to_bytes())
+    write_manifest(sweep)
     tasks, created = [], 0
     for params in sets:
         task_id = make_task_id(sweep.name, params)

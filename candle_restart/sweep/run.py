@@ -42,6 +42,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from candle_restart.ckpt import parse_params
 from candle_restart.ckpt.envparams import with_environment
@@ -52,12 +53,15 @@ from candle_restart.coordinator.report import summary, table
 from candle_restart.coordinator.resume import ResumeOutcome
 from candle_restart.errors import CkptError
 from candle_restart.records.epochs import count_events, events_path
-from candle_restart.sweep.expand import expand
+from candle_restart.sweep.expand import Expansion, expand
 from candle_restart.sweep.schema import Sweep
 from candle_restart.sweep.yamlfile import SweepError
 from candle_restart.task.launch import task_params
 from candle_restart.task.process import pid_alive
 from candle_restart.task.taskdir import TaskDir
+
+if TYPE_CHECKING:
+    from candle_restart.sweep.search import Search
 
 Log = Callable[[str], None]
 STOP_WAIT_SECONDS = 60.0  # how long Ctrl-C waits for the running tasks' checkpoints
@@ -266,12 +270,14 @@ def run_sweep(sweep: Sweep, *, log: Log = print, poll_seconds: float = 2.0) -> i
         check_run_dir(sweep.executor["kind"], sweep.run_root / ".parsl")
     except RuntimeError as exc:
         raise SweepError(str(sweep.source), "run_root", str(exc)) from None
-    expansion = expand(sweep)
-    log(f"sweep {sweep.name}: {len(expansion.tasks)} tasks in {sweep.run_root} ({expansion.created} new)")
+    search = _open_search(sweep, log)
+    expansion = expand(sweep) if search is None else Expansion(search.tasks, 0)
+    if search is None:
+        log(f"sweep {sweep.name}: {len(expansion.tasks)} tasks in {sweep.run_root} ({expansion.created} new)")
     policy = policy_of(sweep)
     backend = ParslBackend()
     before = sweep_statuses(sweep, expansion.tasks, {})
-    if all(s.state == "completed" for s in before):
+    if search is None and all(s.state == "completed" for s in before):
         log(f"nothing to do: all {len(before)} tasks are completed; nothing submitted")
         return 0
     paths = contextlib.ExitStack()  # Parsl's run dir, through a link when its path needs quoting
@@ -290,6 +296,8 @@ def run_sweep(sweep: Sweep, *, log: Log = print, poll_seconds: float = 2.0) -> i
         dfk = parsl.load(config)
     except BaseException:
         paths.close()
+        if search is not None:
+            search.close()
         raise
     finally:
         if main:
@@ -302,6 +310,9 @@ def run_sweep(sweep: Sweep, *, log: Log = print, poll_seconds: float = 2.0) -> i
         last_line = ""
         while not interrupt.count:
             outcomes = resume(sweep.run_root, backend, policy, log=log, only=ids)
+            if search is not None:  # tell what ended, prune, ask new trials (submitted next round)
+                search.step(outcomes)
+                ids |= {t.task_id for t in search.tasks}
             gave_up = sum(o.decision.action in ("give_up", "report") for o in outcomes)
             statuses = [  # classified before this pass acted: a task just submitted is queued now
                 replace(o.status, state="queued") if o.acted and o.decision.action == "submit" else o.status
@@ -312,7 +323,7 @@ def run_sweep(sweep: Sweep, *, log: Log = print, poll_seconds: float = 2.0) -> i
                 left = eta(statuses, started, gave_up, done_before)
                 log(f"{time.strftime('%H:%M:%S')} progress: {line}; ETA {left}")
                 last_line = line
-            if all(o.final for o in outcomes):
+            if all(o.final for o in outcomes) and (search is None or search.done()):
                 break
             pending = backend.pending()
             if not workers.check(outcomes, bool(pending)):
@@ -334,6 +345,8 @@ def run_sweep(sweep: Sweep, *, log: Log = print, poll_seconds: float = 2.0) -> i
         dfk.cleanup()
         parsl.clear()
         paths.close()
+        if search is not None:
+            search.close()
         if main:
             signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
         STOP_RETRIES.clear()
@@ -351,7 +364,20 @@ def run_sweep(sweep: Sweep, *, log: Log = print, poll_seconds: float = 2.0) -> i
         if s.preemptions:
             log(f"{s.task_id}: preempted {s.preemptions} time(s); resumed from ckpts/last each time")
     log(table(statuses))
+    if search is not None:
+        best = search.best()
+        log(f"search: best trial: {best.number} ({best.task.task_id})" if best else "search: no trial completed")
+        return 0 if all(s.state in ("completed", "pruned") for s in statuses) else 1
     return 0 if all(s.state == "completed" for s in statuses) else 1
+
+
+def _open_search(sweep: Sweep, log: Log) -> Search | None:
+    """The sweep's search, rebuilt and holding its lease (`candle_restart.sweep.search`); None without one."""
+    if sweep.search is None:
+        return None
+    from candle_restart.sweep.search import open_search
+
+    return open_search(sweep, log)
 
 
 def sweep_status(sweep: Sweep) -> str:
@@ -359,9 +385,20 @@ def sweep_status(sweep: Sweep) -> str:
     from candle_restart.sweep.expand import parameter_sets
     from candle_restart.task.taskdir import make_task_id
 
+    if sweep.search is not None:  # its trials so far, in ask order
+        from candle_restart.sweep.search import search_status
+
+        return search_status(sweep, table(sweep_statuses(sweep, _trials(sweep), {})))
     tasks = [TaskDir(Path(sweep.run_root) / make_task_id(sweep.name, p)) for p in parameter_sets(sweep)]
     present = [t for t in tasks if t.task_file.exists()]
     if not sweep.run_root.is_dir():
         return f"sweep {sweep.name}: {sweep.run_root} does not exist yet (0 of {len(tasks)} tasks created)"
     header = f"sweep {sweep.name}: {len(present)} of {len(tasks)} tasks created in {sweep.run_root}"
     return header + "\n" + table(sweep_statuses(sweep, present, {}))
+
+
+def _trials(sweep: Sweep) -> list[TaskDir]:
+    from candle_restart.sweep.search import recorded_trials
+
+    trials = recorded_trials(sweep.run_root, sweep.name)
+    return [trials[n] for n in sorted(trials)]

@@ -8,6 +8,7 @@
     dir_flags: true                  # command only: append --ckpt_directory= and --output_dir=
     params: {epochs: 4}              # base gParameters of every task
     vary:                            # optional; parameter sets = grid x + list + random
+      # (or, instead of vary, an adaptive ``search:``: see searchschema.py)
       grid: {learning_rate: [0.01, 0.001]}
       list: [{hidden: 16}, {hidden: 64}]
       random: {samples: 4, seed: 1, space: {dropout: {uniform: [0.0, 0.5]}, hidden: {choice: [16, 32]}}}
@@ -45,6 +46,7 @@ from candle_restart.executor import (
     SlurmOptions,
 )
 from candle_restart.sweep.program import check_program, did_you_mean
+from candle_restart.sweep.searchschema import SearchBlock, check_search
 from candle_restart.sweep.yamlfile import MAX_DEPTH, MAX_VALUES, SweepError, load_yaml
 
 __all__ = ["MAX_DEPTH", "MAX_VALUES", "Sweep", "SweepError", "load_yaml", "parse_sweep"]
@@ -57,6 +59,7 @@ TOP_KEYS = {
     "dir_flags",
     "params",
     "vary",
+    "search",
     "executor",
     "restart",
     "demo",
@@ -107,6 +110,7 @@ class Sweep:
     demo: DemoBlock | None = None
     python_path: list[str] = field(default_factory=list)  # first on the import path of an entry
     dir_flags: bool = True  # a command gets --ckpt_directory= and --output_dir=
+    search: SearchBlock | None = None  # an adaptive search (`searchschema`) instead of ``vary``
 
 
 MAX_INTEGER = 10**18  # no count, limit or size of a sweep comes near it
@@ -362,6 +366,9 @@ def parse_sweep(source: str | os.PathLike[str]) -> Sweep:
     executor = _check_executor(c, data.get("executor", {}))
     restart = _check_restart(c, data.get("restart", {}))
     demo = _check_demo(c, data["demo"]) if data.get("demo") is not None else None
+    search = check_search(c, data["search"]) if data.get("search") is not None else None
+    if search is not None and data.get("vary"):
+        raise c.fail(("search",), "a sweep has either vary: (tasks known in advance) or search:, not both")
     root = Path(run_root) if os.path.isabs(run_root) else source.parent / run_root
     return Sweep(
         name,
@@ -378,4 +385,5 @@ def parse_sweep(source: str | os.PathLike[str]) -> Sweep:
         demo,
         program.python_path,
         program.dir_flags,
+        search,
     )

@@ -13,7 +13,9 @@ Sorting (`--sort NAME[:min|:max]`): NAME is the checkpointed metric (its best va
 a key of a dict result (its number, or a list's last number) or a parameter.  The mode is the
 checkpoint's ``best_mode`` for its metric, else ``max`` for names that look like a score
 (acc, auc, f1, precision, recall, r2, score, iou, dice) and ``min`` otherwise.  Tasks without a
-value sort last; the best task is the first with one.
+value sort last; the best task is the first with one.  ``--sort trial`` keeps the rows in task-id
+order, which for a search's trials (``<name>-tNNNN-...``) is the order they were asked; the
+best task is still the checkpointed metric's.
 
 Contract: reads only; every value written is strict JSON (`candle_restart.views.output`).
 """
@@ -148,6 +150,9 @@ def results(run_root: str | os.PathLike[str], sort: str | None = None) -> Result
     keys = varied_keys([t.status.params for t in tasks])
     rows = [_row(t, keys) for t in tasks]
     name, _, mode = (sort or "").partition(":")
+    ask_order = name == "trial"  # a search's trials in the order they were asked (their ids' order)
+    if ask_order:
+        name = ""
     if not name:
         metrics = Counter(r.metric for r in rows if r.metric)
         name = metrics.most_common(1)[0][0] if metrics else ""
@@ -158,6 +163,8 @@ def results(run_root: str | os.PathLike[str], sort: str | None = None) -> Result
     sign = -1.0 if mode == "max" else 1.0
     rows.sort(key=lambda r: (r.task_id not in values, sign * values.get(r.task_id, 0.0), r.task_id))
     best = rows[0] if rows and rows[0].task_id in values else None
+    if ask_order:
+        rows.sort(key=lambda r: r.task_id)
     statuses = [t.status for t in tasks]
     return Results(rows, keys, name or None, mode if name else None, best, summary(statuses), values, statuses)
 
