@@ -23,7 +23,7 @@ import keras
 import numpy as np
 import pytest
 
-from candle_restart.ckpt.preempt import REQUEST, Preempted
+from candle_restart.ckpt.preempt import REQUEST, Preempted, PreemptionRequest
 from candle_restart.keras import CandleCkptKeras, fit
 from candle_restart.records.cbstate import read_callback_states
 from candle_restart.records.ckptinfo import read_ckpt_info
@@ -252,8 +252,12 @@ def _fit_mid(
     return model, clr, counter
 
 
+# `preemption`: the stop raises Preempted out of fit, which calls no callback after it, so the
+# handlers stay armed (as they must until the process exits: a late signal must not kill it).
 @pytest.mark.backends
-def test_a_mid_epoch_resume_replays_the_batch_the_callbacks_after_ckpt_had_not_seen(tmp_path: Path) -> None:
+def test_a_mid_epoch_resume_replays_the_batch_the_callbacks_after_ckpt_had_not_seen(
+    tmp_path: Path, preemption: PreemptionRequest
+) -> None:
     whole, whole_clr, whole_counter = _fit_mid(tmp_path / "whole", [])
     with pytest.raises(Preempted):
         _fit_mid(tmp_path / "cut", [_RequestAt(1, 3)])  # committed inside epoch 2, after its batch 4
