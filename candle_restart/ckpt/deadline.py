@@ -19,8 +19,13 @@ scheduler query; the callback (`candle_restart.ckpt.pacing`) calls it.
 `should_halt` is the rule: stop at the first check where the time left is
 no more than the margin, ``slowest_commit * factor + halt_seconds`` plus the
 time until the next check (``next_step``).  ``slowest_commit`` is the
-longest a checkpoint of this run took from the call to its commit, so the
-margin grows with the model and the filesystem, not with a guess.
+longest a checkpoint of this run took from the call to its commit (with two
+tiers plus the slowest drain to the shared tier), so the margin grows with the
+model and the filesystem, not with a guess.  ``halt_seconds`` is
+``ckpt_halt_seconds`` when given (an override), else `HALT_FLOOR`: a small
+floor for what is not measured in the process (unwinding, the writer lease's
+release, the interpreter's exit; the exit after the final commit, which the
+floor covers, took well under a second in our runs).
 """
 
 from __future__ import annotations
@@ -39,6 +44,12 @@ from candle_restart.ckpt.envvars import PBS_WALLTIME, SLURM_JOB_END_TIME, SLURM_
 
 PROCESS_START = time.time()  # candle_restart.ckpt is loaded at the start of a run (the runner, the callback)
 HALT_FACTOR = 3.0  # the margin covers this many of the slowest commit so far
+HALT_FLOOR = 5.0  # seconds added to the measured margin when ckpt_halt_seconds is not given
+
+
+def halt_seconds(given: float | None) -> float:
+    """The fixed part of the margin: ``ckpt_halt_seconds`` when given, else `HALT_FLOOR`."""
+    return HALT_FLOOR if given is None else given
 UNLIMITED_DAYS = 300  # Slurm shows a job without a time limit as ending 365 days after its start
 
 _NUMBER = re.compile(r"^\d+(\.\d*)?$")

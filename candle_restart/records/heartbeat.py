@@ -1,0 +1,66 @@
+"""``<task>/heartbeat``: the training's liveness, read by the task runner's watchdog.
+
+The runner sets ``CANDLE_RESTART_HEARTBEAT`` to this file's path for every task (entry or
+command) and removes the file before each attempt.  Any change of the file is a beat: a
+``command`` may simply touch it (or rewrite it) once per step.  The checkpoint callbacks
+(`candle_restart.ckpt.heartbeat`) write one JSON object::
+
+    {"n": 17, "phase": "step", "warm": true, "cause": null}
+
+* ``n``: a counter, so every write changes the content;
+* ``phase``: ``start`` (training begun, the first step not yet done: it compiles),
+  ``step`` (a batch ended), ``epoch`` (an epoch ended), ``commit`` (the training waits for a
+  checkpoint's commit or drain), ``idle`` (not training: after ``fit`` returned; not watched),
+  ``stopped`` (it stops on its own, see ``cause``; not watched);
+* ``warm``: the first epoch ended (compilation and the first validation are behind it);
+* ``cause``: with ``stopped``, why the training stopped (``preempted``, ``timeout``, ``hang``):
+  how a ``command``'s exit 75 says what its exit code cannot.
+
+A file that is not such an object (a command's own touch or text) reads as a ``step`` beat
+that is warm: it is still a beat.  Reading never raises.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Literal
+
+Phase = Literal["start", "step", "epoch", "commit", "idle", "stopped"]
+PHASES: tuple[Phase, ...] = ("start", "step", "epoch", "commit", "idle", "stopped")
+FILE_NAME = "heartbeat"
+MAX_BYTES = 4096  # a bigger file is read as a plain beat
+
+
+@dataclass(frozen=True)
+class Beat:
+    """One state of the heartbeat file (see the module docstring)."""
+
+    phase: Phase = "step"
+    warm: bool = True
+    cause: str | None = None
+    n: int = 0
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Beat:
+        """The beat in ``raw``; anything that is not our JSON object is a plain warm ``step`` beat."""
+        if len(raw) > MAX_BYTES:
+            return cls()
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            return cls()
+        if not isinstance(data, dict):
+            return cls()
+        phase = data.get("phase")
+        cause = data.get("cause")
+        n = data.get("n")
+        return cls(
+            phase=phase if phase in PHASES else "step",
+            warm=data.get("warm") is not False,
+            cause=cause if isinstance(cause, str) and len(cause) <= 32 else None,
+            n=n if isinstance(n, int) and not isinstance(n, bool) else 0,
+        )
+
+    def to_bytes(self) -> bytes:
+        return json.dumps({"n": self.n, "phase": self.phase, "warm": self.warm, "cause": self.cause}).encode()
