@@ -6,6 +6,8 @@ nothing).  The pacer beats at each batch and epoch end (Keras and PyTorch alike)
 engine around each wait for a commit or drain, `candle_restart.ckpt.preempt.Preempted`
 when the training stops on its own.  Contract:
 
+* each beat carries the count and the longest of the waits for a commit so far (a commit
+  shorter than the runner's poll is otherwise never seen by it);
 * a beat of the same phase is written at most every `BEAT_SECONDS` (a write is one small
   file replaced by rename, no fsync: a lost beat costs nothing but a late one);
   a change of phase is written at once;
@@ -37,6 +39,9 @@ class Heartbeat:
         self._written = 0.0  # time.monotonic() of the last write
         self._warm = False
         self._broken: str | None = None  # the path that could not be written
+        self._commit_began: float | None = None  # time.monotonic() when the current wait for a commit began
+        self._commits = 0
+        self._longest_commit = 0.0
         self._lock = threading.Lock()
 
     def beat(self, phase: Phase = "step") -> None:
@@ -48,9 +53,18 @@ class Heartbeat:
             now = time.monotonic()
             if phase == "epoch":
                 self._warm = True
+            if phase == "commit" and self._commit_began is None:
+                self._commit_began = now
+            elif phase != "commit" and self._commit_began is not None:
+                self._commits += 1
+                self._longest_commit = max(self._longest_commit, now - self._commit_began)
+                self._commit_began = None
             if phase == self._phase and now - self._written < BEAT_SECONDS:
                 return
-            self._write(path, Beat(phase, self._warm, None, self._n + 1), now)
+            self._write(path, self._beat(phase, None), now)
+
+    def _beat(self, phase: Phase, cause: str | None) -> Beat:
+        return Beat(phase, self._warm, cause, self._n + 1, self._commits, self._longest_commit)
 
     def stopped(self, cause: str) -> None:
         """The training stops on its own (a signal, the walltime): say why, for the runner's record."""
@@ -58,7 +72,7 @@ class Heartbeat:
         if not path or path == self._broken:
             return
         with self._lock:
-            self._write(path, Beat("stopped", self._warm, cause, self._n + 1), time.monotonic())
+            self._write(path, self._beat("stopped", cause), time.monotonic())
 
     def _write(self, path: str, beat: Beat, now: float) -> None:
         tmp = f"{path}.{os.getpid()}.tmp"

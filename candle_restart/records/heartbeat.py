@@ -5,7 +5,7 @@ command) and removes the file before each attempt.  Any change of the file is a 
 ``command`` may simply touch it (or rewrite it) once per step.  The checkpoint callbacks
 (`candle_restart.ckpt.heartbeat`) write one JSON object::
 
-    {"n": 17, "phase": "step", "warm": true, "cause": null}
+    {"n": 17, "phase": "step", "warm": true, "cause": null, "commits": 2, "commit_seconds": 0.031}
 
 * ``n``: a counter, so every write changes the content;
 * ``phase``: ``start`` (training begun, the first step not yet done: it compiles),
@@ -13,6 +13,8 @@ command) and removes the file before each attempt.  Any change of the file is a 
   checkpoint's commit or drain), ``idle`` (not training: after ``fit`` returned; not watched),
   ``stopped`` (it stops on its own, see ``cause``; not watched);
 * ``warm``: the first epoch ended (compilation and the first validation are behind it);
+* ``commits``, ``commit_seconds``: how many waits for a commit the training has seen and the
+  longest (seconds, its own clock): a commit shorter than the runner's poll is never seen by it;
 * ``cause``: with ``stopped``, why the training stopped (``preempted``, ``timeout``, ``hang``):
   how a ``command``'s exit 75 says what its exit code cannot.
 
@@ -40,6 +42,8 @@ class Beat:
     warm: bool = True
     cause: str | None = None
     n: int = 0
+    commits: int = 0
+    commit_seconds: float = 0.0
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Beat:
@@ -55,12 +59,27 @@ class Beat:
         phase = data.get("phase")
         cause = data.get("cause")
         n = data.get("n")
+        commits = data.get("commits")
+        seconds = data.get("commit_seconds")
         return cls(
             phase=phase if phase in PHASES else "step",
             warm=data.get("warm") is not False,
             cause=cause if isinstance(cause, str) and len(cause) <= 32 else None,
             n=n if isinstance(n, int) and not isinstance(n, bool) else 0,
+            commits=commits if isinstance(commits, int) and not isinstance(commits, bool) and commits > 0 else 0,
+            commit_seconds=float(seconds)
+            if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and 0 <= seconds < 1e9
+            else 0.0,
         )
 
     def to_bytes(self) -> bytes:
-        return json.dumps({"n": self.n, "phase": self.phase, "warm": self.warm, "cause": self.cause}).encode()
+        return json.dumps(
+            {
+                "n": self.n,
+                "phase": self.phase,
+                "warm": self.warm,
+                "cause": self.cause,
+                "commits": self.commits,
+                "commit_seconds": round(self.commit_seconds, 6),
+            }
+        ).encode()

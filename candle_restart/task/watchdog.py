@@ -15,7 +15,8 @@ The limit, from ``ckpt_hang_factor`` (k), ``ckpt_hang_grace`` and ``ckpt_hang_fi
 * ``step``/``epoch``: k x the longest gap seen between two step beats, plus the grace;
   no less than ``ckpt_hang_first`` until a step gap was seen and the training is warm
   (its first epoch ended: the first validation compiles too);
-* ``commit`` (waiting for a commit or drain): k x the longest commit seen, plus the grace;
+* ``commit`` (waiting for a commit or drain): k x the longest commit seen (by the runner, or
+  reported in the beats: one shorter than a poll is seen only there), plus the grace;
   no less than ``ckpt_hang_first`` before the first commit was seen.
 
 A slow but steady training is never stopped: its own gaps set the limit.  On a verdict the
@@ -73,12 +74,20 @@ class Watch:
 
 def observe(watch: Watch, now: float, beat: Beat) -> Watch:
     """``watch`` after a change of the heartbeat file, seen at ``now``, holding ``beat``."""
-    new = replace(watch, seen=now, phase=beat.phase, warm=beat.warm, cause=beat.cause)
+    new = replace(
+        watch,
+        seen=now,
+        phase=beat.phase,
+        warm=beat.warm,
+        cause=beat.cause,
+        commits=max(watch.commits, beat.commits),
+        longest_commit=max(watch.longest_commit, beat.commit_seconds),
+    )
     if watch.seen is None:
         return new
     gap = max(now - watch.seen, 0.0)
-    if watch.phase == "commit":
-        return replace(new, commits=watch.commits + 1, longest_commit=max(watch.longest_commit, gap))
+    if watch.phase == "commit":  # seen by the runner too (the training's report may be late)
+        return replace(new, commits=max(new.commits, 1), longest_commit=max(new.longest_commit, gap))
     if watch.phase in ("step", "epoch") and beat.phase in ("step", "epoch", "commit", "stopped"):
         return replace(new, step_gaps=watch.step_gaps + 1, longest_step=max(watch.longest_step, gap))
     return new

@@ -1,0 +1,92 @@
+"""The runner's hang watchdog with real processes: a training blocked forever inside a batch or a
+commit is stopped, recorded as ``hang`` and resumed to completion; slow but steady batches are
+never stopped; a command's walltime halt is recorded ``timeout`` (its exit 75 alone cannot say).
+
+The training is `tests.task.hang_toy` (real commits through the core, no TensorFlow), run by
+the real runner (`run_runner`, or the local backend's detached runners through `resume`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from candle_restart.coordinator import Policy, resume
+from candle_restart.coordinator.local import LocalBackend
+from candle_restart.task import TaskDir, create_task
+from tests.helpers import journal, run_runner, state
+from tests.task.hang_toy import COMMAND
+
+TOY = "tests.task.hang_toy:run"
+# Tight limits, so a hang is seen in seconds: k = 3, grace 2 s, first step and commit 10 s.
+TIGHT = {"ckpt_hang_factor": 3, "ckpt_hang_grace": 2, "ckpt_hang_first": 10}
+
+
+def _exits(task: TaskDir) -> list[dict[str, Any]]:
+    return [e for e in journal(task.path) if e["event"] == "exit"]
+
+
+def _resume_to_the_end(root: Path, task: TaskDir) -> None:
+    backend = LocalBackend()
+    for _ in range(3):
+        resume(root, backend, Policy())
+        backend.wait_all()
+        if state(task.path)["status"] == "completed":
+            return
+    raise AssertionError(f"not completed: {state(task.path)}")
+
+
+def _epochs_committed(task: TaskDir) -> list[str]:
+    return sorted(p.name for p in (task.ckpts / "epochs").iterdir() if not p.name.startswith("."))
+
+
+def test_an_entry_blocked_forever_inside_a_batch_is_stopped_recorded_as_hang_and_resumed(tmp_path: Path) -> None:
+    params = {"epochs": 4, "batches": 3, "step_seconds": 0.05, "hang": "batch:3:2", **TIGHT}
+    task = create_task(tmp_path / "run", params, entry=TOY)
+    code, err = run_runner(task.path)
+    assert code == 75, err
+    ended = state(task.path)
+    assert (ended["status"], ended["cause"]) == ("preempted", "hang"), ended
+    assert ended["reason"].startswith("hung: no heartbeat for "), ended["reason"]
+    assert "the training did not stop, the runner exited" in ended["reason"]  # blocked: the signal could not help
+    assert ended["checkpoint"]["epoch"] == 2  # the last commit before the hang
+    assert [(e["cause"], e["exit_code"]) for e in _exits(task)] == [("hang", 75)]
+    _resume_to_the_end(tmp_path / "run", task)
+    assert [e["cause"] for e in _exits(task)] == ["hang", None]
+    assert (task.ckpts / "last" / "model.bin").read_bytes() == b"epoch 4"
+
+
+def test_a_command_blocked_forever_inside_a_commit_is_killed_recorded_as_hang_and_resumed(tmp_path: Path) -> None:
+    params = {"epochs": 5, "batches": 2, "step_seconds": 0.05, "hang": "commit:3", **TIGHT}
+    task = create_task(tmp_path / "run", params, command=COMMAND)
+    code, err = run_runner(task.path)
+    assert code == 75, err
+    ended = state(task.path)
+    assert (ended["status"], ended["cause"]) == ("preempted", "hang"), ended
+    assert "waiting for a commit" in ended["reason"], ended["reason"]
+    assert ended["reason"].endswith("ended (killed)"), ended["reason"]
+    assert "killing its process group" in err
+    assert _epochs_committed(task) == ["002"] or _epochs_committed(task)[-1] == "002"
+    _resume_to_the_end(tmp_path / "run", task)
+    assert [e["cause"] for e in _exits(task)] == ["hang", None]
+    assert (task.ckpts / "last" / "model.bin").read_bytes() == b"epoch 5"
+
+
+def test_slow_but_steady_batches_are_never_stopped(tmp_path: Path) -> None:
+    # Each batch takes 2 s, as long as the grace plus a poll: only the observed steps keep it alive.
+    params = {"epochs": 2, "batches": 3, "step_seconds": 2.0, "ckpt_hang_factor": 3, "ckpt_hang_grace": 1}
+    task = create_task(tmp_path / "run", {**params, "ckpt_hang_first": 3}, command=COMMAND)
+    code, err = run_runner(task.path)
+    assert code == 0, err
+    assert state(task.path)["status"] == "completed"
+    assert "hung" not in err
+
+
+def test_a_commands_walltime_halt_is_recorded_as_timeout(tmp_path: Path) -> None:
+    # 4 s of allocation, 1 s epochs: the core halts (the margin is its 5 s floor) and exits 75.
+    params = {"epochs": 20, "batches": 2, "step_seconds": 0.5, "ckpt_walltime": 4, "ckpt_hang_factor": 0}
+    task = create_task(tmp_path / "run", params, command=COMMAND)
+    code, err = run_runner(task.path)
+    assert code == 75, err
+    ended = state(task.path)
+    assert (ended["status"], ended["cause"]) == ("preempted", "timeout"), ended
+    assert [e["cause"] for e in _exits(task)] == ["timeout"]
