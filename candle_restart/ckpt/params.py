@@ -110,7 +110,7 @@ OPTIONS: tuple[Option, ...] = (
         10.0,
         "The runner stops a training silent for this many times its longest step or commit (0: off)",
     ),
-    Option("ckpt_hang_grace", float, 60.0, "Seconds the hang limit adds to that"),
+    Option("ckpt_hang_grace", float, 600.0, "Seconds the hang limit adds to that"),
     Option("ckpt_hang_first", float, 1800.0, "Hang limit of the first step and commit (compilation)"),
     Option(
         "ckpt_overhead_target",
