@@ -64,7 +64,7 @@ class Heartbeat:
             self._write(path, self._beat(phase, None), now)
 
     def _beat(self, phase: Phase, cause: str | None) -> Beat:
-        return Beat(phase, self._warm, cause, self._n + 1, self._commits, self._longest_commit)
+        return Beat(phase, self._warm, cause, self._n + 1, self._commits, self._longest_commit, time.time())
 
     def stopped(self, cause: str) -> None:
         """The training stops on its own (a signal, the walltime): say why, for the runner's record."""

@@ -47,6 +47,7 @@ from candle_restart.ckpt.deadline import (
     find_end,
     halt_seconds,
     margin,
+    measured_exit,
     should_halt,
 )
 from candle_restart.ckpt.heartbeat import HEARTBEAT
@@ -78,6 +79,7 @@ class Pacer:
         self.clock, self.wall = clock, wall
         self._find = find or (lambda s: find_end(walltime=s.walltime, halt_at=s.halt_at))
         self.end: End | None = None
+        self.exit_seconds = measured_exit()  # the task's slowest exit so far, from its runner
         self._looked = False
         self.started: float | None = None  # clock() at the start of the current span of training
         self.elapsed_before = 0.0  # seconds of training in spans already ended
@@ -205,7 +207,7 @@ class Pacer:
             return
         now = self.wall()
         commit = self.slowest_commit + (self.slowest_drain() if self.slowest_drain else 0.0)
-        args = (commit, HALT_FACTOR, halt_seconds(self.settings.halt_seconds), self.slowest_gap)
+        args = (commit, HALT_FACTOR, self._fixed(), self.slowest_gap)
         if not should_halt(now, self.end.time, *args):
             return
         REQUEST.halt(f"the allocation ends at {clock_text(self.end.time)} ({self.end.source})")
@@ -218,8 +220,11 @@ class Pacer:
         commit = f"slowest commit {self.slowest_commit:.3f} s"
         if self.slowest_drain is not None:  # two tiers: the final checkpoint is drained too
             commit = f"({commit} + slowest drain {self.slowest_drain():.3f} s)"
-        halt, step = halt_seconds(self.settings.halt_seconds), self.slowest_gap
+        halt, step = self._fixed(), self.slowest_gap
         return f"{commit} x {HALT_FACTOR:g} + {halt:g} s + longest step {step:.3f} s"
+
+    def _fixed(self) -> float:
+        return halt_seconds(self.settings.halt_seconds, self.exit_seconds)
 
     def _say_walltime(self) -> None:
         if self.end is None:
@@ -231,10 +236,10 @@ class Pacer:
         if not self.settings.save_interval:
             self.log(f"{where}; checkpoints are disabled, so no halt before it")
             return
-        first = margin(self.slowest_commit, HALT_FACTOR, halt_seconds(self.settings.halt_seconds))
+        first = margin(self.slowest_commit, HALT_FACTOR, self._fixed())
         self.log(
             f"{where}; halting at {clock_text(self.end.time - first)} or earlier: the end less "
-            f"(slowest commit x {HALT_FACTOR:g} + {halt_seconds(self.settings.halt_seconds):g} s + longest step), "
+            f"(slowest commit x {HALT_FACTOR:g} + {self._fixed():g} s + longest step), "
             "measured as training goes"
         )
 

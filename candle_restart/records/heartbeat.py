@@ -13,6 +13,8 @@ command) and removes the file before each attempt.  Any change of the file is a 
   checkpoint's commit or drain), ``idle`` (not training: after ``fit`` returned; not watched),
   ``stopped`` (it stops on its own, see ``cause``; not watched);
 * ``warm``: the first epoch ended (compilation and the first validation are behind it);
+* ``time``: when it was written (epoch seconds, the training's clock: the runner's, since a
+  command runs on the runner's host); the runner times a command's exit from its ``stopped`` beat;
 * ``commits``, ``commit_seconds``: how many waits for a commit the training has seen and the
   longest (seconds, its own clock): a commit shorter than the runner's poll is never seen by it;
 * ``cause``: with ``stopped``, why the training stopped (``preempted``, ``timeout``, ``hang``):
@@ -44,6 +46,7 @@ class Beat:
     n: int = 0
     commits: int = 0
     commit_seconds: float = 0.0
+    time: float | None = None
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Beat:
@@ -61,6 +64,7 @@ class Beat:
         n = data.get("n")
         commits = data.get("commits")
         seconds = data.get("commit_seconds")
+        when = data.get("time")
         return cls(
             phase=phase if phase in PHASES else "step",
             warm=data.get("warm") is not False,
@@ -70,6 +74,7 @@ class Beat:
             commit_seconds=float(seconds)
             if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and 0 <= seconds < 1e9
             else 0.0,
+            time=float(when) if isinstance(when, (int, float)) and not isinstance(when, bool) and when > 0 else None,
         )
 
     def to_bytes(self) -> bytes:
@@ -81,5 +86,6 @@ class Beat:
                 "cause": self.cause,
                 "commits": self.commits,
                 "commit_seconds": round(self.commit_seconds, 6),
+                "time": self.time,
             }
         ).encode()

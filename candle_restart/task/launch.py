@@ -11,7 +11,8 @@ What a task receives (DESIGN's task directory; the README's "What a task receive
   ``CANDLE_RESTART_OUTPUT_DIR`` (`candle_restart.ckpt.envparams`), ``CANDLE_RESTART_TASK_DIR``
   and ``CANDLE_RESTART_ATTEMPT``, and ``CANDLE_RESTART_HEARTBEAT``: the heartbeat file the
   runner's watchdog reads (`candle_restart.task.watchdog`; a command may touch it once per step,
-  or never, which opts it out) (`task_environment`).
+  or never, which opts it out), and after a command's measured exit 75 ``CANDLE_RESTART_EXIT_SECONDS``:
+  the slowest such exit of the task so far, which the next halt's margin covers (`task_environment`).
 * an ``entry`` is imported with the task's ``python_path`` (the sweep YAML's folder) first
   on ``sys.path``.
 
@@ -28,6 +29,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -37,7 +39,7 @@ from typing import cast
 
 from candle_restart.ckpt import CkptLayout, Found, find_restart
 from candle_restart.ckpt.envparams import DIRECTORY_ENV
-from candle_restart.ckpt.envvars import ATTEMPT_ENV, HEARTBEAT_ENV, TASK_DIR_ENV
+from candle_restart.ckpt.envvars import ATTEMPT_ENV, EXIT_SECONDS_ENV, HEARTBEAT_ENV, TASK_DIR_ENV
 from candle_restart.ckpt.lease import drop_all_shared
 from candle_restart.ckpt.preempt import (
     EXIT_BAD_INPUT,
@@ -56,6 +58,7 @@ from candle_restart.errors import (
     ParamError,
 )
 from candle_restart.records.heartbeat import FILE_NAME as HEARTBEAT_FILE
+from candle_restart.records.journal import EXIT
 from candle_restart.records.jsontypes import JsonObject
 from candle_restart.records.taskstate import TaskStatusName
 from candle_restart.task.orphans import cannot_run, guarded_argv
@@ -89,6 +92,7 @@ class ProgramOutcome:
     # preempted (a signal), timeout (the callback halted before the walltime: `Preempted.cause`),
     # error, oom, bad_input; None: completed.  "": from the code.  A command's exit 75: preempted.
     cause: str | None = ""
+    exit_seconds: float | None = None  # a command's exit 75: from its stop to its end (the next halt covers it)
 
     def __post_init__(self) -> None:
         if self.cause == "":
@@ -144,7 +148,10 @@ def task_environment(params: JsonObject, task: TaskDir, attempt: int) -> dict[st
     """The variables every task gets (added to the runner's environment)."""
     env = {var: str(params[key]) for key, var in DIRECTORY_ENV.items() if params.get(key) is not None}
     heartbeat = str(task.path / HEARTBEAT_FILE)
-    return {**env, TASK_DIR_ENV: str(task.path), ATTEMPT_ENV: str(attempt), HEARTBEAT_ENV: heartbeat}
+    env = {**env, TASK_DIR_ENV: str(task.path), ATTEMPT_ENV: str(attempt), HEARTBEAT_ENV: heartbeat}
+    exits = [e.extras.get("exit_seconds") for e in task.events() if e.kind == EXIT]
+    slowest = max((float(s) for s in exits if isinstance(s, (int, float)) and not isinstance(s, bool)), default=None)
+    return env if slowest is None else {**env, EXIT_SECONDS_ENV: f"{slowest:.3f}"}
 
 
 def heartbeat_file(task: TaskDir) -> Path:
@@ -350,6 +357,7 @@ def run_command(
             rc, hung = wait_watched(
                 proc, watcher, lambda m: print(f"candle-restart run: {m}", file=sys.stderr, flush=True)
             )
+            ended = time.time()
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -357,9 +365,9 @@ def run_command(
         return _hung(ProgramOutcome(rc, f"the command exited {rc}" if rc >= 0 else "killed"), hung)
     if rc == EXIT_RESUME:
         said = watcher.stopped_cause if watcher is not None else None
-        return ProgramOutcome(
-            rc, f"the command exited {rc}", cause=said if said in STOP_CAUSES else "preempted"
-        )
+        took = watcher.exit_seconds(ended) if watcher is not None else None
+        cause = said if said in STOP_CAUSES else "preempted"
+        return ProgramOutcome(rc, f"the command exited {rc}", cause=cause, exit_seconds=took)
     if rc == EXIT_COMPLETED:
         return ProgramOutcome(rc, f"the command exited {rc}")
     tail = _tail(err)

@@ -330,7 +330,7 @@ def _record(
                 cause=outcome.cause,  # why it ended (candle_restart.coordinator.causes)
                 ckpt=commit_key(checkpoint) or progress_key(task.ckpts, None, command),  # any progress?
                 generation=generation,
-                extras=ident,
+                extras=ident if outcome.exit_seconds is None else {**ident, "exit_seconds": outcome.exit_seconds},
             )
         )
     _say(f"{task.task_id} attempt {attempt}: {outcome.status} (exit {outcome.code}): {outcome.reason}")

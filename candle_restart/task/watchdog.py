@@ -43,6 +43,7 @@ from candle_restart.ckpt.preempt import armed_signals
 from candle_restart.records.heartbeat import Beat, Phase
 
 POLL_SECONDS = 1.0
+GONE_SECONDS = 10.0  # after the kill: how long to wait for the group's last process to be reaped
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,7 @@ class Watcher:
     def __init__(self, path: Path, limits: Limits) -> None:
         self.path, self.limits = path, limits
         self.watch = Watch()
+        self.beat: Beat | None = None  # the latest beat read
         self._last: tuple[int, int, bytes] | None = None
 
     def clear(self) -> None:
@@ -147,7 +149,8 @@ class Watcher:
         key = (st.st_ino, st.st_mtime_ns, raw)
         if key != self._last:
             self._last = key
-            self.watch = observe(self.watch, now, Beat.from_bytes(raw))
+            self.beat = Beat.from_bytes(raw)
+            self.watch = observe(self.watch, now, self.beat)
 
     def check(self) -> str | None:
         now = time.monotonic()
@@ -159,6 +162,14 @@ class Watcher:
         """Why the training said it stopped (read once more), or None."""
         self.read(time.monotonic())
         return self.watch.cause if self.watch.phase == "stopped" else None
+
+    def exit_seconds(self, ended: float) -> float | None:
+        """Seconds from the training's ``stopped`` beat to ``ended`` (epoch seconds), or None."""
+        self.read(time.monotonic())
+        if self.beat is None or self.beat.phase != "stopped" or self.beat.time is None:
+            return None
+        seconds = ended - self.beat.time
+        return round(seconds, 3) if 0.0 <= seconds < 3600.0 else None
 
 
 def _ask(pid: int, group: bool) -> None:
@@ -194,7 +205,23 @@ def wait_watched(
         say("the hung training did not stop; killing its process group")
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
-        return proc.wait(), why
+        rc = proc.wait()
+        _wait_group_gone(proc.pid)
+        return rc, why
+
+
+def _wait_group_gone(pgid: int, seconds: float = GONE_SECONDS) -> None:
+    """Wait until no process of group ``pgid`` is left, the orphaned ones reaped by init too (the
+    next attempt takes over the writer lease only from a holder that is gone); at most ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        except PermissionError:
+            return
+        time.sleep(0.05)
 
 
 class EntryWatchdog(threading.Thread):

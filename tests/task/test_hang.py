@@ -10,9 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from candle_restart.ckpt.envvars import EXIT_SECONDS_ENV
 from candle_restart.coordinator import Policy, resume
 from candle_restart.coordinator.local import LocalBackend
 from candle_restart.task import TaskDir, create_task
+from candle_restart.task.launch import task_environment
 from tests.helpers import journal, run_runner, state
 from tests.task.hang_toy import COMMAND
 
@@ -89,7 +91,12 @@ def test_a_commands_walltime_halt_is_recorded_as_timeout(tmp_path: Path) -> None
     assert code == 75, err
     ended = state(task.path)
     assert (ended["status"], ended["cause"]) == ("preempted", "timeout"), ended
-    assert [e["cause"] for e in _exits(task)] == ["timeout"]
+    (ended_event,) = _exits(task)
+    assert ended_event["cause"] == "timeout"
+    # The runner timed the exit (stop to process end); the next attempt's margin covers it.
+    took = ended_event["exit_seconds"]
+    assert isinstance(took, float) and 0.0 <= took < 60.0, ended_event
+    assert task_environment({}, task, 2)[EXIT_SECONDS_ENV] == f"{took:.3f}"
 
 
 def test_a_keras_training_blocked_inside_a_batch_is_stopped_and_recorded_as_hang(tmp_path: Path) -> None:
