@@ -217,9 +217,7 @@ def _wait_group_gone(pgid: int, seconds: float = GONE_SECONDS) -> None:
     while time.monotonic() < deadline:
         try:
             os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return
-        except PermissionError:
+        except (ProcessLookupError, PermissionError):
             return
         time.sleep(0.05)
 
