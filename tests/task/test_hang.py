@@ -7,6 +7,7 @@ the real runner (`run_runner`, or the local backend's detached runners through `
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -109,3 +110,33 @@ def test_a_keras_training_blocked_inside_a_batch_is_stopped_and_recorded_as_hang
     ended = state(task.path)
     assert (ended["status"], ended["cause"], ended["checkpoint"]["epoch"]) == ("preempted", "hang", 1), ended
     assert "after its last beat (step)" in ended["reason"], ended["reason"]
+
+
+# A command that keeps the documented contract by itself: it touches $CANDLE_RESTART_HEARTBEAT once
+# a step (or, with --beat=0, never: it opted out), and on its first attempt blocks in step 4.
+TOUCHING = r"""
+import os, sys, threading, time
+import sys
+from pathlib import Path
+beat = "--beat=0" not in sys.argv
+for step in range(6):
+    time.sleep(0.3)
+    if step == 3 and os.environ["CANDLE_RESTART_ATTEMPT"] == "1" and beat:
+        threading.Event().wait()
+    if beat:
+        Path(os.environ["CANDLE_RESTART_HEARTBEAT"]).write_text(f"step {step}\n")
+"""
+
+
+def test_a_command_touching_the_heartbeat_file_itself_is_watched_and_one_that_never_does_is_not(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "touching.py").write_text(TOUCHING)
+    command = [sys.executable, str(tmp_path / "touching.py")]
+    watched = create_task(tmp_path / "run", {"epochs": 1, "beat": 1, **TIGHT}, command=command)
+    code, err = run_runner(watched.path)
+    assert code == 75, err
+    assert state(watched.path)["cause"] == "hang", state(watched.path)
+    silent = create_task(tmp_path / "run", {"epochs": 1, "beat": 0, **TIGHT, "ckpt_hang_first": 0.5}, command=command)
+    code, err = run_runner(silent.path)
+    assert code == 0, err  # 2 s without a beat, 4 times its "first step" limit: not watched
