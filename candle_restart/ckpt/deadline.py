@@ -19,8 +19,13 @@ scheduler query; the callback (`candle_restart.ckpt.pacing`) calls it.
 `should_halt` is the rule: stop at the first check where the time left is
 no more than the margin, ``slowest_commit * factor + halt_seconds`` plus the
 time until the next check (``next_step``).  ``slowest_commit`` is the
-longest a checkpoint of this run took from the call to its commit, so the
-margin grows with the model and the filesystem, not with a guess.
+longest a checkpoint of this run took from the call to its commit (with two
+tiers plus the slowest drain to the shared tier), so the margin grows with the
+model and the filesystem, not with a guess.  ``halt_seconds`` is
+``ckpt_halt_seconds`` when given (an override), else the larger of `HALT_FLOOR`
+and `HALT_FACTOR` times the slowest exit (from the stop to the process's end:
+unwinding, the interpreter's and the framework's teardown) of the task's earlier
+attempts, which the task runner measures and passes in ``CANDLE_RESTART_EXIT_SECONDS``.
 """
 
 from __future__ import annotations
@@ -35,10 +40,27 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from candle_restart.ckpt.envvars import PBS_WALLTIME, SLURM_JOB_END_TIME, SLURM_JOB_ID
+from candle_restart.ckpt.envvars import EXIT_SECONDS_ENV, PBS_WALLTIME, SLURM_JOB_END_TIME, SLURM_JOB_ID
 
 PROCESS_START = time.time()  # candle_restart.ckpt is loaded at the start of a run (the runner, the callback)
 HALT_FACTOR = 3.0  # the margin covers this many of the slowest commit so far
+HALT_FLOOR = 5.0  # seconds added to the measured margin when ckpt_halt_seconds is not given
+
+
+def halt_seconds(given: float | None, exit_seconds: float = 0.0) -> float:
+    """The fixed part of the margin: ``ckpt_halt_seconds`` when given, else the larger of
+    `HALT_FLOOR` and `HALT_FACTOR` x ``exit_seconds`` (the slowest measured exit)."""
+    return max(HALT_FLOOR, HALT_FACTOR * max(exit_seconds, 0.0)) if given is None else given
+
+
+def measured_exit(env: Mapping[str, str] | None = None) -> float:
+    """``CANDLE_RESTART_EXIT_SECONDS`` (seconds >= 0, under an hour), else 0."""
+    raw = (os.environ if env is None else env).get(EXIT_SECONDS_ENV, "")
+    try:
+        seconds = float(raw)
+    except ValueError:
+        return 0.0
+    return seconds if 0.0 <= seconds < 3600.0 else 0.0
 UNLIMITED_DAYS = 300  # Slurm shows a job without a time limit as ending 365 days after its start
 
 _NUMBER = re.compile(r"^\d+(\.\d*)?$")

@@ -40,8 +40,10 @@ from candle_restart.ckpt import commit
 from candle_restart.ckpt.background import BackgroundCommit
 from candle_restart.ckpt.best import BestTracker
 from candle_restart.ckpt.checksum import DISABLED
+from candle_restart.ckpt.deadline import halt_seconds
 from candle_restart.ckpt.drain import LOCAL_KEEP, Drainer
 from candle_restart.ckpt.events import EpochEvents, PendingCommit
+from candle_restart.ckpt.heartbeat import HEARTBEAT
 from candle_restart.ckpt.keeper import Keeper
 from candle_restart.ckpt.layout import CkptLayout
 from candle_restart.ckpt.lease import Lease, drop_shared, hold_shared
@@ -188,7 +190,7 @@ class CkptEngine:
             fence=self.lease.fence,
             log=lambda m: backend.info(m),
             debug=lambda m: backend.debug(m),
-            grace=self.settings.halt_seconds,
+            grace=halt_seconds(self.settings.halt_seconds),
         )
 
     def _slowest_drain(self) -> float:
@@ -206,6 +208,15 @@ class CkptEngine:
         Async (returns once the snapshot is in memory) when the backend can snapshot,
         ``ckpt_async`` is on and a training is running; else committed on return.
         """
+        if self.in_training:  # the watchdog times a wait for a commit by the commits it has seen
+            HEARTBEAT.beat("commit")
+        try:
+            return self._save(epoch, position)
+        finally:
+            if self.in_training:
+                HEARTBEAT.beat("step")
+
+    def _save(self, epoch: int, position: Position | None) -> Path:
         started = self.pacer.saving()
         where = None if position is None else {"epoch": position.epoch, "batch": position.batch}
         pending = self.events.saving(epoch, where, self.best.epoch == epoch, epoch >= self.settings.epochs)
@@ -328,6 +339,8 @@ class CkptEngine:
         drains publish under the writer lease, so they end before it is given back.
         """
         started = time.monotonic()
+        if self.in_training:
+            HEARTBEAT.beat("commit")
         try:
             self.apply(self.committer.wait())
             if self.drainer is not None:
@@ -335,6 +348,7 @@ class CkptEngine:
         finally:
             if self.in_training:
                 self.pacer.waited(time.monotonic() - started)
+                HEARTBEAT.beat("step")
 
     def protected(self) -> set[int]:
         """Epochs no keep policy may delete besides the newest: ``last`` once it is this run's, and

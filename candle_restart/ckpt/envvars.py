@@ -7,6 +7,9 @@ Ours (``CANDLE_RESTART_*``):
 * `CKPT_DIRECTORY_ENV`, `OUTPUT_DIR_ENV`: the task's ``ckpts/`` and output directory, set by
   the task runner for every task;
 * `TASK_DIR_ENV`, `ATTEMPT_ENV`: the task directory and the attempt number, set by the runner;
+* `HEARTBEAT_ENV`: the task's heartbeat file, set by the runner (`candle_restart.records.heartbeat`);
+* `EXIT_SECONDS_ENV`: the slowest exit (stop to process end) of the task's earlier attempts,
+  measured by the runner; the halt margin covers it (`candle_restart.ckpt.deadline.halt_seconds`);
 * `GENERATION_ENV`: the submission generation a backend gives the runner it starts;
 * `ON_PREEMPT_ENV`: a command the runner runs once a preempted attempt's checkpoint is
   committed (a Slurm array element requeueing itself);
@@ -24,6 +27,8 @@ CKPT_DIRECTORY_ENV = "CANDLE_RESTART_CKPT_DIRECTORY"
 OUTPUT_DIR_ENV = "CANDLE_RESTART_OUTPUT_DIR"
 TASK_DIR_ENV = "CANDLE_RESTART_TASK_DIR"
 ATTEMPT_ENV = "CANDLE_RESTART_ATTEMPT"
+HEARTBEAT_ENV = "CANDLE_RESTART_HEARTBEAT"
+EXIT_SECONDS_ENV = "CANDLE_RESTART_EXIT_SECONDS"
 GENERATION_ENV = "CANDLE_RESTART_GENERATION"
 ON_PREEMPT_ENV = "CANDLE_RESTART_ON_PREEMPT"
 LEASE_ENV = "CANDLE_RESTART_LEASE_SECONDS"

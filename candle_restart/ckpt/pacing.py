@@ -24,7 +24,8 @@ From those measurements it decides two things, and logs why:
   scheduler's end): at the first check where
   `candle_restart.ckpt.deadline.should_halt` says the time left is within the
   margin (the slowest commit of this run, plus with two tiers its slowest
-  drain to the shared tier, times `HALT_FACTOR`, plus ``ckpt_halt_seconds``,
+  drain to the shared tier, times `HALT_FACTOR`, plus ``ckpt_halt_seconds`` (unset: the
+  small `candle_restart.ckpt.deadline.HALT_FLOOR`),
   plus the longest gap between two checks), it records
   a halt in `candle_restart.ckpt.preempt.REQUEST`; the caller then commits a
   checkpoint and raises `Preempted`, whose cause is ``timeout``: the same
@@ -39,7 +40,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from candle_restart.ckpt.deadline import HALT_FACTOR, End, clock_text, find_end, margin, should_halt
+from candle_restart.ckpt.deadline import (
+    HALT_FACTOR,
+    End,
+    clock_text,
+    find_end,
+    halt_seconds,
+    margin,
+    measured_exit,
+    should_halt,
+)
+from candle_restart.ckpt.heartbeat import HEARTBEAT
 from candle_restart.ckpt.interval import choose_interval, describe
 from candle_restart.ckpt.params import CkptParams
 from candle_restart.ckpt.preempt import REQUEST
@@ -71,6 +82,7 @@ class Pacer:
         self.clock, self.wall = clock, wall
         self._find = find or (lambda s: find_end(walltime=s.walltime, halt_at=s.halt_at))
         self.end: End | None = None
+        self.exit_seconds = measured_exit()  # the task's slowest exit so far, from its runner
         self._looked = False
         self.started: float | None = None  # clock() at the start of the current span of training
         self.elapsed_before = 0.0  # seconds of training in spans already ended
@@ -94,6 +106,7 @@ class Pacer:
     def start(self) -> None:
         """A span of training begins (``on_train_begin``); the first call looks up the allocation's end."""
         now = self.clock()
+        HEARTBEAT.beat("start")  # the runner's watchdog: the first step (compilation) has its floor
         self.started, self._last_check = now, None
         self.last_save = now
         self.batches_since = 0
@@ -104,6 +117,7 @@ class Pacer:
 
     def stop(self) -> None:
         """A span of training ends (``on_train_end``); logs the measured overhead."""
+        HEARTBEAT.beat("idle")  # not training: the watchdog waits for the next start
         if self.started is None:
             return
         self.elapsed_before += self.clock() - self.started
@@ -164,6 +178,7 @@ class Pacer:
             first, self.first_batch = self.first_batch, None
             first()
         now = self._check(batch=True)
+        HEARTBEAT.beat("step")
         self.batches_since += 1
         if not can_save or not self.settings.save_interval:
             return False
@@ -177,6 +192,7 @@ class Pacer:
     def epoch_end(self) -> None:
         """An epoch ended (before its checkpoint): check the walltime (may record a halt)."""
         self._check(batch=False)
+        HEARTBEAT.beat("epoch")
 
     def _check(self, batch: bool) -> float:
         now = self.clock()
@@ -197,7 +213,7 @@ class Pacer:
             return
         now = self.wall()
         commit = self.slowest_commit + (self.slowest_drain() if self.slowest_drain else 0.0)
-        args = (commit, HALT_FACTOR, self.settings.halt_seconds, self.slowest_gap)
+        args = (commit, HALT_FACTOR, self._fixed(), self.slowest_gap)
         if not should_halt(now, self.end.time, *args):
             return
         REQUEST.halt(f"the allocation ends at {clock_text(self.end.time)} ({self.end.source})")
@@ -210,8 +226,11 @@ class Pacer:
         commit = f"slowest commit {self.slowest_commit:.3f} s"
         if self.slowest_drain is not None:  # two tiers: the final checkpoint is drained too
             commit = f"({commit} + slowest drain {self.slowest_drain():.3f} s)"
-        halt, step = self.settings.halt_seconds, self.slowest_gap
+        halt, step = self._fixed(), self.slowest_gap
         return f"{commit} x {HALT_FACTOR:g} + {halt:g} s + longest step {step:.3f} s"
+
+    def _fixed(self) -> float:
+        return halt_seconds(self.settings.halt_seconds, self.exit_seconds)
 
     def _say_walltime(self) -> None:
         if self.end is None:
@@ -223,10 +242,10 @@ class Pacer:
         if not self.settings.save_interval:
             self.log(f"{where}; checkpoints are disabled, so no halt before it")
             return
-        first = margin(self.slowest_commit, HALT_FACTOR, self.settings.halt_seconds)
+        first = margin(self.slowest_commit, HALT_FACTOR, self._fixed())
         self.log(
             f"{where}; halting at {clock_text(self.end.time - first)} or earlier: the end less "
-            f"(slowest commit x {HALT_FACTOR:g} + {self.settings.halt_seconds:g} s + longest step), "
+            f"(slowest commit x {HALT_FACTOR:g} + {self._fixed():g} s + longest step), "
             "measured as training goes"
         )
 

@@ -96,14 +96,22 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "ckpt_halt_seconds",
         float,
-        30.0,
-        "Stop this long (plus 3x the slowest commit) before the allocation ends, with a checkpoint",
+        None,
+        "Stop this long (plus 3x the slowest commit and drain) before the allocation ends; unset: 5 s",
     ),
     Option(
         "ckpt_walltime", str, None, "The allocation's length (seconds or HH:MM:SS), counted from the start"
     ),
     Option("ckpt_halt_at", str, None, "An ISO time at which the allocation ends"),
     Option("ckpt_save_batches", int, 0, "Also checkpoint every N batches (0: off)"),
+    Option(
+        "ckpt_hang_factor",
+        float,
+        10.0,
+        "The runner stops a training silent for this many times its longest step or commit (0: off)",
+    ),
+    Option("ckpt_hang_grace", float, 600.0, "Seconds the hang limit adds to that"),
+    Option("ckpt_hang_first", float, 1800.0, "Hang limit of the first step and commit (compilation)"),
     Option(
         "ckpt_overhead_target",
         float,
@@ -153,11 +161,15 @@ class CkptParams:
     signals: tuple[str, ...]
     stdout_format: str
     # Halt before the walltime and the checkpoint interval: see candle_restart.ckpt.pacing.
-    halt_seconds: float
+    halt_seconds: float | None  # None: the measured margin's floor alone (deadline.HALT_FLOOR)
     walltime: float | None  # seconds from the process's start
     halt_at: float | None  # epoch seconds
     save_batches: int
     overhead_target: float
+    # The runner's hang watchdog (candle_restart.task.watchdog): k, grace, first-step floor.
+    hang_factor: float
+    hang_grace: float
+    hang_first: float
     # Two tiers (candle_restart.ckpt.drain): commit node-locally, drain every Nth to `directory`.
     local_directory: str | None  # $VARS and ~ expanded; None: one tier
     drain_interval: int
@@ -233,6 +245,9 @@ def parse_params(params: Mapping[str, object], where: str = "gParameters") -> Ck
     metadata_key = "metadata"
     if metadata is None:
         metadata, metadata_key = params.get("ckpt_metadata"), "ckpt_metadata"
+    hang_factor = r.get("ckpt_hang_factor", r.real)
+    if hang_factor < 0:
+        raise r.fail("ckpt_hang_factor", params["ckpt_hang_factor"], "a number >= 0 (0: no watchdog)")
     target = r.get("ckpt_overhead_target", r.real)
     if not 0 <= target < 1:
         raise r.fail("ckpt_overhead_target", params["ckpt_overhead_target"], "a fraction >= 0 and < 1")
@@ -265,10 +280,13 @@ def parse_params(params: Mapping[str, object], where: str = "gParameters") -> Ck
         save_seconds=r.get("ckpt_save_seconds", r.seconds),
         signals=tuple(dict.fromkeys(signals)),
         stdout_format=r.get("ckpt_stdout_format", choice(STDOUT_FORMATS)),
-        halt_seconds=r.get("ckpt_halt_seconds", r.seconds),
+        halt_seconds=r.optional("ckpt_halt_seconds", r.seconds),
         walltime=r.optional("ckpt_walltime", _converted(r, parse_duration, "seconds or HH:MM:SS")),
         halt_at=r.optional("ckpt_halt_at", _converted(r, parse_time, "an ISO time")),
         save_batches=r.get("ckpt_save_batches", integer(0)),
+        hang_factor=hang_factor,
+        hang_grace=r.get("ckpt_hang_grace", r.seconds),
+        hang_first=r.get("ckpt_hang_first", r.seconds),
         overhead_target=target,
         local_directory=_local_directory(r),
         drain_interval=r.get("ckpt_drain_interval", integer(0)),

@@ -38,6 +38,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import FrameType
 
+from candle_restart.ckpt.heartbeat import HEARTBEAT
+
 EXIT_COMPLETED = 0
 EXIT_TRAINING_ERROR = 1
 EXIT_BAD_INPUT = 2
@@ -57,13 +59,15 @@ EXTRA_SIGNAL = "USR2"  # ``ckpt_extra_signal`` (one more; "none" where NCCL take
 class Preempted(SystemExit):
     """Raised after a requested checkpoint was committed; exits the process with 75.
 
-    ``cause`` (``preempted`` or ``timeout``) defaults to `REQUEST`'s.
+    ``cause`` (``preempted`` or ``timeout``) defaults to `REQUEST`'s; it is written into the
+    task's heartbeat file (`candle_restart.ckpt.heartbeat`), where the runner reads it.
     """
 
     def __init__(self, reason: str, cause: str | None = None) -> None:
         super().__init__(EXIT_RESUME)
         self.reason = reason
         self.cause = cause or REQUEST.cause
+        HEARTBEAT.stopped(self.cause)  # a command's exit 75 cannot say why; its heartbeat file does
 
     def __str__(self) -> str:
         return self.reason

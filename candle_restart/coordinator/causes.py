@@ -10,6 +10,8 @@ Every attempt's end gets one cause:
   kill -9), or Slurm says NODE_FAIL / BOOT_FAIL;
 * ``oom``: killed for memory (Slurm OUT_OF_MEMORY, or the kernel's OOM record
   for the runner's pid);
+* ``hang``: the runner's watchdog saw no heartbeat within its limit and stopped the
+  training (`candle_restart.task.watchdog`); resumable from the last checkpoint;
 * ``error``: a training error (exit 1); ``bad_input``: exit 2; ``cancelled``:
   the scheduler says its user cancelled it.
 
@@ -35,8 +37,8 @@ from typing import Literal
 from candle_restart.records.journal import NO_CKPT_KEY, JournalEvent
 
 UNKNOWN = NO_CKPT_KEY  # an end recorded without its checkpoint key (an older runner)
-Cause = Literal["preempted", "timeout", "node_fail", "oom", "error", "bad_input", "cancelled"]
-CAUSES: tuple[Cause, ...] = ("preempted", "timeout", "node_fail", "oom", "error", "bad_input", "cancelled")
+Cause = Literal["preempted", "timeout", "node_fail", "oom", "hang", "error", "bad_input", "cancelled"]
+CAUSES: tuple[Cause, ...] = ("preempted", "timeout", "node_fail", "oom", "hang", "error", "bad_input", "cancelled")
 
 _BY_STATUS = {"preempted": "preempted", "failed": "error", "bad_input": "bad_input"}
 _BY_SCHEDULER = {
@@ -83,7 +85,7 @@ class Ledger:
         if key == UNKNOWN:
             self.stalled = 0
             return
-        if cause in ("preempted", "timeout", "node_fail", "oom", "error"):
+        if cause in ("preempted", "timeout", "node_fail", "oom", "hang", "error"):
             progressed = key is not None and key != self._last_key
             self.stalled = 0 if progressed else self.stalled + 1
         self._last_key = key if key is not None else self._last_key

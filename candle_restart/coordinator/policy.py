@@ -4,7 +4,8 @@
 * ``preempted`` (stopped early, resumable) -> resubmit from ``ckpts/last``,
   within the budget of the cause of its ends (`candle_restart.coordinator.causes`):
   ``max_preemptions`` signals, ``max_timeouts`` walltimes, ``max_node_failures``
-  lost runners, ``max_oom`` kills for memory;
+  lost runners, ``max_oom`` kills for memory, ``max_hangs`` trainings the runner's
+  watchdog stopped;
 * a preempted or failed task whose last ``no_progress_attempts`` ends showed no progress
   (no newer checkpoint; for a ``command`` without one, no change to its own files in its
   checkpoint directory: `candle_restart.task.progress`) is given up, whatever the causes
@@ -44,6 +45,7 @@ class Policy:
     max_timeouts: int = 10  # walltimes (cause ``timeout``)
     max_node_failures: int = 20  # runners lost with their node, or killed (cause ``node_fail``)
     max_oom: int = 2  # killed for memory (cause ``oom``)
+    max_hangs: int = 3  # stopped by the runner's watchdog (cause ``hang``)
     no_progress_attempts: int = 3  # attempt ends in a row with no newer checkpoint; 0: never
     backoff_seconds: float = 30.0
     restart_corrupt: bool = False
@@ -59,6 +61,7 @@ BUDGETS: dict[str, str] = {
     "max_timeouts": "walltime ends before a task is given up",
     "max_node_failures": "runners lost with their node (or killed) before a task is given up",
     "max_oom": "kills for memory before a task is given up",
+    "max_hangs": "hangs (no heartbeat within the watchdog's limit) before a task is given up",
     "no_progress_attempts": "attempt ends in a row without a newer checkpoint before a task is given up; "
     "0: never",
 }
@@ -79,6 +82,7 @@ _ENDED = {
     "timeout": "timed out",
     "node_fail": "lost its runner",
     "oom": "killed for memory",
+    "hang": "hung",
     "error": "failed",
 }
 _CAP_OF = {
@@ -86,6 +90,7 @@ _CAP_OF = {
     "timeout": "max_timeouts",
     "node_fail": "max_node_failures",
     "oom": "max_oom",
+    "hang": "max_hangs",
     "error": "max_failures",
 }
 

@@ -42,6 +42,7 @@ import keras
 import numpy as np
 
 from candle_restart.ckpt.candle import CandleCkpt, GParams
+from candle_restart.ckpt.heartbeat import HEARTBEAT
 from candle_restart.ckpt.layout import TRAIN_STATE_FILE
 from candle_restart.ckpt.params import infer_direction
 from candle_restart.ckpt.preempt import REQUEST, Preempted, arm
@@ -204,6 +205,10 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
             self._checkpoint_and_stop(self.batch_offset + int(batch) + 1)
         if due:
             self.save_midepoch(self._epoch_index, self.batch_offset + int(batch) + 1)
+
+    def on_test_batch_end(self, batch: int, logs: Logs = None) -> None:
+        if self.in_training:  # fit's validation: the runner's watchdog sees the training alive
+            HEARTBEAT.beat("step")
 
     def on_epoch_end(self, epoch: int, logs: Logs = None) -> None:
         self._raise_commit_failure()

@@ -9,7 +9,10 @@ What a task receives (DESIGN's task directory; the README's "What a task receive
   (`command_argv`).
 * the environment, for both forms: ``CANDLE_RESTART_CKPT_DIRECTORY`` and
   ``CANDLE_RESTART_OUTPUT_DIR`` (`candle_restart.ckpt.envparams`), ``CANDLE_RESTART_TASK_DIR``
-  and ``CANDLE_RESTART_ATTEMPT`` (`task_environment`).
+  and ``CANDLE_RESTART_ATTEMPT``, and ``CANDLE_RESTART_HEARTBEAT``: the heartbeat file the
+  runner's watchdog reads (`candle_restart.task.watchdog`; a command may touch it once per step,
+  or never, which opts it out), and after a command's measured exit 75 ``CANDLE_RESTART_EXIT_SECONDS``:
+  the slowest such exit of the task so far, which the next halt's margin covers (`task_environment`).
 * an ``entry`` is imported with the task's ``python_path`` (the sweep YAML's folder) first
   on ``sys.path``.
 
@@ -26,6 +29,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -35,7 +39,7 @@ from typing import cast
 
 from candle_restart.ckpt import CkptLayout, Found, find_restart
 from candle_restart.ckpt.envparams import DIRECTORY_ENV
-from candle_restart.ckpt.envvars import ATTEMPT_ENV, TASK_DIR_ENV
+from candle_restart.ckpt.envvars import ATTEMPT_ENV, EXIT_SECONDS_ENV, HEARTBEAT_ENV, TASK_DIR_ENV
 from candle_restart.ckpt.lease import drop_all_shared
 from candle_restart.ckpt.preempt import (
     EXIT_BAD_INPUT,
@@ -53,16 +57,28 @@ from candle_restart.errors import (
     NoCheckpointError,
     ParamError,
 )
+from candle_restart.records.heartbeat import FILE_NAME as HEARTBEAT_FILE
+from candle_restart.records.journal import EXIT
 from candle_restart.records.jsontypes import JsonObject
 from candle_restart.records.taskstate import TaskStatusName
 from candle_restart.task.orphans import cannot_run, guarded_argv
 from candle_restart.task.taskdir import TaskDir, TaskError, TaskSpec
+from candle_restart.task.watchdog import EntryWatchdog, Watcher, wait_watched
 
 # Errors that a retry cannot fix: wrong parameters, a task.json or checkpoint that does not fit.
 BAD_INPUT_ERRORS = (ParamError, TaskError, NoCheckpointError, CorruptCheckpointError)
-STATUS_BY_CODE: dict[int, TaskStatusName] = {EXIT_COMPLETED: "completed", EXIT_RESUME: "preempted", EXIT_BAD_INPUT: "bad_input"}
+STATUS_BY_CODE: dict[int, TaskStatusName] = {
+    EXIT_COMPLETED: "completed",
+    EXIT_RESUME: "preempted",
+    EXIT_BAD_INPUT: "bad_input",
+}
 # Why an attempt ended as far as the runner knows (DESIGN's causes; node_fail, cancelled: the scheduler's).
-CAUSE_BY_CODE: dict[int, str | None] = {EXIT_COMPLETED: None, EXIT_RESUME: "preempted", EXIT_BAD_INPUT: "bad_input"}
+CAUSE_BY_CODE: dict[int, str | None] = {
+    EXIT_COMPLETED: None,
+    EXIT_RESUME: "preempted",
+    EXIT_BAD_INPUT: "bad_input",
+}
+STOP_CAUSES = ("preempted", "timeout", "hang")  # what a training may say of its own exit 75
 TAIL_LINES = 20
 REASON_CHARS = 300  # the longest stderr line a reason quotes
 
@@ -76,6 +92,7 @@ class ProgramOutcome:
     # preempted (a signal), timeout (the callback halted before the walltime: `Preempted.cause`),
     # error, oom, bad_input; None: completed.  "": from the code.  A command's exit 75: preempted.
     cause: str | None = ""
+    exit_seconds: float | None = None  # a command's exit 75: from its stop to its end (the next halt covers it)
 
     def __post_init__(self) -> None:
         if self.cause == "":
@@ -130,7 +147,25 @@ def command_argv(spec: TaskSpec, params: JsonObject) -> list[str]:
 def task_environment(params: JsonObject, task: TaskDir, attempt: int) -> dict[str, str]:
     """The variables every task gets (added to the runner's environment)."""
     env = {var: str(params[key]) for key, var in DIRECTORY_ENV.items() if params.get(key) is not None}
-    return {**env, TASK_DIR_ENV: str(task.path), ATTEMPT_ENV: str(attempt)}
+    heartbeat = str(task.path / HEARTBEAT_FILE)
+    env = {**env, TASK_DIR_ENV: str(task.path), ATTEMPT_ENV: str(attempt), HEARTBEAT_ENV: heartbeat}
+    exits = [e.extras.get("exit_seconds") for e in task.events() if e.kind == EXIT]
+    slowest = max((float(s) for s in exits if isinstance(s, (int, float)) and not isinstance(s, bool)), default=None)
+    return env if slowest is None else {**env, EXIT_SECONDS_ENV: f"{slowest:.3f}"}
+
+
+def heartbeat_file(task: TaskDir) -> Path:
+    """The task's heartbeat file (`candle_restart.records.heartbeat`)."""
+    return task.path / HEARTBEAT_FILE
+
+
+def _hung(outcome: ProgramOutcome, why: str) -> ProgramOutcome:
+    """``outcome`` of a training the watchdog stopped: cause ``hang``, resumable (exit 75); one that
+    completed all the same stays completed."""
+    if outcome.code == EXIT_COMPLETED:
+        return outcome
+    how = "stopped with a checkpoint" if outcome.code == EXIT_RESUME else f"ended ({outcome.reason})"
+    return ProgramOutcome(EXIT_RESUME, f"{why}; {how}", outcome.error_tail, cause="hang")
 
 
 @contextlib.contextmanager
@@ -193,38 +228,66 @@ def _import_entry(entry: str, where: str) -> Callable[[JsonObject], object]:
     return cast(Callable[[JsonObject], object], target)
 
 
-def run_entry(spec: TaskSpec, params: JsonObject, task: TaskDir, attempt: int) -> ProgramOutcome:
-    """Import and call the entry with ``params`` in this process; its output goes to the attempt's logs."""
+def run_entry(
+    spec: TaskSpec,
+    params: JsonObject,
+    task: TaskDir,
+    attempt: int,
+    watcher: Watcher | None = None,
+    abandon: Callable[[str], None] | None = None,
+) -> ProgramOutcome:
+    """Import and call the entry with ``params`` in this process; its output goes to the attempt's logs.
+
+    With ``watcher``, a watchdog thread (`EntryWatchdog`) watches the heartbeat; ``abandon`` is
+    what it calls when a hung training does not stop (it records the end and exits).
+    """
     assert spec.entry is not None
     env = task_environment(params, task, attempt)
+    dog = None
+    if watcher is not None and abandon is not None and watcher.limits.factor > 0:
+        dog = EntryWatchdog(
+            watcher, abandon, lambda m: print(f"candle-restart run: {m}", file=sys.stderr, flush=True)
+        )
     with _output_to(*task.log_paths(attempt)), _entry_context(spec, env), _releasing_writer_leases():
-        func = _import_entry(spec.entry, str(task.task_file))
+        if dog is not None:
+            dog.start()
         try:
-            returned = func(params)
-        except Preempted as exc:  # a signal (preempted) or the walltime (timeout): the callback says which
-            return ProgramOutcome(EXIT_RESUME, str(exc), cause=exc.cause)
-        except SystemExit as exc:
-            code = (
-                EXIT_COMPLETED
-                if exc.code is None
-                else exc.code
-                if isinstance(exc.code, int)
-                else EXIT_TRAINING_ERROR
-            )
-            return ProgramOutcome(
-                code if code in STATUS_BY_CODE else EXIT_TRAINING_ERROR, f"the training exited {code}"
-            )
-        except BAD_INPUT_ERRORS as exc:
-            print(f"candle-restart: {exc}", file=sys.stderr)
-            return ProgramOutcome(EXIT_BAD_INPUT, str(exc))
-        except CheckpointIOError as exc:  # transient I/O on the shared filesystem: a retry may work
-            print(f"candle-restart: {exc}", file=sys.stderr)
-            return ProgramOutcome(EXIT_TRAINING_ERROR, str(exc))
-        except BaseException as exc:  # every training error is reported; none escapes the runner
-            traceback.print_exc()
-            tail = traceback.format_exc().rstrip().splitlines()[-TAIL_LINES:]
-            cause = "oom" if isinstance(exc, MemoryError) else "error"
-            return ProgramOutcome(EXIT_TRAINING_ERROR, f"{type(exc).__name__}: {exc}", tail, cause=cause)
+            outcome = _call_entry(spec, params, task)
+        finally:
+            if dog is not None:
+                dog.done()
+    return outcome if dog is None or dog.fired is None else _hung(outcome, dog.fired)
+
+
+def _call_entry(spec: TaskSpec, params: JsonObject, task: TaskDir) -> ProgramOutcome:
+    assert spec.entry is not None
+    func = _import_entry(spec.entry, str(task.task_file))
+    try:
+        returned = func(params)
+    except Preempted as exc:  # a signal (preempted) or the walltime (timeout): the callback says which
+        return ProgramOutcome(EXIT_RESUME, str(exc), cause=exc.cause)
+    except SystemExit as exc:
+        code = (
+            EXIT_COMPLETED
+            if exc.code is None
+            else exc.code
+            if isinstance(exc.code, int)
+            else EXIT_TRAINING_ERROR
+        )
+        return ProgramOutcome(
+            code if code in STATUS_BY_CODE else EXIT_TRAINING_ERROR, f"the training exited {code}"
+        )
+    except BAD_INPUT_ERRORS as exc:
+        print(f"candle-restart: {exc}", file=sys.stderr)
+        return ProgramOutcome(EXIT_BAD_INPUT, str(exc))
+    except CheckpointIOError as exc:  # transient I/O on the shared filesystem: a retry may work
+        print(f"candle-restart: {exc}", file=sys.stderr)
+        return ProgramOutcome(EXIT_TRAINING_ERROR, str(exc))
+    except BaseException as exc:  # every training error is reported; none escapes the runner
+        traceback.print_exc()
+        tail = traceback.format_exc().rstrip().splitlines()[-TAIL_LINES:]
+        cause = "oom" if isinstance(exc, MemoryError) else "error"
+        return ProgramOutcome(EXIT_TRAINING_ERROR, f"{type(exc).__name__}: {exc}", tail, cause=cause)
     return ProgramOutcome(EXIT_COMPLETED, "the training returned", result=returned)
 
 
@@ -252,8 +315,20 @@ def _why(what: str, tail: list[str]) -> str:
     return f"{what}: {last}{hint}"
 
 
-def run_command(spec: TaskSpec, params: JsonObject, task: TaskDir, attempt: int) -> ProgramOutcome:
-    """Run the command as a child (no shell), signals forwarded; its output goes to the attempt's logs."""
+def run_command(
+    spec: TaskSpec,
+    params: JsonObject,
+    task: TaskDir,
+    attempt: int,
+    watcher: Watcher | None = None,
+    abandon: Callable[[str], None] | None = None,
+) -> ProgramOutcome:
+    """Run the command as a child (no shell), signals forwarded; its output goes to the attempt's logs.
+
+    With ``watcher``, its heartbeat is watched (`wait_watched`): a hung command ends with cause
+    ``hang``.  An exit 75 takes its cause from what the training wrote into the heartbeat file
+    (``timeout`` after its walltime halt), else ``preempted``.
+    """
     assert spec.command is not None
     argv = command_argv(spec, params)
     out, err = task.log_paths(attempt)
@@ -279,11 +354,21 @@ def run_command(spec: TaskSpec, params: JsonObject, task: TaskDir, attempt: int)
         if REQUEST.requested and REQUEST.signum is not None:  # arrived before the child existed
             forward(REQUEST.signum, None)
         try:
-            rc = proc.wait()
+            rc, hung = wait_watched(
+                proc, watcher, lambda m: print(f"candle-restart run: {m}", file=sys.stderr, flush=True)
+            )
+            ended = time.time()
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-    if rc in (EXIT_COMPLETED, EXIT_RESUME):
+    if hung is not None:
+        return _hung(ProgramOutcome(rc, f"the command exited {rc}" if rc >= 0 else "killed"), hung)
+    if rc == EXIT_RESUME:
+        said = watcher.stopped_cause if watcher is not None else None
+        took = watcher.exit_seconds(ended) if watcher is not None else None
+        cause = said if said in STOP_CAUSES else "preempted"
+        return ProgramOutcome(rc, f"the command exited {rc}", cause=cause, exit_seconds=took)
+    if rc == EXIT_COMPLETED:
         return ProgramOutcome(rc, f"the command exited {rc}")
     tail = _tail(err)
     unrunnable = cannot_run(rc, tail)

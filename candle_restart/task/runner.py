@@ -7,7 +7,9 @@
 2. validates ``task.json`` and the checkpoint gParameters (``ckpt_directory``
    is always the task's ``ckpts/``; ``output_dir`` defaults to ``output/``);
 3. arms the preemption signals, then runs the training, with its stdout and
-   stderr in ``logs/attempt-NNN.{out,err}``:
+   stderr in ``logs/attempt-NNN.{out,err}``, under the hang watchdog
+   (`candle_restart.task.watchdog`: a training whose heartbeat stops past its limit is
+   asked to checkpoint and stop, then killed; its end's cause is ``hang``):
 
    * ``entry`` ``pkg.mod:func``: imported and called in this process with the
      gParameters (CANDLE's ``run(gParameters)``); the callback sees the
@@ -21,7 +23,8 @@
 4. writes ``state.json`` (status, exit code, reason, cause, the error's last
    lines, the newest checkpoint, the entry's return value as ``result`` and the
    ``metric``, see `candle_restart.task.result`) and appends ``exit`` to the
-   journal (``cause``: `ProgramOutcome.cause`; ``timeout`` after a halt before the walltime).
+   journal (``cause``: `ProgramOutcome.cause`; ``timeout`` after a halt before the walltime, for a
+   ``command`` too: its callback says so in the heartbeat file; ``hang`` from the watchdog).
 
 A directory without ``task.json`` is not a task: exit 2, nothing written.
 
@@ -46,6 +49,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import traceback
 from dataclasses import replace
 
@@ -82,6 +86,7 @@ from candle_restart.records.taskstate import TaskState
 from candle_restart.task.launch import (
     TAIL_LINES,
     ProgramOutcome,
+    heartbeat_file,
     make_default_output,
     newest_checkpoint,
     run_command,
@@ -93,6 +98,7 @@ from candle_restart.task.process import process_start
 from candle_restart.task.progress import progress_key
 from candle_restart.task.result import jsonable, metric_summary
 from candle_restart.task.taskdir import TaskDir, now_iso
+from candle_restart.task.watchdog import Limits, Watcher
 
 # A command run after an exit 75 has been recorded (the Slurm backend's self-requeue sets it to
 # `scontrol requeue JOB`): one allocation request then carries the task to its end.
@@ -130,7 +136,9 @@ def _on_preempt(task: TaskDir, command: str) -> None:
         code, error = proc.returncode, proc.stderr.strip()[-300:]
     except (OSError, subprocess.TimeoutExpired) as exc:
         code, error = None, str(exc)
-    task.append_run_event(JournalEvent(ON_PREEMPT, exit_code=code, extras={"command": command, "error": error}))
+    task.append_run_event(
+        JournalEvent(ON_PREEMPT, exit_code=code, extras={"command": command, "error": error})
+    )
     _say(f"{task.task_id}: on-preempt hook {command!r} exited {code}")
 
 
@@ -163,7 +171,9 @@ def _journal_refusal(task: TaskDir, holder: str) -> None:
     lock = Lease(task.lock_file, task.task_id)
     try:
         with lock.held_for(patient=True):
-            task.append_journal(JournalEvent(RUN_REFUSED, generation=_generation(), extras={"holder": holder}))
+            task.append_journal(
+                JournalEvent(RUN_REFUSED, generation=_generation(), extras={"holder": holder})
+            )
     except CkptError as exc:
         _say(f"{task.task_id}: could not journal the refusal: {exc}")
 
@@ -185,7 +195,9 @@ def run_task(path: str | os.PathLike[str]) -> int:
         left = task_processes(task.path)
         ended: list[int] = []
         if left:  # an earlier attempt's runner was killed: its processes go before this one starts
-            _say(f"{task.task_id}: ending {len(left)} process(es) an earlier attempt left: pids {sorted(left)}")
+            _say(
+                f"{task.task_id}: ending {len(left)} process(es) an earlier attempt left: pids {sorted(left)}"
+            )
             alive = end_processes(left)
             if alive:
                 why = f"processes of an earlier attempt could not be ended: pids {alive}"
@@ -229,6 +241,21 @@ def _run_holding_lease(task: TaskDir, lease: Lease, ended: list[int]) -> int:
         pass
 
     command = False  # a command keeping its own files shows progress by them (task.progress)
+    recording = threading.Lock()  # the training thread's end or the entry watchdog's, whichever first
+
+    def finish(outcome: ProgramOutcome) -> None:
+        with recording:
+            _end_leftovers(task)
+            _record(task, lease, running, outcome, (attempt, generation, ident), command)
+
+    def abandon(why: str) -> None:  # an entry's hung training would not stop: record, then exit
+        if recording.locked():
+            return  # the training thread returned and records its own end
+        finish(
+            ProgramOutcome(EXIT_RESUME, f"{why}; the training did not stop, the runner exited", cause="hang")
+        )
+        os._exit(EXIT_RESUME)
+
     try:
         spec = task.load_spec()
         command = spec.command is not None
@@ -236,57 +263,74 @@ def _run_holding_lease(task: TaskDir, lease: Lease, ended: list[int]) -> int:
         make_default_output(params, task)
         settings = parse_params(with_environment(params), where=f"{task.task_file}: params")
         disarm = arm(signal.Signals[f"SIG{name}"] for name in settings.signals)
+        watcher = Watcher(heartbeat_file(task), Limits.of(settings))
+        watcher.clear()  # an earlier attempt's beats say nothing of this one
         run = run_entry if spec.entry else run_command
-        outcome = run(spec, params, task, attempt)
+        outcome = run(spec, params, task, attempt, watcher, abandon)
     except CkptError as exc:
         outcome = ProgramOutcome(EXIT_BAD_INPUT, str(exc))
     except Exception as exc:  # a defect of this runner: recorded as a failed attempt, never left `running`
         tail = traceback.format_exc().rstrip().splitlines()[-TAIL_LINES:]
         _say("\n".join(tail))
         outcome = ProgramOutcome(EXIT_TRAINING_ERROR, f"{type(exc).__name__}: {exc}", tail)
-    _end_leftovers(task)
     try:  # still armed: a late signal (Slurm's TERM after USR1) cannot kill the recording
-        result, note = jsonable(outcome.result)
-        checkpoint = _checkpoint_summary(task)
-        state = replace(
-            running,
-            status=outcome.status,
-            exit_code=outcome.code,
-            reason=outcome.reason,
-            cause=outcome.cause,
-            error_tail=list(outcome.error_tail),
-            ended=now_iso(),
-            checkpoint=checkpoint,
-            result=result,
-            result_note=note or None,
-            metric=metric_summary(checkpoint, result),
-        )
-        lost = _lost(lease)
-        if lost:  # paused past the run lease: another runner owns the task and its records now
-            _say(f"{task.task_id}: not recording this attempt's end: {lost}")
-        elif _stale(task, generation):  # a newer submission took over while this one ran: its record wins
-            task.append_run_event(
-                JournalEvent(STALE_EXIT, attempt=attempt, exit_code=outcome.code, generation=generation, extras=ident)
-            )
-        else:
-            task.write_state(state)
-            task.append_run_event(
-                JournalEvent(
-                    EXIT,
-                    attempt=attempt,
-                    exit_code=outcome.code,
-                    status=outcome.status,
-                    reason=outcome.reason,
-                    cause=outcome.cause,  # why it ended (candle_restart.coordinator.causes)
-                    ckpt=commit_key(checkpoint) or progress_key(task.ckpts, None, command),  # any progress?
-                    generation=generation,
-                    extras=ident,
-                )
-            )
-        _say(f"{task.task_id} attempt {attempt}: {outcome.status} (exit {outcome.code}): {outcome.reason}")
+        finish(outcome)
         if outcome.code == EXIT_RESUME and os.environ.get(ON_PREEMPT_ENV):
             _on_preempt(task, os.environ[ON_PREEMPT_ENV])
     finally:
         disarm()
         REQUEST.clear()  # the request was served by this run
     return outcome.code
+
+
+def _record(
+    task: TaskDir,
+    lease: Lease,
+    running: TaskState,
+    outcome: ProgramOutcome,
+    which: tuple[int, int, JsonObject],
+    command: bool,
+) -> None:
+    """Write the attempt's end into ``state.json`` and the runs journal (unless the lease was lost
+    or a newer submission took over); ``which``: the attempt, its generation and its runner."""
+    attempt, generation, ident = which
+    result, note = jsonable(outcome.result)
+    checkpoint = _checkpoint_summary(task)
+    state = replace(
+        running,
+        status=outcome.status,
+        exit_code=outcome.code,
+        reason=outcome.reason,
+        cause=outcome.cause,
+        error_tail=list(outcome.error_tail),
+        ended=now_iso(),
+        checkpoint=checkpoint,
+        result=result,
+        result_note=note or None,
+        metric=metric_summary(checkpoint, result),
+    )
+    lost = _lost(lease)
+    if lost:  # paused past the run lease: another runner owns the task and its records now
+        _say(f"{task.task_id}: not recording this attempt's end: {lost}")
+    elif _stale(task, generation):  # a newer submission took over while this one ran: its record wins
+        task.append_run_event(
+            JournalEvent(
+                STALE_EXIT, attempt=attempt, exit_code=outcome.code, generation=generation, extras=ident
+            )
+        )
+    else:
+        task.write_state(state)
+        task.append_run_event(
+            JournalEvent(
+                EXIT,
+                attempt=attempt,
+                exit_code=outcome.code,
+                status=outcome.status,
+                reason=outcome.reason,
+                cause=outcome.cause,  # why it ended (candle_restart.coordinator.causes)
+                ckpt=commit_key(checkpoint) or progress_key(task.ckpts, None, command),  # any progress?
+                generation=generation,
+                extras=ident if outcome.exit_seconds is None else {**ident, "exit_seconds": outcome.exit_seconds},
+            )
+        )
+    _say(f"{task.task_id} attempt {attempt}: {outcome.status} (exit {outcome.code}): {outcome.reason}")

@@ -115,3 +115,34 @@ def test_no_halt_when_checkpoints_are_disabled() -> None:
     pacer.batch_end()
     assert not REQUEST.requested
     assert "checkpoints are disabled, so no halt before it" in lines[0]
+
+
+def test_without_ckpt_halt_seconds_the_margin_is_measured_plus_a_small_floor() -> None:
+    # A 0.03 s commit and 0.4 s steps (the figures): the halt comes 0.09 + 5 + 0.4 s
+    # before the end, not 30 s and more.
+    clock = Clock()
+    pacer, lines = _pacer(clock, end=1100.0)
+    clock.now += 0.4
+    pacer.batch_end()
+    _checkpoint(pacer, clock, 0.01, 0.03)
+    while not REQUEST.requested:
+        clock.now += 0.4
+        pacer.batch_end()
+    left = 1100.0 - clock.now
+    assert 5.09 < left <= 5.09 + 0.4 + 0.41  # within one step of the measured margin
+    assert any("slowest commit 0.030 s x 3 + 5 s + longest step" in line for line in lines)
+
+
+def test_the_tasks_measured_exit_widens_the_margin(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CANDLE_RESTART_EXIT_SECONDS", "3")  # the runner measured a 3 s exit before
+    clock = Clock()
+    pacer, lines = _pacer(clock, end=1100.0)
+    while not REQUEST.requested:
+        clock.now += 0.5
+        pacer.batch_end()
+    assert 9.0 < 1100.0 - clock.now <= 9.0 + 0.5 + 0.5  # 3 x 3 s instead of the 5 s floor
+    assert any("+ 9 s + longest step" in line for line in lines)
+    monkeypatch.setenv("CANDLE_RESTART_EXIT_SECONDS", "3")
+    REQUEST.clear()
+    given, _ = _pacer(Clock(), end=1100.0, ckpt_halt_seconds=1)  # given: an override
+    assert given._fixed() == 1.0

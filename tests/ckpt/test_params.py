@@ -113,4 +113,4 @@ def test_the_readme_states_each_default_as_the_options_table_does() -> None:
             assert shown == f"`{text}`", (option.name, shown, text)
     # and the parser gives each key the table's default
     parsed = parse_params({"epochs": 1})
-    assert (parsed.halt_seconds, parsed.keep_limit, parsed.signals) == (30.0, 5, ("USR1", "TERM", "INT", "USR2"))
+    assert (parsed.halt_seconds, parsed.keep_limit, parsed.signals) == (None, 5, ("USR1", "TERM", "INT", "USR2"))
