@@ -14,6 +14,7 @@ from typing import Any
 from candle_restart.ckpt.envvars import EXIT_SECONDS_ENV
 from candle_restart.coordinator import Policy, resume
 from candle_restart.coordinator.local import LocalBackend
+from candle_restart.records.jsontypes import JsonObject
 from candle_restart.task import TaskDir, create_task
 from candle_restart.task.launch import task_environment
 from tests.helpers import journal, run_runner, state
@@ -21,7 +22,7 @@ from tests.task.hang_toy import COMMAND
 
 TOY = "tests.task.hang_toy:run"
 # Tight limits, so a hang is seen in seconds: k = 3, grace 2 s, first step and commit 10 s.
-TIGHT = {"ckpt_hang_factor": 3, "ckpt_hang_grace": 2, "ckpt_hang_first": 10}
+TIGHT: JsonObject = {"ckpt_hang_factor": 3, "ckpt_hang_grace": 2, "ckpt_hang_first": 10}
 
 
 def _exits(task: TaskDir) -> list[dict[str, Any]]:
@@ -43,7 +44,7 @@ def _epochs_committed(task: TaskDir) -> list[str]:
 
 
 def test_an_entry_blocked_forever_inside_a_batch_is_stopped_recorded_as_hang_and_resumed(tmp_path: Path) -> None:
-    params = {"epochs": 4, "batches": 3, "step_seconds": 0.05, "hang": "batch:3:2", **TIGHT}
+    params: JsonObject = {"epochs": 4, "batches": 3, "step_seconds": 0.05, "hang": "batch:3:2", **TIGHT}
     task = create_task(tmp_path / "run", params, entry=TOY)
     code, err = run_runner(task.path)
     assert code == 75, err
@@ -59,7 +60,7 @@ def test_an_entry_blocked_forever_inside_a_batch_is_stopped_recorded_as_hang_and
 
 
 def test_a_command_blocked_forever_inside_a_commit_is_killed_recorded_as_hang_and_resumed(tmp_path: Path) -> None:
-    params = {"epochs": 5, "batches": 2, "step_seconds": 0.05, "hang": "commit:3", **TIGHT}
+    params: JsonObject = {"epochs": 5, "batches": 2, "step_seconds": 0.05, "hang": "commit:3", **TIGHT}
     task = create_task(tmp_path / "run", params, command=COMMAND)
     code, err = run_runner(task.path)
     assert code == 75, err
