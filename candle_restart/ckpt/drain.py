@@ -28,15 +28,19 @@ Contract of `Drainer`:
   newer best: when the shared tier is slower than the checkpoints, the drainer
   skips checkpoints instead of falling behind, and never skips the best.
 * A drain copies into a work directory of the shared tier, fsyncs it,
-  verifies every file's size and CRC-32 (the one ``ckpt-info.json`` records,
-  else the source's, computed while copying) by reading the copy back, then
+  verifies every file's size and CRC-32: the CRC computed while copying against
+  the one ``ckpt-info.json`` records (nothing read back), else the copy read back
+  against the source's (`candle_restart.ckpt.checksum.copy_verified`), then
   publishes it by the normal commit, fenced by the writer lease: the shared
   ``last`` moves only when a copy is whole and verified, and a kill -9 at any
   instant leaves it on the previous checkpoint.  Its `begin` is fenced too, and a
   drain that fails removes its copy at once (a full shared tier is not left
   holding it).  The shared tier's keep policy runs after each drain.
 * `flush` returns once the newest local commit is on the shared tier
-  (draining it now if the interval skipped it) and raises `CommitError` when
+  (draining it now if the interval skipped it).  A drain of an older checkpoint
+  in flight is abandoned (checked between chunks and before its commit; its work
+  directory is removed, fenced, so no half copy stays), unless it is a best and
+  the newest is not and raises `CommitError` when
   it could not be; it logs how long it took, and, after a preemption signal,
   how that compares with the grace period.  The caller flushes before exit 75
   and at the end of training, before it gives the writer lease back.
@@ -106,6 +110,11 @@ class _Job:
     best: bool
     serial: int
     complete: bool = False  # the final checkpoint of the training
+    abandon: bool = False  # set (under the drainer's lock) when `flush` needs a newer checkpoint
+
+
+class _Abandoned(Exception):
+    """A drain in flight was abandoned for a newer checkpoint (raised between chunks, before its commit)."""
 
 
 class Drainer:
@@ -177,6 +186,8 @@ class Drainer:
                         f"cannot stage it for the shared tier: {exc}",
                     ) from exc
                 self._start_worker()
+            if newest is not None:
+                self._abandon_older(newest[0])
             while self._thread is not None:
                 self._cond.wait()
             failure, self._failure = self._failure, None
@@ -291,6 +302,17 @@ class Drainer:
                 self.debug(f"drain: epoch {waiting.epoch} skipped (a newer checkpoint supersedes it)")
         self._pending = [*keep_waiting, job]
 
+    def _abandon_older(self, serial: int) -> None:
+        """`flush` needs checkpoint ``serial``: abandon the drain in flight of an older one,
+        unless that one is a best and ``serial``'s is not (a best is never skipped for a non-best)."""
+        current = self._current
+        wanted = next((job for job in self._pending if job.serial == serial), None)
+        if current is None or wanted is None or current.serial >= serial:
+            return
+        if current.best and not wanted.best:
+            return
+        current.abandon = True
+
     def _queued(self, serial: int) -> bool:
         jobs = [*self._pending, *([self._current] if self._current else [])]
         return any(job.serial == serial for job in jobs)
@@ -330,6 +352,8 @@ class Drainer:
                     self._drained = max(self._drained, job.serial)
                     self._complete = job.complete and job.serial == self._drained
                     self._record_due = True
+            except _Abandoned:  # not a failure: `flush` wants a newer checkpoint now
+                self.log(f"drain: epoch {job.epoch} abandoned for a newer checkpoint (flush); nothing of it published")
             except BaseException as exc:  # the shared tier failed: logged, tried again by the next drain
                 with self._cond:
                     self._failure = exc
@@ -362,7 +386,8 @@ class Drainer:
         with commit.writing(self.shared, work_name, self.fence) as work:
             nbytes = 0
             for name, entry in files.items():
-                nbytes += copy_verified(job.staged / name, work / name, entry)
+                nbytes += copy_verified(job.staged / name, work / name, entry, lambda: self._check(job))
+            self._check(job)
             commit.commit(
                 self.shared,
                 job.epoch,
@@ -383,6 +408,13 @@ class Drainer:
             f"drain: epoch {job.epoch} copied to the shared tier and verified: {megabytes:0.3f} MB "
             f"in {took:.3f} seconds ({megabytes / took:0.2f} MB/s)"
         )
+
+    def _check(self, job: _Job) -> None:
+        """Between chunks of a copy and before its commit: raise `_Abandoned` if `flush` gave it up
+        (`commit.writing` then removes the work directory, fenced)."""
+        with self._cond:
+            if job.abandon:
+                raise _Abandoned(job.epoch)
 
     def _keep(self, epoch_now: int) -> None:
         """The keep policy on the shared tier; ``epoch_now``, ``last`` and ``best`` always stay."""
