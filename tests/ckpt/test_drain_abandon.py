@@ -124,7 +124,7 @@ def test_a_copy_whose_bytes_differ_from_the_recorded_crc_is_refused(tmp_path: Pa
     bad[5_000_000] ^= 0x01  # same size: only the CRC can tell
     with pytest.raises(CorruptCheckpointError, match="checksum mismatch"):
         copy_verified(_source(tmp_path, bytes(bad)), tmp_path / "b", entry)
-    with pytest.raises(CorruptCheckpointError, match="ckpt-info.json recorded 10"):
+    with pytest.raises(CorruptCheckpointError, match=r"ckpt-info\.json recorded 10"):
         copy_verified(_source(tmp_path, b"x" * 9), tmp_path / "c", FileEntry(10, None))
 
 
