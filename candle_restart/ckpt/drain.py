@@ -76,7 +76,7 @@ from candle_restart.ckpt.fsio import atomic_write_bytes
 from candle_restart.ckpt.layout import INFO_FILE, CkptLayout, epoch_name
 from candle_restart.ckpt.log import console_held
 from candle_restart.ckpt.preempt import REQUEST
-from candle_restart.ckpt.restore import Found, Rejected, find_restart
+from candle_restart.ckpt.restore import Defer, Found, Rejected, find_restart
 from candle_restart.errors import CkptError, CommitError
 from candle_restart.records.ckptinfo import FileEntry, read_ckpt_info
 from candle_restart.records.localtier import LOCAL_TIER_FILE, LocalTierRecord
@@ -228,14 +228,20 @@ class Drainer:
                 self._cond.wait()
 
     def choose_restart(
-        self, found_local: Found | None, log: Log, rejected: list[Rejected] | None = None
+        self,
+        found_local: Found | None,
+        log: Log,
+        rejected: list[Rejected] | None = None,
+        defer: Defer | None = None,
     ) -> Found | None:
         """The newer of ``found_local`` (the local tier's restart choice) and the shared tier's.
 
         A node-local checkpoint newer than the shared tier's is scheduled for draining.
         Shared checkpoints that fail verification are appended to ``rejected``.
         """
-        found_shared = find_restart(self.shared, True, log, set_aside=True, rejected=rejected, fence=self.fence)
+        found_shared = find_restart(
+            self.shared, True, log, set_aside=True, rejected=rejected, fence=self.fence, defer=defer
+        )
         if found_local is None:
             return found_shared
         if found_shared is not None and progress(found_shared) > progress(found_local):
