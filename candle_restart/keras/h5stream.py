@@ -23,6 +23,7 @@ import os
 import zipfile
 import zlib
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -298,6 +299,23 @@ def _check_whole(path: Path, recorded: str) -> None:
 
 
 _TAIL_CHUNK = 4 * 1024 * 1024
+_PIPE_CHUNK = 16 * 1024 * 1024
+
+
+def _read_crc(f: Any, image: np.ndarray, crc: int, what: str) -> int:
+    """Fill ``image`` from ``f``'s position, returning the CRC-32 continued from ``crc`` over it: a
+    helper thread checksums each chunk while the next is read (both release the GIL)."""
+    view, done = image.data.cast("B"), 0
+    with ThreadPoolExecutor(1, thread_name_prefix="crc-load") as pool:
+        pending: Future[int] | None = None
+        while done < len(view):
+            n = f.readinto(view[done : done + _PIPE_CHUNK])
+            if not n:
+                raise EOFError(f"{what} is cut short")
+            previous = crc if pending is None else pending.result()
+            pending = pool.submit(zlib.crc32, view[done : done + n], previous)
+            done += n
+        return crc if pending is None else pending.result()
 
 
 def _read_checked(f: Any, path: Path, member: str | None, recorded: str) -> np.ndarray:
@@ -318,8 +336,7 @@ def _read_checked(f: Any, path: Path, member: str | None, recorded: str) -> np.n
     head = bytearray(start)
     read_into(f, head, "the file")
     image = aligned_empty((info.file_size,), np.dtype(np.uint8))
-    read_into(f, image, f"member {member}")
-    crc = zlib.crc32(image.data, zlib.crc32(head))
+    crc = _read_crc(f, image, zlib.crc32(head), f"member {member}")
     while chunk := f.read(_TAIL_CHUNK):
         crc = zlib.crc32(chunk, crc)
     if str(crc) != recorded:
