@@ -67,18 +67,18 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from candle_restart.ckpt import commit, keep
-from candle_restart.ckpt.checksum import copy_verified, list_files
+from candle_restart.ckpt.checksum import list_files
+from candle_restart.ckpt.drainjob import Abandoned, Job, copy_to_shared
 from candle_restart.ckpt.fsio import atomic_write_bytes
 from candle_restart.ckpt.layout import INFO_FILE, CkptLayout, epoch_name
 from candle_restart.ckpt.log import console_held
 from candle_restart.ckpt.preempt import REQUEST
 from candle_restart.ckpt.restore import Defer, Found, Rejected, find_restart
 from candle_restart.errors import CkptError, CommitError
-from candle_restart.records.ckptinfo import FileEntry, read_ckpt_info
+from candle_restart.records.ckptinfo import read_ckpt_info
 from candle_restart.records.localtier import LOCAL_TIER_FILE, LocalTierRecord
 
 Log = Callable[[str], None]
@@ -99,22 +99,6 @@ def progress(found: Found) -> tuple[int, int, str]:
     """How far a checkpoint got: (epochs finished, batches into the next, timestamp), for comparisons."""
     info = found.info
     return (info.epoch, 0 if info.position is None else info.position.batch, info.timestamp or "")
-
-
-@dataclass
-class _Job:
-    """One checkpoint to drain: its epoch, its staged hard links, whether it is a best, its serial."""
-
-    epoch: int
-    staged: Path
-    best: bool
-    serial: int
-    complete: bool = False  # the final checkpoint of the training
-    abandon: bool = False  # set (under the drainer's lock) when `flush` needs a newer checkpoint
-
-
-class _Abandoned(Exception):
-    """A drain in flight was abandoned for a newer checkpoint (raised between chunks, before its commit)."""
 
 
 class Drainer:
@@ -141,8 +125,8 @@ class Drainer:
         self.grace = grace  # seconds between a preemption signal and the kill (ckpt_halt_seconds)
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
-        self._pending: list[_Job] = []
-        self._current: _Job | None = None
+        self._pending: list[Job] = []
+        self._current: Job | None = None
         self._since = 0  # local commits since the last one scheduled
         self._serial = 0  # local commits told of so far (newest first drained wins)
         self._newest: tuple[int, int, str] | None = None  # (serial, epoch, time) of the newest local commit
@@ -279,7 +263,7 @@ class Drainer:
         except (OSError, CkptError) as exc:
             self.log(f"drain: cannot stage epoch {epoch} for the shared tier: {exc}")
 
-    def _stage(self, epoch: int, source: Path, serial: int) -> _Job:
+    def _stage(self, epoch: int, source: Path, serial: int) -> Job:
         """Hard-link the files of ``source`` into a staging directory (a copy where links fail)."""
         staged = self.local.root / f"{STAGE_PREFIX}{epoch_name(epoch)}-{os.getpid()}-{secrets.token_hex(3)}"
         staged.mkdir()
@@ -295,9 +279,9 @@ class Drainer:
             shutil.rmtree(staged, ignore_errors=True)
             raise
         best = info.best_epoch == epoch and info.position is None
-        return _Job(epoch, staged, best, serial, complete=info.complete is True)
+        return Job(epoch, staged, best, serial, complete=info.complete is True)
 
-    def _enqueue(self, job: _Job) -> None:
+    def _enqueue(self, job: Job) -> None:
         """Queue ``job``; waiting jobs it supersedes go (a best only for a newer best)."""
         keep_waiting = []
         for waiting in self._pending:
@@ -358,7 +342,7 @@ class Drainer:
                     self._drained = max(self._drained, job.serial)
                     self._complete = job.complete and job.serial == self._drained
                     self._record_due = True
-            except _Abandoned:  # not a failure: `flush` wants a newer checkpoint now
+            except Abandoned:  # not a failure: `flush` wants a newer checkpoint now
                 self.log(f"drain: epoch {job.epoch} abandoned for a newer checkpoint (flush); nothing of it published")
             except BaseException as exc:  # the shared tier failed: logged, tried again by the next drain
                 with self._cond:
@@ -377,32 +361,11 @@ class Drainer:
             socket.gethostname(), str(self.local.root), epoch, when, serial <= self._drained
         )
 
-    def _drain(self, job: _Job) -> None:
+    def _drain(self, job: Job) -> None:
         """Copy, verify and publish one staged checkpoint on the shared tier, then apply its keep policy."""
         started = time.monotonic()
         info = read_ckpt_info(job.staged / INFO_FILE)
-        # Written by CANDLE (no files table): every file but the info, checked against the source alone.
-        files: dict[str, FileEntry | None] = (
-            dict(info.files) if info.files is not None else dict.fromkeys(list_files(job.staged))
-        )
-        files.pop(INFO_FILE, None)
-        # Fenced before it deletes anything of the shared tier; discarded on any failure, so a full
-        # shared tier is not left holding a partial copy.
-        work_name = self.shared.work_dir(f"drain-{os.getpid()}-{secrets.token_hex(3)}")
-        with commit.writing(self.shared, work_name, self.fence) as work:
-            nbytes = 0
-            for name, entry in files.items():
-                nbytes += copy_verified(job.staged / name, work / name, entry, lambda: self._check(job))
-            self._check(job)
-            commit.commit(
-                self.shared,
-                job.epoch,
-                info,
-                best=job.best,
-                drop_best=info.best_epoch is None,
-                work=work,
-                fence=self.fence,
-            )
+        nbytes = copy_to_shared(job, info, self.shared, self.fence, lambda: self._check(job))
         self._keep(job.epoch)
         took = max(time.monotonic() - started, 1e-9)
         self.drains += 1
@@ -415,12 +378,12 @@ class Drainer:
             f"in {took:.3f} seconds ({megabytes / took:0.2f} MB/s)"
         )
 
-    def _check(self, job: _Job) -> None:
-        """Between chunks of a copy and before its commit: raise `_Abandoned` if `flush` gave it up
+    def _check(self, job: Job) -> None:
+        """Between chunks of a copy and before its commit: raise `Abandoned` if `flush` gave it up
         (`commit.writing` then removes the work directory, fenced)."""
         with self._cond:
             if job.abandon:
-                raise _Abandoned(job.epoch)
+                raise Abandoned(job.epoch)
 
     def _keep(self, epoch_now: int) -> None:
         """The keep policy on the shared tier; ``epoch_now``, ``last`` and ``best`` always stay."""
