@@ -278,7 +278,7 @@ def read_weights(
         raise CorruptCheckpointError(str(path), member, f"cannot be read as Keras weights: {exc!r}") from exc
     except Exception as exc:  # a torn or forged file: any parser error of zipfile or h5py
         if file_crc:
-            _check_whole(path, file_crc)
+            check_whole(path, file_crc)
         raise CorruptCheckpointError(str(path), member, f"cannot be read as Keras weights: {exc!r}") from exc
 
 
@@ -288,7 +288,7 @@ def _mismatch(path: Path, recorded: str, found: int) -> LoadChecksumError:
     )
 
 
-def _check_whole(path: Path, recorded: str) -> None:
+def check_whole(path: Path, recorded: str) -> None:
     """`LoadChecksumError` if the file's CRC-32 is not ``recorded`` (a separate read: error paths only)."""
     found = 0
     with open(path, "rb", buffering=0) as f:
@@ -330,7 +330,7 @@ def _read_checked(f: Any, path: Path, member: str | None, recorded: str) -> np.n
         info = archive.getinfo(member)
         start = member_start(f, info) if info.compress_type == zipfile.ZIP_STORED else None
     if start is None:  # not written by us or by Keras: checked apart, then read as zipfile reads it
-        _check_whole(path, recorded)
+        check_whole(path, recorded)
         return _read_image(f, member, True)
     f.seek(0)
     head = bytearray(start)

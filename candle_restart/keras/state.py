@@ -46,7 +46,7 @@ import numpy as np
 
 from candle_restart.errors import CorruptCheckpointError, RestartError
 from candle_restart.keras import rngs
-from candle_restart.keras.h5stream import read_weights
+from candle_restart.keras.h5stream import check_whole, read_weights
 from candle_restart.keras.npz import ALIGNMENT, read_npz, write_npz
 from candle_restart.records.jsontypes import JsonObject
 from candle_restart.records.trainstate import GROUPS, MANIFEST_MEMBER, decode_manifest, encode_manifest, entry
@@ -169,6 +169,10 @@ def saved_arrays(
             located = read_weights(Path(path).parent / name, member, sorted(set(wanted)), check, file_crc)
             if deferred is not None:
                 deferred.pop(name, None)
+        if deferred:  # not read above: checked apart, still before anything is assigned
+            for name, crc in sorted(deferred.items()):
+                check_whole(Path(path).parent / name, crc)
+            deferred.clear()
         values = {
             group: [located[e["at"]] if "at" in e else data[f"{group}/{i}"] for i, e in enumerate(entries)]
             for group, entries in groups.items()
