@@ -16,7 +16,8 @@ Alternating, ``REPEATS`` times, in the same run:
 * restart: ``restart`` of a fresh model from a checkpoint written with
   ``ckpt_checksum`` (find, verify every CRC-32, load the state) vs reading the same files once, both after evicting the files
   from the page cache (``posix_fadvise(DONTNEED)``); ratio = read time over
-  restart time (goal: at least 0.8).
+  restart time (goal: at least 0.9; the model file's CRC-32 is checked while the load
+  reads it, so each file is read once).
 
 Usage: ``python bench/ckpt_io.py [PARAMS [REPEATS]]``; prints one JSON object.
 """
@@ -36,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import CHUNK, dd, dense_model, drop_cache, files_under, median
 
 GOAL = 0.8
+RESTART_GOAL = 0.9  # restart within 1/0.9 of a cold read of the same files
 
 
 def cold_read(paths: list[Path]) -> float:
@@ -117,8 +119,8 @@ def main() -> None:
             "ours_s": median(restarts),
             "cold_read_s": median(reads),
             "ratio": round(restart_ratio, 3),
-            "goal": f">= {GOAL}",
-            "met": restart_ratio >= GOAL,
+            "goal": f">= {RESTART_GOAL}",
+            "met": restart_ratio >= RESTART_GOAL,
         },
     }
     print(json.dumps(result))

@@ -16,12 +16,16 @@ once with ``ckpt_local_directory`` and once without, and reports:
   write more than the checkpoint's size (the model file's archive), so the ratio can be
   below 1/interval;
 * ``signal_to_exit_s``: from a real SIGTERM to `Preempted` (exit 75), the preemption
-  checkpoint drained, two tiers and one;
+  checkpoint drained, two tiers and one; ``exit_vs_one_tier`` (goal <= 1) and
+  ``exit_vs_floor``: two tiers' time over the floor, the checkpoint's bytes over the
+  shared tier's write speed measured in the same run (``dd conv=fsync`` of as many
+  bytes; goal <= 1.5);
 * ``restart_local_s`` / ``memory_read_s``: a restart from the node-local tier against
   reading the same files' bytes from memory (``restart_ratio``), and
   ``restart_shared_s``, a restart from the shared tier (a new node).
 
-Usage: ``python bench/tiers.py [PARAMS]``; prints one JSON object.
+Usage: ``python bench/tiers.py [PARAMS ...]`` (default 2M; ``BENCH_TIERS_LARGE=1`` adds 50M);
+prints one JSON object.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from typing import TYPE_CHECKING
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.faultfs: the throttled shared tier
-from _util import dense_model, files_under
+from _util import dd, dense_model, files_under
 
 if TYPE_CHECKING:
     import keras
@@ -54,6 +58,8 @@ if TYPE_CHECKING:
 
 SHARED_BPS = 100e6
 PARAMS = 2_000_000
+LARGE = 50_000_000
+EXIT_GOAL = 1.5  # signal to exit, two tiers, over the floor (checkpoint bytes / shared write speed)
 EPOCHS = 8
 INTERVAL = 4
 GOAL = 0.2
@@ -190,10 +196,13 @@ def measure(n_params: int) -> dict[str, object]:
         restart_local = restart_time(model, params(shared / "two", Path(local)))
         newest = max(Path(local).rglob("epochs/[0-9]*"), key=lambda p: p.name)
         read_s = memory_read(newest)
+        ckpt_bytes = sum(p.stat().st_size for p in files_under(newest))
+        floor = dd(shared / "floor.bin", ckpt_bytes)  # the shared tier's write speed, this run
         for tier in Path(local).iterdir():  # a new node: no node-local tier
             shutil.rmtree(tier)
         restart_shared = restart_time(model, params(shared / "two", Path(local)))
     blocked = two["blocked_per_ckpt_s"] / keras_save
+    vs_one, vs_floor = exit_two / exit_one, exit_two / floor
     shared_bytes = two["shared_bytes_per_epoch"] / one["shared_bytes_per_epoch"]
     return {
         "params": model.count_params(),
@@ -213,7 +222,18 @@ def measure(n_params: int) -> dict[str, object]:
             "goal": f"<= {1 / INTERVAL:g} (one checkpoint in {INTERVAL})",
             "met": shared_bytes <= 1 / INTERVAL + 0.02,
         },
-        "signal_to_exit_s": {"one_tier": round(exit_one, 4), "two_tiers": round(exit_two, 4)},
+        "signal_to_exit_s": {
+            "one_tier": round(exit_one, 4),
+            "two_tiers": round(exit_two, 4),
+            "floor": round(floor, 4),
+            "checkpoint_mb": round(ckpt_bytes / 1e6, 1),
+        },
+        "exit_vs_one_tier": {"ratio": round(vs_one, 3), "goal": "<= 1", "met": vs_one <= 1.0},
+        "exit_vs_floor": {
+            "ratio": round(vs_floor, 3),
+            "goal": f"<= {EXIT_GOAL} x checkpoint bytes / shared write speed",
+            "met": vs_floor <= EXIT_GOAL,
+        },
         "restart_local_s": round(restart_local, 4),
         "memory_read_s": round(read_s, 4),
         "restart_ratio": round(restart_local / read_s, 2),
@@ -222,9 +242,9 @@ def measure(n_params: int) -> dict[str, object]:
 
 
 def main() -> None:
-    n_params = int(sys.argv[1]) if len(sys.argv) > 1 else PARAMS
-    result = measure(n_params)
-    print(json.dumps({"bench": "tiers", "cores": os.cpu_count(), "results": result}))
+    sizes = [int(x) for x in sys.argv[1:]] or [PARAMS, *([LARGE] if os.environ.get("BENCH_TIERS_LARGE") else [])]
+    results = {str(n): measure(n) for n in sizes}
+    print(json.dumps({"bench": "tiers", "cores": os.cpu_count(), "results": results}))
 
 
 if __name__ == "__main__":

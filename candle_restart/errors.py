@@ -37,6 +37,11 @@ class CorruptCheckpointError(CkptError):
     """A checkpoint directory or its ``ckpt-info.json`` fails verification."""
 
 
+class LoadChecksumError(CorruptCheckpointError):
+    """A file whose CRC-32 was left to the loader (checked while it reads the file, before anything
+    is assigned) does not match ``ckpt-info.json``: restart sets the checkpoint aside and falls back."""
+
+
 class NoCheckpointError(CkptError):
     """``ckpt_restart_mode`` is ``required`` but no whole checkpoint exists."""
 

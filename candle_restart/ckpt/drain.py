@@ -28,15 +28,19 @@ Contract of `Drainer`:
   newer best: when the shared tier is slower than the checkpoints, the drainer
   skips checkpoints instead of falling behind, and never skips the best.
 * A drain copies into a work directory of the shared tier, fsyncs it,
-  verifies every file's size and CRC-32 (the one ``ckpt-info.json`` records,
-  else the source's, computed while copying) by reading the copy back, then
+  verifies every file's size and CRC-32: the CRC computed while copying against
+  the one ``ckpt-info.json`` records (nothing read back), else the copy read back
+  against the source's (`candle_restart.ckpt.checksum.copy_verified`), then
   publishes it by the normal commit, fenced by the writer lease: the shared
   ``last`` moves only when a copy is whole and verified, and a kill -9 at any
   instant leaves it on the previous checkpoint.  Its `begin` is fenced too, and a
   drain that fails removes its copy at once (a full shared tier is not left
   holding it).  The shared tier's keep policy runs after each drain.
 * `flush` returns once the newest local commit is on the shared tier
-  (draining it now if the interval skipped it) and raises `CommitError` when
+  (draining it now if the interval skipped it).  A drain of an older checkpoint
+  in flight is abandoned (checked between chunks and before its commit; its work
+  directory is removed, fenced, so no half copy stays), unless it is a best and
+  the newest is not and raises `CommitError` when
   it could not be; it logs how long it took, and, after a preemption signal,
   how that compares with the grace period.  The caller flushes before exit 75
   and at the end of training, before it gives the writer lease back.
@@ -63,18 +67,18 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from candle_restart.ckpt import commit, keep
-from candle_restart.ckpt.checksum import copy_verified, list_files
+from candle_restart.ckpt.checksum import list_files
+from candle_restart.ckpt.drainjob import Abandoned, Job, copy_to_shared
 from candle_restart.ckpt.fsio import atomic_write_bytes
 from candle_restart.ckpt.layout import INFO_FILE, CkptLayout, epoch_name
 from candle_restart.ckpt.log import console_held
 from candle_restart.ckpt.preempt import REQUEST
-from candle_restart.ckpt.restore import Found, Rejected, find_restart
+from candle_restart.ckpt.restore import Defer, Found, Rejected, find_restart
 from candle_restart.errors import CkptError, CommitError
-from candle_restart.records.ckptinfo import FileEntry, read_ckpt_info
+from candle_restart.records.ckptinfo import read_ckpt_info
 from candle_restart.records.localtier import LOCAL_TIER_FILE, LocalTierRecord
 
 Log = Callable[[str], None]
@@ -95,17 +99,6 @@ def progress(found: Found) -> tuple[int, int, str]:
     """How far a checkpoint got: (epochs finished, batches into the next, timestamp), for comparisons."""
     info = found.info
     return (info.epoch, 0 if info.position is None else info.position.batch, info.timestamp or "")
-
-
-@dataclass
-class _Job:
-    """One checkpoint to drain: its epoch, its staged hard links, whether it is a best, its serial."""
-
-    epoch: int
-    staged: Path
-    best: bool
-    serial: int
-    complete: bool = False  # the final checkpoint of the training
 
 
 class Drainer:
@@ -132,8 +125,8 @@ class Drainer:
         self.grace = grace  # seconds between a preemption signal and the kill (ckpt_halt_seconds)
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
-        self._pending: list[_Job] = []
-        self._current: _Job | None = None
+        self._pending: list[Job] = []
+        self._current: Job | None = None
         self._since = 0  # local commits since the last one scheduled
         self._serial = 0  # local commits told of so far (newest first drained wins)
         self._newest: tuple[int, int, str] | None = None  # (serial, epoch, time) of the newest local commit
@@ -177,6 +170,8 @@ class Drainer:
                         f"cannot stage it for the shared tier: {exc}",
                     ) from exc
                 self._start_worker()
+            if newest is not None:
+                self._abandon_older(newest[0])
             while self._thread is not None:
                 self._cond.wait()
             failure, self._failure = self._failure, None
@@ -217,14 +212,20 @@ class Drainer:
                 self._cond.wait()
 
     def choose_restart(
-        self, found_local: Found | None, log: Log, rejected: list[Rejected] | None = None
+        self,
+        found_local: Found | None,
+        log: Log,
+        rejected: list[Rejected] | None = None,
+        defer: Defer | None = None,
     ) -> Found | None:
         """The newer of ``found_local`` (the local tier's restart choice) and the shared tier's.
 
         A node-local checkpoint newer than the shared tier's is scheduled for draining.
         Shared checkpoints that fail verification are appended to ``rejected``.
         """
-        found_shared = find_restart(self.shared, True, log, set_aside=True, rejected=rejected, fence=self.fence)
+        found_shared = find_restart(
+            self.shared, True, log, set_aside=True, rejected=rejected, fence=self.fence, defer=defer
+        )
         if found_local is None:
             return found_shared
         if found_shared is not None and progress(found_shared) > progress(found_local):
@@ -262,7 +263,7 @@ class Drainer:
         except (OSError, CkptError) as exc:
             self.log(f"drain: cannot stage epoch {epoch} for the shared tier: {exc}")
 
-    def _stage(self, epoch: int, source: Path, serial: int) -> _Job:
+    def _stage(self, epoch: int, source: Path, serial: int) -> Job:
         """Hard-link the files of ``source`` into a staging directory (a copy where links fail)."""
         staged = self.local.root / f"{STAGE_PREFIX}{epoch_name(epoch)}-{os.getpid()}-{secrets.token_hex(3)}"
         staged.mkdir()
@@ -278,9 +279,9 @@ class Drainer:
             shutil.rmtree(staged, ignore_errors=True)
             raise
         best = info.best_epoch == epoch and info.position is None
-        return _Job(epoch, staged, best, serial, complete=info.complete is True)
+        return Job(epoch, staged, best, serial, complete=info.complete is True)
 
-    def _enqueue(self, job: _Job) -> None:
+    def _enqueue(self, job: Job) -> None:
         """Queue ``job``; waiting jobs it supersedes go (a best only for a newer best)."""
         keep_waiting = []
         for waiting in self._pending:
@@ -290,6 +291,17 @@ class Drainer:
                 shutil.rmtree(waiting.staged, ignore_errors=True)
                 self.debug(f"drain: epoch {waiting.epoch} skipped (a newer checkpoint supersedes it)")
         self._pending = [*keep_waiting, job]
+
+    def _abandon_older(self, serial: int) -> None:
+        """`flush` needs checkpoint ``serial``: abandon the drain in flight of an older one,
+        unless that one is a best and ``serial``'s is not (a best is never skipped for a non-best)."""
+        current = self._current
+        wanted = next((job for job in self._pending if job.serial == serial), None)
+        if current is None or wanted is None or current.serial >= serial:
+            return
+        if current.best and not wanted.best:
+            return
+        current.abandon = True
 
     def _queued(self, serial: int) -> bool:
         jobs = [*self._pending, *([self._current] if self._current else [])]
@@ -330,6 +342,8 @@ class Drainer:
                     self._drained = max(self._drained, job.serial)
                     self._complete = job.complete and job.serial == self._drained
                     self._record_due = True
+            except Abandoned:  # not a failure: `flush` wants a newer checkpoint now
+                self.log(f"drain: epoch {job.epoch} abandoned for a newer checkpoint (flush); nothing of it published")
             except BaseException as exc:  # the shared tier failed: logged, tried again by the next drain
                 with self._cond:
                     self._failure = exc
@@ -347,31 +361,11 @@ class Drainer:
             socket.gethostname(), str(self.local.root), epoch, when, serial <= self._drained
         )
 
-    def _drain(self, job: _Job) -> None:
+    def _drain(self, job: Job) -> None:
         """Copy, verify and publish one staged checkpoint on the shared tier, then apply its keep policy."""
         started = time.monotonic()
         info = read_ckpt_info(job.staged / INFO_FILE)
-        # Written by CANDLE (no files table): every file but the info, checked against the source alone.
-        files: dict[str, FileEntry | None] = (
-            dict(info.files) if info.files is not None else dict.fromkeys(list_files(job.staged))
-        )
-        files.pop(INFO_FILE, None)
-        # Fenced before it deletes anything of the shared tier; discarded on any failure, so a full
-        # shared tier is not left holding a partial copy.
-        work_name = self.shared.work_dir(f"drain-{os.getpid()}-{secrets.token_hex(3)}")
-        with commit.writing(self.shared, work_name, self.fence) as work:
-            nbytes = 0
-            for name, entry in files.items():
-                nbytes += copy_verified(job.staged / name, work / name, entry)
-            commit.commit(
-                self.shared,
-                job.epoch,
-                info,
-                best=job.best,
-                drop_best=info.best_epoch is None,
-                work=work,
-                fence=self.fence,
-            )
+        nbytes = copy_to_shared(job, info, self.shared, self.fence, lambda: self._check(job))
         self._keep(job.epoch)
         took = max(time.monotonic() - started, 1e-9)
         self.drains += 1
@@ -383,6 +377,13 @@ class Drainer:
             f"drain: epoch {job.epoch} copied to the shared tier and verified: {megabytes:0.3f} MB "
             f"in {took:.3f} seconds ({megabytes / took:0.2f} MB/s)"
         )
+
+    def _check(self, job: Job) -> None:
+        """Between chunks of a copy and before its commit: raise `Abandoned` if `flush` gave it up
+        (`commit.writing` then removes the work directory, fenced)."""
+        with self._cond:
+            if job.abandon:
+                raise Abandoned(job.epoch)
 
     def _keep(self, epoch_now: int) -> None:
         """The keep policy on the shared tier; ``epoch_now``, ``last`` and ``best`` always stay."""

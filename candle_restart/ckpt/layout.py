@@ -145,7 +145,7 @@ class CkptLayout:
             target = os.readlink(link)
         except OSError:
             return None
-        parts = Path(target).parts
+        parts = [p for p in target.split("/") if p and p != "."]  # as pathlib parts them, cheaper
         if len(parts) < 2 or parts[-2] != "epochs":
             return None
         return parse_epoch_name(parts[-1])

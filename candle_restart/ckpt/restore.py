@@ -31,7 +31,7 @@ from __future__ import annotations
 import os
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,8 +116,15 @@ def _check_file(directory: Path, name: str, size: int | None, crc: str | None, c
     return stats.log_line()
 
 
+Defer = Callable[[CkptInfo], Collection[str]]  # the files whose CRC-32 the loader checks as it reads them
+
+
 def verify_patiently(
-    directory: Path, check_checksums: bool, log: Log, patience: tuple[float, ...] = PATIENCE
+    directory: Path,
+    check_checksums: bool,
+    log: Log,
+    patience: tuple[float, ...] = PATIENCE,
+    defer: Defer | None = None,
 ) -> CkptInfo:
     """`verify_checkpoint`, retrying transient I/O errors after each delay in ``patience``.
 
@@ -126,7 +133,7 @@ def verify_patiently(
     """
     for delay in (*patience, None):
         try:
-            return verify_checkpoint(directory, check_checksums, log)
+            return verify_checkpoint(directory, check_checksums, log, defer)
         except CheckpointIOError as exc:
             if delay is None:
                 raise
@@ -135,8 +142,14 @@ def verify_patiently(
     raise AssertionError("unreachable")
 
 
-def verify_checkpoint(directory: Path, check_checksums: bool, log: Log = lambda _msg: None) -> CkptInfo:
+def verify_checkpoint(
+    directory: Path, check_checksums: bool, log: Log = lambda _msg: None, defer: Defer | None = None
+) -> CkptInfo:
     """Verify one checkpoint directory and return its ``ckpt-info.json``; raise CorruptCheckpointError.
+
+    ``defer`` (restart only) names, from the record, files whose CRC-32 is left to the
+    loader, which checks it while reading them before anything is assigned (one read
+    instead of two); their existence and size are still checked here.
 
     When checksums are checked, files are read concurrently (a parallel
     filesystem serves several streams faster than one); their log lines come
@@ -156,7 +169,11 @@ def verify_checkpoint(directory: Path, check_checksums: bool, log: Log = lambda 
     elif info.model_file not in info.files:
         raise CorruptCheckpointError(str(directory / INFO_FILE), "files", "does not list model_file")
     else:
-        checks = [(directory, name, e.size, e.crc32, check_checksums) for name, e in info.files.items()]
+        later = set(defer(info)) if defer is not None else set()
+        checks = [
+            (directory, name, e.size, e.crc32, check_checksums and name not in later)
+            for name, e in info.files.items()
+        ]
     if not check_checksums or len(checks) < 2:
         lines = [_check_file(*check) for check in checks]
     else:
@@ -205,6 +222,9 @@ def _set_aside(path: Path, log: Log, problem: str, fence: Callable[[], None]) ->
     return aside
 
 
+set_aside = _set_aside  # restart's own, for a checkpoint its load found corrupt
+
+
 def _unreadable(exc: CheckpointIOError, epoch: int) -> CheckpointIOError:
     return CheckpointIOError(
         exc.where,
@@ -222,6 +242,7 @@ def find_restart(
     patience: tuple[float, ...] = PATIENCE,
     rejected: list[Rejected] | None = None,
     fence: Callable[[], None] = lambda: None,
+    defer: Defer | None = None,
 ) -> Found | None:
     """The checkpoint to restart from (see the module contract), or None.
 
@@ -245,7 +266,7 @@ def find_restart(
         tried.add(last_epoch)
         path = layout.epoch_dir(last_epoch)
         try:
-            return Found(last_epoch, path, verify_patiently(path, check_checksums, log, patience), "last")
+            return Found(last_epoch, path, verify_patiently(path, check_checksums, log, patience, defer), "last")
         except CheckpointIOError as exc:
             raise _unreadable(exc, last_epoch) from None
         except CorruptCheckpointError as exc:
@@ -259,7 +280,7 @@ def find_restart(
         if epoch in tried and path == layout.epoch_dir(epoch):
             continue
         try:
-            info = verify_patiently(path, check_checksums, log, patience)
+            info = verify_patiently(path, check_checksums, log, patience, defer)
         except CheckpointIOError as exc:
             raise _unreadable(exc, epoch) from None
         except CorruptCheckpointError as exc:

@@ -106,6 +106,7 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
         self._metric_seen = False  # the monitored metric was in some epoch's logs
         self._said_missing = False  # the missing-metric warning was given
         self.callback_state = CallbackState(self)  # the other callbacks of the fit (candle_restart.keras.cbstate)
+        self.restorer.loads_checked = True  # build_model checks the model file's CRC-32 as it reads it
 
     @property
     def model(self) -> keras.Model:
@@ -347,7 +348,11 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
         state = model_file.parent / TRAIN_STATE_FILE
         if state.is_file():
             self._pending_metrics = load_state(
-                self.model, state, TRAIN_STATE_FILE not in self.verified_files, self.verified_files
+                self.model,
+                state,
+                TRAIN_STATE_FILE not in self.verified_files,
+                self.verified_files,
+                self.restorer.deferred,
             )
             parked = pending_optimizer(self.model)
             if parked is not None:

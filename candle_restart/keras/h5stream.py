@@ -23,6 +23,7 @@ import os
 import zipfile
 import zlib
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from candle_restart.errors import CheckpointIOError, CorruptCheckpointError, is_transient
+from candle_restart.errors import CheckpointIOError, CorruptCheckpointError, LoadChecksumError, is_transient
 from candle_restart.keras.npz import ALIGNMENT, aligned_empty, member_start, read_into
 
 # One item Keras' saving walk stores: the group path, its metadata attributes, its values by key.
@@ -251,27 +252,96 @@ def _dataset_value(image: np.ndarray, dataset: Any) -> np.ndarray:
 
 
 def read_weights(
-    path: Path, member: str | None, names: Iterable[str], check_crc: bool = True
+    path: Path, member: str | None, names: Iterable[str], check_crc: bool = True, file_crc: str | None = None
 ) -> dict[str, np.ndarray]:
     """The datasets ``names`` of the HDF5 weights at ``path`` (in zip member ``member`` when not None).
 
     The file (or the stored member) is read once into one aligned buffer;
     with ``check_crc`` a member's CRC-32 recorded by the zip is checked.
+    With ``file_crc`` (the whole file's CRC-32 that ``ckpt-info.json`` records, left
+    to this read by restart) the whole file is read front to back, the member into
+    the buffer, and its CRC-32 compared with ``file_crc`` before anything is parsed:
+    `LoadChecksumError` on a mismatch (also when the file cannot be parsed and its CRC
+    differs: a corrupt file is told by its checksum first).
     CorruptCheckpointError names the file for anything malformed or missing,
     CheckpointIOError for an I/O error that says nothing of the content.
     """
     try:
         with open(path, "rb", buffering=0) as f:
-            image = _read_image(f, member, check_crc)
+            image = _read_checked(f, path, member, file_crc) if file_crc else _read_image(f, member, check_crc)
         return read_datasets(image, names)
-    except MemoryError:
+    except (MemoryError, LoadChecksumError):
         raise
     except OSError as exc:
         if is_transient(exc):
             raise CheckpointIOError(str(path), member, f"cannot be read: {exc.strerror or exc}") from exc
         raise CorruptCheckpointError(str(path), member, f"cannot be read as Keras weights: {exc!r}") from exc
     except Exception as exc:  # a torn or forged file: any parser error of zipfile or h5py
+        if file_crc:
+            check_whole(path, file_crc)
         raise CorruptCheckpointError(str(path), member, f"cannot be read as Keras weights: {exc!r}") from exc
+
+
+def _mismatch(path: Path, recorded: str, found: int) -> LoadChecksumError:
+    return LoadChecksumError(
+        str(path), None, f"checksum mismatch: ckpt-info.json recorded {recorded}, file has {found}"
+    )
+
+
+def check_whole(path: Path, recorded: str) -> None:
+    """`LoadChecksumError` if the file's CRC-32 is not ``recorded`` (a separate read: error paths only)."""
+    found = 0
+    with open(path, "rb", buffering=0) as f:
+        while chunk := f.read(_TAIL_CHUNK):
+            found = zlib.crc32(chunk, found)
+    if str(found) != recorded:
+        raise _mismatch(path, recorded, found)
+
+
+_TAIL_CHUNK = 4 * 1024 * 1024
+_PIPE_CHUNK = 16 * 1024 * 1024
+
+
+def _read_crc(f: Any, image: np.ndarray, crc: int, what: str) -> int:
+    """Fill ``image`` from ``f``'s position, returning the CRC-32 continued from ``crc`` over it: a
+    helper thread checksums each chunk while the next is read (both release the GIL)."""
+    view, done = image.data.cast("B"), 0
+    with ThreadPoolExecutor(1, thread_name_prefix="crc-load") as pool:
+        pending: Future[int] | None = None
+        while done < len(view):
+            n = f.readinto(view[done : done + _PIPE_CHUNK])
+            if not n:
+                raise EOFError(f"{what} is cut short")
+            previous = crc if pending is None else pending.result()
+            pending = pool.submit(zlib.crc32, view[done : done + n], previous)
+            done += n
+        return crc if pending is None else pending.result()
+
+
+def _read_checked(f: Any, path: Path, member: str | None, recorded: str) -> np.ndarray:
+    """The stored member ``member`` (None: the whole file) read into an aligned buffer, with the
+    whole file's CRC-32 computed on the way (every byte read once, in order) and checked."""
+    if member is None:
+        image = _read_image(f, None, False)
+        if str(zlib.crc32(image.data)) != recorded:
+            raise _mismatch(path, recorded, zlib.crc32(image.data))
+        return image
+    with zipfile.ZipFile(f) as archive:
+        info = archive.getinfo(member)
+        start = member_start(f, info) if info.compress_type == zipfile.ZIP_STORED else None
+    if start is None:  # not written by us or by Keras: checked apart, then read as zipfile reads it
+        check_whole(path, recorded)
+        return _read_image(f, member, True)
+    f.seek(0)
+    head = bytearray(start)
+    read_into(f, head, "the file")
+    image = aligned_empty((info.file_size,), np.dtype(np.uint8))
+    crc = _read_crc(f, image, zlib.crc32(head), f"member {member}")
+    while chunk := f.read(_TAIL_CHUNK):
+        crc = zlib.crc32(chunk, crc)
+    if str(crc) != recorded:
+        raise _mismatch(path, recorded, crc)
+    return image
 
 
 def _read_image(f: Any, member: str | None, check_crc: bool) -> np.ndarray:

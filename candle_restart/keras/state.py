@@ -46,7 +46,7 @@ import numpy as np
 
 from candle_restart.errors import CorruptCheckpointError, RestartError
 from candle_restart.keras import rngs
-from candle_restart.keras.h5stream import read_weights
+from candle_restart.keras.h5stream import check_whole, read_weights
 from candle_restart.keras.npz import ALIGNMENT, read_npz, write_npz
 from candle_restart.records.jsontypes import JsonObject
 from candle_restart.records.trainstate import GROUPS, MANIFEST_MEMBER, decode_manifest, encode_manifest, entry
@@ -142,14 +142,17 @@ def _check_fit(path: Path, group: str, saved: list[dict[str, Any]], variables: l
 
 
 def saved_arrays(
-    path: Path, check_crc: bool = True, verified: Collection[str] = ()
+    path: Path, check_crc: bool = True, verified: Collection[str] = (), deferred: dict[str, str] | None = None
 ) -> tuple[dict[str, Any], dict[str, list[np.ndarray]]]:
     """The manifest of the ``train_state.npz`` at ``path`` and every group's arrays, by position.
 
     Arrays listed with ``at`` are read from the model file beside ``path``
     (all of them in one read of its HDF5 weights), whose CRC-32 in the zip is
     checked unless the model file's name is in ``verified`` (files whose own
-    CRC-32 the caller has just checked).
+    CRC-32 the caller has just checked).  ``deferred`` maps files whose whole
+    CRC-32 restart left to this read to the value ``ckpt-info.json`` records: the
+    model file's is checked as it is read (`read_weights`, `LoadChecksumError`) and
+    its name removed from ``deferred``.
     CorruptCheckpointError (naming the file) if either file is malformed or
     the manifest refers to something missing.
     """
@@ -162,7 +165,14 @@ def saved_arrays(
         if wanted:
             name, member = model_file_of(manifest)
             check = name not in verified
-            located = read_weights(Path(path).parent / name, member, sorted(set(wanted)), check)
+            file_crc = None if deferred is None else deferred.get(name)
+            located = read_weights(Path(path).parent / name, member, sorted(set(wanted)), check, file_crc)
+            if deferred is not None:
+                deferred.pop(name, None)
+        if deferred:  # not read above: checked apart, still before anything is assigned
+            for name, crc in sorted(deferred.items()):
+                check_whole(Path(path).parent / name, crc)
+            deferred.clear()
         values = {
             group: [located[e["at"]] if "at" in e else data[f"{group}/{i}"] for i, e in enumerate(entries)]
             for group, entries in groups.items()
@@ -181,7 +191,7 @@ def saved_arrays(
 
 
 def load_state(
-    model: Any, path: Path, check_crc: bool = True, verified: Collection[str] = ()
+    model: Any, path: Path, check_crc: bool = True, verified: Collection[str] = (), deferred: dict[str, str] | None = None
 ) -> list[np.ndarray] | None:
     """Assign the saved variables to ``model`` and its optimizer; return saved metric accumulators.
 
@@ -197,10 +207,12 @@ def load_state(
     merges them after the resumed epoch's first batch.  ``check_crc=False``
     skips the zip's per-member CRCs of the state file (the caller has just
     verified the whole file's CRC-32); ``verified`` names the files so
-    verified, for the model file the arrays may come from (`saved_arrays`).
+    verified, for the model file the arrays may come from, and ``deferred`` the
+    files whose CRC-32 is checked while they are read (`saved_arrays`): all before
+    anything is assigned.
     """
     compiled = getattr(model, "optimizer", None) is not None
-    manifest, saved = saved_arrays(path, check_crc, verified)
+    manifest, saved = saved_arrays(path, check_crc, verified, deferred)
     saved_optimizer = list(manifest.get("optimizer", []))
     groups = {"model": list(model.variables)}
     if compiled and saved_optimizer:

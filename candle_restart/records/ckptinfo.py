@@ -33,7 +33,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from candle_restart.errors import CheckpointIOError, CorruptCheckpointError
 from candle_restart.records.jsonio import JsonFileError, read_json
@@ -164,8 +164,8 @@ def read_ckpt_info(path: Path) -> CkptInfo:
 
 def safe_relative(name: str) -> bool:
     """True if ``name`` is a relative path that stays inside its directory."""
-    p = PurePosixPath(name)
-    return bool(name) and not p.is_absolute() and ".." not in p.parts and "\\" not in name
+    # As PurePosixPath(name) would say (absolute: a leading "/"; ".." as a part), without building one.
+    return bool(name) and not name.startswith("/") and ".." not in name.split("/") and "\\" not in name
 
 
 def _is_int(value: object) -> bool:

@@ -129,10 +129,17 @@ def read_regular(path: Path) -> bytes:
     """The bytes of the regular file ``path``; ValueError when it is something else (a FIFO, a
     device: opened without blocking, never read) or larger than `MAX_FILE_BYTES`; OSError as
     raised (``FileNotFoundError`` when it is missing)."""
-    with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as file:
-        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:  # plain system calls: a scan reads several small files per task, and no file object is needed
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
             raise ValueError("is not a regular file")
-        data = file.read(MAX_FILE_BYTES + 1)
+        chunks = [os.read(fd, min(st.st_size, MAX_FILE_BYTES) + 1)]
+        while chunks[-1] and sum(map(len, chunks)) <= MAX_FILE_BYTES:  # grew since the fstat, or short
+            chunks.append(os.read(fd, MAX_FILE_BYTES + 1 - sum(map(len, chunks))))
+    finally:
+        os.close(fd)
+    data = chunks[0] if len(chunks) == 2 and not chunks[1] else b"".join(chunks)
     if len(data) > MAX_FILE_BYTES:
         raise ValueError(f"is larger than {MAX_FILE_BYTES} bytes")
     return data

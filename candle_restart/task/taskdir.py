@@ -28,6 +28,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -79,19 +80,19 @@ class TaskDir:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(os.path.abspath(path))
 
-    @property
+    @cached_property
     def task_file(self) -> Path:
         return self.path / TASK_FILE
 
-    @property
+    @cached_property
     def state_file(self) -> Path:
         return self.path / TASK_STATE_FILE
 
-    @property
+    @cached_property
     def journal_file(self) -> Path:
         return self.path / JOURNAL_FILE
 
-    @property
+    @cached_property
     def runs_file(self) -> Path:
         return self.path / RUNS_FILE
 
@@ -99,7 +100,7 @@ class TaskDir:
     def logs(self) -> Path:
         return self.path / "logs"
 
-    @property
+    @cached_property
     def ckpts(self) -> Path:
         return self.path / "ckpts"
 
