@@ -36,6 +36,7 @@ either fails with a line naming the tier.
 from __future__ import annotations
 
 import ast
+import dis
 import functools
 import inspect
 import os
@@ -192,6 +193,8 @@ class Refs:
             return
         self._seen.add(id(code))
         self.names.update(code.co_names)
+        # a function's own ``import subprocess`` (its module is in no scope): judged like a global one
+        self.modules.update(i.argval for i in dis.get_instructions(code) if i.opname == "IMPORT_NAME")
         doc = code.co_consts[0] if code.co_consts and isinstance(code.co_consts[0], str) else None
         for const in code.co_consts:
             if isinstance(const, CodeType):
