@@ -40,6 +40,11 @@ def _resume(source: Path, tmp_path: Path, weights_only: bool, compiled: bool) ->
     assert J is not None and J["epoch"] == 1
     if not compiled:
         generate.compile_model(model)
+    return _epoch_2(model, [callback])
+
+
+def _epoch_2(model: Any, callbacks: list[Any]) -> dict[str, np.ndarray]:
+    """Train ``model`` through epoch 2 of the fixture's data; every variable after it."""
     model.fit(
         generate.X,
         generate.Y,
@@ -48,7 +53,7 @@ def _resume(source: Path, tmp_path: Path, weights_only: bool, compiled: bool) ->
         batch_size=generate.BATCH,
         shuffle=False,
         verbose=0,
-        callbacks=[callback],
+        callbacks=callbacks,
     )
     return generate.variables(model)
 
@@ -75,16 +80,7 @@ def _continued_from_the_arrays(source: Path) -> dict[str, np.ndarray]:
     for group, variables in (("model", model.variables), ("optimizer", model.optimizer.variables)):
         for i, variable in enumerate(variables):
             variable.assign(arrays[f"{group}/{i}"])
-    model.fit(
-        generate.X,
-        generate.Y,
-        epochs=2,
-        initial_epoch=1,
-        batch_size=generate.BATCH,
-        shuffle=False,
-        verbose=0,
-    )
-    return generate.variables(model)
+    return _epoch_2(model, [])
 
 
 @pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "before-compile"])
