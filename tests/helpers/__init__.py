@@ -19,7 +19,7 @@ those local to it); no test imports a conftest module.
 
 from tests.helpers.browser import REQUIRE_BROWSER, chromium, headless
 from tests.helpers.bytes_ckpt import BytesCkpt, BytesModel
-from tests.helpers.files import check_golden, snapshot, tree
+from tests.helpers.files import check_golden, snapshot, split_steps, tree
 from tests.helpers.processes import (
     EXAMPLE,
     HANG,
@@ -68,6 +68,7 @@ __all__ = [
     "run_runner",
     "runner_env",
     "snapshot",
+    "split_steps",
     "start_example",
     "start_runner",
     "state",

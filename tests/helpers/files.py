@@ -53,3 +53,14 @@ def check_golden(folder: Path, name: str, text: str) -> None:
         golden.write_text(text)
     assert golden.is_file(), f"no golden file {golden.name}; run with CANDLE_RESTART_UPDATE_GOLDEN=1"
     assert text == golden.read_text()
+
+
+def split_steps(out: str) -> list[list[str]]:
+    """A multi-step driver's stdout split at its ``=== step N ===`` markers: each step's lines."""
+    parts: list[list[str]] = []
+    for line in out.splitlines():
+        if line.startswith("=== step "):
+            parts.append([])
+        elif parts:
+            parts[-1].append(line)
+    return parts

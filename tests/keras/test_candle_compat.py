@@ -30,7 +30,7 @@ import keras
 import numpy as np
 import pytest
 
-from tests.helpers import runner_env
+from tests.helpers import runner_env, split_steps
 
 DRIVER = Path(__file__).resolve().parent / "candle_compat" / "driver.py"
 FOUR_STEPS = [
@@ -68,16 +68,6 @@ def _drive(
         timeout=600,
     )
 
-
-def _steps(out: str) -> list[list[str]]:
-    """stdout split at the driver's ``=== step N ===`` markers: each step's lines."""
-    parts: list[list[str]] = []
-    for line in out.splitlines():
-        if line.startswith("=== step "):
-            parts.append([])
-        elif parts:
-            parts[-1].append(line)
-    return parts
 
 
 def _epochs(ckpts: Path) -> list[str]:
@@ -132,7 +122,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory, data: Path, killed: Path) -> 
     ]
     proc = _drive(steps)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    out = _steps(proc.stdout)
+    out = split_steps(proc.stdout)
     return {
         "develop": (dirs["develop"], out[0:4]),
         "master": (dirs["master"], out[4:8]),

@@ -19,7 +19,7 @@ import pytest
 pytest.importorskip("torch", reason="the PyTorch backend's tests need torch (make test-backends)")
 
 from candle_restart.records.jsontypes import JsonObject
-from tests.helpers import runner_env
+from tests.helpers import runner_env, split_steps
 
 BASELINE = Path(__file__).resolve().parent / "candle_baseline.py"
 FOUR_STEPS: list[JsonObject] = [
@@ -33,15 +33,6 @@ FOUR_STEPS: list[JsonObject] = [
 ]
 
 
-def _steps(out: str) -> list[list[str]]:
-    parts: list[list[str]] = []
-    for line in out.splitlines():
-        if line.startswith("=== step "):
-            parts.append([])
-        elif parts:
-            parts[-1].append(line)
-    return parts
-
 
 def test_candles_acceptance_sequence_leaves_one_epoch_directory(tmp_path: Path) -> None:
     steps = [{"cwd": str(tmp_path), **s} for s in FOUR_STEPS]
@@ -53,7 +44,7 @@ def test_candles_acceptance_sequence_leaves_one_epoch_directory(tmp_path: Path) 
         timeout=300,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    out = _steps(proc.stdout)
+    out = split_steps(proc.stdout)
     ckpts = tmp_path / "out" / "ckpts"
     # 1: three epochs; CANDLE's stdout lines, whole.
     assert "Callback initialized." in out[0] and "checkpoints list: [1, 2, 3]" in out[0]
