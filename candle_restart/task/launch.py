@@ -61,6 +61,7 @@ from candle_restart.records.heartbeat import FILE_NAME as HEARTBEAT_FILE
 from candle_restart.records.journal import EXIT
 from candle_restart.records.jsontypes import JsonObject
 from candle_restart.records.taskstate import TaskStatusName
+from candle_restart.task.exits import death_by_forwarded
 from candle_restart.task.orphans import cannot_run, guarded_argv
 from candle_restart.task.taskdir import TaskDir, TaskError, TaskSpec
 from candle_restart.task.watchdog import EntryWatchdog, Watcher, wait_watched
@@ -376,10 +377,11 @@ def run_command(
         raise TaskError(str(task.task_file), "command", unrunnable)
     if rc == EXIT_BAD_INPUT:
         return ProgramOutcome(rc, _why(f"the command exited {rc}", tail), tail)
+    died = death_by_forwarded(rc, forwarded)
+    if died is not None:  # a preemption it did not handle (or got before arming): resumable all the same
+        return ProgramOutcome(EXIT_RESUME, died)
     if rc < 0:
         name = signal.Signals(-rc).name
-        if -rc in forwarded:  # a preemption it did not handle (or got before arming): resumable all the same
-            return ProgramOutcome(EXIT_RESUME, f"the command died of the forwarded {name}")
         return ProgramOutcome(EXIT_TRAINING_ERROR, _why(f"the command was killed by {name}", tail), tail)
     return ProgramOutcome(EXIT_TRAINING_ERROR, _why(f"the command exited {rc}", tail), tail)
 
