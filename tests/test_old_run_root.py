@@ -146,7 +146,7 @@ def test_resume_brings_the_preempted_task_to_completion_from_its_checkpoint(run_
     # The same model and data as the task never interrupted: an exact resume (weights, optimizer
     # state) ends where it did; the tolerance is for another machine's float rounding only.
     assert tasks["preempt"]["best_metric"] == pytest.approx(tasks["complete"]["best_metric"], rel=1e-5)
-    exits = [(e["attempt"], e["status"]) for e in TaskDir(preempt).read_journal() if e.get("event") == "exit"]
+    exits = [(e.attempt, e.status) for e in TaskDir(preempt).events() if e.kind == "exit"]
     assert exits == [(1, "preempted"), (2, "completed")]
     assert "restarting from epoch: 2" in (preempt / "ckpts" / "ckpt.log").read_text()
     page = cli("report", "--no-plots", run_root)

@@ -32,7 +32,7 @@ from pathlib import Path
 from candle_restart.ckpt import fsio
 from candle_restart.coordinator.taskstatus import TaskStatus
 from candle_restart.errors import CkptError
-from candle_restart.records.holder import SightingRecord, read_sighting
+from candle_restart.records.holder import SightingRecord
 from candle_restart.task.taskdir import TaskDir
 
 SEEN_DIR = ".seen"
@@ -61,7 +61,7 @@ def seen_for(task: TaskDir, what: str, *, record: bool = True, now: float | None
     host = socket.gethostname()
     path = sighting_file(task, host)
     with contextlib.suppress(OSError, CkptError):
-        seen = read_sighting(path)
+        seen = SightingRecord.read(path)
         if seen.what == what and seen.host == host and seen.since <= now:
             return now - seen.since
     first = _FIRST_SEEN.setdefault((str(task.path), what), now)

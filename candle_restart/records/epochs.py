@@ -44,10 +44,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Literal, TypeGuard, get_args
+from typing import Literal, get_args
 
 from candle_restart.errors import CkptError
+from candle_restart.records.fields import Fields
 from candle_restart.records.jsonio import JsonError, finite, loads
+from candle_restart.records.jsontypes import is_int, is_number
 
 EVENTS_FILE = "events.jsonl"
 SCHEMA_VERSION = 1
@@ -144,61 +146,44 @@ class EpochEvent:
         Raises `EventFileError` (``where``, the key, the problem) for a known kind with a
         value of the wrong type, or a required field missing. Non-finite numbers read as None.
         """
-        if not isinstance(data, dict):
-            raise EventFileError(where, None, f"is a {type(data).__name__}, not an object")
+        check = Fields(where, EventFileError)
+        data = check.obj(data)
         kind = data.get("kind")
-        if kind not in KINDS:
+        if kind not in KINDS or not isinstance(kind, str):
             return None
-        time_ = data.get("time")
-        if not isinstance(time_, str):
-            raise EventFileError(where, "time", "missing or not a string")
-        version = data.get("schema_version", SCHEMA_VERSION)
-        if not _is_int(version):
-            raise EventFileError(where, "schema_version", f"is not an integer: {version!r}")
+        time_ = check.string(data.get("time"), "time")
+        version = check.integer(data.get("schema_version", SCHEMA_VERSION), "schema_version")
         values: dict[str, object] = {}
         for name in _FIELDS[kind]:
             value = data.get(name)
             if value is None:
                 if name in _REQUIRED[kind]:
-                    raise EventFileError(where, name, f"is required in {kind} events")
+                    raise check.fail(name, f"is required in {kind} events")
                 continue
-            values[name] = _checked(where, kind, name, value)
+            values[name] = _checked(check, kind, name, value)
         return cls(kind=kind, time=time_, schema_version=version, **values)  # type: ignore[arg-type]
 
 
-def _is_int(value: object) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: object) -> TypeGuard[int | float]:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _checked(where: str, kind: str, name: str, value: object) -> object:
+def _checked(check: Fields, kind: str, name: str, value: object) -> object:
     """``value`` of field ``name`` if its type is right (non-finite numbers become None)."""
     if name in ("epoch", "until", "bytes"):
-        if _is_int(value) and value >= 0:
-            return value
-        raise EventFileError(where, name, f"is not a non-negative integer: {value!r}")
+        return check.integer(value, name, 0)
     if name in ("value", "write_seconds", "blocked_seconds", "seconds"):
-        if _is_number(value):
-            return float(value) if math.isfinite(value) else None
-        raise EventFileError(where, name, f"is not a number: {value!r}")
+        number = check.number(value, name)
+        return number if math.isfinite(number) else None
     if name == "metrics":
-        if isinstance(value, dict) and all(v is None or _is_number(v) for v in value.values()):
+        if isinstance(value, dict) and all(v is None or is_number(v) for v in value.values()):
             return {str(k): None if v is None else finite(float(v)) for k, v in value.items()}
-        raise EventFileError(where, name, "is not an object of numbers")
+        raise check.expected(name, "an object of numbers", value)
     if name == "position":
-        if isinstance(value, dict) and _is_int(value.get("epoch")) and _is_int(value.get("batch")):
+        if isinstance(value, dict) and is_int(value.get("epoch")) and is_int(value.get("batch")):
             return {"epoch": value["epoch"], "batch": value["batch"]}
-        raise EventFileError(where, name, f"is not {{epoch, batch}} integers: {value!r}")
-    if not isinstance(value, str):
-        raise EventFileError(where, name, f"is not a string: {value!r}")
-    if name == "mode" and value not in MODES:
-        raise EventFileError(where, name, f"is not one of {', '.join(MODES)}: {value!r}")
-    if name == "reason" and kind == "commit" and value not in COMMIT_REASONS:
-        raise EventFileError(where, name, f"is not one of {', '.join(COMMIT_REASONS)}: {value!r}")
-    return value
+        raise check.expected(name, "{epoch, batch} integers", value)
+    if name == "mode":
+        return check.choice(value, name, MODES)
+    if name == "reason" and kind == "commit":
+        return check.choice(value, name, COMMIT_REASONS)
+    return check.string(value, name)
 
 
 def event_line(event: EpochEvent) -> bytes:

@@ -12,7 +12,7 @@
 * `SightingRecord`: ``<task>/.seen/<host>``, when a coordinator on that host first saw a
   submission pending without an outcome (or a failure to back off from), on that host's clock.
 
-Contract: `read_holder` raises ``OSError`` when the file cannot be read and `HolderError` (one
+Contract: `HolderRecord.read` (`read_holder`) raises ``OSError`` when the file cannot be read and `HolderError` (one
 line) when it is not a holder record; callers treat both as "unknown".  ``to_bytes`` is a
 file's content (one JSON line); the holder record is written atomically by the caller.
 """
@@ -26,9 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from candle_restart.errors import CkptError
+from candle_restart.records.fields import Fields
 from candle_restart.records.journal import MAX_GENERATION
 from candle_restart.records.jsonio import JsonError, loads, read_regular, utf8
-from candle_restart.records.jsontypes import JsonObject, JsonValue, is_int, is_number
+from candle_restart.records.jsontypes import JsonObject, JsonValue
 
 
 class HolderError(CkptError):
@@ -47,26 +48,15 @@ class HolderRecord:
 
     @classmethod
     def from_json(cls, data: JsonValue, source: str) -> HolderRecord:
-        if not isinstance(data, dict):
-            raise HolderError(source, None, "must hold a JSON object")
-        what, host, pid = data.get("what"), data.get("host"), data.get("pid")
-        since, token = data.get("since"), data.get("token")
-        for key, value, ok in (
-            ("what", what, isinstance(what, str)),
-            ("host", host, isinstance(host, str)),
-            ("pid", pid, is_int(pid)),
-            ("since", since, since is None or isinstance(since, str)),
-            ("token", token, token is None or isinstance(token, str)),
-        ):
-            if not ok:
-                raise HolderError(source, key, f"has the wrong type: {value!r}"[:300])
-        assert isinstance(what, str) and isinstance(host, str) and isinstance(pid, int)
+        """The holder in a parsed file (``source`` names it); `HolderError` naming the key if it is not one."""
+        check = Fields(source, HolderError)
+        data = check.obj(data)
         return cls(
-            what,
-            host,
-            pid,
-            since if isinstance(since, str) else None,
-            token if isinstance(token, str) else None,
+            check.string(data.get("what"), "what"),
+            check.string(data.get("host"), "host"),
+            check.integer(data.get("pid"), "pid"),
+            check.opt_string(data.get("since"), "since"),
+            check.opt_string(data.get("token"), "token"),
         )
 
     def to_json(self) -> JsonObject:
@@ -81,14 +71,23 @@ class HolderRecord:
     def to_bytes(self) -> bytes:
         return (json.dumps(self.to_json()) + "\n").encode()
 
+    @classmethod
+    def read(cls, path: Path) -> HolderRecord:
+        """The holder record in ``path`` (see the module contract)."""
+        return cls.from_json(_read(path), str(path))
 
-def read_holder(path: Path) -> HolderRecord:
-    """The holder record in ``path`` (see the module contract)."""
+
+def _read(path: Path) -> JsonValue:
+    """The parsed content of a small record file: ``OSError`` when it cannot be read, `HolderError`
+    when it is not JSON."""
     try:
-        data = loads(utf8(read_regular(path)))
+        parsed: JsonValue = loads(utf8(read_regular(path)))
     except (JsonError, ValueError) as exc:
         raise HolderError(str(path), None, str(exc)) from None
-    return HolderRecord.from_json(data, str(path))
+    return parsed
+
+
+read_holder = HolderRecord.read  # the name the lease code reads it by
 
 
 @dataclass(frozen=True)
@@ -138,18 +137,13 @@ class SightingRecord:
 
     @classmethod
     def from_json(cls, data: JsonValue, source: str) -> SightingRecord:
-        if not isinstance(data, dict):
-            raise HolderError(source, None, "must hold a JSON object")
-        host, what, since = data.get("host"), data.get("what"), data.get("since")
-        for key, value, ok in (
-            ("host", host, isinstance(host, str)),
-            ("what", what, isinstance(what, str)),
-            ("since", since, isinstance(since, (int, float)) and is_number(since) and math.isfinite(since)),
-        ):
-            if not ok:
-                raise HolderError(source, key, f"has the wrong type: {value!r}"[:300])
-        assert isinstance(host, str) and isinstance(what, str) and isinstance(since, (int, float))
-        return cls(host, what, float(since))
+        """The sighting in a parsed file (``source`` names it); `HolderError` naming the key if it is not one."""
+        check = Fields(source, HolderError)
+        data = check.obj(data)
+        since = check.number(data.get("since"), "since")
+        if not math.isfinite(since):
+            raise check.expected("since", "a finite number", since)
+        return cls(check.string(data.get("host"), "host"), check.string(data.get("what"), "what"), since)
 
     def to_json(self) -> JsonObject:
         return {"host": self.host, "what": self.what, "since": self.since}
@@ -157,12 +151,8 @@ class SightingRecord:
     def to_bytes(self) -> bytes:
         return (json.dumps(self.to_json()) + "\n").encode()
 
-
-def read_sighting(path: Path) -> SightingRecord:
-    """The sighting record in ``path``: ``OSError`` when it cannot be read (``FileNotFoundError``
-    when missing), `HolderError` (one line) when it is not one."""
-    try:
-        data = loads(utf8(read_regular(path)))
-    except (JsonError, ValueError) as exc:
-        raise HolderError(str(path), None, str(exc)) from None
-    return SightingRecord.from_json(data, str(path))
+    @classmethod
+    def read(cls, path: Path) -> SightingRecord:
+        """The sighting record in ``path``: ``OSError`` when it cannot be read (``FileNotFoundError``
+        when missing), `HolderError` (one line) when it is not one."""
+        return cls.from_json(_read(path), str(path))

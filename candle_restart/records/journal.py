@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, get_args
 
+from candle_restart.errors import CkptError
+from candle_restart.records.fields import Fields
 from candle_restart.records.jsonio import JsonError, finite, loads
 from candle_restart.records.jsontypes import JsonObject, JsonValue
 from candle_restart.records.taskspec import now_iso
@@ -101,15 +103,20 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
 _TYPED = ("attempt", "generation", "exit_code", "status", "reason", "cause", "batch", "submission", "runs_seen")
 
 
-def _well_typed(record: Mapping[str, JsonValue]) -> bool:
+class JournalError(CkptError, ValueError):
+    """A line that is not an event (one line: the file and line, the key, the problem); `read` skips it."""
+
+
+def _wrong_key(record: Mapping[str, JsonValue]) -> str | None:
+    """The first known key of ``record`` whose value has the wrong type (see `_TYPES`), or None."""
     generation = record.get("generation")
     if isinstance(generation, int) and not 0 <= generation <= MAX_GENERATION:
-        return False
+        return "generation"
     for key, value in record.items():  # the record's keys, not every known one: a line has few
         kind = _TYPES.get(key)
         if kind is not None and value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
-            return False
-    return True
+            return key
+    return None
 
 
 @dataclass(frozen=True)
@@ -133,24 +140,52 @@ class JournalEvent:
 
     @classmethod
     def from_json(cls, data: JsonValue, source: str) -> JournalEvent:
-        """The event of one parsed line; ValueError (naming ``source`` and the key) if it is not one."""
-        if not isinstance(data, dict):
-            raise ValueError(f"{source}: must be a JSON object")
-        kind = data.get("event")
-        if kind not in EVENT_KINDS:
-            raise ValueError(f"{source}: event: unknown value {kind!r}"[:300])
+        """The event of one parsed line; `JournalError` (naming ``source`` and the key) if it is not one."""
+        check = Fields(source, JournalError)
+        data = check.obj(data)
+        kind = check.choice(data.get("event"), "event", EVENT_KINDS)
         submission = data.get("submission")
-        if not _well_typed(data) or not _well_typed(submission if isinstance(submission, dict) else {}):
-            raise ValueError(f"{source}: a known key has the wrong type")
+        wrong, inner = _wrong_key(data), _wrong_key(submission) if isinstance(submission, dict) else None
+        if wrong is not None or inner is not None:
+            raise check.fail(wrong or ("submission", str(inner)), "has the wrong type")
         time, ckpt = data.get("time"), data.get("ckpt", NO_CKPT_KEY)
         typed = {k: data.get(k) for k in _TYPED}
         return cls(
-            kind=next(k for k in EVENT_KINDS if k == kind),
+            kind=kind,
             time=time if isinstance(time, str) else None,
             ckpt=ckpt if isinstance(ckpt, str) else None,
             extras={k: v for k, v in data.items() if k not in ("event", "time", "ckpt", *_TYPED)},
             **typed,  # type: ignore[arg-type]
         )
+
+    def _extra_str(self, key: str) -> str | None:
+        value = self.extras.get(key)
+        return value if isinstance(value, str) else None
+
+    @property
+    def host(self) -> str | None:
+        """The writer's host (a runner's or a coordinator's), when the line says."""
+        return self._extra_str("host")
+
+    @property
+    def pid(self) -> int | None:
+        """The writer's process id, when the line says."""
+        value = self.extras.get("pid")
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    @property
+    def job_id(self) -> str | None:
+        """Slurm's job id of the runner (a string; an integer in some older lines), when set."""
+        value = self.extras.get("job_id")
+        return str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+
+    @property
+    def array_job_id(self) -> str | None:
+        return self._extra_str("array_job_id")
+
+    @property
+    def array_task_id(self) -> str | None:
+        return self._extra_str("array_task_id")
 
     def to_json(self) -> JsonObject:
         """The line's object: ``time``, ``event``, then every field that is set (``ckpt`` when
@@ -219,7 +254,7 @@ def _numbered(path: Path) -> list[tuple[int, JournalEvent]]:
             continue
         try:
             events.append((number, JournalEvent.from_json(loads(line), f"{path}:{number}")))
-        except (JsonError, ValueError):
+        except (JsonError, JournalError):
             continue
     return events
 

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from candle_restart.errors import CkptError
+from candle_restart.records.fields import Fields
 from candle_restart.records.jsonio import JsonFileError, read_json
 from candle_restart.records.jsontypes import JsonObject
 
@@ -87,29 +88,32 @@ class LocalTierRecord:
     @classmethod
     def from_json(cls, data: object, where: str) -> LocalTierRecord:
         """The record in ``data`` (parsed JSON); `LocalTierError` naming ``where`` and the key if malformed."""
-        if not isinstance(data, dict):
-            raise LocalTierError(where, None, f"must hold a JSON object, got {type(data).__name__}")
-        for key in ("host", "path", "time"):
-            if not isinstance(data.get(key), str) or not data[key]:
-                raise LocalTierError(where, key, f"must be a non-empty string, got {data.get(key)!r}")
-        epoch = data.get("epoch")
-        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
-            raise LocalTierError(where, "epoch", f"must be an integer >= 0, got {epoch!r}")
-        drained = data.get("drained")
-        if not isinstance(drained, bool):
-            raise LocalTierError(where, "drained", f"must be true or false, got {drained!r}")
-        return cls(host=data["host"], path=data["path"], epoch=epoch, time=data["time"], drained=drained)
+        check = Fields(where, LocalTierError)
+        data = check.obj(data)
+        return cls(
+            host=check.string(data.get("host"), "host", nonempty=True),
+            path=check.string(data.get("path"), "path", nonempty=True),
+            epoch=check.integer(data.get("epoch"), "epoch", 0),
+            time=check.string(data.get("time"), "time", nonempty=True),
+            drained=check.flag(data.get("drained"), "drained"),
+        )
+
+    @classmethod
+    def read(cls, path: Path) -> LocalTierRecord:
+        """The record at ``path``: ``FileNotFoundError`` when there is none, `LocalTierError` when malformed."""
+        try:
+            data = read_json(path)
+        except JsonFileError as exc:
+            raise LocalTierError(str(path), None, exc.problem) from None
+        return cls.from_json(data, str(path))
 
 
 def read_local_tier(path: Path) -> LocalTierRecord | None:
-    """The record at ``path``; None when there is none (a single-tier run)."""
+    """`LocalTierRecord.read`, None when there is none (a single-tier run)."""
     try:
-        data = read_json(path)
+        return LocalTierRecord.read(path)
     except FileNotFoundError:
         return None
-    except JsonFileError as exc:
-        raise LocalTierError(str(path), None, exc.problem) from None
-    return LocalTierRecord.from_json(data, str(path))
 
 
 def describe_local_tier(shared_root: Path) -> str | None:
@@ -148,25 +152,30 @@ class TierId:
     @classmethod
     def from_json(cls, data: object, where: str) -> TierId:
         """The identity in ``data`` (parsed JSON); `LocalTierError` naming ``where`` and the key if malformed."""
-        if not isinstance(data, dict):
-            raise LocalTierError(where, None, f"must hold a JSON object, got {type(data).__name__}")
-        tier_id, created = data.get("tier_id"), data.get("created")
+        check = Fields(where, LocalTierError)
+        data = check.obj(data)
+        tier_id = data.get("tier_id")
         if not isinstance(tier_id, str) or not _TIER_ID.match(tier_id):
-            raise LocalTierError(where, "tier_id", f"must be 32 lowercase hex digits, got {tier_id!r}")
-        if not isinstance(created, str) or not created:
-            raise LocalTierError(where, "created", f"must be a non-empty string, got {created!r}")
-        return cls(tier_id, created)
+            raise check.expected("tier_id", "32 lowercase hex digits", tier_id)
+        return cls(tier_id, check.string(data.get("created"), "created", nonempty=True))
+
+    @classmethod
+    def read(cls, path: Path) -> TierId:
+        """The identity at ``path``: ``FileNotFoundError`` when there is none.  A transient I/O error
+        (EIO, ESTALE, ...) is raised as the reader's `JsonFileError`, never taken for a missing or
+        foreign identity; anything malformed is `LocalTierError`."""
+        try:
+            data = read_json(path)
+        except JsonFileError as exc:
+            if exc.transient:
+                raise
+            raise LocalTierError(str(path), None, exc.problem) from None
+        return cls.from_json(data, str(path))
 
 
 def read_tier_id(path: Path) -> TierId | None:
-    """The identity at ``path``; None when there is none.  A transient I/O error (EIO, ESTALE, ...)
-    is raised as the reader's `JsonFileError`, never taken for a missing or foreign identity."""
+    """`TierId.read`, None when there is none."""
     try:
-        data = read_json(path)
+        return TierId.read(path)
     except FileNotFoundError:
         return None
-    except JsonFileError as exc:
-        if exc.transient:
-            raise
-        raise LocalTierError(str(path), None, exc.problem) from None
-    return TierId.from_json(data, str(path))

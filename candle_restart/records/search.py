@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Literal, get_args
 
 from candle_restart.errors import CkptError
+from candle_restart.records.fields import Fields
 from candle_restart.records.jsonio import JsonError, JsonFileError, loads, read_json
-from candle_restart.records.jsontypes import JsonObject, JsonValue, is_int, is_number
+from candle_restart.records.jsontypes import JsonObject, JsonValue
 
 PRUNED_FILE = "pruned.json"
 TellState = Literal["complete", "pruned", "fail"]
@@ -51,32 +52,37 @@ class PruneRecord:
 
     @classmethod
     def from_json(cls, data: JsonValue, source: str) -> PruneRecord:
-        if not isinstance(data, dict):
-            raise SearchRecordError(source, None, f"must hold a JSON object, got {type(data).__name__}")
-        reason, epoch, time = data.get("reason"), data.get("epoch"), data.get("time")
-        if not isinstance(reason, str):
-            raise SearchRecordError(source, "reason", f"must be a string, got {reason!r}"[:300])
-        if epoch is not None and not is_int(epoch):
-            raise SearchRecordError(source, "epoch", f"must be an integer or null, got {epoch!r}"[:300])
-        if not isinstance(time, str):
-            raise SearchRecordError(source, "time", f"must be a string, got {time!r}"[:300])
-        return cls(reason, epoch if isinstance(epoch, int) else None, time)
+        check = Fields(source, SearchRecordError)
+        data = check.obj(data)
+        return cls(
+            check.string(data.get("reason"), "reason"),
+            check.opt_integer(data.get("epoch"), "epoch"),
+            check.string(data.get("time"), "time"),
+        )
+
+    def to_json(self) -> JsonObject:
+        return {"reason": self.reason, "epoch": self.epoch, "time": self.time}
 
     def to_bytes(self) -> bytes:
         """The file's content; the caller writes it atomically (`candle_restart.ckpt.fsio`)."""
-        return (json.dumps({"reason": self.reason, "epoch": self.epoch, "time": self.time}) + "\n").encode()
+        return (json.dumps(self.to_json()) + "\n").encode()
+
+    @classmethod
+    def read(cls, path: Path) -> PruneRecord:
+        """The prune record in ``path``: ``FileNotFoundError`` when missing, else `SearchRecordError`."""
+        try:
+            data = read_json(path)
+        except JsonFileError as exc:
+            raise SearchRecordError(exc.where, None, exc.problem) from None
+        return cls.from_json(data, str(path))
 
 
 def read_pruned(task_path: Path) -> PruneRecord | None:
-    """The task's prune record; None when it has none."""
-    path = Path(task_path) / PRUNED_FILE
+    """The task's prune record (`PruneRecord.read` of its `PRUNED_FILE`); None when it has none."""
     try:
-        data = read_json(path)
+        return PruneRecord.read(Path(task_path) / PRUNED_FILE)
     except FileNotFoundError:
         return None
-    except JsonFileError as exc:
-        raise SearchRecordError(exc.where, None, exc.problem) from None
-    return PruneRecord.from_json(data, str(path))
 
 
 @dataclass(frozen=True)
@@ -102,22 +108,16 @@ class TellRecord:
 
     @classmethod
     def from_json(cls, data: JsonValue, where: str) -> TellRecord:
-        if not isinstance(data, dict):
-            raise SearchRecordError(where, None, "is not a JSON object")
-        trial, state, value, asks = data.get("trial"), data.get("state"), data.get("value"), data.get("asks")
-        if not is_int(trial) or not is_int(asks):
-            raise SearchRecordError(where, "trial" if not is_int(trial) else "asks", "must be an integer")
-        if state not in TELL_STATES:
-            raise SearchRecordError(where, "state", f"must be one of {', '.join(TELL_STATES)}, got {state!r}"[:300])
-        if value is not None and not is_number(value):
-            raise SearchRecordError(where, "value", f"must be a number or null, got {value!r}"[:300])
-        metric, direction = data.get("metric"), data.get("direction", "minimize")
-        if metric is not None and not isinstance(metric, str):
-            raise SearchRecordError(where, "metric", f"must be a string or null, got {metric!r}"[:300])
-        if direction not in ("minimize", "maximize"):
-            raise SearchRecordError(where, "direction", f"must be minimize or maximize, got {direction!r}"[:300])
-        number = None if value is None else float(value)  # type: ignore[arg-type]
-        return cls(int(trial), state, number, int(asks), metric, str(direction))  # type: ignore[arg-type]
+        check = Fields(where, SearchRecordError)
+        data = check.obj(data)
+        return cls(
+            check.integer(data.get("trial"), "trial"),
+            check.choice(data.get("state"), "state", TELL_STATES),
+            check.opt_number(data.get("value"), "value"),
+            check.integer(data.get("asks"), "asks"),
+            check.opt_string(data.get("metric"), "metric"),
+            check.choice(data.get("direction", "minimize"), "direction", ("minimize", "maximize")),
+        )
 
 
 def read_tells(path: Path) -> list[TellRecord]:

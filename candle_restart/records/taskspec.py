@@ -14,7 +14,7 @@ Contract:
 * `TaskSpec.to_bytes` is the file's content (indented JSON, ``python_path`` and
   ``dir_flags`` written only when they differ from their defaults, so older files read the
   same); the caller writes it atomically (`candle_restart.ckpt.fsio`);
-* `read` raises `TaskError` for a missing, unreadable or invalid file: a task with a bad
+* `TaskSpec.read` raises `TaskError` for a missing, unreadable or invalid file: a task with a bad
   ``task.json`` is bad input (exit 2, never retried).
 """
 
@@ -28,6 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from candle_restart.errors import CkptError
+from candle_restart.records.fields import Fields
 from candle_restart.records.jsonio import JsonFileError, read_json
 from candle_restart.records.jsontypes import JsonObject, JsonValue
 
@@ -71,50 +72,34 @@ class TaskSpec:
     @classmethod
     def from_json(cls, data: JsonValue, source: str) -> TaskSpec:
         """Validate a parsed ``task.json`` (``source`` names it in errors); `TaskError` naming the key."""
-        if not isinstance(data, dict):
-            raise TaskError(source, None, "must hold a JSON object")
+        check = Fields(source, TaskError)
+        data = check.obj(data)
         task_id = data.get("task_id")
         if not isinstance(task_id, str) or not safe_task_id(task_id):
-            raise TaskError(
-                source, "task_id", f"must be a safe name (letters, digits, _.=+-), got {task_id!r}"
-            )
+            raise check.expected("task_id", "a safe name (letters, digits, _.=+-)", task_id)
         params = data.get("params")
         if not isinstance(params, dict):
-            raise TaskError(
-                source, "params", f"must be an object of gParameters, got {type(params).__name__}"
-            )
+            raise check.fail("params", f"must be an object of gParameters, got {type(params).__name__}")
         entry, command = data.get("entry"), data.get("command")
         if (entry is None) == (command is None):
-            raise TaskError(
-                source, "entry", "exactly one of 'entry' (package.module:function) or 'command' is required"
-            )
+            raise check.fail("entry", "exactly one of 'entry' (package.module:function) or 'command' is required")
         if entry is not None and (not isinstance(entry, str) or not _ENTRY.match(entry)):
-            raise TaskError(source, "entry", f"must look like package.module:function, got {entry!r}")
-        if command is not None and (
-            not isinstance(command, list) or not command or not all(isinstance(c, str) for c in command)
-        ):
-            raise TaskError(source, "command", f"must be a non-empty list of strings, got {command!r}")
-        sweep = data.get("sweep")
-        if sweep is not None and not isinstance(sweep, str):
-            raise TaskError(source, "sweep", f"must be a string, got {sweep!r}")
+            raise check.fail("entry", f"must look like package.module:function, got {entry!r}")
+        if command is not None and not (isinstance(command, list) and command and all(isinstance(c, str) for c in command)):
+            raise check.expected("command", "a non-empty list of strings", command)
+        python_path = check.strings(data.get("python_path", []), "python_path")
+        if not all(os.path.isabs(p) for p in python_path):
+            raise check.expected("python_path", "a list of absolute folders", python_path)
         created = data.get("created")
-        python_path = data.get("python_path", [])
-        if not isinstance(python_path, list) or not all(
-            isinstance(p, str) and os.path.isabs(p) for p in python_path
-        ):
-            raise TaskError(source, "python_path", f"must be a list of absolute folders, got {python_path!r}")
-        dir_flags = data.get("dir_flags", True)
-        if not isinstance(dir_flags, bool):
-            raise TaskError(source, "dir_flags", f"must be true or false, got {dir_flags!r}")
         return cls(
             task_id,
             params,
             entry,
-            [str(c) for c in command] if isinstance(command, list) else None,
-            sweep,
+            check.opt_strings(command, "command"),
+            check.opt_string(data.get("sweep"), "sweep"),
             created if isinstance(created, str) else now_iso(),
-            [str(p) for p in python_path],
-            dir_flags,
+            python_path,
+            check.flag(data.get("dir_flags", True), "dir_flags"),
         )
 
     def to_json(self) -> JsonObject:
@@ -138,13 +123,15 @@ class TaskSpec:
         """The content of ``task.json``."""
         return (json.dumps(self.to_json(), indent=1) + "\n").encode()
 
+    @classmethod
+    def read(cls, path: Path) -> TaskSpec:
+        """The `TaskSpec` in ``path``; `TaskError` (one line) when it is missing, unreadable or invalid."""
+        try:
+            data = read_json(path)
+        except FileNotFoundError:
+            raise TaskError(str(path), None, "is missing") from None
+        except JsonFileError as exc:
+            raise TaskError(exc.where, None, exc.problem) from None
+        return cls.from_json(data, str(path))
 
-def read(path: Path) -> TaskSpec:
-    """The `TaskSpec` in ``path``; `TaskError` (one line) when it is missing, unreadable or invalid."""
-    try:
-        data = read_json(path)
-    except FileNotFoundError:
-        raise TaskError(str(path), None, "is missing") from None
-    except JsonFileError as exc:
-        raise TaskError(exc.where, None, exc.problem) from None
-    return TaskSpec.from_json(data, str(path))
+

@@ -35,44 +35,19 @@ from pathlib import Path
 from typing import Literal, get_args
 
 from candle_restart.errors import CkptError
+from candle_restart.records.fields import Fields
 from candle_restart.records.jsonio import JsonFileError, finite, read_json
-from candle_restart.records.jsontypes import JsonObject, JsonValue, is_int, is_number
+from candle_restart.records.jsontypes import JsonObject, JsonValue
 
 TASK_STATE_FILE = "state.json"
 TaskStatusName = Literal["running", "queued", "completed", "preempted", "failed", "bad_input", "pruned"]
 STATUSES: tuple[TaskStatusName, ...] = get_args(TaskStatusName)
 MetricMode = Literal["min", "max"]
+MODES: tuple[MetricMode, ...] = get_args(MetricMode)
 
 
 class StateError(CkptError):
     """A ``state.json`` that cannot be read or holds a value of the wrong kind (one line)."""
-
-
-def _problem(source: str, key: str, expected: str, value: object) -> StateError:
-    return StateError(source, key, f"must be {expected}, got {value!r}"[:300])
-
-
-def _opt_int(data: JsonObject, key: str, source: str) -> int | None:
-    value = data.get(key)
-    if value is None or is_int(value):
-        return value  # type: ignore[return-value]
-    raise _problem(source, key, "an integer or null", value)
-
-
-def _opt_str(data: JsonObject, key: str, source: str) -> str | None:
-    value = data.get(key)
-    if value is None or isinstance(value, str):
-        return value
-    raise _problem(source, key, "a string or null", value)
-
-
-def _opt_float(data: JsonObject, key: str, source: str) -> float | None:
-    value = data.get(key)
-    if value is None:
-        return None
-    if is_number(value):
-        return float(value)  # type: ignore[arg-type]
-    raise _problem(source, key, "a number or null", value)
 
 
 @dataclass(frozen=True)
@@ -88,21 +63,15 @@ class MetricSummary:
 
     @classmethod
     def from_json(cls, data: JsonValue, source: str) -> MetricSummary:
-        where = f"{source}: metric"
-        if not isinstance(data, dict):
-            raise StateError(source, "metric", f"must be an object or null, got {data!r}"[:300])
-        name = data.get("name")
-        if not isinstance(name, str):
-            raise _problem(where, "name", "a string", name)
-        mode = data.get("mode")
-        if mode not in (None, "min", "max"):
-            raise _problem(where, "mode", "'min', 'max' or null", mode)
+        """The ``metric`` object of the ``state.json`` named ``source``; `StateError` if it is not one."""
+        check = Fields(source, StateError)
+        data = check.obj(data, "metric")
         return cls(
-            name,
-            "min" if mode == "min" else "max" if mode == "max" else None,
-            _opt_float(data, "best", where),
-            _opt_int(data, "best_epoch", where),
-            _opt_float(data, "final", where),
+            check.string(data.get("name"), ("metric", "name")),
+            None if data.get("mode") is None else check.choice(data.get("mode"), ("metric", "mode"), MODES),
+            check.opt_number(data.get("best"), ("metric", "best")),
+            check.opt_integer(data.get("best_epoch"), ("metric", "best_epoch")),
+            check.opt_number(data.get("final"), ("metric", "final")),
         )
 
     def to_json(self) -> JsonObject:
@@ -156,29 +125,20 @@ class TaskState:
     @classmethod
     def from_json(cls, data: JsonValue, source: str) -> TaskState:
         """Validate a parsed ``state.json`` (``source`` names it in errors); `StateError` if it is not one."""
-        if not isinstance(data, dict) or not isinstance(data.get("status"), str):
-            raise StateError(source, "status", "missing or not a string")
-        status = data["status"]
-        if status not in STATUSES:
-            raise StateError(source, "status", f"unknown value {status!r}"[:300])
-        checkpoint = data.get("checkpoint")
-        if checkpoint is not None and not isinstance(checkpoint, dict):
-            raise _problem(source, "checkpoint", "an object or null", checkpoint)
-        metric, tail = data.get("metric"), data.get("error_tail")
-        if not (
-            tail is None
-            or isinstance(tail, str)
-            or (isinstance(tail, list) and all(isinstance(t, str) for t in tail))
-        ):
-            raise _problem(source, "error_tail", "a list of lines or null", tail)
+        check = Fields(source, StateError)
+        data = check.obj(data)
+        status = check.choice(data.get("status"), "status", STATUSES)
+        raw_tail = data.get("error_tail")  # a list of lines; a string before
+        tail = raw_tail if isinstance(raw_tail, str) else check.opt_strings(raw_tail, "error_tail")
+        metric = data.get("metric")
         known = {f.name for f in fields(cls)} - {"extras"}
-        values: dict[str, object] = {k: _opt_int(data, k, source) for k in _INTS}
-        values.update({k: _opt_str(data, k, source) for k in _STRS})
+        values: dict[str, object] = {k: check.opt_integer(data.get(k), k) for k in _INTS}
+        values.update({k: check.opt_string(data.get(k), k) for k in _STRS})
         return cls(
-            status=next(s for s in STATUSES if s == status),
-            checkpoint=checkpoint,
+            status=status,
+            checkpoint=check.opt_obj(data.get("checkpoint"), "checkpoint"),
             result=data.get("result"),
-            error_tail=[str(t) for t in tail] if isinstance(tail, list) else tail,
+            error_tail=tail,
             metric=None if metric is None else MetricSummary.from_json(metric, source),
             extras={k: v for k, v in data.items() if k not in known},
             **values,  # type: ignore[arg-type]
@@ -204,12 +164,13 @@ class TaskState:
         """The content of ``state.json``: strict JSON, one key a line."""
         return (json.dumps(finite(self.to_json()), indent=1, allow_nan=False) + "\n").encode()
 
+    @classmethod
+    def read(cls, path: Path) -> TaskState:
+        """The `TaskState` in ``path``.  ``FileNotFoundError`` when it is missing; `StateError`
+        (``<path>: unreadable: <problem>`` or naming the key) when it cannot be read or is not one."""
+        try:
+            data = read_json(path)
+        except JsonFileError as exc:
+            raise StateError(exc.where, None, f"unreadable: {exc.problem}") from None
+        return cls.from_json(data, str(path))
 
-def read(path: Path) -> TaskState:
-    """The `TaskState` in ``path``.  ``FileNotFoundError`` when it is missing; `StateError`
-    (``<path>: unreadable: <problem>`` or naming the key) when it cannot be read or is not one."""
-    try:
-        data = read_json(path)
-    except JsonFileError as exc:
-        raise StateError(exc.where, None, f"unreadable: {exc.problem}") from None
-    return TaskState.from_json(data, str(path))

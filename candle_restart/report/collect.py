@@ -1,7 +1,7 @@
 """Gathering what the report shows about each task, from the readers that already exist.
 
 Per task: its classification (`candle_restart.coordinator.scan`, the same as
-``candle-restart status``), its attempts (the journal, `TaskDir.read_journal`),
+``candle-restart status``), its attempts (the journal's `JournalEvent` records, `TaskDir.events`),
 the ``ckpt-info.json`` of every kept checkpoint (`read_ckpt_info`) and the epochs of
 its ``ckpts/events.jsonl`` (``ckpts/ckpt.log`` for a task written before events existed;
 `candle_restart.report.epochlog`).
@@ -32,7 +32,7 @@ from candle_restart.ckpt.info import finite_or_none
 from candle_restart.ckpt.layout import INFO_FILE
 from candle_restart.coordinator import STATES, LocalBackend, TaskStatus, scan
 from candle_restart.errors import CorruptCheckpointError
-from candle_restart.records.journal import EXIT, RUNNER_LOST, STALE_EXIT, START
+from candle_restart.records.journal import EXIT, RUNNER_LOST, STALE_EXIT, START, JournalEvent
 from candle_restart.report.epochlog import read_epoch_log
 from candle_restart.report.goodfacts import task_breakdown
 from candle_restart.report.goodput import Breakdown, total
@@ -117,43 +117,34 @@ def parse_time(text: Any) -> datetime | None:
         return None
 
 
-def _where(event: dict[str, Any]) -> str:
-    host = event.get("host") or "?"
-    if event.get("array_job_id") and event.get("array_task_id") is not None:
-        return f"job {event['array_job_id']}_{event['array_task_id']} on {host}"
-    if event.get("job_id"):
-        return f"job {event['job_id']} on {host}"
-    return f"pid {event.get('pid', '?')} on {host}"
+def _where(event: JournalEvent) -> str:
+    host = event.host or "?"
+    if event.array_job_id and event.array_task_id is not None:
+        return f"job {event.array_job_id}_{event.array_task_id} on {host}"
+    if event.job_id:
+        return f"job {event.job_id} on {host}"
+    return f"pid {'?' if event.pid is None else event.pid} on {host}"
 
 
-def attempts_of(journal: list[dict[str, Any]], running: bool) -> list[Attempt]:
+def attempts_of(journal: list[JournalEvent], running: bool) -> list[Attempt]:
     """The attempts in a task's journal, in order (``running``: the task is classified running)."""
     attempts: list[Attempt] = []
     for event in journal:
-        kind, number = event.get("event"), event.get("attempt")
+        kind, number = event.kind, event.attempt
         if kind == START:
-            attempts.append(
-                Attempt(
-                    number if isinstance(number, int) else 0,
-                    parse_time(event.get("time")),
-                    where=_where(event),
-                )
-            )
+            attempts.append(Attempt(number or 0, parse_time(event.time), where=_where(event)))
         elif kind in (EXIT, STALE_EXIT):
             for a in reversed(attempts):
                 if a.number == number and a.end is None:
-                    a.end = parse_time(event.get("time"))
-                    a.exit_code = event.get("exit_code") if isinstance(event.get("exit_code"), int) else None
-                    a.outcome = str(event.get("status", "?")) if kind == EXIT else "stood down"
-                    a.reason = (
-                        str(event.get("reason", "")) if kind == EXIT else "a newer submission took over"
-                    )
+                    a.end, a.exit_code = parse_time(event.time), event.exit_code
+                    a.outcome = (event.status or "?") if kind == EXIT else "stood down"
+                    a.reason = (event.reason or "") if kind == EXIT else "a newer submission took over"
                     break
         elif kind == RUNNER_LOST:
             for a in reversed(attempts):
                 if a.end is None:
-                    a.end, a.outcome = parse_time(event.get("time")), "lost"
-                    a.reason = str(event.get("reason", "the runner died without recording an exit"))
+                    a.end, a.outcome = parse_time(event.time), "lost"
+                    a.reason = event.reason or "the runner died without recording an exit"
                     break
     for a in attempts:
         if a.end is None and a.outcome == "lost" and not a.reason:
@@ -224,10 +215,10 @@ def _from_log(report: TaskReport, log: EpochLog) -> None:
 def collect_task(index: int, status: TaskStatus, task: TaskDir) -> TaskReport:
     """One task's report (see the module contract)."""
     report = TaskReport(index, status)
-    _, state_problem = task.read_state()
+    _, state_problem = task.load_state()
     if state_problem and state_problem != "no state.json":
         report.problems.append(state_problem)
-    report.attempts = attempts_of(task.read_journal(), status.state == "running")
+    report.attempts = attempts_of(task.events(), status.state == "running")
     report.goodput = task_breakdown(task.path)
     layout = CkptLayout.at(task.ckpts)
     report.checkpoints_seen = len(layout.list_epochs())

@@ -155,16 +155,16 @@ def _checkpoint_signal(task: TaskDir) -> signal.Signals:
 def _local_runner(task: TaskDir) -> tuple[int, bool] | None:
     """(pid, armed) of the task's runner when it runs on this host, else None; ``armed`` once it
     has had a second to arm its signals."""
-    state, _ = task.read_state()
-    if not state or state.get("status") != "running" or not isinstance(state.get("pid"), int):
+    state, _ = task.load_state()
+    if state is None or state.status != "running" or state.pid is None:
         return None
-    if pid_alive(str(state.get("host")), state["pid"], state.get("pid_start")) != "running":
+    if pid_alive(str(state.host), state.pid, state.pid_start) != "running":
         return None
     try:  # arming takes milliseconds after state.json says running; a signal before it would kill
-        age = (datetime.now(timezone.utc) - datetime.fromisoformat(str(state.get("started")))).total_seconds()
+        age = (datetime.now(timezone.utc) - datetime.fromisoformat(str(state.started))).total_seconds()
     except (TypeError, ValueError):
         age = float("inf")
-    return state["pid"], age >= 1.0
+    return state.pid, age >= 1.0
 
 
 def stop_tasks(tasks: list[TaskDir], interrupt: _Interrupt, log: Log, wait_seconds: float) -> set[str]:
@@ -202,10 +202,10 @@ class _DemoPreemption:
     def poll(self) -> None:
         if self.left <= 0:
             return
-        state, _ = self.task.read_state()
-        if not state or state.get("status") != "running" or state.get("host") != socket.gethostname():
+        state, _ = self.task.load_state()
+        if state is None or state.status != "running" or state.host != socket.gethostname():
             return
-        pid = int(state.get("pid", 0))
+        pid = state.pid or 0
         commits = _commits(self.task.ckpts)
         if pid in self.signalled or commits < self.after * (len(self.signalled) + 1):
             return
@@ -233,7 +233,8 @@ class _WorkerWatch:
         """A runner of the sweep is running: the workers exist."""
         if self.kind == "local":
             return any(_local_runner(t) is not None for t in self.tasks)
-        return any((t.read_state()[0] or {}).get("status") == "running" for t in self.tasks)
+        states = (t.load_state()[0] for t in self.tasks)
+        return any(state is not None and state.status == "running" for state in states)
 
     def check(self, outcomes: list[ResumeOutcome], waiting: bool) -> bool:
         """False when the sweep should stop: a local executor whose workers never started."""

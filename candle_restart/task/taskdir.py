@@ -30,12 +30,11 @@ from collections.abc import Mapping
 from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any
 
 from candle_restart.ckpt import fsio
-from candle_restart.records import journal, taskspec, taskstate
+from candle_restart.records import journal
 from candle_restart.records.journal import JOURNAL_FILE, RUNS_FILE, START, JournalEvent
-from candle_restart.records.jsontypes import JsonObject, JsonValue
+from candle_restart.records.jsontypes import JsonValue
 from candle_restart.records.taskspec import TASK_FILE, TaskError, TaskSpec, now_iso, safe_task_id
 from candle_restart.records.taskstate import TASK_STATE_FILE, StateError, TaskState
 
@@ -118,7 +117,7 @@ class TaskDir:
 
     def load_spec(self) -> TaskSpec:
         """The task's `TaskSpec`; TaskError when ``task.json`` is missing, invalid, or names another task."""
-        spec = taskspec.read(self.task_file)
+        spec = TaskSpec.read(self.task_file)
         if spec.task_id != self.task_id:
             raise TaskError(
                 str(self.task_file), "task_id", f"is {spec.task_id!r} but the directory is named {self.task_id!r}"
@@ -129,17 +128,11 @@ class TaskDir:
         """(state, None), or (None, reason) when ``state.json`` is missing (reason ``no state.json``)
         or malformed (the one-line `StateError`)."""
         try:
-            return taskstate.read(self.state_file), None
+            return TaskState.read(self.state_file), None
         except FileNotFoundError:
             return None, "no state.json"
         except StateError as exc:
             return None, str(exc)
-
-    def read_state(self) -> tuple[dict[str, Any] | None, str | None]:
-        """`load_state` as the file's JSON object, for readers that still index its keys
-        (``sweep/run.py``, ``report/collect.py``); new code reads `load_state`."""
-        state, problem = self.load_state()
-        return (None if state is None else state.to_json()), problem
 
     def write_state(self, state: TaskState | Mapping[str, JsonValue]) -> None:
         """Replace ``state.json`` atomically with ``state`` (a mapping is validated as the file
@@ -165,10 +158,6 @@ class TaskDir:
     def events(self) -> list[JournalEvent]:
         """Every whole event of both journal files, merged in time order (`candle_restart.records.journal.read`)."""
         return journal.read(self.journal_file, self.runs_file)
-
-    def read_journal(self) -> list[JsonObject]:
-        """`events` as the JSON objects of their lines."""
-        return [e.to_json() for e in self.events()]
 
     def attempts(self) -> int:
         return sum(1 for e in self.events() if e.kind == START)

@@ -117,10 +117,8 @@ def test_a_task_that_ends_before_its_first_checkpoint_is_given_up_after_three_tr
     [status] = scan(root, BACKENDS)
     assert status.cause == cause and status.causes == {cause: 3} and status.stalled == 3
     assert outcome.decision.reason.startswith("no progress in 3 attempts")
-    ends = [
-        e for e in TaskDir(root / status.task_id).read_journal() if e.get("event") in ("runner_lost", "exit")
-    ]
-    assert len(ends) == 3 and all(e["ckpt"] is None for e in ends)
+    ends = [e for e in TaskDir(root / status.task_id).events() if e.kind in ("runner_lost", "exit")]
+    assert len(ends) == 3 and all(e.ckpt is None for e in ends)
 
 
 def _memory_cgroup(tmp_name: str, limit: int) -> Path:
@@ -170,8 +168,8 @@ def test_a_runner_killed_for_memory_is_recorded_as_oom(tmp_path: Path) -> None:
     [outcome] = resume(root, LocalBackend(), Policy(max_oom=1))  # journals the loss, then decides
     assert outcome.decision.action == "give_up"
     assert "killed for memory 1 times (cap 1, max_oom)" in outcome.decision.reason
-    [lost] = [e for e in task.read_journal() if e.get("event") == "runner_lost"]
-    assert lost["cause"] == "oom"
+    [lost] = [e for e in task.events() if e.kind == "runner_lost"]
+    assert lost.cause == "oom"
     [status] = scan(root, BACKENDS)
     assert status.cause == "oom" and status.causes == {"oom": 1}
     assert decide(status, Policy(max_oom=2)).action == "submit"

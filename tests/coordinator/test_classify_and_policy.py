@@ -171,7 +171,7 @@ def test_status_cli_json_and_bad_run_root(tmp_path: Path, capsys: pytest.Capture
     [
         ({"status": "running", "pid": None, "host": "vm"}, None),
         ({"status": "exploded"}, "unknown value 'exploded'"),
-        ([], "status: missing"),
+        ([], "must be a JSON object, got list"),
     ],
 )
 def test_malformed_state_is_reported_not_crashed_on_nor_resubmitted(

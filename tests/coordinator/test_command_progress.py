@@ -61,10 +61,10 @@ def test_a_command_keeping_its_own_checkpoint_files_is_resumed_past_the_breaker(
         if state(task.path)["status"] == "completed":
             break
     assert state(task.path)["status"] == "completed", [o.decision for o in outcomes]
-    exits = [e for e in journal(task.path) if e["event"] == "exit"]
-    assert [e["status"] for e in exits] == ["preempted"] * PREEMPTIONS + ["completed"]
-    keys = [e["ckpt"] for e in exits[:-1]]
-    assert all(k.startswith("files:") for k in keys) and len(set(keys)) == PREEMPTIONS
+    exits = [e for e in journal(task.path) if e.kind == "exit"]
+    assert [e.status for e in exits] == ["preempted"] * PREEMPTIONS + ["completed"]
+    keys = [e.ckpt for e in exits[:-1]]
+    assert all(k is not None and k.startswith("files:") for k in keys) and len(set(keys)) == PREEMPTIONS
     assert (task.ckpts / "trainer-state.json").read_text() == f'{{"epoch": {3 * PREEMPTIONS + 2}}}'
 
 

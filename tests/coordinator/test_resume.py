@@ -63,9 +63,9 @@ def test_eight_coordinators_racing_submit_each_task_exactly_once(tmp_path: Path)
         assert proc.returncode == 0
     intents, submitted = Counter[str](), Counter[str]()
     for task in tasks:
-        for event in task.read_journal():
-            intents[task.task_id] += event.get("event") == "submit_intent"
-            submitted[task.task_id] += event.get("event") == "submitted"
+        for event in task.events():
+            intents[task.task_id] += event.kind == "submit_intent"
+            submitted[task.task_id] += event.kind == "submitted"
     assert set(intents.values()) == {1} and set(submitted.values()) == {1}
     wait_for_pids([pid for task in tasks for pid in submitted_pids(task)])
     assert Counter(s.state for s in scan(root, BACKENDS)) == {"completed": 64}
@@ -128,7 +128,7 @@ def test_intent_without_outcome_is_reconciled_not_duplicated(tmp_path: Path) -> 
     outcomes = {o.status.task_id.split("-")[0]: o for o in resume(root, backend)}
     backend.wait_all()
     events = {
-        name: [e["event"] for e in t.read_journal() if "submit" in e["event"]]
+        name: [e.kind for e in t.events() if "submit" in e.kind]
         for name, t in (("started", started), ("never", never), ("recent", recent))
     }
     assert events["started"] == ["submit_intent", "submitted"]
@@ -151,7 +151,7 @@ def test_runner_of_a_superseded_generation_stands_down(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0 and "superseded" in proc.stderr
     assert task.state_file.read_bytes() == before
-    assert task.read_journal()[-1]["event"] == "stale_start"
+    assert task.events()[-1].kind == "stale_start"
 
 
 def test_a_runner_that_cannot_start_counts_as_a_failure_and_stops(tmp_path: Path) -> None:

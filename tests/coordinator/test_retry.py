@@ -18,7 +18,7 @@ BACKENDS: dict[str, Backend] = {"local": LocalBackend()}
 
 
 def _events(task: TaskDir, kind: str) -> int:
-    return sum(e.get("event") == kind for e in task.read_journal())
+    return sum(e.kind == kind for e in task.events())
 
 
 def _files(root: Path) -> set[str]:

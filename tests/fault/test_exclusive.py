@@ -208,9 +208,10 @@ def test_a_second_runner_of_a_live_task_never_trains(tmp_path: Path) -> None:
     with open(gate, "w") as g:
         g.write("go\n")
     assert by_hand.wait(timeout=60) == 0
-    events = [e["event"] for e in journal(task.path)]
+    events = [e.kind for e in journal(task.path)]
     assert events.count("start") == 1 and events.count("run_refused") == 1
-    assert TaskDir(task.path).read_state()[0]["status"] == "completed"  # type: ignore[index]
+    finished, _ = TaskDir(task.path).load_state()
+    assert finished is not None and finished.status == "completed"
     report("second runner of a live task", overlapping_runners=0)
 
 
@@ -236,8 +237,8 @@ def test_a_coordinator_stopped_past_its_lease_never_submits_twice(tmp_path: Path
         backend = LocalBackend()
         policy = Policy(reconcile_grace=1.0, backoff_seconds=0.0)  # an abandoned intent counts as a failure
         end = time.monotonic() + 60
-        while not any(e.get("event") == "submitted" for e in task.read_journal()):
-            assert time.monotonic() < end, task.read_journal()
+        while not any(e.kind == "submitted" for e in task.events()):
+            assert time.monotonic() < end, task.events()
             resume(root, backend, policy, lease_seconds=float(LEASE))
             time.sleep(0.2)  # the next coordinator pass, as --watch would run it
         paused.send_signal(signal.SIGCONT)
@@ -246,12 +247,12 @@ def test_a_coordinator_stopped_past_its_lease_never_submits_twice(tmp_path: Path
         assert "standing down" in out, out
         backend.wait_all()
         wait_for_pids(
-            [e["pid"] for e in task.read_journal() if e.get("event") == "start" and e["pid"] != os.getpid()]
+            [e.pid for e in task.events() if e.kind == "start" and e.pid is not None and e.pid != os.getpid()]
         )
-        events = task.read_journal()
-        submitted = [e["generation"] for e in events if e.get("event") == "submitted"]
+        events = task.events()
+        submitted = [e.generation for e in events if e.kind == "submitted"]
         doubles += len(submitted) - len(set(submitted))
-        overlaps += sum(1 for e in events if e.get("event") == "run_refused")
+        overlaps += sum(1 for e in events if e.kind == "run_refused")
         assert scan(root, {"local": backend})[0].state == "completed"
     report(f"coordinator stopped at '{point}' past its lease", trials=n, double_submissions=doubles,
            overlapping_runners=overlaps)  # fmt: skip

@@ -124,6 +124,6 @@ def test_every_file_of_a_run_root_spoiled(tmp_path_factory: Any, hows: list[tupl
     for task in tasks:
         run = cli("run", task.path)
         clean(run, (0, 1, 2, 75))
-        state, _ = task.read_state()
-        assert state is not None and state["status"] != "running", (task.task_id, state)
+        state, _ = task.load_state()
+        assert state is not None and state.status != "running", (task.task_id, state)
     report("fuzzed run root", files=len(FILES), tracebacks=0, hangs=0)

@@ -48,10 +48,10 @@ def test_coordinators_killed_at_random_never_run_a_task_twice_at_once(tmp_path: 
     assert [s.state for s in scan(root, {"local": LocalBackend()})] == ["completed"] * len(tasks)
     for task in tasks:
         events = journal(task.path)  # every line whole
-        runs = [e["event"] for e in events if e["event"] in ("start", "exit")]
+        runs = [e.kind for e in events if e.kind in ("start", "exit")]
         assert runs == ["start", "exit"] * (len(runs) // 2), f"{task.task_id} ran twice at once: {runs}"
         assert runs.count("start") == 2  # the preempted run and the one that completed, nothing more
-        intents = sum(e["event"] == "submit_intent" for e in events)
-        abandoned = sum(e["event"] == "submit_abandoned" for e in events)
+        intents = sum(e.kind == "submit_intent" for e in events)
+        abandoned = sum(e.kind == "submit_abandoned" for e in events)
         assert intents == 2 + abandoned  # an intent a killed coordinator left is abandoned, never doubled
     report("coordinators killed at random", trials=kills, tasks=len(tasks), ran_twice=0, lost=0)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from candle_restart.records.journal import SUBMITTED, JournalEvent
 from candle_restart.task import TaskDir, create_task, run_task
 
 TOY = "tests.coordinator.toy:run"
@@ -27,11 +28,10 @@ def preempted_task(root: Path, name: str, **params: Any) -> TaskDir:
 def submitted_pids(task: TaskDir) -> list[int]:
     """The PIDs of the runners the local backend started for ``task`` (its ``submitted`` events)."""
     pids: list[int] = []
-    for e in task.read_journal():
-        submission = e.get("submission")
-        if e.get("event") == "submitted" and isinstance(submission, dict):
-            pid = submission.get("pid")
-            assert isinstance(pid, int), submission
+    for e in task.events():
+        if e.kind == SUBMITTED and e.submission is not None:
+            pid = e.submission.get("pid")
+            assert isinstance(pid, int), e.submission
             pids.append(pid)
     return pids
 
@@ -41,10 +41,10 @@ def state(task_dir: Path) -> dict[str, Any]:
     return json.loads((task_dir / "state.json").read_text())
 
 
-def journal(task_dir: Path) -> list[dict[str, Any]]:
-    """The task's journal and its runners' events, merged in time order; every line must be whole."""
+def journal(task_dir: Path) -> list[JournalEvent]:
+    """The task's journal and its runners' events, merged (`TaskDir.events`); every line must be whole."""
     for name in ("journal.jsonl", "runs.jsonl"):
         if (task_dir / name).exists():
             for line in (task_dir / name).read_text().splitlines():
                 json.loads(line)  # raises on a torn line
-    return TaskDir(task_dir).read_journal()
+    return TaskDir(task_dir).events()

@@ -151,23 +151,23 @@ def test_an_unknown_kind_from_a_newer_writer_is_skipped(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("line", "key", "problem"),
     [
-        (_json('{"kind":"epoch","time":"%s","epoch":"3"}'), "epoch", "is not a non-negative integer: '3'"),
-        (_json('{"kind":"epoch","time":"%s","epoch":true}'), "epoch", "is not a non-negative integer: True"),
+        (_json('{"kind":"epoch","time":"%s","epoch":"3"}'), "epoch", "must be an integer >= 0, got '3'"),
+        (_json('{"kind":"epoch","time":"%s","epoch":true}'), "epoch", "must be an integer >= 0, got True"),
         (_json('{"kind":"epoch","time":"%s"}'), "epoch", "is required in epoch events"),
         (
             _json('{"kind":"commit","time":"%s","epoch":2,"path":"epochs/002","reason":"whim"}'),
             "reason",
-            "is not one of",
+            "unknown value 'whim' (expected one of",
         ),
-        (_json('{"kind":"epoch","time":"%s","epoch":2,"mode":"up"}'), "mode", "is not one of min, max"),
+        (_json('{"kind":"epoch","time":"%s","epoch":2,"mode":"up"}'), "mode", "unknown value 'up' (expected one of min, max)"),
         (
             _json('{"kind":"epoch","time":"%s","epoch":2,"metrics":{"a":"x"}}'),
             "metrics",
-            "is not an object of numbers",
+            "must be an object of numbers, got {'a': 'x'}",
         ),
-        (_json('{"kind":"restart","time":"%s","position":{"epoch":2}}'), "position", "is not {epoch, batch}"),
-        ('{"kind":"restart","time":5}', "time", "missing or not a string"),
-        ("[1, 2]", None, "is a list, not an object"),
+        (_json('{"kind":"restart","time":"%s","position":{"epoch":2}}'), "position", "must be {epoch, batch} integers, got"),
+        ('{"kind":"restart","time":5}', "time", "must be a string, got 5"),
+        ("[1, 2]", None, "must be a JSON object, got list"),
     ],
 )
 def test_a_malformed_event_is_one_line_naming_file_line_and_key(

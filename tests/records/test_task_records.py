@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from candle_restart.ckpt.lease import Lease
-from candle_restart.records import journal, manifest, taskspec, taskstate
-from candle_restart.records.holder import HolderError, HolderRecord, read_holder
+from candle_restart.records import journal, manifest
+from candle_restart.records.holder import HolderError, HolderRecord
 from candle_restart.records.journal import EXIT, NO_CKPT_KEY, START, JournalEvent
 from candle_restart.records.manifest import ManifestError, SweepManifest
 from candle_restart.records.taskspec import TaskError, TaskSpec
@@ -90,7 +90,7 @@ OLD_RUNS = [
 def test_task_json_of_the_previous_version_reads_and_writes_back_byte_for_byte(tmp_path: Path) -> None:
     path = tmp_path / "task.json"
     path.write_text(OLD_TASK)
-    spec = taskspec.read(path)
+    spec = TaskSpec.read(path)
     assert spec.params == {"epochs": 3, "preempt_at": 1} and spec.entry == "tests.coordinator.toy:run"
     assert spec.python_path == [] and spec.dir_flags is True
     assert spec.to_bytes().decode() == OLD_TASK
@@ -103,16 +103,16 @@ def test_task_json_errors_name_the_file_and_the_key(tmp_path: Path) -> None:
     assert str(info.value) == "run/t/task.json: entry: must look like package.module:function, got 'no colon'"
     path = tmp_path / "task.json"
     with pytest.raises(TaskError, match=r"task\.json: is missing"):
-        taskspec.read(path)
+        TaskSpec.read(path)
     path.write_text('{"task_id": ')
     with pytest.raises(TaskError, match=r"task\.json: is not valid JSON"):
-        taskspec.read(path)
+        TaskSpec.read(path)
 
 
 def test_state_json_of_the_previous_version_reads_and_writes_back_byte_for_byte(tmp_path: Path) -> None:
     path = tmp_path / "state.json"
     path.write_text(OLD_STATE)
-    state = taskstate.read(path)
+    state = TaskState.read(path)
     assert state.status == "preempted" and state.exit_code == 75 and state.job_id == "123"
     assert state.metric == MetricSummary("val_loss", "min", 1.0, 1, None)
     assert state.checkpoint is not None and state.checkpoint["dir"] == "001"
@@ -137,18 +137,23 @@ def test_state_non_finite_numbers_are_written_as_null() -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ([], "state.json: status: missing or not a string"),
-        ({"status": "exploded"}, "state.json: status: unknown value 'exploded'"),
+        ([], "state.json: must be a JSON object, got list"),
+        ({}, "state.json: status: missing or not a string"),
+        (
+            {"status": "exploded"},
+            "state.json: status: unknown value 'exploded' (expected one of running, queued, completed, "
+            "preempted, failed, bad_input, pruned)",
+        ),
         ({"status": "running", "pid": "12"}, "state.json: pid: must be an integer or null, got '12'"),
         ({"status": "running", "pid": True}, "state.json: pid: must be an integer or null, got True"),
         (
             {"status": "failed", "checkpoint": [1]},
             "state.json: checkpoint: must be an object or null, got [1]",
         ),
-        ({"status": "failed", "metric": {"name": 3}}, "state.json: metric: name: must be a string, got 3"),
+        ({"status": "failed", "metric": {"name": 3}}, "state.json: metric.name: must be a string, got 3"),
         (
             {"status": "failed", "error_tail": 5},
-            "state.json: error_tail: must be a list of lines or null, got 5",
+            "state.json: error_tail: must be a list of strings, got 5",
         ),
     ],
 )
@@ -162,7 +167,7 @@ def test_state_unreadable_file_is_one_line(tmp_path: Path) -> None:
     path = tmp_path / "state.json"
     path.write_bytes(b'{"status":"\xff"}')
     with pytest.raises(StateError) as info:
-        taskstate.read(path)
+        TaskState.read(path)
     assert str(info.value).startswith(f"{path}: unreadable: is not UTF-8")
 
 
@@ -235,14 +240,14 @@ def test_manifest_of_the_previous_version_reads_and_bad_ones_name_the_key(tmp_pa
     older = {"name": "s", "entry": "m:f", "command": None, "params": {"lr": 0.1}, "varied": ["lr"]}
     path = manifest.manifest_path(tmp_path, "s")
     path.write_text(json.dumps(older, indent=1) + "\n")
-    record = manifest.read(path)
+    record = SweepManifest.read(path)
     assert record == SweepManifest("s", "m:f", None, {"lr": 0.1}, ["lr"]) and record.restart is None
     current = SweepManifest("s", "m:f", None, {"lr": 0.1}, ["lr"], {}, {"max_failures": 3})
     path.write_bytes(current.to_bytes())
-    assert manifest.read(path) == current and manifest.find(tmp_path) == [path]
+    assert SweepManifest.read(path) == current and manifest.find(tmp_path) == [path]
     path.write_text(json.dumps(older | {"params": [1]}))
     with pytest.raises(ManifestError) as info:
-        manifest.read(path)
+        SweepManifest.read(path)
     assert str(info.value) == f"{path}: params: must be a JSON object, got list"
 
 
@@ -250,12 +255,12 @@ def test_lease_holder_record_is_written_and_read_by_the_record(tmp_path: Path) -
     lease = Lease(tmp_path / ".run.lock", "the runner of task t")
     lease.acquire()
     try:
-        record = read_holder(lease.holder_file)
+        record = HolderRecord.read(lease.holder_file)
         assert record.what == "the runner of task t" and record.since == lease.since and record.token
         assert HolderRecord.from_json(json.loads(lease.holder_file.read_text()), "h") == record
         assert f"since {lease.since}" in lease.describe()
     finally:
         lease.release()
     assert not lease.holder_file.exists()
-    with pytest.raises(HolderError, match="pid: has the wrong type"):
+    with pytest.raises(HolderError, match="pid: must be an integer, got"):
         HolderRecord.from_json({"what": "w", "host": "h", "pid": "1", "since": None, "token": None}, "h")

@@ -117,7 +117,7 @@ def test_a_malformed_events_file_is_a_problem_and_the_log_is_read_instead(
     [problem] = report.problems
     lines = before.count(b"\n")
     assert problem == (
-        f"{events}: line {lines}: epoch: is not a non-negative integer: 'seven'; "
+        f"{events}: line {lines}: epoch: must be an integer >= 0, got 'seven'; "
         "epochs read from ckpt.log instead"
     )
     assert [(r.epoch, r.source) for r in report.resumes] == [(2, "ckpt.log")]

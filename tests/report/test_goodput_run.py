@@ -75,11 +75,11 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 def test_status_json_parts_add_up_to_the_wall_time_of_the_records(demo_run: Path) -> None:
     (task_dir,) = [p for p in demo_run.iterdir() if (p / "task.json").exists()]
     task = TaskDir(task_dir)
-    journal = task.read_journal()
-    exits = [e for e in journal if e["event"] == "exit"]
-    assert [e["exit_code"] for e in exits] == [75, 0], journal  # preempted once, then completed
-    first = min(seconds(str(e["time"])) or 0 for e in journal if e["event"] in ("submit_intent", "submitted"))
-    wall = (seconds(str(exits[-1]["time"])) or 0) - first
+    journal = task.events()
+    exits = [e for e in journal if e.kind == "exit"]
+    assert [e.exit_code for e in exits] == [75, 0], journal  # preempted once, then completed
+    first = min(seconds(str(e.time)) or 0 for e in journal if e.kind in ("submit_intent", "submitted"))
+    wall = (seconds(str(exits[-1].time)) or 0) - first
 
     events = read_events(task.ckpts)
     assert [e.kind for e in events].count("train_start") == 2  # one per attempt

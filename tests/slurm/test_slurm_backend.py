@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from candle_restart.coordinator import Policy, resume, scan
+from candle_restart.records.journal import JournalEvent
 from candle_restart.slurm import SlurmBackend
 from candle_restart.task import TaskDir
 from tests.helpers import ROOT, open_progress, runner_env
@@ -100,8 +101,8 @@ def _wait_done(fifo_fd: int, count: int) -> list[str]:
     return lines
 
 
-def _starts(task: TaskDir) -> list[dict[str, Any]]:
-    return [e for e in task.read_journal() if e.get("event") == "start"]
+def _starts(task: TaskDir) -> list[JournalEvent]:
+    return [e for e in task.events() if e.kind == "start"]
 
 
 def test_array_with_five_preempted_elements_is_resubmitted_as_one_array_of_those_five(
@@ -127,9 +128,9 @@ def test_array_with_five_preempted_elements_is_resubmitted_as_one_array_of_those
     assert _states(run_root, backend) == {"completed": 20}
     for task_dir in run_root.glob("arr-*"):
         task = TaskDir(task_dir)
-        events = [e["event"] for e in task.read_journal() if e["event"] in ("start", "exit")]
+        events = [e.kind for e in task.events() if e.kind in ("start", "exit")]
         assert events == ["start", "exit"] * (len(events) // 2)
-        assert all(s.get("job_id") for s in _starts(task))
+        assert all(s.job_id for s in _starts(task))
 
 
 def test_training_error_is_retried_within_the_budget_then_given_up(tmp_path: Path, slurm_conf: str) -> None:
@@ -203,12 +204,12 @@ def test_preemption_by_a_higher_priority_partition(tmp_path: Path, slurm_conf: s
     os.close(done_fd)
     _wait_job(_jobs(run_root)[-1])  # the runner records its exit after the toy said done
     assert _states(run_root, backend) == {"completed": 1}
-    intents = [e for e in task.read_journal() if e.get("event") == "submit_intent"]
+    intents = [e for e in task.events() if e.kind == "submit_intent"]
     assert len(intents) == (1 if requeue else 2)
     starts = _starts(task)
     assert len(starts) == 2
     if requeue:
-        assert starts[1].get("restart_count") == "1" and line == f"done {starts[1]['job_id']}"
+        assert starts[1].extras.get("restart_count") == "1" and line == f"done {starts[1].job_id}"
 
 
 def _drive(epochs: dict[Path, int]) -> None:
@@ -255,12 +256,13 @@ def test_walltime_with_and_without_a_warning_signal_ends_with_a_checkpoint_and_i
     backend = SlurmBackend()
 
     task = TaskDir(next(unsignalled.glob("wall-*")))
-    exits = [e for e in task.read_journal() if e.get("event") == "exit"]
-    assert [e["exit_code"] for e in exits] == [75, 0]
-    assert exits[0]["cause"] == "timeout" and "walltime" in exits[0]["reason"], exits[0]
-    assert exits[1]["cause"] is None and task.read_state()[0]["cause"] is None  # type: ignore[index]
-    first = _starts(task)[0]["job_id"]
-    ended = backend.job_state(first)
+    exits = [e for e in task.events() if e.kind == "exit"]
+    assert [e.exit_code for e in exits] == [75, 0]
+    assert exits[0].cause == "timeout" and "walltime" in (exits[0].reason or ""), exits[0]
+    final, _ = task.load_state()
+    assert exits[1].cause is None and final is not None and final.cause is None
+    first = _starts(task)[0].job_id
+    ended = backend.job_state(str(first))
     assert ended is not None and ended != "TIMEOUT", ended  # it ended itself (exit 75) before the limit
     log = (task.ckpts / "ckpt.log").read_text()
     assert "walltime: allocation ends at" in log
@@ -275,12 +277,12 @@ def test_walltime_with_and_without_a_warning_signal_ends_with_a_checkpoint_and_i
     task = TaskDir(next(signalled.glob("tmo-*")))
     _wait_done(done_fd, 1)
     os.close(done_fd)
-    exits = [e for e in task.read_journal() if e.get("event") == "exit"]
-    assert exits[0]["exit_code"] == 75 and "SIGUSR1" in exits[0]["reason"]
-    assert exits[0]["cause"] == "preempted"
+    exits = [e for e in task.events() if e.kind == "exit"]
+    assert exits[0].exit_code == 75 and "SIGUSR1" in (exits[0].reason or "")
+    assert exits[0].cause == "preempted"
     [status] = scan(signalled, {"slurm": backend})
     assert status.causes == {"preempted": 1}
-    assert exits[-1]["exit_code"] == 0
+    assert exits[-1].exit_code == 0
 
 
 def test_self_requeue_on_the_warning_signal_carries_the_task_to_its_end(
@@ -301,11 +303,11 @@ def test_self_requeue_on_the_warning_signal_carries_the_task_to_its_end(
     os.close(done_fd)
     _wait_job(job)
     task = TaskDir(next(run_root.glob("selfrq-*")))
-    events = task.read_journal()
-    assert [e.get("exit_code") for e in events if e["event"] == "on_preempt"] == [0]
-    assert sum(e["event"] == "submit_intent" for e in events) == 1  # Slurm reran it; nobody resubmitted
+    events = task.events()
+    assert [e.exit_code for e in events if e.kind == "on_preempt"] == [0]
+    assert sum(e.kind == "submit_intent" for e in events) == 1  # Slurm reran it; nobody resubmitted
     starts = _starts(task)
-    assert len(starts) == 2 and starts[1].get("restart_count") == "1"
+    assert len(starts) == 2 and starts[1].extras.get("restart_count") == "1"
     assert _states(run_root, SlurmBackend()) == {"completed": 1}
 
 
@@ -324,4 +326,4 @@ def test_a_run_root_with_shell_special_characters_is_preempted_and_resumed(tmp_p
     jobs = _jobs(run_root)
     assert len(outputs) == 2 and all(any(f"-{job}_0.out" in name for name in outputs) for job in jobs), outputs
     task = TaskDir(next(run_root.glob("odd-*")))
-    assert [e["status"] for e in task.read_journal() if e["event"] == "exit"] == ["preempted", "completed"]
+    assert [e.status for e in task.events() if e.kind == "exit"] == ["preempted", "completed"]

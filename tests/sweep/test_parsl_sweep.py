@@ -105,13 +105,13 @@ def test_sweep_through_parsl_survives_signals_and_resumes_exactly(
     assert "4 tasks: 4 completed" in output
 
     for i, task in tasks.items():
-        events = [e["event"] for e in task.read_journal() if e["event"] in ("start", "exit")]
+        events = [e.kind for e in task.events() if e.kind in ("start", "exit")]
         assert events == ["start", "exit"] * (len(events) // 2), (
             f"task {i} ran concurrently with itself: {events}"
         )
-        exits = [e for e in task.read_journal() if e["event"] == "exit"]
-        assert [e["exit_code"] for e in exits] == [75] * len(SIGNALS.get(i, [])) + [0]
-        submits = [e for e in task.read_journal() if e["event"] == "submit_intent"]
+        exits = [e for e in task.events() if e.kind == "exit"]
+        assert [e.exit_code for e in exits] == [75] * len(SIGNALS.get(i, [])) + [0]
+        submits = [e for e in task.events() if e.kind == "submit_intent"]
         assert len(submits) == 1  # Parsl reran the preempted attempts: the coordinator never resubmitted
 
     # The same parameters, never interrupted: run side by side (and shared with other tests) by `references`.

@@ -56,5 +56,5 @@ def test_ctrl_c_stops_the_tasks_with_a_checkpoint_and_says_how_to_continue(tmp_p
     assert "(parsl )" not in out and "(parsl task 0)" in out
     state = json.loads(task.state_file.read_text())
     assert state["status"] == "preempted" and state["exit_code"] == 75 and state["checkpoint"], state
-    exits = [e for e in task.read_journal() if e["event"] == "exit"]
+    exits = [e for e in task.events() if e.kind == "exit"]
     assert len(exits) == 1  # Parsl did not rerun the stopped task

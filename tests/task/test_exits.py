@@ -73,5 +73,5 @@ def test_a_launcher_whose_child_dies_of_the_forwarded_signal_is_resumed_not_fail
     assert runner.returncode == EXIT_RESUME, err
     assert state(task)["status"] == "preempted", state(task)
     assert state(task)["reason"] == "the command exited 246: its child died of the forwarded SIGUSR1"
-    ends = [e for e in journal(task) if e["event"] == "exit"]
-    assert [(e["status"], e["cause"]) for e in ends] == [("preempted", "preempted")], ends
+    ends = [e for e in journal(task) if e.kind == "exit"]
+    assert [(e.status, e.cause) for e in ends] == [("preempted", "preempted")], ends

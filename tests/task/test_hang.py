@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 from candle_restart.ckpt.envvars import EXIT_SECONDS_ENV
 from candle_restart.coordinator import Policy, resume
 from candle_restart.coordinator.local import LocalBackend
+from candle_restart.records.journal import JournalEvent
 from candle_restart.records.jsontypes import JsonObject
 from candle_restart.task import TaskDir, create_task
 from candle_restart.task.launch import task_environment
@@ -25,8 +25,8 @@ TOY = "tests.task.hang_toy:run"
 TIGHT: JsonObject = {"ckpt_hang_factor": 3, "ckpt_hang_grace": 2, "ckpt_hang_first": 10}
 
 
-def _exits(task: TaskDir) -> list[dict[str, Any]]:
-    return [e for e in journal(task.path) if e["event"] == "exit"]
+def _exits(task: TaskDir) -> list[JournalEvent]:
+    return [e for e in journal(task.path) if e.kind == "exit"]
 
 
 def _resume_to_the_end(root: Path, task: TaskDir) -> None:
@@ -53,9 +53,9 @@ def test_an_entry_blocked_forever_inside_a_batch_is_stopped_recorded_as_hang_and
     assert ended["reason"].startswith("hung: no heartbeat for "), ended["reason"]
     assert "the training did not stop, the runner exited" in ended["reason"]  # blocked: the signal could not help
     assert ended["checkpoint"]["epoch"] == 2  # the last commit before the hang
-    assert [(e["cause"], e["exit_code"]) for e in _exits(task)] == [("hang", 75)]
+    assert [(e.cause, e.exit_code) for e in _exits(task)] == [("hang", 75)]
     _resume_to_the_end(tmp_path / "run", task)
-    assert [e["cause"] for e in _exits(task)] == ["hang", None]
+    assert [e.cause for e in _exits(task)] == ["hang", None]
     assert (task.ckpts / "last" / "model.bin").read_bytes() == b"epoch 4"
 
 
@@ -71,7 +71,7 @@ def test_a_command_blocked_forever_inside_a_commit_is_killed_recorded_as_hang_an
     assert "killing its process group" in err
     assert _epochs_committed(task)[-1] == "002"  # epoch 3's commit never happened
     _resume_to_the_end(tmp_path / "run", task)
-    assert [e["cause"] for e in _exits(task)] == ["hang", None]
+    assert [e.cause for e in _exits(task)] == ["hang", None]
     assert (task.ckpts / "last" / "model.bin").read_bytes() == b"epoch 5"
 
 
@@ -94,9 +94,9 @@ def test_a_commands_walltime_halt_is_recorded_as_timeout(tmp_path: Path) -> None
     ended = state(task.path)
     assert (ended["status"], ended["cause"]) == ("preempted", "timeout"), ended
     (ended_event,) = _exits(task)
-    assert ended_event["cause"] == "timeout"
+    assert ended_event.cause == "timeout"
     # The runner timed the exit (stop to process end); the next attempt's margin covers it.
-    took = ended_event["exit_seconds"]
+    took = ended_event.extras.get("exit_seconds")
     assert isinstance(took, float) and 0.0 <= took < 60.0, ended_event
     assert task_environment({}, task, 2)[EXIT_SECONDS_ENV] == f"{took:.3f}"
 

@@ -76,12 +76,12 @@ def test_sigkill_of_the_runner_ends_its_command_before_the_next_attempt(tmp_path
     after = marks(marks_file)[marks(marks_file).index(starts[1]) :]
     assert not [m for m in after if m[:2] == ["epoch", "1"]], marks_file.read_text()  # attempt 1 trained no more
     assert state(task)["status"] == "completed"
-    second_start = [e for e in journal(task) if e["event"] == "start"][-1]
+    second_start = [e for e in journal(task) if e.kind == "start"][-1]
     if how == "escaped":  # out of the group, it outlived its runner: ended before attempt 2 started
-        assert second_start.get("ended_pids") == [trainer_pid], second_start
+        assert second_start.extras.get("ended_pids") == [trainer_pid], second_start
         assert f"pids [{trainer_pid}]" in err
     else:
-        assert "ended_pids" not in second_start
+        assert "ended_pids" not in second_start.extras
     assert os.path.exists(task / "ckpts" / "trainer-state.json")
 
 

@@ -102,7 +102,7 @@ def test_signal_at_a_random_batch_then_resume_is_bitwise_equal(
     weights, final = uninterrupted
     assert _weights(tmp_path / "b.npz") == weights
     assert _final_line(task.path) == final  # the resumed epoch's training metrics too
-    assert [e["event"] for e in journal(task.path)] == ["start", "exit", "start", "exit"]
+    assert [e.kind for e in journal(task.path)] == ["start", "exit", "start", "exit"]
 
 
 def test_two_signals_in_a_row_commit_once_and_exit_75(tmp_path: Path) -> None:

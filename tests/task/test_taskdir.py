@@ -111,7 +111,7 @@ def test_command_form_passes_values_literally_and_maps_exit_codes(
     if status == "failed":
         assert st["error_tail"] == ["something went wrong"]
     events = journal(task.path)
-    assert [e["event"] for e in events] == ["start", "exit"] and events[0]["pid"] == events[1]["pid"]
+    assert [e.kind for e in events] == ["start", "exit"] and events[0].pid == events[1].pid is not None
 
 
 def test_attempts_count_up_and_slurm_ids_are_recorded(
@@ -124,9 +124,9 @@ def test_attempts_count_up_and_slurm_ids_are_recorded(
     monkeypatch.setenv("SLURM_RESTART_COUNT", "3")
     run_task(task.path)
     run_task(task.path)
-    starts = [e for e in journal(task.path) if e["event"] == "start"]
-    assert [e["attempt"] for e in starts] == [1, 2]
-    assert starts[1]["job_id"] == "4242" and starts[1]["restart_count"] == "3"
+    starts = [e for e in journal(task.path) if e.kind == "start"]
+    assert [e.attempt for e in starts] == [1, 2]
+    assert starts[1].job_id == "4242" and starts[1].extras.get("restart_count") == "3"
     assert (task.path / "logs" / "attempt-002.out").exists()
 
 
@@ -136,7 +136,7 @@ def test_torn_journal_line_is_skipped(tmp_path: Path) -> None:
     task.append_journal({"event": "start", "attempt": 1})
     with open(task.journal_file, "a") as f:
         f.write('{"event": "exit", "att')
-    assert [e["event"] for e in task.read_journal()] == ["start"]
+    assert [e.kind for e in task.events()] == ["start"]
     assert task.attempts() == 1
 
 
