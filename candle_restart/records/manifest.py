@@ -13,16 +13,18 @@ Contract:
   (`candle_restart.sweep.schema`);
 * `SweepManifest.to_bytes` is the file's content (indented JSON); the caller writes it
   atomically (`candle_restart.ckpt.fsio`);
-* `read` raises ``FileNotFoundError`` for a missing file, `ManifestError` otherwise.
+* `SweepManifest.read` raises ``FileNotFoundError`` for a missing file, `ManifestError` otherwise.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from candle_restart.errors import CkptError
+from candle_restart.records.fields import Fields
 from candle_restart.records.jsonio import JsonFileError, read_json
 from candle_restart.records.jsontypes import JsonObject, JsonValue
 
@@ -36,10 +38,6 @@ class ManifestError(CkptError):
 def manifest_path(run_root: Path, name: str) -> Path:
     """Where the manifest of sweep ``name`` lives."""
     return Path(run_root) / f"{PREFIX}{name}{SUFFIX}"
-
-
-def _str_list(value: JsonValue) -> bool:
-    return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
 @dataclass(frozen=True)
@@ -57,28 +55,14 @@ class SweepManifest:
     @classmethod
     def from_json(cls, data: JsonValue, source: str) -> SweepManifest:
         """Validate a parsed manifest (``source`` names it in errors)."""
-        if not isinstance(data, dict):
-            raise ManifestError(source, None, f"must hold a JSON object, got {type(data).__name__}")
-        name, entry, command = data.get("name"), data.get("entry"), data.get("command")
-        params, varied = data.get("params", {}), data.get("varied", [])
-        if name is not None and not isinstance(name, str):
-            raise ManifestError(source, "name", f"must be a string, got {name!r}"[:300])
-        if entry is not None and not isinstance(entry, str):
-            raise ManifestError(source, "entry", f"must be a string or null, got {entry!r}"[:300])
-        if command is not None and not _str_list(command):
-            raise ManifestError(
-                source, "command", f"must be a list of strings or null, got {command!r}"[:300]
-            )
-        if not isinstance(params, dict):
-            raise ManifestError(source, "params", f"must be a JSON object, got {type(params).__name__}")
-        if not _str_list(varied):
-            raise ManifestError(source, "varied", f"must be a list of names, got {varied!r}"[:300])
+        check = Fields(source, ManifestError)
+        data = check.obj(data)
         return cls(
-            name,
-            entry,
-            [str(c) for c in command] if isinstance(command, list) else None,
-            params,
-            [str(v) for v in varied] if isinstance(varied, list) else [],
+            check.opt_string(data.get("name"), "name"),
+            check.opt_string(data.get("entry"), "entry"),
+            check.opt_strings(data.get("command"), "command"),
+            check.obj(data.get("params", {}), "params"),
+            check.strings(data.get("varied", []), "varied"),
             data.get("slurm"),
             data.get("restart"),
         )
@@ -98,16 +82,26 @@ class SweepManifest:
         """The content of the manifest file."""
         return (json.dumps(self.to_json(), indent=1) + "\n").encode()
 
-
-def read(path: Path) -> SweepManifest:
-    """The manifest in ``path`` (see the module contract)."""
-    try:
-        data = read_json(path)
-    except JsonFileError as exc:
-        raise ManifestError(exc.where, None, exc.problem) from None
-    return SweepManifest.from_json(data, str(path))
+    @classmethod
+    def read(cls, path: Path) -> SweepManifest:
+        """The manifest in ``path`` (see the module contract)."""
+        try:
+            data = read_json(path)
+        except JsonFileError as exc:
+            raise ManifestError(exc.where, None, exc.problem) from None
+        return cls.from_json(data, str(path))
 
 
 def find(run_root: Path) -> list[Path]:
     """The manifests of ``run_root``, by name."""
     return sorted(Path(run_root).glob(f"{PREFIX}*{SUFFIX}"))
+
+
+def read_all(run_root: Path) -> Iterator[tuple[Path, SweepManifest]]:
+    """Each manifest of ``run_root`` with its path, by name; one removed meanwhile is skipped, one
+    that cannot be read or is not one raises `ManifestError` naming it."""
+    for path in find(run_root):
+        try:
+            yield path, SweepManifest.read(path)
+        except FileNotFoundError:
+            continue

@@ -25,7 +25,10 @@ from pathlib import Path
 
 from candle_restart.coordinator.backend import BatchSubmit, FinalState, Liveness, Reconcile, Submission
 from candle_restart.errors import CkptError
-from candle_restart.executor import SlurmOptions
+from candle_restart.executor import SlurmOptions, check_slurm
+from candle_restart.records import manifest
+from candle_restart.records.fields import Fields
+from candle_restart.records.manifest import ManifestError
 from candle_restart.slurm.script import list_lines, render, run_root_problem, sbatch_command
 from candle_restart.task.taskdir import TaskDir
 
@@ -189,12 +192,10 @@ class SlurmBackend(BatchSubmit, Reconcile, FinalState):
 
 def read_options(run_root: Path) -> SlurmOptions:
     """The ``executor.slurm`` options recorded by the sweep that made ``run_root`` (empty if none),
-    checked as the sweep YAML's are: a manifest that cannot be read or holds bad options raises
-    `candle_restart.sweep.SweepError` (one line naming the manifest and the key)."""
-    from candle_restart.sweep.expand import read_manifests
-    from candle_restart.sweep.schema import check_slurm_manifest
-
-    for manifest, data in read_manifests(run_root):
-        if data.get("slurm") is not None:
-            return check_slurm_manifest(data["slurm"], manifest)
+    checked as the sweep YAML's are (`check_slurm`): a manifest that cannot be read or holds bad
+    options raises `ManifestError` (one line naming the manifest and the key)."""
+    for path, record in manifest.read_all(run_root):
+        if record.slurm is not None:
+            check = Fields(path, ManifestError)
+            return check_slurm(check, dict(check.obj(record.slurm, "slurm")), ("slurm",))
     return SlurmOptions()

@@ -30,7 +30,6 @@ from candle_restart.ckpt import fsio
 from candle_restart.ckpt.params import check_writable, parse_params
 from candle_restart.errors import CkptError
 from candle_restart.records import manifest
-from candle_restart.records.jsontypes import JsonObject
 from candle_restart.records.manifest import ManifestError, SweepManifest
 from candle_restart.sweep.schema import Sweep, SweepError
 from candle_restart.task.taskdir import TaskDir, create_task, make_task_id
@@ -79,7 +78,7 @@ def _manifest(sweep: Sweep) -> SweepManifest:
 def _check_unchanged(sweep: Sweep, path: Path) -> bool:
     """False if no manifest exists yet; SweepError if the definition changed."""
     try:
-        recorded = manifest.read(path)
+        recorded = SweepManifest.read(path)
     except FileNotFoundError:
         return False
     except ManifestError as exc:
@@ -165,19 +164,10 @@ def manifests(run_root: Path) -> Iterator[tuple[Path, SweepManifest]]:
     """Each sweep manifest of ``run_root`` (``.sweep-<name>.json``, by name), read by
     `candle_restart.records.manifest`.  A manifest that cannot be read, or is not one, raises
     SweepError naming it; one removed meanwhile is skipped."""
-    for path in manifest.find(run_root):
-        try:
-            yield path, manifest.read(path)
-        except FileNotFoundError:
-            continue
-        except ManifestError as exc:
-            raise SweepError(exc.where, exc.key, exc.problem) from None
-
-
-def read_manifests(run_root: Path) -> Iterator[tuple[Path, JsonObject]]:
-    """`manifests` as JSON objects (for ``slurm/backend.py``'s ``read_options``)."""
-    for path, record in manifests(run_root):
-        yield path, record.to_json()
+    try:
+        yield from manifest.read_all(run_root)
+    except ManifestError as exc:
+        raise SweepError(exc.where, exc.key, exc.problem) from None
 
 
 def recorded_restart(run_root: Path) -> tuple[dict[str, float], Path | None]:

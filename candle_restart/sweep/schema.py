@@ -43,7 +43,7 @@ from candle_restart.executor import (
     MAX_WORKERS,
     SLURM_KEYS,
     ExecutorBlock,
-    SlurmOptions,
+    check_slurm,
 )
 from candle_restart.sweep.program import check_program, did_you_mean
 from candle_restart.sweep.searchschema import SearchBlock, check_search
@@ -221,67 +221,6 @@ def _check_vary(
     return grid, explicit, block
 
 
-_SLURM_STRINGS = (
-    "partition",
-    "account",
-    "qos",
-    "walltime",
-    "gres",
-    "worker_init",
-    "scheduler_options",
-    "address",
-)
-_SLURM_INTS = {
-    "nodes": 1,
-    "signal_seconds": 0,  # 0: no --signal
-    "throttle": 1,
-    "cores_per_node": 1,
-    "mem_per_node": 1,
-    "gpus_per_task": 1,
-}
-
-
-# What reaches an ``#SBATCH`` line: ``--flag`` or ``--flag=value``, never whitespace, quotes or
-# shell punctuation (the sbatch script checks again when it renders).
-_SBATCH_OPTION = re.compile(r"--[A-Za-z][A-Za-z0-9-]*(=[^\s'\"`$;|&<>\\]+)?")
-_SBATCH_VALUE = re.compile(r"[^\s'\"`$;|&<>\\]+")
-_DIRECTIVE_STRINGS = ("partition", "account", "qos", "walltime", "gres")
-
-
-def _check_slurm(
-    c: _Checker, slurm: dict[str, object], path: tuple[str, ...] = ("executor", "slurm")
-) -> SlurmOptions:
-    """``slurm`` (a copy the caller made) checked key by key, typed as `SlurmOptions`."""
-    for key in _SLURM_STRINGS:
-        if key in slurm:
-            text = c.string(slurm[key], (*path, key))
-            if key in _DIRECTIVE_STRINGS and not _SBATCH_VALUE.fullmatch(text):
-                raise c.fail(
-                    (*path, key), f"must be one word without quotes or shell characters, got {text!r}"
-                )
-    for key, minimum in _SLURM_INTS.items():
-        if key in slurm:
-            c.integer(slurm[key], (*path, key), minimum)
-    for key in ("exclusive", "self_requeue", "requeue"):
-        if key in slurm and not isinstance(slurm[key], bool):
-            raise c.fail((*path, key), f"must be true or false, got {slurm[key]!r}")
-    extra = slurm.get("extra", [])
-    if isinstance(extra, str):
-        extra = [extra]
-    if not isinstance(extra, list) or not all(isinstance(x, str) and x.startswith("--") for x in extra):
-        raise c.fail((*path, "extra"), "must be a list of sbatch options such as --cpus-per-task=2")
-    for item in extra:
-        if not _SBATCH_OPTION.fullmatch(item):
-            raise c.fail(
-                (*path, "extra"),
-                f"{item!r} is not one sbatch option (--name or --name=value, without spaces, "
-                "quotes or shell characters)",
-            )
-    if extra:
-        slurm["extra"] = extra
-    return cast(SlurmOptions, slurm)  # every key of SLURM_KEYS checked above for its type
-
-
 def _check_executor(c: _Checker, raw: object) -> ExecutorBlock:
     """The ``executor`` block with its defaults; the ``provider`` keys are checked against the
     Parsl provider class of its kind (imported only when a ``provider`` block is given)."""
@@ -294,8 +233,8 @@ def _check_executor(c: _Checker, raw: object) -> ExecutorBlock:
     for key, minimum in (("blocks", 1), ("nodes_per_block", 1), ("gpus_per_node", 0)):
         if key in executor:
             c.integer(executor[key], ("executor", key), minimum)
-    executor["slurm"] = _check_slurm(
-        c, dict(c.mapping(executor.get("slurm", {}), ("executor", "slurm"), SLURM_KEYS))
+    executor["slurm"] = check_slurm(
+        c, dict(c.mapping(executor.get("slurm", {}), ("executor", "slurm"), SLURM_KEYS)), ("executor", "slurm")
     )
     if executor.get("provider") is not None:
         provider = dict(c.mapping(executor["provider"], ("executor", "provider")))
@@ -309,12 +248,6 @@ def _check_executor(c: _Checker, raw: object) -> ExecutorBlock:
             )
         executor["provider"] = provider
     return cast(ExecutorBlock, executor)  # every key of EXECUTOR_KEYS checked above for its type
-
-
-def check_slurm_manifest(options: object, manifest: Path) -> SlurmOptions:
-    """The ``slurm`` options a sweep manifest recorded, checked as the YAML's were; SweepError if not."""
-    c = _Checker(manifest, {})
-    return _check_slurm(c, dict(c.mapping(options, ("slurm",), SLURM_KEYS)), ("slurm",))
 
 
 def _check_restart(c: _Checker, raw: object, path: tuple[str, ...] = ("restart",)) -> Restart:

@@ -127,3 +127,40 @@ def test_expansion_is_idempotent_grows_with_the_grid_and_refuses_edits(tmp_path:
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == before
     task = json.loads((first.tasks[0].task_file).read_text())
     assert task["sweep"] == "s" and task["entry"] == "candle_restart.examples.regression:run"
+
+
+def test_the_slurm_backend_reads_a_manifests_options_through_the_record_and_one_shared_check(
+    tmp_path: Path,
+) -> None:
+    from candle_restart.records.manifest import ManifestError
+    from candle_restart.slurm import read_options
+
+    path = _write(tmp_path, GOOD + "executor: {kind: slurm, slurm: {partition: debug, nodes: 2}}\n")
+    expand(parse_sweep(path))
+    assert read_options(tmp_path / "runs") == {"partition": "debug", "nodes": 2}
+    [manifest] = (tmp_path / "runs").glob(".sweep-*.json")
+    recorded = json.loads(manifest.read_text())
+    for bad, key, problem in (
+        ({"nodes": "two"}, "slurm.nodes", "must be an integer >= 1, got 'two'"),
+        ({"partition": "a b"}, "slurm.partition", "must be one word without quotes or shell characters"),
+        ({"nodez": 1}, "slurm.nodez", "unknown key"),
+        ([1], "slurm", "must be a JSON object, got list"),
+    ):
+        manifest.write_text(json.dumps({**recorded, "slurm": bad}))
+        before = manifest.read_bytes()
+        with pytest.raises(ManifestError) as refused:
+            read_options(tmp_path / "runs")
+        assert str(refused.value).startswith(f"{manifest}: {key}: {problem}"), refused.value
+        assert "\n" not in str(refused.value) and manifest.read_bytes() == before
+
+
+def test_the_slurm_package_imports_no_sweep_code() -> None:
+    import ast
+
+    import candle_restart.slurm
+
+    for source in Path(candle_restart.slurm.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names += [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            assert not any(n.startswith("candle_restart.sweep") for n in names), f"{source}: imports {names}"
