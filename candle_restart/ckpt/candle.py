@@ -351,7 +351,7 @@ class CandleCkpt(CandleParamMethods):
 
     def write_json(self, jsonfile: Path | str, epoch: int) -> None:
         """Write ``ckpt-info.json`` for ``epoch`` to ``jsonfile`` atomically (CANDLE's entry point)."""
-        atomic_write_bytes(Path(jsonfile), self.ckpt_info(epoch).to_json())
+        atomic_write_bytes(Path(jsonfile), self.ckpt_info(epoch).to_bytes())
 
     # ----- keep policy ----------------------------------------------------------------------
     def clean(self, epoch_now: int) -> tuple[int, int]:

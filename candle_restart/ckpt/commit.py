@@ -164,7 +164,7 @@ def commit(
     target = layout.epoch_dir(epoch)
     aside: Path | None = None
     try:
-        fsio.write_new_file(work / INFO_FILE, info.to_json())
+        fsio.write_new_file(work / INFO_FILE, info.to_bytes())
         fsio.fsync_tree(work)
         if target.exists():
             aside = layout.epochs / f".old-{epoch_name(epoch)}-{_unique_suffix()}"

@@ -82,14 +82,14 @@ class Captured:
 
     def write(self, files: CheckpointFiles) -> None:
         with files.create(CALLBACKS_FILE) as sink:
-            sink.write(self.record.to_json())
+            sink.write(self.record.to_bytes())
         if self.arrays:
             with files.create(ARRAYS_FILE) as sink:
                 write_npz(sink, self.arrays)
 
     def write_into(self, directory: Path) -> None:
         """The synchronous path: plain files (the caller checksums the directory afterwards)."""
-        (directory / CALLBACKS_FILE).write_bytes(self.record.to_json())
+        (directory / CALLBACKS_FILE).write_bytes(self.record.to_bytes())
         if self.arrays:
             with open(directory / ARRAYS_FILE, "wb") as f:
                 write_npz(f, self.arrays)

@@ -101,16 +101,19 @@ class CallbackStates:
     not_checkpointed: tuple[Uncarried, ...] = field(default=())
     schema_version: int = SCHEMA_VERSION
 
-    def to_json(self) -> bytes:
-        """The file's bytes: strict JSON (``ValueError`` on a non-finite float: tag it), a trailing newline."""
-        data: JsonObject = {
+    def to_json(self) -> JsonObject:
+        """The file's object."""
+        return {
             "schema_version": self.schema_version,
             "hook": None if self.hook is None else self.hook.to_dict(),
             "callbacks": [e.to_dict() for e in self.callbacks],
             "arrays_file": self.arrays_file,
             "not_checkpointed": [u.to_dict() for u in self.not_checkpointed],
         }
-        return (json.dumps(data, indent=1, allow_nan=False) + "\n").encode()
+
+    def to_bytes(self) -> bytes:
+        """The file's bytes: strict JSON (``ValueError`` on a non-finite float: tag it), a trailing newline."""
+        return (json.dumps(self.to_json(), indent=1, allow_nan=False) + "\n").encode()
 
     def array_members(self) -> list[str]:
         """Every ``$array`` member the entries and logs refer to, in order of appearance."""
@@ -127,18 +130,22 @@ class CallbackStates:
     def from_json(cls, data: object, path: Path | str) -> CallbackStates:
         return _Reader(str(path)).read(data)
 
+    @classmethod
+    def read(cls, path: Path) -> CallbackStates:
+        """Read and check one ``callbacks.json`` (`CorruptCheckpointError`; `CheckpointIOError` for
+        an I/O error that says nothing of the content)."""
+        try:
+            data = read_json(path)
+        except FileNotFoundError:
+            raise CorruptCheckpointError(str(path), None, "is missing") from None
+        except JsonFileError as exc:
+            if exc.transient:
+                raise CheckpointIOError(str(path), None, exc.problem) from None
+            raise CorruptCheckpointError(str(path), None, exc.problem) from None
+        return cls.from_json(data, path)
 
-def read_callback_states(path: Path) -> CallbackStates:
-    """Read and check one ``callbacks.json``."""
-    try:
-        data = read_json(path)
-    except FileNotFoundError:
-        raise CorruptCheckpointError(str(path), None, "is missing") from None
-    except JsonFileError as exc:
-        if exc.transient:
-            raise CheckpointIOError(str(path), None, exc.problem) from None
-        raise CorruptCheckpointError(str(path), None, exc.problem) from None
-    return CallbackStates.from_json(data, path)
+
+read_callback_states = CallbackStates.read  # the name the Keras side reads it by
 
 
 def tag_problem(value: JsonValue) -> str | None:

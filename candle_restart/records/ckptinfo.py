@@ -16,15 +16,15 @@ Contract:
   or ``{"epoch", "batch"}`` for a checkpoint taken inside an epoch),
   ``state_file``, ``files`` (every file of the checkpoint: size and CRC-32 or
   null), ``writer`` (host, pid, Slurm job ids where set).
-* `CkptInfo.to_json` writes strict JSON (a non-finite best becomes null), keys
-  in the order above, ``indent=1``, one trailing newline.
+* `CkptInfo.to_bytes` writes strict JSON (`CkptInfo.to_json`: a non-finite best
+  becomes null), keys in the order above, ``indent=1``, one trailing newline.
 * `CkptInfo.from_json` accepts every file this project wrote and CANDLE's own
   (none of the additions, ``Infinity`` as a best, keys missing); a file without
   ``schema_version`` is CANDLE's (``schema_version`` is None).  Anything of the
   wrong shape raises `CorruptCheckpointError` in one line naming the file, the
   key and the problem.  Keys it does not know are ignored.
-* `read_ckpt_info` raises `CheckpointIOError` instead when an I/O error that
-  says nothing of the content (EIO, EACCES, ESTALE) stopped the read.
+* `CkptInfo.read` (`read_ckpt_info`) raises `CheckpointIOError` instead when an
+  I/O error that says nothing of the content (EIO, EACCES, ESTALE) stopped the read.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from candle_restart.errors import CheckpointIOError, CorruptCheckpointError
+from candle_restart.records.fields import Fields
 from candle_restart.records.jsonio import JsonFileError, read_json
 
 SCHEMA_VERSION = 1
@@ -76,7 +77,7 @@ class Position:
 
 @dataclass(frozen=True)
 class CkptInfo:
-    """One ``ckpt-info.json`` (see the module contract); `from_json` reads it, `to_json` writes it."""
+    """One ``ckpt-info.json`` (see the module contract); `read` and `from_json` read it, `to_bytes` writes it."""
 
     epoch: int
     model_file: str
@@ -127,12 +128,16 @@ class CkptInfo:
         )
         return out
 
-    def to_json(self) -> bytes:
-        """The bytes of ``ckpt-info.json``: strict JSON, ``indent=1``, a trailing newline."""
+    def to_json(self) -> dict[str, Json]:
+        """The object of ``ckpt-info.json``: `to_dict` in strict JSON (a non-finite best is null)."""
         best = self.best_metric_last
         data = self.to_dict()
         data["best_metric_last"] = best if best is None or math.isfinite(best) else None
-        return (json.dumps(data, indent=1, allow_nan=False) + "\n").encode()
+        return data
+
+    def to_bytes(self) -> bytes:
+        """The bytes of ``ckpt-info.json``: strict JSON, ``indent=1``, a trailing newline."""
+        return (json.dumps(self.to_json(), indent=1, allow_nan=False) + "\n").encode()
 
     def with_files(self, files: FileTable, model_crc: str | None, state_file: str | None) -> CkptInfo:
         """This record with the per-file table of the written checkpoint."""
@@ -144,22 +149,25 @@ class CkptInfo:
         """Validate the parsed object of ``path`` (see the module contract) into a record."""
         return _Reader(Path(path)).read(data)
 
+    @classmethod
+    def read(cls, path: Path) -> CkptInfo:
+        """Read and validate one ``ckpt-info.json`` (ours or CANDLE's); see the module contract."""
+        try:
+            data = read_json(path)
+        except FileNotFoundError:
+            raise CorruptCheckpointError(str(path), None, "is missing") from None
+        except JsonFileError as exc:
+            if exc.transient:  # EIO, EACCES, ESTALE...: the file may be fine
+                raise CheckpointIOError(str(path), None, exc.problem) from None
+            raise CorruptCheckpointError(str(path), None, exc.problem) from None
+        return cls.from_json(data, path)
+
     @property
     def best_is_finite(self) -> bool:
         return self.best_metric_last is not None and math.isfinite(self.best_metric_last)
 
 
-def read_ckpt_info(path: Path) -> CkptInfo:
-    """Read and validate one ``ckpt-info.json`` (ours or CANDLE's)."""
-    try:
-        data = read_json(path)
-    except FileNotFoundError:
-        raise CorruptCheckpointError(str(path), None, "is missing") from None
-    except JsonFileError as exc:
-        if exc.transient:  # EIO, EACCES, ESTALE...: the file may be fine
-            raise CheckpointIOError(str(path), None, exc.problem) from None
-        raise CorruptCheckpointError(str(path), None, exc.problem) from None
-    return CkptInfo.from_json(data, path)
+read_ckpt_info = CkptInfo.read  # the public name (`candle_restart.ckpt.read_ckpt_info`)
 
 
 def safe_relative(name: str) -> bool:
@@ -177,36 +185,15 @@ class _Reader:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-
-    def fail(self, key: str | None, problem: str) -> CorruptCheckpointError:
-        return CorruptCheckpointError(str(self.path), key, problem)
+        self.check = Fields(path, CorruptCheckpointError)
+        self.fail, self.number = self.check.fail, self.check.opt_number
+        self.string, self.flag = self.check.opt_string, self.check.opt_flag
 
     def integer(self, value: object, key: str, minimum: int | None = None) -> int | None:
-        """``value`` if None or an int (>= ``minimum``), else the error."""
-        if value is None and minimum is None:
-            return None
-        if isinstance(value, int) and not isinstance(value, bool) and (minimum is None or value >= minimum):
-            return value
+        """``value`` if None or an int; with ``minimum``: an int >= it (None is the error)."""
         if minimum is None:
-            raise self.fail(key, f"must be an integer or null, got {value!r}")
-        raise self.fail(key, f"must be an integer >= {minimum}, got {value!r}")
-
-    def number(self, value: object, key: str) -> float | None:
-        if value is None:
-            return None
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        raise self.fail(key, f"must be a number or null, got {value!r}")
-
-    def string(self, value: object, key: str) -> str | None:
-        if value is None or isinstance(value, str):
-            return value
-        raise self.fail(key, f"must be a string or null, got {value!r}")
-
-    def flag(self, value: object, key: str) -> bool | None:
-        if value is None or isinstance(value, bool):
-            return value
-        raise self.fail(key, f"must be true, false or null, got {value!r}")
+            return self.check.opt_integer(value, key)
+        return self.check.integer(value, key, minimum)
 
     def member(self, value: object, key: str) -> str:
         if not isinstance(value, str) or not safe_relative(value):

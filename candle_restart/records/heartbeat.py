@@ -57,6 +57,12 @@ class Beat:
             data = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError, RecursionError):
             return cls()
+        return cls.from_json(data)
+
+    @classmethod
+    def from_json(cls, data: object, source: str = FILE_NAME) -> Beat:
+        """The beat of a parsed file (never raises: a value of another shape is a plain warm ``step`` beat;
+        ``source`` is accepted for the records' common signature)."""
         if not isinstance(data, dict):
             return cls()
         phase = data.get("phase")
@@ -77,15 +83,16 @@ class Beat:
             time=float(when) if isinstance(when, (int, float)) and not isinstance(when, bool) and when > 0 else None,
         )
 
+    def to_json(self) -> dict[str, object]:
+        return {
+            "n": self.n,
+            "phase": self.phase,
+            "warm": self.warm,
+            "cause": self.cause,
+            "commits": self.commits,
+            "commit_seconds": round(self.commit_seconds, 6),
+            "time": self.time,
+        }
+
     def to_bytes(self) -> bytes:
-        return json.dumps(
-            {
-                "n": self.n,
-                "phase": self.phase,
-                "warm": self.warm,
-                "cause": self.cause,
-                "commits": self.commits,
-                "commit_seconds": round(self.commit_seconds, 6),
-                "time": self.time,
-            }
-        ).encode()
+        return json.dumps(self.to_json()).encode()

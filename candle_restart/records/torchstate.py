@@ -22,7 +22,7 @@ from Python values, asking ``leaf`` for the tensors it stores; anything else (a 
 arbitrary object) is a `TreeError` naming its path: nothing is ever pickled.  `decode_tree`
 is the reverse, checking the shape as it goes.
 
-`TorchState.from_json` is the one reader; a file of another shape is a `CorruptCheckpointError`
+`TorchState.read` (`from_bytes`, `from_json`) is the one reader; a file of another shape is a `CorruptCheckpointError`
 naming the file, the key and the problem.
 """
 
@@ -32,6 +32,7 @@ import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from candle_restart.errors import CorruptCheckpointError
 from candle_restart.records.jsonio import JsonError, loads, utf8
@@ -151,8 +152,9 @@ class TorchState:
     schema_version: int = SCHEMA_VERSION
     extra: Mapping[str, JsonValue] = field(default_factory=dict)  # keys a newer version wrote
 
-    def to_json(self) -> bytes:
-        data: JsonObject = {
+    def to_json(self) -> JsonObject:
+        """The file's object."""
+        return {
             "schema_version": self.schema_version,
             "tensors_file": self.tensors_file,
             "torch_version": self.torch_version,
@@ -161,7 +163,10 @@ class TorchState:
             "epoch_rng": self.epoch_rng,
             "not_saved": list(self.not_saved),
         }
-        return (json.dumps(data, indent=1, allow_nan=False) + "\n").encode()
+
+    def to_bytes(self) -> bytes:
+        """The file's content: strict JSON, ``indent=1``, a trailing newline."""
+        return (json.dumps(self.to_json(), indent=1, allow_nan=False) + "\n").encode()
 
     def tensor_names(self) -> set[str]:
         """Every tensor name the record refers to."""
@@ -171,12 +176,22 @@ class TorchState:
         return names
 
     @classmethod
-    def from_json(cls, data: bytes, where: str) -> TorchState:
+    def read(cls, path: Path) -> TorchState:
+        """The record in ``path`` (``OSError`` when it cannot be read; see `from_bytes`)."""
+        return cls.from_bytes(path.read_bytes(), str(path))
+
+    @classmethod
+    def from_bytes(cls, data: bytes, where: str) -> TorchState:
         """Read a ``train_state.json``'s bytes; `CorruptCheckpointError` (file, key, problem) if malformed."""
         try:
             raw = loads(utf8(data))
         except (JsonError, ValueError) as exc:
             raise CorruptCheckpointError(where, None, f"is not JSON: {exc}") from None
+        return cls.from_json(raw, where)
+
+    @classmethod
+    def from_json(cls, raw: object, where: str) -> TorchState:
+        """The record of a parsed ``train_state.json``; `CorruptCheckpointError` (file, key, problem) if malformed."""
         if not isinstance(raw, dict):
             raise CorruptCheckpointError(where, None, "must hold a JSON object")
         version, tensors_file = raw.get("schema_version"), raw.get("tensors_file")

@@ -160,7 +160,7 @@ class CandleCkptPyTorch(CandleCkpt):
                 None,
                 f"is neither a safetensors file with its {TORCH_STATE_FILE} nor a torch.save file",
             )
-        record = TorchState.from_json(state_file.read_bytes(), str(state_file))
+        record = TorchState.read(state_file)
         tensors = tensorio.read_tensors(model_file.parent / record.tensors_file)
         restored = restore(record, tensors, parts, str(model_file), self.info)
         self._resume_rng = restored.epoch_rng

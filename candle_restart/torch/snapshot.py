@@ -117,7 +117,7 @@ class TorchSnapshot:
         """Make the deferred copies, then write ``train_state.json`` and the tensors file (each fsynced)."""
         self.deferred.fill()
         with files.create(TORCH_STATE_FILE) as sink:
-            sink.write(self.record.to_json())
+            sink.write(self.record.to_bytes())
         with files.create(self.model_file) as sink:
             write_tensors(sink, self.tensors, {"format": "pt", "state": TORCH_STATE_FILE})
 

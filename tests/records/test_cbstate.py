@@ -38,7 +38,7 @@ RECORD = CallbackStates(
 
 def test_round_trip_is_strict_json_and_loses_nothing(tmp_path: Path) -> None:
     path = tmp_path / "callbacks.json"
-    path.write_bytes(RECORD.to_json())
+    path.write_bytes(RECORD.to_bytes())
     text = path.read_text()
     json.loads(text, parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
     assert read_callback_states(path) == RECORD
@@ -49,7 +49,7 @@ def test_round_trip_is_strict_json_and_loses_nothing(tmp_path: Path) -> None:
 def test_a_raw_non_finite_float_is_refused_when_writing() -> None:
     bad = CallbackStates(None, (CallbackEntry(0, "X", "protocol", False, {"best": float("inf")}),))
     with pytest.raises(ValueError):
-        bad.to_json()
+        bad.to_bytes()
 
 
 @pytest.mark.parametrize(
@@ -72,7 +72,7 @@ def test_a_raw_non_finite_float_is_refused_when_writing() -> None:
 def test_a_malformed_file_is_one_line_naming_file_and_key(
     tmp_path: Path, change: object, key: str, problem: str
 ) -> None:
-    data = json.loads(RECORD.to_json())
+    data = json.loads(RECORD.to_bytes())
     change(data)  # type: ignore[operator]
     path = tmp_path / "callbacks.json"
     path.write_text(json.dumps(data))
@@ -95,7 +95,7 @@ def test_not_json_and_missing_are_corrupt(tmp_path: Path) -> None:
 
 
 def test_unknown_keys_are_ignored(tmp_path: Path) -> None:
-    data = json.loads(RECORD.to_json())
+    data = json.loads(RECORD.to_bytes())
     data["added_later"] = {"anything": True}
     path = tmp_path / "callbacks.json"
     path.write_text(json.dumps(data))

@@ -49,7 +49,7 @@ def test_an_optimizer_like_state_comes_back_with_its_types() -> None:
     assert list(back["state"]) == [0, 1] and back["$odd"] == math.inf and math.isnan(back["nan"])
     assert isinstance(back["end_step"], float) and back["end_step"] == 5.0
     record = TorchState("model.h5", {"optimizer": tree}, rng=None)
-    again = TorchState.from_json(record.to_json(), "train_state.json")
+    again = TorchState.from_bytes(record.to_bytes(), "train_state.json")
     assert again.parts == record.parts and again.tensor_names() == set(stored)
 
 
@@ -73,5 +73,5 @@ def test_a_function_is_refused_naming_its_path() -> None:
 )
 def test_a_malformed_record_is_one_line_naming_the_key(text: bytes, key: str | None) -> None:
     with pytest.raises(CorruptCheckpointError) as caught:
-        TorchState.from_json(text, "train_state.json")
+        TorchState.from_bytes(text, "train_state.json")
     assert caught.value.where == "train_state.json" and caught.value.key == key

@@ -72,7 +72,7 @@ def _replace_model_file(checkpoint: Path, data: bytes) -> None:
     files = dict(info.files or {})
     files["model.h5"] = FileEntry(len(data), str(zlib.crc32(data)))
     fixed: CkptInfo = info.with_files(files, files["model.h5"].crc32, info.state_file)
-    (checkpoint / "ckpt-info.json").write_bytes(fixed.to_json())
+    (checkpoint / "ckpt-info.json").write_bytes(fixed.to_bytes())
 
 
 @pytest.mark.parametrize("kind", ["torch.save", "pickle"])
