@@ -48,9 +48,7 @@ from candle_restart.errors import CorruptCheckpointError, RestartError
 from candle_restart.keras import rngs
 from candle_restart.keras.h5stream import check_whole, read_weights
 from candle_restart.keras.npz import ALIGNMENT, read_npz, write_npz
-from candle_restart.records.jsontypes import JsonObject
-from candle_restart.records.trainstate import GROUPS, MANIFEST_MEMBER, decode_manifest, encode_manifest, entry
-from candle_restart.records.trainstate import model_file as model_file_of
+from candle_restart.records.trainstate import MANIFEST_MEMBER, TrainManifest, VarEntry, entry
 
 
 @dataclass
@@ -58,7 +56,7 @@ class PendingOptimizer:
     """Optimizer values read by a restart before the model had an optimizer."""
 
     path: Path  # the train_state.npz they came from (for error messages)
-    saved: list[dict[str, Any]]  # their manifest entries (path, shape, dtype)
+    saved: list[VarEntry]  # their manifest entries (path, shape, dtype)
     values: list[np.ndarray]
 
 
@@ -100,7 +98,7 @@ def state_arrays(
         groups["metrics"] = metric_variables(model)
     located = located if model_file is not None and located else {}
     arrays: dict[str, np.ndarray] = {}
-    manifest: dict[str, list[JsonObject]] = {}
+    manifest: dict[str, list[VarEntry]] = {}
     for group, variables in groups.items():
         manifest[group] = []
         for i, variable in enumerate(variables):
@@ -115,7 +113,7 @@ def state_arrays(
     for i, (name, state) in enumerate(rngs.capture().items()):
         arrays[f"rng/{i}"] = state
         manifest["rng"].append(entry(name, state.shape, str(state.dtype)))
-    text = encode_manifest(manifest, model_file if located and model_file is not None else None)
+    text = TrainManifest(manifest, model_file if located and model_file is not None else None).to_text()
     arrays[MANIFEST_MEMBER] = np.array(text)
     return arrays
 
@@ -126,24 +124,24 @@ def save_state(model: Any, path: Path, include_metrics: bool = False) -> None:
         write_npz(f, state_arrays(model, lambda v: np.asarray(v.numpy()), include_metrics))
 
 
-def _check_fit(path: Path, group: str, saved: list[dict[str, Any]], variables: list[Any]) -> None:
+def _check_fit(path: Path, group: str, saved: list[VarEntry], variables: list[Any]) -> None:
     if len(saved) != len(variables):
         raise CorruptCheckpointError(
             str(path), group, f"holds {len(saved)} variables, the model has {len(variables)}"
         )
     for i, variable in enumerate(variables):
-        if list(saved[i]["shape"]) != list(variable.shape):
+        if list(saved[i].shape) != list(variable.shape):
             raise CorruptCheckpointError(
                 str(path),
                 group,
-                f"variable {i} ({saved[i]['path']}) has shape {saved[i]['shape']}, "
+                f"variable {i} ({saved[i].path}) has shape {list(saved[i].shape)}, "
                 f"the model's {variable.path} has {list(variable.shape)}",
             )
 
 
 def saved_arrays(
     path: Path, check_crc: bool = True, verified: Collection[str] = (), deferred: dict[str, str] | None = None
-) -> tuple[dict[str, Any], dict[str, list[np.ndarray]]]:
+) -> tuple[TrainManifest, dict[str, list[np.ndarray]]]:
     """The manifest of the ``train_state.npz`` at ``path`` and every group's arrays, by position.
 
     Arrays listed with ``at`` are read from the model file beside ``path``
@@ -158,12 +156,14 @@ def saved_arrays(
     """
     data = read_npz(path, check_crc)
     try:
-        manifest: dict[str, Any] = decode_manifest(str(data.pop(MANIFEST_MEMBER)))  # its shape checked there
-        groups = {g: list(e) for g, e in manifest.items() if g in GROUPS}
-        wanted = [e["at"] for entries in groups.values() for e in entries if "at" in e]
+        manifest = TrainManifest.from_text(str(data.pop(MANIFEST_MEMBER)))  # its shape checked there
+        groups = {g: list(e) for g, e in manifest.groups.items()}
+        wanted = [e.at for entries in groups.values() for e in entries if e.at is not None]
         located: dict[str, np.ndarray] = {}
         if wanted:
-            name, member = model_file_of(manifest)
+            if manifest.model_file is None:
+                raise ValueError("model_file: must name the model file its entries (at) are in")
+            name, member = manifest.model_file
             check = name not in verified
             file_crc = None if deferred is None else deferred.get(name)
             located = read_weights(Path(path).parent / name, member, sorted(set(wanted)), check, file_crc)
@@ -174,12 +174,12 @@ def saved_arrays(
                 check_whole(Path(path).parent / name, crc)
             deferred.clear()
         values = {
-            group: [located[e["at"]] if "at" in e else data[f"{group}/{i}"] for i, e in enumerate(entries)]
+            group: [located[e.at] if e.at is not None else data[f"{group}/{i}"] for i, e in enumerate(entries)]
             for group, entries in groups.items()
         }
         for group, entries in groups.items():
             for i, (saved_entry, value) in enumerate(zip(entries, values[group], strict=True)):
-                if list(value.shape) != list(saved_entry["shape"]):
+                if list(value.shape) != list(saved_entry.shape):
                     raise ValueError(
                         f"{group}/{i} has shape {list(value.shape)}, its manifest says otherwise"
                     )
@@ -213,16 +213,16 @@ def load_state(
     """
     compiled = getattr(model, "optimizer", None) is not None
     manifest, saved = saved_arrays(path, check_crc, verified, deferred)
-    saved_optimizer = list(manifest.get("optimizer", []))
+    saved_optimizer = manifest.entries("optimizer")
     groups = {"model": list(model.variables)}
     if compiled and saved_optimizer:
         groups["optimizer"] = _optimizer_variables(model)
     for group, variables in groups.items():
-        _check_fit(path, group, manifest.get(group, []), variables)
+        _check_fit(path, group, manifest.entries(group), variables)
     values = {group: saved.get(group, []) for group in groups}
     parked = saved.get("optimizer", []) if not compiled else []
-    metrics = saved.get("metrics") if "metrics" in manifest else None
-    generators = {e["path"]: v for e, v in zip(manifest.get("rng", []), saved.get("rng", []), strict=True)}
+    metrics = saved.get("metrics") if "metrics" in manifest.groups else None
+    generators = {e.path: v for e, v in zip(manifest.entries("rng"), saved.get("rng", []), strict=True)}
     try:
         for name, state in generators.items():
             rngs.check(name, state)

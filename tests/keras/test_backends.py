@@ -26,7 +26,7 @@ from candle_restart.keras.npz import read_npz, write_npz
 from candle_restart.keras.state import load_state, save_state, saved_arrays
 from candle_restart.records.ckptinfo import FileEntry
 from candle_restart.records.jsontypes import JsonObject
-from candle_restart.records.trainstate import decode_manifest
+from candle_restart.records.trainstate import TrainManifest
 from tests.keras.test_fit_inputs import BATCH, X, Y, _model, _RequestAt
 
 pytestmark = pytest.mark.backends
@@ -66,7 +66,7 @@ def test_a_checkpoint_inside_an_epoch_holds_the_live_state_and_is_written_in_the
     assert int(np.asarray(saved["optimizer"][0])) == 6 + 3  # epoch 1's six batches and three of epoch 2
     assert [a.tobytes() for a in [*saved["model"], *saved["optimizer"]]] == [a.tobytes() for a in live]
     assert ckpt.written_in_main == [False, False]  # epoch 1's and the mid-epoch one: the commit thread
-    assert {e["path"] for e in manifest["rng"]} >= {"python.random", "numpy.random"}
+    assert {e.path for e in manifest.entries("rng")} >= {"python.random", "numpy.random"}
 
 
 def test_the_global_generators_come_back_to_their_saved_state() -> None:
@@ -94,8 +94,8 @@ def test_a_forged_generator_state_is_refused_naming_the_file(tmp_path: Path) -> 
     path = tmp_path / "train_state.npz"
     save_state(model, path)
     arrays = read_npz(path)
-    manifest = decode_manifest(str(arrays["__manifest__"]))
-    rng = cast("list[JsonObject]", manifest["rng"])  # decode_manifest checked its shape
+    manifest = TrainManifest.from_text(str(arrays["__manifest__"])).to_json()
+    rng = cast("list[JsonObject]", manifest["rng"])  # TrainManifest checked its shape
     index = [e["path"] for e in rng].index("numpy.random")
     arrays[f"rng/{index}"] = arrays[f"rng/{index}"][:-1]  # one byte short
     rng[index]["shape"] = [arrays[f"rng/{index}"].size]
