@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 from typing import TypedDict
 
+from candle_restart.records.ckptinfo import CkptInfo
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 BATCHES, BATCH = 200, 8
 
@@ -90,8 +92,8 @@ def measure(width: int, signal_after: int = 5) -> Result:
         code = proc.wait()
         elapsed = time.monotonic() - sent
         os.close(fd)
-        info = json.loads((Path(tmp) / "ckpts" / "last" / "ckpt-info.json").read_text())
-        saved = info["position"]["batch"] if info.get("position") else None
+        info = CkptInfo.read(Path(tmp) / "ckpts" / "last" / "ckpt-info.json")
+        saved = info.position.batch if info.position is not None else None
         size_mb = sum(p.stat().st_size for p in (Path(tmp) / "ckpts" / "last").iterdir()) / 2**20
     params = 2 * width * width + 3 * width + 1
     return {

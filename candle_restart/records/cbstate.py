@@ -37,8 +37,9 @@ from pathlib import Path
 
 from candle_restart.errors import CheckpointIOError, CorruptCheckpointError
 from candle_restart.records.ckptinfo import safe_relative
+from candle_restart.records.fields import Fields, Key
 from candle_restart.records.jsonio import JsonFileError, read_json
-from candle_restart.records.jsontypes import JsonObject, JsonValue, is_int
+from candle_restart.records.jsontypes import JsonObject, JsonValue
 
 SCHEMA_VERSION = 1
 CALLBACKS_FILE = "callbacks.json"
@@ -184,86 +185,71 @@ def _arrays_in(value: JsonValue) -> list[str]:
 
 
 class _Reader:
+    """Checks one parsed ``callbacks.json`` through `Fields`; every failure names the file and the key."""
+
     def __init__(self, path: str) -> None:
-        self.path = path
+        self.check = Fields(path, CorruptCheckpointError)
 
-    def fail(self, key: str | None, problem: str) -> CorruptCheckpointError:
-        return CorruptCheckpointError(self.path, key, problem)
-
-    def values(self, value: JsonValue, key: str) -> None:
+    def values(self, value: JsonValue, key: Key) -> None:
         for item in _walk(value):
             problem = tag_problem(item)
             if problem is not None:
-                raise self.fail(key, problem)
+                raise self.check.fail(key, problem)
 
-    def obj(self, value: object, key: str) -> JsonObject:
-        if not isinstance(value, dict):
-            raise self.fail(key, f"must be an object, got {type(value).__name__}")
-        self.values(value, key)
-        return value
+    def obj(self, value: object, key: Key) -> JsonObject:
+        checked = self.check.obj(value, key)
+        self.values(checked, key)
+        return checked
 
     def read(self, data: object) -> CallbackStates:
-        if not isinstance(data, dict):
-            raise self.fail(None, f"must hold a JSON object, got {type(data).__name__}")
-        version = data.get("schema_version")
-        if not is_int(version) or version < 1:  # type: ignore[operator]
-            raise self.fail("schema_version", f"must be an integer >= 1, got {version!r}")
+        check = self.check
+        data = check.obj(data)
+        version = check.integer(data.get("schema_version"), "schema_version", 1)
         arrays = data.get("arrays_file")
         if arrays is not None and not (isinstance(arrays, str) and safe_relative(arrays)):
-            raise self.fail(
-                "arrays_file", f"must be a file name inside the checkpoint or null, got {arrays!r}"
-            )
+            raise check.expected("arrays_file", "a file name inside the checkpoint or null", arrays)
         entries = data.get("callbacks")
         if not isinstance(entries, list):
-            raise self.fail("callbacks", "must be a list")
+            raise check.expected("callbacks", "a list", entries)
         states = CallbackStates(
             hook=self.hook(data.get("hook")),
             callbacks=tuple(self.entry(e, i) for i, e in enumerate(entries)),
             arrays_file=arrays,
             not_checkpointed=self.uncarried(data.get("not_checkpointed", [])),
-            schema_version=version,  # type: ignore[arg-type]
+            schema_version=version,
         )
         if states.array_members() and arrays is None:
-            raise self.fail("arrays_file", "is null but the states refer to arrays")
+            raise check.fail("arrays_file", "is null but the states refer to arrays")
         return states
 
     def hook(self, value: object) -> Hook | None:
         if value is None:
             return None
-        if not isinstance(value, dict):
-            raise self.fail("hook", f"must be null or an object, got {value!r}")
-        name, index = value.get("name"), value.get("index")
-        if name not in HOOKS:
-            raise self.fail("hook", f"name must be one of {HOOKS}, got {name!r}")
-        if not is_int(index) or index < 0:  # type: ignore[operator]
-            raise self.fail("hook", f"index must be an integer >= 0, got {index!r}")
-        return Hook(str(name), int(index), self.obj(value.get("logs"), "hook.logs"))  # type: ignore[arg-type]
+        value = self.check.obj(value, "hook")
+        return Hook(
+            self.check.choice(value.get("name"), ("hook", "name"), HOOKS),
+            self.check.integer(value.get("index"), ("hook", "index"), 0),
+            self.obj(value.get("logs"), ("hook", "logs")),
+        )
 
     def entry(self, value: object, i: int) -> CallbackEntry:
-        key = f"callbacks[{i}]"
-        if not isinstance(value, dict):
-            raise self.fail(key, "must be an object")
-        slot, name, kind, replay = (value.get(k) for k in ("slot", "name", "kind", "replay"))
-        if not is_int(slot) or slot < 0:  # type: ignore[operator]
-            raise self.fail(key, f"slot must be an integer >= 0, got {slot!r}")
-        if not isinstance(name, str) or not isinstance(kind, str):
-            raise self.fail(key, "name and kind must be strings")
-        if not isinstance(replay, bool):
-            raise self.fail(key, f"replay must be true or false, got {replay!r}")
-        return CallbackEntry(int(slot), name, kind, replay, self.obj(value.get("state"), f"{key}.state"))  # type: ignore[arg-type]
+        key = ("callbacks", str(i))
+        value = self.check.obj(value, key)
+        return CallbackEntry(
+            self.check.integer(value.get("slot"), (*key, "slot"), 0),
+            self.check.string(value.get("name"), (*key, "name")),
+            self.check.string(value.get("kind"), (*key, "kind")),
+            self.check.flag(value.get("replay"), (*key, "replay")),
+            self.obj(value.get("state"), (*key, "state")),
+        )
 
     def uncarried(self, value: object) -> tuple[Uncarried, ...]:
         if not isinstance(value, list):
-            raise self.fail("not_checkpointed", "must be a list")
+            raise self.check.expected("not_checkpointed", "a list", value)
         out = []
-        for item in value:
-            attrs = item.get("attributes") if isinstance(item, dict) else None
-            name = item.get("name") if isinstance(item, dict) else None
-            if (
-                not isinstance(name, str)
-                or not isinstance(attrs, list)
-                or not all(isinstance(a, str) for a in attrs)
-            ):
-                raise self.fail("not_checkpointed", f"entries must be {{name, attributes}}, got {item!r}")
-            out.append(Uncarried(name, tuple(attrs)))
+        for i, item in enumerate(value):
+            key = ("not_checkpointed", str(i))
+            item = self.check.obj(item, key)
+            attrs = self.check.strings(item.get("attributes"), (*key, "attributes"))
+            out.append(Uncarried(self.check.string(item.get("name"), (*key, "name")), tuple(attrs)))
         return tuple(out)

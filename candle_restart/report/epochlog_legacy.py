@@ -34,6 +34,8 @@ import math
 import re
 from pathlib import Path
 
+from candle_restart.errors import CorruptCheckpointError
+from candle_restart.records.ckptinfo import CkptInfo
 from candle_restart.records.jsonio import JsonError, loads
 from candle_restart.report.sessions import EpochLog, Session
 
@@ -118,11 +120,11 @@ class _Parser:
     def dump(self, text: str) -> None:
         """The ``ckpt-info.json`` a restart read, logged as one multi-line message."""
         try:
-            info = loads(text)
-        except JsonError:
+            info = CkptInfo.from_json(loads(text), "ckpt.log")
+        except (JsonError, CorruptCheckpointError):
             return
-        position = info.get("position") if isinstance(info, dict) else None
-        self.session.position = position if isinstance(position, dict) else None
+        position = info.position
+        self.session.position = None if position is None else {"epoch": position.epoch, "batch": position.batch}
 
 
 def parse_epoch_log(text: str) -> EpochLog:

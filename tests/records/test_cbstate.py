@@ -55,18 +55,18 @@ def test_a_raw_non_finite_float_is_refused_when_writing() -> None:
 @pytest.mark.parametrize(
     ("change", "key", "problem"),
     [
-        (lambda d: d.update(schema_version="1"), "schema_version", "integer"),
-        (lambda d: d["hook"].update(name="on_batch_begin"), "hook", "name must be one of"),
-        (lambda d: d["hook"].update(index=-1), "hook", "index must be an integer >= 0"),
-        (lambda d: d["callbacks"][0].update(replay="yes"), "callbacks[0]", "replay must be true or false"),
-        (lambda d: d["callbacks"][0].update(slot=None), "callbacks[0]", "slot must be"),
-        (lambda d: d["callbacks"][1]["state"].update(x={"$float": "big"}), "callbacks[1].state", "$float"),
-        (lambda d: d["callbacks"][1]["state"].update(x={"$eval": "1"}), "callbacks[1].state", "unknown tagged"),
+        (lambda d: d.update(schema_version="1"), "schema_version", "must be an integer >= 1, got '1'"),
+        (lambda d: d["hook"].update(name="on_batch_begin"), "hook.name", "unknown value 'on_batch_begin'"),
+        (lambda d: d["hook"].update(index=-1), "hook.index", "must be an integer >= 0, got -1"),
+        (lambda d: d["callbacks"][0].update(replay="yes"), "callbacks.0.replay", "must be true or false"),
+        (lambda d: d["callbacks"][0].update(slot=None), "callbacks.0.slot", "must be an integer >= 0"),
+        (lambda d: d["callbacks"][1]["state"].update(x={"$float": "big"}), "callbacks.1.state", "$float"),
+        (lambda d: d["callbacks"][1]["state"].update(x={"$eval": "1"}), "callbacks.1.state", "unknown tagged"),
         (lambda d: d["hook"]["logs"].update(x={"$array": ""}), "hook.logs", "$array"),
         (lambda d: d.update(arrays_file=None), "arrays_file", "refer to arrays"),
         (lambda d: d.update(arrays_file="../x.npz"), "arrays_file", "inside the checkpoint"),
         (lambda d: d.update(callbacks={}), "callbacks", "must be a list"),
-        (lambda d: d.update(not_checkpointed=[{"name": 1}]), "not_checkpointed", "entries must be"),
+        (lambda d: d.update(not_checkpointed=[{"name": 1}]), "not_checkpointed.0.attributes", "list of strings"),
     ],
 )
 def test_a_malformed_file_is_one_line_naming_file_and_key(
@@ -90,7 +90,7 @@ def test_not_json_and_missing_are_corrupt(tmp_path: Path) -> None:
     with pytest.raises(CorruptCheckpointError, match=str(path)):
         read_callback_states(path)
     path.write_text("[]")
-    with pytest.raises(CorruptCheckpointError, match="must hold a JSON object"):
+    with pytest.raises(CorruptCheckpointError, match="must be a JSON object, got list"):
         read_callback_states(path)
 
 

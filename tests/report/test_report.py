@@ -3,6 +3,7 @@ opened in headless Chromium."""
 
 from __future__ import annotations
 
+import json
 import re
 import struct
 import subprocess
@@ -249,3 +250,21 @@ def test_late_renames_of_asynchronous_commits_do_not_shift_epochs() -> None:
     log = parse_epoch_log("".join(f"2026-01-01 00:00:0{i} CandleCkpt: {line}\n" for i, line in enumerate(lines)))
     assert log.values() == {1: 0.5, 2: 0.4, 3: 0.3}
     assert log.trained == 3 and log.redone == 0
+
+
+def test_the_restart_dump_of_an_old_log_is_read_through_the_ckpt_info_record() -> None:
+    from candle_restart.records.ckptinfo import CkptInfo, Position
+    from candle_restart.report.epochlog_legacy import parse_epoch_log
+
+    def log(dump: str) -> str:
+        head = ["Callback initialized.", "ckpt-info.json contains:"]
+        lines = [f"2026-01-01 00:00:0{i} CandleCkpt: {line}" for i, line in enumerate(head)]
+        lines += [f"2026-01-01 00:00:05 CandleCkpt: {dump.splitlines()[0]}", *dump.splitlines()[1:]]
+        return "\n".join([*lines, "2026-01-01 00:00:06 CandleCkpt: restarting from epoch: 2"]) + "\n"
+
+    info = CkptInfo(epoch=2, model_file="model.keras", schema_version=1, position=Position(2, 3))
+    [session] = parse_epoch_log(log(json.dumps(info.to_dict(), indent=2))).sessions
+    assert session.position == {"epoch": 2, "batch": 3} and session.resumed_from == 2
+    forged = json.dumps({**info.to_dict(), "model_file": "../outside"}, indent=2)  # not a ckpt-info.json
+    [session] = parse_epoch_log(log(forged)).sessions
+    assert session.position is None and session.resumed_from == 2
