@@ -6,7 +6,7 @@ the same way: ``<file>: <key>: must be <what>, got <value>``, one line (the valu
 A nested key is dotted (``metric.best``, ``slurm.nodes``).  Each check returns the value typed,
 so a reader never indexes a dict it has not checked.
 
-``optional`` checks take None (a missing key) and give None; each record says which of its
+The ``opt_`` checks take None (a missing key) and give None; each record says which of its
 keys are optional and what a missing one means (tolerant reading of older files).
 """
 
