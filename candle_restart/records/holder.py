@@ -104,6 +104,22 @@ class ClaimRecord:
     def to_bytes(self) -> bytes:
         return (json.dumps(self.to_json()) + "\n").encode()
 
+    @classmethod
+    def from_json(cls, data: JsonValue, source: str) -> ClaimRecord:
+        """The claim in a parsed file (for people and tools: the coordinators read only its name)."""
+        check = Fields(source, HolderError)
+        data = check.obj(data)
+        return cls(
+            check.string(data.get("host"), "host"),
+            check.integer(data.get("pid"), "pid"),
+            check.string(data.get("time"), "time"),
+        )
+
+    @classmethod
+    def read(cls, path: Path) -> ClaimRecord:
+        """The claim in ``path``: ``OSError`` when it cannot be read, `HolderError` when it is not one."""
+        return cls.from_json(_read(path), str(path))
+
 
 _CLAIM_NAME = re.compile(r"g-([0-9]{6,9})")  # ASCII digits only: str.isdigit() takes "٣٣" for 33
 

@@ -264,3 +264,16 @@ def test_lease_holder_record_is_written_and_read_by_the_record(tmp_path: Path) -
     assert not lease.holder_file.exists()
     with pytest.raises(HolderError, match="pid: must be an integer, got"):
         HolderRecord.from_json({"what": "w", "host": "h", "pid": "1", "since": None, "token": None}, "h")
+
+
+def test_a_claim_file_reads_back_as_its_record(tmp_path: Path) -> None:
+    from candle_restart.records.holder import ClaimRecord, claim_name
+
+    path = tmp_path / claim_name(7)
+    claim = ClaimRecord("node1", 42, "2026-01-01T00:00:00+00:00")
+    path.write_bytes(claim.to_bytes())
+    assert ClaimRecord.read(path) == claim
+    path.write_text('{"host": "node1", "pid": "42", "time": "t"}')
+    with pytest.raises(HolderError) as refused:
+        ClaimRecord.read(path)
+    assert str(refused.value) == f"{path}: pid: must be an integer, got '42'"
