@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import socket
 from dataclasses import replace
+from typing import Any
 
 from candle_restart.ckpt import CkptInfo, CkptLayout, CorruptCheckpointError, find_restart
 from candle_restart.ckpt.info import commit_key, finite_or_none
@@ -103,7 +104,7 @@ def gather(task: TaskDir, backends: dict[str, Backend]) -> TaskFacts:
     return replace(facts, pruned=_pruned(task))
 
 
-def _told(facts: TaskFacts, **answers: object) -> TaskFacts:
+def _told(facts: TaskFacts, **answers: Any) -> TaskFacts:  # Any: what `replace` takes
     """``facts`` with more of its probes answered."""
     return replace(facts, probes=replace(facts.probes, **answers))
 
