@@ -39,10 +39,10 @@ from typing import TYPE_CHECKING, Any
 import keras
 import numpy as np
 
+from candle_restart.ckpt.best import infer_direction
 from candle_restart.ckpt.candle import CandleCkpt, GParams
 from candle_restart.ckpt.heartbeat import HEARTBEAT
 from candle_restart.ckpt.layout import TRAIN_STATE_FILE
-from candle_restart.ckpt.params import infer_direction
 from candle_restart.ckpt.preempt import REQUEST, Preempted, arm
 from candle_restart.ckpt.restarter import CandleDict
 from candle_restart.errors import ParamError
