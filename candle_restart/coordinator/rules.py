@@ -68,7 +68,7 @@ def classify(facts: TaskFacts) -> Verdict:
     if facts.bad_spec is not None:
         return Verdict("failed", f"bad input: {facts.bad_spec}", retryable=False)
     verdict = _cancelled(draft(facts), facts)
-    verdict = attribute(replace(verdict, ckpt_key=_key(verdict, facts)), facts)
+    verdict = attribute(verdict, facts)
     corrupt = facts.ckpt.problem
     if corrupt and verdict.state in _ENDED_EARLY:
         verdict = replace(verdict, state="corrupt", reason=f"no checkpoint verifies: {corrupt}")
@@ -189,21 +189,22 @@ def _key(verdict: Verdict, facts: TaskFacts) -> str | None:
 
 
 def attribute(verdict: Verdict, facts: TaskFacts) -> Verdict:
-    """Step 3: ``cause``/``causes``/``stalled`` from the journal's ledger; a lost runner's end is
+    """Step 3: ``ckpt_key`` (`_key`), and ``cause``/``causes``/``stalled`` from the journal's ledger; a lost runner's end is
     added with its cause (``lost_cause``: the scheduler's TIMEOUT, OUT_OF_MEMORY, NODE_FAIL or
     PREEMPTED; else the kernel's OOM record; else ``node_fail``), and otherwise the scheduler's
     final state renames the latest end where it knows better."""
     scheduler = cause_of_scheduler_state(_final(verdict, facts))
     ledger = replay(facts.journal.ends)
-    lost_cause = None
+    key, lost_cause = _key(verdict, facts), None
     if verdict.runner_lost:
         cause = scheduler if scheduler in _LOST_CAUSES else None
         lost_cause = cause or ("oom" if facts.probes.oom else "node_fail")
-        ledger.end(lost_cause, verdict.ckpt_key)
+        ledger.end(lost_cause, key)
     elif scheduler in _SCHEDULER_KNOWS and verdict.state in (*_ENDED_EARLY, "cancelled"):
         ledger.reclassify_last(scheduler)
+    causes = dict(ledger.counts)
     return replace(
-        verdict, cause=ledger.last_cause, causes=dict(ledger.counts), stalled=ledger.stalled, lost_cause=lost_cause
+        verdict, ckpt_key=key, cause=ledger.last_cause, causes=causes, stalled=ledger.stalled, lost_cause=lost_cause
     )
 
 
