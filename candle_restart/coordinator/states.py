@@ -32,7 +32,7 @@ from candle_restart.ckpt.info import commit_key, finite_or_none
 from candle_restart.ckpt.restore import verify_patiently
 from candle_restart.coordinator import rules
 from candle_restart.coordinator.backend import Backend, FinalState
-from candle_restart.coordinator.facts import CkptFacts, TaskFacts, summarize
+from candle_restart.coordinator.facts import CkptFacts, Probes, TaskFacts, summarize
 from candle_restart.coordinator.taskstatus import STATES, State, StatusExtra, TaskStatus, unreadable
 from candle_restart.errors import CheckpointIOError, CkptError
 from candle_restart.records.localtier import describe_local_tier
@@ -101,12 +101,18 @@ def gather(task: TaskDir, backends: dict[str, Backend]) -> TaskFacts:
         facts = _told(facts, oom=oom_killed(state.pid or 0, state.pid_start or None))
     if rules.asks_progress(facts):
         facts = _told(facts, progress=progress_key(task.ckpts, None, command=True))
-    return replace(facts, pruned=_pruned(task))
+    return _with(facts, facts.probes, _pruned(task))
 
 
 def _told(facts: TaskFacts, **answers: Any) -> TaskFacts:  # Any: what `replace` takes
     """``facts`` with more of its probes answered."""
-    return replace(facts, probes=replace(facts.probes, **answers))
+    return _with(facts, replace(facts.probes, **answers), facts.pruned)
+
+
+def _with(facts: TaskFacts, probes: Probes, pruned: PruneRecord | None) -> TaskFacts:
+    """``facts`` with these ``probes`` and ``pruned`` (built directly: a scan builds thousands)."""
+    f = facts
+    return TaskFacts(f.task_id, f.spec, f.bad_spec, f.journal, f.ckpt, f.state, f.state_problem, pruned, probes)
 
 
 def _pruned(task: TaskDir) -> PruneRecord | None:
