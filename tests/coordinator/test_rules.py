@@ -5,17 +5,20 @@ gatherer would have found (the real files of each case: ``test_classify_and_poli
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
-from candle_restart.coordinator import rules
+from candle_restart.coordinator import rules, states
 from candle_restart.coordinator.causes import UNKNOWN
 from candle_restart.coordinator.facts import CkptFacts, JournalFacts, Probes, TaskFacts, summarize
+from candle_restart.coordinator.states import classify
 from candle_restart.records.journal import JournalEvent
 from candle_restart.records.jsontypes import JsonValue
 from candle_restart.records.search import PruneRecord
 from candle_restart.records.taskspec import TaskSpec
 from candle_restart.records.taskstate import TaskState, TaskStatusName
+from candle_restart.task import create_task
 
 ENTRY = TaskSpec("t", {"epochs": 3}, entry="toy:train")
 COMMAND = TaskSpec("t", {"epochs": 3}, command=["train.sh"])
@@ -328,3 +331,19 @@ def test_only_the_questions_the_files_leave_open_are_asked(case: str) -> None:
         rules.asks_progress(given),
     )
     assert asked == expected
+
+
+def test_a_coding_error_in_classification_is_raised_not_made_a_task_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only record and checkpoint errors (and unreadable files) become a task's state; a bug does
+    not turn into a "failed, not retryable" task.  The bug is injected: a reader that raises TypeError."""
+    task = create_task(tmp_path, {"epochs": 1}, entry="toy:train")
+    assert classify(task, {}).state == "new"
+
+    def broken(_root: Path) -> str | None:
+        raise TypeError("a coding error")
+
+    monkeypatch.setattr(states, "describe_local_tier", broken)
+    with pytest.raises(TypeError, match="a coding error"):
+        classify(task, {})
