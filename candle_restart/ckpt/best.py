@@ -10,6 +10,8 @@ direction it was judged in.  It is used by the training thread only.
 * `adopt` takes the bookkeeping of a restored checkpoint: its ``best_epoch``,
   or, for a checkpoint CANDLE wrote (no ``best_epoch`` key), the epoch the
   ``best`` link names if the checkpoint had finished it by then.
+* `infer_direction`: whether a metric improves upward or downward, from
+  ``ckpt_save_best_mode`` or the metric's name.
 """
 
 from __future__ import annotations
@@ -19,6 +21,22 @@ from collections.abc import Callable
 
 from candle_restart.errors import ParamError
 from candle_restart.records.ckptinfo import CkptInfo
+
+
+def infer_direction(metric: str, mode: str) -> str | None:
+    """ "+" if ``metric`` improves upward, "-" if downward, None if its name does not tell."""
+    if mode == "max":
+        return "+"
+    if mode == "min":
+        return "-"
+    name = metric.removeprefix("val_")
+    if name.endswith("loss") or name in ("lr", "learning_rate"):
+        return "-"
+    if any(s in name for s in ("acc", "auc", "precision", "recall", "f1", "fmeasure", "r2", "iou")):
+        return "+"
+    if any(s in name for s in ("error", "mse", "mae", "crossentropy", "hinge", "divergence")):
+        return "-"
+    return None
 
 
 class BestTracker:

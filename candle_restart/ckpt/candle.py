@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar, overload
 
 from candle_restart.ckpt.background import BackgroundCommit
+from candle_restart.ckpt.candle_log import CandleLogMethods
 from candle_restart.ckpt.candle_params import CandleParamMethods
 from candle_restart.ckpt.drain import LOCAL_KEEP, Drainer, local_root
 from candle_restart.ckpt.engine import CkptEngine, CommitResult
@@ -29,9 +30,9 @@ from candle_restart.ckpt.envparams import with_environment
 from candle_restart.ckpt.fsio import atomic_write_bytes
 from candle_restart.ckpt.layout import TRAIN_STATE_FILE, CkptLayout, candle_root
 from candle_restart.ckpt.lease import Lease
-from candle_restart.ckpt.log import make_logger, release_console
+from candle_restart.ckpt.log import make_logger
 from candle_restart.ckpt.pacing import Pacer
-from candle_restart.ckpt.params import CkptParams, check_writable, parse_params, unknown_ckpt_keys
+from candle_restart.ckpt.params import CkptParams, check_writable, parse_params
 from candle_restart.ckpt.restarter import CandleDict, Restorer
 from candle_restart.ckpt.sink import Snapshot
 from candle_restart.records.ckptinfo import CkptInfo, FileEntry, Position
@@ -71,7 +72,7 @@ class _Via(Generic[T]):
         setattr(obj, self.path[-1], value)
 
 
-class CandleCkpt(CandleParamMethods):
+class CandleCkpt(CandleLogMethods, CandleParamMethods):
     """CANDLE's checkpoint callback logic without a framework (see the module docstring)."""
 
     model_file_name = "model.keras"
@@ -165,61 +166,12 @@ class CandleCkpt(CandleParamMethods):
             None if position is None else Position(position["epoch"], position["batch"])
         )
 
-    # ----- logging ------------------------------------------------------------------------
-    def info(self, message: str) -> None:
-        if self.logger is not None:
-            self.logger.info(message)
-
-    def debug(self, message: str) -> None:
-        if self.logger is not None:
-            self.logger.debug(message)
-
-    def warning(self, message: str) -> None:
-        if self.logger is not None:
-            self.logger.warning(message)
-
-    def warn_unknown_keys(self) -> None:
-        """A warning per ``ckpt_*`` key of gParameters that nothing reads (a typo, most likely).
-
-        Keys without the ``ckpt_`` prefix are the benchmark's own: accepted silently, as CANDLE did.
-        """
-        for key, close in unknown_ckpt_keys(self.gParams):
-            hint = f"; did you mean {close}?" if close else ""
-            self.warning(f"gParameters: {key}: is not a checkpoint key and is ignored{hint}")
-
-    def relpath(self, p: Path | str) -> Path:
-        """``p`` relative to the working directory when it lies below it, else unchanged."""
-        path = Path(p)
-        try:
-            return path.relative_to(self.cwd)
-        except ValueError:
-            return path
-
-    def report_initial(self) -> None:
-        """Simply report that we are ready to run."""
-        self.info("Callback initialized.")
-        if self.save_interval == 0:
-            self.info("Checkpoint save interval == 0 -> checkpoints are disabled.")
-            return
-        if self.metadata is not None:
-            self.info(f"metadata='{self.metadata}'")
-        if self.save_best:
-            self.info(f"save_best_metric='{self.save_best_metric}'")
-        self.info("PWD: " + os.getcwd())
-        self.info(f"ckpt_directory: {self.shared_layout.root}")
-        if self.shared_layout != self.layout:
-            every = self.settings.drain_interval
-            self.info(f"ckpt_local_directory: {self.layout.root} (drained every {every})")
-
+    # ----- logging (the rest in candle_log.py) ----------------------------------------------
     def report_final(self) -> None:
         """CANDLE's closing lines: the checkpoints this instance wrote that are still kept."""
         self.release_console()
         self.info(f"checkpoints kept: {len(self.epochs)}")
         self.info(f"checkpoints list: {self.epochs}")
-
-    def release_console(self) -> None:
-        """Print the log lines a background commit held back (call where no progress line is open)."""
-        release_console(self.logger)
 
     # ----- saving ---------------------------------------------------------------------------
     def ckpt_epoch(self, epoch: int, direction: str, metric_value: float | None) -> bool:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
+from candle_restart.ckpt.best import infer_direction as infer_direction  # its home before best.py
 from candle_restart.ckpt.deadline import parse_duration, parse_time
 from candle_restart.ckpt.paramreader import Default, str2bool
 from candle_restart.ckpt.paramreader import Reader as _Reader
@@ -379,22 +380,6 @@ def ckpt_defs(defs: list[CandleDef]) -> list[CandleDef]:
             entry["choices"] = list(o.choices)
         new_defs.append(entry)
     return list(defs) + new_defs
-
-
-def infer_direction(metric: str, mode: str) -> str | None:
-    """ "+" if ``metric`` improves upward, "-" if downward, None if its name does not tell."""
-    if mode == "max":
-        return "+"
-    if mode == "min":
-        return "-"
-    name = metric.removeprefix("val_")
-    if name.endswith("loss") or name in ("lr", "learning_rate"):
-        return "-"
-    if any(s in name for s in ("acc", "auc", "precision", "recall", "f1", "fmeasure", "r2", "iou")):
-        return "+"
-    if any(s in name for s in ("error", "mse", "mae", "crossentropy", "hinge", "divergence")):
-        return "-"
-    return None
 
 
 def check_writable(directory: Path, key: str = "ckpt_directory") -> None:

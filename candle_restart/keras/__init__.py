@@ -17,9 +17,10 @@ if _BACKEND == "tensorflow" and importlib.util.find_spec("tensorflow") is None:
     )
 
 from candle_restart.ckpt.params import ckpt_defs, ckpt_parser  # noqa: E402
-from candle_restart.keras.callback import CandleCheckpointCallback, CandleCkptKeras, restart  # noqa: E402
+from candle_restart.keras.callback import CandleCkptKeras  # noqa: E402
 from candle_restart.keras.fit import fit  # noqa: E402
 from candle_restart.keras.multigpu import MultiGPUCheckpoint  # noqa: E402
+from candle_restart.keras.older import CandleCheckpointCallback, restart  # noqa: E402
 
 __all__ = [
     "CandleCheckpointCallback",

@@ -32,24 +32,23 @@ from __future__ import annotations
 import logging
 import signal
 import time
-import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
 
+from candle_restart.ckpt.best import infer_direction
 from candle_restart.ckpt.candle import CandleCkpt, GParams
 from candle_restart.ckpt.heartbeat import HEARTBEAT
 from candle_restart.ckpt.layout import TRAIN_STATE_FILE
-from candle_restart.ckpt.params import infer_direction
 from candle_restart.ckpt.preempt import REQUEST, Preempted, arm
 from candle_restart.ckpt.restarter import CandleDict
 from candle_restart.errors import ParamError
 from candle_restart.keras import archive, rngs
 from candle_restart.keras.cbstate import CallbackState, Captured, WithCallbacks, merged_logs, pending_names
+from candle_restart.keras.handover import Restored, SavedMetrics, restored_into
 from candle_restart.keras.internals import metric_direction, sync_training_state
 from candle_restart.keras.restorelog import restored_line
 from candle_restart.keras.snapshot import HostCopies, KerasSnapshot, take_snapshot
@@ -61,25 +60,14 @@ from candle_restart.keras.state import (
     save_state,
     take_rngs,
 )
-from candle_restart.records.ckptinfo import CkptInfo
+
+if TYPE_CHECKING:
+    from candle_restart.keras.older import CandleCheckpointCallback, restart
+
+__all__ = ["CandleCheckpointCallback", "CandleCkptKeras", "restart"]
 
 # Keras' logs argument (metric name -> value), as Keras and subclasses of these callbacks type it.
 Logs = dict[str, Any] | None
-SavedMetrics = list[np.ndarray]  # a mid-epoch checkpoint's metric accumulators (candle_restart.keras.state)
-
-
-@dataclass(frozen=True)
-class _Restored:
-    """A restart loaded into a model, for a callback that did not restart it itself."""
-
-    root: Path
-    info: CkptInfo
-    metrics: SavedMetrics | None  # the mid-epoch metric accumulators it loaded
-
-
-# model -> the restart last loaded into it (the older API's throwaway instance restarts the model
-# for the run's callback).
-_RESTARTS: weakref.WeakKeyDictionary[keras.Model, _Restored] = weakref.WeakKeyDictionary()
 
 
 class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
@@ -269,7 +257,7 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
 
     def _take_over_restart(self) -> None:
         """Adopt the restart another instance loaded into this model (same directory), if this one did none."""
-        record = _RESTARTS.get(self.model)
+        record = restored_into(self.model)
         if self.restart_done or record is None or record.root != self.layout.root:
             return
         self.restorer.done, self.restorer.restarted, self.restorer.info = (
@@ -378,40 +366,18 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
         """Load the newest checkpoint that verifies into ``model`` (compiled or not); its ``ckpt-info.json`` or None."""
         J = super().restart(model, verbose)
         if J is not None and self.restorer.info is not None:
-            _RESTARTS[model] = _Restored(self.layout.root, self.restorer.info, self._pending_metrics)
+            Restored(self.layout.root, self.restorer.info, self._pending_metrics).into(model)
         return J
 
 
-class CandleCheckpointCallback(CandleCkptKeras):
-    """CANDLE's older callback: `CandleCkptKeras` with checkpoints in ``<ckpt_directory>/ckpts/``.
+def __getattr__(name: str) -> object:
+    """CANDLE's older generation (`CandleCheckpointCallback`, `restart`), importable from here as
+    before; it lives in `candle_restart.keras.older`, which builds on this module."""
+    if name in ("CandleCheckpointCallback", "restart"):
+        from candle_restart.keras import older
 
-    That is where CANDLE's older generation put them (its parser's
-    ``ckpt_directory`` is ``./save``, its checkpoints ``./save/ckpts/last``
-    and so on); a ``ckpt_directory`` already named ``ckpts`` is used as is.
-    """
-
-    ckpts_subdirectory = True
-
-
-class _Restarter(CandleCheckpointCallback):
-    """The throwaway instance behind `restart`: it logs no initialisation block of its own
-    (the run's callback does), and hands what it restored to that callback through the model."""
-
-    def report_initial(self) -> None:
-        pass
-
-    def warn_unknown_keys(self) -> None:
-        pass  # the run's callback warns, once
-
-
-def restart(gParameters: GParams, model: keras.Model, verbose: bool = True) -> CandleDict | None:
-    """CANDLE's older entry point: restart ``model`` per gParameters; the ckpt-info dict or None.
-
-    Call it before or after ``model.compile``; a `CandleCheckpointCallback`
-    (or `CandleCkptKeras`) in ``fit``'s callbacks applies what is left
-    (optimizer state) when training starts.
-    """
-    return _Restarter(gParameters, verbose=verbose).restart(model, verbose=verbose)
+        return getattr(older, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _number(value: object) -> float | None:

@@ -1,6 +1,6 @@
 """Parsl integration: the app (``apps.py``), configs (``configs.py``), and the coordinator backend
 with its retry handler (``backend.py``).  Importing this package imports Parsl."""
 
-from candle_restart.parsl.backend import STOP_RETRIES, ParslBackend, make_retry_handler
+from candle_restart.parsl.backend import ParslBackend, make_retry_handler
 
-__all__ = ["STOP_RETRIES", "ParslBackend", "make_retry_handler"]
+__all__ = ["ParslBackend", "make_retry_handler"]

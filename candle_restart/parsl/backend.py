@@ -7,8 +7,9 @@ process the future tells liveness; from any other, a live driver means
 
 `make_retry_handler` gives Parsl a cost per failure: exit 75 (stopped on a
 signal, resumable) costs nothing until the task's preemption cap; exit 2 (bad
-input) exhausts the budget at once; anything else costs one failure.  While
-`STOP_RETRIES` is set (``sweep run`` was interrupted) nothing is rerun.
+input) exhausts the budget at once; anything else costs one failure.  While its ``stop``
+event is set (``sweep run`` was interrupted: `candle_restart.sweep.run.SweepRun.stopping`)
+nothing is rerun.
 """
 
 from __future__ import annotations
@@ -28,8 +29,6 @@ from candle_restart.coordinator.policy import Policy, decide
 from candle_restart.coordinator.states import classify
 from candle_restart.task.process import pid_alive, process_start
 from candle_restart.task.taskdir import TaskDir
-
-STOP_RETRIES = threading.Event()  # set: every retry handler says "never" (the driver is stopping)
 
 
 class ParslBackend:
@@ -90,13 +89,17 @@ def _task_dir(task_record: TaskRecord) -> str | None:
     return None if task_dir is None else str(task_dir)
 
 
-def make_retry_handler(policy: Policy) -> Callable[[Exception, TaskRecord], float]:
-    """A Parsl ``retry_handler`` implementing the coordinator's policy (see the module docstring)."""
+def make_retry_handler(
+    policy: Policy, stop: threading.Event | None = None
+) -> Callable[[Exception, TaskRecord], float]:
+    """A Parsl ``retry_handler`` implementing the coordinator's policy (see the module docstring);
+    it says "never" while ``stop`` is set (None: never set)."""
     never = float(policy.max_failures + 1)
+    stopping = stop if stop is not None else threading.Event()
 
     def retry_handler(exception: Exception, task_record: TaskRecord) -> float:
         code = getattr(exception, "exitcode", None)
-        if code == EXIT_BAD_INPUT or STOP_RETRIES.is_set():
+        if code == EXIT_BAD_INPUT or stopping.is_set():
             return never
         if code == EXIT_RESUME:
             path = _task_dir(task_record)

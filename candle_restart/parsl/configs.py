@@ -42,6 +42,7 @@ import shlex
 import shutil
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import cast
@@ -185,8 +186,11 @@ def _python_on_path() -> str:
     return f"export PATH={shlex.quote(bin_dir)}:$PATH"
 
 
-def parsl_config(executor: ExecutorBlock, run_dir: Path, policy: Policy) -> Config:
-    """The Parsl Config of a sweep's checked ``executor`` block (see the module docstring).
+def parsl_config(
+    executor: ExecutorBlock, run_dir: Path, policy: Policy, stop: threading.Event | None = None
+) -> Config:
+    """The Parsl Config of a sweep's checked ``executor`` block (see the module docstring);
+    while ``stop`` is set, its retry handler reruns nothing (`make_retry_handler`).
 
     Raises RuntimeError (one line) when the kind needs a command this machine lacks (``flux``).
     """
@@ -195,10 +199,10 @@ def parsl_config(executor: ExecutorBlock, run_dir: Path, policy: Policy) -> Conf
     workers = executor.get("max_workers", MAX_WORKERS)
     gpus = executor.get("gpus_per_node", GPUS_PER_NODE)
     if kind == "local":
-        return local_config(run_dir, policy, workers, gpus)
+        return local_config(run_dir, policy, workers, gpus, stop)
     provider = cluster_provider(kind, executor)
     if kind == "flux":
-        return _config(flux_executor(provider, run_dir), run_dir, policy, strategy="none")
+        return _config(flux_executor(provider, run_dir), run_dir, policy, strategy="none", stop=stop)
     slurm = executor.get("slurm") or SlurmOptions()
     htex = HighThroughputExecutor(
         label=f"candle_{kind}",
@@ -208,11 +212,15 @@ def parsl_config(executor: ExecutorBlock, run_dir: Path, policy: Policy) -> Conf
         available_accelerators=gpus,
         address=slurm.get("address"),  # where workers reach this host; Parsl guesses when unset
     )
-    return _config(htex, run_dir, policy, strategy="simple")
+    return _config(htex, run_dir, policy, strategy="simple", stop=stop)
 
 
 def local_config(
-    run_dir: Path, policy: Policy, max_workers: int = MAX_WORKERS, gpus: int = GPUS_PER_NODE
+    run_dir: Path,
+    policy: Policy,
+    max_workers: int = MAX_WORKERS,
+    gpus: int = GPUS_PER_NODE,
+    stop: threading.Event | None = None,
 ) -> Config:
     """Tasks run as processes on this machine, ``max_workers`` at a time (one per GPU with ``gpus``)."""
     provider = LocalProvider(init_blocks=1, min_blocks=1, max_blocks=1, worker_init=_python_on_path())
@@ -225,7 +233,7 @@ def local_config(
         heartbeat_period=5,
         heartbeat_threshold=20,
     )
-    return _config(executor, run_dir, policy, strategy="none")
+    return _config(executor, run_dir, policy, strategy="none", stop=stop)
 
 
 def slurm_config(run_dir: Path, policy: Policy, max_workers: int, slurm: SlurmOptions) -> Config:
@@ -283,12 +291,14 @@ def flux_executor(provider: ExecutionProvider, run_dir: Path) -> ParslExecutor:
     return FluxExecutor(provider=provider, working_dir=str(run_dir / "flux"), label="candle_flux")
 
 
-def _config(executor: ParslExecutor, run_dir: Path, policy: Policy, strategy: str) -> Config:
+def _config(
+    executor: ParslExecutor, run_dir: Path, policy: Policy, strategy: str, stop: threading.Event | None = None
+) -> Config:
     """Parsl's retry budget is the failure budget; the coordinator's handler prices each failure."""
     return Config(
         executors=[executor],
         run_dir=str(run_dir),
         retries=policy.max_failures,
-        retry_handler=make_retry_handler(policy),
+        retry_handler=make_retry_handler(policy, stop),
         strategy=strategy,
     )

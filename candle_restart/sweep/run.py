@@ -8,7 +8,8 @@ rounds and printing a progress line when something changed: the time, the
 task counts by state in the words of the final table's summary line, the
 preemptions and failures so far, and an ETA from this run's own throughput
 (tasks completed by an earlier run do not count).  A sweep with nothing left
-to do submits nothing and says so.
+to do submits nothing and says so.  `SweepRun` is the driver (`run_sweep` runs one); the
+runners it signals are found by `candle_restart.sweep.runners`.
 
 ``sweep run`` blocks until the sweep ends.  Ctrl-C (SIGINT) does not end it
 with a traceback: Parsl stops rerunning tasks, every task running on this
@@ -31,36 +32,32 @@ preemption and its resume can be watched.
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
-import socket
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import replace
-from datetime import datetime, timezone
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from candle_restart.ckpt import parse_params
-from candle_restart.ckpt.envparams import with_environment
 from candle_restart.ckpt.preempt import EXIT_INTERRUPTED
 from candle_restart.coordinator import Backend, Policy, TaskStatus, resume, scan
 from candle_restart.coordinator.policy import with_values
 from candle_restart.coordinator.report import summary, table
 from candle_restart.coordinator.resume import ResumeOutcome
-from candle_restart.errors import CkptError
-from candle_restart.records.epochs import count_events, events_path
 from candle_restart.sweep.expand import Expansion, expand
+from candle_restart.sweep.runners import DemoPreemption, Interrupt, local_runner, stop_tasks
+from candle_restart.sweep.runners import DemoPreemption as _DemoPreemption  # noqa: F401 - the names before sweep/runners.py
+from candle_restart.sweep.runners import checkpoint_signal as _checkpoint_signal  # noqa: F401
+from candle_restart.sweep.runners import local_runner as _local_runner  # noqa: F401
 from candle_restart.sweep.schema import Sweep
 from candle_restart.sweep.yamlfile import SweepError
-from candle_restart.task.launch import task_params
-from candle_restart.task.process import pid_alive
 from candle_restart.task.taskdir import TaskDir
 
 if TYPE_CHECKING:
+    from candle_restart.parsl import ParslBackend
     from candle_restart.sweep.search import Search
 
 Log = Callable[[str], None]
@@ -120,104 +117,6 @@ def eta(statuses: list[TaskStatus], started: float, gave_up: int, done_before: i
     return f"{(time.monotonic() - started) / finished_here * remaining:.0f} s"
 
 
-def _commits(ckpts: Path) -> int:
-    """Checkpoints committed in ``ckpts``: its commit events, or, for a writer that keeps no
-    ``events.jsonl`` (CANDLE's own checkpoint code run as a ``command``), the ``model wrote:``
-    lines of its ``ckpt.log`` (the old-format fallback, the only place the log is counted)."""
-    if events_path(ckpts).exists():
-        return count_events(ckpts, "commit")
-    log = ckpts / "ckpt.log"
-    try:
-        return log.read_text(errors="replace").count("model wrote:")
-    except OSError:
-        return 0
-
-
-class _Interrupt:
-    """Counts SIGINTs (Ctrl-C) instead of raising KeyboardInterrupt at an arbitrary point."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def __call__(self, _signum: int, _frame: FrameType | None) -> None:
-        self.count += 1
-
-
-def _checkpoint_signal(task: TaskDir) -> signal.Signals:
-    """The first of the task's ``ckpt_signals`` (what its runner armed); USR1 when it cannot be read."""
-    try:
-        settings = parse_params(with_environment(task_params(task.load_spec(), task)))
-        return signal.Signals[f"SIG{settings.signals[0]}"]
-    except (CkptError, KeyError, IndexError):
-        return signal.SIGUSR1
-
-
-def _local_runner(task: TaskDir) -> tuple[int, bool] | None:
-    """(pid, armed) of the task's runner when it runs on this host, else None; ``armed`` once it
-    has had a second to arm its signals."""
-    state, _ = task.load_state()
-    if state is None or state.status != "running" or state.pid is None:
-        return None
-    if pid_alive(str(state.host), state.pid, state.pid_start) != "running":
-        return None
-    try:  # arming takes milliseconds after state.json says running; a signal before it would kill
-        age = (datetime.now(timezone.utc) - datetime.fromisoformat(str(state.started))).total_seconds()
-    except (TypeError, ValueError):
-        age = float("inf")
-    return state.pid, age >= 1.0
-
-
-def stop_tasks(tasks: list[TaskDir], interrupt: _Interrupt, log: Log, wait_seconds: float) -> set[str]:
-    """Ask every runner of ``tasks`` on this host to checkpoint and exit 75; wait for them.
-
-    Runners that start meanwhile (queued tasks) are asked too.  Returns the ids of the tasks asked.
-    """
-    asked: dict[str, int] = {}
-    deadline = time.monotonic() + wait_seconds
-    waited = interrupt.count
-    while True:
-        running = {t.task_id: (t, found) for t in tasks if (found := _local_runner(t)) is not None}
-        for task_id, (task, (pid, armed)) in running.items():
-            if armed and asked.get(task_id) != pid:
-                sig = _checkpoint_signal(task)
-                try:
-                    os.kill(pid, sig)
-                except ProcessLookupError:
-                    continue
-                asked[task_id] = pid
-                log(f"{task_id}: sent {sig.name} to its runner (pid {pid}): checkpoint and stop")
-        if not running or time.monotonic() > deadline or interrupt.count > waited:
-            return set(asked)
-        time.sleep(0.2)
-
-
-class _DemoPreemption:
-    """Sends SIGUSR1 to one task's runner after it wrote ``after_checkpoints`` more checkpoints,
-    ``signals`` times (one per attempt)."""
-
-    def __init__(self, task: TaskDir, after_checkpoints: int, signals: int, log: Log) -> None:
-        self.task, self.after, self.left, self.log = task, after_checkpoints, signals, log
-        self.signalled: set[int] = set()
-
-    def poll(self) -> None:
-        if self.left <= 0:
-            return
-        state, _ = self.task.load_state()
-        if state is None or state.status != "running" or state.host != socket.gethostname():
-            return
-        pid = state.pid or 0
-        commits = _commits(self.task.ckpts)
-        if pid in self.signalled or commits < self.after * (len(self.signalled) + 1):
-            return
-        try:
-            os.kill(pid, signal.SIGUSR1)
-        except ProcessLookupError:
-            return
-        self.signalled.add(pid)
-        self.left -= 1
-        self.log(f"demo: sent SIGUSR1 to {self.task.task_id} (pid {pid}) mid-training")
-
-
 class _WorkerWatch:
     """Says so when submitted tasks wait `WORKER_WAIT_SECONDS` while no runner of the sweep runs and
     none starts (Parsl's workers did not start, or cannot connect); a ``local`` sweep then stops
@@ -232,9 +131,8 @@ class _WorkerWatch:
     def _busy(self) -> bool:
         """A runner of the sweep is running: the workers exist."""
         if self.kind == "local":
-            return any(_local_runner(t) is not None for t in self.tasks)
-        states = (t.load_state()[0] for t in self.tasks)
-        return any(state is not None and state.status == "running" for state in states)
+            return any(local_runner(t) is not None for t in self.tasks)
+        return any((state := t.load_state()[0]) is not None and state.status == "running" for t in self.tasks)
 
     def check(self, outcomes: list[ResumeOutcome], waiting: bool) -> bool:
         """False when the sweep should stop: a local executor whose workers never started."""
@@ -256,120 +154,185 @@ class _WorkerWatch:
         return True
 
 
-def run_sweep(sweep: Sweep, *, log: Log = print, poll_seconds: float = 2.0) -> int:
-    """Run ``sweep`` to the end; return 0 when every task completed, 1 otherwise, 130 when interrupted."""
-    if sweep.executor["kind"] == "slurm":
-        from candle_restart.slurm import require_slurm
+class SweepRun:
+    """One ``sweep run``, from `start` to `finish` (see the module docstring; `run` does it all).
 
-        require_slurm(str(sweep.source), run_root=sweep.run_root)  # one line, exit 2, before anything is written
-    import parsl
+    `start` checks the run root, opens the search (if any), expands the sweep and loads Parsl
+    with SIGINT counted by `interrupts`; each `round` is one `resume` pass over the sweep's tasks,
+    the search's step (`candle_restart.sweep.search.Search.step`: tell what ended, prune, ask new
+    trials, submitted by the next round), a progress line when something changed, and a wait on
+    Parsl's futures; `interrupt` (after a Ctrl-C) stops Parsl's retries and asks the running tasks
+    to checkpoint and stop; `finish` shuts Parsl down (`close`), prints the table and returns the
+    exit code.  Nothing is kept at module level: the retry handler's stop flag is `stopping`.
+    """
 
-    from candle_restart.parsl import STOP_RETRIES, ParslBackend
-    from candle_restart.parsl.configs import check_run_dir, parsl_config, shell_safe_run_dir
+    def __init__(self, sweep: Sweep, *, log: Log = print, poll_seconds: float = 2.0) -> None:
+        self.sweep, self.log, self.poll_seconds = sweep, log, poll_seconds
+        self.policy = policy_of(sweep)
+        self.stopping = threading.Event()  # set: Parsl's retry handler reruns nothing (we are stopping)
+        self.interrupts = Interrupt()
+        self.search: Search | None = None
+        self.tasks: list[TaskDir] = []  # the sweep's tasks (a search's grow as it asks trials)
+        self.ids: set[str] = set()
+        self.asked: set[str] = set()  # the tasks `interrupt` asked to stop
+        self.done_before = 0  # tasks completed before this run (not counted in its pace)
+        self.started = time.monotonic()
+        self.demo: DemoPreemption | None = None
+        self._backend: ParslBackend | None = None
+        self._workers: _WorkerWatch | None = None
+        self._last_line = ""
+        self._closing = contextlib.ExitStack()  # what `close` undoes, last first
+        self._sigint: Callable[[int, FrameType | None], object] | int | None = None  # SIGINT's handler before
 
-    try:  # a path Parsl cannot quote: one line, before anything is written
-        check_run_dir(sweep.executor["kind"], sweep.run_root / ".parsl")
-    except RuntimeError as exc:
-        raise SweepError(str(sweep.source), "run_root", str(exc)) from None
-    search = _open_search(sweep, log)
-    expansion = expand(sweep) if search is None else Expansion(search.tasks, 0)
-    if search is None:
-        log(f"sweep {sweep.name}: {len(expansion.tasks)} tasks in {sweep.run_root} ({expansion.created} new)")
-    policy = policy_of(sweep)
-    backend = ParslBackend()
-    before = sweep_statuses(sweep, expansion.tasks, {})
-    if search is None and all(s.state == "completed" for s in before):
-        log(f"nothing to do: all {len(before)} tasks are completed; nothing submitted")
-        return 0
-    paths = contextlib.ExitStack()  # Parsl's run dir, through a link when its path needs quoting
-    run_dir = Path(paths.enter_context(shell_safe_run_dir(sweep.run_root / ".parsl")))
-    config = parsl_config(sweep.executor, run_dir, policy)
-    demo = None
-    if sweep.demo is not None:
-        target = expansion.tasks[min(sweep.demo["preempt_task"], len(expansion.tasks) - 1)]
-        demo = _DemoPreemption(target, sweep.demo["after_checkpoints"], sweep.demo["signals"], log)
-    ids = {t.task_id for t in expansion.tasks}
-    done_before = sum(s.state == "completed" for s in before)
-    interrupt = _Interrupt()
-    main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
-    try:  # Parsl's interchange and worker blocks inherit SIGINT ignored: Ctrl-C is the driver's
-        dfk = parsl.load(config)
-    except BaseException:
-        paths.close()
+    def run(self) -> int:
+        """Run the sweep to the end; 0 when every task completed, 1 otherwise, 130 when interrupted."""
+        try:
+            code = self.start()
+            if code is not None:
+                return code
+            while not self.interrupts.count and self.round():
+                pass
+            if self.interrupts.count:
+                self.interrupt()
+        finally:
+            self.close()
+        return self.finish()
+
+    def start(self) -> int | None:
+        """Check, expand, load Parsl; the exit code when the run ends here (nothing to do), else None.
+
+        Refusals (no Slurm, a run root Parsl cannot quote) are one line, before anything is written.
+        """
+        sweep = self.sweep
+        if sweep.executor["kind"] == "slurm":
+            from candle_restart.slurm import require_slurm
+
+            require_slurm(str(sweep.source), run_root=sweep.run_root)  # one line, exit 2
+        import parsl
+
+        from candle_restart.parsl import ParslBackend
+        from candle_restart.parsl.configs import check_run_dir, parsl_config, shell_safe_run_dir
+
+        try:
+            check_run_dir(sweep.executor["kind"], sweep.run_root / ".parsl")
+        except RuntimeError as exc:
+            raise SweepError(str(sweep.source), "run_root", str(exc)) from None
+        self.search = search = _open_search(sweep, self.log)
         if search is not None:
-            search.close()
-        raise
-    finally:
-        if main:
-            signal.signal(signal.SIGINT, interrupt)
-    started = time.monotonic()
-    workers = _WorkerWatch(sweep.executor["kind"], expansion.tasks, sweep.run_root / ".parsl", log)
-    asked: set[str] = set()
-    STOP_RETRIES.clear()
-    try:
-        last_line = ""
-        while not interrupt.count:
-            outcomes = resume(sweep.run_root, backend, policy, log=log, only=ids)
-            if search is not None:  # tell what ended, prune, ask new trials (submitted next round)
-                search.step(outcomes)
-                ids |= {t.task_id for t in search.tasks}
-            gave_up = sum(o.decision.action in ("give_up", "report") for o in outcomes)
-            statuses = [  # classified before this pass acted: a task just submitted is queued now
-                replace(o.status, state="queued") if o.acted and o.decision.action == "submit" else o.status
-                for o in outcomes
-            ]
-            line = progress_counts(statuses, gave_up)
-            if line != last_line:  # print when something changed, not every poll
-                left = eta(statuses, started, gave_up, done_before)
-                log(f"{time.strftime('%H:%M:%S')} progress: {line}; ETA {left}")
-                last_line = line
-            if all(o.final for o in outcomes) and (search is None or search.done()):
-                break
-            pending = backend.pending()
-            if not workers.check(outcomes, bool(pending)):
-                break
-            timeout = 0.5 if demo and demo.left else poll_seconds
-            if pending:
-                wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
-            else:
-                time.sleep(timeout)  # only waiting out a backoff: nothing to wait on
-            if demo:
-                demo.poll()
-        if interrupt.count:
-            STOP_RETRIES.set()  # a task stopped now stays stopped: Parsl does not rerun it
-            log(
-                f"interrupted: asking the running tasks to checkpoint and stop (up to {STOP_WAIT_SECONDS:.0f} s; Ctrl-C again to stop waiting)"
-            )
-            asked = stop_tasks(expansion.tasks, interrupt, log, STOP_WAIT_SECONDS)
-    finally:
-        dfk.cleanup()
-        parsl.clear()
-        paths.close()
-        if search is not None:
-            search.close()
-        if main:
-            signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
-        STOP_RETRIES.clear()
-    statuses = sweep_statuses(sweep, expansion.tasks, {})
-    if interrupt.count:
-        log(table(statuses))
-        backend_flag = " --backend slurm" if sweep.executor["kind"] == "slurm" else ""
-        stopped = sum(s.task_id in asked and s.state == "preempted" for s in statuses)
-        log(
-            f"interrupted: {stopped} of {len(asked)} running tasks stopped with a checkpoint; continue with "
-            f"`candle-restart resume {sweep.run_root}{backend_flag}` or `candle-restart sweep run {sweep.source}`"
+            self._closing.callback(search.close)
+        expansion = expand(sweep) if search is None else Expansion(search.tasks, 0)
+        if search is None:
+            self.log(f"sweep {sweep.name}: {len(expansion.tasks)} tasks in {sweep.run_root} ({expansion.created} new)")
+        self.tasks, self.ids = expansion.tasks, {t.task_id for t in expansion.tasks}
+        self._backend = ParslBackend()
+        before = sweep_statuses(sweep, self.tasks, {})
+        if search is None and all(s.state == "completed" for s in before):
+            self.log(f"nothing to do: all {len(before)} tasks are completed; nothing submitted")
+            return 0
+        self.done_before = sum(s.state == "completed" for s in before)
+        # Parsl's run dir, through a link when its path needs quoting
+        run_dir = Path(self._closing.enter_context(shell_safe_run_dir(sweep.run_root / ".parsl")))
+        config = parsl_config(sweep.executor, run_dir, self.policy, stop=self.stopping)
+        if sweep.demo is not None:
+            target = self.tasks[min(sweep.demo["preempt_task"], len(self.tasks) - 1)]
+            self.demo = DemoPreemption(target, sweep.demo["after_checkpoints"], sweep.demo["signals"], self.log)
+        if threading.current_thread() is threading.main_thread():
+            # Parsl's interchange and worker blocks inherit SIGINT ignored: Ctrl-C is the driver's.
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            self._sigint = previous if previous is not None else signal.default_int_handler
+            try:
+                dfk = parsl.load(config)
+            finally:
+                signal.signal(signal.SIGINT, self.interrupts)
+        else:
+            dfk = parsl.load(config)
+        self._closing.callback(parsl.clear)
+        self._closing.callback(dfk.cleanup)
+        self.started = time.monotonic()
+        self._workers = _WorkerWatch(sweep.executor["kind"], self.tasks, sweep.run_root / ".parsl", self.log)
+        return None
+
+    def round(self) -> bool:
+        """One pass over the sweep's tasks, then a wait (see the class docstring); False when the
+        sweep is over: every task final (and the search done), or no Parsl worker will come."""
+        assert self._backend is not None and self._workers is not None, "start() first"
+        outcomes = resume(self.sweep.run_root, self._backend, self.policy, log=self.log, only=self.ids)
+        if self.search is not None:  # tell what ended, prune, ask new trials (submitted next round)
+            self.search.step(outcomes)
+            self.ids |= {t.task_id for t in self.search.tasks}
+        self._progress(outcomes)
+        if all(o.final for o in outcomes) and (self.search is None or self.search.done()):
+            return False
+        pending = self._backend.pending()
+        if not self._workers.check(outcomes, bool(pending)):
+            return False
+        timeout = 0.5 if self.demo and self.demo.left else self.poll_seconds
+        if pending:
+            wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
+        else:
+            time.sleep(timeout)  # only waiting out a backoff: nothing to wait on
+        if self.demo:
+            self.demo.poll()
+        return True
+
+    def _progress(self, outcomes: list[ResumeOutcome]) -> None:
+        """Print the progress line when something changed since the last one (not every poll)."""
+        gave_up = sum(o.decision.action in ("give_up", "report") for o in outcomes)
+        statuses = [  # classified before this pass acted: a task just submitted is queued now
+            replace(o.status, state="queued") if o.acted and o.decision.action == "submit" else o.status
+            for o in outcomes
+        ]
+        line = progress_counts(statuses, gave_up)
+        if line != self._last_line:
+            left = eta(statuses, self.started, gave_up, self.done_before)
+            self.log(f"{time.strftime('%H:%M:%S')} progress: {line}; ETA {left}")
+            self._last_line = line
+
+    def interrupt(self) -> None:
+        """After a Ctrl-C: a task stopped now stays stopped (Parsl reruns nothing); ask the running
+        tasks on this host to checkpoint and stop, waiting up to `STOP_WAIT_SECONDS` (a second
+        Ctrl-C stops waiting)."""
+        self.stopping.set()
+        self.log(
+            f"interrupted: asking the running tasks to checkpoint and stop (up to {STOP_WAIT_SECONDS:.0f} s; "
+            "Ctrl-C again to stop waiting)"
         )
-        return EXIT_INTERRUPTED
-    for s in statuses:
-        if s.preemptions:
-            log(f"{s.task_id}: preempted {s.preemptions} time(s); resumed from ckpts/last each time")
-    log(table(statuses))
-    if search is not None:
-        best = search.best()
-        log(f"search: best trial: {best.number} ({best.task.task_id})" if best else "search: no trial completed")
-        return 0 if all(s.state in ("completed", "pruned") for s in statuses) else 1
-    return 0 if all(s.state == "completed" for s in statuses) else 1
+        self.asked = stop_tasks(self.tasks, self.interrupts, self.log, STOP_WAIT_SECONDS)
+
+    def close(self) -> None:
+        """Shut Parsl down, close the search and the run dir's link, give SIGINT back; idempotent."""
+        self._closing.close()
+        if self._sigint is not None:
+            signal.signal(signal.SIGINT, self._sigint)
+            self._sigint = None
+
+    def finish(self) -> int:
+        """After `close`: the table, how it ended, and the exit code (0, 1, or 130 when interrupted)."""
+        sweep = self.sweep
+        statuses = sweep_statuses(sweep, self.tasks, {})
+        if self.interrupts.count:
+            self.log(table(statuses))
+            backend_flag = " --backend slurm" if sweep.executor["kind"] == "slurm" else ""
+            stopped = sum(s.task_id in self.asked and s.state == "preempted" for s in statuses)
+            self.log(
+                f"interrupted: {stopped} of {len(self.asked)} running tasks stopped with a checkpoint; continue "
+                f"with `candle-restart resume {sweep.run_root}{backend_flag}` or `candle-restart sweep run {sweep.source}`"
+            )
+            return EXIT_INTERRUPTED
+        for s in statuses:
+            if s.preemptions:
+                self.log(f"{s.task_id}: preempted {s.preemptions} time(s); resumed from ckpts/last each time")
+        self.log(table(statuses))
+        if self.search is not None:
+            best = self.search.best()
+            self.log(f"search: best trial: {best.number} ({best.task.task_id})" if best else "search: no trial completed")
+            return 0 if all(s.state in ("completed", "pruned") for s in statuses) else 1
+        return 0 if all(s.state == "completed" for s in statuses) else 1
+
+
+def run_sweep(sweep: Sweep, *, log: Log = print, poll_seconds: float = 2.0) -> int:
+    """Run ``sweep`` to the end (`SweepRun`); 0 when every task completed, 1 otherwise, 130 when interrupted."""
+    return SweepRun(sweep, log=log, poll_seconds=poll_seconds).run()
 
 
 def _open_search(sweep: Sweep, log: Log) -> Search | None:
