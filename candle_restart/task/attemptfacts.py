@@ -3,7 +3,8 @@
 * `scheduler_facts` (into the ``start`` event): under Slurm, ``node`` (``SLURMD_NODENAME``, the
   name ``--exclude`` takes, which may differ from the host name), ``queue_seconds`` (the job's
   start less its submission, both Slurm's own times, so no two clocks are compared) and
-  ``allocation_end`` (when the job's time limit ends, ISO 8601 in UTC), from one
+  ``allocation_end`` (when the job's time limit ends, ISO 8601 in UTC; left out for a job without
+one, which Slurm shows as a year after its start), from one
   ``squeue -h -j $SLURM_JOB_ID -o %V|%S|%e``. Elsewhere, or when squeue does not answer, the
   keys are left out: unknown, never zero.
 * `epoch_seconds` (into the ``exit`` event): the median gap between the attempt's consecutive
@@ -23,6 +24,7 @@ from datetime import datetime, timezone
 from itertools import pairwise
 from pathlib import Path
 
+from candle_restart.ckpt.deadline import UNLIMITED_DAYS
 from candle_restart.ckpt.envvars import SLURM_JOB_ID, SLURMD_NODENAME
 from candle_restart.records.epochs import EventFileError, read_events
 from candle_restart.records.jsontypes import JsonObject
@@ -60,7 +62,7 @@ def scheduler_facts(env: Mapping[str, str] | None = None, run: Runner = _run) ->
         submit, start, end = (_local_time(f) for f in fields)
         if submit is not None and start is not None and start >= submit:
             facts["queue_seconds"] = round(start - submit, 3)
-        if end is not None:
+        if end is not None and start is not None and end - start < UNLIMITED_DAYS * 86400:  # else: no limit
             facts["allocation_end"] = datetime.fromtimestamp(end, timezone.utc).isoformat()
     return facts
 
