@@ -13,11 +13,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from candle_restart.coordinator import scan
 from candle_restart.records.epochs import read_events
-from candle_restart.report.goodfacts import seconds
+from candle_restart.report.goodfacts import seconds, task_breakdown
 from candle_restart.slurm import SlurmBackend, read_options
 from candle_restart.task import TaskDir
 from tests.slurm.test_slurm_backend import _jobs, _resume, _submit, _wait_job
@@ -73,3 +74,8 @@ def test_a_command_halts_before_each_walltime_as_timeout_and_leaves_little_unuse
         assert 0 < unused <= bound, (start.attempt, unused, commit_and_exit)
     [status] = scan(run_root, {"slurm": backend})
     assert status.state == "completed" and status.causes == {"timeout": len(halts)}
+    good = task_breakdown(task.path)  # goodput's figures from the same records
+    assert good.queue_wait is not None and good.queue_wait >= 0  # Slurm's own Start - Submit
+    expected = sum((seconds(str(s.extras["allocation_end"])) or 0) - (seconds(e.time) or 0) for s, e in halts)
+    assert good.halt_unused == pytest.approx(expected, abs=1e-3) and good.halt_unused is not None
+    assert good.halt_unused <= len(halts) * 10.0
