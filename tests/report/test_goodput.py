@@ -15,6 +15,7 @@ import pytest
 
 from candle_restart.records.epochs import EVENTS_FILE
 from candle_restart.records.journal import EXIT, START, SUBMIT_INTENT, JournalEvent
+from candle_restart.records.jsontypes import JsonObject
 from candle_restart.report.goodfacts import task_breakdown
 from candle_restart.report.goodput import PARTS, AttemptFacts, CommitFacts, breakdown, total
 from candle_restart.task import create_task
@@ -212,7 +213,7 @@ def test_slurm_records_give_the_queue_wait_and_the_unused_halt_margin(tmp_path: 
     """The runner's ``start`` under Slurm holds the scheduler's queue wait and the allocation's end."""
     task = create_task(tmp_path / "run", {"epochs": 2}, entry="tests.coordinator.toy:run", sweep="g")
     task.append_journal(JournalEvent(SUBMIT_INTENT, time="2026-01-01T00:00:00.000+00:00", generation=1))
-    slurm = {"job_id": "7", "queue_seconds": 6.0, "allocation_end": "2026-01-01T00:01:08+00:00"}
+    slurm: JsonObject = {"job_id": "7", "queue_seconds": 6.0, "allocation_end": "2026-01-01T00:01:08+00:00"}
     task.append_run_event(
         JournalEvent(START, time="2026-01-01T00:00:08.000+00:00", attempt=1, generation=1, extras=slurm)
     )
