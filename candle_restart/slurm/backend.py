@@ -21,7 +21,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from candle_restart.coordinator.backend import (
@@ -32,8 +32,9 @@ from candle_restart.coordinator.backend import (
     Reconcile,
     Submission,
 )
+from candle_restart.coordinator.policy import Policy
 from candle_restart.errors import CkptError
-from candle_restart.executor import SlurmOptions
+from candle_restart.executor import ExecutorBlock, SlurmOptions
 from candle_restart.slurm.script import list_lines, render, run_root_problem, sbatch_command
 from candle_restart.task.taskdir import TaskDir
 
@@ -226,3 +227,18 @@ def read_options(run_root: Path) -> SlurmOptions:
         if data.get("slurm") is not None:
             return check_slurm_manifest(data["slurm"], manifest)
     return SlurmOptions()
+
+
+def hosts_to_exclude(
+    executor: ExecutorBlock, run_root: Path, policy: Policy, log: Callable[[str], None]
+) -> list[str]:
+    """The hosts a sweep's Parsl blocks should ``--exclude``, decided at the sweep's start: for the
+    ``slurm`` kind the bad-host rule (`candle_restart.coordinator.hostfacts.avoid_bad_hosts`) over
+    its partition's nodes; none for the other kinds (their providers cannot exclude hosts)."""
+    from candle_restart.coordinator.hostfacts import avoid_bad_hosts
+    from candle_restart.coordinator.resume import task_dirs
+
+    if executor.get("kind") != "slurm" or not run_root.is_dir():
+        return []
+    backend = SlurmBackend(executor.get("slurm") or SlurmOptions())
+    return avoid_bad_hosts(run_root, task_dirs(run_root), backend, policy, log)

@@ -265,6 +265,7 @@ def run_sweep(sweep: Sweep, *, log: Log = print, poll_seconds: float = 2.0) -> i
 
     from candle_restart.parsl import STOP_RETRIES, ParslBackend
     from candle_restart.parsl.configs import check_run_dir, parsl_config, shell_safe_run_dir
+    from candle_restart.slurm.backend import hosts_to_exclude
 
     try:  # a path Parsl cannot quote: one line, before anything is written
         check_run_dir(sweep.executor["kind"], sweep.run_root / ".parsl")
@@ -282,7 +283,7 @@ def run_sweep(sweep: Sweep, *, log: Log = print, poll_seconds: float = 2.0) -> i
         return 0
     paths = contextlib.ExitStack()  # Parsl's run dir, through a link when its path needs quoting
     run_dir = Path(paths.enter_context(shell_safe_run_dir(sweep.run_root / ".parsl")))
-    config = parsl_config(sweep.executor, run_dir, policy)
+    config = parsl_config(sweep.executor, run_dir, policy, hosts_to_exclude(sweep.executor, sweep.run_root, policy, log))
     demo = None
     if sweep.demo is not None:
         target = expansion.tasks[min(sweep.demo["preempt_task"], len(expansion.tasks) - 1)]
