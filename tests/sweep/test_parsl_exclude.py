@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from parsl.providers import SlurmProvider
 
@@ -11,8 +12,8 @@ from candle_restart.parsl.configs import cluster_provider
 from candle_restart.slurm.backend import hosts_to_exclude
 
 
-def _options(executor: dict[str, object], exclude: list[str]) -> list[str]:
-    provider = cluster_provider("slurm", executor, exclude)  # type: ignore[arg-type]
+def _options(executor: Any, exclude: list[str]) -> list[str]:
+    provider = cluster_provider("slurm", executor, exclude)
     assert isinstance(provider, SlurmProvider)
     return str(provider.scheduler_options).splitlines()  # Parsl adds its own (--partition)
 
