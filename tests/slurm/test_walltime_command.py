@@ -61,6 +61,8 @@ def test_a_command_halts_before_each_walltime_as_timeout_and_leaves_little_unuse
     commits = [(seconds(c.taken), c) for c in read_events(task.ckpts) if c.kind == "commit"]
     for start, end in halts:
         assert end.exit_code == 75 and end.cause == "timeout", end.to_json()
+        pace = end.extras.get("epoch_seconds")  # the runner's figure for the bad-host rule's slow epochs
+        assert isinstance(pace, float) and 1.0 <= pace < 2.0, end.to_json()
         job = str(start.extras["job_id"])
         assert backend.job_state(job) not in ("TIMEOUT", None), job  # it ended itself, before the limit
         allocation_end = seconds(str(start.extras["allocation_end"]))
