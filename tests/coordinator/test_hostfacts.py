@@ -114,3 +114,14 @@ def test_a_torn_clear_line_is_skipped_and_a_bad_share_is_one_line(
         main(["resume", str(run_root), "--max-excluded-share", "1.5"])
     assert exc.value.code == 2
     assert "must be a share from 0 to 1, got '1.5'" in capsys.readouterr().err
+
+
+def test_slow_epochs_are_read_from_the_exit_and_compared_with_the_sweeps_other_hosts(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    for i, (host, pace) in enumerate([("n1", 5.0), ("n2", 1.0), ("n3", 1.2)]):
+        _attempt(create_task(root, {"i": i}, entry=TOY, sweep="s"), 1, host, None, epoch_seconds=pace)
+    tasks = [TaskDir(p) for p in root.glob("s-*")]
+    assert sorted(e.epoch_seconds or 0 for t in tasks for e in attempt_ends(t)) == [1.0, 1.2, 5.0]
+    rows = {r.host: r for r in host_table(root, tasks, bad_ends=1, share=0.34, nodes=["n1", "n2", "n3"])}
+    assert dict(rows["n1"].bad) == {"slow": 1} and rows["n1"].excluded
+    assert not rows["n2"].bad and not rows["n3"].bad
