@@ -89,7 +89,9 @@ def _median_peers(ends: Sequence[AttemptEnd]) -> dict[tuple[str, str], float | N
     return out
 
 
-def bad_cause(end: AttemptEnd, ends: Sequence[AttemptEnd], peers: Mapping[tuple[str, str], float | None]) -> str | None:
+def bad_cause(
+    end: AttemptEnd, ends: Sequence[AttemptEnd], peers: Mapping[tuple[str, str], float | None]
+) -> str | None:
     """Why ``end`` is bad for its host (one of `BAD_CAUSES`), or None; ``ends``: every end (evidence)."""
     if end.cause in ("hang", "node_fail"):
         return end.cause
@@ -170,4 +172,14 @@ def excluded_hosts(rows: Iterable[HostRow]) -> list[str]:
     return sorted(r.host for r in rows if r.excluded)
 
 
-__all__ = ["BAD_CAUSES", "MIN_PEERS", "SLOW_FACTOR", "AttemptEnd", "Clear", "HostRow", "bad_cause", "excluded_hosts", "host_rows"]
+__all__ = [
+    "BAD_CAUSES",
+    "MIN_PEERS",
+    "SLOW_FACTOR",
+    "AttemptEnd",
+    "Clear",
+    "HostRow",
+    "bad_cause",
+    "excluded_hosts",
+    "host_rows",
+]

@@ -34,7 +34,10 @@ def _nodes(root: Path) -> tuple[list[str] | None, str]:
     except SweepError:
         options = None
     if not options:
-        return None, "no Slurm options recorded for this run root: nothing is excluded (only Slurm submissions take --exclude)"
+        return (
+            None,
+            "no Slurm options recorded for this run root: nothing is excluded (only Slurm submissions take --exclude)",
+        )
     if shutil.which("sinfo") is None:
         return None, "sinfo is not on PATH: the partition's nodes are unknown, nothing is excluded"
     nodes = SlurmBackend(options).nodes()
@@ -69,11 +72,20 @@ def rows_text(rows: list[HostRow], note: str) -> str:
         return f"no attempt has recorded its host yet\n{note}"
     head = ["host", "attempts", *BAD_CAUSES, "excluded", "why"]
     body = [
-        [r.host, str(r.attempts), *(str(r.bad.get(c, 0)) for c in BAD_CAUSES), "yes" if r.excluded else "no", r.why]
+        [
+            r.host,
+            str(r.attempts),
+            *(str(r.bad.get(c, 0)) for c in BAD_CAUSES),
+            "yes" if r.excluded else "no",
+            r.why,
+        ]
         for r in rows
     ]
     widths = [max(len(line[i]) for line in [head, *body]) for i in range(len(head) - 1)]
-    lines = ["  ".join([*(cell.ljust(w) for cell, w in zip(line, widths, strict=False)), line[-1]]).rstrip() for line in [head, *body]]
+    lines = [
+        "  ".join([*(cell.ljust(w) for cell, w in zip(line, widths, strict=False)), line[-1]]).rstrip()
+        for line in [head, *body]
+    ]
     return "\n".join([*lines, note])
 
 

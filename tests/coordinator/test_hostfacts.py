@@ -22,7 +22,9 @@ from candle_restart.task import TaskDir, create_task
 TOY = "tests.coordinator.toy:run"
 
 
-def _attempt(task: TaskDir, n: int, host: str, cause: str | None, *, lost: bool = False, **extras: object) -> None:
+def _attempt(
+    task: TaskDir, n: int, host: str, cause: str | None, *, lost: bool = False, **extras: object
+) -> None:
     ident = {"host": host, "pid": 1000 + n, **extras}
     task.append_run_event(JournalEvent(START, attempt=n, generation=n, extras=ident))  # type: ignore[arg-type]
     if lost:  # the coordinator records the runner it found dead
@@ -31,7 +33,16 @@ def _attempt(task: TaskDir, n: int, host: str, cause: str | None, *, lost: bool 
     status = "completed" if cause is None else "failed" if cause == "error" else "preempted"
     reason = "RuntimeError: boom" if cause == "error" else status
     task.append_run_event(
-        JournalEvent(EXIT, attempt=n, exit_code=0, status=status, reason=reason, cause=cause, generation=n, extras=ident)  # type: ignore[arg-type]
+        JournalEvent(
+            EXIT,
+            attempt=n,
+            exit_code=0,
+            status=status,
+            reason=reason,
+            cause=cause,
+            generation=n,
+            extras=ident,
+        )  # type: ignore[arg-type]
     )
 
 
@@ -84,7 +95,9 @@ def test_status_hosts_shows_the_table_and_a_clear_is_durable_and_recorded(
     out = capsys.readouterr().out.splitlines()
     assert out[0].split() == ["host", "attempts", "hang", "node_fail", "error", "slow", "excluded", "why"]
     assert out[1].split()[:7] == ["n1", "3", "1", "1", "1", "0", "no"]  # a local run root: nothing to exclude
-    assert "3 bad ends (hang 1, node_fail 1, error 1), at least 2; not excluded: this executor cannot" in out[1]
+    assert (
+        "3 bad ends (hang 1, node_fail 1, error 1), at least 2; not excluded: this executor cannot" in out[1]
+    )
     assert "only Slurm submissions take --exclude" in out[-1]
 
     assert main(["hosts", str(run_root), "--clear", "n1", "--json"]) == 0
@@ -108,7 +121,9 @@ def test_status_hosts_shows_the_table_and_a_clear_is_durable_and_recorded(
 def test_a_torn_clear_line_is_skipped_and_a_bad_share_is_one_line(
     run_root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (run_root / HOSTS_FILE).write_text('{"event": "hosts_cleared", "time": "2026-01-01T00:00:00+00:00", "hosts": null}\n{"event": "hosts_cl')
+    (run_root / HOSTS_FILE).write_text(
+        '{"event": "hosts_cleared", "time": "2026-01-01T00:00:00+00:00", "hosts": null}\n{"event": "hosts_cl'
+    )
     assert len(read_clears(run_root)) == 1
     with pytest.raises(SystemExit) as exc:
         main(["resume", str(run_root), "--max-excluded-share", "1.5"])

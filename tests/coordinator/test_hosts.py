@@ -78,7 +78,9 @@ BAD_CAUSE_TABLE = [
 ]
 
 
-@pytest.mark.parametrize(("case", "judged", "others", "expected"), BAD_CAUSE_TABLE, ids=[c[0] for c in BAD_CAUSE_TABLE])
+@pytest.mark.parametrize(
+    ("case", "judged", "others", "expected"), BAD_CAUSE_TABLE, ids=[c[0] for c in BAD_CAUSE_TABLE]
+)
 def test_bad_cause(case: str, judged: AttemptEnd, others: list[AttemptEnd], expected: str | None) -> None:
     from candle_restart.coordinator.hosts import _median_peers
 

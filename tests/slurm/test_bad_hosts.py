@@ -28,13 +28,19 @@ from tests.slurm.test_slurm_backend import _env, _jobs, _resume, _submit, _sweep
 
 def _node(slurm_conf: str) -> str:
     out = subprocess.run(
-        ["sinfo", "-h", "-N", "-p", "debug", "-o", "%N"], check=True, capture_output=True, text=True, timeout=60
+        ["sinfo", "-h", "-N", "-p", "debug", "-o", "%N"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
     ).stdout.split()
     assert len(out) >= 1, out
     return out[0]
 
 
-def test_a_node_where_runners_keep_dying_is_excluded_from_the_next_array(tmp_path: Path, slurm_conf: str) -> None:
+def test_a_node_where_runners_keep_dying_is_excluded_from_the_next_array(
+    tmp_path: Path, slurm_conf: str
+) -> None:
     node = _node(slurm_conf)
     run_root = tmp_path / "runs"
     variants = [{"index": i, "die_at_start": True} for i in range(2)]

@@ -35,7 +35,10 @@ def test_a_command_halts_before_each_walltime_as_timeout_and_leaves_little_unuse
         "run_root": "runs",
         "command": [sys.executable, str(COMMAND)],
         "params": {"epochs": EPOCHS, "epoch_seconds": 1, "log": True},
-        "executor": {"kind": "slurm", "slurm": {"partition": "debug", "walltime": "00:01:00", "signal_seconds": 0}},
+        "executor": {
+            "kind": "slurm",
+            "slurm": {"partition": "debug", "walltime": "00:01:00", "signal_seconds": 0},
+        },
         "restart": {"max_timeouts": 5, "backoff_seconds": 0},
     }
     path = tmp_path / "cmdwall.yaml"

@@ -15,7 +15,9 @@ from candle_restart.sweep.yamlfile import SweepError
 def _sweep(tmp_path: Path, restart: str) -> Path:
     (tmp_path / "t.py").write_text("")
     path = tmp_path / "s.yaml"
-    path.write_text(f"name: s\nrun_root: runs\ncommand: [python3, t.py]\nparams: {{epochs: 2}}\nrestart: {restart}\n")
+    path.write_text(
+        f"name: s\nrun_root: runs\ncommand: [python3, t.py]\nparams: {{epochs: 2}}\nrestart: {restart}\n"
+    )
     return path
 
 
@@ -23,7 +25,9 @@ def test_the_settings_reach_the_policy_and_default_to_policys_own(tmp_path: Path
     sweep = parse_sweep(_sweep(tmp_path, "{host_bad_ends: 3, max_excluded_share: 0.5}"))
     policy = policy_of(sweep)
     assert policy.host_bad_ends == 3 and policy.max_excluded_share == 0.5
-    assert policy_of(parse_sweep(_sweep(tmp_path, "{}"))).max_excluded_share == Policy.max_excluded_share == 0.25
+    assert (
+        policy_of(parse_sweep(_sweep(tmp_path, "{}"))).max_excluded_share == Policy.max_excluded_share == 0.25
+    )
 
 
 @pytest.mark.parametrize(
@@ -35,7 +39,9 @@ def test_the_settings_reach_the_policy_and_default_to_policys_own(tmp_path: Path
         ("{host_bad_ends: 1.5}", "restart.host_bad_ends: must be an integer >= 0"),
     ],
 )
-def test_a_bad_setting_is_one_line_naming_the_file_and_key(tmp_path: Path, restart: str, message: str) -> None:
+def test_a_bad_setting_is_one_line_naming_the_file_and_key(
+    tmp_path: Path, restart: str, message: str
+) -> None:
     with pytest.raises(SweepError) as err:
         parse_sweep(_sweep(tmp_path, restart))
     assert message in str(err.value) and "s.yaml" in str(err.value) and "\n" not in str(err.value)

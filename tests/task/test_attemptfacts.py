@@ -46,5 +46,7 @@ def test_scheduler_facts_from_squeue_and_none_outside_slurm() -> None:
     assert scheduler_facts({"SLURM_JOB_ID": "17"}, lambda _c: None) == {}  # squeue did not answer
     unknown = scheduler_facts({"SLURM_JOB_ID": "17"}, lambda _c: "2026-12-06T12:00:00|N/A|Unknown\n")
     assert unknown == {}  # unknown, never zero
-    unlimited = scheduler_facts({"SLURM_JOB_ID": "17"}, lambda _c: "2026-12-06T12:00:00|2026-12-06T12:00:00|2027-12-06T12:00:00\n")
+    unlimited = scheduler_facts(
+        {"SLURM_JOB_ID": "17"}, lambda _c: "2026-12-06T12:00:00|2026-12-06T12:00:00|2027-12-06T12:00:00\n"
+    )
     assert unlimited == {"queue_seconds": 0.0}  # a partition without a time limit: no allocation end
