@@ -9,8 +9,8 @@ is *bad* for the host it ran on (its Slurm node name when recorded, else its hos
 * ``error``: the training failed, and the same task ran on another host without failing there
   with the same reason (an error reproduced elsewhere is the task's, not the host's; a task that
   ran on one host only says nothing of it);
-* ``slow``: the attempt's median epoch took more than `SLOW_FACTOR` times the median of the
-  attempts of the same sweep on other hosts (at least `MIN_PEERS` of them).
+* ``slow``: the attempt's median epoch took more than `SLOW_FACTOR` times the median of the same
+  sweep's other hosts (each host's median epoch over its attempts; at least `MIN_PEERS` hosts).
 
 An end counts at most once, under the first of these that applies. Ends before a clear of their
 host (`Clear`; ``candle-restart hosts --clear``) are forgotten: they count neither as attempts nor
@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 BAD_CAUSES: tuple[str, ...] = ("hang", "node_fail", "error", "slow")
 SLOW_FACTOR = 2.0  # an attempt's epochs this many times its peers' median are slow
-MIN_PEERS = 2  # attempts of the same sweep on other hosts needed to call one slow
+MIN_PEERS = 2  # other hosts of the same sweep with timed attempts needed to call one slow
 
 
 @dataclass(frozen=True)
@@ -76,16 +76,20 @@ class HostRow:
 
 
 def _median_peers(ends: Sequence[AttemptEnd]) -> dict[tuple[str, str], float | None]:
-    """For each (sweep, host): the median epoch seconds of that sweep's attempts on other hosts."""
-    by_sweep: dict[str, list[AttemptEnd]] = defaultdict(list)
+    """For each (sweep, host): the median over the sweep's other hosts of each one's median epoch
+    seconds (None: fewer than `MIN_PEERS` other hosts timed an attempt of that sweep)."""
+    timed: dict[tuple[str, str], list[float]] = defaultdict(list)
     for end in ends:
         if end.epoch_seconds is not None and end.epoch_seconds > 0:
-            by_sweep[end.sweep].append(end)
+            timed[(end.sweep, end.host)].append(end.epoch_seconds)
+    by_sweep: dict[str, dict[str, float]] = defaultdict(dict)
+    for (sweep, host), values in timed.items():
+        by_sweep[sweep][host] = statistics.median(values)
     out: dict[tuple[str, str], float | None] = {}
-    for sweep, timed in by_sweep.items():
-        for host in {e.host for e in timed}:
-            peers = [e.epoch_seconds for e in timed if e.host != host and e.epoch_seconds is not None]
-            out[(sweep, host)] = statistics.median(peers) if len(peers) >= MIN_PEERS else None
+    for sweep, medians in by_sweep.items():
+        for host in medians:
+            others = [m for h, m in medians.items() if h != host]
+            out[(sweep, host)] = statistics.median(others) if len(others) >= MIN_PEERS else None
     return out
 
 
@@ -126,6 +130,9 @@ def host_rows(
 ) -> list[HostRow]:
     """One row per host seen in ``ends``, worst first (see the module docstring for the rule)."""
     peers = _median_peers(ends)
+    by_task: dict[str, list[AttemptEnd]] = defaultdict(list)  # each task's ends: an error's evidence
+    for end in ends:
+        by_task[end.task_id].append(end)
     attempts: Counter[str] = Counter()
     bad: dict[str, Counter[str]] = defaultdict(Counter)
     for end in ends:
@@ -133,7 +140,7 @@ def host_rows(
         if cleared is not None and (end.time is None or end.time < cleared):
             continue
         attempts[end.host] += 1
-        cause = bad_cause(end, ends, peers)
+        cause = bad_cause(end, by_task[end.task_id], peers)
         if cause is not None:
             bad[end.host][cause] += 1
     order = sorted(attempts, key=lambda h: (-sum(bad[h].values()), h))
