@@ -17,7 +17,7 @@ from pathlib import Path
 
 from candle_restart.ckpt import CkptError
 from candle_restart.ckpt.preempt import EXIT_BAD_INPUT, EXIT_COMPLETED, EXIT_INTERRUPTED, EXIT_IO_ERROR
-from candle_restart.coordinator.policy import BUDGETS, Policy  # the one source of the defaults
+from candle_restart.coordinator.policy import BUDGETS, HOST_KEYS, Policy  # the one source of the defaults
 from candle_restart.views.commands import (
     cmd_ckpt,
     cmd_demo,
@@ -27,6 +27,7 @@ from candle_restart.views.commands import (
     cmd_status,
     request_retries,
 )
+from candle_restart.views.hosts import cmd_hosts
 from candle_restart.views.output import quiet_broken_pipe
 from candle_restart.views.where import check_run_root
 
@@ -41,7 +42,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     policy = run_root_policy(  # flags given > the sweep's recorded restart: policy > defaults
         Path(args.run_root),
         log=lambda m: print(m, flush=True),
-        **{name: getattr(args, name) for name in BUDGETS},
+        **{name: getattr(args, name) for name in (*BUDGETS, *HOST_KEYS)},
         backoff_seconds=args.backoff,
         restart_corrupt=args.restart_corrupt,
         include_cancelled=args.include_cancelled,
@@ -115,6 +116,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
 
 
+def _share(text: str) -> float:
+    """A share from 0 to 1 (``--max-excluded-share``); argparse says the problem in one line."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a share from 0 to 1, got {text!r}")
+    return value
+
+
 class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Shows each option's default (when it has one worth showing) and keeps descriptions' lines."""
 
@@ -148,6 +160,13 @@ COMMANDS = {  # name: (one line for the list, the subcommand's description)
         "final metric and the value its training function returned, sorted by a metric, and the best\n"
         "task. --sort NAME[:min|:max] takes the checkpointed metric, 'final', a key of the result or\n"
         "a parameter; --sort trial lists a search's trials in the order they were asked.",
+    ),
+    "hosts": (
+        "the bad-host table of a run root; --clear forgets hosts' bad ends so far",
+        "One row per host: attempts, bad ends (hang, node_fail, an error not reproduced on another\n"
+        "host, slow epochs against the sweep's other hosts), whether the next Slurm submissions\n"
+        "--exclude it, and why (restart: host_bad_ends, max_excluded_share). --clear [HOST ...]\n"
+        "records that the ends so far no longer count (status --hosts shows the same table).",
     ),
     "resume": (
         "resubmit new, preempted and retryable failed tasks, exactly once",
@@ -202,7 +221,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("status")
     p.add_argument("run_root", help="the folder holding one folder per task")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--hosts", action="store_true", help="the bad-host table instead: attempts, bad ends, excluded and why"
+    )
     p.set_defaults(func=cmd_status)
+    p = command("hosts")
+    p.add_argument("run_root", help="the folder holding one folder per task")
+    p.add_argument(
+        "--clear",
+        nargs="*",
+        metavar="HOST",
+        help="forget the bad ends so far of every host (or of the HOSTs named); recorded in RUN_ROOT/.hosts.jsonl",
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_hosts)
     p = command("results")
     p.add_argument("run_root", help="the folder holding one folder per task")
     p.add_argument(
@@ -227,11 +259,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="first ask again for failed, bad-input and given-up tasks (all, or the TASKs named)",
     )
     # The flags default to None ("not given"): the sweep's recorded restart: policy, else these.
-    for name, what in BUDGETS.items():
+    for name, what in {**BUDGETS, **HOST_KEYS}.items():
         p.add_argument(
             "--" + name.replace("_", "-"),
-            type=int,
-            metavar="N",
+            type=_share if name == "max_excluded_share" else int,
+            metavar="SHARE" if name == "max_excluded_share" else "N",
             help=f"{what} (default: {getattr(Policy, name)})",
         )
     p.add_argument(

@@ -18,7 +18,8 @@ capability protocols below (the coordinator asks ``isinstance``, never
 
 * `BatchSubmit`: submit many tasks as one scheduler request (a job array);
 * `Reconcile`: find a submission whose coordinator died before journaling it;
-* `FinalState`: the scheduler's own word on how an ended job ended.
+* `FinalState`: the scheduler's own word on how an ended job ended;
+* `AvoidHosts`: keep the next submissions off named hosts (Slurm's ``--exclude``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from candle_restart.task.taskdir import TaskDir
 
 __all__ = [
     "GENERATION_ENV",
+    "AvoidHosts",
     "Backend",
     "BatchSubmit",
     "FinalState",
@@ -105,4 +107,18 @@ class FinalState(Protocol):
 
     def final_state(self, submission: Submission) -> str | None:
         """The scheduler's final state of an ended submission, None while alive or unknown."""
+        ...
+
+
+@runtime_checkable
+class AvoidHosts(Protocol):
+    """A backend that can keep its next submissions off named hosts (`candle_restart.coordinator.hosts`)."""
+
+    def nodes(self) -> list[str] | None:
+        """The hosts a submission may land on (a partition's nodes), by the names `avoid` takes;
+        None when the scheduler cannot say (then nothing is excluded)."""
+        ...
+
+    def avoid(self, hosts: Sequence[str]) -> None:
+        """Exclude ``hosts`` from every later submission of this backend object (empty: none)."""
         ...

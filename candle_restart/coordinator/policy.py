@@ -51,6 +51,8 @@ class Policy:
     restart_corrupt: bool = False
     reconcile_grace: float = 60.0
     include_cancelled: bool = False
+    host_bad_ends: int = 2  # bad ends on a host before the next submissions avoid it (coordinator.hosts); 0: never
+    max_excluded_share: float = 0.25  # the most of a partition's nodes excluded at once (0 to 1)
 
 
 # The restart budgets (integers >= 0): the `Policy` field, and what it counts.  A sweep's
@@ -65,7 +67,13 @@ BUDGETS: dict[str, str] = {
     "no_progress_attempts": "attempt ends in a row without a newer checkpoint before a task is given up; "
     "0: never",
 }
-RESTART_KEYS = frozenset({*BUDGETS, "backoff_seconds"})  # what a sweep's ``restart:`` block may set
+# Which hosts to avoid (`candle_restart.coordinator.hosts`): a sweep's ``restart:`` block and ``resume``'s flags.
+HOST_KEYS: dict[str, str] = {
+    "host_bad_ends": "bad ends (hang, node_fail, an error not reproduced elsewhere, slow epochs) on a host "
+    "before the next Slurm submissions exclude it; 0: never",
+    "max_excluded_share": "the most of a partition's nodes excluded at once, 0 to 1",
+}
+RESTART_KEYS = frozenset({*BUDGETS, *HOST_KEYS, "backoff_seconds"})  # what a sweep's ``restart:`` block may set
 
 
 def with_values(policy: Policy, **values: object) -> Policy:

@@ -42,8 +42,9 @@ from typing import Protocol
 
 from candle_restart.ckpt.envvars import TEST_PAUSE_ENV
 from candle_restart.ckpt.lease import default_lease_seconds
-from candle_restart.coordinator.backend import Backend, BatchSubmit, Reconcile, Submission
+from candle_restart.coordinator.backend import AvoidHosts, Backend, BatchSubmit, Reconcile, Submission
 from candle_restart.coordinator.grace import observe
+from candle_restart.coordinator.hostfacts import avoid_bad_hosts
 from candle_restart.coordinator.lock import (
     LockBusy,
     TaskLock,
@@ -335,6 +336,8 @@ def resume(
     policy = replace(policy, reconcile_grace=min(policy.reconcile_grace, backend.reconcile_grace))
     backends: dict[str, Backend] = {backend.name: backend}
     batches = isinstance(backend, BatchSubmit)
+    if isinstance(backend, AvoidHosts) and not batches:  # --exclude the hosts where attempts keep ending badly
+        avoid_bad_hosts(run_root, task_dirs(run_root), backend, policy, log)
     batch = f"cr-{os.getpid()}-{time.time_ns() // 1_000_000}" if batches else None
     outcomes, deferred = [], []
     for status in scan(run_root, backends, workers, only):
@@ -360,6 +363,8 @@ def resume(
         if acted.generation is not None:
             deferred.append((task, acted.generation))
     if deferred and batch is not None and isinstance(backend, BatchSubmit):
+        if isinstance(backend, AvoidHosts):  # after this pass recorded its lost runners
+            avoid_bad_hosts(run_root, task_dirs(run_root), backend, policy, log)
         _submit_batch(deferred, backend.submit_many, batch, lease_seconds, log)
     return outcomes
 

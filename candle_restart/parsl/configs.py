@@ -43,7 +43,7 @@ import shutil
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import cast
 
@@ -187,9 +187,14 @@ def _python_on_path() -> str:
 
 
 def parsl_config(
-    executor: ExecutorBlock, run_dir: Path, policy: Policy, stop: threading.Event | None = None
+    executor: ExecutorBlock,
+    run_dir: Path,
+    policy: Policy,
+    exclude: Sequence[str] = (),
+    stop: threading.Event | None = None,
 ) -> Config:
     """The Parsl Config of a sweep's checked ``executor`` block (see the module docstring);
+    ``exclude``: hosts its Slurm blocks avoid (the other kinds' providers cannot exclude hosts);
     while ``stop`` is set, its retry handler reruns nothing (`make_retry_handler`).
 
     Raises RuntimeError (one line) when the kind needs a command this machine lacks (``flux``).
@@ -200,7 +205,7 @@ def parsl_config(
     gpus = executor.get("gpus_per_node", GPUS_PER_NODE)
     if kind == "local":
         return local_config(run_dir, policy, workers, gpus, stop)
-    provider = cluster_provider(kind, executor)
+    provider = cluster_provider(kind, executor, exclude)
     if kind == "flux":
         return _config(flux_executor(provider, run_dir), run_dir, policy, strategy="none", stop=stop)
     slurm = executor.get("slurm") or SlurmOptions()
@@ -241,11 +246,12 @@ def slurm_config(run_dir: Path, policy: Policy, max_workers: int, slurm: SlurmOp
     return parsl_config({"kind": "slurm", "max_workers": max_workers, "slurm": slurm}, run_dir, policy)
 
 
-def cluster_provider(kind: str, executor: ExecutorBlock) -> ExecutionProvider:
+def cluster_provider(kind: str, executor: ExecutorBlock, exclude: Sequence[str] = ()) -> ExecutionProvider:
     """The Parsl provider of a cluster ``kind``: the executor block's own keys, then ``provider``.
 
     For ``slurm`` the ``executor.slurm`` options shared with job arrays come first; a key of
-    ``provider`` wins over them.
+    ``provider`` wins over them; ``exclude`` (hosts to avoid) becomes one ``#SBATCH --exclude``
+    line after the user's ``scheduler_options``. PBS Pro, LSF and Flux take no exclusion here.
     """
     options: dict[str, object] = {
         "init_blocks": 1,
@@ -260,7 +266,11 @@ def cluster_provider(kind: str, executor: ExecutorBlock) -> ExecutionProvider:
             account=slurm.get("account"),
             qos=slurm.get("qos"),
             walltime=slurm.get("walltime", BLOCK_WALLTIME),
-            scheduler_options=str(slurm.get("scheduler_options", "")),
+            scheduler_options="\n".join(
+                line
+                for line in (str(slurm.get("scheduler_options", "")), _exclude_line(exclude))
+                if line
+            ),
             exclusive=bool(slurm.get("exclusive", False)),
             cores_per_node=slurm.get("cores_per_node"),
             mem_per_node=slurm.get("mem_per_node"),
@@ -278,6 +288,12 @@ def cluster_provider(kind: str, executor: ExecutorBlock) -> ExecutionProvider:
     # Every key of ``user`` was checked against the class's signature (`check_provider_options`).
     provider_class = cast(Callable[..., ExecutionProvider], PROVIDERS[kind])
     return provider_class(**{**options, **user, "worker_init": worker_init})
+
+
+def _exclude_line(hosts: Sequence[str]) -> str:
+    """``#SBATCH --exclude=a,b`` for host names Slurm can take (others are dropped), or nothing."""
+    safe = [h for h in hosts if re.fullmatch(r"[A-Za-z0-9._-]+", h)]
+    return f"#SBATCH --exclude={','.join(safe)}" if safe else ""
 
 
 def flux_executor(provider: ExecutionProvider, run_dir: Path) -> ParslExecutor:

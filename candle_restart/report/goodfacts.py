@@ -1,8 +1,9 @@
 """The facts `candle_restart.report.goodput` splits, read from one task directory.
 
 * attempts: ``runs.jsonl``'s ``start`` and ``exit`` (or ``stale_exit``) of each attempt, its
-  status; its submission: the journal's first ``submit_intent`` (else ``submitted``) of the
-  same generation;
+  status and cause; its submission: the journal's first ``submit_intent`` (else ``submitted``)
+  of the same generation; under Slurm the scheduler's queue wait (``queue_seconds``) and the
+  allocation's end (``allocation_end``) the runner recorded in ``start``;
 * inside each attempt (events whose time falls in its span; the runner and the training share a
   host, so a clock): ``restart`` (when, how long, which checkpoint), ``train_start``, the last
   training event, and each ``commit`` (when its state was taken, how long it blocked, its key).
@@ -36,6 +37,10 @@ def seconds(iso: str | None) -> float | None:
     if moment.tzinfo is None:
         return moment.replace(tzinfo=datetime.now().astimezone().tzinfo).timestamp()
     return moment.timestamp()
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def checkpoint_key(path: str | None, position: object) -> str | None:
@@ -127,13 +132,17 @@ def task_facts(task: TaskDir, now: float | None = None) -> list[AttemptFacts]:
             (end.status or ("stale" if end.kind == STALE_EXIT else None)) if end is not None else "running"
         )
         training = _training(inside)
+        queued = begin.extras.get("queue_seconds")
         out.append(
             AttemptFacts(
                 attempt=begin.attempt or len(out) + 1,
                 started=started,
                 ended=ended,
                 submitted=None if begin.generation is None else submitted.get(begin.generation),
+                scheduler_queue=float(queued) if isinstance(queued, int | float) and not isinstance(queued, bool) else None,
                 status=status,
+                cause=end.cause if end is not None else None,
+                allocation_end=seconds(_text(begin.extras.get("allocation_end"))),
                 **training,  # type: ignore[arg-type]
             )
         )

@@ -19,12 +19,21 @@ one part (`PARTS`, in this order):
 * ``stopping``: the last training step to the runner's recorded end (the final commit's
   flush, the process's exit; for an attempt halted before its walltime, the margin it left);
 * ``failed``: every second of an attempt that ended failed, except its productive training;
-* ``queue``: each attempt's submission to its runner's start (the scheduler's own figure when
-  one is given; an executor's retry of the same submission: from the previous attempt's end);
+* ``queue``: the scheduler's own queue wait of each attempt (Slurm's Start less its Submit, which
+  the runner records); where the scheduler does not say (local, Parsl) none is counted, and
+  `Breakdown.queue_wait` is None: unknown, not zero;
+* ``launch``: the rest of each attempt's submission to its runner's start (sbatch, a job's
+  start-up, a local process's or Parsl worker's launch; an executor's retry of the same
+  submission: from the previous attempt's end);
 * ``between``: the rest: an attempt's end to the next submission (the coordinator's pass).
 
 ``goodput`` is ``productive`` over the wall time. Clocks of different hosts may disagree: every
 span is clamped so that no part is negative and the parts still sum to the wall time exactly.
+
+Besides the parts, `Breakdown.halt_unused`: for each attempt halted before its walltime (cause
+``timeout``), the allocation's end less the runner's end: allocation time that nobody used (not
+part of the wall time: the allocation is given back). None when some halt's allocation end is not
+recorded (only Slurm's is).
 """
 
 from __future__ import annotations
@@ -43,6 +52,7 @@ PARTS: tuple[str, ...] = (
     "stopping",
     "failed",
     "queue",
+    "launch",
     "between",
 )
 BADPUT: tuple[str, ...] = PARTS[1:]
@@ -65,7 +75,9 @@ class AttemptFacts:
     ``resumed_key``: the checkpoint key its restart loaded (None: a fresh start or unknown);
     ``train_start``: its first training step (None: the restart's end, else its start);
     ``train_end``: its last training event (None: its start of training);
-    ``ended``: the runner's end (None: still running; `breakdown` is given ``now``).
+    ``ended``: the runner's end (None: still running; `breakdown` is given ``now``);
+    ``cause``: why it ended (``timeout``: halted before its walltime); ``allocation_end``: when
+    its allocation's time limit ends (the scheduler's, recorded by the runner; None: unknown).
     """
 
     attempt: int
@@ -80,15 +92,23 @@ class AttemptFacts:
     train_start: float | None = None
     train_end: float | None = None
     commits: tuple[CommitFacts, ...] = ()
+    cause: str | None = None
+    allocation_end: float | None = None
 
 
 @dataclass(frozen=True)
 class Breakdown:
-    """Seconds by part (every name of `PARTS`) over ``wall`` seconds; the parts sum to ``wall``."""
+    """Seconds by part (every name of `PARTS`) over ``wall`` seconds; the parts sum to ``wall``.
+
+    ``queue_wait``: the scheduler's queue wait (None: it did not say for some attempt);
+    ``halt_unused``: allocation time left after halts before the walltime (None: not known).
+    """
 
     wall: float
     parts: Mapping[str, float]
     attempts: tuple[Breakdown, ...] = field(default=())
+    queue_wait: float | None = None
+    halt_unused: float | None = 0.0
 
     @property
     def productive(self) -> float:
@@ -112,6 +132,8 @@ class Breakdown:
             "wall_seconds": round(self.wall, 3),
             "goodput": None if good is None else round(good, 4),
             "parts": {name: round(self.parts[name], 3) for name in PARTS},  # seconds
+            "queue_wait_seconds": None if self.queue_wait is None else round(self.queue_wait, 3),
+            "halt_unused_seconds": None if self.halt_unused is None else round(self.halt_unused, 3),
         }
         if self.attempts:
             doc["attempts"] = [one.to_json() for one in self.attempts]
@@ -151,6 +173,22 @@ def survived_until(attempts: Sequence[AttemptFacts]) -> list[float | None]:
     return out
 
 
+def halt_unused(facts: AttemptFacts) -> float | None:
+    """The allocation left when an attempt halted before its walltime (0: no such halt; None: unknown)."""
+    if facts.cause != "timeout" or facts.ended is None:
+        return 0.0
+    return None if facts.allocation_end is None else max(0.0, facts.allocation_end - facts.ended)
+
+
+def _sum_known(values: Iterable[float | None]) -> float | None:
+    total = 0.0
+    for value in values:
+        if value is None:
+            return None
+        total += value
+    return total
+
+
 def attempt_breakdown(facts: AttemptFacts, survived: float | None, now: float) -> Breakdown:
     """The parts of one attempt, from its runner's start to its end (``now`` while it runs)."""
     start = facts.started
@@ -175,7 +213,7 @@ def attempt_breakdown(facts: AttemptFacts, survived: float | None, now: float) -
         parts["failed"] = sum(v for k, v in parts.items() if k != "productive")
         for name in ("lost", "checkpoint", "restore", "startup", "stopping"):
             parts[name] = 0.0
-    return Breakdown(end - start, parts)
+    return Breakdown(end - start, parts, queue_wait=facts.scheduler_queue, halt_unused=halt_unused(facts))
 
 
 def breakdown(attempts: Sequence[AttemptFacts], now: float, submitted: float | None = None) -> Breakdown:
@@ -196,33 +234,41 @@ def breakdown(attempts: Sequence[AttemptFacts], now: float, submitted: float | N
         per.append(one)
         for name in PARTS:
             parts[name] += one.parts[name]
-        if facts.scheduler_queue is not None:
-            parts["queue"] += max(0.0, facts.scheduler_queue)
-        elif facts.submitted is not None:  # a retry of the same submission queues from the last end
-            queued = facts.submitted if previous_end is None else max(facts.submitted, previous_end)
-            parts["queue"] += max(0.0, facts.started - queued)
+        queued = max(0.0, facts.scheduler_queue or 0.0)
+        parts["queue"] += queued
+        if facts.submitted is not None:  # a retry of the same submission launches from the last end
+            since = facts.submitted if previous_end is None else max(facts.submitted, previous_end)
+            parts["launch"] += max(0.0, facts.started - since - queued)
         previous_end = facts.started + one.wall
     covered = sum(parts.values())
     if covered > wall:  # hosts' clocks disagree: trim the spans measured across hosts first
         excess = covered - wall
-        for name in ("queue", "stopping", "startup"):
+        for name in ("launch", "queue", "stopping", "startup"):
             cut = min(parts[name], excess)
             parts[name] -= cut
             excess -= cut
         wall += excess  # attempts' own spans overlap (clock skew): the wall is at least their sum
     parts["between"] = wall - sum(v for k, v in parts.items() if k != "between")
-    return Breakdown(wall, parts, tuple(per))
+    return Breakdown(
+        wall,
+        parts,
+        tuple(per),
+        queue_wait=_sum_known(a.scheduler_queue for a in attempts),
+        halt_unused=_sum_known(one.halt_unused for one in per),
+    )
 
 
 def total(breakdowns: Iterable[Breakdown]) -> Breakdown:
     """A sweep's parts: each task's summed (task-seconds, not the sweep's elapsed time)."""
     parts = _zero()
     wall = 0.0
-    for one in breakdowns:
+    listed = list(breakdowns)
+    for one in listed:
         wall += one.wall
         for name in PARTS:
             parts[name] += one.parts[name]
-    return Breakdown(wall, parts)
+    queue = _sum_known(one.queue_wait for one in listed) if listed else None
+    return Breakdown(wall, parts, queue_wait=queue, halt_unused=_sum_known(one.halt_unused for one in listed))
 
 
 __all__ = [
@@ -233,6 +279,7 @@ __all__ = [
     "CommitFacts",
     "attempt_breakdown",
     "breakdown",
+    "halt_unused",
     "survived_until",
     "total",
 ]

@@ -123,14 +123,21 @@ def _goodput(breakdown: Breakdown | None, plot: str | None) -> str:
     rows = "".join(
         f'<tr data-part="{name}"><td>{name}</td><td>{breakdown.parts[name]:.2f}</td>'
         f"<td>{100 * breakdown.parts[name] / breakdown.wall:.1f}%</td></tr>"
+        if name != "queue" or breakdown.queue_wait is not None
+        else f'<tr data-part="{name}"><td>{name}</td><td>unknown</td><td>the executor does not say</td></tr>'
         for name in PARTS
+    )
+    unused = breakdown.halt_unused
+    margin = (
+        f'<p class="muted" data-halt-unused="{"" if unused is None else f"{unused:.3f}"}">halt margin left unused '
+        f"(allocation after halts before the walltime): {'unknown' if unused is None else f'{unused:.1f} s'}</p>"
     )
     image = f'<img src="plots/{escape(plot)}" alt="badput by cause">' if plot else ""
     return (
         f'<section id="goodput"><h2 data-goodput="{breakdown.goodput:.4f}">goodput {100 * breakdown.goodput:.0f}%</h2>'
         f'<p class="muted">productive, kept training over {breakdown.wall:.1f} s of task wall time '
         "(every task's, summed); the rest by cause:</p>"
-        f"<table><tr><th>part</th><th>seconds</th><th>share</th></tr>{rows}</table>{image}</section>"
+        f"<table><tr><th>part</th><th>seconds</th><th>share</th></tr>{rows}</table>{margin}{image}</section>"
     )
 
 

@@ -11,7 +11,8 @@ A submission is one element of a job array, ``JOBID_INDEX``.  Liveness:
 `final_state` gives the coordinator what only Slurm knows: a job CANCELLED
 by its user stays cancelled.  One ``squeue`` call serves a whole scan
 (cached for ``cache_seconds``).  `find` recovers a submission whose outcome
-a dead coordinator never journaled, by the array's job name.
+a dead coordinator never journaled, by the array's job name.  `nodes` and `avoid`: the
+partition's nodes (``sinfo``) and the hosts the next arrays ``--exclude``.
 """
 
 from __future__ import annotations
@@ -20,12 +21,20 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from candle_restart.coordinator.backend import BatchSubmit, FinalState, Liveness, Reconcile, Submission
+from candle_restart.coordinator.backend import (
+    AvoidHosts,
+    BatchSubmit,
+    FinalState,
+    Liveness,
+    Reconcile,
+    Submission,
+)
+from candle_restart.coordinator.policy import Policy
 from candle_restart.errors import CkptError
-from candle_restart.executor import SlurmOptions, check_slurm
+from candle_restart.executor import ExecutorBlock, SlurmOptions, check_slurm
 from candle_restart.records import manifest
 from candle_restart.records.fields import Fields
 from candle_restart.records.manifest import ManifestError
@@ -81,7 +90,7 @@ def _run(cmd: list[str]) -> str:
     return proc.stdout
 
 
-class SlurmBackend(BatchSubmit, Reconcile, FinalState):
+class SlurmBackend(BatchSubmit, Reconcile, FinalState, AvoidHosts):
     """Submits tasks as job arrays; see the module docstring.  ``options``: the YAML's ``executor.slurm``."""
 
     name = "slurm"
@@ -94,6 +103,7 @@ class SlurmBackend(BatchSubmit, Reconcile, FinalState):
         self.cache_seconds = cache_seconds
         self._queue: dict[str, str] = {}
         self._queue_time = -1e9
+        self.exclude: tuple[str, ...] = ()  # hosts the next submissions avoid (`avoid`)
 
     # ----- submission -------------------------------------------------------------------------
     def submit(self, task: TaskDir, generation: int) -> Submission:
@@ -106,7 +116,7 @@ class SlurmBackend(BatchSubmit, Reconcile, FinalState):
         list_file = out_dir / f"{batch}.tsv"
         list_file.write_text(list_lines(items))
         script = out_dir / f"{batch}.sbatch"
-        script.write_text(render(batch, list_file, len(items), self.options))
+        script.write_text(render(batch, list_file, len(items), self.options, exclude=self.exclude))
         job = _run(sbatch_command(script, batch, out_dir)).strip().split(";")[0]
         (out_dir / f"{batch}.jobid").write_text(job + "\n")
         self._queue_time = -1e9
@@ -143,6 +153,25 @@ class SlurmBackend(BatchSubmit, Reconcile, FinalState):
                     {"job_id": f"{job}_{i}", "array_job_id": job, "array_index": i, "batch": batch},
                 )
         return None
+
+    # ----- hosts ------------------------------------------------------------------------------
+    def nodes(self) -> list[str] | None:
+        """The nodes of the partition the options name (else of the default partition), by
+        Slurm's names, from ``sinfo``; None when sinfo does not answer."""
+        partition = self.options.get("partition")
+        cmd = ["sinfo", "-h", "-N", "-o", "%N|%P", *(["-p", str(partition)] if partition else [])]
+        try:
+            rows = _run(cmd).splitlines()
+        except (SlurmError, OSError, subprocess.SubprocessError):
+            return None
+        names = {
+            node for node, _, part in (row.partition("|") for row in rows) if node and (partition or part.endswith("*"))
+        }
+        return sorted(names) or None
+
+    def avoid(self, hosts: Sequence[str]) -> None:
+        """Every later submission of this object excludes ``hosts`` (``--exclude``)."""
+        self.exclude = tuple(sorted(set(hosts)))
 
     # ----- states -----------------------------------------------------------------------------
     def _squeue(self) -> dict[str, str]:
@@ -199,3 +228,18 @@ def read_options(run_root: Path) -> SlurmOptions:
             check = Fields(path, ManifestError)
             return check_slurm(check, dict(check.obj(record.slurm, "slurm")), ("slurm",))
     return SlurmOptions()
+
+
+def hosts_to_exclude(
+    executor: ExecutorBlock, run_root: Path, policy: Policy, log: Callable[[str], None]
+) -> list[str]:
+    """The hosts a sweep's Parsl blocks should ``--exclude``, decided at the sweep's start: for the
+    ``slurm`` kind the bad-host rule (`candle_restart.coordinator.hostfacts.avoid_bad_hosts`) over
+    its partition's nodes; none for the other kinds (their providers cannot exclude hosts)."""
+    from candle_restart.coordinator.hostfacts import avoid_bad_hosts
+    from candle_restart.coordinator.resume import task_dirs
+
+    if executor.get("kind") != "slurm" or not run_root.is_dir():
+        return []
+    backend = SlurmBackend(executor.get("slurm") or SlurmOptions())
+    return avoid_bad_hosts(run_root, task_dirs(run_root), backend, policy, log)

@@ -9,7 +9,8 @@ every path in it is quoted, so nothing a user typed reaches a shell.
 
 Directives: ``--array=0-(n-1)[%throttle]``, ``--requeue`` (or
 ``--no-requeue``), ``--signal=B:USR1@signal_seconds`` (none when it is 0), ``--open-mode=append``
-(a rerun must not truncate the log), and time, partition, account, qos, gres, gpus-per-task and extra lines
+(a rerun must not truncate the log), ``--exclude`` of the hosts to avoid
+(`candle_restart.coordinator.hosts`), and time, partition, account, qos, gres, gpus-per-task and extra lines
 from the sweep YAML's ``executor.slurm``.  The output of each element goes
 under ``run_root/.slurm/``, named on sbatch's command line (`sbatch_command`),
 so a run root whose path has spaces needs no quoting inside ``#SBATCH``; a ``%`` of the path
@@ -80,8 +81,11 @@ def render(
     count: int,
     options: SlurmOptions,
     python: str = sys.executable,
+    exclude: Sequence[str] = (),
 ) -> str:
-    """The text of the sbatch script for ``count`` elements listed in ``list_file``."""
+    """The text of the sbatch script for ``count`` elements listed in ``list_file``; ``exclude``:
+    hosts its elements must not run on (``--exclude``; a user's own ``--exclude`` in ``extra``,
+    written after it, wins)."""
     array = f"0-{count - 1}" + (f"%{int(options['throttle'])}" if options.get("throttle") else "")
     lines = [
         "#!/bin/bash",
@@ -105,6 +109,8 @@ def render(
         value = options.get(key)
         if value is not None:
             lines.append(_directive(flag, value))
+    if exclude:
+        lines.append(_directive("exclude", ",".join(exclude)))
     extra: Sequence[str] = options.get("extra") or []
     for item in [extra] if isinstance(extra, str) else extra:
         flag, _, value = str(item).removeprefix("--").partition("=")

@@ -212,6 +212,7 @@ class SweepRun:
 
         from candle_restart.parsl import ParslBackend
         from candle_restart.parsl.configs import check_run_dir, parsl_config, shell_safe_run_dir
+        from candle_restart.slurm.backend import hosts_to_exclude
 
         try:
             check_run_dir(sweep.executor["kind"], sweep.run_root / ".parsl")
@@ -232,7 +233,8 @@ class SweepRun:
         self.done_before = sum(s.state == "completed" for s in before)
         # Parsl's run dir, through a link when its path needs quoting
         run_dir = Path(self._closing.enter_context(shell_safe_run_dir(sweep.run_root / ".parsl")))
-        config = parsl_config(sweep.executor, run_dir, self.policy, stop=self.stopping)
+        exclude = hosts_to_exclude(sweep.executor, sweep.run_root, self.policy, self.log)
+        config = parsl_config(sweep.executor, run_dir, self.policy, exclude, stop=self.stopping)
         if sweep.demo is not None:
             target = self.tasks[min(sweep.demo["preempt_task"], len(self.tasks) - 1)]
             self.demo = DemoPreemption(target, sweep.demo["after_checkpoints"], sweep.demo["signals"], self.log)

@@ -254,8 +254,12 @@ def _check_restart(c: _Checker, raw: object, path: tuple[str, ...] = ("restart",
     restart = c.mapping(raw, path, RESTART_KEYS)
     checked: Restart = {}
     for key, value in restart.items():
-        if key in BUDGETS:  # integers >= 0: a budget per cause, and the no-progress breaker (0: never)
+        if key in BUDGETS or key == "host_bad_ends":  # integers >= 0 (0: never)
             checked[key] = c.integer(value, (*path, key), 0)
+        elif key == "max_excluded_share":  # a share of the partition's nodes
+            checked[key] = c.number(value, (*path, key))
+            if checked[key] > 1:
+                raise c.fail((*path, key), f"must be a share from 0 to 1, got {value!r}")
         else:
             checked[key] = c.number(value, (*path, key))
     return checked

@@ -83,6 +83,7 @@ from candle_restart.records.journal import (
 )
 from candle_restart.records.jsontypes import JsonObject, JsonValue
 from candle_restart.records.taskstate import TaskState
+from candle_restart.task.attemptfacts import epoch_seconds, scheduler_facts
 from candle_restart.task.launch import (
     TAIL_LINES,
     ProgramOutcome,
@@ -233,7 +234,9 @@ def _run_holding_lease(task: TaskDir, lease: Lease, ended: list[int]) -> int:
         {"status": "running", "attempt": attempt, "started": now_iso(), **ident, "generation": generation},
         str(task.state_file),
     )
-    started: JsonObject = {**ident, "ended_pids": list[JsonValue](ended)} if ended else ident
+    started: JsonObject = {**ident, **scheduler_facts()}  # node, queue wait, allocation end (Slurm)
+    if ended:
+        started["ended_pids"] = list[JsonValue](ended)
     task.append_run_event(JournalEvent(START, attempt=attempt, generation=generation, extras=started))
     task.write_state(running)
 
@@ -283,6 +286,17 @@ def _run_holding_lease(task: TaskDir, lease: Lease, ended: list[int]) -> int:
     return outcome.code
 
 
+def _end_extras(task: TaskDir, running: TaskState, ident: JsonObject, outcome: ProgramOutcome) -> JsonObject:
+    """The ``exit`` event's extras: the runner, its measured exit and the attempt's median epoch."""
+    extras: JsonObject = dict(ident)
+    if outcome.exit_seconds is not None:
+        extras["exit_seconds"] = outcome.exit_seconds
+    pace = epoch_seconds(task.ckpts, running.started)
+    if pace is not None:
+        extras["epoch_seconds"] = pace
+    return extras
+
+
 def _record(
     task: TaskDir,
     lease: Lease,
@@ -330,7 +344,7 @@ def _record(
                 cause=outcome.cause,  # why it ended (candle_restart.coordinator.causes)
                 ckpt=commit_key(checkpoint) or progress_key(task.ckpts, None, command),  # any progress?
                 generation=generation,
-                extras=ident if outcome.exit_seconds is None else {**ident, "exit_seconds": outcome.exit_seconds},
+                extras=_end_extras(task, running, ident, outcome),
             )
         )
     _say(f"{task.task_id} attempt {attempt}: {outcome.status} (exit {outcome.code}): {outcome.reason}")

@@ -60,6 +60,10 @@ def errors(statuses: list[TaskStatus]) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from candle_restart.coordinator import LocalBackend, scan
 
+    if getattr(args, "hosts", False):
+        from candle_restart.views.hosts import show_hosts
+
+        return show_hosts(args.run_root, args.json)
     root = check_run_root(args.run_root)
     statuses = scan(root, {"local": LocalBackend()})
     if args.json:

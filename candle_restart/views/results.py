@@ -55,6 +55,8 @@ class TaskRow:
     result: JsonValue
     reason: str
     goodput: float | None = None  # productive, kept training over the task's wall time
+    queue_wait: float | None = None  # the scheduler's queue wait, seconds (None: it did not say)
+    halt_unused: float | None = None  # allocation left after halts before the walltime, seconds
 
     def to_json(self) -> JsonObject:
         return {
@@ -71,6 +73,8 @@ class TaskRow:
             "result": self.result,
             "reason": self.reason,
             "goodput": self.goodput,
+            "queue_wait_seconds": self.queue_wait,
+            "halt_unused_seconds": self.halt_unused,
         }
 
 
@@ -131,6 +135,8 @@ def _row(t: TaskReport, keys: list[str]) -> TaskRow:
         result=s.result,
         reason=s.reason,
         goodput=None if t.goodput is None or t.goodput.goodput is None else round(t.goodput.goodput, 4),
+        queue_wait=None if t.goodput is None or t.goodput.queue_wait is None else round(t.goodput.queue_wait, 3),
+        halt_unused=None if t.goodput is None or t.goodput.halt_unused is None else round(t.goodput.halt_unused, 3),
     )
 
 

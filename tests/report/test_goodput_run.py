@@ -101,9 +101,12 @@ def test_status_json_parts_add_up_to_the_wall_time_of_the_records(demo_run: Path
     first_attempt, second = good["attempts"]  # each attempt's own split, within the task's
     assert first_attempt["parts"]["restore"] + second["parts"]["restore"] == pytest.approx(parts["restore"], abs=2e-3)
     assert second["parts"]["restore"] > 0 and first_attempt["parts"]["queue"] == 0, good
+    assert good["queue_wait_seconds"] is None and doc["goodput"]["queue_wait_seconds"] is None  # local: unknown
+    assert good["halt_unused_seconds"] == 0  # no halt before a walltime
 
     results = _cli("results", str(demo_run), "--format", "json")
-    assert json.loads(results.stdout)["tasks"][0]["goodput"] == good["goodput"]
+    row = json.loads(results.stdout)["tasks"][0]
+    assert row["goodput"] == good["goodput"] and row["queue_wait_seconds"] is None and row["halt_unused_seconds"] == 0
 
     report = _cli("report", str(demo_run), "-o", str(demo_run.parent / "report"))
     assert report.returncode == 0, report.stderr
@@ -113,5 +116,6 @@ def test_status_json_parts_add_up_to_the_wall_time_of_the_records(demo_run: Path
     assert float(lead.group(1)) == pytest.approx(good["goodput"], abs=1e-3)
     assert html.count(f'data-goodput="{lead.group(1)}"') == 2  # the lead and the task's own line
     shown = dict(re.findall(r'<tr data-part="(\w+)"><td>\w+</td><td>([0-9.]+)</td>', html))
-    assert set(shown) == set(PARTS)
+    assert set(shown) == set(PARTS) - {"queue"}
+    assert '<tr data-part="queue"><td>queue</td><td>unknown</td>' in html  # the local executor does not say
     assert abs(sum(map(float, shown.values())) - wall) <= 0.01 * wall, (shown, wall)  # the page's parts too

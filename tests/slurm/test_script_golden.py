@@ -78,3 +78,10 @@ def test_output_path_doubles_percent_and_refuses_what_sbatch_cannot_take() -> No
 def test_list_file_matches_its_golden_file() -> None:
     items = [(TaskDir(RUN / f"t{i:03d}"), g) for i, g in enumerate((1, 4, 2))]
     _check("array.tsv", list_lines(items))
+
+
+def test_hosts_to_avoid_become_one_exclude_directive_before_the_users_extra() -> None:
+    options = {"partition": "gpu", "extra": ["--constraint=a100"]}
+    text = render("cr-batch", RUN / ".slurm" / "cr-batch.tsv", 3, options, python=PYTHON, exclude=["n1", "n7"])  # type: ignore[arg-type]
+    _check("array-exclude.sbatch", text)
+    assert text.index("#SBATCH --exclude=n1,n7") < text.index("#SBATCH --constraint=a100")
