@@ -381,6 +381,10 @@ def open_search(sweep: Sweep, log: Log = print) -> Search:
     """``sweep``'s search, rebuilt from the run root, holding its lease, its first trials asked."""
     assert sweep.search is not None
     search = Search(sweep, log)
+    if sweep.search["pbt"] is not None:  # population-based training: `candle_restart.sweep.pbt`
+        from candle_restart.sweep.pbt import Population
+
+        search = Population(sweep, log)
     search.open()
     search.fill()
     log(

@@ -98,6 +98,7 @@ from candle_restart.task.process import process_start
 from candle_restart.task.progress import progress_key
 from candle_restart.task.result import jsonable, metric_summary
 from candle_restart.task.taskdir import TaskDir, now_iso
+from candle_restart.task.warm import warm_start
 from candle_restart.task.watchdog import Limits, Watcher
 
 # A command run after an exit 75 has been recorded (the Slurm backend's self-requeue sets it to
@@ -265,6 +266,7 @@ def _run_holding_lease(task: TaskDir, lease: Lease, ended: list[int]) -> int:
         disarm = arm(signal.Signals[f"SIG{name}"] for name in settings.signals)
         watcher = Watcher(heartbeat_file(task), Limits.of(settings))
         watcher.clear()  # an earlier attempt's beats say nothing of this one
+        warm_start(task, spec.parent, _say)  # a parent's checkpoint copied in, once
         run = run_entry if spec.entry else run_command
         outcome = run(spec, params, task, attempt, watcher, abandon)
     except CkptError as exc:
