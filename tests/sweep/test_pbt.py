@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import time
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +44,15 @@ SPACE = {"learning_rate": {"log_uniform": [0.0001, 1.0]}}
 PBT = {"population": 4, "generations": 3, "interval": 2, "quantile": 0.25, "perturb": {"learning_rate": [0.5, 2.0]}}
 
 
-def _yaml(tmp_path: Path, pbt: dict[str, Any] | None = None, entry: str = TRAINER, **search: Any) -> Path:
+def pbt_yaml(
+    tmp_path: Path, pbt: dict[str, Any] | None = None, entry: str = TRAINER, params: dict[str, Any] | None = None, **search: Any
+) -> Path:
     config = {
         "name": "pbt",
         "run_root": "runs",
         "entry": entry,
-        "params": {"samples": 64, "batch_size": 32, "ckpt_keep_limit": 10},  # keep the copies to check them
+        # ckpt_keep_limit: the copies are kept, to be checked (a keep policy may delete them; origin.json stays)
+        "params": {"samples": 64, "batch_size": 32, "ckpt_keep_limit": 10, **(params or {})},
         "search": {"metric": "val_loss", "seed": 4, "space": SPACE, "pbt": pbt or PBT, **search},
         "executor": {"kind": "local", "max_workers": 4},
     }
@@ -72,7 +76,7 @@ def _yaml(tmp_path: Path, pbt: dict[str, Any] | None = None, entry: str = TRAINE
 def test_bad_pbt_input_is_one_line_naming_the_key_and_writes_nothing(
     tmp_path: Path, pbt: dict[str, Any], search: dict[str, Any], key: str, words: str
 ) -> None:
-    source = _yaml(tmp_path, pbt, **search)
+    source = pbt_yaml(tmp_path, pbt, **search)
     with pytest.raises(SweepError) as caught:
         parse_sweep(source)
     message = str(caught.value)
@@ -84,7 +88,7 @@ class _Stopped(Exception):
     """The driver stopped right after creating a member (as a kill there would leave it)."""
 
 
-def _drive(source: Path, stop_at: str | None = None) -> None:
+def drive(source: Path, stop_at: str | None = None) -> None:
     """Drive the population in this process, each member trained by the runner in this process."""
 
     def log(line: str) -> None:
@@ -113,13 +117,13 @@ def _specs(root: Path) -> list[Any]:
 
 
 def test_a_driver_stopped_mid_generation_creates_the_same_members_again(tmp_path: Path) -> None:
-    whole = _yaml(tmp_path / "whole")
-    _drive(whole)
-    parted = _yaml(tmp_path / "parted")
+    whole = pbt_yaml(tmp_path / "whole")
+    drive(whole)
+    parted = pbt_yaml(tmp_path / "parted")
     with pytest.raises(_Stopped):
-        _drive(parted, stop_at="pbt: generation 1 member 1 ")
+        drive(parted, stop_at="pbt: generation 1 member 1 ")
     assert sorted(recorded_trials(tmp_path / "parted" / "runs", "pbt")) == list(range(6))
-    _drive(parted)  # rebuilt from the directories: makes members 2 and 3 of generation 1, then the rest
+    drive(parted)  # rebuilt from the directories: makes members 2 and 3 of generation 1, then the rest
     assert _specs(tmp_path / "parted" / "runs") == _specs(tmp_path / "whole" / "runs")
     assert len(_specs(tmp_path / "whole" / "runs")) == 12
     check_lineage(tmp_path / "parted" / "runs", 4, 3, 2)
@@ -188,7 +192,7 @@ def check_lineage(root: Path, population: int, generations: int, interval: int) 
 
 
 def test_pbt_through_sweep_run_survives_its_driver_killed_and_shows_each_members_start(tmp_path: Path) -> None:
-    source = _yaml(tmp_path)
+    source = pbt_yaml(tmp_path)
     root = tmp_path / "runs"
     first = _driver(source)
     try:
@@ -217,7 +221,48 @@ def test_pbt_through_sweep_run_survives_its_driver_killed_and_shows_each_members
     assert _cli("report", str(root)) is not None
     html = (root / ".report" / "index.html").read_text()
     assert "started from" in html
-    for n, task in recorded_trials(root, "pbt").items():
+    for task in recorded_trials(root, "pbt").values():
         origin = read_origin(task.path)
         if origin is not None:
             assert f"{origin.parent} epoch {origin.epoch}" in html
+
+
+def test_a_keras_population_shows_which_checkpoint_each_member_started_from(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import keras  # noqa: F401  # a tiny Keras model, trained by the runner in this process
+
+    from candle_restart.cli import main
+    from candle_restart.sweep.search import epoch_values
+
+    params = {"ckpt_checksum": True, "hidden": 4}
+    source = pbt_yaml(tmp_path, {**PBT, "interval": 1}, "candle_restart.examples.regression:run", params)
+    drive(source)
+    root = tmp_path / "runs"
+    trials = recorded_trials(root, "pbt")
+    assert sorted(trials) == list(range(12))
+    for generation in (1, 2):
+        first = (generation - 1) * 4
+        before = {m: epoch_values(trials[first + m], "val_loss")[generation] for m in range(4)}
+        worst, best = max(before, key=before.__getitem__), min(before, key=before.__getitem__)
+        for m in range(4):
+            task = trials[generation * 4 + m]
+            spec, origin = task.load_spec(), read_origin(task.path)
+            assert origin is not None and spec.lineage is not None
+            assert spec.lineage["exploited"] == (m == worst)
+            assert origin.parent == trials[first + (best if m == worst else m)].task_id == spec.parent
+            started = verify_checkpoint(CkptLayout.at(task.ckpts).epoch_dir(generation), True)  # verifies, CRCs too
+            source_info = read_ckpt_info(CkptLayout.at(trials[first].path.parent / origin.parent / "ckpts").epoch_dir(generation) / "ckpt-info.json")
+            assert started.origin == origin and origin.epoch == generation
+            assert origin.checksum == source_info.checksum and (origin.checksum or "").isdigit()
+            assert started.files == source_info.files
+    capsys.readouterr()
+    assert main(["results", str(root), "--sort", "trial", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["tasks"]
+    assert [r["lineage"] is None for r in rows] == [True] * 4 + [False] * 8
+    assert [r["lineage"]["origin"]["epoch"] for r in rows[4:]] == [1] * 4 + [2] * 4
+    assert main(["report", str(root)]) == 0
+    html = (root / ".report" / "index.html").read_text()
+    for task in (trials[n] for n in range(4, 12)):
+        origin = read_origin(task.path)
+        assert origin is not None and escape(origin.describe()) in html
