@@ -164,7 +164,8 @@ def check_lineage(root: Path, population: int, generations: int, interval: int) 
         origin = read_origin(task.path)
         assert origin is not None and origin.parent == spec.parent
         parent = TaskDir(root / origin.parent)
-        assert trials[(generation - 1) * population + spec.lineage["from_member"]].path == parent.path  # type: ignore[operator]
+        source_member = spec.lineage["from_member"]
+        assert isinstance(source_member, int) and trials[(generation - 1) * population + source_member].path == parent.path
         assert origin.epoch == interval * generation
         layout = CkptLayout.at(task.ckpts)
         started = verify_checkpoint(layout.epoch_dir(origin.epoch), True)  # the started checkpoint verifies
@@ -179,7 +180,8 @@ def check_lineage(root: Path, population: int, generations: int, interval: int) 
         seen.append({"number": number, "exploited": spec.lineage["exploited"], "parent": origin.parent})
     for generation in range(1, generations):
         first = (generation - 1) * population
-        before = {m: loss(trials[first + m].load_spec().params["learning_rate"], interval * generation) for m in range(population)}
+        rates_before = {m: trials[first + m].load_spec().params["learning_rate"] for m in range(population)}
+        before = {m: loss(float(rate), interval * generation) for m, rate in rates_before.items()}  # type: ignore[arg-type]
         worst, best = max(before, key=before.__getitem__), min(before, key=before.__getitem__)
         exploited = [n for n in range(generation * population, (generation + 1) * population)
                      if trials[n].load_spec().lineage["exploited"]]  # type: ignore[index]
