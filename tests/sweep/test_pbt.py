@@ -20,12 +20,10 @@ import signal
 import subprocess
 import sys
 import time
-from html import escape
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from candle_restart.ckpt import CkptLayout
 from candle_restart.ckpt.restore import verify_checkpoint
@@ -33,33 +31,10 @@ from candle_restart.records.ckptinfo import read_ckpt_info
 from candle_restart.records.origin import read_origin
 from candle_restart.records.search import log_path, read_tells
 from candle_restart.sweep import SweepError, parse_sweep
-from candle_restart.sweep.pbt import Population
 from candle_restart.sweep.search import recorded_trials
-from candle_restart.task import TaskDir, run_task
+from candle_restart.task import TaskDir
 from tests.helpers import ROOT, runner_env
-from tests.sweep.pbt_trainer import loss
-
-TRAINER = "tests.sweep.pbt_trainer:run"
-SPACE = {"learning_rate": {"log_uniform": [0.0001, 1.0]}}
-PBT = {"population": 4, "generations": 3, "interval": 2, "quantile": 0.25, "perturb": {"learning_rate": [0.5, 2.0]}}
-
-
-def pbt_yaml(
-    tmp_path: Path, pbt: dict[str, Any] | None = None, entry: str = TRAINER, params: dict[str, Any] | None = None, **search: Any
-) -> Path:
-    config = {
-        "name": "pbt",
-        "run_root": "runs",
-        "entry": entry,
-        # ckpt_keep_limit: the copies are kept, to be checked (a keep policy may delete them; origin.json stays)
-        "params": {"samples": 64, "batch_size": 32, "ckpt_keep_limit": 10, **(params or {})},
-        "search": {"metric": "val_loss", "seed": 4, "space": SPACE, "pbt": pbt or PBT, **search},
-        "executor": {"kind": "local", "max_workers": 4},
-    }
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    path = tmp_path / "pbt.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
+from tests.sweep.pbt_trainer import PBT, Stopped, drive, loss, pbt_yaml
 
 
 @pytest.mark.parametrize(
@@ -84,33 +59,6 @@ def test_bad_pbt_input_is_one_line_naming_the_key_and_writes_nothing(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pbt.yaml"]
 
 
-class _Stopped(Exception):
-    """The driver stopped right after creating a member (as a kill there would leave it)."""
-
-
-def drive(source: Path, stop_at: str | None = None) -> None:
-    """Drive the population in this process, each member trained by the runner in this process."""
-
-    def log(line: str) -> None:
-        if stop_at and line.startswith(stop_at):
-            raise _Stopped(line)
-
-    population = Population(parse_sweep(source), log)
-    population.open()
-    try:
-        population.fill()
-        while not population.done():
-            for trial in list(population.trials.values()):
-                if trial.task.task_id in population.final:
-                    continue
-                state, _ = trial.task.load_state()
-                if state is None or state.status != "completed":
-                    assert run_task(trial.task.path) == 0
-                population.observe({trial.task.task_id: "completed"})
-    finally:
-        population.close()
-
-
 def _specs(root: Path) -> list[Any]:
     trials = recorded_trials(root, "pbt")
     return [trials[n].load_spec().to_json() | {"created": None, "python_path": None} for n in sorted(trials)]
@@ -120,7 +68,7 @@ def test_a_driver_stopped_mid_generation_creates_the_same_members_again(tmp_path
     whole = pbt_yaml(tmp_path / "whole")
     drive(whole)
     parted = pbt_yaml(tmp_path / "parted")
-    with pytest.raises(_Stopped):
+    with pytest.raises(Stopped):
         drive(parted, stop_at="pbt: generation 1 member 1 ")
     assert sorted(recorded_trials(tmp_path / "parted" / "runs", "pbt")) == list(range(6))
     drive(parted)  # rebuilt from the directories: makes members 2 and 3 of generation 1, then the rest
@@ -227,44 +175,3 @@ def test_pbt_through_sweep_run_survives_its_driver_killed_and_shows_each_members
         origin = read_origin(task.path)
         if origin is not None:
             assert f"{origin.parent} epoch {origin.epoch}" in html
-
-
-def test_a_keras_population_shows_which_checkpoint_each_member_started_from(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    import keras  # noqa: F401  # a tiny Keras model, trained by the runner in this process
-
-    from candle_restart.cli import main
-    from candle_restart.sweep.search import epoch_values
-
-    params = {"ckpt_checksum": True, "hidden": 4}
-    source = pbt_yaml(tmp_path, {**PBT, "interval": 1}, "candle_restart.examples.regression:run", params)
-    drive(source)
-    root = tmp_path / "runs"
-    trials = recorded_trials(root, "pbt")
-    assert sorted(trials) == list(range(12))
-    for generation in (1, 2):
-        first = (generation - 1) * 4
-        before = {m: epoch_values(trials[first + m], "val_loss")[generation] for m in range(4)}
-        worst, best = max(before, key=before.__getitem__), min(before, key=before.__getitem__)
-        for m in range(4):
-            task = trials[generation * 4 + m]
-            spec, origin = task.load_spec(), read_origin(task.path)
-            assert origin is not None and spec.lineage is not None
-            assert spec.lineage["exploited"] == (m == worst)
-            assert origin.parent == trials[first + (best if m == worst else m)].task_id == spec.parent
-            started = verify_checkpoint(CkptLayout.at(task.ckpts).epoch_dir(generation), True)  # verifies, CRCs too
-            source_info = read_ckpt_info(CkptLayout.at(trials[first].path.parent / origin.parent / "ckpts").epoch_dir(generation) / "ckpt-info.json")
-            assert started.origin == origin and origin.epoch == generation
-            assert origin.checksum == source_info.checksum and (origin.checksum or "").isdigit()
-            assert started.files == source_info.files
-    capsys.readouterr()
-    assert main(["results", str(root), "--sort", "trial", "--format", "json"]) == 0
-    rows = json.loads(capsys.readouterr().out)["tasks"]
-    assert [r["lineage"] is None for r in rows] == [True] * 4 + [False] * 8
-    assert [r["lineage"]["origin"]["epoch"] for r in rows[4:]] == [1] * 4 + [2] * 4
-    assert main(["report", str(root)]) == 0
-    html = (root / ".report" / "index.html").read_text()
-    for task in (trials[n] for n in range(4, 12)):
-        origin = read_origin(task.path)
-        assert origin is not None and escape(origin.describe()) in html
