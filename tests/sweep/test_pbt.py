@@ -31,6 +31,7 @@ from candle_restart.records.ckptinfo import read_ckpt_info
 from candle_restart.records.origin import read_origin
 from candle_restart.records.search import log_path, read_tells
 from candle_restart.sweep import SweepError, parse_sweep
+from candle_restart.sweep.pbt import Population
 from candle_restart.sweep.search import recorded_trials
 from candle_restart.task import TaskDir
 from tests.helpers import ROOT, runner_env
@@ -175,3 +176,15 @@ def test_pbt_through_sweep_run_survives_its_driver_killed_and_shows_each_members
         origin = read_origin(task.path)
         if origin is not None:
             assert f"{origin.parent} epoch {origin.epoch}" in html
+
+
+def test_a_second_driver_of_the_same_population_is_refused(tmp_path: Path) -> None:
+    source = pbt_yaml(tmp_path)
+    first = Population(parse_sweep(source), lambda _m: None)
+    first.open()
+    try:
+        second = Population(parse_sweep(source), lambda _m: None)
+        with pytest.raises(SweepError, match="another driver runs this search"):
+            second.open()
+    finally:
+        first.close()
