@@ -15,7 +15,8 @@ Contract:
   ``complete``, ``best_epoch``, ``best_mode`` (min|max), ``position`` (null,
   or ``{"epoch", "batch"}`` for a checkpoint taken inside an epoch),
   ``state_file``, ``files`` (every file of the checkpoint: size and CRC-32 or
-  null), ``writer`` (host, pid, Slurm job ids where set).
+  null), ``writer`` (host, pid, Slurm job ids where set), and, only in a checkpoint
+  copied from a parent task (a warm start), ``origin`` (`candle_restart.records.origin`).
 * `CkptInfo.to_bytes` writes strict JSON (`CkptInfo.to_json`: a non-finite best
   becomes null), keys in the order above, ``indent=1``, one trailing newline.
 * `CkptInfo.from_json` accepts every file this project wrote and CANDLE's own
@@ -38,6 +39,7 @@ from pathlib import Path
 from candle_restart.errors import CheckpointIOError, CorruptCheckpointError
 from candle_restart.records.fields import Fields
 from candle_restart.records.jsonio import JsonFileError, read_json
+from candle_restart.records.origin import Origin, OriginError
 
 SCHEMA_VERSION = 1
 FIRST = "__FIRST__"  # time_elapsed of a process's first write
@@ -96,6 +98,7 @@ class CkptInfo:
     state_file: str | None = None
     files: FileTable | None = None
     writer: Writer | None = None
+    origin: Origin | None = None  # a warm start's copy: the parent checkpoint it came from
 
     # ----- writing ---------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Json]:
@@ -126,6 +129,8 @@ class CkptInfo:
             files=None if self.files is None else {n: e.to_dict() for n, e in self.files.items()},
             writer=None if self.writer is None else dict(self.writer),
         )
+        if self.origin is not None:
+            out["origin"] = self.origin.to_json()
         return out
 
     def to_json(self) -> dict[str, Json]:
@@ -231,7 +236,16 @@ class _Reader:
             state_file=None if get("state_file") is None else self.member(get("state_file"), "state_file"),
             files=self.files(get("files")),
             writer=self.writer(get("writer")),
+            origin=self.origin(get("origin")),
         )
+
+    def origin(self, value: object) -> Origin | None:
+        if value is None:
+            return None
+        try:
+            return Origin.from_json(value, str(self.path), "origin")  # type: ignore[arg-type]
+        except OriginError as exc:
+            raise self.fail(exc.key, exc.problem) from None
 
     def position(self, value: object) -> Position | None:
         if value is None:

@@ -4,7 +4,11 @@
 
     {"schema_version": 1, "task_id": ..., "params": {...}, "entry": "pkg.mod:func" or null,
      "command": [...] or null, "sweep": ..., "created": ISO time,
-     "python_path": [...] (only when set), "dir_flags": false (only when false)}
+     "python_path": [...] (only when set), "dir_flags": false (only when false),
+     "parent": a task id in the same run root or an absolute task directory (only when set: the
+     task starts from a copy of that task's newest verified checkpoint, `candle_restart.task.warm`),
+     "lineage": {"generation": int, "member": int, "exploited": bool, ...} (only when set: a
+     population-based search's bookkeeping, `candle_restart.sweep.pbt`)}
 
 Contract:
 
@@ -51,6 +55,11 @@ def safe_task_id(task_id: str) -> bool:
     return bool(_SAFE_ID.match(task_id)) and ".." not in task_id
 
 
+def valid_parent(parent: object) -> bool:
+    """True for what ``parent`` may name: a safe task id (a sibling) or an absolute directory."""
+    return isinstance(parent, str) and (safe_task_id(parent) or (os.path.isabs(parent) and "\0" not in parent))
+
+
 @dataclass(frozen=True)
 class TaskSpec:
     """The content of ``task.json``: exactly one of ``entry`` (``pkg.mod:func``) or ``command``.
@@ -68,6 +77,8 @@ class TaskSpec:
     created: str = field(default_factory=now_iso)
     python_path: list[str] = field(default_factory=list)
     dir_flags: bool = True
+    parent: str | None = None
+    lineage: JsonObject | None = None
 
     @classmethod
     def from_json(cls, data: JsonValue, source: str) -> TaskSpec:
@@ -91,6 +102,12 @@ class TaskSpec:
         if not all(os.path.isabs(p) for p in python_path):
             raise check.expected("python_path", "a list of absolute folders", python_path)
         created = data.get("created")
+        parent = data.get("parent")
+        if parent is not None and not valid_parent(parent):
+            raise check.expected("parent", "a task id or an absolute task directory", parent)
+        lineage = data.get("lineage")
+        if lineage is not None and not isinstance(lineage, dict):
+            raise check.fail("lineage", f"must be an object, got {type(lineage).__name__}")
         return cls(
             task_id,
             params,
@@ -100,6 +117,8 @@ class TaskSpec:
             created if isinstance(created, str) else now_iso(),
             python_path,
             check.flag(data.get("dir_flags", True), "dir_flags"),
+            parent if isinstance(parent, str) else None,
+            lineage if isinstance(lineage, dict) else None,
         )
 
     def to_json(self) -> JsonObject:
@@ -117,6 +136,10 @@ class TaskSpec:
             record["python_path"] = list(self.python_path)
         if not self.dir_flags:
             record["dir_flags"] = False
+        if self.parent is not None:
+            record["parent"] = self.parent
+        if self.lineage is not None:
+            record["lineage"] = self.lineage
         return record
 
     def to_bytes(self) -> bytes:

@@ -68,6 +68,8 @@ def _manifest(sweep: Sweep) -> SweepManifest:
     keys = (
         set(sweep.grid) | {k for x in sweep.explicit for k in x} | set((sweep.random or {}).get("space", {}))
     ) | set(sweep.search["space"] if sweep.search else {})
+    if sweep.search is not None and sweep.search["pbt"] is not None:  # each generation trains further
+        keys.add(sweep.search["pbt"]["epochs_key"])
     params = json.loads(json.dumps(sweep.params))
     slurm = json.loads(json.dumps(sweep.executor.get("slurm", {})))
     restart = json.loads(json.dumps(sweep.restart))
@@ -126,6 +128,23 @@ def write_manifest(sweep: Sweep, *, check_only: bool = False) -> None:
     fsio.atomic_write_bytes(path, _manifest(sweep).to_bytes())
 
 
+def check_parent(sweep: Sweep, task_ids: list[str]) -> None:
+    """The sweep's ``parent`` exists, is none of its tasks nor leads back to one, and has a
+    checkpoint that verifies; SweepError naming the YAML and ``parent`` otherwise (nothing written)."""
+    from candle_restart.task.warm import WarmStartError, resolve_parent
+
+    assert sweep.parent is not None
+    for task_id in task_ids:
+        try:
+            resolve_parent(sweep.run_root / task_id, sweep.parent, str(sweep.source), need_checkpoint=False)
+        except CkptError as exc:
+            raise SweepError(str(sweep.source), "parent", exc.problem) from None
+    try:
+        resolve_parent(sweep.run_root / task_ids[0], sweep.parent, str(sweep.source))
+    except (CkptError, WarmStartError) as exc:
+        raise SweepError(str(sweep.source), "parent", getattr(exc, "problem", str(exc))) from None
+
+
 @dataclass
 class Expansion:
     tasks: list[TaskDir]
@@ -140,6 +159,8 @@ def expand(sweep: Sweep) -> Expansion:
             parse_params(params, where=f"{sweep.source}: task {i} params")
         except CkptError as exc:
             raise SweepError(exc.where, exc.key, exc.problem) from None
+    if sweep.parent is not None:
+        check_parent(sweep, [make_task_id(sweep.name, params) for params in sets])
     write_manifest(sweep)
     tasks, created = [], 0
     for params in sets:
@@ -155,6 +176,7 @@ def expand(sweep: Sweep) -> Expansion:
                 task_id=task_id,
                 python_path=sweep.python_path,
                 dir_flags=sweep.dir_flags,
+                parent=sweep.parent,
             )
         )
     return Expansion(tasks, created)

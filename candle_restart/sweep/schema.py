@@ -18,6 +18,8 @@
       slurm: {partition: debug, walltime: "00:30:00", ...}
     restart: {max_failures: 2, max_preemptions: 50, backoff_seconds: 30}
     demo: {preempt_task: 0, after_checkpoints: 2, signals: 1}   # off unless present
+    parent: base-0123456789ab        # optional: every task starts from a copy of this task's newest
+                                     # verified checkpoint (a task id in run_root, or an absolute path)
 
 Validation reports the first problem only and creates nothing.  An unknown key
 at any level is refused with the closest known key ("did you mean ...");
@@ -45,6 +47,7 @@ from candle_restart.executor import (
     ExecutorBlock,
     check_slurm,
 )
+from candle_restart.records.taskspec import valid_parent
 from candle_restart.sweep.program import check_program, did_you_mean
 from candle_restart.sweep.searchschema import SearchBlock, check_search
 from candle_restart.sweep.yamlfile import MAX_DEPTH, MAX_VALUES, SweepError, load_yaml
@@ -63,6 +66,7 @@ TOP_KEYS = {
     "executor",
     "restart",
     "demo",
+    "parent",
 }
 VARY_KEYS = {"grid", "list", "random"}
 DISTRIBUTIONS = {"uniform", "log_uniform", "choice", "int_uniform"}
@@ -111,6 +115,7 @@ class Sweep:
     python_path: list[str] = field(default_factory=list)  # first on the import path of an entry
     dir_flags: bool = True  # a command gets --ckpt_directory= and --output_dir=
     search: SearchBlock | None = None  # an adaptive search (`searchschema`) instead of ``vary``
+    parent: str | None = None  # every task's warm start (`candle_restart.task.warm`)
 
 
 MAX_INTEGER = 10**18  # no count, limit or size of a sweep comes near it
@@ -307,6 +312,11 @@ def parse_sweep(source: str | os.PathLike[str]) -> Sweep:
     if search is not None and data.get("vary"):
         raise c.fail(("search",), "a sweep has either vary: (tasks known in advance) or search:, not both")
     root = Path(run_root) if os.path.isabs(run_root) else source.parent / run_root
+    parent = data.get("parent")
+    if parent is not None and not valid_parent(parent):
+        raise c.fail(("parent",), f"must be a task id in run_root or an absolute task directory, got {parent!r}")
+    if parent is not None and search is not None:
+        raise c.fail(("parent",), "is not used with search: (a search's tasks start fresh or from each other)")
     return Sweep(
         name,
         source,
@@ -323,4 +333,5 @@ def parse_sweep(source: str | os.PathLike[str]) -> Sweep:
         program.python_path,
         program.dir_flags,
         search,
+        parent if isinstance(parent, str) else None,
     )

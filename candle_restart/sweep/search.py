@@ -17,7 +17,8 @@ retried by the coordinator under the sweep's restart policy like any task.
 
 Pruning (``prune:``, Optuna's median or successive-halving rule) reads the same per-epoch values
 as they appear: a trial the rule stops gets ``pruned.json`` first, then its runner (on this host)
-its checkpoint signal; it commits, exits, and is ``pruned`` from then on (terminal, never
+its checkpoint signal (a runner on another host sees the file: `candle_restart.task.stoppoll`);
+it commits, exits, and is ``pruned`` from then on (terminal, never
 resubmitted, its checkpoints kept); the driver then writes ``pruned`` into its ``state.json``.
 
 One driver per search: a second ``sweep run`` on the same run root is refused while the
@@ -381,6 +382,10 @@ def open_search(sweep: Sweep, log: Log = print) -> Search:
     """``sweep``'s search, rebuilt from the run root, holding its lease, its first trials asked."""
     assert sweep.search is not None
     search = Search(sweep, log)
+    if sweep.search["pbt"] is not None:  # population-based training: `candle_restart.sweep.pbt`
+        from candle_restart.sweep.pbt import Population
+
+        search = Population(sweep, log)
     search.open()
     search.fill()
     log(

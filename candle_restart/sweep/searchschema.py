@@ -14,6 +14,8 @@
         hidden: {int_uniform: [4, 32]}
       prune: {rule: median, warmup_epochs: 1, startup_trials: 2}   # or rule: asha (min_epochs,
                                                                    # reduction_factor); off unless given
+      pbt: {population: 4, generations: 3, interval: 2, ...}   # population-based training instead
+                                                               # of a sampler: see pbtschema.py
 
 Checked here with the sweep's one-line errors; nothing imports the search library until a
 search runs (`candle_restart.sweep.search`).
@@ -24,10 +26,12 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Literal, TypedDict
 
+from candle_restart.sweep.pbtschema import PbtBlock, check_pbt
+
 if TYPE_CHECKING:
     from candle_restart.sweep.schema import _Checker
 
-SEARCH_KEYS = frozenset({"trials", "in_flight", "seed", "sampler", "metric", "direction", "space", "prune"})
+SEARCH_KEYS = frozenset({"trials", "in_flight", "seed", "sampler", "metric", "direction", "space", "prune", "pbt"})
 SAMPLERS = ("random", "tpe", "cmaes", "genetic")
 DIRECTIONS = ("minimize", "maximize")
 RULES = ("median", "asha")
@@ -58,6 +62,7 @@ class SearchBlock(TypedDict):
     direction: str
     space: dict[str, dict[str, list[object]]]
     prune: PruneBlock | None
+    pbt: PbtBlock | None  # population-based training (trials: population x generations)
 
 
 _PRUNE_DEFAULTS = {
@@ -129,21 +134,28 @@ def _seed(c: _Checker, value: object) -> int:
 def check_search(c: _Checker, raw: object) -> SearchBlock:
     """``search`` checked key by key (SweepError naming the first bad key), defaults filled in."""
     search = c.mapping(raw, ("search",), SEARCH_KEYS)
-    for key in ("trials", "metric", "space"):
+    pbt_raw = search.get("pbt")
+    for key in ("metric", "space") if pbt_raw is not None else ("trials", "metric", "space"):
         if key not in search:
             raise c.fail(("search", key), "is required")
     metric = c.string(search["metric"], ("search", "metric"))
     if not metric:
         raise c.fail(("search", "metric"), "must name a metric the task logs each epoch (val_loss, ...)")
-    trials = c.integer(search["trials"], ("search", "trials"), 1)
-    in_flight = c.integer(search.get("in_flight", 1), ("search", "in_flight"), 1)
+    space = _space(c, search["space"])
+    pbt = check_pbt(c, pbt_raw, search, space) if pbt_raw is not None else None
+    if pbt is not None:
+        trials, in_flight = pbt["population"] * pbt["generations"], pbt["population"]
+    else:
+        trials = c.integer(search["trials"], ("search", "trials"), 1)
+        in_flight = c.integer(search.get("in_flight", 1), ("search", "in_flight"), 1)
     return SearchBlock(
         trials=trials,
         in_flight=min(in_flight, trials),
         seed=_seed(c, search.get("seed", 0)),
-        sampler=_one_of(c, search.get("sampler", "tpe"), ("search", "sampler"), SAMPLERS),
+        sampler=_one_of(c, search.get("sampler", "tpe" if pbt is None else "random"), ("search", "sampler"), SAMPLERS),
         metric=metric,
         direction=_one_of(c, search.get("direction", "minimize"), ("search", "direction"), DIRECTIONS),
-        space=_space(c, search["space"]),
+        space=space,
         prune=_prune(c, search["prune"]) if search.get("prune") is not None else None,
+        pbt=pbt,
     )

@@ -98,7 +98,9 @@ from candle_restart.task.orphans import end_processes, task_processes
 from candle_restart.task.process import process_start
 from candle_restart.task.progress import progress_key
 from candle_restart.task.result import jsonable, metric_summary
+from candle_restart.task.stoppoll import StopPoll
 from candle_restart.task.taskdir import TaskDir, now_iso
+from candle_restart.task.warm import warm_start
 from candle_restart.task.watchdog import Limits, Watcher
 
 # A command run after an exit 75 has been recorded (the Slurm backend's self-requeue sets it to
@@ -268,8 +270,14 @@ def _run_holding_lease(task: TaskDir, lease: Lease, ended: list[int]) -> int:
         disarm = arm(signal.Signals[f"SIG{name}"] for name in settings.signals)
         watcher = Watcher(heartbeat_file(task), Limits.of(settings))
         watcher.clear()  # an earlier attempt's beats say nothing of this one
+        warm_start(task, spec.parent, _say)  # a parent's checkpoint copied in, once
         run = run_entry if spec.entry else run_command
-        outcome = run(spec, params, task, attempt, watcher, abandon)
+        poll = StopPoll(task.path, _say)  # a search's stop request (pruned.json), seen from any host
+        poll.start()
+        try:
+            outcome = run(spec, params, task, attempt, watcher, abandon)
+        finally:
+            poll.done()
     except CkptError as exc:
         outcome = ProgramOutcome(EXIT_BAD_INPUT, str(exc))
     except Exception as exc:  # a defect of this runner: recorded as a failed attempt, never left `running`

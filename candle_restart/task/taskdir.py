@@ -183,16 +183,27 @@ def create_task(
     task_id: str | None = None,
     python_path: list[str] | None = None,
     dir_flags: bool = True,
+    parent: str | None = None,
+    lineage: Mapping[str, JsonValue] | None = None,
 ) -> TaskDir:
     """Create ``run_root/<task_id>/task.json`` (idempotent for the same spec; TaskError if it differs).
 
     ``python_path`` and ``dir_flags`` say how to start the task, not what it computes: an
     existing ``task.json`` that differs only in them is rewritten with the new values (so
-    a fixed YAML reaches its existing tasks at their next attempt).
+    a fixed YAML reaches its existing tasks at their next attempt).  ``parent`` (a warm start's,
+    `candle_restart.task.warm`) is part of what it computes: a different one is refused.
     """
     task_id = task_id or make_task_id(sweep, params)
     spec = TaskSpec(
-        task_id, dict(params), entry, command, sweep, python_path=list(python_path or []), dir_flags=dir_flags
+        task_id,
+        dict(params),
+        entry,
+        command,
+        sweep,
+        python_path=list(python_path or []),
+        dir_flags=dir_flags,
+        parent=parent,
+        lineage=None if lineage is None else dict(lineage),
     )
     TaskSpec.from_json(spec.to_json(), f"{run_root}/{task_id}/{TASK_FILE}")
     task = TaskDir(Path(run_root) / task_id)
@@ -202,9 +213,13 @@ def create_task(
             raise TaskError(
                 str(task.task_file), "params", "already exists with different content; refusing to change it"
             )
+        if existing.parent != spec.parent:
+            raise TaskError(
+                str(task.task_file), "parent", f"already names parent {existing.parent!r}; refusing to change it"
+            )
         if (existing.python_path, existing.dir_flags) == (spec.python_path, spec.dir_flags):
             return task
-        spec = replace(spec, created=existing.created)
+        spec = replace(spec, created=existing.created, lineage=existing.lineage)
     task.path.mkdir(parents=True, exist_ok=True)
     fsio.atomic_write_bytes(task.task_file, spec.to_bytes())
     return task

@@ -29,11 +29,13 @@ import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from candle_restart.coordinator.report import cell, fit, summary, varied_keys
 from candle_restart.coordinator.states import TaskStatus
 from candle_restart.records.jsontypes import JsonObject, JsonValue
 from candle_restart.report.collect import TaskReport, collect
+from candle_restart.report.lineage import Lineage, lineage
 
 SCORE = re.compile(r"acc|auc|f1|precision|recall|r2|score|iou|dice", re.IGNORECASE)
 
@@ -57,6 +59,7 @@ class TaskRow:
     goodput: float | None = None  # productive, kept training over the task's wall time
     queue_wait: float | None = None  # the scheduler's queue wait, seconds (None: it did not say)
     halt_unused: float | None = None  # allocation left after halts before the walltime, seconds
+    lineage: Lineage | None = None  # a warm-started task: the checkpoint it began from
 
     def to_json(self) -> JsonObject:
         return {
@@ -75,6 +78,7 @@ class TaskRow:
             "goodput": self.goodput,
             "queue_wait_seconds": self.queue_wait,
             "halt_unused_seconds": self.halt_unused,
+            "lineage": None if self.lineage is None else self.lineage.to_json(),
         }
 
 
@@ -155,6 +159,8 @@ def results(run_root: str | os.PathLike[str], sort: str | None = None) -> Result
     tasks = collect(run_root)
     keys = varied_keys([t.status.params for t in tasks])
     rows = [_row(t, keys) for t in tasks]
+    for row in rows:
+        row.lineage = lineage(Path(run_root) / row.task_id)
     name, _, mode = (sort or "").partition(":")
     ask_order = name == "trial"  # a search's trials in the order they were asked (their ids' order)
     if ask_order:
@@ -193,6 +199,8 @@ def text(res: Results, width: int | None) -> str:
     extra = res.sort not in (None, metric, "best", "final", *res.varied)
     header = ("task", *res.varied, "state", f"best {metric}" if metric else "best", "epoch", "final")
     header += (*([str(res.sort)] if extra else []), "attempts", "goodput", "result")
+    started = any(r.lineage is not None for r in res.rows)  # warm-started tasks: where each began
+    header += ("started from",) if started else ()
 
     def number(value: float | None) -> str:
         return "-" if value is None else f"{value:.6g}"
@@ -211,6 +219,7 @@ def text(res: Results, width: int | None) -> str:
                 str(r.attempts),
                 "-" if r.goodput is None else f"{100 * r.goodput:.0f}%",
                 "-" if r.result is None else json.dumps(r.result, separators=(",", ":")),
+                *(("-" if r.lineage is None else r.lineage.text,) if started else ()),
             )
         )
     widest = sorted(res.varied, key=lambda k: -max(len(r[1 + res.varied.index(k)]) for r in [header, *rows]))
