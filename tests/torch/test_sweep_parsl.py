@@ -48,13 +48,17 @@ def test_the_pytorch_sweep_through_parsl_is_preempted_resumed_and_reported(tmp_p
     config["run_root"] = "runs"
     config["params"].update({"epochs": 4, "samples": SAMPLES, "batch_size": BATCH})
     rates = config.pop("vary")["grid"]["learning_rate"]
-    config["vary"] = {"list": [{"learning_rate": rates[0], "progress_fifo": str(fifo)}, {"learning_rate": rates[1]}]}
+    config["vary"] = {
+        "list": [{"learning_rate": rates[0], "progress_fifo": str(fifo)}, {"learning_rate": rates[1]}]
+    }
     (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(config))
     os.write(writer, b"." * (after * BATCHES + 3))  # its first `after` epochs (checkpoints) and 3 batches
     cmd = [sys.executable, "-m", "candle_restart.cli", "sweep", "run", str(tmp_path / "sweep.yaml")]
     out = tmp_path / "sweep.out"
     with open(out, "w") as sink:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=runner_env(), stdout=sink, stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=runner_env(), stdout=sink, stderr=subprocess.STDOUT, text=True
+        )
     try:
         deadline = time.monotonic() + HANG
         while "demo: sent SIGUSR1" not in out.read_text():
@@ -71,7 +75,9 @@ def test_the_pytorch_sweep_through_parsl_is_preempted_resumed_and_reported(tmp_p
             proc.wait()
 
     run_root = tmp_path / "runs"
-    tasks = sorted((TaskDir(p) for p in run_root.iterdir() if (p / "task.json").exists()), key=lambda t: t.task_id)
+    tasks = sorted(
+        (TaskDir(p) for p in run_root.iterdir() if (p / "task.json").exists()), key=lambda t: t.task_id
+    )
     assert len(tasks) == 2
     preempted = [t for t in tasks if t.load_spec().params.get("progress_fifo")]
     [task] = preempted
