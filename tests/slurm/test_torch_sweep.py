@@ -28,6 +28,7 @@ import yaml
 
 pytest.importorskip("torch", reason="the PyTorch backend's tests need torch (make test-backends)")
 
+from candle_restart.records.jsontypes import JsonObject
 from candle_restart.task import TaskDir
 from tests.helpers import HANG, ROOT, open_progress, runner_env
 
@@ -54,7 +55,7 @@ class _Lockstep:
         return len(lines)
 
 
-def _exits(task: TaskDir) -> list[dict[str, object]]:
+def _exits(task: TaskDir) -> list[JsonObject]:
     return [e for e in task.read_journal() if e.get("event") == "exit"] if task.journal_file.exists() else []
 
 

@@ -16,6 +16,7 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="the PyTorch backend's tests need torch (make test-backends)")
 from torch import nn  # noqa: E402
+from torch.optim import Optimizer  # noqa: E402
 
 from candle_restart import CandleCkptPyTorch  # noqa: E402
 from candle_restart.ckpt.preempt import PreemptionRequest  # noqa: E402
@@ -32,7 +33,7 @@ CANDLE_INFO = {
 }
 
 
-def _model_and_optimizer() -> tuple[nn.Module, torch.optim.Optimizer]:
+def _model_and_optimizer() -> tuple[nn.Module, Optimizer]:
     model = nn.Sequential(nn.Linear(4, 8), nn.Linear(8, 1))
     opt = torch.optim.AdamW(model.parameters(), lr=0.01)
     return model, opt

@@ -83,7 +83,7 @@ def test_the_pytorch_sweep_through_parsl_is_preempted_resumed_and_reported(tmp_p
     [task] = preempted
     exits = [e for e in task.read_journal() if e["event"] == "exit"]
     assert [e["exit_code"] for e in exits] == [75, 0], exits
-    assert exits[0]["cause"] == "preempted" and "SIGUSR1" in exits[0]["reason"], exits[0]
+    assert exits[0]["cause"] == "preempted" and "SIGUSR1" in str(exits[0]["reason"]), exits[0]
     log = (task.ckpts / "ckpt.log").read_text()
     # Stopped inside epoch 3 (its 4th batch), resumed at the next batch.
     assert "restarting: epoch 3 continues at batch 5 (4 skipped)" in log, log[-3000:]
