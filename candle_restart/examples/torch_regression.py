@@ -24,9 +24,11 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import time
 from collections.abc import Mapping
 
 Params = Mapping[str, object]  # gParameters
+HOLD_SECONDS = 300  # how long the progress_fifo hook waits for a signal it was told is coming
 
 DEFAULTS: dict[str, object] = {
     "epochs": 4,
@@ -54,7 +56,9 @@ class _Progress:
     The same contract as the Keras example's (`candle_restart.examples.regression`): reports
     only while someone has the FIFO open for reading (checked once, at start); if the FIFO
     ``<path>.ack`` exists too, each batch end waits for one byte from it until its writer closes
-    it, so a signal lands at the batch the test chose.
+    it, so a signal lands at the batch the test chose.  The byte ``!`` says a signal is on its way
+    by a path the test cannot follow (a scheduler's): the batch end then also waits until it has
+    come (a stop requested; RuntimeError after `HOLD_SECONDS`), so it lands at this batch.
     """
 
     def __init__(self, path: str) -> None:
@@ -74,9 +78,20 @@ class _Progress:
                 os.write(self.fd, f"{epoch} {batch}\n".encode())
             except BrokenPipeError:
                 self.fd = None
-        if self.ack is not None and not os.read(self.ack, 1):  # b"": the test let go
+        if self.ack is None:
+            return
+        byte = os.read(self.ack, 1)
+        if not byte:  # b"": the test let go
             os.close(self.ack)
             self.ack = None
+        elif byte == b"!":
+            from candle_restart.ckpt.preempt import REQUEST
+
+            deadline = time.monotonic() + HOLD_SECONDS
+            while not REQUEST.requested:  # set by the signal handler, in this thread, between bytecodes
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"progress_fifo: no signal came within {HOLD_SECONDS} s")
+                time.sleep(0.05)
 
 
 def run(gParameters: Params) -> dict[str, float]:
