@@ -103,3 +103,8 @@ def test_the_pytorch_sweep_through_parsl_is_preempted_resumed_and_reported(tmp_p
     shown = {r["task_id"]: r for r in json.loads(results.stdout)["tasks"]}
     assert set(shown) == set(rows) and shown[task.task_id]["state"] == "completed", shown
     assert shown[task.task_id]["result"] == whole and shown[task.task_id]["final"] == whole["val_loss"], shown
+    assert len(rows[task.task_id]["goodput"]["attempts"]) == 2  # its two attempts, as for a Keras task
+    report = _cli("report", str(run_root), "-o", str(tmp_path / "report"))
+    assert report.returncode == 0, report.stderr
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert all(task_id in page for task_id in rows)
