@@ -90,7 +90,7 @@ class Deferred:
             return self._done < len(self._pieces)
 
     def fill(self) -> None:
-        """Copy pieces until none is left to take, then wait for those other threads took.
+        """Copy pieces until none is left to take, then wait for the pieces other threads took.
 
         Any number of threads may call it, at once or later; each returns once every piece is
         copied (RuntimeError if one could not be)."""
@@ -121,6 +121,7 @@ class Deferred:
                 del self._pieces[self._next :]
             self._cond.notify_all()
             self._cond.wait_for(lambda: self._done >= len(self._pieces))
+            self._pieces, self._next, self._done = [], 0, 0  # every copy made: let go of the live tensors
             failed = self._error
         if error is not None:
             raise error
