@@ -8,7 +8,9 @@ step, so the optimizer state is 2x the weights), in the same process and run:
   trained tensors' copy, made meanwhile by the commit thread while a forward and backward pass of
   ``BATCH`` rows runs (``pass_s``; ``no_overlap_s``: the same with the step right after the
   checkpoint, nothing to overlap); the commit (``commit_s``: write, fsync, rename) runs in the
-  background and is waited for outside the timing;
+  background and is waited for outside the timing; ``copy_s``: one thread's plain memory copy
+  of the same trained tensors: what ``no_overlap_s`` is made of (the waiting thread and the
+  commit thread share that copy, so it is at most about this, less where both have a free core);
 * ``torch_save_s``: ``torch.save`` of the model's and optimizer's state dicts (CANDLE's
   ``write_model_backend``) into the same directory (no fsync: torch.save makes none);
 * ``blocked``: median ours / median torch.save (goal: at most 0.1);
@@ -37,9 +39,11 @@ BATCH = 32
 
 
 def measure(n_params: int, repeats: int) -> dict[str, object]:
+    import numpy as np
     import torch
 
     from candle_restart.torch import CandleCkptPyTorch
+    from candle_restart.torch.snapshot import DEFER_FROM
 
     width = int((n_params / 2) ** 0.5)
     model = torch.nn.Sequential(torch.nn.Linear(width, width), torch.nn.Linear(width, width))
@@ -61,7 +65,11 @@ def measure(n_params: int, repeats: int) -> dict[str, object]:
         )
         ckpt.set_model({"model": model, "optimizer": opt})
         ckpt.on_train_begin()  # inside a training, commits run in the background
-        ours, no_overlap, passes, commits, plain, written = [], [], [], [], [], []
+        ours, no_overlap, passes, commits, plain, written, copies = [], [], [], [], [], [], []
+        trained = [p.detach() for p in model.parameters()] + [
+            t for s in opt.state.values() for t in s.values() if t.nbytes >= DEFER_FROM
+        ]
+        spare = [torch.empty_like(t) for t in trained]
         x = torch.randn(BATCH, width)
         for i in range(repeats + 1):
             start = time.perf_counter()
@@ -83,6 +91,10 @@ def measure(n_params: int, repeats: int) -> dict[str, object]:
             no_overlap.append(time.perf_counter() - start)
             ckpt.wait_for_commit()
             start = time.perf_counter()
+            for buffer, tensor in zip(spare, trained, strict=True):
+                np.copyto(buffer.numpy(), tensor.numpy())
+            copies.append(time.perf_counter() - start)
+            start = time.perf_counter()
             torch.save(
                 {
                     "epoch": i,
@@ -102,6 +114,7 @@ def measure(n_params: int, repeats: int) -> dict[str, object]:
         "ours_s": round(ours_s, 4),
         "pass_s": round(statistics.median(passes[1:]), 4),
         "no_overlap_s": round(statistics.median(no_overlap[1:]), 4),
+        "copy_s": round(statistics.median(copies[1:]), 4),
         "commit_s": round(statistics.median(commits[1:]), 4),
         "torch_save_s": round(plain_s, 4),
         "state_bytes": state_bytes,

@@ -15,7 +15,8 @@ are fixed by ``rng_seed``; Dropout and the shuffle draw from torch's global RNG,
 checkpoint carries, so an interrupted and resumed run ends bit-for-bit where an uninterrupted
 one does, also after a signal inside an epoch (exit 75, resumed at the next batch).
 ``signal_at=E:B`` (a demo and test hook) sends the process a real SIGUSR1 inside batch B of
-epoch E (1-based).
+epoch E (1-based); ``progress_fifo`` (a test hook) trains in lockstep with a test, as the Keras
+example's does (`_Progress`).
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import time
 from collections.abc import Mapping
 
 Params = Mapping[str, object]  # gParameters
+HOLD_SECONDS = 300  # how long the progress_fifo hook waits for a signal it was told is coming
 
 DEFAULTS: dict[str, object] = {
     "epochs": 4,
@@ -45,6 +48,50 @@ def _number(params: Params, key: str, kind: type[int] | type[float]) -> int | fl
     if isinstance(value, (int, float, str)) and not isinstance(value, bool):
         return kind(value)
     raise ValueError(f"gParameters: {key}: must be a number, got {value!r}")
+
+
+class _Progress:
+    """Test hook: write "epoch batch" lines to the FIFO at ``path`` after every batch.
+
+    The same contract as the Keras example's (`candle_restart.examples.regression`): reports
+    only while someone has the FIFO open for reading (checked once, at start); if the FIFO
+    ``<path>.ack`` exists too, each batch end waits for one byte from it until its writer closes
+    it, so a signal lands at the batch the test chose.  The byte ``!`` says a signal is on its way
+    by a path the test cannot follow (a scheduler's): the batch end then also waits until it has
+    come (a stop requested; RuntimeError after `HOLD_SECONDS`), so it lands at this batch.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.fd: int | None = None
+        self.ack: int | None = None
+        try:
+            self.fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+            os.set_blocking(self.fd, True)
+        except OSError:  # ENXIO or ENOENT: nobody is watching this run
+            self.fd = None
+        if self.fd is not None and os.path.exists(path + ".ack"):
+            self.ack = os.open(path + ".ack", os.O_RDONLY)  # the test holds it open for writing
+
+    def batch_end(self, epoch: int, batch: int) -> None:
+        if self.fd is not None:
+            try:
+                os.write(self.fd, f"{epoch} {batch}\n".encode())
+            except BrokenPipeError:
+                self.fd = None
+        if self.ack is None:
+            return
+        byte = os.read(self.ack, 1)
+        if not byte:  # b"": the test let go
+            os.close(self.ack)
+            self.ack = None
+        elif byte == b"!":
+            from candle_restart.ckpt.preempt import REQUEST
+
+            deadline = time.monotonic() + HOLD_SECONDS
+            while not REQUEST.requested:  # set by the signal handler, in this thread, between bytecodes
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"progress_fifo: no signal came within {HOLD_SECONDS} s")
+                time.sleep(0.05)
 
 
 def run(gParameters: Params) -> dict[str, float]:
@@ -82,6 +129,7 @@ def run(gParameters: Params) -> dict[str, float]:
     signal_at = (
         tuple(int(n) for n in str(params["signal_at"]).split(":")) if params.get("signal_at") else None
     )
+    progress = _Progress(str(params["progress_fifo"])) if params.get("progress_fifo") else None
     final: dict[str, float] = {}
     for epoch in range(initial_epoch, epochs):
         model.train()
@@ -93,6 +141,8 @@ def run(gParameters: Params) -> dict[str, float]:
             sched.step()
             if signal_at == (epoch + 1, batch + 1):
                 os.kill(os.getpid(), signal.SIGUSR1)
+            if progress is not None:
+                progress.batch_end(epoch, batch)
             ckpt.batch_end(batch)
         model.eval()
         with torch.no_grad():
@@ -116,6 +166,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--output_dir", default=".")
     p.add_argument("--verbose", action="store_true")
     p.add_argument("--weights_out", default=None, help="write the final model's state_dict here (torch.save)")
+    p.add_argument("--progress_fifo", default=None, help="test hook: report batches to this FIFO")
     p.add_argument("--signal_at", default=None, help="EPOCH:BATCH: send this process SIGUSR1 there (demo)")
     return ckpt_parser(p)
 

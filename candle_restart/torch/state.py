@@ -155,13 +155,17 @@ def collect(
 ) -> tuple[TorchState, dict[str, torch.Tensor]]:
     """Every part's ``state_dict()`` and the RNG states as a record and its tensors (by name).
 
-    ``copy`` makes each tensor's host copy; the record refers to the tensors by name.
+    ``copy`` makes each tensor's host copy; the record refers to the tensors by name.  A value
+    that cannot be saved without pickle, or a tensor on the ``meta`` device (no data), is a
+    TypeError of one line naming its path, raised before anything is written.
     """
     tensors: dict[str, torch.Tensor] = {}
     seen: dict[tuple[object, ...], str] = {}
 
     def leaf(value: object, path: str) -> JsonObject | None:
         if isinstance(value, torch.Tensor):
+            if value.device.type == "meta":  # refused before any copy is made or deferred
+                raise TreeError(path, "a tensor on the meta device has no data to save")
             key = _storage_key(value)
             if key not in seen:
                 tensors[path] = copy(path, value)
