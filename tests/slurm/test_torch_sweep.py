@@ -55,7 +55,11 @@ class _Lockstep:
 
 
 def _exits(task: TaskDir) -> list[JsonObject]:
-    return [e for e in task.read_journal() if e.get("event") == "exit"] if task.journal_file.exists() else []
+    return (
+        [e for e in [e.to_json() for e in task.events()] if e.get("event") == "exit"]
+        if task.journal_file.exists()
+        else []
+    )
 
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -111,7 +115,7 @@ def test_the_pytorch_sweep_on_slurm_is_signalled_requeued_and_resumed(
         os.close(lockstep.writer)
         os.close(lockstep.reader)
     while len(_exits(task)) < 2:  # the requeued element, rerun by Slurm, trains to the end
-        assert time.monotonic() < deadline, task.read_journal()
+        assert time.monotonic() < deadline, [e.to_json() for e in task.events()]
         time.sleep(0.5)  # polling the task's journal, with a deadline
     subprocess.run(
         [
@@ -131,7 +135,7 @@ def test_the_pytorch_sweep_on_slurm_is_signalled_requeued_and_resumed(
         timeout=HANG,
     )
 
-    journal = task.read_journal()
+    journal = [e.to_json() for e in task.events()]
     exits = _exits(task)
     assert [e["exit_code"] for e in exits] == [75, 0], journal
     assert exits[0]["cause"] == "preempted" and "SIGUSR1" in str(exits[0]["reason"]), exits[0]
@@ -143,7 +147,7 @@ def test_the_pytorch_sweep_on_slurm_is_signalled_requeued_and_resumed(
     assert "restarting: epoch 2 continues at batch 5 (4 skipped)" in log, log[-3000:]  # where it was held
     params = {k: v for k, v in task.load_spec().params.items() if k != "progress_fifo"}
     whole = run({**params, "output_dir": str(tmp_path / "whole")})
-    state = task.read_state()[0]
+    state = json.loads(task.state_file.read_text())
     assert state is not None and state["status"] == "completed" and state["result"] == whole  # bit for bit
 
     status = _cli("status", str(run_root), "--json", env=env)

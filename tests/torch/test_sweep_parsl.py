@@ -81,7 +81,7 @@ def test_the_pytorch_sweep_through_parsl_is_preempted_resumed_and_reported(tmp_p
     assert len(tasks) == 2
     preempted = [t for t in tasks if t.load_spec().params.get("progress_fifo")]
     [task] = preempted
-    exits = [e for e in task.read_journal() if e["event"] == "exit"]
+    exits = [e for e in [e.to_json() for e in task.events()] if e["event"] == "exit"]
     assert [e["exit_code"] for e in exits] == [75, 0], exits
     assert exits[0]["cause"] == "preempted" and "SIGUSR1" in str(exits[0]["reason"]), exits[0]
     log = (task.ckpts / "ckpt.log").read_text()
@@ -89,7 +89,7 @@ def test_the_pytorch_sweep_through_parsl_is_preempted_resumed_and_reported(tmp_p
     assert "restarting: epoch 3 continues at batch 5 (4 skipped)" in log, log[-3000:]
     params = {k: v for k, v in task.load_spec().params.items() if k != "progress_fifo"}
     whole = run({**params, "output_dir": str(tmp_path / "whole")})
-    state = task.read_state()[0]
+    state = json.loads(task.state_file.read_text())
     assert state is not None and state["status"] == "completed" and state["result"] == whole  # bit for bit
 
     status = _cli("status", str(run_root), "--json")
