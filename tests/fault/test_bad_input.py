@@ -223,7 +223,7 @@ def test_an_sbatch_extra_option_never_becomes_a_shell_line(tmp_path: Path) -> No
         ({"extra": [hostile]}, "slurm.extra: '--hold\\ntouch pwned' is not one sbatch option"),
         ({"partition": "debug\nrm"}, "slurm.partition: must be one word"),
         ({"nodes": "2"}, "slurm.nodes: must be an integer >= 1"),
-        ([1], "slurm: must be a mapping"),
+        ([1], "slurm: must be a JSON object, got list"),
     ):
         manifest.write_text(json.dumps({"name": "s", "slurm": slurm}))
         before = tree(tmp_path)
