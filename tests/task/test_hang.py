@@ -7,6 +7,7 @@ the real runner (`run_runner`, or the local backend's detached runners through `
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -103,15 +104,19 @@ def test_a_commands_walltime_halt_is_recorded_as_timeout(tmp_path: Path) -> None
 
 def test_a_keras_training_blocked_inside_a_batch_is_stopped_and_recorded_as_hang(tmp_path: Path) -> None:
     # The callback's own beats (batch ends, validation, commits); the first step's floor covers
-    # TensorFlow's compilation on a busy machine, and epoch 1's longest gap (its validation
-    # compiles) sets the limit: k = 1 keeps the test short.  (Resuming to the end: the toy's tests.)
-    params = {"epochs": 3, "ckpt_hang_factor": 1, "ckpt_hang_grace": 3, "ckpt_hang_first": 120}
+    # TensorFlow's compilation on a busy machine, and the longest step gap the runner timed before
+    # the hang (keras_hang makes sure it timed one) sets the limit: k = 1 keeps the test short.
+    # (Resuming to the end: the toy's tests.)
+    first = 120
+    params = {"epochs": 3, "ckpt_hang_factor": 1, "ckpt_hang_grace": 3, "ckpt_hang_first": first}
     task = create_task(tmp_path / "run", params, entry="tests.task.keras_hang:run")
     code, err = run_runner(task.path)
     assert code == 75, err
     ended = state(task.path)
     assert (ended["status"], ended["cause"], ended["checkpoint"]["epoch"]) == ("preempted", "hang", 1), ended
     assert "after its last beat (step)" in ended["reason"], ended["reason"]
+    limit = re.search(r"the limit was (\d+) s", ended["reason"])
+    assert limit is not None and int(limit.group(1)) < first, ended["reason"]  # the steps', not the floor
 
 
 # A command that keeps the documented contract by itself: it touches $CANDLE_RESTART_HEARTBEAT once
