@@ -15,8 +15,9 @@ import pytest
 
 from candle_restart.coordinator import LocalBackend, Policy, resume, scan
 from candle_restart.coordinator.backend import Backend
+from candle_restart.records.jsontypes import JsonObject
 from candle_restart.task import TaskDir
-from tests.helpers import ROOT, preempted_task, runner_env, submitted_pids, toy_task, wait_for_pids
+from tests.helpers import ROOT, preempted_task, runner_env, submitted_pids, text, toy_task, wait_for_pids
 
 BACKENDS: dict[str, Backend] = {"local": LocalBackend()}
 
@@ -110,7 +111,7 @@ def test_intent_without_outcome_is_reconciled_not_duplicated(tmp_path: Path) -> 
     started = preempted_task(root, "started")
     # A coordinator of this host wrote the intent, the runner started (its journal says so), then
     # the coordinator died.  (Intents of other hosts: tests/coordinator/test_clock_skew.py.)
-    here = {"host": socket.gethostname(), "pid": 1}
+    here: JsonObject = {"host": socket.gethostname(), "pid": 1}
     started.append_journal(
         {"event": "submit_intent", "generation": 1, "backend": "local", "time": _old(120), "by": here}
     )
@@ -128,7 +129,7 @@ def test_intent_without_outcome_is_reconciled_not_duplicated(tmp_path: Path) -> 
     outcomes = {o.status.task_id.split("-")[0]: o for o in resume(root, backend)}
     backend.wait_all()
     events = {
-        name: [e["event"] for e in t.read_journal() if "submit" in e["event"]]
+        name: [e["event"] for e in t.read_journal() if "submit" in text(e["event"])]
         for name, t in (("started", started), ("never", never), ("recent", recent))
     }
     assert events["started"] == ["submit_intent", "submitted"]

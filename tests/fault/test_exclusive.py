@@ -27,7 +27,17 @@ from candle_restart.coordinator.resume import PAUSE_ENV
 from candle_restart.task import TaskDir
 from tests.faultfs.fixtures import unavailable
 from tests.faultfs.host import host_command, second_host_unavailable
-from tests.helpers import ROOT, journal, preempted_task, report, runner_env, toy_task, trials, wait_for_pids
+from tests.helpers import (
+    ROOT,
+    integer,
+    journal,
+    preempted_task,
+    report,
+    runner_env,
+    toy_task,
+    trials,
+    wait_for_pids,
+)
 
 LEASE = "1"  # seconds: every process of a test agrees on it (filelock refuses a mismatch)
 
@@ -246,7 +256,7 @@ def test_a_coordinator_stopped_past_its_lease_never_submits_twice(tmp_path: Path
         assert "standing down" in out, out
         backend.wait_all()
         wait_for_pids(
-            [e["pid"] for e in task.read_journal() if e.get("event") == "start" and e["pid"] != os.getpid()]
+            [integer(e["pid"]) for e in task.read_journal() if e.get("event") == "start" and e["pid"] != os.getpid()]
         )
         events = task.read_journal()
         submitted = [e["generation"] for e in events if e.get("event") == "submitted"]

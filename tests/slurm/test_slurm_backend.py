@@ -21,7 +21,7 @@ import yaml
 from candle_restart.coordinator import Policy, resume, scan
 from candle_restart.slurm import SlurmBackend
 from candle_restart.task import TaskDir
-from tests.helpers import ROOT, open_progress, runner_env
+from tests.helpers import ROOT, open_progress, runner_env, text
 
 
 def _env(slurm_conf: str) -> dict[str, str]:
@@ -257,7 +257,7 @@ def test_walltime_with_and_without_a_warning_signal_ends_with_a_checkpoint_and_i
     task = TaskDir(next(unsignalled.glob("wall-*")))
     exits = [e for e in task.read_journal() if e.get("event") == "exit"]
     assert [e["exit_code"] for e in exits] == [75, 0]
-    assert exits[0]["cause"] == "timeout" and "walltime" in exits[0]["reason"], exits[0]
+    assert exits[0]["cause"] == "timeout" and "walltime" in text(exits[0]["reason"]), exits[0]
     assert exits[1]["cause"] is None and task.read_state()[0]["cause"] is None  # type: ignore[index]
     first = _starts(task)[0]["job_id"]
     ended = backend.job_state(first)
@@ -276,7 +276,7 @@ def test_walltime_with_and_without_a_warning_signal_ends_with_a_checkpoint_and_i
     _wait_done(done_fd, 1)
     os.close(done_fd)
     exits = [e for e in task.read_journal() if e.get("event") == "exit"]
-    assert exits[0]["exit_code"] == 75 and "SIGUSR1" in exits[0]["reason"]
+    assert exits[0]["exit_code"] == 75 and "SIGUSR1" in text(exits[0]["reason"])
     assert exits[0]["cause"] == "preempted"
     [status] = scan(signalled, {"slurm": backend})
     assert status.causes == {"preempted": 1}
