@@ -56,15 +56,18 @@ demo: venv
 # process (processes, no TensorFlow), tf, cluster (Slurm, FUSE, a second host, Chromium).
 # `make test` runs them in that order and stops at the first that fails (pytest's 5, "no test
 # selected", passes: a checkout may hold no test of a tier).
-# The process tier waits on its children more than it computes: two pytest-xdist workers overlap
-# the waits (cluster tests, were they run so, share one worker: their xdist_group is set by rule).
+# The tiers of XDIST_TIERS wait (on their children, Slurm, FUSE, Chromium) more than they compute:
+# two pytest-xdist workers overlap the waits. A cluster test's xdist_group is set by rule
+# (tests/helpers/tiering.py): the Slurm tests run one after another on one worker, the FUSE ones
+# on one, while the other worker takes the rest.
 TIERS := unit process tf cluster
 PYTEST_TIER = $(PY) -m pytest -q -rs --durations=10 -m
-XDIST_PROCESS ?= -n 2 --dist loadgroup
+XDIST ?= -n 2 --dist loadgroup
+XDIST_TIERS ?= process cluster
 test: venv
 	@for tier in $(TIERS); do \
 	  echo "== tier $$tier"; start=$$(date +%s); extra=; \
-	  if [ $$tier = process ]; then extra="$(XDIST_PROCESS)"; fi; \
+	  case " $(XDIST_TIERS) " in *" $$tier "*) extra="$(XDIST)";; esac; \
 	  $(PYTEST_TIER) $$tier $$extra; rc=$$?; \
 	  echo "== tier $$tier: exit $$rc in $$(( $$(date +%s) - start )) s"; \
 	  if [ $$rc -ne 0 ] && [ $$rc -ne 5 ]; then exit $$rc; fi; \
@@ -75,7 +78,7 @@ test-unit: venv
 
 test-fast: venv
 	$(PYTEST_TIER) unit
-	$(PYTEST_TIER) process $(XDIST_PROCESS)
+	$(PYTEST_TIER) process $(XDIST)
 
 # ANY_CHECK=--check makes the count of `Any` (goal <= 15 per 1000 lines) fail the target over its goal.
 ANY_CHECK ?=

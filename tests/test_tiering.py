@@ -64,6 +64,43 @@ def test_each_test_of_a_file_gets_the_tier_of_what_it_uses(pytester: pytest.Pyte
     }
 
 
+def test_cluster_tests_are_grouped_by_what_they_wait_on(pytester: pytest.Pytester) -> None:
+    items = pytester.getitems(
+        textwrap.dedent(
+            """
+            from tests.faultfs.host import host_command
+            from tests.helpers import headless
+
+            def test_slurm(slurm_conf, faultfs):
+                pass
+
+            def test_mount(faultfs):
+                pass
+
+            def test_other_host():
+                host_command("node-b", ["true"])
+
+            def test_browser(tmp_path):
+                headless("about:blank", tmp_path)
+
+            def test_plain():
+                pass
+            """
+        )
+    )
+    found = {}
+    for item in items:
+        assert isinstance(item, pytest.Function)
+        found[item.name] = tiering.xdist_group(item, tiering.tier_of(item))
+    assert found == {
+        "test_slurm": "slurm",
+        "test_mount": "fuse",
+        "test_other_host": "fuse",
+        "test_browser": None,
+        "test_plain": None,
+    }
+
+
 def test_a_task_of_a_command_is_a_process_one_of_an_entry_is_not(pytester: pytest.Pytester) -> None:
     found = _tiers(
         pytester,

@@ -315,6 +315,27 @@ def tier_of(item: pytest.Function) -> Tier:
     return Tier("process", f"starts processes ({starts})")
 
 
+SLURM_FIXTURES = frozenset({"slurm_conf"})
+FUSE_FIXTURES = frozenset({"faultfs", "second_host"})
+FUSE_SOURCES = ("tests.faultfs",)
+
+
+def xdist_group(item: pytest.Function, tier: Tier) -> str | None:
+    """The pytest-xdist group of a ``cluster`` test (``--dist loadgroup``: a group runs on one
+    worker, its tests one after another): ``slurm`` (the one Slurm cluster), ``fuse`` (FUSE
+    mounts and the second host), or None (Chromium: a fresh profile each, any worker).  So the
+    Slurm tests, which mostly wait on the scheduler, overlap the others."""
+    if tier.name != "cluster":
+        return None
+    if SLURM_FIXTURES.intersection(item.fixturenames):
+        return "slurm"
+    if FUSE_FIXTURES.intersection(item.fixturenames):
+        return "fuse"
+    if any(_within(mod, FUSE_SOURCES) for mod in refs_of(item).modules):
+        return "fuse"
+    return None
+
+
 def file_may_hold(path: Path, markexpr: str) -> bool:
     """Whether a test file may hold a test ``-m markexpr`` selects, judged from its imports alone.
 
