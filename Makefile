@@ -54,24 +54,20 @@ demo: venv
 
 # The test tiers, each test's set by rule (tests/helpers/tiering.py): unit (no process, no TensorFlow),
 # process (processes, no TensorFlow), tf, cluster (Slurm, FUSE, a second host, Chromium).
-# `make test` runs them in that order and stops at the first that fails (pytest's 5, "no test
-# selected", passes: a checkout may hold no test of a tier).
+# `make test` runs them in that order (tests/tiers.sh) and stops at the first that fails (pytest's 5,
+# "no test selected", passes: a checkout may hold no test of a tier).
 # The tiers of XDIST_TIERS wait (on their children, Slurm, FUSE, Chromium) more than they compute:
-# two pytest-xdist workers overlap the waits. A cluster test's xdist_group is set by rule
-# (tests/helpers/tiering.py): the Slurm tests run one after another on one worker, the FUSE ones
-# on one, while the other worker takes the rest.
+# two pytest-xdist workers overlap the waits. A cluster test's xdist_group is set by rule: the Slurm
+# tests run one after another on one worker, the FUSE ones on one, the other worker takes the rest.
+# The tiers of BESIDE start with the tier before them and run beside it (the cluster tier waits on
+# Slurm, FUSE and Chromium, not on the CPUs the tf tier trains on); BESIDE= runs all in turn.
 TIERS := unit process tf cluster
 PYTEST_TIER = $(PY) -m pytest -q -rs --durations=10 -m
 XDIST ?= -n 2 --dist loadgroup
 XDIST_TIERS ?= process cluster
+BESIDE ?= cluster
 test: venv
-	@for tier in $(TIERS); do \
-	  echo "== tier $$tier"; start=$$(date +%s); extra=; \
-	  case " $(XDIST_TIERS) " in *" $$tier "*) extra="$(XDIST)";; esac; \
-	  $(PYTEST_TIER) $$tier $$extra; rc=$$?; \
-	  echo "== tier $$tier: exit $$rc in $$(( $$(date +%s) - start )) s"; \
-	  if [ $$rc -ne 0 ] && [ $$rc -ne 5 ]; then exit $$rc; fi; \
-	done
+	@PY="$(PY)" XDIST="$(XDIST)" XDIST_TIERS="$(XDIST_TIERS)" BESIDE="$(BESIDE)" bash tests/tiers.sh $(TIERS)
 
 test-unit: venv
 	$(PYTEST_TIER) unit
