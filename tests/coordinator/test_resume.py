@@ -76,7 +76,7 @@ def test_eight_coordinators_racing_submit_each_task_exactly_once(tmp_path: Path)
 def _hold_lock_and_die(task: TaskDir, tmp_path: Path, lease: float, other_host: bool) -> None:
     fifo = tmp_path / "held"
     os.mkfifo(fifo)
-    cmd = [sys.executable, "-m", "tests.coordinator.lock_holder", str(task.path), str(lease), str(fifo)]
+    cmd = [sys.executable, "-m", "tests.programs.lock_holder", str(task.path), str(lease), str(fifo)]
     if other_host:
         cmd = ["unshare", "--uts", "sh", "-c", 'hostname another-node && exec "$@"', "sh", *cmd]
     holder = subprocess.Popen(cmd, cwd=ROOT, env=runner_env())

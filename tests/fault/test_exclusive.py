@@ -57,7 +57,7 @@ def _other_host(cmd: list[str], name: str = "other-node") -> list[str]:
 def _writer(
     directory: Path, tag: str, *, epochs: int | None = None, host: str | None = None
 ) -> subprocess.Popen[str]:
-    cmd = [sys.executable, "-m", "tests.fault.lease_writer", str(directory), tag]
+    cmd = [sys.executable, "-m", "tests.programs.lease_writer", str(directory), tag]
     if epochs is not None:
         cmd.append(str(epochs))
     return subprocess.Popen(

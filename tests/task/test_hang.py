@@ -2,7 +2,7 @@
 commit is stopped, recorded as ``hang`` and resumed to completion; slow but steady batches are
 never stopped; a command's walltime halt is recorded ``timeout`` (its exit 75 alone cannot say).
 
-The training is `tests.task.hang_toy` (real commits through the core, no TensorFlow), run by
+The training is `tests.programs.hang_toy` (real commits through the core, no TensorFlow), run by
 the real runner (`run_runner`, or the local backend's detached runners through `resume`)."""
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from candle_restart.records.jsontypes import JsonObject
 from candle_restart.task import TaskDir, create_task
 from candle_restart.task.launch import task_environment
 from tests.helpers import journal, run_runner, state
-from tests.task.hang_toy import COMMAND
+from tests.programs.hang_toy import COMMAND
 
-TOY = "tests.task.hang_toy:run"
+TOY = "tests.programs.hang_toy:run"
 # Tight limits, so a hang is seen in seconds: k = 3, grace 2 s, first step and commit 10 s.
 TIGHT: JsonObject = {"ckpt_hang_factor": 3, "ckpt_hang_grace": 2, "ckpt_hang_first": 10}
 
@@ -109,7 +109,7 @@ def test_a_keras_training_blocked_inside_a_batch_is_stopped_and_recorded_as_hang
     # (Resuming to the end: the toy's tests.)
     first = 120
     params = {"epochs": 3, "ckpt_hang_factor": 1, "ckpt_hang_grace": 3, "ckpt_hang_first": first}
-    task = create_task(tmp_path / "run", params, entry="tests.task.keras_hang:run")
+    task = create_task(tmp_path / "run", params, entry="tests.programs.keras_hang:run")
     code, err = run_runner(task.path)
     assert code == 75, err
     ended = state(task.path)
