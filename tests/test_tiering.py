@@ -64,12 +64,19 @@ def test_each_test_of_a_file_gets_the_tier_of_what_it_uses(pytester: pytest.Pyte
     }
 
 
-def test_cluster_tests_are_grouped_by_what_they_wait_on(pytester: pytest.Pytester) -> None:
+def test_xdist_groups_follow_what_a_test_waits_on_and_shares(pytester: pytest.Pytester) -> None:
     items = pytester.getitems(
         textwrap.dedent(
             """
+            import subprocess, sys
             from tests.faultfs.host import host_command
             from tests.helpers import headless
+
+            def test_trains_in_a_child():
+                subprocess.run([sys.executable, "-m", "candle_restart.examples.regression"])
+
+            def test_shares_a_reference(references):
+                subprocess.run([sys.executable, "-m", "candle_restart.examples.regression"])
 
             def test_slurm(slurm_conf, faultfs):
                 pass
@@ -92,7 +99,10 @@ def test_cluster_tests_are_grouped_by_what_they_wait_on(pytester: pytest.Pyteste
     for item in items:
         assert isinstance(item, pytest.Function)
         found[item.name] = tiering.xdist_group(item, tiering.tier_of(item))
+    file = items[0].nodeid.split("::")[0]
     assert found == {
+        "test_trains_in_a_child": file,  # its module's trainings once, on one worker
+        "test_shares_a_reference": "references",
         "test_slurm": "slurm",
         "test_mount": "fuse",
         "test_other_host": "fuse",

@@ -5,7 +5,9 @@
 #
 # From the environment (the Makefile sets them):
 #   PY           the Python that runs pytest
-#   XDIST        pytest-xdist's options for the tiers of XDIST_TIERS (they wait more than they compute)
+#   XDIST        pytest-xdist's options for the tiers of XDIST_TIERS (one worker a core, at most two);
+#                their TensorFlow gets one intra-op thread (TF_NUM_INTRAOP_THREADS=1, unless set):
+#                the workers, not TensorFlow's threads, share the cores
 #   XDIST_TIERS  those tiers
 #   BESIDE       tiers that start together with the tier before them and run beside it: the cluster
 #                tier waits on Slurm, FUSE and Chromium, not on the CPUs the tf tier trains on. Its
@@ -15,11 +17,13 @@ set -u
 : "${PY:?}" "${XDIST:=}" "${XDIST_TIERS:=}" "${BESIDE:=}"
 
 run_tier() {
-    local tier=$1 extra= start rc
-    case " $XDIST_TIERS " in *" $tier "*) extra=$XDIST ;; esac
+    local tier=$1 extra= threads=() start rc
+    case " $XDIST_TIERS " in
+        *" $tier "*) extra=$XDIST threads=("TF_NUM_INTRAOP_THREADS=${TF_NUM_INTRAOP_THREADS:-1}") ;;
+    esac
     start=$(date +%s)
     # shellcheck disable=SC2086  # XDIST is a list of options
-    "$PY" -m pytest -q -rs --durations=10 -m "$tier" $extra
+    env ${threads[@]+"${threads[@]}"} "$PY" -m pytest -q -rs --durations=10 -m "$tier" $extra
     rc=$?
     echo "== tier $tier: exit $rc in $(($(date +%s) - start)) s"
     return $rc

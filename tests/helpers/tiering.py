@@ -321,10 +321,18 @@ FUSE_SOURCES = ("tests.faultfs",)
 
 
 def xdist_group(item: pytest.Function, tier: Tier) -> str | None:
-    """The pytest-xdist group of a ``cluster`` test (``--dist loadgroup``: a group runs on one
-    worker, its tests one after another): ``slurm`` (the one Slurm cluster), ``fuse`` (FUSE
-    mounts and the second host), or None (Chromium: a fresh profile each, any worker).  So the
-    Slurm tests, which mostly wait on the scheduler, overlap the others."""
+    """The pytest-xdist group of a test (``--dist loadgroup``: a group runs on one worker, its
+    tests one after another), or None (any worker).
+
+    ``cluster``: ``slurm`` (the one Slurm cluster), ``fuse`` (FUSE mounts and the second host), or
+    None (Chromium: a fresh profile each), so the Slurm tests, which mostly wait on the scheduler,
+    overlap the others.  ``tf``: ``references`` for the tests that share the session's reference
+    trainings (each is then trained once), else the test's file (its module-scoped trainings are
+    run once).  ``unit`` and ``process``: None."""
+    if tier.name == "tf":
+        if "references" in item.fixturenames:
+            return "references"
+        return item.nodeid.split("::")[0]
     if tier.name != "cluster":
         return None
     if SLURM_FIXTURES.intersection(item.fixturenames):
