@@ -55,7 +55,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         item.add_marker(tier.name)
         if tier.name not in tiering.FAST:
             item.add_marker("slow")
-        # Under xdist (--dist loadgroup): the Slurm tests on one worker, the FUSE ones on one.
+        # Under xdist (--dist loadgroup): tiering.xdist_group says which tests share a worker.
         group = tiering.xdist_group(item, tier)
         if group is not None:
             item.add_marker(pytest.mark.xdist_group(group))
