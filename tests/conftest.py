@@ -59,6 +59,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         group = tiering.xdist_group(item, tier)
         if group is not None:
             item.add_marker(pytest.mark.xdist_group(group))
+            if getattr(item.config.option, "loadgroup", False):  # an xdist worker of --dist loadgroup
+                tiering.join_group(item, group)
         if item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(tiering.TIMEOUTS[tier.name]))  # 0: none
 

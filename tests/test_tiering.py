@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -169,3 +170,43 @@ def test_children_of_the_fast_tiers_cannot_import_a_framework(
         check=False,
     )
     assert proc.returncode == 1 and "keras imported in a child of a process-tier test" in proc.stderr
+
+
+GROUPED = '''
+import os, pytest
+
+@pytest.mark.parametrize("i", range(6))
+def test_in_group(i, worker_id):
+    with open(os.path.join(os.environ["WORKERS_SEEN"], f"{worker_id}-{i}"), "w"):
+        pass
+'''
+
+JOINING = '''
+import pytest
+from tests.helpers import tiering
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):  # what tests/conftest.py does with tiering.xdist_group's
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group("g"))
+        if getattr(item.config.option, "loadgroup", False):
+            tiering.join_group(item, "g")
+'''
+
+
+def test_the_tests_of_one_xdist_group_run_on_one_worker(tmp_path: Path) -> None:
+    (tmp_path / "test_grouped.py").write_text(GROUPED)
+    (tmp_path / "conftest.py").write_text(JOINING)
+    seen = tmp_path / "seen"
+    seen.mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2", "--dist", "loadgroup"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": tiering.child_pythonpath(), "WORKERS_SEEN": str(seen)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    ran = sorted(p.name for p in seen.iterdir())
+    assert len(ran) == 6 and len({name.split("-")[0] for name in ran}) == 1, ran

@@ -344,6 +344,20 @@ def xdist_group(item: pytest.Function, tier: Tier) -> str | None:
     return None
 
 
+def join_group(item: pytest.Item, group: str) -> None:
+    """Give ``item`` the node id pytest-xdist's ``--dist loadgroup`` groups by: ``<id>@<group>``.
+
+    xdist's worker writes that id into ``item._nodeid``, which pytest 9.2 no longer reads (the id
+    is ``item._id`` there): without this, tests of one ``xdist_group`` run on any worker."""
+    grouped = f"{item.nodeid}@{group}"
+    try:
+        from _pytest.nodeid import coerce_node_id  # pytest >= 9.2
+    except ImportError:
+        setattr(item, "_nodeid", grouped)  # noqa: B010  (pytest < 9.2: no such attribute in its types)
+        return
+    item._id = coerce_node_id(grouped)
+
+
 def file_may_hold(path: Path, markexpr: str) -> bool:
     """Whether a test file may hold a test ``-m markexpr`` selects, judged from its imports alone.
 
