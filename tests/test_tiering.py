@@ -70,10 +70,18 @@ def test_xdist_groups_follow_what_a_test_waits_on_and_shares(pytester: pytest.Py
         textwrap.dedent(
             """
             import subprocess, sys
+            import pytest
             from tests.faultfs.host import host_command
             from tests.helpers import headless
 
+            @pytest.fixture(scope="module")
+            def trained():
+                subprocess.run([sys.executable, "-m", "candle_restart.examples.regression"])
+
             def test_trains_in_a_child():
+                subprocess.run([sys.executable, "-m", "candle_restart.examples.regression"])
+
+            def test_shares_a_module_training(trained):
                 subprocess.run([sys.executable, "-m", "candle_restart.examples.regression"])
 
             def test_shares_a_reference(references):
@@ -102,7 +110,8 @@ def test_xdist_groups_follow_what_a_test_waits_on_and_shares(pytester: pytest.Py
         found[item.name] = tiering.xdist_group(item, tiering.tier_of(item))
     file = items[0].nodeid.split("::")[0]
     assert found == {
-        "test_trains_in_a_child": file,  # its module's trainings once, on one worker
+        "test_trains_in_a_child": None,
+        "test_shares_a_module_training": file,  # the module's training once, on one worker
         "test_shares_a_reference": "references",
         "test_slurm": "slurm",
         "test_mount": "fuse",

@@ -327,12 +327,13 @@ def xdist_group(item: pytest.Function, tier: Tier) -> str | None:
     ``cluster``: ``slurm`` (the one Slurm cluster), ``fuse`` (FUSE mounts and the second host), or
     None (Chromium: a fresh profile each), so the Slurm tests, which mostly wait on the scheduler,
     overlap the others.  ``tf``: ``references`` for the tests that share the session's reference
-    trainings (each is then trained once), else the test's file (its module-scoped trainings are
-    run once).  ``unit`` and ``process``: None."""
+    trainings (each is then trained once), the test's file for one that uses a module-scoped
+    fixture (its module's trainings are run once), else None.  ``unit`` and ``process``: None."""
     if tier.name == "tf":
         if "references" in item.fixturenames:
             return "references"
-        return item.nodeid.split("::")[0]
+        defs = [d for name in item.fixturenames for d in item._fixtureinfo.name2fixturedefs.get(name, ())]
+        return item.nodeid.split("::")[0] if any(d.scope in ("module", "class") for d in defs) else None
     if tier.name != "cluster":
         return None
     if SLURM_FIXTURES.intersection(item.fixturenames):
