@@ -55,9 +55,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         item.add_marker(tier.name)
         if tier.name not in tiering.FAST:
             item.add_marker("slow")
-        # One Slurm cluster, FUSE mounts, Chromium: under xdist (--dist loadgroup) on one worker.
-        if tier.name == "cluster":
-            item.add_marker(pytest.mark.xdist_group("cluster"))
+        # Under xdist (--dist loadgroup): tiering.xdist_group says which tests share a worker.
+        group = tiering.xdist_group(item, tier)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+            if getattr(item.config.option, "loadgroup", False):  # an xdist worker of --dist loadgroup
+                tiering.join_group(item, group)
         if item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(tiering.TIMEOUTS[tier.name]))  # 0: none
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -64,6 +65,62 @@ def test_each_test_of_a_file_gets_the_tier_of_what_it_uses(pytester: pytest.Pyte
     }
 
 
+def test_xdist_groups_follow_what_a_test_waits_on_and_shares(pytester: pytest.Pytester) -> None:
+    items = pytester.getitems(
+        textwrap.dedent(
+            """
+            import subprocess, sys
+            import pytest
+            from tests.faultfs.host import host_command
+            from tests.helpers import headless
+
+            @pytest.fixture(scope="module")
+            def trained():
+                subprocess.run([sys.executable, "-m", "candle_restart.examples.regression"])
+
+            def test_trains_in_a_child():
+                subprocess.run([sys.executable, "-m", "candle_restart.examples.regression"])
+
+            def test_shares_a_module_training(trained):
+                subprocess.run([sys.executable, "-m", "candle_restart.examples.regression"])
+
+            def test_shares_a_reference(references):
+                subprocess.run([sys.executable, "-m", "candle_restart.examples.regression"])
+
+            def test_slurm(slurm_conf, faultfs):
+                pass
+
+            def test_mount(faultfs):
+                pass
+
+            def test_other_host():
+                host_command("node-b", ["true"])
+
+            def test_browser(tmp_path):
+                headless("about:blank", tmp_path)
+
+            def test_plain():
+                pass
+            """
+        )
+    )
+    found = {}
+    for item in items:
+        assert isinstance(item, pytest.Function)
+        found[item.name] = tiering.xdist_group(item, tiering.tier_of(item))
+    file = items[0].nodeid.split("::")[0]
+    assert found == {
+        "test_trains_in_a_child": None,
+        "test_shares_a_module_training": file,  # the module's training once, on one worker
+        "test_shares_a_reference": "references",
+        "test_slurm": "slurm",
+        "test_mount": "fuse",
+        "test_other_host": "fuse",
+        "test_browser": None,
+        "test_plain": None,
+    }
+
+
 def test_a_task_of_a_command_is_a_process_one_of_an_entry_is_not(pytester: pytest.Pytester) -> None:
     found = _tiers(
         pytester,
@@ -122,3 +179,43 @@ def test_children_of_the_fast_tiers_cannot_import_a_framework(
         check=False,
     )
     assert proc.returncode == 1 and "keras imported in a child of a process-tier test" in proc.stderr
+
+
+GROUPED = '''
+import os, pytest
+
+@pytest.mark.parametrize("i", range(6))
+def test_in_group(i, worker_id):
+    with open(os.path.join(os.environ["WORKERS_SEEN"], f"{worker_id}-{i}"), "w"):
+        pass
+'''
+
+JOINING = '''
+import pytest
+from tests.helpers import tiering
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):  # what tests/conftest.py does with tiering.xdist_group's
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group("g"))
+        if getattr(item.config.option, "loadgroup", False):
+            tiering.join_group(item, "g")
+'''
+
+
+def test_the_tests_of_one_xdist_group_run_on_one_worker(tmp_path: Path) -> None:
+    (tmp_path / "test_grouped.py").write_text(GROUPED)
+    (tmp_path / "conftest.py").write_text(JOINING)
+    seen = tmp_path / "seen"
+    seen.mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2", "--dist", "loadgroup"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": tiering.child_pythonpath(), "WORKERS_SEEN": str(seen)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    ran = sorted(p.name for p in seen.iterdir())
+    assert len(ran) == 6 and len({name.split("-")[0] for name in ran}) == 1, ran

@@ -138,7 +138,7 @@ def test_failed_commit_leaves_last_alone(tmp_path: Path) -> None:
 
 def _writer(directory: Path, seed: int) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.ckpt.crash_writer", str(directory), str(seed)],
+        [sys.executable, "-m", "tests.programs.crash_writer", str(directory), str(seed)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,

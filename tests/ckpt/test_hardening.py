@@ -92,17 +92,22 @@ def test_commit_order_fsyncs_before_each_rename(tmp_path: Path, monkeypatch: pyt
     """The order the protocol promises: files and work/ durable, then rename, then epochs/ durable, then links."""
     events: list[tuple[str, str]] = []
     real_fsync, real_rename, real_replace = fsio.fsync_path, os.rename, os.replace
-    monkeypatch.setattr(
-        fsio, "fsync_path", lambda p: (events.append(("fsync", Path(p).name)), real_fsync(p))[1]
-    )
-    monkeypatch.setattr(
-        os,
-        "rename",
-        lambda a, b: (events.append(("rename", f"{Path(a).name}>{Path(b).name}")), real_rename(a, b))[1],
-    )
-    monkeypatch.setattr(
-        os, "replace", lambda a, b: (events.append(("replace", Path(b).name)), real_replace(a, b))[1]
-    )
+
+    def fsync(p: Path) -> None:
+        events.append(("fsync", Path(p).name))
+        real_fsync(p)
+
+    def rename(a: str | Path, b: str | Path) -> None:
+        events.append(("rename", f"{Path(a).name}>{Path(b).name}"))
+        real_rename(a, b)
+
+    def replace(a: str | Path, b: str | Path) -> None:
+        events.append(("replace", Path(b).name))
+        real_replace(a, b)
+
+    monkeypatch.setattr(fsio, "fsync_path", fsync)
+    monkeypatch.setattr(os, "rename", rename)
+    monkeypatch.setattr(os, "replace", replace)
     layout = CkptLayout.at(tmp_path)
     work = commit.begin(layout)
     (work / "model.bin").write_bytes(b"x")

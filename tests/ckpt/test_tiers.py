@@ -1,7 +1,7 @@
 """Two checkpoint tiers (``ckpt_local_directory``): commit node-locally, drain to ``ckpt_directory``.
 
 Framework-free, through the core's `CandleCkpt` with the bytes backend of tests/helpers; real
-files, real threads, real SIGKILL and SIGTERM of child processes (tests/ckpt/tier_writer.py).
+files, real threads, real SIGKILL and SIGTERM of child processes (tests/programs/tier_writer.py).
 """
 
 from __future__ import annotations
@@ -306,10 +306,10 @@ def test_without_a_local_tier_nothing_changes(tmp_path: Path) -> None:
 
 @contextmanager
 def _writer(tmp_path: Path, seed: int, mode: str, megabytes: float) -> Iterator[subprocess.Popen[str]]:
-    """tests/ckpt/tier_writer.py in a child process; killed (by its PID) if the test leaves it running."""
+    """tests/programs/tier_writer.py in a child process; killed (by its PID) if the test leaves it running."""
     argv = [str(tmp_path / "shared"), str(tmp_path / "local"), str(seed), mode, str(megabytes)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.ckpt.tier_writer", *argv],
+        [sys.executable, "-m", "tests.programs.tier_writer", *argv],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         stdout=subprocess.PIPE,

@@ -14,13 +14,13 @@ from candle_restart.coordinator import LocalBackend, Policy, TaskStatus, decide,
 from candle_restart.coordinator.backend import Backend
 from candle_restart.coordinator.report import summary, table
 from candle_restart.task import create_task, run_task
-from tests.helpers import preempted_task, start_runner, toy_task
+from tests.helpers import obj, preempted_task, start_runner, text, toy_task
 
 BACKENDS: dict[str, Backend] = {"local": LocalBackend()}
 
 
 def _by_id(root: Path) -> dict[str, TaskStatus]:
-    return {s.task_id.split("-")[0]: s for s in scan(root, BACKENDS)}  # type: ignore[arg-type]
+    return {s.task_id.split("-")[0]: s for s in scan(root, BACKENDS)}
 
 
 def test_every_state_is_classified_with_its_reason(tmp_path: Path) -> None:
@@ -193,11 +193,11 @@ def test_status_says_when_the_newest_checkpoint_is_only_node_local(tmp_path: Pat
     from candle_restart.records.localtier import LOCAL_TIER_FILE, LocalTierRecord
 
     task = preempted_task(tmp_path, "tiered")
-    assert "node_local" not in _by_id(tmp_path)["tiered"].to_json()["extra"]
+    assert "node_local" not in obj(_by_id(tmp_path)["tiered"].to_json()["extra"])
     record = LocalTierRecord("node-b", "/dev/shm/x", 7, LocalTierRecord.now(), drained=False)
     atomic_write_bytes(task.ckpts / LOCAL_TIER_FILE, record.to_bytes())
-    note = _by_id(tmp_path)["tiered"].to_json()["extra"]["node_local"]
+    note = text(obj(_by_id(tmp_path)["tiered"].to_json()["extra"])["node_local"])
     assert "epochs/007 on node-b" in note and "only node-local" in note
     drained = LocalTierRecord("node-b", "/dev/shm/x", 7, record.time, drained=True)
     atomic_write_bytes(task.ckpts / LOCAL_TIER_FILE, drained.to_bytes())
-    assert "node_local" not in _by_id(tmp_path)["tiered"].to_json()["extra"]
+    assert "node_local" not in obj(_by_id(tmp_path)["tiered"].to_json()["extra"])

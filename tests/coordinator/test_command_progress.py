@@ -19,7 +19,7 @@ from candle_restart.records.jsontypes import JsonObject
 from candle_restart.task import create_task
 from candle_restart.task.progress import progress_key
 from tests.helpers import journal, state
-from tests.task.trainers import TRAINER
+from tests.programs.trainers import TRAINER
 
 PREEMPTIONS = 5  # more than the breaker's 3
 

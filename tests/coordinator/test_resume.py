@@ -15,6 +15,7 @@ import pytest
 
 from candle_restart.coordinator import LocalBackend, Policy, resume, scan
 from candle_restart.coordinator.backend import Backend
+from candle_restart.records.jsontypes import JsonObject
 from candle_restart.task import TaskDir
 from tests.helpers import ROOT, preempted_task, runner_env, submitted_pids, toy_task, wait_for_pids
 
@@ -75,7 +76,7 @@ def test_eight_coordinators_racing_submit_each_task_exactly_once(tmp_path: Path)
 def _hold_lock_and_die(task: TaskDir, tmp_path: Path, lease: float, other_host: bool) -> None:
     fifo = tmp_path / "held"
     os.mkfifo(fifo)
-    cmd = [sys.executable, "-m", "tests.coordinator.lock_holder", str(task.path), str(lease), str(fifo)]
+    cmd = [sys.executable, "-m", "tests.programs.lock_holder", str(task.path), str(lease), str(fifo)]
     if other_host:
         cmd = ["unshare", "--uts", "sh", "-c", 'hostname another-node && exec "$@"', "sh", *cmd]
     holder = subprocess.Popen(cmd, cwd=ROOT, env=runner_env())
@@ -110,7 +111,7 @@ def test_intent_without_outcome_is_reconciled_not_duplicated(tmp_path: Path) -> 
     started = preempted_task(root, "started")
     # A coordinator of this host wrote the intent, the runner started (its journal says so), then
     # the coordinator died.  (Intents of other hosts: tests/coordinator/test_clock_skew.py.)
-    here = {"host": socket.gethostname(), "pid": 1}
+    here: JsonObject = {"host": socket.gethostname(), "pid": 1}
     started.append_journal(
         {"event": "submit_intent", "generation": 1, "backend": "local", "time": _old(120), "by": here}
     )

@@ -52,7 +52,7 @@ def test_candle_infinity_best_metric_and_a_training_error_is_a_failure(tmp_path:
     report("candle Infinity then training error", state=state["status"], tracebacks=0)
 
 
-MALFORMED = {
+MALFORMED: dict[str, tuple[str, str | bytes, str | None]] = {
     "journal nested 100,000 deep": ("journal.jsonl", DEEP + "\n", None),
     "journal 5,000-digit integer": ("journal.jsonl", f'{{"event":"start","attempt":{HUGE}}}\n', None),
     "journal generation [1]": ("journal.jsonl", '{"event":"submit_intent","generation":[1]}\n', None),

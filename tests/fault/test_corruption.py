@@ -19,7 +19,7 @@ def _flip(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
-CORRUPTIONS: dict[str, Callable[[Path], None]] = {
+CORRUPTIONS: dict[str, Callable[[Path], object]] = {  # a write_bytes returns its count
     "flip a byte of the model": lambda d: _flip(d / "model.bin"),
     "truncate the model": lambda d: (d / "model.bin").write_bytes((d / "model.bin").read_bytes()[:100]),
     "delete the model": lambda d: (d / "model.bin").unlink(),

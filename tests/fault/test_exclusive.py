@@ -27,7 +27,16 @@ from candle_restart.coordinator.resume import PAUSE_ENV
 from candle_restart.task import TaskDir
 from tests.faultfs.fixtures import unavailable
 from tests.faultfs.host import host_command, second_host_unavailable
-from tests.helpers import ROOT, journal, preempted_task, report, runner_env, toy_task, trials, wait_for_pids
+from tests.helpers import (
+    ROOT,
+    journal,
+    preempted_task,
+    report,
+    runner_env,
+    toy_task,
+    trials,
+    wait_for_pids,
+)
 
 LEASE = "1"  # seconds: every process of a test agrees on it (filelock refuses a mismatch)
 
@@ -47,7 +56,7 @@ def _other_host(cmd: list[str], name: str = "other-node") -> list[str]:
 def _writer(
     directory: Path, tag: str, *, epochs: int | None = None, host: str | None = None
 ) -> subprocess.Popen[str]:
-    cmd = [sys.executable, "-m", "tests.fault.lease_writer", str(directory), tag]
+    cmd = [sys.executable, "-m", "tests.programs.lease_writer", str(directory), tag]
     if epochs is not None:
         cmd.append(str(epochs))
     return subprocess.Popen(

@@ -2,7 +2,7 @@
 every task completes at its last epoch and no two attempts of a task ever overlap.
 
 Real processes throughout: the runners the local backend starts, real non-Keras trainers that keep
-their own state file (`tests.task.trainers`; a third of them behind a launcher, so a killed
+their own state file (`tests.programs.trainers`; a third of them behind a launcher, so a killed
 runner leaves a grandchild behind), real signals.  Each trainer holds a ``flock`` for its whole
 life and records ``overlap=True`` if it starts while an earlier attempt's trainer lives: the
 kernel's lock, not timing, is the witness.  A victim is chosen among runners whose current attempt
@@ -25,7 +25,7 @@ from candle_restart.records.jsontypes import JsonObject
 from candle_restart.task import create_task
 from candle_restart.task.process import process_start
 from tests.helpers import ROOT, report, runner_env, trials
-from tests.task.trainers import LAUNCHER, TRAINER
+from tests.programs.trainers import LAUNCHER, TRAINER
 
 TASKS = 12
 EPOCH_SECONDS = 0.2

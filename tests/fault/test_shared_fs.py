@@ -86,7 +86,7 @@ def test_an_io_error_that_comes_and_goes_is_ridden_out(faultfs: FaultFS) -> None
 
 
 def _writer(host: Host | None, directory: Path, tag: str, epochs: int | None = None) -> subprocess.Popen[str]:
-    argv = [sys.executable, "-m", "tests.fault.lease_writer", str(directory), tag]
+    argv = [sys.executable, "-m", "tests.programs.lease_writer", str(directory), tag]
     if epochs is not None:
         argv.append(str(epochs))
     popen: dict[str, Any] = {

@@ -38,7 +38,7 @@ def _writer(
     host: Host | None = None,
     local: Path | None = None,
 ) -> subprocess.Popen[str]:
-    argv = [sys.executable, "-m", "tests.fault.lease_writer", str(directory), tag, str(epochs or "-"), point]
+    argv = [sys.executable, "-m", "tests.programs.lease_writer", str(directory), tag, str(epochs or "-"), point]
     argv += [str(local)] if local else []
     popen = {
         "cwd": ROOT,

@@ -8,6 +8,7 @@ those local to it); no test imports a conftest module.
 | ``processes`` | ``ROOT``; child processes: the task runner, ``candle-restart``, the example benchmark; progress FIFOs; a child's stdout lines and stopped state |
 | ``tasks`` | toy tasks in known states; a task directory's state and journal read back |
 | ``bytes_ckpt`` | ``BytesCkpt``: the framework-free backend of the checkpoint core |
+| ``jsonview`` | JSON values read back, narrowed to the shape a test expects (``obj``, ``text``, ``integer``) |
 | ``files`` | directory fingerprints (``tree``, ``snapshot``) and golden files (``check_golden``) |
 | ``torture`` | fault-injection counts (``report``) and sizes (``trials``) for ``make torture`` |
 | ``browser`` | headless Chromium |
@@ -20,6 +21,7 @@ those local to it); no test imports a conftest module.
 from tests.helpers.browser import REQUIRE_BROWSER, chromium, headless
 from tests.helpers.bytes_ckpt import BytesCkpt, BytesModel
 from tests.helpers.files import check_golden, snapshot, split_steps, tree
+from tests.helpers.jsonview import integer, obj, text
 from tests.helpers.processes import (
     EXAMPLE,
     HANG,
@@ -58,7 +60,9 @@ __all__ = [
     "chromium",
     "cli",
     "headless",
+    "integer",
     "journal",
+    "obj",
     "open_progress",
     "preempted_task",
     "progress",
@@ -73,6 +77,7 @@ __all__ = [
     "start_runner",
     "state",
     "submitted_pids",
+    "text",
     "toy_task",
     "tree",
     "trials",

@@ -315,6 +315,50 @@ def tier_of(item: pytest.Function) -> Tier:
     return Tier("process", f"starts processes ({starts})")
 
 
+SLURM_FIXTURES = frozenset({"slurm_conf"})
+FUSE_FIXTURES = frozenset({"faultfs", "second_host"})
+FUSE_SOURCES = ("tests.faultfs",)
+
+
+def xdist_group(item: pytest.Function, tier: Tier) -> str | None:
+    """The pytest-xdist group of a test (``--dist loadgroup``: a group runs on one worker, its
+    tests one after another), or None (any worker).
+
+    ``cluster``: ``slurm`` (the one Slurm cluster), ``fuse`` (FUSE mounts and the second host), or
+    None (Chromium: a fresh profile each), so the Slurm tests, which mostly wait on the scheduler,
+    overlap the others.  ``tf``: ``references`` for the tests that share the session's reference
+    trainings (each is then trained once), the test's file for one that uses a module-scoped
+    fixture (its module's trainings are run once), else None.  ``unit`` and ``process``: None."""
+    if tier.name == "tf":
+        if "references" in item.fixturenames:
+            return "references"
+        defs = [d for name in item.fixturenames for d in item._fixtureinfo.name2fixturedefs.get(name, ())]
+        return item.nodeid.split("::")[0] if any(d.scope in ("module", "class") for d in defs) else None
+    if tier.name != "cluster":
+        return None
+    if SLURM_FIXTURES.intersection(item.fixturenames):
+        return "slurm"
+    if FUSE_FIXTURES.intersection(item.fixturenames):
+        return "fuse"
+    if any(_within(mod, FUSE_SOURCES) for mod in refs_of(item).modules):
+        return "fuse"
+    return None
+
+
+def join_group(item: pytest.Item, group: str) -> None:
+    """Give ``item`` the node id pytest-xdist's ``--dist loadgroup`` groups by: ``<id>@<group>``.
+
+    xdist's worker writes that id into ``item._nodeid``, which pytest 9.2 no longer reads (the id
+    is ``item._id`` there): without this, tests of one ``xdist_group`` run on any worker."""
+    grouped = f"{item.nodeid}@{group}"
+    try:
+        from _pytest.nodeid import coerce_node_id  # pytest >= 9.2
+    except ImportError:
+        setattr(item, "_nodeid", grouped)  # noqa: B010  (pytest < 9.2: no such attribute in its types)
+        return
+    item._id = coerce_node_id(grouped)
+
+
 def file_may_hold(path: Path, markexpr: str) -> bool:
     """Whether a test file may hold a test ``-m markexpr`` selects, judged from its imports alone.
 

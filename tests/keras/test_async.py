@@ -223,7 +223,7 @@ def test_outside_a_training_commits_are_synchronous(tmp_path: Path) -> None:
 
 def test_a_write_error_in_the_commit_thread_ends_fit(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "tests.keras.write_limited", str(tmp_path / "c")],
+        [sys.executable, "-m", "tests.programs.write_limited", str(tmp_path / "c")],
         cwd=ROOT,
         env=runner_env(),
         capture_output=True,
@@ -240,7 +240,7 @@ def test_a_write_error_in_the_commit_thread_ends_fit(tmp_path: Path) -> None:
 def test_kill_minus_9_during_a_background_commit(tmp_path: Path) -> None:
     args = ["--epochs", "4", "--output_dir", "run", "--ckpt_checksum", "True"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.keras.hold_commit", *args],
+        [sys.executable, "-m", "tests.programs.hold_commit", *args],
         cwd=tmp_path,
         env=runner_env(),
         text=True,

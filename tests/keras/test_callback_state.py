@@ -1,6 +1,6 @@
 """The other callbacks of a ``fit`` resume where they were (`candle_restart.keras.cbstate`).
 
-The process test is the issue's: a CANDLE-style script (``cbstate_bmk.py``) with
+The process test is the issue's: a CANDLE-style script (``tests/programs/cbstate_bmk.py``) with
 ``ReduceLROnPlateau(patience=3)``, ``EarlyStopping(patience=6)`` and ``CSVLogger`` beside the
 checkpoint callback, trained 4 epochs, then restarted in a new process to 10, ends as 10
 uninterrupted epochs do: same stop epoch, same learning rate, bitwise-equal weights, the same
@@ -30,7 +30,7 @@ from candle_restart.records.ckptinfo import read_ckpt_info
 from tests.helpers import ROOT, runner_env
 from tests.keras.candle_clr import CyclicLR
 
-BMK = Path(__file__).resolve().parent / "cbstate_bmk.py"
+BMK = Path(__file__).resolve().parents[1] / "programs" / "cbstate_bmk.py"
 
 
 def _bmk(out: Path, epochs: int) -> None:

@@ -33,7 +33,7 @@ import pytest
 from tests.helpers import runner_env, split_steps
 
 DRIVER = Path(__file__).resolve().parent / "candle_compat" / "driver.py"
-FOUR_STEPS = [
+FOUR_STEPS: list[dict[str, Any]] = [
     {"argv": ["--epochs", "3"]},
     {"argv": ["--epochs", "5"]},
     {"argv": ["--epochs", "5", "--ckpt_restart_mode", "off"]},

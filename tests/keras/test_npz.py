@@ -12,7 +12,7 @@ from candle_restart.ckpt import CorruptCheckpointError
 from candle_restart.ckpt.sink import FileSink
 from candle_restart.keras.npz import ALIGNMENT, read_npz, write_npz
 
-ARRAYS = {
+ARRAYS: dict[str, np.ndarray] = {
     "model/0": np.arange(12, dtype=np.float32).reshape(3, 4),
     "model/1": np.array(7, dtype=np.int64),
     "model/2": np.zeros((0, 5), dtype=np.float64),

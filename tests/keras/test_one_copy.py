@@ -22,7 +22,7 @@ import pytest
 from candle_restart.ckpt import CorruptCheckpointError
 from candle_restart.ckpt.sink import FileSink
 from candle_restart.keras import CandleCkptKeras
-from candle_restart.keras.h5stream import H5Image, read_datasets
+from candle_restart.keras.h5stream import Entry, H5Image, read_datasets
 from candle_restart.keras.npz import ALIGNMENT, aligned_empty, read_npz, write_npz
 from candle_restart.keras.state import load_state, saved_arrays
 from tests.keras.old_format import generate
@@ -184,7 +184,7 @@ def test_a_forged_manifest_is_refused_before_assigning(tmp_path: Path, forge: An
     assert all(np.array_equal(a, np.asarray(v)) for a, v in zip(before, fresh.variables, strict=True))
 
 
-ENTRIES = [
+ENTRIES: list[Entry] = [
     ("layers/dense", None, {"0": np.arange(2048, dtype=np.float32).reshape(32, 64), "1": np.ones(5)}),
     ("optimizer", None, {"0": np.array(7, dtype=np.int64), "1": np.zeros((0, 2), np.float32)}),
     ("optimizer/f", None, {"0": np.asfortranarray(np.arange(6.0).reshape(2, 3))}),

@@ -15,13 +15,14 @@ import pytest
 
 from candle_restart.ckpt.layout import LOG_FILE
 from candle_restart.records.epochs import EVENTS_FILE, EpochEvent
+from candle_restart.records.jsontypes import JsonObject
 from candle_restart.report.collect import TaskReport, collect
 from candle_restart.report.epochlog import sessions_from_events
 from candle_restart.task import create_task, run_task
 from tests.helpers import ROOT, TRAINER
 
 # Curves with at most 6 decimals: ckpt.log prints metric values with 6, events.jsonl keeps them whole.
-TASKS = {
+TASKS: dict[str, tuple[JsonObject, list[int]]] = {
     "completed": ({"epochs": 4, "curve": [0.9, 0.8, 0.7, 0.6]}, [0]),
     # epoch 3 is worse and not on the interval: the restart after it goes back to epoch 2.
     "resumed": (
@@ -50,9 +51,9 @@ def run_roots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for kind, remove in (("log only", EVENTS_FILE), ("events only", LOG_FILE)):
         roots[kind] = base / kind.replace(" ", "-")
         shutil.copytree(root, roots[kind], symlinks=True)
-        for task in roots[kind].iterdir():
-            if not task.name.startswith("."):
-                (task / "ckpts" / remove).unlink()
+        for folder in roots[kind].iterdir():
+            if not folder.name.startswith("."):
+                (folder / "ckpts" / remove).unlink()
     return roots
 
 

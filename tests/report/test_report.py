@@ -14,6 +14,7 @@ import pytest
 
 from candle_restart.cli import main
 from candle_restart.records.epochs import EVENTS_FILE
+from candle_restart.records.jsontypes import JsonObject
 from candle_restart.report import write_report
 from candle_restart.report.collect import Resume, TaskReport, collect, summarize
 from candle_restart.task import create_task, run_task
@@ -197,7 +198,7 @@ def test_five_hundred_tasks_fold_into_a_readable_page(tmp_path: Path) -> None:
     """500 real tasks (the plots drawn by two forked workers): summaries first, every task folded."""
     root = tmp_path / "run"
     for i in range(500):
-        params = {"epochs": 3, "i": i}
+        params: JsonObject = {"epochs": 3, "i": i}
         if i % 5 == 0:
             params["preempt_at"] = [2]  # stopped after epoch 2, then resumed
         if i % 7 == 0:
@@ -225,7 +226,7 @@ def test_five_hundred_tasks_fold_into_a_readable_page(tmp_path: Path) -> None:
 
 def test_epochs_are_counted_from_the_log_without_a_best_metric(tmp_path: Path) -> None:
     """With ckpt_save_best off the log has no metric lines: epochs still count, from the save decisions."""
-    params = {"epochs": 5, "ckpt_save_best": False, "ckpt_save_interval": 2, "preempt_at": [3]}
+    params: JsonObject = {"epochs": 5, "ckpt_save_best": False, "ckpt_save_interval": 2, "preempt_at": [3]}
     task = create_task(tmp_path / "run", params, entry=TRAINER, sweep="nobest")
     assert [run_task(task.path), run_task(task.path)] == [75, 0]
     [report] = collect(tmp_path / "run")

@@ -9,10 +9,10 @@ and commit the new files with the change.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from candle_restart.executor import SlurmOptions
 from candle_restart.slurm.script import list_lines, render, sbatch_command
 from candle_restart.task.taskdir import TaskDir
 from tests.helpers import check_golden
@@ -21,7 +21,7 @@ GOLDEN = Path(__file__).parent / "golden"
 RUN = Path("/scratch/run root")  # a space: every path must come out quoted
 PYTHON = "/opt/venv/bin/python"
 
-CASES: dict[str, dict[str, Any]] = {
+CASES: dict[str, SlurmOptions] = {
     "array-defaults": {},
     "array-cluster": {
         "walltime": "02:00:00",

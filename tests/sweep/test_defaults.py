@@ -8,6 +8,8 @@ import re
 from pathlib import Path
 
 import pytest
+from parsl.executors import HighThroughputExecutor
+from parsl.providers import SlurmProvider
 
 from candle_restart import executor
 from candle_restart.cli import build_parser
@@ -32,8 +34,10 @@ def test_an_executor_block_left_out_gets_the_same_defaults_from_schema_parsl_and
     assert sweep.executor["max_workers"] == executor.MAX_WORKERS
     from_yaml = parsl_config(sweep.executor, tmp_path / ".parsl", Policy()).executors[0]
     from_nothing = parsl_config({}, tmp_path / ".parsl", Policy()).executors[0]
+    assert isinstance(from_yaml, HighThroughputExecutor) and isinstance(from_nothing, HighThroughputExecutor)
     assert from_yaml.max_workers_per_node == from_nothing.max_workers_per_node == executor.MAX_WORKERS
     provider = cluster_provider("slurm", {"kind": "slurm"})
+    assert isinstance(provider, SlurmProvider)
     assert provider.walltime == executor.BLOCK_WALLTIME
     assert (provider.max_blocks, provider.nodes_per_block) == (executor.BLOCKS, executor.NODES_PER_BLOCK)
     script = render("job", tmp_path / "list.tsv", 2, {})

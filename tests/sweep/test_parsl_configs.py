@@ -24,13 +24,14 @@ from typing import Any
 import pytest
 
 from candle_restart.coordinator.policy import Policy
+from candle_restart.executor import ExecutorBlock
 from candle_restart.parsl.configs import cluster_provider, parsl_config
 from candle_restart.sweep import SweepError, parse_sweep
 from tests.helpers import check_golden
 
 GOLDEN = Path(__file__).parent / "golden"
 
-EXECUTORS: dict[str, dict[str, Any]] = {
+EXECUTORS: dict[str, ExecutorBlock] = {
     "local": {"kind": "local", "max_workers": 4, "gpus_per_node": 2},
     "slurm": {
         "kind": "slurm",

@@ -26,7 +26,7 @@ from candle_restart.parsl.configs import parsl_config, shell_safe_run_dir, shell
 from candle_restart.task import create_task
 from candle_restart.task.process import process_start
 from tests.helpers import ROOT, runner_env
-from tests.task.trainers import TRAINER
+from tests.programs.trainers import TRAINER
 
 ODD = "my proj $HOME 'q' `id` ;x"  # the folder, and more a shell would expand
 

@@ -2,11 +2,12 @@
 commit is stopped, recorded as ``hang`` and resumed to completion; slow but steady batches are
 never stopped; a command's walltime halt is recorded ``timeout`` (its exit 75 alone cannot say).
 
-The training is `tests.task.hang_toy` (real commits through the core, no TensorFlow), run by
+The training is `tests.programs.hang_toy` (real commits through the core, no TensorFlow), run by
 the real runner (`run_runner`, or the local backend's detached runners through `resume`)."""
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -18,9 +19,9 @@ from candle_restart.records.jsontypes import JsonObject
 from candle_restart.task import TaskDir, create_task
 from candle_restart.task.launch import task_environment
 from tests.helpers import journal, run_runner, state
-from tests.task.hang_toy import COMMAND
+from tests.programs.hang_toy import COMMAND
 
-TOY = "tests.task.hang_toy:run"
+TOY = "tests.programs.hang_toy:run"
 # Tight limits, so a hang is seen in seconds: k = 3, grace 2 s, first step and commit 10 s.
 TIGHT: JsonObject = {"ckpt_hang_factor": 3, "ckpt_hang_grace": 2, "ckpt_hang_first": 10}
 
@@ -103,15 +104,19 @@ def test_a_commands_walltime_halt_is_recorded_as_timeout(tmp_path: Path) -> None
 
 def test_a_keras_training_blocked_inside_a_batch_is_stopped_and_recorded_as_hang(tmp_path: Path) -> None:
     # The callback's own beats (batch ends, validation, commits); the first step's floor covers
-    # TensorFlow's compilation on a busy machine, and epoch 1's longest gap (its validation
-    # compiles) sets the limit: k = 1 keeps the test short.  (Resuming to the end: the toy's tests.)
-    params = {"epochs": 3, "ckpt_hang_factor": 1, "ckpt_hang_grace": 3, "ckpt_hang_first": 120}
-    task = create_task(tmp_path / "run", params, entry="tests.task.keras_hang:run")
+    # TensorFlow's compilation on a busy machine, and the longest step gap the runner timed before
+    # the hang (keras_hang makes sure it timed one) sets the limit: k = 1 keeps the test short.
+    # (Resuming to the end: the toy's tests.)
+    first = 120
+    params = {"epochs": 3, "ckpt_hang_factor": 1, "ckpt_hang_grace": 3, "ckpt_hang_first": first}
+    task = create_task(tmp_path / "run", params, entry="tests.programs.keras_hang:run")
     code, err = run_runner(task.path)
     assert code == 75, err
     ended = state(task.path)
     assert (ended["status"], ended["cause"], ended["checkpoint"]["epoch"]) == ("preempted", "hang", 1), ended
     assert "after its last beat (step)" in ended["reason"], ended["reason"]
+    limit = re.search(r"the limit was (\d+) s", ended["reason"])
+    assert limit is not None and int(limit.group(1)) < first, ended["reason"]  # the steps', not the floor
 
 
 # A command that keeps the documented contract by itself: it touches $CANDLE_RESTART_HEARTBEAT once

@@ -1,7 +1,7 @@
 """A killed runner's command does not train beside its successor (real processes, real SIGKILL).
 
 The command holds a ``flock`` for its whole life and records ``overlap=True`` when it starts
-while an earlier attempt's process still lives (`tests.task.trainers`)."""
+while an earlier attempt's process still lives (`tests.programs.trainers`)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from candle_restart.records.jsontypes import JsonObject
 from candle_restart.task import create_task
 from candle_restart.task.process import process_start
 from tests.helpers import journal, run_runner, start_runner, state
-from tests.task.trainers import ESCAPING_LAUNCHER, LAUNCHER, TRAINER
+from tests.programs.trainers import ESCAPING_LAUNCHER, LAUNCHER, TRAINER
 
 
 def wait_until(what: str, check: Callable[[], bool], seconds: float = 120.0) -> None:

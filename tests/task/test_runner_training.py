@@ -120,7 +120,7 @@ def test_two_signals_in_a_row_commit_once_and_exit_75(tmp_path: Path) -> None:
 
 
 def test_signal_during_a_commit_lets_the_commit_finish(tmp_path: Path) -> None:
-    task = create_task(tmp_path / "run", _params(tmp_path, "b"), entry="tests.task.commit_signal:run")
+    task = create_task(tmp_path / "run", _params(tmp_path, "b"), entry="tests.programs.commit_signal:run")
     code, err = run_runner(task.path)
     assert code == 75, err
     layout = CkptLayout.at(task.ckpts)

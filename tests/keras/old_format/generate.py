@@ -78,7 +78,8 @@ def write(dest: Path, weights_only: bool) -> None:
     callback = CandleCkptKeras(params(dest / "ckpts", weights_only), logger=None)
     built.fit(X, Y, epochs=1, batch_size=BATCH, shuffle=False, verbose=0, callbacks=[callback])
     built.fit(X, Y, epochs=2, initial_epoch=1, batch_size=BATCH, shuffle=False, verbose=0)
-    np.savez(dest / "expected.npz", **variables(built))
+    arrays: dict[str, Any] = variables(built)  # savez types its keywords as allow_pickle's too
+    np.savez(dest / "expected.npz", **arrays)
     for leftover in ("ckpt.log", ".writer.lock", ".writer.lock.holder"):
         (dest / "ckpts" / leftover).unlink(missing_ok=True)
 

@@ -1,7 +1,7 @@
 """Writes checkpoints in a loop through the core until killed; prints "committed N" after each.
 
 Used by test_crash.py: run, kill -9 at a random instant, check, run again (it resumes).
-Usage: python -m tests.ckpt.crash_writer CKPT_DIR SEED
+Usage: python -m tests.programs.crash_writer CKPT_DIR SEED
 """
 
 from __future__ import annotations

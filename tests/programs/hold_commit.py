@@ -2,7 +2,7 @@
 
 It writes the checkpoint's first file (``train_state.npz``), prints ``HOLDING``
 and blocks the commit thread for good, so the test can kill -9 the process
-while that commit is in flight.  Run as ``python -m tests.keras.hold_commit ARGS``.
+while that commit is in flight.  Run as ``python -m tests.programs.hold_commit ARGS``.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Every checkpoint write then fails with EFBIG ("File too large"), a real OS
 error from a file that cannot be written, in the background commit thread.
-Run as ``python -m tests.keras.write_limited CKPT_DIR``; the error must end
+Run as ``python -m tests.programs.write_limited CKPT_DIR``; the error must end
 ``fit`` from the training thread.
 """
 

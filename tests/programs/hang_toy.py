@@ -72,4 +72,4 @@ def main() -> None:
 
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMAND = [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(ROOT)!r}); from tests.task.hang_toy import main; main()"]
+COMMAND = [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(ROOT)!r}); from tests.programs.hang_toy import main; main()"]

@@ -1,6 +1,6 @@
 """A two-tier checkpoint writer in a process of its own, for test_tiers.py (and bench/tiers.py).
 
-Usage: python -m tests.ckpt.tier_writer SHARED LOCAL SEED MODE [MEGABYTES]
+Usage: python -m tests.programs.tier_writer SHARED LOCAL SEED MODE [MEGABYTES]
 
 * ``crash``: resumes, then commits big random checkpoints forever (every one drained);
   prints "resumed N" and "committed N" after each; the test kills it with SIGKILL.

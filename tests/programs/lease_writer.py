@@ -1,6 +1,6 @@
 """Test helper: a checkpoint writer whose every checkpoint says who wrote it.
 
-Usage: python -m tests.fault.lease_writer CKPT_DIR TAG [EPOCHS|-] [POINT|-] [LOCAL_DIR]
+Usage: python -m tests.programs.lease_writer CKPT_DIR TAG [EPOCHS|-] [POINT|-] [LOCAL_DIR]
 
 Writes checkpoints through the core (the writer lease included) until EPOCHS
 (default: until killed).  Each ``model.bin`` holds ``TAG epoch N`` and each

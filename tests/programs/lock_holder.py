@@ -1,6 +1,6 @@
 """Test helper: take the lock of a task, tell the test through a FIFO, then wait to be killed.
 
-Usage: python -m tests.coordinator.lock_holder TASK_DIR LEASE_SECONDS FIFO
+Usage: python -m tests.programs.lock_holder TASK_DIR LEASE_SECONDS FIFO
 """
 
 from __future__ import annotations
