@@ -26,15 +26,15 @@ from candle_restart.ckpt.candle_params import CandleParamMethods
 from candle_restart.ckpt.drain import LOCAL_KEEP, Drainer, local_root
 from candle_restart.ckpt.engine import CkptEngine, CommitResult
 from candle_restart.ckpt.envparams import with_environment
-from candle_restart.ckpt.fsio import atomic_write_bytes
 from candle_restart.ckpt.layout import TRAIN_STATE_FILE, CkptLayout, candle_root
-from candle_restart.ckpt.lease import Lease
 from candle_restart.ckpt.log import make_logger, release_console
 from candle_restart.ckpt.pacing import Pacer
 from candle_restart.ckpt.params import CkptParams, check_writable, parse_params, unknown_ckpt_keys
 from candle_restart.ckpt.restarter import CandleDict, Restorer
 from candle_restart.ckpt.sink import Snapshot
 from candle_restart.records.ckptinfo import CkptInfo, FileEntry, Position
+from candle_restart.runtime.fsio import atomic_write_bytes
+from candle_restart.runtime.lease import Lease
 
 __all__ = ["TRAIN_STATE_FILE", "CandleCkpt"]
 

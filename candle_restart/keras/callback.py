@@ -10,7 +10,7 @@ loads so training resumes bit-for-bit; ``callbacks.json`` carries the
 state of the other callbacks of the ``fit`` (`candle_restart.keras.cbstate`).  The generic logic is in `candle_restart.ckpt.candle.CandleCkpt`.
 
 Preemption: during ``fit`` the callback arms the ``ckpt_signals`` (see
-`candle_restart.ckpt.preempt`).  At the first batch end after such a signal
+`candle_restart.runtime.preempt`).  At the first batch end after such a signal
 it commits a mid-epoch checkpoint and raises `Preempted` (exit code 75);
 ``ckpt_save_seconds``, ``ckpt_save_batches`` and ``ckpt_overhead_target``
 add mid-epoch checkpoints, and the walltime, once known, is a request to stop
@@ -42,10 +42,8 @@ import keras
 import numpy as np
 
 from candle_restart.ckpt.candle import CandleCkpt, GParams
-from candle_restart.ckpt.heartbeat import HEARTBEAT
 from candle_restart.ckpt.layout import TRAIN_STATE_FILE
 from candle_restart.ckpt.params import infer_direction
-from candle_restart.ckpt.preempt import REQUEST, Preempted, arm
 from candle_restart.ckpt.restarter import CandleDict
 from candle_restart.errors import ParamError
 from candle_restart.keras import archive, rngs
@@ -62,6 +60,8 @@ from candle_restart.keras.state import (
     take_rngs,
 )
 from candle_restart.records.ckptinfo import CkptInfo
+from candle_restart.runtime.heartbeat import HEARTBEAT
+from candle_restart.runtime.preempt import REQUEST, Preempted, arm
 
 # Keras' logs argument (metric name -> value), as Keras and subclasses of these callbacks type it.
 Logs = dict[str, Any] | None

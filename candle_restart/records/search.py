@@ -63,7 +63,7 @@ class PruneRecord:
         return cls(reason, epoch if isinstance(epoch, int) else None, time)
 
     def to_bytes(self) -> bytes:
-        """The file's content; the caller writes it atomically (`candle_restart.ckpt.fsio`)."""
+        """The file's content; the caller writes it atomically (`candle_restart.runtime.fsio`)."""
         return (json.dumps({"reason": self.reason, "epoch": self.epoch, "time": self.time}) + "\n").encode()
 
 

@@ -46,13 +46,13 @@ from typing import TYPE_CHECKING
 
 from candle_restart.ckpt import parse_params
 from candle_restart.ckpt.envparams import with_environment
-from candle_restart.ckpt.preempt import EXIT_INTERRUPTED
 from candle_restart.coordinator import Backend, Policy, TaskStatus, resume, scan
 from candle_restart.coordinator.policy import with_values
 from candle_restart.coordinator.report import summary, table
 from candle_restart.coordinator.resume import ResumeOutcome
 from candle_restart.errors import CkptError
 from candle_restart.records.epochs import count_events, events_path
+from candle_restart.runtime.preempt import EXIT_INTERRUPTED
 from candle_restart.sweep.expand import Expansion, expand
 from candle_restart.sweep.schema import Sweep
 from candle_restart.sweep.yamlfile import SweepError

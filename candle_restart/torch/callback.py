@@ -48,11 +48,11 @@ from torch.utils.hooks import RemovableHandle
 
 from candle_restart.ckpt.candle import CandleCkpt, GParams
 from candle_restart.ckpt.layout import TORCH_STATE_FILE
-from candle_restart.ckpt.preempt import REQUEST, Preempted, arm
 from candle_restart.ckpt.restarter import CandleDict
 from candle_restart.ckpt.sink import CheckpointFiles
 from candle_restart.errors import CorruptCheckpointError
 from candle_restart.records.torchstate import TorchState
+from candle_restart.runtime.preempt import REQUEST, Preempted, arm
 from candle_restart.torch import tensorio
 from candle_restart.torch.snapshot import Deferred, TensorCopies, TorchSnapshot, take_snapshot
 from candle_restart.torch.state import Parts, Rng, capture_rng, load_into, restore, restore_rng

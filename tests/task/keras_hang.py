@@ -7,9 +7,9 @@ import os
 import threading
 from typing import Any
 
-from candle_restart.ckpt.envvars import ATTEMPT_ENV
 from candle_restart.examples import regression
 from candle_restart.keras import CandleCkptKeras
+from candle_restart.runtime.envvars import ATTEMPT_ENV
 
 
 class HangInBatch(CandleCkptKeras):
