@@ -55,6 +55,15 @@ def test_a_record_importing_the_coordinator_breaks_the_layers(tmp_path: Path) ->
     assert "candle_restart.records.taskstate -> candle_restart.coordinator.policy" in done.stdout
 
 
+def test_the_runtime_importing_the_checkpoint_engine_breaks_the_layers(tmp_path: Path) -> None:
+    copy = _copy(tmp_path)
+    _add_import(copy / "candle_restart" / "runtime" / "fsio.py",
+                "from candle_restart.ckpt import layout  # noqa: F401")
+    done = _lint(copy)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "candle_restart.runtime.fsio -> candle_restart.ckpt.layout" in done.stdout
+
+
 def test_one_sibling_importing_another_breaks_their_independence(tmp_path: Path) -> None:
     copy = _copy(tmp_path)
     _add_import(copy / "candle_restart" / "task" / "result.py",
@@ -69,5 +78,5 @@ def test_the_checkpoint_core_importing_parsl_breaks_its_contract(tmp_path: Path)
     _add_import(copy / "candle_restart" / "ckpt" / "keep.py", "import parsl  # noqa: F401")
     done = _lint(copy)
     assert done.returncode == 1, done.stdout + done.stderr
-    assert "the checkpoint core and the records import no framework and no Parsl BROKEN" in done.stdout
+    assert "ckpt, runtime and records import no framework and no Parsl BROKEN" in done.stdout
     assert "candle_restart.ckpt.keep -> parsl" in done.stdout

@@ -12,7 +12,13 @@ Public names:
 * `ModelType`, `CandleCkptModel`, `ParamRequired`: CANDLE's small types of ``candle.ckpt_utils``.
 * Errors: `CkptError`, `ParamError`, `CorruptCheckpointError`, `NoCheckpointError`, `CommitError`,
   `RestartError`.
+
+The modules every process uses moved to `candle_restart.runtime` (fsio, lease, envvars, preempt,
+heartbeat, deadline).  Their old names here still import, and are the same module objects, not
+copies: one preemption `REQUEST`, one heartbeat, whichever name a user imports first.
 """
+
+import sys as _sys
 
 from candle_restart.ckpt import commit
 from candle_restart.ckpt.candle import CandleCkpt
@@ -30,6 +36,10 @@ from candle_restart.errors import (
     RestartError,
 )
 from candle_restart.records.ckptinfo import CkptInfo, read_ckpt_info
+from candle_restart.runtime import deadline, envvars, fsio, heartbeat, lease, preempt
+
+for _moved in (deadline, envvars, fsio, heartbeat, lease, preempt):
+    _sys.modules[f"{__name__}.{_moved.__name__.rpartition('.')[2]}"] = _moved
 
 __all__ = [
     "CandleCkpt",
