@@ -5,8 +5,8 @@ Framework-free, as CANDLE's module was: `CandleCkpt`, `ModelType`,
 (and `str2bool`).  The implementation lives in `candle_restart.ckpt`.
 """
 
-from candle_restart.ckpt.candle import CandleCkpt
-from candle_restart.ckpt.candle_types import CandleCkptModel, ModelType, ParamRequired
+from candle_restart.candle.facade import CandleCkpt
+from candle_restart.candle.types import CandleCkptModel, ModelType, ParamRequired
 from candle_restart.ckpt.params import ParamType, ckpt_defs, ckpt_parser, str2bool
 
 __all__ = [

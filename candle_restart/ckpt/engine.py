@@ -20,7 +20,7 @@ The engine's own state (``epochs`` committed, whether ``last``/``best`` are this
 run's, ...) is written by the training thread only: results of background
 commits are applied by `apply` when the training thread next waits or polls.
 
-The framework comes in through `Backend` (what `candle_restart.ckpt.candle.CandleCkpt`
+The framework comes in through `Backend` (what `candle_restart.candle.facade.CandleCkpt`
 and its subclasses implement with CANDLE's method names).  The named events
 are the methods `epoch_ended`, `committed`, `waiting_for_commit`.
 """

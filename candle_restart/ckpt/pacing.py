@@ -1,6 +1,6 @@
 """`Pacer`: when to take a mid-epoch checkpoint, and when to stop before the walltime.
 
-A `candle_restart.ckpt.candle.CandleCkpt` holds one.  The framework's hooks
+A `candle_restart.candle.facade.CandleCkpt` holds one.  The framework's hooks
 call it at each batch end (`batch_end`: "is a checkpoint due?") and the core
 calls it at each epoch end (`epoch_end`); `CandleCkpt.save_epoch` reports
 what each checkpoint cost (`saving`, `saved`, `committed`) and

@@ -7,7 +7,7 @@ lines).  Each checkpoint holds the model file (``model.keras``, loadable with
 ``ckpt_save_weights_only``) and ``train_state.npz`` (seed-generator state and
 where the model file holds the weights and optimizer state), which `restart`
 loads so training resumes bit-for-bit; ``callbacks.json`` carries the
-state of the other callbacks of the ``fit`` (`candle_restart.keras.cbstate`).  The generic logic is in `candle_restart.ckpt.candle.CandleCkpt`.
+state of the other callbacks of the ``fit`` (`candle_restart.keras.cbstate`).  The generic logic is in `candle_restart.candle.facade.CandleCkpt`.
 
 Preemption: during ``fit`` the callback arms the ``ckpt_signals`` (see
 `candle_restart.runtime.preempt`).  At the first batch end after such a signal
@@ -41,7 +41,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from candle_restart.ckpt.candle import CandleCkpt, GParams
+from candle_restart.candle.facade import CandleCkpt, GParams
 from candle_restart.ckpt.layout import TRAIN_STATE_FILE
 from candle_restart.ckpt.params import infer_direction
 from candle_restart.ckpt.restarter import CandleDict

@@ -5,7 +5,7 @@ Drop-in for ``candle.ckpt_pytorch_utils.CandleCkptPyTorch`` (same constructor,
 minimising the metric, ``restart(model)`` returning CANDLE's ``ckpt-info.json``
 dict, ``write_model_backend``, ``build_model``; same gParameters keys, directory
 layout and log lines).  The engine behind it is the Keras callback's
-(`candle_restart.ckpt.candle.CandleCkpt`): asynchronous commits from reused host
+(`candle_restart.candle.facade.CandleCkpt`): asynchronous commits from reused host
 buffers, the commit protocol, two tiers, the writer lease, fallback to the newest
 checkpoint that verifies.
 
@@ -46,7 +46,7 @@ from typing import TypeVar
 import torch
 from torch.utils.hooks import RemovableHandle
 
-from candle_restart.ckpt.candle import CandleCkpt, GParams
+from candle_restart.candle.facade import CandleCkpt, GParams
 from candle_restart.ckpt.layout import TORCH_STATE_FILE
 from candle_restart.ckpt.restarter import CandleDict
 from candle_restart.ckpt.sink import CheckpointFiles

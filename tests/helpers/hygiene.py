@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from candle_restart.ckpt.candle import CandleCkpt
+from candle_restart.candle.facade import CandleCkpt
 from candle_restart.runtime.preempt import REQUEST, PreemptionRequest
 
 THREADS = ("candle-commit", "candle-drain", "filelock-lease")  # the names our threads start with

@@ -21,8 +21,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Generic, TypeVar, overload
 
+from candle_restart.candle.params import CandleParamMethods
 from candle_restart.ckpt.background import BackgroundCommit
-from candle_restart.ckpt.candle_params import CandleParamMethods
 from candle_restart.ckpt.drain import LOCAL_KEEP, Drainer, local_root
 from candle_restart.ckpt.engine import CkptEngine, CommitResult
 from candle_restart.ckpt.envparams import with_environment
