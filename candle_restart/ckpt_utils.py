@@ -2,7 +2,8 @@
 
 Framework-free, as CANDLE's module was: `CandleCkpt`, `ModelType`,
 `CandleCkptModel`, `ParamType`, `ParamRequired`, `ckpt_parser`, `ckpt_defs`
-(and `str2bool`).  The implementation lives in `candle_restart.ckpt`.
+(and `str2bool`).  The implementation lives in `candle_restart.candle` (the facade) and
+`candle_restart.ckpt` (the gParameters and the engine).
 """
 
 from candle_restart.candle.facade import CandleCkpt
