@@ -9,8 +9,8 @@ Imports no framework; the Keras and PyTorch callbacks (`candle_restart.keras`,
 * `types`: CANDLE's small types `ModelType`, `CandleCkptModel`, `ParamRequired`.
 
 Users import these as CANDLE did, from `candle_restart.ckpt_utils` (or `candle_restart`); the
-old module names ``candle_restart.ckpt.candle``, ``.candle_params`` and ``.candle_types`` still
-import, as the same module objects (see `candle_restart.ckpt`).
+modules' old names in `candle_restart.ckpt` (``candle``, ``candle_params``, ``candle_types``)
+still import, as the same module objects.
 """
 
 from candle_restart.candle.facade import CandleCkpt, GParams
