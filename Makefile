@@ -84,6 +84,7 @@ lint: venv
 	$(VENV)/bin/ruff check candle_restart tests bench workflows
 	$(VENV)/bin/mypy candle_restart bench
 	$(VENV)/bin/mypy tests
+	$(VENV)/bin/lint-imports --no-logo
 	$(PY) tests/any_count.py $(ANY_CHECK)
 
 # The fault-injection suite at full size (200 kill -9 trials on real training, 10x the property
@@ -100,4 +101,4 @@ bench: venv
 	$(PY) bench/run_all.py
 
 clean:
-	rm -rf $(VENV) demo-run .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) demo-run .pytest_cache .mypy_cache .ruff_cache .import_linter_cache *.egg-info

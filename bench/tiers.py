@@ -121,8 +121,8 @@ def preempt(model: keras.Model, data: Data, gparams: dict[str, object]) -> float
     """Seconds from a real SIGTERM (sent at a batch end of the 2nd epoch) to `Preempted`."""
     import keras
 
-    from candle_restart.ckpt.preempt import REQUEST, Preempted
     from candle_restart.keras import CandleCkptKeras
+    from candle_restart.runtime.preempt import REQUEST, Preempted
 
     class Signal(keras.callbacks.Callback):
         def on_train_batch_end(self, batch: int, logs: Logs = None) -> None:

@@ -1,6 +1,6 @@
 """candle_restart: durable, exactly-resuming checkpoints and a restart service for CANDLE-style training.
 
-``import candle_restart`` (and ``candle_restart.ckpt``) loads no framework:
+``import candle_restart`` (and ``candle_restart.ckpt``, ``candle_restart.candle``) loads no framework:
 the names below are imported on first use.  They are the checkpoint names of
 both of CANDLE's generations, so one import line changes:
 
@@ -22,8 +22,8 @@ _LAZY = {
     "CandleCheckpointCallback": "candle_restart.keras",
     "MultiGPUCheckpoint": "candle_restart.keras",
     "restart": "candle_restart.keras",
-    "CandleCkpt": "candle_restart.ckpt",
-    "ModelType": "candle_restart.ckpt",
+    "CandleCkpt": "candle_restart.candle",
+    "ModelType": "candle_restart.candle",
     "CandleCkptPyTorch": "candle_restart.torch",
 }
 

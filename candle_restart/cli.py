@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 
 from candle_restart.ckpt import CkptError
-from candle_restart.ckpt.preempt import EXIT_BAD_INPUT, EXIT_COMPLETED, EXIT_INTERRUPTED, EXIT_IO_ERROR
 from candle_restart.coordinator.policy import BUDGETS, HOST_KEYS, Policy  # the one source of the defaults
+from candle_restart.runtime.preempt import EXIT_BAD_INPUT, EXIT_COMPLETED, EXIT_INTERRUPTED, EXIT_IO_ERROR
 from candle_restart.views.commands import (
     cmd_ckpt,
     cmd_demo,

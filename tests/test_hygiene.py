@@ -21,7 +21,7 @@ def test_what_a_test_leaves_fails_it(pytester: pytest.Pytester) -> None:
         pytester,
         f"""
         import signal, threading
-        from candle_restart.ckpt.preempt import REQUEST, arm
+        from candle_restart.runtime.preempt import REQUEST, arm
 
         def test_request():
             REQUEST.halt("a test's walltime")
@@ -59,7 +59,7 @@ def test_a_request_made_on_purpose_is_cleared_by_its_fixture(pytester: pytest.Py
     result = _run(
         pytester,
         """
-        from candle_restart.ckpt.preempt import REQUEST
+        from candle_restart.runtime.preempt import REQUEST
 
         def test_asks(preemption):
             preemption.request(10)

@@ -6,7 +6,7 @@ a private directory and publish it with renames, which POSIX makes atomic.
 
 Each writer has a work directory of its own (``work-<pid>-<tag>/``; ``work/``
 by default), and holds the writer lease of the checkpoint directory
-(`candle_restart.ckpt.lease`), so no two processes ever write one
+(`candle_restart.runtime.lease`), so no two processes ever write one
 checkpoint.  ``fence`` is the caller's lease check: it runs right before each
 rename that publishes, moves a link or deletes (the link swaps included), and
 before `begin` deletes or recovers anything; it raises if the lease was lost (a
@@ -59,10 +59,10 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from candle_restart.ckpt import fsio
 from candle_restart.ckpt.layout import INFO_FILE, CkptLayout, epoch_name
 from candle_restart.errors import CkptError, CommitError
 from candle_restart.records.ckptinfo import CkptInfo
+from candle_restart.runtime import fsio
 
 _DEBRIS_PREFIXES = (".old-", ".del-")
 Fence = Callable[[], None]

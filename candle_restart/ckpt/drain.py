@@ -72,14 +72,14 @@ from pathlib import Path
 from candle_restart.ckpt import commit, keep
 from candle_restart.ckpt.checksum import list_files
 from candle_restart.ckpt.drainjob import Abandoned, Job, copy_to_shared
-from candle_restart.ckpt.fsio import atomic_write_bytes
 from candle_restart.ckpt.layout import INFO_FILE, CkptLayout, epoch_name
 from candle_restart.ckpt.log import console_held
-from candle_restart.ckpt.preempt import REQUEST
 from candle_restart.ckpt.restore import Defer, Found, Rejected, find_restart
 from candle_restart.errors import CkptError, CommitError
 from candle_restart.records.ckptinfo import read_ckpt_info
 from candle_restart.records.localtier import LOCAL_TIER_FILE, LocalTierRecord
+from candle_restart.runtime.fsio import atomic_write_bytes
+from candle_restart.runtime.preempt import REQUEST
 
 Log = Callable[[str], None]
 # The local tier's keep policy: the newest two (plus what the engine protects: its best).

@@ -20,7 +20,7 @@ The engine's own state (``epochs`` committed, whether ``last``/``best`` are this
 run's, ...) is written by the training thread only: results of background
 commits are applied by `apply` when the training thread next waits or polls.
 
-The framework comes in through `Backend` (what `candle_restart.ckpt.candle.CandleCkpt`
+The framework comes in through `Backend` (what `candle_restart.candle.facade.CandleCkpt`
 and its subclasses implement with CANDLE's method names).  The named events
 are the methods `epoch_ended`, `committed`, `waiting_for_commit`.
 """
@@ -40,13 +40,10 @@ from candle_restart.ckpt import commit
 from candle_restart.ckpt.background import BackgroundCommit
 from candle_restart.ckpt.best import BestTracker
 from candle_restart.ckpt.checksum import DISABLED
-from candle_restart.ckpt.deadline import halt_seconds
 from candle_restart.ckpt.drain import LOCAL_KEEP, Drainer
 from candle_restart.ckpt.events import EpochEvents, PendingCommit
-from candle_restart.ckpt.heartbeat import HEARTBEAT
 from candle_restart.ckpt.keeper import Keeper
 from candle_restart.ckpt.layout import CkptLayout
-from candle_restart.ckpt.lease import Lease, drop_shared, hold_shared
 from candle_restart.ckpt.log import Logs
 from candle_restart.ckpt.pacing import Pacer
 from candle_restart.ckpt.params import CkptParams
@@ -55,6 +52,9 @@ from candle_restart.ckpt.tierbind import bind_local_tier
 from candle_restart.ckpt.writer import CheckpointWriter, FileTable, model_crc, with_files
 from candle_restart.errors import CkptError, CommitError
 from candle_restart.records.ckptinfo import CkptInfo, FileEntry, Position
+from candle_restart.runtime.deadline import halt_seconds
+from candle_restart.runtime.heartbeat import HEARTBEAT
+from candle_restart.runtime.lease import Lease, drop_shared, hold_shared
 
 
 class Backend(Logs, Protocol):

@@ -41,9 +41,9 @@ import stat
 from collections.abc import Mapping
 from pathlib import Path
 
-from candle_restart.ckpt.envvars import CKPT_DIRECTORY_ENV, OUTPUT_DIR_ENV, PARAMS_ENV
 from candle_restart.errors import ParamError
 from candle_restart.records.jsonio import loads, utf8
+from candle_restart.runtime.envvars import CKPT_DIRECTORY_ENV, OUTPUT_DIR_ENV, PARAMS_ENV
 
 ENV_VAR = PARAMS_ENV  # the name this module's callers know
 DIRECTORY_ENV = {"ckpt_directory": CKPT_DIRECTORY_ENV, "output_dir": OUTPUT_DIR_ENV}

@@ -26,8 +26,8 @@ from pathlib import Path
 
 from candle_restart.ckpt.layout import epoch_name
 from candle_restart.ckpt.params import CkptParams
-from candle_restart.ckpt.preempt import REQUEST
 from candle_restart.records.epochs import CommitReason, EpochEvent, append_event, now_iso
+from candle_restart.runtime.preempt import REQUEST
 
 Warn = Callable[[str], None]
 

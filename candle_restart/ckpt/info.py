@@ -13,13 +13,13 @@ import socket
 from collections.abc import Mapping
 from datetime import datetime
 
-from candle_restart.ckpt.envvars import (
+from candle_restart.records.ckptinfo import CkptInfo
+from candle_restart.runtime.envvars import (
     SLURM_ARRAY_JOB_ID,
     SLURM_ARRAY_TASK_ID,
     SLURM_JOB_ID,
     SLURM_RESTART_COUNT,
 )
-from candle_restart.records.ckptinfo import CkptInfo
 
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 

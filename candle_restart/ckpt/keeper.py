@@ -70,7 +70,7 @@ class Keeper:
 
     def symlink(self, src: Path | str, dst: Path | str) -> None:
         """Point link ``dst`` at ``src`` atomically, relative to ``dst``'s directory."""
-        from candle_restart.ckpt.fsio import swap_symlink
+        from candle_restart.runtime.fsio import swap_symlink
 
         dst = Path(dst)
         target = os.path.relpath(os.path.abspath(src), os.path.abspath(dst.parent))

@@ -6,7 +6,7 @@
       ckpt.log          the callback's log (CANDLE's lines, verbatim)
       work*/            checkpoints being written (work/ or one work-<pid>-<tag>/ per
                         writer); never read by restart
-      .writer.lock      the writer lease (candle_restart.ckpt.lease); .holder says who
+      .writer.lock      the writer lease (candle_restart.runtime.lease); .holder says who
       epochs/NNN/       one committed checkpoint (NNN = 1-based epoch, 3+ digits)
       last -> epochs/NNN   relative symlink to the newest committed checkpoint
       best -> epochs/NNN   relative symlink to the best one by the tracked metric

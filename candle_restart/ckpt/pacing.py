@@ -1,6 +1,6 @@
 """`Pacer`: when to take a mid-epoch checkpoint, and when to stop before the walltime.
 
-A `candle_restart.ckpt.candle.CandleCkpt` holds one.  The framework's hooks
+A `candle_restart.candle.facade.CandleCkpt` holds one.  The framework's hooks
 call it at each batch end (`batch_end`: "is a checkpoint due?") and the core
 calls it at each epoch end (`epoch_end`); `CandleCkpt.save_epoch` reports
 what each checkpoint cost (`saving`, `saved`, `committed`) and
@@ -22,12 +22,12 @@ From those measurements it decides two things, and logs why:
   in checkpoints so far.
 * **Halt** (``ckpt_halt_seconds``, ``ckpt_walltime``, ``ckpt_halt_at``, the
   scheduler's end): at the first check where
-  `candle_restart.ckpt.deadline.should_halt` says the time left is within the
+  `candle_restart.runtime.deadline.should_halt` says the time left is within the
   margin (the slowest commit of this run, plus with two tiers its slowest
   drain to the shared tier, times `HALT_FACTOR`, plus ``ckpt_halt_seconds`` (unset: the
-  small `candle_restart.ckpt.deadline.HALT_FLOOR`),
+  small `candle_restart.runtime.deadline.HALT_FLOOR`),
   plus the longest gap between two checks), it records
-  a halt in `candle_restart.ckpt.preempt.REQUEST`; the caller then commits a
+  a halt in `candle_restart.runtime.preempt.REQUEST`; the caller then commits a
   checkpoint and raises `Preempted`, whose cause is ``timeout``: the same
   path a warning signal takes.
 
@@ -40,7 +40,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from candle_restart.ckpt.deadline import (
+from candle_restart.ckpt.interval import choose_interval, describe
+from candle_restart.ckpt.params import CkptParams
+from candle_restart.runtime.deadline import (
     HALT_FACTOR,
     End,
     clock_text,
@@ -50,10 +52,8 @@ from candle_restart.ckpt.deadline import (
     measured_exit,
     should_halt,
 )
-from candle_restart.ckpt.heartbeat import HEARTBEAT
-from candle_restart.ckpt.interval import choose_interval, describe
-from candle_restart.ckpt.params import CkptParams
-from candle_restart.ckpt.preempt import REQUEST
+from candle_restart.runtime.heartbeat import HEARTBEAT
+from candle_restart.runtime.preempt import REQUEST
 
 PROBE_BATCHES = 10  # with a target and no measurement yet: the first checkpoint after this many batches
 

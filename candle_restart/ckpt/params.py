@@ -21,11 +21,11 @@ from enum import Enum
 from pathlib import Path
 
 from candle_restart.ckpt.best import infer_direction as infer_direction  # its home before best.py
-from candle_restart.ckpt.deadline import parse_duration, parse_time
 from candle_restart.ckpt.paramreader import Default, str2bool
 from candle_restart.ckpt.paramreader import Reader as _Reader
-from candle_restart.ckpt.preempt import DEFAULT_SIGNALS, EXTRA_SIGNAL, parse_signals
 from candle_restart.errors import ParamError
+from candle_restart.runtime.deadline import parse_duration, parse_time
+from candle_restart.runtime.preempt import DEFAULT_SIGNALS, EXTRA_SIGNAL, parse_signals
 
 RESTART_MODES = ("off", "auto", "required")
 KEEP_MODES = ("linear", "exponential", "all")

@@ -30,9 +30,9 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 
-from candle_restart.ckpt.fsio import atomic_write_bytes
 from candle_restart.ckpt.layout import CkptLayout
 from candle_restart.records.localtier import TIER_ID_FILE, LocalTierError, TierId, read_tier_id
+from candle_restart.runtime.fsio import atomic_write_bytes
 
 Log = Callable[[str], None]
 

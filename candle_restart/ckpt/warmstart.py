@@ -32,12 +32,12 @@ from pathlib import Path
 
 from candle_restart.ckpt import commit
 from candle_restart.ckpt.checksum import copy_verified, list_files
-from candle_restart.ckpt.envvars import TEST_PAUSE_ENV
 from candle_restart.ckpt.info import timestamp, writer_identity
 from candle_restart.ckpt.layout import INFO_FILE, CkptLayout
 from candle_restart.ckpt.restore import Found, find_restart
 from candle_restart.records.ckptinfo import FileEntry
 from candle_restart.records.origin import Origin
+from candle_restart.runtime.envvars import TEST_PAUSE_ENV
 
 Log = Callable[[str], None]
 

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from candle_restart.ckpt.envvars import GENERATION_ENV
+from candle_restart.runtime.envvars import GENERATION_ENV
 from candle_restart.task.process import Liveness
 from candle_restart.task.taskdir import TaskDir
 

@@ -29,10 +29,10 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from candle_restart.ckpt import fsio
 from candle_restart.coordinator.taskstatus import TaskStatus
 from candle_restart.errors import CkptError
 from candle_restart.records.holder import SightingRecord
+from candle_restart.runtime import fsio
 from candle_restart.task.taskdir import TaskDir
 
 SEEN_DIR = ".seen"

@@ -1,6 +1,6 @@
 """The per-task lock of coordinators, and the claim of each submission generation.
 
-The lock is a lease (`candle_restart.ckpt.lease`) on ``<task>/.lock``:
+The lock is a lease (`candle_restart.runtime.lease`) on ``<task>/.lock``:
 coordinators wait for each other (deciding takes milliseconds; submitting a
 few seconds), a dead holder on this host is taken over at once, one on
 another host once its lease has run out.  Every contender must use the same
@@ -25,9 +25,9 @@ import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from candle_restart.ckpt.lease import DEFAULT_LEASE_SECONDS, Lease, LeaseBusy
 from candle_restart.errors import CkptError
 from candle_restart.records.holder import ClaimRecord, claim_name, claimed_generation
+from candle_restart.runtime.lease import DEFAULT_LEASE_SECONDS, Lease, LeaseBusy
 from candle_restart.task.taskdir import TaskDir, now_iso
 
 __all__ = ["DEFAULT_LEASE_SECONDS", "GenerationTaken", "LockBusy", "TaskLock", "claim_generation", "task_lock"]

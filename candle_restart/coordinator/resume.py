@@ -40,8 +40,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from candle_restart.ckpt.envvars import TEST_PAUSE_ENV
-from candle_restart.ckpt.lease import default_lease_seconds
 from candle_restart.coordinator.backend import AvoidHosts, Backend, BatchSubmit, Reconcile, Submission
 from candle_restart.coordinator.grace import observe
 from candle_restart.coordinator.hostfacts import avoid_bad_hosts
@@ -66,6 +64,8 @@ from candle_restart.records.journal import (
     JournalEvent,
 )
 from candle_restart.records.taskstate import TaskState
+from candle_restart.runtime.envvars import TEST_PAUSE_ENV
+from candle_restart.runtime.lease import default_lease_seconds
 from candle_restart.task.process import fork_safe
 from candle_restart.task.taskdir import TASK_FILE, TaskDir
 

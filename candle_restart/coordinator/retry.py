@@ -19,7 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from candle_restart.ckpt.lease import default_lease_seconds
 from candle_restart.coordinator.backend import Backend
 from candle_restart.coordinator.lock import LockBusy, task_lock
 from candle_restart.coordinator.policy import Policy, decide
@@ -28,6 +27,7 @@ from candle_restart.coordinator.states import TaskStatus, classify
 from candle_restart.errors import CkptError
 from candle_restart.records.journal import RETRY_REQUESTED, JournalEvent
 from candle_restart.records.jsontypes import JsonObject
+from candle_restart.runtime.lease import default_lease_seconds
 from candle_restart.task.taskdir import TaskDir
 
 

@@ -85,7 +85,7 @@ class _Progress:
             os.close(self.ack)
             self.ack = None
         elif byte == b"!":
-            from candle_restart.ckpt.preempt import REQUEST
+            from candle_restart.runtime.preempt import REQUEST
 
             deadline = time.monotonic() + HOLD_SECONDS
             while not REQUEST.requested:  # set by the signal handler, in this thread, between bytecodes

@@ -7,10 +7,10 @@ lines).  Each checkpoint holds the model file (``model.keras``, loadable with
 ``ckpt_save_weights_only``) and ``train_state.npz`` (seed-generator state and
 where the model file holds the weights and optimizer state), which `restart`
 loads so training resumes bit-for-bit; ``callbacks.json`` carries the
-state of the other callbacks of the ``fit`` (`candle_restart.keras.cbstate`).  The generic logic is in `candle_restart.ckpt.candle.CandleCkpt`.
+state of the other callbacks of the ``fit`` (`candle_restart.keras.cbstate`).  The generic logic is in `candle_restart.candle.facade.CandleCkpt`.
 
 Preemption: during ``fit`` the callback arms the ``ckpt_signals`` (see
-`candle_restart.ckpt.preempt`).  At the first batch end after such a signal
+`candle_restart.runtime.preempt`).  At the first batch end after such a signal
 it commits a mid-epoch checkpoint and raises `Preempted` (exit code 75);
 ``ckpt_save_seconds``, ``ckpt_save_batches`` and ``ckpt_overhead_target``
 add mid-epoch checkpoints, and the walltime, once known, is a request to stop
@@ -39,11 +39,9 @@ from typing import TYPE_CHECKING, Any
 import keras
 import numpy as np
 
+from candle_restart.candle.facade import CandleCkpt, GParams
 from candle_restart.ckpt.best import infer_direction
-from candle_restart.ckpt.candle import CandleCkpt, GParams
-from candle_restart.ckpt.heartbeat import HEARTBEAT
 from candle_restart.ckpt.layout import TRAIN_STATE_FILE
-from candle_restart.ckpt.preempt import REQUEST, Preempted, arm
 from candle_restart.ckpt.restarter import CandleDict
 from candle_restart.errors import ParamError
 from candle_restart.keras import archive, rngs
@@ -60,6 +58,8 @@ from candle_restart.keras.state import (
     save_state,
     take_rngs,
 )
+from candle_restart.runtime.heartbeat import HEARTBEAT
+from candle_restart.runtime.preempt import REQUEST, Preempted, arm
 
 if TYPE_CHECKING:
     from candle_restart.keras.older import CandleCheckpointCallback, restart

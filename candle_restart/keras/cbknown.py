@@ -36,7 +36,7 @@ from typing import Protocol
 
 import keras
 
-from candle_restart.ckpt.candle import CandleCkpt
+from candle_restart.candle.facade import CandleCkpt
 from candle_restart.keras.internals import private_counters, set_private_counters
 from candle_restart.records.cbstate import Hook
 

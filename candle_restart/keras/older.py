@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import keras
 
-from candle_restart.ckpt.candle import GParams
+from candle_restart.candle.facade import GParams
 from candle_restart.ckpt.restarter import CandleDict
 from candle_restart.keras.callback import CandleCkptKeras
 

@@ -18,7 +18,7 @@ def run_task_app(
     """The shell command Parsl runs: ``CANDLE_RESTART_GENERATION=g exec python -m candle_restart.task DIR``."""
     import shlex
 
-    from candle_restart.ckpt.envvars import GENERATION_ENV
+    from candle_restart.runtime.envvars import GENERATION_ENV
 
     return (
         f"{GENERATION_ENV}={int(generation)} "

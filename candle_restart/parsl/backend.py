@@ -23,10 +23,10 @@ from concurrent.futures import Future
 
 from parsl.dataflow.taskrecord import TaskRecord
 
-from candle_restart.ckpt.preempt import EXIT_BAD_INPUT, EXIT_RESUME
 from candle_restart.coordinator.backend import Liveness, Submission
 from candle_restart.coordinator.policy import Policy, decide
 from candle_restart.coordinator.states import classify
+from candle_restart.runtime.preempt import EXIT_BAD_INPUT, EXIT_RESUME
 from candle_restart.task.process import pid_alive, process_start
 from candle_restart.task.taskdir import TaskDir
 

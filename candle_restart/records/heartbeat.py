@@ -3,7 +3,7 @@
 The runner sets ``CANDLE_RESTART_HEARTBEAT`` to this file's path for every task (entry or
 command) and removes the file before each attempt.  Any change of the file is a beat: a
 ``command`` may simply touch it (or rewrite it) once per step.  The checkpoint callbacks
-(`candle_restart.ckpt.heartbeat`) write one JSON object::
+(`candle_restart.runtime.heartbeat`) write one JSON object::
 
     {"n": 17, "phase": "step", "warm": true, "cause": null, "commits": 2, "commit_seconds": 0.031}
 

@@ -1,7 +1,7 @@
 """Who holds a lease, and who claimed a submission generation: small records, informative only.
 
 * `HolderRecord`: ``<lease>.holder`` (``.writer.lock.holder``, ``.run.lock.holder``,
-  ``.lock.holder``) written by the holder of a lease (`candle_restart.ckpt.lease`):
+  ``.lock.holder``) written by the holder of a lease (`candle_restart.runtime.lease`):
   ``what`` it is, ``host``, ``pid``, ``since`` (ISO time) and its claim ``token``.  The lease
   itself is the marker file; this record only lets a refused process say who holds it.
 * `ClaimRecord`: ``<task>/.claims/g-NNNNNN``, written once by the coordinator that claimed the

@@ -73,7 +73,7 @@ class LocalTierRecord:
 
     def to_bytes(self) -> bytes:
         """The file's bytes (one JSON line); the caller replaces the file atomically
-        (`candle_restart.ckpt.fsio.atomic_write_bytes`)."""
+        (`candle_restart.runtime.fsio.atomic_write_bytes`)."""
         return (json.dumps(self.to_json()) + "\n").encode()
 
     def to_json(self) -> JsonObject:

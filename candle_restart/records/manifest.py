@@ -12,7 +12,7 @@ Contract:
   written: their rules are the sweep YAML's, checked where they are used
   (`candle_restart.sweep.schema`);
 * `SweepManifest.to_bytes` is the file's content (indented JSON); the caller writes it
-  atomically (`candle_restart.ckpt.fsio`);
+  atomically (`candle_restart.runtime.fsio`);
 * `SweepManifest.read` raises ``FileNotFoundError`` for a missing file, `ManifestError` otherwise.
 """
 

@@ -64,7 +64,7 @@ class PruneRecord:
         return {"reason": self.reason, "epoch": self.epoch, "time": self.time}
 
     def to_bytes(self) -> bytes:
-        """The file's content; the caller writes it atomically (`candle_restart.ckpt.fsio`)."""
+        """The file's content; the caller writes it atomically (`candle_restart.runtime.fsio`)."""
         return (json.dumps(self.to_json()) + "\n").encode()
 
     @classmethod

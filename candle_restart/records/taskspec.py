@@ -17,7 +17,7 @@ Contract:
   and refuses anything else with a `TaskError` naming the file and the key, in one line;
 * `TaskSpec.to_bytes` is the file's content (indented JSON, ``python_path`` and
   ``dir_flags`` written only when they differ from their defaults, so older files read the
-  same); the caller writes it atomically (`candle_restart.ckpt.fsio`);
+  same); the caller writes it atomically (`candle_restart.runtime.fsio`);
 * `TaskSpec.read` raises `TaskError` for a missing, unreadable or invalid file: a task with a bad
   ``task.json`` is bad input (exit 2, never retried).
 """

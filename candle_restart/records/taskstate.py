@@ -24,7 +24,7 @@ Contract:
   ``error_tail``, ``checkpoint``, ``result`` and ``metric``, null or not; otherwise a key is
   written only when it has a value (as every version did);
 * `TaskState.to_bytes` is strict JSON: a non-finite number (a CANDLE ``ckpt-info.json`` may hold
-  one) is written as null.  The caller writes it atomically (`candle_restart.ckpt.fsio`).
+  one) is written as null.  The caller writes it atomically (`candle_restart.runtime.fsio`).
 """
 
 from __future__ import annotations

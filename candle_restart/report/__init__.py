@@ -22,9 +22,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from candle_restart.ckpt.fsio import atomic_write_bytes
 from candle_restart.errors import CkptError
 from candle_restart.report.collect import Summary, TaskReport, collect, summarize
+from candle_restart.runtime.fsio import atomic_write_bytes
 from candle_restart.task.taskdir import TASK_FILE
 
 DEFAULT_DIR = ".report"

@@ -29,13 +29,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from candle_restart.ckpt.envvars import (
+from candle_restart.executor import REQUEUE, SIGNAL_SECONDS, SlurmOptions
+from candle_restart.runtime.envvars import (
     GENERATION_ENV,
     ON_PREEMPT_ENV,
     SLURM_ARRAY_JOB_ID,
     SLURM_ARRAY_TASK_ID,
 )
-from candle_restart.executor import REQUEUE, SIGNAL_SECONDS, SlurmOptions
 from candle_restart.task.taskdir import TaskDir
 
 _SAFE_DIRECTIVE = re.compile(r"^--[A-Za-z][A-Za-z0-9-]*(=[^\s'\"`$;|&<>\\]+)?$")

@@ -26,11 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from candle_restart.ckpt import fsio
 from candle_restart.ckpt.params import check_writable, parse_params
 from candle_restart.errors import CkptError
 from candle_restart.records import manifest
 from candle_restart.records.manifest import ManifestError, SweepManifest
+from candle_restart.runtime import fsio
 from candle_restart.sweep.schema import Sweep, SweepError
 from candle_restart.task.taskdir import TaskDir, create_task, make_task_id
 

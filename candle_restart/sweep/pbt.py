@@ -31,8 +31,8 @@ import math
 import random
 from typing import TYPE_CHECKING, Any
 
-from candle_restart.ckpt import fsio
 from candle_restart.records.search import TellRecord, append_tell, log_path, read_tells
+from candle_restart.runtime import fsio
 from candle_restart.sweep.expand import _sample
 from candle_restart.sweep.search import Search, Trial, epoch_values, recorded_trials, trial_task_id
 from candle_restart.sweep.yamlfile import SweepError

@@ -19,7 +19,7 @@ Contract of `check_program` (called by `candle_restart.sweep.schema.parse_sweep`
   written.  ``python script.py`` with a missing ``script.py`` is refused.
 * ``dir_flags`` (``command`` only, default true): whether the runner appends
   ``--ckpt_directory=`` and ``--output_dir=`` to the command; both are always
-  in the environment (`candle_restart.ckpt.envvars.CKPT_DIRECTORY_ENV`,
+  in the environment (`candle_restart.runtime.envvars.CKPT_DIRECTORY_ENV`,
   `OUTPUT_DIR_ENV`).
 """
 

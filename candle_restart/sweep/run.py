@@ -42,11 +42,11 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from candle_restart.ckpt.preempt import EXIT_INTERRUPTED
 from candle_restart.coordinator import Backend, Policy, TaskStatus, resume, scan
 from candle_restart.coordinator.policy import with_values
 from candle_restart.coordinator.report import summary, table
 from candle_restart.coordinator.resume import ResumeOutcome
+from candle_restart.runtime.preempt import EXIT_INTERRUPTED
 from candle_restart.sweep.expand import Expansion, expand
 from candle_restart.sweep.runners import DemoPreemption, Interrupt, local_runner, stop_tasks
 from candle_restart.sweep.runners import DemoPreemption as _DemoPreemption  # noqa: F401 - the names before sweep/runners.py

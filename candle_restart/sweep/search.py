@@ -37,8 +37,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from candle_restart.ckpt import fsio
-from candle_restart.ckpt.lease import Lease, LeaseBusy
 from candle_restart.errors import CkptError
 from candle_restart.records.epochs import EventFileError, read_events
 from candle_restart.records.search import (
@@ -51,6 +49,8 @@ from candle_restart.records.search import (
     read_pruned,
     read_tells,
 )
+from candle_restart.runtime import fsio
+from candle_restart.runtime.lease import Lease, LeaseBusy
 from candle_restart.sweep.expand import write_manifest
 from candle_restart.sweep.schema import Sweep
 from candle_restart.sweep.searchschema import SearchBlock

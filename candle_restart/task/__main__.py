@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from candle_restart.ckpt.preempt import EXIT_BAD_INPUT, EXIT_IO_ERROR
+from candle_restart.runtime.preempt import EXIT_BAD_INPUT, EXIT_IO_ERROR
 from candle_restart.task.runner import run_task
 
 

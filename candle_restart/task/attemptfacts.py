@@ -24,10 +24,10 @@ from datetime import datetime, timezone
 from itertools import pairwise
 from pathlib import Path
 
-from candle_restart.ckpt.deadline import UNLIMITED_DAYS
-from candle_restart.ckpt.envvars import SLURM_JOB_ID, SLURMD_NODENAME
 from candle_restart.records.epochs import EventFileError, read_events
 from candle_restart.records.jsontypes import JsonObject
+from candle_restart.runtime.deadline import UNLIMITED_DAYS
+from candle_restart.runtime.envvars import SLURM_JOB_ID, SLURMD_NODENAME
 
 Runner = Callable[[list[str]], str | None]
 _SQUEUE_TIMEOUT = 10.0

@@ -39,17 +39,6 @@ from typing import cast
 
 from candle_restart.ckpt import CkptLayout, Found, find_restart
 from candle_restart.ckpt.envparams import DIRECTORY_ENV
-from candle_restart.ckpt.envvars import ATTEMPT_ENV, EXIT_SECONDS_ENV, HEARTBEAT_ENV, TASK_DIR_ENV
-from candle_restart.ckpt.lease import drop_all_shared
-from candle_restart.ckpt.preempt import (
-    EXIT_BAD_INPUT,
-    EXIT_COMPLETED,
-    EXIT_RESUME,
-    EXIT_TRAINING_ERROR,
-    REQUEST,
-    Preempted,
-    armed_signals,
-)
 from candle_restart.errors import (
     CheckpointIOError,
     CkptError,
@@ -61,6 +50,17 @@ from candle_restart.records.heartbeat import FILE_NAME as HEARTBEAT_FILE
 from candle_restart.records.journal import EXIT
 from candle_restart.records.jsontypes import JsonObject
 from candle_restart.records.taskstate import TaskStatusName
+from candle_restart.runtime.envvars import ATTEMPT_ENV, EXIT_SECONDS_ENV, HEARTBEAT_ENV, TASK_DIR_ENV
+from candle_restart.runtime.lease import drop_all_shared
+from candle_restart.runtime.preempt import (
+    EXIT_BAD_INPUT,
+    EXIT_COMPLETED,
+    EXIT_RESUME,
+    EXIT_TRAINING_ERROR,
+    REQUEST,
+    Preempted,
+    armed_signals,
+)
 from candle_restart.task.exits import death_by_forwarded
 from candle_restart.task.orphans import cannot_run, guarded_argv
 from candle_restart.task.taskdir import TaskDir, TaskError, TaskSpec

@@ -29,7 +29,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from candle_restart.ckpt.envvars import TASK_DIR_ENV
+from candle_restart.runtime.envvars import TASK_DIR_ENV
 from candle_restart.task import pdeathsig
 from candle_restart.task.process import process_start
 

@@ -29,7 +29,7 @@
 A directory without ``task.json`` is not a task: exit 2, nothing written.
 
 The runner holds the task's run lease (``.run.lock``, see
-`candle_restart.ckpt.lease`) for its whole life, whether a backend started it
+`candle_restart.runtime.lease`) for its whole life, whether a backend started it
 or a user did by hand: a second runner of a live task does not train, writes
 nothing into ``state.json``, journals ``run_refused`` and exits 3.  A task's
 processes live and die together (`candle_restart.task.orphans`): holding the
@@ -55,21 +55,7 @@ from dataclasses import replace
 
 from candle_restart.ckpt import parse_params
 from candle_restart.ckpt.envparams import with_environment
-from candle_restart.ckpt.envvars import (  # the first set by the backends on each submission
-    GENERATION_ENV,
-    ON_PREEMPT_ENV,
-)
 from candle_restart.ckpt.info import commit_key, writer_identity
-from candle_restart.ckpt.lease import Lease, LeaseBusy
-from candle_restart.ckpt.preempt import (
-    EXIT_BAD_INPUT,
-    EXIT_BUSY,
-    EXIT_COMPLETED,
-    EXIT_RESUME,
-    EXIT_TRAINING_ERROR,
-    REQUEST,
-    arm,
-)
 from candle_restart.errors import CkptError
 from candle_restart.records.journal import (
     EXIT,
@@ -83,6 +69,20 @@ from candle_restart.records.journal import (
 )
 from candle_restart.records.jsontypes import JsonObject, JsonValue
 from candle_restart.records.taskstate import TaskState
+from candle_restart.runtime.envvars import (  # the first set by the backends on each submission
+    GENERATION_ENV,
+    ON_PREEMPT_ENV,
+)
+from candle_restart.runtime.lease import Lease, LeaseBusy
+from candle_restart.runtime.preempt import (
+    EXIT_BAD_INPUT,
+    EXIT_BUSY,
+    EXIT_COMPLETED,
+    EXIT_RESUME,
+    EXIT_TRAINING_ERROR,
+    REQUEST,
+    arm,
+)
 from candle_restart.task.attemptfacts import epoch_seconds, scheduler_facts
 from candle_restart.task.launch import (
     TAIL_LINES,

@@ -19,8 +19,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from candle_restart.ckpt.preempt import armed_signals
 from candle_restart.records.search import PRUNED_FILE
+from candle_restart.runtime.preempt import armed_signals
 
 POLL_SECONDS = 1.0
 

@@ -31,12 +31,12 @@ from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 
-from candle_restart.ckpt import fsio
 from candle_restart.records import journal
 from candle_restart.records.journal import JOURNAL_FILE, RUNS_FILE, START, JournalEvent
 from candle_restart.records.jsontypes import JsonValue
 from candle_restart.records.taskspec import TASK_FILE, TaskError, TaskSpec, now_iso, safe_task_id
 from candle_restart.records.taskstate import TASK_STATE_FILE, StateError, TaskState
+from candle_restart.runtime import fsio
 
 __all__ = [
     "JOURNAL_FILE",

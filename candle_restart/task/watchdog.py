@@ -1,7 +1,7 @@
 """The runner's hang watchdog: a training whose heartbeat stops is asked to stop, then killed.
 
 The training beats into the task's heartbeat file (`candle_restart.records.heartbeat`; the
-callbacks do it through `candle_restart.ckpt.heartbeat`, a ``command`` may touch the file
+callbacks do it through `candle_restart.runtime.heartbeat`, a ``command`` may touch the file
 itself).  The runner polls the file every `POLL_SECONDS` and times each change on its own
 monotonic clock (never the file's time stamp).  The decision is pure: `observe` folds a
 change into a `Watch`, `limit` says how long the current silence may last, `verdict` says
@@ -39,8 +39,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from candle_restart.ckpt.params import CkptParams
-from candle_restart.ckpt.preempt import armed_signals
 from candle_restart.records.heartbeat import Beat, Phase
+from candle_restart.runtime.preempt import armed_signals
 
 POLL_SECONDS = 1.0
 GONE_SECONDS = 10.0  # after the kill: how long to wait for the group's last process to be reaped

@@ -14,7 +14,7 @@ if importlib.util.find_spec("torch") is None:
         "candle_restart.torch needs PyTorch: pip install 'candle-restart[torch]' (or a torch build of your own)"
     )
 
-from candle_restart.ckpt.preempt import Preempted
+from candle_restart.runtime.preempt import Preempted
 from candle_restart.torch.callback import CandleCkptPyTorch
 
 __all__ = ["CandleCkptPyTorch", "Preempted"]

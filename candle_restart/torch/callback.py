@@ -5,7 +5,7 @@ Drop-in for ``candle.ckpt_pytorch_utils.CandleCkptPyTorch`` (same constructor,
 minimising the metric, ``restart(model)`` returning CANDLE's ``ckpt-info.json``
 dict, ``write_model_backend``, ``build_model``; same gParameters keys, directory
 layout and log lines).  The engine behind it is the Keras callback's
-(`candle_restart.ckpt.candle.CandleCkpt`): asynchronous commits from reused host
+(`candle_restart.candle.facade.CandleCkpt`): asynchronous commits from reused host
 buffers, the commit protocol, two tiers, the writer lease, fallback to the newest
 checkpoint that verifies.
 
@@ -46,13 +46,13 @@ from typing import TypeVar
 import torch
 from torch.utils.hooks import RemovableHandle
 
-from candle_restart.ckpt.candle import CandleCkpt, GParams
+from candle_restart.candle.facade import CandleCkpt, GParams
 from candle_restart.ckpt.layout import TORCH_STATE_FILE
-from candle_restart.ckpt.preempt import REQUEST, Preempted, arm
 from candle_restart.ckpt.restarter import CandleDict
 from candle_restart.ckpt.sink import CheckpointFiles
 from candle_restart.errors import CorruptCheckpointError
 from candle_restart.records.torchstate import TorchState
+from candle_restart.runtime.preempt import REQUEST, Preempted, arm
 from candle_restart.torch import tensorio
 from candle_restart.torch.snapshot import Deferred, TensorCopies, TorchSnapshot, take_snapshot
 from candle_restart.torch.state import Parts, Rng, capture_rng, load_into, restore, restore_rng

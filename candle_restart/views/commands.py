@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from candle_restart.ckpt import CkptError, CkptLayout, find_restart, verify_checkpoint
-from candle_restart.ckpt.preempt import EXIT_BAD_INPUT, EXIT_COMPLETED, EXIT_IO_ERROR
 from candle_restart.coordinator.backend import Backend
 from candle_restart.coordinator.policy import Policy
 from candle_restart.coordinator.report import summary, table, terminal_width, varied_keys
@@ -20,6 +19,7 @@ from candle_restart.records.jsontypes import JsonObject, JsonValue
 from candle_restart.records.localtier import describe_local_tier
 from candle_restart.report.goodfacts import task_breakdown
 from candle_restart.report.goodput import Breakdown, total
+from candle_restart.runtime.preempt import EXIT_BAD_INPUT, EXIT_COMPLETED, EXIT_IO_ERROR
 from candle_restart.task.taskdir import TASK_FILE
 from candle_restart.views.output import print_json
 from candle_restart.views.where import check_run_root

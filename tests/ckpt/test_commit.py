@@ -14,8 +14,8 @@ import pytest
 
 from candle_restart.ckpt import CkptInfo, CkptLayout, commit, find_restart, verify_checkpoint
 from candle_restart.ckpt.drain import Drainer
-from candle_restart.ckpt.lease import LeaseLost
 from candle_restart.records.ckptinfo import FileEntry
+from candle_restart.runtime.lease import LeaseLost
 from tests.helpers import ROOT, report, snapshot
 
 CRASH_TRIALS = int(os.environ.get("CANDLE_RESTART_CRASH_TRIALS", "40"))

@@ -1,4 +1,4 @@
-"""The allocation's end and the halt rule (`candle_restart.ckpt.deadline`), against tables.
+"""The allocation's end and the halt rule (`candle_restart.runtime.deadline`), against tables.
 
 The scheduler's answers are given as the text ``squeue``/``scontrol`` print;
 the real query runs in the Slurm test (tests/slurm/test_slurm_backend.py).
@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from candle_restart.ckpt import ParamError, parse_params
-from candle_restart.ckpt.deadline import (
+from candle_restart.runtime.deadline import (
     End,
     find_end,
     margin,

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from candle_restart.ckpt.preempt import PreemptionRequest
 from candle_restart.records.epochs import EVENTS_FILE, read_events
+from candle_restart.runtime.preempt import PreemptionRequest
 from tests.helpers import BytesCkpt, BytesModel
 
 MakeCkpt = Callable[..., BytesCkpt]

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from candle_restart.ckpt import CkptInfo, CkptLayout, CommitError, NoCheckpointError, commit, fsio
+from candle_restart.ckpt import CkptInfo, CkptLayout, CommitError, NoCheckpointError, commit
+from candle_restart.runtime import fsio
 from tests.helpers import BytesCkpt, BytesModel
 from tests.helpers.bytes_ckpt import MakeCkpt
 

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from candle_restart.ckpt import parse_params
-from candle_restart.ckpt.deadline import End
 from candle_restart.ckpt.pacing import Pacer
-from candle_restart.ckpt.preempt import REQUEST, Preempted
+from candle_restart.runtime.deadline import End
+from candle_restart.runtime.preempt import REQUEST, Preempted
 
 
 class Clock:

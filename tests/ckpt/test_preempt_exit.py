@@ -12,7 +12,7 @@ from tests.helpers import runner_env
 # Arms USR1 as the callback does, waits for the test, then exits 75 as a preempted training does.
 SCRIPT = """
 import signal, sys
-from candle_restart.ckpt.preempt import Preempted, arm
+from candle_restart.runtime.preempt import Preempted, arm
 arm([signal.SIGUSR1])
 print("armed", flush=True)
 sys.stdin.readline()

@@ -16,7 +16,7 @@ from candle_restart.ckpt import (
     read_ckpt_info,
     verify_checkpoint,
 )
-from candle_restart.ckpt.lease import LeaseLost
+from candle_restart.runtime.lease import LeaseLost
 from tests.helpers import BytesCkpt, BytesModel
 
 

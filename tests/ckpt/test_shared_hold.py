@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from candle_restart.ckpt import lease as leases
+from candle_restart.runtime import lease as leases
 
 
 def test_instances_share_one_hold_and_the_last_one_out_releases(tmp_path: Path) -> None:

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from candle_restart.ckpt import CkptInfo, CkptLayout, ParamError, ParamRequired, read_ckpt_info
+from candle_restart.candle import ParamRequired
+from candle_restart.ckpt import CkptInfo, CkptLayout, ParamError, read_ckpt_info
 from tests.helpers import BytesCkpt, BytesModel
 
 FALLING = [5.0, 4.0, 3.0, 2.0, 1.0, 0.9, 0.8, 0.7, 0.6, 0.5]

@@ -28,10 +28,8 @@ from candle_restart.ckpt import (
     parse_params,
     verify_checkpoint,
 )
-from candle_restart.ckpt.deadline import End
 from candle_restart.ckpt.drain import local_root
 from candle_restart.ckpt.pacing import Pacer
-from candle_restart.ckpt.preempt import PreemptionRequest
 from candle_restart.cli import main as cli_main
 from candle_restart.records.localtier import (
     LOCAL_TIER_FILE,
@@ -39,6 +37,8 @@ from candle_restart.records.localtier import (
     describe_local_tier,
     read_local_tier,
 )
+from candle_restart.runtime.deadline import End
+from candle_restart.runtime.preempt import PreemptionRequest
 from tests.faultfs.control import FaultFS
 from tests.helpers import ROOT, BytesCkpt, BytesModel, report, trials
 

@@ -189,8 +189,8 @@ def test_malformed_state_is_reported_not_crashed_on_nor_resubmitted(
 
 def test_status_says_when_the_newest_checkpoint_is_only_node_local(tmp_path: Path) -> None:
     """Two tiers: the coordinator reads the shared tier, and says when a node holds a newer one."""
-    from candle_restart.ckpt.fsio import atomic_write_bytes
     from candle_restart.records.localtier import LOCAL_TIER_FILE, LocalTierRecord
+    from candle_restart.runtime.fsio import atomic_write_bytes
 
     task = preempted_task(tmp_path, "tiered")
     assert "node_local" not in obj(_by_id(tmp_path)["tiered"].to_json()["extra"])

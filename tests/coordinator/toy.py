@@ -22,8 +22,8 @@ import signal
 import time
 from typing import Any
 
-from candle_restart.ckpt.preempt import REQUEST, Preempted
 from candle_restart.errors import ParamError
+from candle_restart.runtime.preempt import REQUEST, Preempted
 from tests.helpers import BytesCkpt, BytesModel
 
 

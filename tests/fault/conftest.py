@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from candle_restart.ckpt.lease import drop_all_shared
+from candle_restart.runtime.lease import drop_all_shared
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
-from candle_restart.ckpt import CandleCkpt
+from candle_restart.candle import CandleCkpt
 
 
 class BytesModel:

@@ -28,8 +28,8 @@ from typing import Any
 
 import pytest
 
-from candle_restart.ckpt.candle import CandleCkpt
-from candle_restart.ckpt.preempt import REQUEST, PreemptionRequest
+from candle_restart.candle.facade import CandleCkpt
+from candle_restart.runtime.preempt import REQUEST, PreemptionRequest
 
 THREADS = ("candle-commit", "candle-drain", "filelock-lease")  # the names our threads start with
 WAIT = 2.0  # seconds a finishing thread is given to end

@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 
 from candle_restart.ckpt import CkptLayout, CorruptCheckpointError
-from candle_restart.ckpt.preempt import REQUEST, Preempted
 from candle_restart.ckpt.sink import Snapshot
 from candle_restart.keras import CandleCkptKeras, rngs
 from candle_restart.keras.npz import read_npz, write_npz
@@ -27,6 +26,7 @@ from candle_restart.keras.state import load_state, save_state, saved_arrays
 from candle_restart.records.ckptinfo import FileEntry
 from candle_restart.records.jsontypes import JsonObject
 from candle_restart.records.trainstate import TrainManifest
+from candle_restart.runtime.preempt import REQUEST, Preempted
 from tests.keras.test_fit_inputs import BATCH, X, Y, _model, _RequestAt
 
 pytestmark = pytest.mark.backends

@@ -14,8 +14,8 @@ import pytest
 
 import candle_restart
 from candle_restart.ckpt import CkptLayout, CorruptCheckpointError, ParamError
-from candle_restart.ckpt.preempt import PreemptionRequest
 from candle_restart.keras import CandleCheckpointCallback, CandleCkptKeras
+from candle_restart.runtime.preempt import PreemptionRequest
 
 X = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
 Y = (X.sum(axis=1, keepdims=True) > 0).astype("float32")

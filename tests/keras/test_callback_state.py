@@ -23,10 +23,10 @@ import keras
 import numpy as np
 import pytest
 
-from candle_restart.ckpt.preempt import REQUEST, Preempted, PreemptionRequest
 from candle_restart.keras import CandleCkptKeras, fit
 from candle_restart.records.cbstate import read_callback_states
 from candle_restart.records.ckptinfo import read_ckpt_info
+from candle_restart.runtime.preempt import REQUEST, Preempted, PreemptionRequest
 from tests.helpers import ROOT, runner_env
 from tests.keras.candle_clr import CyclicLR
 

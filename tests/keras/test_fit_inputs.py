@@ -11,8 +11,8 @@ import keras
 import numpy as np
 import pytest
 
-from candle_restart.ckpt.preempt import REQUEST, Preempted
 from candle_restart.keras import CandleCkptKeras, fit
+from candle_restart.runtime.preempt import REQUEST, Preempted
 
 X = np.random.default_rng(1).normal(size=(96, 4)).astype("float32")
 Y = X.sum(axis=1, keepdims=True).astype("float32")

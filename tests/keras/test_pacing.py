@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from candle_restart.ckpt.interval import overhead
-from candle_restart.ckpt.preempt import Preempted, PreemptionRequest
 from candle_restart.keras import CandleCkptKeras
+from candle_restart.runtime.preempt import Preempted, PreemptionRequest
 
 BATCHES, BATCH, WIDTH = 300, 8, 1024
 TARGET = 0.05

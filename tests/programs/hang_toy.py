@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from candle_restart.ckpt.envvars import ATTEMPT_ENV
-from candle_restart.ckpt.preempt import REQUEST, Preempted, arm
+from candle_restart.runtime.envvars import ATTEMPT_ENV
+from candle_restart.runtime.preempt import REQUEST, Preempted, arm
 from tests.helpers import BytesCkpt, BytesModel
 
 

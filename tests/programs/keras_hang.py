@@ -15,11 +15,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from candle_restart.ckpt.envvars import ATTEMPT_ENV, HEARTBEAT_ENV
-from candle_restart.ckpt.heartbeat import BEAT_SECONDS, HEARTBEAT
 from candle_restart.examples import regression
 from candle_restart.keras import CandleCkptKeras
 from candle_restart.records.heartbeat import Beat
+from candle_restart.runtime.envvars import ATTEMPT_ENV, HEARTBEAT_ENV
+from candle_restart.runtime.heartbeat import BEAT_SECONDS, HEARTBEAT
 
 
 def _beat_on_disk() -> Beat | None:

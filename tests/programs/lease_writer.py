@@ -32,8 +32,8 @@ import signal
 import sys
 from typing import Any
 
-from candle_restart.ckpt.lease import LeaseBusy
 from candle_restart.errors import CommitError
+from candle_restart.runtime.lease import LeaseBusy
 from tests.helpers import BytesCkpt, BytesModel
 
 

@@ -18,7 +18,7 @@ import random
 import signal
 import sys
 
-from candle_restart.ckpt.preempt import EXIT_RESUME, REQUEST, arm
+from candle_restart.runtime.preempt import EXIT_RESUME, REQUEST, arm
 from tests.helpers import BytesCkpt, BytesModel
 
 

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from candle_restart.ckpt.lease import Lease
 from candle_restart.records import journal, manifest
 from candle_restart.records.holder import HolderError, HolderRecord
 from candle_restart.records.journal import EXIT, NO_CKPT_KEY, START, JournalEvent
 from candle_restart.records.manifest import ManifestError, SweepManifest
 from candle_restart.records.taskspec import TaskError, TaskSpec
 from candle_restart.records.taskstate import MetricSummary, StateError, TaskState
+from candle_restart.runtime.lease import Lease
 from candle_restart.task import TaskDir, create_task
 
 OLD_TASK = """{

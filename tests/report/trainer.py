@@ -18,7 +18,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from candle_restart.ckpt.preempt import REQUEST, Preempted
+from candle_restart.runtime.preempt import REQUEST, Preempted
 from candle_restart.task import TaskDir
 from tests.helpers import BytesCkpt, BytesModel
 

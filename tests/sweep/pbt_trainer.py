@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from candle_restart.ckpt.preempt import REQUEST, Preempted
+from candle_restart.runtime.preempt import REQUEST, Preempted
 from candle_restart.sweep import parse_sweep
 from candle_restart.sweep.pbt import Population
 from candle_restart.task import run_task

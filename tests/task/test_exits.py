@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from candle_restart.ckpt.preempt import EXIT_RESUME
 from candle_restart.records.jsontypes import JsonObject
+from candle_restart.runtime.preempt import EXIT_RESUME
 from candle_restart.task import create_task
 from candle_restart.task.exits import death_by_forwarded
 from tests.helpers import journal, start_runner, state

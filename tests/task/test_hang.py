@@ -11,11 +11,11 @@ import re
 import sys
 from pathlib import Path
 
-from candle_restart.ckpt.envvars import EXIT_SECONDS_ENV
 from candle_restart.coordinator import Policy, resume
 from candle_restart.coordinator.local import LocalBackend
 from candle_restart.records.journal import JournalEvent
 from candle_restart.records.jsontypes import JsonObject
+from candle_restart.runtime.envvars import EXIT_SECONDS_ENV
 from candle_restart.task import TaskDir, create_task
 from candle_restart.task.launch import task_environment
 from tests.helpers import journal, run_runner, state

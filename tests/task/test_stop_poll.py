@@ -11,10 +11,11 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from candle_restart.ckpt import CkptLayout, fsio
+from candle_restart.ckpt import CkptLayout
 from candle_restart.ckpt.restore import verify_checkpoint
 from candle_restart.coordinator import scan
 from candle_restart.records.search import PRUNED_FILE, PruneRecord
+from candle_restart.runtime import fsio
 from candle_restart.task import create_task
 from tests.helpers import start_runner
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from candle_restart.ckpt.envvars import HEARTBEAT_ENV
-from candle_restart.ckpt.heartbeat import Heartbeat
 from candle_restart.records.heartbeat import Beat
+from candle_restart.runtime.envvars import HEARTBEAT_ENV
+from candle_restart.runtime.heartbeat import Heartbeat
 from candle_restart.task.watchdog import Limits, Watch, Watcher, limit, observe, stop_wait, verdict
 
 L = Limits(factor=3.0, grace=10.0, first=100.0)

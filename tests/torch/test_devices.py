@@ -19,7 +19,7 @@ from torch import nn  # noqa: E402
 from torch.optim import Optimizer  # noqa: E402
 
 from candle_restart import CandleCkptPyTorch  # noqa: E402
-from candle_restart.ckpt.preempt import PreemptionRequest  # noqa: E402
+from candle_restart.runtime.preempt import PreemptionRequest  # noqa: E402
 
 CANDLE_INFO = {
     "epoch": 2,

@@ -11,9 +11,9 @@ import pytest
 torch = pytest.importorskip("torch", reason="the PyTorch backend's tests need torch (make test-backends)")
 from torch import nn  # noqa: E402
 
-from candle_restart.ckpt.preempt import REQUEST, Preempted  # noqa: E402
 from candle_restart.ckpt.restore import verify_checkpoint  # noqa: E402
 from candle_restart.records.ckptinfo import read_ckpt_info  # noqa: E402
+from candle_restart.runtime.preempt import REQUEST, Preempted  # noqa: E402
 from candle_restart.torch import CandleCkptPyTorch  # noqa: E402
 
 

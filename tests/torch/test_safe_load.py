@@ -21,9 +21,9 @@ from torch.optim import Optimizer  # noqa: E402
 from torch.optim.lr_scheduler import LRScheduler  # noqa: E402
 
 from candle_restart import CandleCkptPyTorch  # noqa: E402
-from candle_restart.ckpt.preempt import PreemptionRequest  # noqa: E402
 from candle_restart.errors import CorruptCheckpointError  # noqa: E402
 from candle_restart.records.ckptinfo import CkptInfo, FileEntry, read_ckpt_info  # noqa: E402
+from candle_restart.runtime.preempt import PreemptionRequest  # noqa: E402
 from candle_restart.torch.state import restore_rng  # noqa: E402
 
 

@@ -3,7 +3,7 @@
 `HEARTBEAT` (one per process) writes `candle_restart.records.heartbeat.Beat` into the file
 named by ``CANDLE_RESTART_HEARTBEAT`` (set by the task runner; unset: every call does
 nothing).  The pacer beats at each batch and epoch end (Keras and PyTorch alike), the
-engine around each wait for a commit or drain, `candle_restart.ckpt.preempt.Preempted`
+engine around each wait for a commit or drain, `candle_restart.runtime.preempt.Preempted`
 when the training stops on its own.  Contract:
 
 * each beat carries the count and the longest of the waits for a commit so far (a commit
@@ -24,8 +24,8 @@ import os
 import threading
 import time
 
-from candle_restart.ckpt.envvars import HEARTBEAT_ENV
 from candle_restart.records.heartbeat import Beat, Phase
+from candle_restart.runtime.envvars import HEARTBEAT_ENV
 
 BEAT_SECONDS = 2.0  # at most one write of the same phase this often
 

@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import FrameType
 
-from candle_restart.ckpt.heartbeat import HEARTBEAT
+from candle_restart.runtime.heartbeat import HEARTBEAT
 
 EXIT_COMPLETED = 0
 EXIT_TRAINING_ERROR = 1
@@ -60,7 +60,7 @@ class Preempted(SystemExit):
     """Raised after a requested checkpoint was committed; exits the process with 75.
 
     ``cause`` (``preempted`` or ``timeout``) defaults to `REQUEST`'s; it is written into the
-    task's heartbeat file (`candle_restart.ckpt.heartbeat`), where the runner reads it.
+    task's heartbeat file (`candle_restart.runtime.heartbeat`), where the runner reads it.
     """
 
     def __init__(self, reason: str, cause: str | None = None) -> None:

@@ -40,10 +40,12 @@ from typing import Any
 
 import filelock
 
-from candle_restart.ckpt import fsio
-from candle_restart.ckpt.envvars import LEASE_ENV  # overrides every default lease (tests, slow filesystems)
 from candle_restart.errors import CkptError
 from candle_restart.records.holder import HolderRecord, read_holder
+from candle_restart.runtime import fsio
+from candle_restart.runtime.envvars import (
+    LEASE_ENV,  # overrides every default lease (tests, slow filesystems)
+)
 
 DEFAULT_LEASE_SECONDS = 30.0
 Log = Callable[[str], None]

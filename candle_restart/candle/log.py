@@ -2,7 +2,7 @@
 
 CANDLE's callback logs through these and benchmark code calls them; the lines go to
 ``ckpt.log`` (and CANDLE's bare messages to stdout: `candle_restart.ckpt.log`).  Mixed into
-`candle_restart.ckpt.candle.CandleCkpt`; it reads only the attributes declared below.
+`candle_restart.candle.facade.CandleCkpt`; it reads only the attributes declared below.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from candle_restart.ckpt.params import CkptParams, unknown_ckpt_keys
 
 
 class CandleLogMethods:
-    """Mixed into `candle_restart.ckpt.candle.CandleCkpt`; needs the attributes declared here."""
+    """Mixed into `candle_restart.candle.facade.CandleCkpt`; needs the attributes declared here."""
 
     logger: logging.Logger | None
     gParams: dict[str, Any]

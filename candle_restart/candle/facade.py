@@ -21,21 +21,21 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Generic, TypeVar, overload
 
+from candle_restart.candle.log import CandleLogMethods
+from candle_restart.candle.params import CandleParamMethods
 from candle_restart.ckpt.background import BackgroundCommit
-from candle_restart.ckpt.candle_log import CandleLogMethods
-from candle_restart.ckpt.candle_params import CandleParamMethods
 from candle_restart.ckpt.drain import LOCAL_KEEP, Drainer, local_root
 from candle_restart.ckpt.engine import CkptEngine, CommitResult
 from candle_restart.ckpt.envparams import with_environment
-from candle_restart.ckpt.fsio import atomic_write_bytes
 from candle_restart.ckpt.layout import TRAIN_STATE_FILE, CkptLayout, candle_root
-from candle_restart.ckpt.lease import Lease
 from candle_restart.ckpt.log import make_logger
 from candle_restart.ckpt.pacing import Pacer
 from candle_restart.ckpt.params import CkptParams, check_writable, parse_params
 from candle_restart.ckpt.restarter import CandleDict, Restorer
 from candle_restart.ckpt.sink import Snapshot
 from candle_restart.records.ckptinfo import CkptInfo, FileEntry, Position
+from candle_restart.runtime.fsio import atomic_write_bytes
+from candle_restart.runtime.lease import Lease
 
 __all__ = ["TRAIN_STATE_FILE", "CandleCkpt"]
 
@@ -166,7 +166,7 @@ class CandleCkpt(CandleLogMethods, CandleParamMethods):
             None if position is None else Position(position["epoch"], position["batch"])
         )
 
-    # ----- logging (the rest in candle_log.py) ----------------------------------------------
+    # ----- logging (the rest in log.py) ----------------------------------------------
     def report_final(self) -> None:
         """CANDLE's closing lines: the checkpoints this instance wrote that are still kept."""
         self.release_console()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from argparse import ArgumentTypeError
 from collections.abc import Collection
 
-from candle_restart.ckpt.candle_types import ParamRequired
+from candle_restart.candle.types import ParamRequired
 from candle_restart.ckpt.params import ParamType, str2bool, typed_value
 from candle_restart.errors import ParamError
 
@@ -19,7 +19,7 @@ ParamResult = str | bool | int | float | None
 
 
 class CandleParamMethods:
-    """Mixed into `candle_restart.ckpt.candle.CandleCkpt`; needs ``self.gParams``."""
+    """Mixed into `candle_restart.candle.facade.CandleCkpt`; needs ``self.gParams``."""
 
     gParams: dict[str, object]
 

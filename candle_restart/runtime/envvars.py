@@ -9,7 +9,7 @@ Ours (``CANDLE_RESTART_*``):
 * `TASK_DIR_ENV`, `ATTEMPT_ENV`: the task directory and the attempt number, set by the runner;
 * `HEARTBEAT_ENV`: the task's heartbeat file, set by the runner (`candle_restart.records.heartbeat`);
 * `EXIT_SECONDS_ENV`: the slowest exit (stop to process end) of the task's earlier attempts,
-  measured by the runner; the halt margin covers it (`candle_restart.ckpt.deadline.halt_seconds`);
+  measured by the runner; the halt margin covers it (`candle_restart.runtime.deadline.halt_seconds`);
 * `GENERATION_ENV`: the submission generation a backend gives the runner it starts;
 * `ON_PREEMPT_ENV`: a command the runner runs once a preempted attempt's checkpoint is
   committed (a Slurm array element requeueing itself);

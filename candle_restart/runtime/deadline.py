@@ -40,7 +40,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from candle_restart.ckpt.envvars import EXIT_SECONDS_ENV, PBS_WALLTIME, SLURM_JOB_END_TIME, SLURM_JOB_ID
+from candle_restart.runtime.envvars import EXIT_SECONDS_ENV, PBS_WALLTIME, SLURM_JOB_END_TIME, SLURM_JOB_ID
 
 PROCESS_START = time.time()  # candle_restart.ckpt is loaded at the start of a run (the runner, the callback)
 HALT_FACTOR = 3.0  # the margin covers this many of the slowest commit so far
