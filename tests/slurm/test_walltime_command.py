@@ -24,7 +24,7 @@ from candle_restart.task import TaskDir
 from tests.slurm.test_slurm_backend import _jobs, _resume, _submit, _wait_job
 
 COMMAND = Path(__file__).with_name("wall_command.py")
-EPOCHS = 100  # 1 s each: two halts, then the rest
+EPOCHS = 120  # 1 s each: at most ~55 fit in a 1-minute allocation, so at least two halts, then the rest
 
 
 def test_a_command_halts_before_each_walltime_as_timeout_and_leaves_little_unused(
