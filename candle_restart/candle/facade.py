@@ -19,17 +19,16 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Generic, TypeVar, overload
+from typing import Any
 
+from candle_restart.candle.attrs import CandleAttributes
 from candle_restart.candle.log import CandleLogMethods
 from candle_restart.candle.params import CandleParamMethods
-from candle_restart.ckpt.background import BackgroundCommit
-from candle_restart.ckpt.drain import LOCAL_KEEP, Drainer, local_root
-from candle_restart.ckpt.engine import CkptEngine, CommitResult
+from candle_restart.ckpt.drain import local_root
+from candle_restart.ckpt.engine import CkptEngine
 from candle_restart.ckpt.envparams import with_environment
 from candle_restart.ckpt.layout import TRAIN_STATE_FILE, CkptLayout, candle_root
 from candle_restart.ckpt.log import make_logger
-from candle_restart.ckpt.pacing import Pacer
 from candle_restart.ckpt.params import CkptParams, check_writable, parse_params
 from candle_restart.ckpt.restarter import CandleDict, Restorer
 from candle_restart.ckpt.sink import Snapshot
@@ -43,36 +42,7 @@ __all__ = ["TRAIN_STATE_FILE", "CandleCkpt"]
 GParams = dict[str, Any]
 
 
-T = TypeVar("T")
-
-
-class _Via(Generic[T]):
-    """An attribute of CANDLE's callback that a collaborator owns: read and written at ``path``
-    below the instance (``_Via("engine", "best", "value")`` is ``self.engine.best.value``)."""
-
-    def __init__(self, *path: str) -> None:
-        self.path = path
-
-    @overload
-    def __get__(self, obj: None, owner: type) -> _Via[T]: ...
-
-    @overload
-    def __get__(self, obj: object, owner: type) -> T: ...
-
-    def __get__(self, obj: object | None, owner: type) -> T | _Via[T]:
-        if obj is None:
-            return self
-        for name in self.path:
-            obj = getattr(obj, name)
-        return obj  # type: ignore[return-value]
-
-    def __set__(self, obj: object, value: T) -> None:
-        for name in self.path[:-1]:
-            obj = getattr(obj, name)
-        setattr(obj, self.path[-1], value)
-
-
-class CandleCkpt(CandleLogMethods, CandleParamMethods):
+class CandleCkpt(CandleAttributes, CandleLogMethods, CandleParamMethods):
     """CANDLE's checkpoint callback logic without a framework (see the module docstring)."""
 
     model_file_name = "model.keras"
@@ -112,58 +82,17 @@ class CandleCkpt(CandleLogMethods, CandleParamMethods):
         settings = parse_params(gParams)
         self.gParams = gParams
         self.settings: CkptParams = settings
-        self.epoch_max = settings.epochs
         self.epoch_logs: Mapping[str, object] | None = None  # the metrics of the epoch ckpt_epoch is told of
-        self.skip_epochs = settings.skip_epochs
-        self.ckpt_directory = settings.directory
         root = candle_root(settings.directory) if self.ckpts_subdirectory else settings.directory
         # Two tiers (ckpt_local_directory): commits, restart and keep on the node-local tier
         # (layout); ckpt.log, the writer lease, events.jsonl and the drained copies on shared_layout.
         self.layout = self.shared_layout = CkptLayout.at(root)
         if settings.local_directory is not None:
             self.layout = CkptLayout(local_root(settings.local_directory, self.shared_layout.root))
-        self.save_best = settings.save_best
-        self.save_best_metric = settings.save_best_metric
-        self.save_interval = settings.save_interval
-        self.save_weights_only = settings.save_weights_only
-        self.checksum_enabled = settings.checksum
-        self.keep_mode, self.keep_limit = (
-            (settings.keep_mode, settings.keep_limit) if settings.local_directory is None else LOCAL_KEEP
-        )
-        self.metadata = settings.metadata
         self.cwd = os.getcwd()
         self.engine = engine = CkptEngine(settings, self.layout, self, self.shared_layout)
         self.restorer = Restorer(
             self.layout, settings.directory, settings.restart_mode, engine.events, engine.drainer, engine.lease.fence
-        )
-
-    # ----- CANDLE's attributes, kept by the collaborators ------------------------------------
-    best_metric_last: _Via[float | None] = _Via("engine", "best", "value")  # running best; None: none yet
-    epoch_best: _Via[int] = _Via("engine", "best", "epoch")  # this run's best epoch, or the restored one's
-    best_mode: _Via[str | None] = _Via("engine", "best", "mode")
-    epochs: _Via[list[int]] = _Via("engine", "epochs")  # epochs this instance committed and still keeps
-    cksum_model: _Via[str] = _Via("engine", "cksum_model")
-    links_own: _Via[bool] = _Via("engine", "links_own")
-    in_training: _Via[bool] = _Via("engine", "in_training")  # set by a backend's training hooks
-    last_save_time: _Via[float] = _Via("engine", "last_save_time")
-    saving_position: _Via[Position | None] = _Via("engine", "saving_position")
-    committer: _Via[BackgroundCommit[CommitResult]] = _Via("engine", "committer")
-    pacer: _Via[Pacer] = _Via("engine", "pacer")
-    drainer: _Via[Drainer | None] = _Via("engine", "drainer")  # two tiers; None: one
-    restart_done: _Via[bool] = _Via("restorer", "done")
-    restarted: _Via[CandleDict | None] = _Via("restorer", "restarted")
-    verified_files: _Via[set[str]] = _Via("restorer", "verified_files")
-
-    @property
-    def resume_position(self) -> dict[str, int] | None:
-        """``{"epoch", "batch"}`` of a mid-epoch checkpoint restart loaded, until training resumes it."""
-        p = self.restorer.resume_position
-        return None if p is None else {"epoch": p.epoch, "batch": p.batch}
-
-    @resume_position.setter
-    def resume_position(self, position: dict[str, int] | None) -> None:
-        self.restorer.resume_position = (
-            None if position is None else Position(position["epoch"], position["batch"])
         )
 
     # ----- logging (the rest in log.py) ----------------------------------------------

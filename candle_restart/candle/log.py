@@ -26,10 +26,6 @@ class CandleLogMethods:
     layout: CkptLayout
     shared_layout: CkptLayout
     cwd: str
-    save_interval: int
-    save_best: bool
-    save_best_metric: str
-    metadata: str | None
 
     def info(self, message: str) -> None:
         if self.logger is not None:
@@ -63,17 +59,18 @@ class CandleLogMethods:
     def report_initial(self) -> None:
         """Simply report that we are ready to run."""
         self.info("Callback initialized.")
-        if self.save_interval == 0:
+        settings = self.settings
+        if settings.save_interval == 0:
             self.info("Checkpoint save interval == 0 -> checkpoints are disabled.")
             return
-        if self.metadata is not None:
-            self.info(f"metadata='{self.metadata}'")
-        if self.save_best:
-            self.info(f"save_best_metric='{self.save_best_metric}'")
+        if settings.metadata is not None:
+            self.info(f"metadata='{settings.metadata}'")
+        if settings.save_best:
+            self.info(f"save_best_metric='{settings.save_best_metric}'")
         self.info("PWD: " + os.getcwd())
         self.info(f"ckpt_directory: {self.shared_layout.root}")
         if self.shared_layout != self.layout:
-            every = self.settings.drain_interval
+            every = settings.drain_interval
             self.info(f"ckpt_local_directory: {self.layout.root} (drained every {every})")
 
     def release_console(self) -> None:

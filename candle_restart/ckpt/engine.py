@@ -178,6 +178,24 @@ class CkptEngine:
         # ckpts/events.jsonl, on the shared tier: the report reads it there.
         self.events = EpochEvents.of(settings, self.shared.root, backend.warning)
 
+    def configure(self, settings: CkptParams) -> None:
+        """Make ``settings`` (the facade's, after a CANDLE-style assignment) every collaborator's.
+
+        The engine's own reads (``save_best``, ``epochs``, ``metadata``, ...) and the pacer's go
+        through ``self.settings``; the keep policy, checksums, best tracking, events and drains
+        take their copies here.  The directories and tiers are fixed at construction.
+        """
+        self.settings = settings
+        self.pacer.settings = settings
+        self.writer.checksum_enabled = settings.checksum
+        if self.drainer is None:
+            self.keeper.mode, self.keeper.limit = settings.keep_mode, settings.keep_limit
+        else:  # two tiers: ckpt_keep_* is the shared tier's; the node-local tier keeps LOCAL_KEEP
+            self.drainer.keep_mode, self.drainer.keep_limit = settings.keep_mode, settings.keep_limit
+            self.drainer.interval = settings.drain_interval
+        self.best.enabled, self.best.metric = settings.save_best, settings.save_best_metric
+        self.events.metric = settings.save_best_metric if settings.save_best else None
+
     def _drainer(self) -> Drainer:
         """The `Drainer` of a two-tier run: the shared tier keeps what ``ckpt_keep_*`` say."""
         backend = self.backend
