@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from candle_restart.ckpt.drain import local_root
 from candle_restart.ckpt.engine import CkptEngine
 from candle_restart.ckpt.envparams import with_environment
 from candle_restart.ckpt.layout import TRAIN_STATE_FILE, CkptLayout, candle_root
-from candle_restart.ckpt.log import make_logger
+from candle_restart.ckpt.log import make_logger, relative_path
 from candle_restart.ckpt.params import CkptParams, check_writable, parse_params
 from candle_restart.ckpt.restarter import CandleDict, Restorer
 from candle_restart.ckpt.sink import Snapshot
@@ -90,7 +91,11 @@ class CandleCkpt(CandleAttributes, CandleLogMethods, CandleParamMethods):
         if settings.local_directory is not None:
             self.layout = CkptLayout(local_root(settings.local_directory, self.shared_layout.root))
         self.cwd = os.getcwd()
-        self.engine = engine = CkptEngine(settings, self.layout, self, self.shared_layout)
+        # The engine calls this object only through its framework hooks (Backend) and its log
+        # (Logs: CANDLE's info/debug/warning, which a subclass or a test may replace).
+        self.engine = engine = CkptEngine(
+            settings, self.layout, self, self.shared_layout, logs=self, relpath=partial(relative_path, self.cwd)
+        )
         self.restorer = Restorer(
             self.layout, settings.directory, settings.restart_mode, engine.events, engine.drainer, engine.lease.fence
         )

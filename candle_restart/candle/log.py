@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from candle_restart.ckpt.layout import CkptLayout
-from candle_restart.ckpt.log import release_console
+from candle_restart.ckpt.log import relative_path, release_console
 from candle_restart.ckpt.params import CkptParams, unknown_ckpt_keys
 
 
@@ -50,11 +50,7 @@ class CandleLogMethods:
 
     def relpath(self, p: Path | str) -> Path:
         """``p`` relative to the working directory when it lies below it, else unchanged."""
-        path = Path(p)
-        try:
-            return path.relative_to(self.cwd)
-        except ValueError:
-            return path
+        return relative_path(self.cwd, p)
 
     def report_initial(self) -> None:
         """Simply report that we are ready to run."""

@@ -20,8 +20,9 @@ The engine's own state (``epochs`` committed, whether ``last``/``best`` are this
 run's, ...) is written by the training thread only: results of background
 commits are applied by `apply` when the training thread next waits or polls.
 
-The framework comes in through `Backend` (what `candle_restart.candle.facade.CandleCkpt`
-and its subclasses implement with CANDLE's method names).  The named events
+The framework comes in through `Backend`, its hooks only (what
+`candle_restart.candle.facade.CandleCkpt`'s subclasses implement with CANDLE's method
+names); the log (`Logs`) and the settings are given to the engine as themselves.  The named events
 are the methods `epoch_ended`, `committed`, `waiting_for_commit`.
 """
 
@@ -57,18 +58,26 @@ from candle_restart.runtime.heartbeat import HEARTBEAT
 from candle_restart.runtime.lease import Lease, drop_shared, hold_shared
 
 
-class Backend(Logs, Protocol):
-    """What the engine needs of the framework side (CANDLE's method names)."""
+class Backend(Protocol):
+    """The framework's hooks, all the engine calls on the framework side (CANDLE's method names).
 
-    model_file_name: str
+    Only these: the engine logs through the `Logs` and shortens paths with the ``relpath``
+    it is given, and reads the settings it holds (`CkptEngine.configure`).
+    """
 
-    def snapshot_model(self, epoch: int) -> Snapshot | None: ...
+    model_file_name: str  # the model file's name inside a checkpoint
 
-    def write_snapshot(self, snapshot: Snapshot, dir_work: Path) -> Mapping[str, FileEntry]: ...
+    def snapshot_model(self, epoch: int) -> Snapshot | None:
+        """The model captured in memory for a background commit; None: write it synchronously."""
+        ...
 
-    def write_model(self, dir_work: Path, epoch: int) -> None: ...
+    def write_snapshot(self, snapshot: Snapshot, dir_work: Path) -> Mapping[str, FileEntry]:
+        """Write ``snapshot`` into ``dir_work`` (any thread); its files table."""
+        ...
 
-    def relpath(self, p: Path | str) -> Path: ...
+    def write_model(self, dir_work: Path, epoch: int) -> None:
+        """Write the live model into ``dir_work`` (training thread) and checksum it into ``last_files``."""
+        ...
 
 
 class WriterLease:
@@ -141,27 +150,37 @@ class CkptEngine:
     """Takes, writes, commits and cleans checkpoints (see the module docstring)."""
 
     def __init__(
-        self, settings: CkptParams, layout: CkptLayout, backend: Backend, shared: CkptLayout | None = None
+        self,
+        settings: CkptParams,
+        layout: CkptLayout,
+        backend: Backend,
+        shared: CkptLayout | None = None,
+        *,
+        logs: Logs,
+        relpath: Callable[[Path], Path],
     ) -> None:
-        """``shared``: ``ckpt_directory`` when ``layout`` is a node-local tier (None: one tier)."""
+        """``shared``: ``ckpt_directory`` when ``layout`` is a node-local tier (None: one tier);
+        ``logs``: where every collaborator logs; ``relpath``: how paths are shown in the log."""
         self.settings = settings
         self.layout = layout
         self.shared = layout if shared is None else shared
         self.backend = backend
-        self.lease = WriterLease(self.shared, lambda m: backend.info(m))  # one lease covers both tiers
-        self.writer = CheckpointWriter(settings.checksum, backend, backend.relpath)
+        self.logs = logs
+        self.relpath = relpath
+        self.lease = WriterLease(self.shared, lambda m: logs.info(m))  # one lease covers both tiers
+        self.writer = CheckpointWriter(settings.checksum, logs, relpath)
         two_tiers = self.shared != layout
         keep_mode, keep_limit = LOCAL_KEEP if two_tiers else (settings.keep_mode, settings.keep_limit)
-        self.keeper = Keeper(layout, keep_mode, keep_limit, backend, self.lease.fence, backend.relpath)
+        self.keeper = Keeper(layout, keep_mode, keep_limit, logs, self.lease.fence, relpath)
         self.best = BestTracker(settings.save_best, settings.save_best_metric, settings.best_metric_last)
-        self.committer: BackgroundCommit[CommitResult] = BackgroundCommit(lambda m: backend.info(m))
+        self.committer: BackgroundCommit[CommitResult] = BackgroundCommit(lambda m: logs.info(m))
         self.drainer = self._drainer() if two_tiers else None
         if two_tiers:  # a stale node-local tier (its shared tier discarded) is never used
-            self.lease.on_hold = lambda: bind_local_tier(layout, self.shared, self.lease.fence, backend.info)
+            self.lease.on_hold = lambda: bind_local_tier(layout, self.shared, self.lease.fence, logs.info)
         self.pacer = Pacer(
             settings,
-            lambda m: backend.info(m),
-            lambda m: backend.debug(m),
+            lambda m: logs.info(m),
+            lambda m: logs.debug(m),
             slowest_drain=None if self.drainer is None else self._slowest_drain,
             first_batch=lambda: self.events.train_started(),  # events.jsonl's train_start
         )
@@ -176,7 +195,7 @@ class CkptEngine:
         self.cksum_model = DISABLED  # CRC-32 of the model file of the last committed checkpoint
         self.work_dir = layout.work_dir(f"{os.getpid()}-{secrets.token_hex(3)}")
         # ckpts/events.jsonl, on the shared tier: the report reads it there.
-        self.events = EpochEvents.of(settings, self.shared.root, backend.warning)
+        self.events = EpochEvents.of(settings, self.shared.root, logs.warning)
 
     def configure(self, settings: CkptParams) -> None:
         """Make ``settings`` (the facade's, after a CANDLE-style assignment) every collaborator's.
@@ -198,7 +217,7 @@ class CkptEngine:
 
     def _drainer(self) -> Drainer:
         """The `Drainer` of a two-tier run: the shared tier keeps what ``ckpt_keep_*`` say."""
-        backend = self.backend
+        logs = self.logs
         return Drainer(
             self.layout,
             self.shared,
@@ -206,8 +225,8 @@ class CkptEngine:
             keep_mode=self.settings.keep_mode,
             keep_limit=self.settings.keep_limit,
             fence=self.lease.fence,
-            log=lambda m: backend.info(m),
-            debug=lambda m: backend.debug(m),
+            log=lambda m: logs.info(m),
+            debug=lambda m: logs.debug(m),
             grace=halt_seconds(self.settings.halt_seconds),
         )
 
@@ -315,7 +334,7 @@ class CkptEngine:
         )
 
     def _say_links(self, work: Path, target: Path, job: CommitJob, had_best: bool) -> None:
-        relpath, debug, layout = self.backend.relpath, self.backend.debug, self.layout
+        relpath, debug, layout = self.relpath, self.logs.debug, self.layout
         debug(f"rename:  '{relpath(work)}' -> '{relpath(target)}'")
         if job.best:
             debug(f"linking: '{relpath(layout.best)}' -> '{layout.link_target(job.epoch)}'")

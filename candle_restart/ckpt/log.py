@@ -55,6 +55,15 @@ class Logs(Protocol):
     def warning(self, message: str) -> None: ...
 
 
+def relative_path(cwd: str, p: Path | str) -> Path:
+    """``p`` relative to ``cwd`` when it lies below it, else unchanged (how the log shows paths)."""
+    path = Path(p)
+    try:
+        return path.relative_to(cwd)
+    except ValueError:
+        return path
+
+
 @contextmanager
 def console_held() -> Iterator[None]:
     """While inside, this thread's checkpoint log lines wait for `release_console` to reach stdout."""
