@@ -31,6 +31,7 @@ from candle_restart.ckpt.envparams import with_environment
 from candle_restart.ckpt.layout import TRAIN_STATE_FILE, CkptLayout, candle_root
 from candle_restart.ckpt.log import make_logger, relative_path
 from candle_restart.ckpt.params import CkptParams, check_writable, parse_params
+from candle_restart.ckpt.policy import EpochVerdict, SavePolicy
 from candle_restart.ckpt.restarter import CandleDict, Restorer
 from candle_restart.ckpt.sink import Snapshot
 from candle_restart.records.ckptinfo import CkptInfo, FileEntry, Position
@@ -166,22 +167,19 @@ class CandleCkpt(CandleAttributes, CandleLogMethods, CandleParamMethods):
             self.engine.lease.release()
 
     def save_check(self, epoch: int, direction: str, metric_value: float | None) -> bool:
-        """Should 1-based ``epoch`` be saved?  Updates the best epoch as a side effect (as CANDLE's)."""
-        if self.save_interval == 0:
-            return False
-        if epoch < self.skip_epochs:
+        """Should 1-based ``epoch`` be saved (`SavePolicy.epoch_end`)?  Updates the best epoch as a
+        side effect (as CANDLE's)."""
+        verdict = SavePolicy.epoch_end(
+            self.settings, epoch, lambda: self.save_check_best(epoch, direction, metric_value)
+        )
+        if verdict is EpochVerdict.SKIPPED:
             self.debug(f"model saving disabled until epoch {self.skip_epochs}")
             self.engine.events.disabled(epoch, self.skip_epochs)
-            return False
-        if self.save_check_best(epoch, direction, metric_value):
-            return True
-        if epoch == self.epoch_max:
+        elif verdict is EpochVerdict.FINAL:
             self.info(f"writing final epoch {epoch} ...")
-            return True
-        if epoch % self.save_interval == 0:
-            return True
-        self.debug("not writing this epoch.")
-        return False
+        elif verdict is EpochVerdict.NOT_DUE:
+            self.debug("not writing this epoch.")
+        return verdict.save
 
     def save_check_best(self, epoch: int, direction: str, metric_value: float | None) -> bool:
         """True if ``metric_value`` improves on the running best in ``direction`` ("+" or "-").

@@ -42,6 +42,7 @@ from collections.abc import Callable
 
 from candle_restart.ckpt.interval import choose_interval, describe
 from candle_restart.ckpt.params import CkptParams
+from candle_restart.ckpt.policy import SavePolicy
 from candle_restart.runtime.deadline import (
     HALT_FACTOR,
     End,
@@ -180,14 +181,13 @@ class Pacer:
         now = self._check(batch=True)
         HEARTBEAT.beat("step")
         self.batches_since += 1
-        if not can_save or not self.settings.save_interval:
-            return False
-        s = self.settings
-        due = bool(s.save_batches) and self.batches_since >= s.save_batches
-        due = due or (bool(s.save_seconds) and now - self.last_save >= s.save_seconds)
-        if s.overhead_target:
-            due = self.batches_since >= self._target_interval()
-        return due
+        return SavePolicy.batch_end(
+            self.settings,
+            batches_since=self.batches_since,
+            seconds_since=now - self.last_save,
+            target_interval=self._target_interval,
+            can_save=can_save,
+        )
 
     def epoch_end(self) -> None:
         """An epoch ended (before its checkpoint): check the walltime (may record a halt)."""

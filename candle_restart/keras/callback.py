@@ -42,6 +42,7 @@ import numpy as np
 from candle_restart.candle.facade import CandleCkpt, GParams
 from candle_restart.ckpt.best import infer_direction
 from candle_restart.ckpt.layout import TRAIN_STATE_FILE
+from candle_restart.ckpt.policy import SavePolicy
 from candle_restart.ckpt.restarter import CandleDict
 from candle_restart.errors import ParamError
 from candle_restart.keras import archive, rngs
@@ -221,7 +222,7 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
         self.epoch_logs = logs
         saved = self.ckpt_epoch(epoch, direction, value)
         if REQUEST.requested and int(epoch) + 1 < self.epoch_max:
-            if not saved and self.save_interval:
+            if SavePolicy.before_stop(self.settings, saved):
                 self.save_epoch(int(epoch) + 1)
             self._stop(f"{REQUEST.name} received; stopped after epoch {int(epoch) + 1}")
 
@@ -270,7 +271,7 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
 
     # ----- preemption ----------------------------------------------------------------------
     def _checkpoint_and_stop(self, batches_done: int) -> None:
-        if self.save_interval:
+        if SavePolicy.before_stop(self.settings, saved=False):
             self.save_midepoch(self._epoch_index, batches_done)
         self._stop(
             f"{REQUEST.name} received; stopped in epoch {self._epoch_index + 1} after batch {batches_done}"

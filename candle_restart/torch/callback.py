@@ -48,6 +48,7 @@ from torch.utils.hooks import RemovableHandle
 
 from candle_restart.candle.facade import CandleCkpt, GParams
 from candle_restart.ckpt.layout import TORCH_STATE_FILE
+from candle_restart.ckpt.policy import SavePolicy
 from candle_restart.ckpt.restarter import CandleDict
 from candle_restart.ckpt.sink import CheckpointFiles
 from candle_restart.errors import CorruptCheckpointError
@@ -131,7 +132,7 @@ class CandleCkptPyTorch(CandleCkpt):
         self._epoch_index, self._epoch_rng, self._steps = int(epoch) + 1, None, None
         final = int(epoch) + 1 >= self.epoch_max
         if REQUEST.requested and not final:
-            if not saved and self.save_interval:
+            if SavePolicy.before_stop(self.settings, saved):
                 self.save_epoch(int(epoch) + 1)
             self._stop(f"{REQUEST.name} received; stopped after epoch {int(epoch) + 1}")
         if final:
@@ -238,7 +239,7 @@ class CandleCkptPyTorch(CandleCkpt):
         if self._steps is not None and done >= self._steps:
             return  # the epoch's last batch: ckpt_epoch checkpoints (and stops) with the whole epoch
         if REQUEST.requested:
-            if self.save_interval:
+            if SavePolicy.before_stop(self.settings, saved=False):
                 self.save_midepoch(self._epoch_index, done)
             self._stop(
                 f"{REQUEST.name} received; stopped in epoch {self._epoch_index + 1} after batch {done}"
