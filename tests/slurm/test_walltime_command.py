@@ -21,6 +21,7 @@ from candle_restart.records.epochs import read_events
 from candle_restart.report.goodfacts import seconds, task_breakdown
 from candle_restart.slurm import SlurmBackend, read_options
 from candle_restart.task import TaskDir
+from tests.helpers.processes import child_pythonpath
 from tests.slurm.test_slurm_backend import _jobs, _resume, _submit, _wait_job
 
 COMMAND = Path(__file__).with_name("wall_command.py")
@@ -28,8 +29,11 @@ EPOCHS = 120  # 1 s each: at most ~55 fit in a 1-minute allocation, so at least 
 
 
 def test_a_command_halts_before_each_walltime_as_timeout_and_leaves_little_unused(
-    tmp_path: Path, slurm_conf: str
+    tmp_path: Path, slurm_conf: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The resubmissions below are made from this process, as `resume --backend slurm` makes them from
+    # a login node: their jobs inherit its environment, where the command finds the tests package.
+    monkeypatch.setenv("PYTHONPATH", child_pythonpath())
     config = {
         "name": "cmdwall",
         "run_root": "runs",
