@@ -1,6 +1,6 @@
 """Blocked time per checkpoint: CandleCkptKeras (asynchronous commit) vs a synchronous Keras ``model.save``.
 
-For models of about 1M and 50M parameters (two Dense layers, Adam built, so
+For models of about 1M, 5M and 50M parameters (two Dense layers, Adam built, so
 the optimizer state is 2x the weights), in the same process and run:
 
 * ``ours_s``: how long ``save_epoch`` keeps the training thread (the
@@ -8,7 +8,10 @@ the optimizer state is 2x the weights), in the same process and run:
   rename) then runs in the background and is waited for outside the timing;
 * ``keras_save_s``: ``model.save`` of the same model to a ``.keras`` file
   in the same directory (no fsync: Keras does not make one);
-* ``ratio`` = median ours / median Keras (goal: at most 0.2).
+* ``ratio`` = median ours / median Keras (goal: at most 0.2);
+* ``memcpy_floor_s``: the state's bytes (weights and optimizer variables) over the memory-copy
+  speed measured in the same run (``np.copyto`` into a buffer already touched, as the snapshot's
+  reused host buffers are); ``vs_floor`` = median ours / that floor (goal: at most 2).
 
 The first checkpoint allocates the host buffers every later one reuses; it
 is reported apart (``first_ours_s``) and left out of the medians.
@@ -30,6 +33,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import dense_model
 
 GOAL = 0.2
+FLOOR_GOAL = 2.0  # training blocked per checkpoint over the memory-copy floor
+
+
+def memcpy_floor(nbytes: int, repeats: int = 5) -> float:
+    """Seconds to copy ``nbytes`` from memory to memory (median; both buffers touched first)."""
+    import numpy as np
+
+    src = np.ones(nbytes, dtype=np.uint8)
+    dst = np.zeros_like(src)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        np.copyto(dst, src)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def measure(n_params: int, repeats: int) -> dict[str, object]:
@@ -60,6 +78,8 @@ def measure(n_params: int, repeats: int) -> dict[str, object]:
             keras_save.append(time.perf_counter() - start)
         ckpt.on_train_end()
     ours_s, keras_s = statistics.median(ours[1:]), statistics.median(keras_save[1:])
+    state_bytes = sum(int(v.numpy().nbytes) for v in [*model.weights, *model.optimizer.variables])
+    floor = memcpy_floor(state_bytes)
     return {
         "params": model.count_params(),
         "repeats": repeats,
@@ -70,11 +90,18 @@ def measure(n_params: int, repeats: int) -> dict[str, object]:
         "ratio": round(ours_s / keras_s, 4),
         "goal": f"<= {GOAL}",
         "met": ours_s / keras_s <= GOAL,
+        "state_mb": round(state_bytes / 1e6, 1),
+        "memcpy_floor_s": round(floor, 4),
+        "vs_floor": {
+            "ratio": round(ours_s / floor, 3),
+            "goal": f"<= {FLOOR_GOAL:g} x state bytes / memcpy speed",
+            "met": ours_s / floor <= FLOOR_GOAL,
+        },
     }
 
 
 def main() -> None:
-    sizes = [int(x) for x in sys.argv[1:]] or [1_000_000, 50_000_000]
+    sizes = [int(x) for x in sys.argv[1:]] or [1_000_000, 5_000_000, 50_000_000]
     results = {f"{n // 1_000_000}M": measure(n, 15 if n < 10_000_000 else 5) for n in sizes}
     print(json.dumps({"bench": "ckpt_blocking", "cores": os.cpu_count(), "results": results}))
 

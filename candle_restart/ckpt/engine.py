@@ -170,6 +170,7 @@ class CkptEngine:
         self.lease = WriterLease(self.shared, lambda m: logs.info(m))  # one lease covers both tiers
         self.writer = CheckpointWriter(settings.checksum, logs, relpath)
         two_tiers = self.shared != layout
+        self.writer.record_crc = two_tiers  # the drain checks its copy against them (no read back)
         keep_mode, keep_limit = LOCAL_KEEP if two_tiers else (settings.keep_mode, settings.keep_limit)
         self.keeper = Keeper(layout, keep_mode, keep_limit, logs, self.lease.fence, relpath)
         self.best = BestTracker(settings.save_best, settings.save_best_metric, settings.best_metric_last)

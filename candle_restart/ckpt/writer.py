@@ -52,6 +52,9 @@ class CheckpointWriter:
 
     def __init__(self, checksum: bool, logs: Logs, relpath: Callable[[Path], Path]) -> None:
         self.checksum_enabled = checksum
+        # Record every file's CRC-32 (computed while writing) even with checksums off: a two-tier
+        # run's drain then verifies its copy without reading it back (docs/structure.md).
+        self.record_crc = False
         self._logs = logs
         self._relpath = relpath
         self._timestamp_last: datetime | None = None  # the previous describe (training thread)
@@ -61,7 +64,7 @@ class CheckpointWriter:
         """Write ``snapshot`` into ``work``, checksummed in the same pass; the ``files`` table."""
         self._logs.debug(f"writing model to: '{self._relpath(work / snapshot.model_file)}'")
         start = time.perf_counter()
-        files = CheckpointFiles(work, self.checksum_enabled)
+        files = CheckpointFiles(work, self.checksum_enabled or self.record_crc)
         try:
             snapshot.write(files)
             table = files.finish()
@@ -70,7 +73,7 @@ class CheckpointWriter:
             raise
         for sink in files.sinks.values():
             stats = sink.stats
-            if stats is not None:
+            if stats is not None and self.checksum_enabled:
                 self._logs.info(stats.log_line())
         self._say_rate(files.nbytes, start)
         return table
@@ -88,7 +91,10 @@ class CheckpointWriter:
         table: FileTable = {}
         for name in list_files(work):
             path = work / name
-            crc = self.checksum_file(path) if self.checksum_enabled else None
+            if self.checksum_enabled:
+                crc: str | None = self.checksum_file(path)
+            else:
+                crc = checksum_file(path).value if self.record_crc else None
             table[name] = FileEntry(path.stat().st_size, crc)
         return table
 

@@ -450,3 +450,32 @@ def test_events_jsonl_is_on_the_shared_tier_with_each_node_local_commit_and_its_
     sizes = [sum(p.stat().st_size for p in ckpt.layout.epoch_dir(n).iterdir()) for n in (1, 2)]
     assert commits == [(1, sizes[0]), (2, sizes[1])]
     ckpt.release_writer()
+
+
+def test_with_checksums_off_a_drain_checks_its_copy_by_crcs_recorded_while_writing(
+    tmp_path: Path, faultfs: FaultFS
+) -> None:
+    """Two tiers and ``ckpt_checksum`` off: each file's CRC-32 is recorded all the same (computed
+    while writing), so a drain verifies its copy without reading it back from the shared tier
+    (the exit after a signal costs one pass at the shared tier's speed, not two), and restart
+    can verify the shared copy."""
+    shared_root = faultfs.path("shared")
+    params = _params(tmp_path, epochs=3, ckpt_checksum=False, ckpt_drain_interval=1, ckpt_directory=str(shared_root))
+    ckpt = BytesCkpt(params, logger=None)
+    model = BytesModel()
+    ckpt.set_model(model)
+    before = faultfs.stats()["bytes_read"]
+    for epoch in range(3):
+        model.payload = os.urandom(2_000_000)
+        ckpt.ckpt_epoch(epoch, "-", None)
+    ckpt.wait_for_commit()
+    read = faultfs.stats()["bytes_read"] - before
+    assert read < 2_000_000, f"{read} bytes read back from the shared tier for three drains"
+    shared = CkptLayout.at(shared_root)
+    drained = shared.list_epochs()  # a drain waiting behind a slower one may be superseded
+    assert drained[-1] == 3 and set(drained) <= {1, 2, 3}
+    for epoch in drained:
+        info = json.loads((shared.epoch_dir(epoch) / "ckpt-info.json").read_text())
+        assert all(entry["crc32"] not in (None, "__DISABLED__") for entry in info["files"].values())
+        verify_checkpoint(shared.epoch_dir(epoch), True)
+    ckpt.release_writer()
