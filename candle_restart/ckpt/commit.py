@@ -201,7 +201,10 @@ def remove_epoch(layout: CkptLayout, epoch: int, fence: Fence = _unfenced) -> bo
         return False
     fence()
     doomed = layout.epochs / f".del-{epoch_name(epoch)}-{_unique_suffix()}"
-    os.rename(path, doomed)
+    try:
+        os.rename(path, doomed)
+    except FileNotFoundError:  # gone meanwhile: a writer paused after its fence, and the next one took it
+        return False
     with contextlib.suppress(OSError):
         fsio.fsync_path(layout.epochs)
     shutil.rmtree(doomed, ignore_errors=True)

@@ -325,7 +325,7 @@ class CkptEngine:
             self.drainer.committed(job.epoch, must=job.best or info.complete is True)
         try:
             deleted = self.keeper.clean(job.epoch, job.protect)
-        except CkptError as exc:  # the lease was lost right after the commit: nothing is deleted
+        except (CkptError, OSError) as exc:  # the lease was lost right after the commit: nothing is deleted
             raise CommitError(str(self.layout.root), None, f"keep policy not applied: {exc}") from exc
         job.pending.committed(target)  # "a checkpoint committed": its event
         nbytes = sum(e.size for e in files.values())

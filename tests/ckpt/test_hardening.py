@@ -129,3 +129,22 @@ def test_restart_finds_an_epoch_left_aside_by_an_interrupted_replacement(make_ck
     model = BytesModel()
     J = make_ckpt().restart(model)
     assert J is not None and J["epoch"] == 2 and model.payload == b"w\x01"
+
+
+def test_an_epoch_removed_by_the_next_writer_between_fence_and_rename_is_not_an_error(
+    make_ckpt: MakeCkpt, tmp_path: Path
+) -> None:
+    """A writer paused right after its fence passed, while the next writer took the lease and its
+    keep policy removed the epoch: continued, it finds nothing to remove (no raw OSError escapes;
+    its next commit fails its fence as `CommitError`)."""
+    ckpt = make_ckpt(epochs=3)
+    for epoch in range(2):
+        ckpt.ckpt_epoch(epoch, "-", 1.0)
+    layout = CkptLayout.at(tmp_path / "ckpts")
+    assert 1 in layout.list_epochs()
+
+    def next_writer_removes_it() -> None:  # what the other writer does while this one is paused
+        shutil.rmtree(layout.epoch_dir(1))
+
+    assert not commit.remove_epoch(layout, 1, next_writer_removes_it)
+    assert 1 not in layout.list_epochs() and layout.last.is_symlink()
