@@ -25,7 +25,7 @@ from tests.helpers.processes import child_pythonpath
 from tests.slurm.test_slurm_backend import _jobs, _resume, _submit, _wait_job
 
 COMMAND = Path(__file__).with_name("wall_command.py")
-EPOCHS = 120  # 1 s each: at most ~55 fit in a 1-minute allocation, so at least two halts, then the rest
+EPOCHS = 70  # 1 s each: at most ~55 fit in a 1-minute allocation, so at least one halt, then the rest
 
 
 def test_a_command_halts_before_each_walltime_as_timeout_and_leaves_little_unused(
@@ -63,7 +63,7 @@ def test_a_command_halts_before_each_walltime_as_timeout_and_leaves_little_unuse
     journal = task.events()
     starts = [e for e in journal if e.kind == "start"]
     exits = [e for e in journal if e.kind == "exit"]
-    assert [e.exit_code for e in exits][-1] == 0 and len(exits) >= 3, [e.to_json() for e in exits]
+    assert [e.exit_code for e in exits][-1] == 0 and len(exits) >= 2, [e.to_json() for e in exits]
     halts = list(zip(starts[:-1], exits[:-1], strict=True))
     commits = [(seconds(c.taken), c) for c in read_events(task.ckpts) if c.kind == "commit"]
     for start, end in halts:
