@@ -18,7 +18,6 @@ import getpass
 import os
 import socket
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 
 from candle_restart.coordinator.backend import AvoidHosts
@@ -27,17 +26,8 @@ from candle_restart.coordinator.policy import Policy
 from candle_restart.records.hostlog import HostsCleared, append_clear, read_clears
 from candle_restart.records.journal import EXIT, RUNNER_LOST, START
 from candle_restart.records.taskspec import now_iso
+from candle_restart.task.attemptfacts import iso_seconds
 from candle_restart.task.taskdir import TaskDir
-
-
-def _seconds(iso: str | None) -> float | None:
-    if not iso:
-        return None
-    try:
-        moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
 
 
 def _number(value: object) -> float | None:
@@ -72,7 +62,7 @@ def attempt_ends(task: TaskDir) -> list[AttemptEnd]:
                     event.cause if event.cause or event.kind == EXIT else "node_fail",
                     event.reason,
                     _number(event.extras.get("epoch_seconds")),
-                    _seconds(event.time),
+                    iso_seconds(event.time),
                 )
             )
             host = None
@@ -83,7 +73,7 @@ def clears(run_root: str | os.PathLike[str]) -> list[Clear]:
     """The run root's recorded clears, as the pure rule takes them (a record without a time: none)."""
     out = []
     for record in read_clears(run_root):
-        moment = _seconds(record.time)
+        moment = iso_seconds(record.time)
         if moment is not None:
             out.append(Clear(moment, None if record.hosts is None else frozenset(record.hosts)))
     return out

@@ -67,7 +67,8 @@ def scheduler_facts(env: Mapping[str, str] | None = None, run: Runner = _run) ->
     return facts
 
 
-def _seconds(iso: str | None) -> float | None:
+def iso_seconds(iso: str | None) -> float | None:
+    """An ISO 8601 time as seconds since the epoch; None when absent or not a time (naive is UTC)."""
     if not iso:
         return None
     try:
@@ -79,7 +80,7 @@ def _seconds(iso: str | None) -> float | None:
 
 def epoch_seconds(ckpts: Path, since: str | None) -> float | None:
     """The median epoch of the attempt that started at ``since`` (ISO), or None (see the module docstring)."""
-    start = _seconds(since)
+    start = iso_seconds(since)
     if start is None:
         return None
     try:
@@ -89,7 +90,7 @@ def epoch_seconds(ckpts: Path, since: str | None) -> float | None:
     begin: float | None = None
     ends: list[float] = []
     for event in events:
-        moment = _seconds(event.time)
+        moment = iso_seconds(event.time)
         if moment is None or moment < start:
             continue
         if event.kind == "train_start" and begin is None:
@@ -101,4 +102,4 @@ def epoch_seconds(ckpts: Path, since: str | None) -> float | None:
     return round(statistics.median(gaps), 3) if gaps else None
 
 
-__all__ = ["epoch_seconds", "scheduler_facts"]
+__all__ = ["epoch_seconds", "iso_seconds", "scheduler_facts"]
