@@ -32,11 +32,10 @@ import random
 from typing import TYPE_CHECKING, Any
 
 from candle_restart.records.search import TellRecord, append_tell, log_path, read_tells
-from candle_restart.runtime import fsio
 from candle_restart.sweep.expand import _sample
-from candle_restart.sweep.search import Search, Trial, epoch_values, recorded_trials, trial_task_id
+from candle_restart.sweep.search import Search, Trial, epoch_values, recorded_trials
 from candle_restart.sweep.yamlfile import SweepError
-from candle_restart.task.taskdir import TaskDir, create_task
+from candle_restart.task.taskdir import TaskDir
 
 if TYPE_CHECKING:
     from candle_restart.coordinator.resume import ResumeOutcome
@@ -140,19 +139,7 @@ class Population(Search):
                 continue
             self.lease.check()  # LeaseLost: another driver took this search over
             params = {**self.sweep.params, **plan.values, self.pbt["epochs_key"]: self.pbt["interval"] * (generation + 1)}
-            task = create_task(
-                self.sweep.run_root,
-                params,
-                entry=self.sweep.entry,
-                command=self.sweep.command,
-                sweep=self.sweep.name,
-                task_id=trial_task_id(self.sweep.name, number, params),
-                python_path=self.sweep.python_path,
-                dir_flags=self.sweep.dir_flags,
-                parent=plan.parent,
-                lineage=plan.lineage,
-            )
-            fsio.fsync_path(task.path.parent)
+            task = self.trial_task(number, params, plan.parent, plan.lineage)
             self._register_task(number, task)
             shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in plan.values.items())
             how = (

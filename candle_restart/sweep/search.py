@@ -243,12 +243,10 @@ class Search:
         self._tell(trial, tell.state, tell.value)
 
     # -- each round ----------------------------------------------------------------------------
-    def ask_new(self) -> Trial:
-        """Ask the next point and write its task directory (durably) before anything else sees it."""
-        number = len(self.trials)
-        self.lease.check()  # LeaseLost: another driver took this search over (this one was paused)
-        handle = self._ask(None)
-        params = {**self.sweep.params, **handle.params}
+    def trial_task(
+        self, number: int, params: dict[str, Any], parent: str | None = None, lineage: dict[str, Any] | None = None
+    ) -> TaskDir:
+        """Trial ``number``'s task directory with ``params``, created and made durable (fsync'd)."""
         task = create_task(
             self.sweep.run_root,
             params,
@@ -258,8 +256,18 @@ class Search:
             task_id=trial_task_id(self.sweep.name, number, params),
             python_path=self.sweep.python_path,
             dir_flags=self.sweep.dir_flags,
+            parent=parent,
+            lineage=lineage,
         )
         fsio.fsync_path(task.path.parent)
+        return task
+
+    def ask_new(self) -> Trial:
+        """Ask the next point and write its task directory (durably) before anything else sees it."""
+        number = len(self.trials)
+        self.lease.check()  # LeaseLost: another driver took this search over (this one was paused)
+        handle = self._ask(None)
+        task = self.trial_task(number, {**self.sweep.params, **handle.params})
         self._register(number, task, handle)
         shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in handle.params.items())
         self.log(f"search: trial {number} asked: {shown} ({task.task_id})")
