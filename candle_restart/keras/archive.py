@@ -89,7 +89,7 @@ class CapturedModelFile:
     entries: list[Entry]
     config_json: str = ""
     metadata_json: str = ""
-    assets: Any = None  # Keras' asset store (a temporary directory), for .keras files
+    assets: Any = None  # Keras' asset store (a temporary directory), for .keras files whose walk made one
     # id of each variable Keras saved -> its dataset in the HDF5 weights ("layers/dense/vars/0")
     located: dict[int, str] = field(default_factory=dict)
 
@@ -118,7 +118,8 @@ class CapturedModelFile:
             member.file_size = image.size
             with archive.open(member, "w") as target:
                 image.write(target)
-            _write_to_zip_recursively(archive, self.assets.working_dir, assets_name)
+            if self.assets is not None:  # none: no saveable asked for one (an empty one adds no member)
+                _write_to_zip_recursively(archive, self.assets.working_dir, assets_name)
 
     def discard(self) -> None:
         """Remove the temporary asset directory (safe to call twice)."""
@@ -159,9 +160,11 @@ class Capturer:
         known = self._variables(model)
         key = (id(model), id(getattr(model, "optimizer", None)), *(id(v) for v in known))
         plan = self._plans.get(weights_only)
-        assets = None if weights_only else _CountingAssets(_NAMES[3], archive=None, mode="w")
+        walk = plan is None or plan[0] != key
+        # A cached walk met no object with assets, so it needs no asset directory (a mkdtemp and rmtree).
+        assets = None if weights_only or not walk else _CountingAssets(_NAMES[3], archive=None, mode="w")
         try:
-            if plan is None or plan[0] != key:
+            if walk or plan is None:
                 store = _RecordingStore()
                 _save_state(
                     model, weights_store=store, assets_store=assets, inner_path="", visited_saveables=set()

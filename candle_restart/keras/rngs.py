@@ -33,6 +33,7 @@ import numpy as np
 _MT_WORDS = 624  # Mersenne Twister's state: 624 32-bit words and a position
 _PYTHON = struct.Struct(f"<I{_MT_WORDS + 1}I?d")  # version, words and position, has gauss, gauss
 _NUMPY = struct.Struct(f"<{_MT_WORDS}IIid")  # words, position, has gauss, gauss
+_NUMPY_TAIL = struct.Struct("<Iid")  # _NUMPY after its words (packed apart: the words as one array)
 
 
 def _bytes(data: bytes) -> np.ndarray:
@@ -54,7 +55,8 @@ def capture() -> dict[str, np.ndarray]:
     states = {"python.random": _bytes(_PYTHON.pack(version, *internal, gauss is not None, gauss or 0.0))}
     kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
     if kind == "MT19937":
-        states["numpy.random"] = _bytes(_NUMPY.pack(*(int(k) for k in keys), pos, has_gauss, cached))
+        tail = _NUMPY_TAIL.pack(pos, has_gauss, cached)
+        states["numpy.random"] = _bytes(np.asarray(keys, dtype="<u4").tobytes() + tail)
     torch = _torch()
     if torch is not None:
         states["torch.cpu"] = torch.get_rng_state().numpy().copy()  # type: ignore[attr-defined]

@@ -106,7 +106,9 @@ def test_a_model_with_assets_round_trips(tmp_path: Path) -> None:
     ckpt.set_model(model)
     ckpt.on_train_begin()
     ckpt.save_epoch(1)
+    ckpt.save_epoch(2)  # a walk that met assets is never reused: the second file has them too
     ckpt.on_train_end()
+    assert (tmp_path / "c" / "last").resolve().name == "002"
     with zipfile.ZipFile(tmp_path / "c" / "last" / "model.keras") as archive:
         assert any(name.startswith("assets/") and name.endswith(".txt") for name in archive.namelist())
     loaded = keras.models.load_model(tmp_path / "c" / "last" / "model.keras")
