@@ -16,7 +16,8 @@ once with ``ckpt_local_directory`` and once without, and reports:
   write more than the checkpoint's size (the model file's archive), so the ratio can be
   below 1/interval;
 * ``signal_to_exit_s``: from a real SIGTERM to `Preempted` (exit 75), the preemption
-  checkpoint drained, two tiers and one; ``exit_vs_one_tier`` (goal <= 1) and
+  checkpoint on the shared tier, two tiers and one (medians of ``EXIT_REPEATS``, alternated);
+  ``exit_vs_one_tier`` (goal <= 1: the median of the pairs' ratios, each pair run back to back) and
   ``exit_vs_floor``: two tiers' time over the floor, the checkpoint's bytes over the
   shared tier's write speed measured in the same run (``dd conv=fsync`` of as many
   bytes; goal <= 1.5);
@@ -61,6 +62,7 @@ PARAMS = 2_000_000
 LARGE = 50_000_000
 EXIT_GOAL = 1.5  # signal to exit, two tiers, over the floor (checkpoint bytes / shared write speed)
 EPOCHS = 8
+EXIT_REPEATS = 5  # signal-to-exit and the floor: medians of this many
 INTERVAL = 4
 GOAL = 0.2
 
@@ -118,7 +120,10 @@ def train(model: keras.Model, data: Data, gparams: dict[str, object], fs: FaultF
 
 
 def preempt(model: keras.Model, data: Data, gparams: dict[str, object]) -> float:
-    """Seconds from a real SIGTERM (sent at a batch end of the 2nd epoch) to `Preempted`."""
+    """Seconds from a real SIGTERM (sent at a batch end of the 1st epoch) to `Preempted`.
+
+    A fresh start (``ckpt_restart_mode=off``) whose writer lease is taken before training, as a
+    restart takes it: a preemption finds the lease held (and, with two tiers, the tiers bound)."""
     import keras
 
     from candle_restart.keras import CandleCkptKeras
@@ -132,6 +137,7 @@ def preempt(model: keras.Model, data: Data, gparams: dict[str, object]) -> float
     REQUEST.clear()
     ckpt = CandleCkptKeras({**gparams, "ckpt_restart_mode": "off"}, logger=None)
     ckpt.set_model(model)
+    ckpt.hold_writer()  # as a restart does before training: the signal finds the lease held
     try:
         model.fit(*data, epochs=EPOCHS, batch_size=64, verbose=0, callbacks=[Signal(), ckpt])
     except Preempted:
@@ -142,6 +148,15 @@ def preempt(model: keras.Model, data: Data, gparams: dict[str, object]) -> float
         REQUEST.clear()
         ckpt.release_writer()
     return took
+
+
+def leave_local(model: keras.Model, data: Data, gparams: dict[str, object]) -> None:
+    """Train one epoch of ``EPOCHS`` from scratch: its checkpoint stays on the node-local tier."""
+    from candle_restart.keras import CandleCkptKeras
+
+    ckpt = CandleCkptKeras({**gparams, "ckpt_restart_mode": "off"}, logger=None)
+    model.fit(*data, epochs=1, batch_size=64, verbose=0, callbacks=[ckpt])
+    ckpt.release_writer()
 
 
 def restart_time(model: keras.Model, gparams: dict[str, object]) -> float:
@@ -191,18 +206,25 @@ def measure(n_params: int) -> dict[str, object]:
         (shared / "plain.keras").unlink()
         one = train(model, data, params(shared / "one", None), fs)
         two = train(model, data, params(shared / "two", Path(local)), fs)
-        exit_one = preempt(model, data, params(shared / "one", None))
-        exit_two = preempt(model, data, params(shared / "two", Path(local)))
+        exits: dict[str, list[float]] = {"one": [], "two": []}
+        for _ in range(EXIT_REPEATS):  # alternated: both see the same moments of a noisy machine
+            exits["one"].append(preempt(model, data, params(shared / "one", None)))
+            exits["two"].append(preempt(model, data, params(shared / "two", Path(local))))
+        exit_one, exit_two = statistics.median(exits["one"]), statistics.median(exits["two"])
+        # The stops' checkpoints went straight to the shared tier: one fit epoch leaves a node-local one.
+        leave_local(model, data, params(shared / "two", Path(local)))
         restart_local = restart_time(model, params(shared / "two", Path(local)))
         newest = max(Path(local).rglob("epochs/[0-9]*"), key=lambda p: p.name)
         read_s = memory_read(newest)
         ckpt_bytes = sum(p.stat().st_size for p in files_under(newest))
-        floor = dd(shared / "floor.bin", ckpt_bytes)  # the shared tier's write speed, this run
+        # the shared tier's write speed, this run
+        floor = statistics.median(dd(shared / "floor.bin", ckpt_bytes) for _ in range(EXIT_REPEATS))
         for tier in Path(local).iterdir():  # a new node: no node-local tier
             shutil.rmtree(tier)
         restart_shared = restart_time(model, params(shared / "two", Path(local)))
     blocked = two["blocked_per_ckpt_s"] / keras_save
-    vs_one, vs_floor = exit_two / exit_one, exit_two / floor
+    vs_one = statistics.median(two / one for one, two in zip(exits["one"], exits["two"], strict=True))
+    vs_floor = exit_two / floor
     shared_bytes = two["shared_bytes_per_epoch"] / one["shared_bytes_per_epoch"]
     return {
         "params": model.count_params(),
@@ -225,6 +247,7 @@ def measure(n_params: int) -> dict[str, object]:
         "signal_to_exit_s": {
             "one_tier": round(exit_one, 4),
             "two_tiers": round(exit_two, 4),
+            "each": {tier: [round(t, 4) for t in times] for tier, times in exits.items()},
             "floor": round(floor, 4),
             "checkpoint_mb": round(ckpt_bytes / 1e6, 1),
         },

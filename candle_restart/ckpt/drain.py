@@ -40,10 +40,14 @@ Contract of `Drainer`:
   (draining it now if the interval skipped it).  A drain of an older checkpoint
   in flight is abandoned (checked between chunks and before its commit; its work
   directory is removed, fenced, so no half copy stays), unless it is a best and
-  the newest is not and raises `CommitError` when
-  it could not be; it logs how long it took, and, after a preemption signal,
-  how that compares with the grace period.  The caller flushes before exit 75
-  and at the end of training, before it gives the writer lease back.
+  the newest is not; it raises `CommitError` when the newest could not be
+  drained, and logs how long it took and, after a preemption signal, how that
+  compares with the grace period.  The caller flushes before exit 75 and at
+  the end of training, before it gives the writer lease back.
+* The checkpoint a stop waits for is not drained: the engine commits it on the
+  shared tier itself (one write instead of a node-local commit and a copy),
+  after `clear_way` (the drains it supersedes go, as above), and reports it with
+  `published`, which makes it the newest and drained.
 * Once the final checkpoint (``complete``) is on the shared tier, `flush` removes the
   node-local tier (``/dev/shm`` is memory, and nothing on the node would free it).
 * A failed drain is logged and does not stop training: the next one tries again.
@@ -57,11 +61,9 @@ Contract of `Drainer`:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import re
-import secrets
 import shutil
 import socket
 import threading
@@ -69,9 +71,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from candle_restart.ckpt import commit, keep
-from candle_restart.ckpt.checksum import list_files
-from candle_restart.ckpt.drainjob import Abandoned, Job, copy_to_shared
+from candle_restart.ckpt import commit
+from candle_restart.ckpt.drainjob import Abandoned, Job, copy_to_shared, keep_shared, stage, sweep_staging
 from candle_restart.ckpt.layout import INFO_FILE, CkptLayout, epoch_name
 from candle_restart.ckpt.log import console_held
 from candle_restart.ckpt.restore import Defer, Found, Rejected, find_restart
@@ -195,9 +196,37 @@ class Drainer:
         if self._complete and newest[0] == drained:
             self._remove_local_tier()
 
+    def clear_way(self, best: bool) -> None:
+        """The caller will commit a newer checkpoint on the shared tier itself (a stop's, `CkptEngine.run`):
+        the drains it supersedes go (waiting ones removed, the one in flight abandoned; a best only for
+        a best, so the shared ``last`` never goes back); returns once no drain runs."""
+        with self._cond:
+            kept = [job for job in self._pending if job.best and not best]
+            for job in self._pending:
+                if job not in kept:
+                    shutil.rmtree(job.staged, ignore_errors=True)
+                    self.debug(f"drain: epoch {job.epoch} skipped (a newer checkpoint supersedes it)")
+            self._pending = kept
+            if self._current is not None and (best or not self._current.best):
+                self._current.abandon = True
+            while self._thread is not None:
+                self._cond.wait()
+
+    def published(self, epoch: int, complete: bool) -> None:
+        """The caller committed ``epoch`` on the shared tier (after `clear_way`): the newest, drained."""
+        with self._cond:
+            self._serial += 1
+            self._newest = (self._serial, epoch, LocalTierRecord.now())
+            self._drained, self._complete, self._since = self._serial, complete, 0
+            self._record_due = True
+            self._start_worker()  # writes the record
+        try:
+            self._keep(epoch)
+        except (CkptError, OSError) as exc:  # as after a drain: the checkpoint is committed all the same
+            self.log(f"drain: the shared tier's keep policy after epoch {epoch} failed: {exc}")
+
     def _remove_local_tier(self) -> None:
-        """Training is complete and its final checkpoint is on the shared tier: free the node-local
-        tier (``/dev/shm`` is memory, and nothing on the node would remove it)."""
+        """The final checkpoint is on the shared tier: free the node-local tier (``/dev/shm`` is memory)."""
         with self._cond:
             shutil.rmtree(self.local.root, ignore_errors=True)
             self._newest, self._drained, self._record_due = None, 0, False
@@ -248,13 +277,9 @@ class Drainer:
     # ----- staging and the queue (callers hold self._cond) --------------------------------
     def _sweep_debris(self) -> None:
         """Remove staging a dead process left (once: the writer lease is held by now)."""
-        if self._swept:
-            return
-        self._swept = True
-        with contextlib.suppress(OSError):
-            for name in os.listdir(self.local.root):
-                if name.startswith(STAGE_PREFIX):
-                    shutil.rmtree(self.local.root / name, ignore_errors=True)
+        if not self._swept:
+            self._swept = True
+            sweep_staging(self.local.root, STAGE_PREFIX)
 
     def _try_enqueue(self, epoch: int, source: Path) -> None:
         """Stage and queue the newest commit; a failure is logged (`flush` tries again), never raised."""
@@ -264,22 +289,7 @@ class Drainer:
             self.log(f"drain: cannot stage epoch {epoch} for the shared tier: {exc}")
 
     def _stage(self, epoch: int, source: Path, serial: int) -> Job:
-        """Hard-link the files of ``source`` into a staging directory (a copy where links fail)."""
-        staged = self.local.root / f"{STAGE_PREFIX}{epoch_name(epoch)}-{os.getpid()}-{secrets.token_hex(3)}"
-        staged.mkdir()
-        try:
-            for name in list_files(source):
-                (staged / name).parent.mkdir(parents=True, exist_ok=True)
-                try:
-                    os.link(source / name, staged / name)
-                except OSError:  # a filesystem without hard links
-                    shutil.copyfile(source / name, staged / name)
-            info = read_ckpt_info(staged / INFO_FILE)
-        except BaseException:
-            shutil.rmtree(staged, ignore_errors=True)
-            raise
-        best = info.best_epoch == epoch and info.position is None
-        return Job(epoch, staged, best, serial, complete=info.complete is True)
+        return stage(self.local.root / STAGE_PREFIX, epoch, source, serial)
 
     def _enqueue(self, job: Job) -> None:
         """Queue ``job``; waiting jobs it supersedes go (a best only for a newer best)."""
@@ -386,14 +396,5 @@ class Drainer:
                 raise Abandoned(job.epoch)
 
     def _keep(self, epoch_now: int) -> None:
-        """The keep policy on the shared tier; ``epoch_now``, ``last`` and ``best`` always stay."""
-        on_disk = self.shared.list_epochs()
-        protect = {epoch_now} | {
-            e
-            for e in (self.shared.linked_epoch(self.shared.last), self.shared.linked_epoch(self.shared.best))
-            if e
-        }
-        survivors = keep.surviving_epochs(on_disk, self.keep_mode, self.keep_limit, protect)
-        for epoch in on_disk:
-            if epoch not in survivors and commit.remove_epoch(self.shared, epoch, self.fence):
-                self.debug(f"drain: removing shared epochs/{epoch_name(epoch)} (keep policy)")
+        """The keep policy on the shared tier (`keep_shared`)."""
+        keep_shared(self.shared, epoch_now, self.keep_mode, self.keep_limit, self.fence, self.debug)

@@ -10,16 +10,18 @@ gave the job up for a newer checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from candle_restart.ckpt import commit
+from candle_restart.ckpt import commit, keep
 from candle_restart.ckpt.checksum import copy_verified, list_files
-from candle_restart.ckpt.layout import INFO_FILE, CkptLayout
-from candle_restart.records.ckptinfo import CkptInfo, FileEntry
+from candle_restart.ckpt.layout import INFO_FILE, CkptLayout, epoch_name
+from candle_restart.records.ckptinfo import CkptInfo, FileEntry, read_ckpt_info
 
 
 @dataclass
@@ -64,3 +66,46 @@ def copy_to_shared(
             fence=fence,
         )
     return nbytes
+
+
+def keep_shared(
+    shared: CkptLayout, epoch_now: int, mode: str, limit: int, fence: commit.Fence, debug: Callable[[str], None]
+) -> None:
+    """The keep policy on the shared tier after ``epoch_now`` reached it; ``epoch_now``, ``last``
+    and ``best`` always stay."""
+    on_disk = shared.list_epochs()
+    protect = {epoch_now} | {
+        e for e in (shared.linked_epoch(shared.last), shared.linked_epoch(shared.best)) if e
+    }
+    survivors = keep.surviving_epochs(on_disk, mode, limit, protect)
+    for epoch in on_disk:
+        if epoch not in survivors and commit.remove_epoch(shared, epoch, fence):
+            debug(f"drain: removing shared epochs/{epoch_name(epoch)} (keep policy)")
+
+
+def stage(prefix: Path, epoch: int, source: Path, serial: int) -> Job:
+    """Hard-link the files of the committed ``source`` into a new staging directory named
+    ``prefix`` + epoch + a unique tail (a copy where links fail): the job that drains it."""
+    staged = prefix.with_name(f"{prefix.name}{epoch_name(epoch)}-{os.getpid()}-{secrets.token_hex(3)}")
+    staged.mkdir()
+    try:
+        for name in list_files(source):
+            (staged / name).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(source / name, staged / name)
+            except OSError:  # a filesystem without hard links
+                shutil.copyfile(source / name, staged / name)
+        info = read_ckpt_info(staged / INFO_FILE)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    best = info.best_epoch == epoch and info.position is None
+    return Job(epoch, staged, best, serial, complete=info.complete is True)
+
+
+def sweep_staging(root: Path, prefix: str) -> None:
+    """Remove the staging directories (``prefix``*) a dead process left in ``root``."""
+    with contextlib.suppress(OSError):
+        for name in os.listdir(root):
+            if name.startswith(prefix):
+                shutil.rmtree(root / name, ignore_errors=True)

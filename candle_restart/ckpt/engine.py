@@ -2,7 +2,8 @@
 
 `CkptEngine` is a composition of collaborators, each owning its state:
 
-* `WriterLease`: the writer lease of ``ckpt_directory`` and the commit protocol's fence;
+* `candle_restart.ckpt.writerlease.WriterLease`: the writer lease of ``ckpt_directory`` and the
+  commit protocol's fence;
 * `candle_restart.ckpt.writer.CheckpointWriter`: a checkpoint's files, checksums and `CkptInfo`;
 * `candle_restart.ckpt.background.BackgroundCommit`: the commit thread; it runs `CkptEngine.run`
   on an immutable `CommitJob` and keeps the `CommitResult`;
@@ -15,6 +16,8 @@
 With two tiers, ``layout`` (commits, the keep policy, restart) is the node-local tier, which
 keeps `LOCAL_KEEP`; ``shared`` (the writer lease, ``events.jsonl``, the drains, which keep
 what ``ckpt_keep_*`` say) is ``ckpt_directory``.  With one tier both are ``ckpt_directory``.
+A checkpoint taken once a stop is requested (a signal, a halt before the walltime) is
+committed on ``shared`` directly (`CkptEngine.run`): the exit waits for one write, as with one tier.
 
 The engine's own state (``epochs`` committed, whether ``last``/``best`` are this
 run's, ...) is written by the training thread only: results of background
@@ -31,7 +34,6 @@ from __future__ import annotations
 import os
 import secrets
 import time
-import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,11 +53,12 @@ from candle_restart.ckpt.params import CkptParams
 from candle_restart.ckpt.sink import Snapshot
 from candle_restart.ckpt.tierbind import bind_local_tier
 from candle_restart.ckpt.writer import CheckpointWriter, FileTable, model_crc, with_files
+from candle_restart.ckpt.writerlease import WriterLease
 from candle_restart.errors import CkptError, CommitError
 from candle_restart.records.ckptinfo import CkptInfo, FileEntry, Position
 from candle_restart.runtime.deadline import halt_seconds
 from candle_restart.runtime.heartbeat import HEARTBEAT
-from candle_restart.runtime.lease import Lease, drop_shared, hold_shared
+from candle_restart.runtime.preempt import REQUEST
 
 
 class Backend(Protocol):
@@ -80,46 +83,6 @@ class Backend(Protocol):
         ...
 
 
-class WriterLease:
-    """The writer lease of one checkpoint directory, held from the first save or restart until released."""
-
-    def __init__(self, layout: CkptLayout, log: Callable[[str], None]) -> None:
-        self.layout = layout
-        self._log = log
-        self._lease: Lease | None = None
-        self._drop: weakref.finalize | None = None
-        # Run each time the lease is taken, before it is used (two tiers: bind the node-local tier).
-        self.on_hold: Callable[[], object] | None = None
-
-    def hold(self) -> Lease:
-        """Hold the lease; `LeaseBusy` (naming the holder) when another live process writes here.
-
-        Once taken, ``on_hold`` runs; if it raises, the lease is given back and the error raised."""
-        if self._lease is None:
-            what = f"the checkpoint writer of {self.layout.root}"
-            self._lease = hold_shared(self.layout.writer_lock, what, log=self._log)
-            self._drop = weakref.finalize(self, drop_shared, self._lease)
-            if self.on_hold is not None:
-                try:
-                    self.on_hold()
-                except BaseException:
-                    self.release()
-                    raise
-        return self._lease
-
-    def release(self) -> None:
-        if self._drop is not None:
-            self._drop()
-        self._lease, self._drop = None, None
-
-    def fence(self) -> None:
-        """The commit protocol's fence: raise unless the lease is still this process's (any thread)."""
-        lease = self._lease
-        if lease is None:
-            raise CommitError(str(self.layout.root), None, "the writer lease is not held; not committing")
-        lease.check()
-
-
 @dataclass(frozen=True)
 class CommitJob:
     """Everything a commit needs, fixed when the checkpoint is taken (handed to the commit thread)."""
@@ -132,6 +95,7 @@ class CommitJob:
     protect: frozenset[int]  # epochs the keep policy must spare besides this one
     started: float  # the pacer's clock when the checkpoint was begun
     pending: PendingCommit  # its commit event, timed from the start; handed to the thread with the job
+    direct: bool = False  # two tiers, a stop's checkpoint: committed on the shared tier itself (`run`)
 
 
 @dataclass(frozen=True)
@@ -195,6 +159,7 @@ class CkptEngine:
         self.last_files: FileTable = {}  # the last synchronous checksum pass (CANDLE's checksum())
         self.cksum_model = DISABLED  # CRC-32 of the model file of the last committed checkpoint
         self.work_dir = layout.work_dir(f"{os.getpid()}-{secrets.token_hex(3)}")
+        self.shared_work_dir = self.shared.work_dir(self.work_dir.name.removeprefix("work-"))
         # ckpts/events.jsonl, on the shared tier: the report reads it there.
         self.events = EpochEvents.of(settings, self.shared.root, logs.warning)
 
@@ -273,8 +238,10 @@ class CkptEngine:
         is_best = position is None and self.best.epoch == epoch
         protect = frozenset({self.best.epoch} if self.settings.save_best and self.best.epoch else ())
         # A fresh start's first commit takes last and best over: a best link left by an earlier run goes.
+        # Two tiers: the checkpoint a stop waits for goes straight to the shared tier (`run`).
+        direct = self.drainer is not None and REQUEST.requested
         job = CommitJob(
-            epoch, info, snapshot, is_best, not is_best and not self.links_own, protect, started, pending
+            epoch, info, snapshot, is_best, not is_best and not self.links_own, protect, started, pending, direct
         )
         self.last_save_time = time.monotonic()
         if snapshot is not None and self.settings.async_commit and self.in_training:
@@ -287,59 +254,89 @@ class CkptEngine:
     def run(self, job: CommitJob) -> CommitResult:
         """Write ``work/``, commit it as ``epochs/NNN``, apply the keep policy (any thread).
 
-        Touches the files, the log and the lease's fence; returns what it did.
+        Touches the files, the log and the lease's fence; returns what it did.  Two tiers: a
+        ``direct`` job (a stop's checkpoint) is committed on the shared tier itself, after the
+        drains it supersedes are abandoned (`Drainer.clear_way`): one write instead of a node-local
+        commit and a copy, so the stop waits no longer than with one tier.  Should the shared tier
+        fail, it is committed node-locally as any other, and the flush before the exit drains it.
         """
         job.pending.writing()
         try:
-            with commit.writing(self.layout, self.work_dir, self.lease.fence) as work:
+            if job.direct and self.drainer is not None:
                 try:
-                    if job.snapshot is None:
-                        self.backend.write_model(work, job.epoch)
-                        files: Mapping[str, FileEntry] = self.last_files
-                    else:
-                        files = self.backend.write_snapshot(job.snapshot, work)
-                except OSError as exc:  # a full disk, a quota, a vanished mount: last and best are untouched
-                    raise CommitError(
-                        str(work), None, f"writing the checkpoint of epoch {job.epoch} failed: {exc}"
-                    ) from exc
-                info = with_files(job.info, files)
-                had_best = self.layout.best.is_symlink()
-                target = commit.commit(
-                    self.layout,
-                    job.epoch,
-                    info,
-                    best=job.best,
-                    drop_best=job.drop_best,
-                    work=work,
-                    fence=self.lease.fence,
-                )
+                    return self._run_shared(job, self.drainer)
+                except (CkptError, OSError) as exc:
+                    self.lease.fence()  # a lost lease is not a shared-tier failure: nothing is committed
+                    self.logs.info(
+                        f"drain: the checkpoint of epoch {job.epoch} could not be committed on the shared "
+                        f"tier ({exc}); committing it on the node-local tier"
+                    )
+            target, files, had_best = self._write(self.layout, self.work_dir, job, job.drop_best)
         finally:
             if job.snapshot is not None:
                 job.snapshot.discard()
-        self._say_links(work, target, job, had_best)
+        self._say_links(self.layout, self.work_dir, target, job, job.drop_best and had_best)
         if self.drainer is not None:
             # Often in the commit thread: a hand-off through the drainer's own synchronised queue,
             # not shared state (it stages hard links and queues the drain under its own lock; its
             # own thread copies). Before the keep policy, which may delete epochs/NNN. A best or
             # the final checkpoint is always drained.
-            self.drainer.committed(job.epoch, must=job.best or info.complete is True)
+            self.drainer.committed(job.epoch, must=job.best or job.info.complete is True)
         try:
             deleted = self.keeper.clean(job.epoch, job.protect)
         except (CkptError, OSError) as exc:  # the lease was lost right after the commit: nothing is deleted
             raise CommitError(str(self.layout.root), None, f"keep policy not applied: {exc}") from exc
+        return self._result(job, target, files, tuple(deleted))
+
+    def _run_shared(self, job: CommitJob, drainer: Drainer) -> CommitResult:
+        """Commit ``job`` on the shared tier (a ``direct`` job; see `run`), then its keep policy."""
+        drainer.clear_way(job.best)
+        # As a drain publishes: no best on the shared tier yet, so an earlier run's best link goes.
+        drop_best = job.info.best_epoch is None
+        target, files, had_best = self._write(self.shared, self.shared_work_dir, job, drop_best)
+        self._say_links(self.shared, self.shared_work_dir, target, job, drop_best and had_best)
+        drainer.published(job.epoch, complete=job.info.complete is True)
+        return self._result(job, target, files, ())
+
+    def _write(
+        self, layout: CkptLayout, work_dir: Path, job: CommitJob, drop_best: bool
+    ) -> tuple[Path, Mapping[str, FileEntry], bool]:
+        """Write ``job``'s files into ``work_dir`` and commit them on ``layout``: the epoch's
+        directory, its files table, whether a best link was there before."""
+        with commit.writing(layout, work_dir, self.lease.fence) as work:
+            try:
+                if job.snapshot is None:
+                    self.backend.write_model(work, job.epoch)
+                    files: Mapping[str, FileEntry] = self.last_files
+                else:
+                    files = self.backend.write_snapshot(job.snapshot, work)
+            except OSError as exc:  # a full disk, a quota, a vanished mount: last and best are untouched
+                raise CommitError(
+                    str(work), None, f"writing the checkpoint of epoch {job.epoch} failed: {exc}"
+                ) from exc
+            info = with_files(job.info, files)
+            had_best = layout.best.is_symlink()
+            target = commit.commit(
+                layout, job.epoch, info, best=job.best, drop_best=drop_best, work=work, fence=self.lease.fence
+            )
+        return target, files, had_best
+
+    def _result(
+        self, job: CommitJob, target: Path, files: Mapping[str, FileEntry], deleted: tuple[int, ...]
+    ) -> CommitResult:
         job.pending.committed(target)  # "a checkpoint committed": its event
         nbytes = sum(e.size for e in files.values())
         seconds = self.pacer.clock() - job.started
-        return CommitResult(
-            job.epoch, target, seconds, nbytes, model_crc(files, info.model_file), tuple(deleted)
-        )
+        return CommitResult(job.epoch, target, seconds, nbytes, model_crc(files, job.info.model_file), deleted)
 
-    def _say_links(self, work: Path, target: Path, job: CommitJob, had_best: bool) -> None:
-        relpath, debug, layout = self.relpath, self.logs.debug, self.layout
+    def _say_links(
+        self, layout: CkptLayout, work: Path, target: Path, job: CommitJob, dropped_best: bool
+    ) -> None:
+        relpath, debug = self.relpath, self.logs.debug
         debug(f"rename:  '{relpath(work)}' -> '{relpath(target)}'")
         if job.best:
             debug(f"linking: '{relpath(layout.best)}' -> '{layout.link_target(job.epoch)}'")
-        elif job.drop_best and had_best:
+        elif dropped_best:
             debug(f"removing: '{relpath(layout.best)}' (an earlier run's; this run has no best yet)")
         debug(f"linking: '{relpath(layout.last)}' -> '{layout.link_target(job.epoch)}'")
 
