@@ -131,6 +131,7 @@ class Drainer:
         self._since = 0  # local commits since the last one scheduled
         self._serial = 0  # local commits told of so far (newest first drained wins)
         self._newest: tuple[int, int, str] | None = None  # (serial, epoch, time) of the newest local commit
+        self._newest_batch: int | None = None  # and its batch (None: an epoch's end)
         self._drained = 0  # serial of the newest checkpoint on the shared tier
         self._record_due = False
         self._complete = False  # the newest drained checkpoint ends the training
@@ -142,12 +143,13 @@ class Drainer:
         self.slowest = 0.0  # the longest drain (a halt before the walltime must leave time for one)
 
     # ----- what the engine calls -------------------------------------------------------
-    def committed(self, epoch: int, must: bool = False) -> None:
-        """A checkpoint of ``epoch`` was committed on the local tier; drain it if due (see module doc)."""
+    def committed(self, epoch: int, must: bool = False, batch: int | None = None) -> None:
+        """A checkpoint of ``epoch`` (``batch``: batches into it; None: its end) was committed on the
+        local tier; drain it if due (see module doc)."""
         with self._cond:
             self._sweep_debris()
             self._serial += 1
-            self._newest = (self._serial, epoch, LocalTierRecord.now())
+            self._newest, self._newest_batch = (self._serial, epoch, LocalTierRecord.now()), batch
             self._record_due = True
             self._since += 1
             due = must or (self.interval > 0 and self._since >= self.interval)
@@ -201,25 +203,19 @@ class Drainer:
         the drains it supersedes go (waiting ones removed, the one in flight abandoned; a best only for
         a best, so the shared ``last`` never goes back); returns once no drain runs."""
         with self._cond:
-            kept = [job for job in self._pending if job.best and not best]
-            for job in self._pending:
-                if job not in kept:
-                    shutil.rmtree(job.staged, ignore_errors=True)
-                    self.debug(f"drain: epoch {job.epoch} skipped (a newer checkpoint supersedes it)")
-            self._pending = kept
+            self._supersede(best)
             if self._current is not None and (best or not self._current.best):
                 self._current.abandon = True
             while self._thread is not None:
                 self._cond.wait()
 
-    def published(self, epoch: int, complete: bool) -> None:
-        """The caller committed ``epoch`` on the shared tier (after `clear_way`): the newest, drained."""
+    def published(self, epoch: int, complete: bool, batch: int | None = None) -> None:
+        """The caller committed ``epoch`` on the shared tier (after `clear_way`): the newest, drained.
+        ``local-tier.json`` stays as it is: its readers see that this checkpoint supersedes it."""
         with self._cond:
             self._serial += 1
-            self._newest = (self._serial, epoch, LocalTierRecord.now())
+            self._newest, self._newest_batch = (self._serial, epoch, LocalTierRecord.now()), batch
             self._drained, self._complete, self._since = self._serial, complete, 0
-            self._record_due = True
-            self._start_worker()  # writes the record
         try:
             self._keep(epoch)
         except (CkptError, OSError) as exc:  # as after a drain: the checkpoint is committed all the same
@@ -268,7 +264,9 @@ class Drainer:
             with self._cond:
                 self._sweep_debris()
                 self._serial += 1
+                position = found_local.info.position
                 self._newest = (self._serial, found_local.epoch, LocalTierRecord.now())
+                self._newest_batch = None if position is None else position.batch
                 self._record_due = True
                 self._try_enqueue(found_local.epoch, found_local.path)
                 self._start_worker()
@@ -292,15 +290,18 @@ class Drainer:
         return stage(self.local.root / STAGE_PREFIX, epoch, source, serial)
 
     def _enqueue(self, job: Job) -> None:
-        """Queue ``job``; waiting jobs it supersedes go (a best only for a newer best)."""
-        keep_waiting = []
-        for waiting in self._pending:
-            if waiting.best and not job.best:
-                keep_waiting.append(waiting)
-            else:
-                shutil.rmtree(waiting.staged, ignore_errors=True)
-                self.debug(f"drain: epoch {waiting.epoch} skipped (a newer checkpoint supersedes it)")
-        self._pending = [*keep_waiting, job]
+        """Queue ``job`` behind the waiting jobs it does not supersede."""
+        self._supersede(job.best)
+        self._pending.append(job)
+
+    def _supersede(self, best: bool) -> None:
+        """A newer checkpoint comes: the waiting drains go, but a best only for a newer best."""
+        kept = [job for job in self._pending if job.best and not best]
+        for job in self._pending:
+            if job not in kept:
+                shutil.rmtree(job.staged, ignore_errors=True)
+                self.debug(f"drain: epoch {job.epoch} skipped (a newer checkpoint supersedes it)")
+        self._pending = kept
 
     def _abandon_older(self, serial: int) -> None:
         """`flush` needs checkpoint ``serial``: abandon the drain in flight of an older one,
@@ -314,8 +315,7 @@ class Drainer:
         current.abandon = True
 
     def _queued(self, serial: int) -> bool:
-        jobs = [*self._pending, *([self._current] if self._current else [])]
-        return any(job.serial == serial for job in jobs)
+        return any(job.serial == serial for job in [*self._pending, *([self._current] if self._current else [])])
 
     def _start_worker(self) -> None:
         if self._thread is None:
@@ -367,9 +367,8 @@ class Drainer:
         if self._newest is None:
             return None
         serial, epoch, when = self._newest
-        return LocalTierRecord(
-            socket.gethostname(), str(self.local.root), epoch, when, serial <= self._drained
-        )
+        drained = serial <= self._drained
+        return LocalTierRecord(socket.gethostname(), str(self.local.root), epoch, when, drained, self._newest_batch)
 
     def _drain(self, job: Job) -> None:
         """Copy, verify and publish one staged checkpoint on the shared tier, then apply its keep policy."""

@@ -254,12 +254,10 @@ class CkptEngine:
     def run(self, job: CommitJob) -> CommitResult:
         """Write ``work/``, commit it as ``epochs/NNN``, apply the keep policy (any thread).
 
-        Touches the files, the log and the lease's fence; returns what it did.  Two tiers: a
-        ``direct`` job (a stop's checkpoint) is committed on the shared tier itself, after the
-        drains it supersedes are abandoned (`Drainer.clear_way`): one write instead of a node-local
-        commit and a copy, so the stop waits no longer than with one tier.  Should the shared tier
-        fail, it is committed node-locally as any other, and the flush before the exit drains it.
-        """
+        Touches the files, the log and the lease's fence; returns what it did.  Two tiers: a ``direct``
+        job (a stop's checkpoint) is committed on the shared tier itself once the drains it supersedes
+        are gone (`Drainer.clear_way`): one write, not a node-local commit and a copy.  Should the shared
+        tier fail, it is committed node-locally as any other, and the flush before the exit drains it."""
         job.pending.writing()
         try:
             if job.direct and self.drainer is not None:
@@ -281,7 +279,7 @@ class CkptEngine:
             # not shared state (it stages hard links and queues the drain under its own lock; its
             # own thread copies). Before the keep policy, which may delete epochs/NNN. A best or
             # the final checkpoint is always drained.
-            self.drainer.committed(job.epoch, must=job.best or job.info.complete is True)
+            self.drainer.committed(job.epoch, must=job.best or job.info.complete is True, batch=_batch(job.info))
         try:
             deleted = self.keeper.clean(job.epoch, job.protect)
         except (CkptError, OSError) as exc:  # the lease was lost right after the commit: nothing is deleted
@@ -295,7 +293,7 @@ class CkptEngine:
         drop_best = job.info.best_epoch is None
         target, files, had_best = self._write(self.shared, self.shared_work_dir, job, drop_best)
         self._say_links(self.shared, self.shared_work_dir, target, job, drop_best and had_best)
-        drainer.published(job.epoch, complete=job.info.complete is True)
+        drainer.published(job.epoch, complete=job.info.complete is True, batch=_batch(job.info))
         return self._result(job, target, files, ())
 
     def _write(
@@ -329,9 +327,7 @@ class CkptEngine:
         seconds = self.pacer.clock() - job.started
         return CommitResult(job.epoch, target, seconds, nbytes, model_crc(files, job.info.model_file), deleted)
 
-    def _say_links(
-        self, layout: CkptLayout, work: Path, target: Path, job: CommitJob, dropped_best: bool
-    ) -> None:
+    def _say_links(self, layout: CkptLayout, work: Path, target: Path, job: CommitJob, dropped_best: bool) -> None:
         relpath, debug = self.relpath, self.logs.debug
         debug(f"rename:  '{relpath(work)}' -> '{relpath(target)}'")
         if job.best:
@@ -396,3 +392,8 @@ class CkptEngine:
             if linked is not None:
                 protect.add(linked)
         return protect
+
+
+def _batch(info: CkptInfo) -> int | None:
+    """The batches into its epoch of a mid-epoch checkpoint; None at an epoch's end."""
+    return None if info.position is None else info.position.batch

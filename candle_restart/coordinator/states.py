@@ -35,7 +35,7 @@ from candle_restart.coordinator.backend import Backend, FinalState
 from candle_restart.coordinator.facts import CkptFacts, Probes, TaskFacts, summarize
 from candle_restart.coordinator.taskstatus import STATES, State, StatusExtra, TaskStatus, unreadable
 from candle_restart.errors import CheckpointIOError, CkptError
-from candle_restart.records.localtier import describe_local_tier
+from candle_restart.records.localtier import describe_local_tier, progress_of
 from candle_restart.records.search import PruneRecord, read_pruned
 from candle_restart.task.process import oom_killed, pid_alive
 from candle_restart.task.progress import progress_key
@@ -129,7 +129,6 @@ def _checkpoint(task: TaskDir) -> CkptFacts:
     last_epoch = layout.linked_epoch(layout.last)
     info: CkptInfo | None = None
     problem = "no checkpoint in epochs/ verifies"
-    node_local = describe_local_tier(layout.root)  # a drain not yet done
     try:
         if last_epoch is not None:
             try:
@@ -138,13 +137,14 @@ def _checkpoint(task: TaskDir) -> CkptFacts:
                 problem = str(exc)
         if info is None:
             if last_epoch is None and not layout.list_epochs():
-                return CkptFacts(node_local=node_local)  # nothing was ever committed
+                return CkptFacts(node_local=describe_local_tier(layout.root))  # nothing was ever committed
             found = find_restart(layout, False, lambda _m: None, patience=_PATIENCE)
             if found is None:
-                return CkptFacts(problem=problem, node_local=node_local)
-            info = found.info
+                return CkptFacts(problem=problem, node_local=describe_local_tier(layout.root))
+            info, last_epoch = found.info, found.epoch
     except (CheckpointIOError, OSError) as exc:  # transient: never taken for corruption
-        return CkptFacts(unreadable=str(exc), node_local=node_local)
+        return CkptFacts(unreadable=str(exc), node_local=describe_local_tier(layout.root))
+    newest = None if last_epoch is None else progress_of(last_epoch, info)
     return CkptFacts(
         info.epoch,
         info.epochs,
@@ -152,7 +152,7 @@ def _checkpoint(task: TaskDir) -> CkptFacts:
         info.timestamp,
         info.complete is True,
         commit_key(info),
-        node_local=node_local,
+        node_local=describe_local_tier(layout.root, newest),  # a drain not yet done
     )
 
 

@@ -7,13 +7,18 @@ the report, ``candle-restart ckpt``) cannot see the node, so the drainer keeps
 this small record in the shared ``ckpt_directory``::
 
     {"host": "node-a", "path": "/dev/shm/ckpt/run-1a2b", "epoch": 7,
-     "time": "2026-11-30T23:40:12Z", "drained": false}
+     "time": "2026-11-30T23:40:12Z", "drained": false, "batch": null}
 
-``epoch`` is the epoch directory (``epochs/NNN``) of the newest local commit,
-``path`` the local tier's root on ``host``, ``time`` when it committed (UTC),
-``drained`` whether that checkpoint has reached the shared tier.  The record is
-a hint written after the fact: a process killed between a local commit and the
-record's update leaves it one checkpoint behind.
+``epoch`` is the epoch directory (``epochs/NNN``) of the newest local commit and
+``batch`` its position inside that epoch (null: an epoch end; absent in records
+written before it existed), ``path`` the local tier's root on ``host``, ``time``
+when it committed (UTC), ``drained`` whether that checkpoint has reached the
+shared tier.  The record is a hint written after the fact: a process killed
+between a local commit and the record's update leaves it one checkpoint behind.
+So readers go through `describe_local_tier`, which also compares the record with
+the shared tier's newest checkpoint: one at least as far along supersedes it
+(`LocalTierRecord.superseded`).  That is also how the checkpoint a stop commits on
+the shared tier itself, not drained, leaves the record as it was.
 
 Contract: `read_local_tier` returns None when the file is missing and raises
 `LocalTierError` (one line: file, key, problem) for anything malformed;
@@ -42,6 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from candle_restart.errors import CkptError
+from candle_restart.records.ckptinfo import CkptInfo
 from candle_restart.records.fields import Fields
 from candle_restart.records.jsonio import JsonFileError, read_json
 from candle_restart.records.jsontypes import JsonObject
@@ -50,6 +56,7 @@ LOCAL_TIER_FILE = "local-tier.json"
 TIER_ID_FILE = "tier-id.json"
 _TIER_ID = re.compile(r"^[0-9a-f]{32}$")
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+Progress = tuple[int, int | None]  # a checkpoint's epoch directory (epochs/NNN) and batch (None: its end)
 
 
 class LocalTierError(CkptError):
@@ -65,6 +72,17 @@ class LocalTierRecord:
     epoch: int
     time: str
     drained: bool
+    batch: int | None = None  # batches into ``epoch`` (a mid-epoch commit); None: the epoch's end
+
+    def superseded(self, shared: Progress | None) -> bool:
+        """Whether the shared tier's newest checkpoint (``shared``: its epoch directory and batch,
+        None: it has none) is at least as far along as this record's: then nothing newer is only
+        node-local."""
+        if shared is None:
+            return False
+        end = float("inf")  # an epoch's end comes after every batch of it
+        epoch, batch = shared
+        return (epoch, end if batch is None else batch) >= (self.epoch, end if self.batch is None else self.batch)
 
     @staticmethod
     def now() -> str:
@@ -83,6 +101,7 @@ class LocalTierRecord:
             "epoch": self.epoch,
             "time": self.time,
             "drained": self.drained,
+            "batch": self.batch,
         }
 
     @classmethod
@@ -96,6 +115,7 @@ class LocalTierRecord:
             epoch=check.integer(data.get("epoch"), "epoch", 0),
             time=check.string(data.get("time"), "time", nonempty=True),
             drained=check.flag(data.get("drained"), "drained"),
+            batch=check.opt_integer(data.get("batch"), "batch", 0),
         )
 
     @classmethod
@@ -116,14 +136,22 @@ def read_local_tier(path: Path) -> LocalTierRecord | None:
         return None
 
 
-def describe_local_tier(shared_root: Path) -> str | None:
+def progress_of(epoch: int, info: CkptInfo) -> Progress:
+    """The `Progress` of the checkpoint in ``epochs/<epoch>`` whose ``ckpt-info.json`` is ``info``."""
+    return (epoch, None if info.position is None else info.position.batch)
+
+
+def describe_local_tier(shared_root: Path, shared_newest: Progress | None = None) -> str | None:
     """One line for readers of the shared tier when its newest checkpoint exists only on a node
-    (or the record is malformed); None when the shared tier has the newest (or it is single-tier)."""
+    (or the record is malformed); None when the shared tier has the newest (or it is single-tier).
+
+    ``shared_newest``: the epoch directory and batch (None: an epoch's end) of the shared tier's
+    newest checkpoint, which supersedes a record no further along (None: it has none)."""
     try:
         record = read_local_tier(shared_root / LOCAL_TIER_FILE)
     except LocalTierError as exc:
         return f"{exc} (ignored)"
-    if record is None or record.drained:
+    if record is None or record.drained or record.superseded(shared_newest):
         return None
     return (
         f"newest checkpoint only node-local: epochs/{record.epoch:03d} on {record.host} "

@@ -16,7 +16,7 @@ from candle_restart.coordinator.policy import Policy
 from candle_restart.coordinator.report import summary, table, terminal_width, varied_keys
 from candle_restart.coordinator.states import TaskStatus
 from candle_restart.records.jsontypes import JsonObject, JsonValue
-from candle_restart.records.localtier import describe_local_tier
+from candle_restart.records.localtier import describe_local_tier, progress_of
 from candle_restart.report.goodfacts import task_breakdown
 from candle_restart.report.goodput import Breakdown, total
 from candle_restart.runtime.preempt import EXIT_BAD_INPUT, EXIT_COMPLETED, EXIT_IO_ERROR
@@ -136,7 +136,8 @@ def cmd_ckpt(args: argparse.Namespace) -> int:
     found = find_restart(layout, args.checksums, lambda msg: print("  " + msg))
     none = "nothing (fresh start)" if layout.list_epochs() else f"nothing: {layout.root} holds no epochs/"
     print(f"restart would load: {found.path if found else none}")
-    node_local = describe_local_tier(layout.root)  # two tiers (candle_restart.ckpt.drain)
+    newest = None if found is None else progress_of(found.epoch, found.info)
+    node_local = describe_local_tier(layout.root, newest)  # two tiers (candle_restart.ckpt.drain)
     if node_local is not None:
         print(node_local)
     return 0

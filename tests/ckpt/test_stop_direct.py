@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from candle_restart.ckpt import CkptLayout, CommitError, verify_checkpoint
-from candle_restart.records.localtier import LOCAL_TIER_FILE, read_local_tier
+from candle_restart.records.localtier import LOCAL_TIER_FILE, describe_local_tier, read_local_tier
 from candle_restart.runtime.preempt import PreemptionRequest
 from tests.faultfs.control import FaultFS
 from tests.helpers import BytesCkpt, BytesModel
@@ -85,8 +85,9 @@ def test_a_stop_checkpoint_goes_straight_to_the_shared_tier(
     assert ckpt.layout.list_epochs() == [1]  # never written node-locally, never copied
     assert ckpt.drainer is not None and (ckpt.drainer.drains, ckpt.drainer.bytes_copied) == (0, 0)
     assert shared.work_dirs() == []
-    record = read_local_tier(shared.root / LOCAL_TIER_FILE)
-    assert record is not None and (record.epoch, record.drained) == (2, True)
+    record = read_local_tier(shared.root / LOCAL_TIER_FILE)  # not rewritten in the exit's path,
+    assert record is not None and (record.epoch, record.drained) == (1, False)
+    assert describe_local_tier(shared.root, (2, None)) is None  # and superseded for its readers
     assert any("drain: epoch 2 is on the shared tier" in line and "after SIGTERM" in line for line in lines)
     ckpt.release_writer()
 

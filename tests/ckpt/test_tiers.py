@@ -35,6 +35,7 @@ from candle_restart.records.localtier import (
     LOCAL_TIER_FILE,
     LocalTierError,
     describe_local_tier,
+    progress_of,
     read_local_tier,
 )
 from candle_restart.runtime.deadline import End
@@ -381,7 +382,9 @@ def test_kill_minus_9_during_a_drain_never_moves_shared_last_onto_a_partial_copy
     assert mid_copy >= 1, "no kill landed inside a copy: the test did not test the drain"
 
 
-def test_sigterm_exits_75_only_once_the_preemption_checkpoint_is_on_the_shared_tier(tmp_path: Path) -> None:
+def test_sigterm_exits_75_only_once_the_preemption_checkpoint_is_on_the_shared_tier(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     with _writer(tmp_path, 7, "preempt", 16) as proc:
         assert proc.stdout is not None
         line = ""
@@ -394,13 +397,15 @@ def test_sigterm_exits_75_only_once_the_preemption_checkpoint_is_on_the_shared_t
     preempted = [int(line.split()[1]) for line in out.splitlines() if line.startswith("preempted")]
     assert len(preempted) == 1
     shared = _shared(tmp_path)
-    # The drain interval (1000) drains nothing on its own: this copy is the preemption's.
+    # The drain interval (1000) drains nothing on its own: this checkpoint is the preemption's.
     assert shared.linked_epoch(shared.last) == preempted[0]
-    verify_checkpoint(shared.epoch_dir(preempted[0]), True)
     log = (shared.root / "ckpt.log").read_text()
     assert "grace period" in log and "after SIGTERM" in log
-    record = read_local_tier(shared.root / LOCAL_TIER_FILE)
-    assert record is not None and (record.epoch, record.drained) == (preempted[0], True)
+    # The stop's checkpoint was committed on the shared tier itself: nothing newer is only node-local.
+    info = verify_checkpoint(shared.epoch_dir(preempted[0]), True)
+    assert describe_local_tier(shared.root, progress_of(preempted[0], info)) is None
+    assert cli_main(["ckpt", str(shared.root)]) == 0
+    assert "only node-local" not in capsys.readouterr().out  # the record still names an older one
 
 
 def test_the_halt_before_the_walltime_leaves_time_for_the_slowest_drain(

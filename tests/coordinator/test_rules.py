@@ -341,7 +341,7 @@ def test_a_coding_error_in_classification_is_raised_not_made_a_task_state(
     task = create_task(tmp_path, {"epochs": 1}, entry="toy:train")
     assert classify(task, {}).state == "new"
 
-    def broken(_root: Path) -> str | None:
+    def broken(_root: Path, _newest: object = None) -> str | None:
         raise TypeError("a coding error")
 
     monkeypatch.setattr(states, "describe_local_tier", broken)
