@@ -128,6 +128,15 @@ class CapturedModelFile:
             self.assets = None
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """One saving walk's result: its key (the ids it holds for), what it found, where each variable lies."""
+
+    key: tuple[int, ...]
+    entries: list[tuple[str, Any, dict[str, Any]]]
+    located: dict[int, str]
+
+
 class Capturer:
     """Captures a model's file; remembers where Keras' saving walk found each variable.
 
@@ -140,7 +149,7 @@ class Capturer:
     """
 
     def __init__(self) -> None:
-        self._plans: dict[bool, tuple[tuple[int, ...], list[tuple[str, Any, dict[str, Any]]]]] = {}
+        self._plans: dict[bool, _Plan] = {}
 
     def reset(self) -> None:
         """Forget the cached walks (another model)."""
@@ -160,7 +169,7 @@ class Capturer:
         known = self._variables(model)
         key = (id(model), id(getattr(model, "optimizer", None)), *(id(v) for v in known))
         plan = self._plans.get(weights_only)
-        walk = plan is None or plan[0] != key
+        walk = plan is None or plan.key != key
         # A cached walk met no object with assets, so it needs no asset directory (a mkdtemp and rmtree).
         assets = None if weights_only or not walk else _CountingAssets(_NAMES[3], archive=None, mode="w")
         try:
@@ -172,7 +181,7 @@ class Capturer:
                 entries = [
                     (path, meta, _as_variables(model, path, values)) for path, meta, values in store.entries
                 ]
-                plan = (key, entries)
+                plan = _Plan(key, entries, _locations(entries))
                 ids = {id(v) for v in known}
                 reusable = all(
                     isinstance(v, keras.Variable) and id(v) in ids
@@ -184,9 +193,9 @@ class Capturer:
                 else:
                     self._plans.pop(weights_only, None)
             entries = [
-                (path, meta, {k: copy(v) for k, v in values.items()}) for path, meta, values in plan[1]
+                (path, meta, {k: copy(v) for k, v in values.items()}) for path, meta, values in plan.entries
             ]
-            captured = CapturedModelFile(weights_only, entries, assets=assets, located=_locations(plan[1]))
+            captured = CapturedModelFile(weights_only, entries, assets=assets, located=plan.located)
             if not weights_only:
                 captured.config_json, captured.metadata_json = _serialize_model_as_json(model)
         except BaseException:
