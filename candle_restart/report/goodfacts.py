@@ -17,26 +17,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from datetime import datetime
 from pathlib import Path
 
 from candle_restart.records.epochs import EpochEvent, EventFileError, read_events
 from candle_restart.records.journal import EXIT, STALE_EXIT, START, SUBMIT_INTENT, SUBMITTED, JournalEvent
 from candle_restart.report.goodput import AttemptFacts, Breakdown, CommitFacts, breakdown
 from candle_restart.task import TaskDir
-
-
-def seconds(iso: str | None) -> float | None:
-    """An ISO 8601 time as seconds since the epoch (None when absent or not a time; naive is UTC)."""
-    if not iso:
-        return None
-    try:
-        moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=datetime.now().astimezone().tzinfo).timestamp()
-    return moment.timestamp()
+from candle_restart.task.attemptfacts import iso_seconds as seconds  # every time read here (naive: UTC)
 
 
 def _text(value: object) -> str | None:

@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from candle_restart.errors import CkptError
 from candle_restart.records.epochs import EventFileError, read_events
@@ -53,7 +53,7 @@ from candle_restart.runtime import fsio
 from candle_restart.runtime.lease import Lease, LeaseBusy
 from candle_restart.sweep.expand import write_manifest
 from candle_restart.sweep.schema import Sweep
-from candle_restart.sweep.searchschema import SearchBlock
+from candle_restart.sweep.study import distributions, make_study
 from candle_restart.sweep.yamlfile import SweepError
 from candle_restart.task.taskdir import TaskDir, create_task, make_task_id
 
@@ -107,47 +107,6 @@ def epoch_values(task: TaskDir, metric: str) -> dict[int, float]:
     return values
 
 
-def _distributions(block: SearchBlock) -> dict[str, Any]:
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
-    made: dict[str, Any] = {}
-    for key, dist in block["space"].items():
-        kind, arg = next(iter(dist.items()))
-        if kind == "choice":
-            made[key] = CategoricalDistribution(tuple(arg))  # type: ignore[arg-type]
-        elif kind == "int_uniform":
-            made[key] = IntDistribution(int(arg[0]), int(arg[1]))  # type: ignore[call-overload]
-        else:
-            made[key] = FloatDistribution(float(arg[0]), float(arg[1]), log=kind == "log_uniform")  # type: ignore[arg-type]
-    return made
-
-
-def make_study(block: SearchBlock) -> optuna.Study:
-    """A fresh in-memory study with the block's sampler (seeded) and pruner."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    seed = block["seed"]
-    samplers: dict[str, Callable[[], optuna.samplers.BaseSampler]] = {
-        "random": lambda: optuna.samplers.RandomSampler(seed=seed),
-        "tpe": lambda: optuna.samplers.TPESampler(seed=seed),
-        "cmaes": lambda: optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False),
-        "genetic": lambda: optuna.samplers.NSGAIISampler(seed=seed),
-    }
-    prune = block["prune"]
-    pruner: optuna.pruners.BasePruner = optuna.pruners.NopPruner()
-    if prune is not None and prune["rule"] == "median":
-        s = prune["settings"]
-        pruner = optuna.pruners.MedianPruner(n_startup_trials=s["startup_trials"], n_warmup_steps=s["warmup_epochs"])
-    elif prune is not None:
-        s = prune["settings"]
-        pruner = optuna.pruners.SuccessiveHalvingPruner(
-            min_resource=s["min_epochs"], reduction_factor=s["reduction_factor"]
-        )
-    direction: Literal["minimize", "maximize"] = "maximize" if block["direction"] == "maximize" else "minimize"
-    return optuna.create_study(direction=direction, sampler=samplers[block["sampler"]](), pruner=pruner)
-
-
 @dataclass
 class Trial:
     """One asked point: its task, the varied values, and its study handle until it is told."""
@@ -194,7 +153,7 @@ class Search:
         self.lease.release()
 
     def rebuild(self) -> None:
-        self.dists = _distributions(self.block)
+        self.dists = distributions(self.block)
         self.study = make_study(self.block)
         recorded = recorded_trials(self.sweep.run_root, self.sweep.name)
         missing = [n for n in range(len(recorded)) if n not in recorded]
