@@ -89,3 +89,36 @@ def test_the_walltime_halt_commits_inside_the_epoch_and_raises_preempted(tmp_pat
         ckpt.on_train_end()
     info = read_ckpt_info(tmp_path / "last" / "ckpt-info.json")
     assert info.position is not None and (info.position.epoch, info.position.batch) == (1, 1)
+
+
+def test_with_two_tiers_the_halt_commits_on_the_shared_tier_itself(tmp_path: Path) -> None:
+    """The stop's checkpoint (a torch snapshot, its copies deferred) is written once, to the shared tier."""
+    from candle_restart.ckpt.drain import local_root
+
+    shared = tmp_path / "shared"
+    params = {
+        "epochs": 3,
+        "ckpt_directory": str(shared),
+        "ckpt_local_directory": str(tmp_path / "local"),
+        "ckpt_walltime": "1",
+        "ckpt_halt_seconds": 5,
+    }
+    ckpt = CandleCkptPyTorch(params, verbose=False)
+    given = _objects()
+    ckpt.set_model(given)
+    loader = [torch.randn(2, 4) for _ in range(6)]
+    try:
+        with pytest.raises(Preempted):
+            for batch, x in ckpt.enumerate(loader):
+                given["optimizer"].zero_grad()  # type: ignore[attr-defined]
+                given["model"](x).sum().backward()  # type: ignore[operator]
+                given["optimizer"].step()  # type: ignore[attr-defined]
+                ckpt.batch_end(batch)
+    finally:
+        REQUEST.clear()
+        ckpt.on_train_end()
+    info = verify_checkpoint(shared / "last", True)
+    assert info.position is not None and (info.position.epoch, info.position.batch) == (1, 1)
+    assert not (local_root(tmp_path / "local", shared) / "epochs" / "001").exists()  # never node-local
+    log = (shared / "ckpt.log").read_text()
+    assert "drain: epoch 1 is on the shared tier" in log and "copied to the shared tier" not in log
