@@ -128,21 +128,60 @@ def write_manifest(sweep: Sweep, *, check_only: bool = False) -> None:
     fsio.atomic_write_bytes(path, _manifest(sweep).to_bytes())
 
 
-def check_parent(sweep: Sweep, task_ids: list[str]) -> None:
-    """The sweep's ``parent`` exists, is none of its tasks nor leads back to one, and has a
+def check_parents(sweep: Sweep, task_ids: list[str], parents: list[str | None]) -> None:
+    """Each task's parent exists, is none of the sweep's tasks nor leads back to one, and has a
     checkpoint that verifies; SweepError naming the YAML and ``parent`` otherwise (nothing written)."""
     from candle_restart.task.warm import WarmStartError, resolve_parent
 
-    assert sweep.parent is not None
-    for task_id in task_ids:
+    checked: set[str] = set()
+    for task_id, parent in zip(task_ids, parents, strict=True):
+        if parent is None:
+            continue
         try:
-            resolve_parent(sweep.run_root / task_id, sweep.parent, str(sweep.source), need_checkpoint=False)
-        except CkptError as exc:
-            raise SweepError(str(sweep.source), "parent", exc.problem) from None
+            resolve_parent(sweep.run_root / task_id, parent, str(sweep.source), need_checkpoint=False)
+            if parent not in checked:
+                checked.add(parent)
+                resolve_parent(sweep.run_root / task_id, parent, str(sweep.source))
+        except (CkptError, WarmStartError) as exc:
+            raise SweepError(str(sweep.source), "parent", getattr(exc, "problem", str(exc))) from None
+
+
+def matched_parents(sweep: Sweep, sets: list[dict[str, Any]]) -> list[str | None]:
+    """``parent: {sweep, match}``: each parameter set's parent, the one task of that sweep in the
+    run root whose parameters equal the set's on every ``match`` key; SweepError naming the YAML
+    and ``parent.match`` when a set lacks a key, or when no task or several match it."""
+    from candle_restart.coordinator.resume import task_dirs
+
+    match = sweep.parent_match
+    assert match is not None
+    candidates: list[tuple[str, dict[str, Any]]] = []
     try:
-        resolve_parent(sweep.run_root / task_ids[0], sweep.parent, str(sweep.source))
-    except (CkptError, WarmStartError) as exc:
-        raise SweepError(str(sweep.source), "parent", getattr(exc, "problem", str(exc))) from None
+        for task in task_dirs(sweep.run_root) if sweep.run_root.is_dir() else []:
+            spec = task.load_spec()
+            if spec.sweep == match.sweep:
+                candidates.append((task.task_id, dict(spec.params)))
+    except CkptError as exc:
+        raise SweepError(str(sweep.source), "parent.sweep", f"cannot read the run root's tasks: {exc}") from None
+    if not candidates:
+        raise SweepError(str(sweep.source), "parent.sweep", f"no task of sweep {match.sweep!r} in {sweep.run_root}")
+    parents: list[str | None] = []
+    for i, params in enumerate(sets):
+        missing = [k for k in match.match if k not in params]
+        if missing:
+            raise SweepError(str(sweep.source), "parent.match", f"task {i} has no parameter {missing[0]!r}")
+        wanted = {k: params[k] for k in match.match}
+        found = [tid for tid, theirs in candidates if all(k in theirs and theirs[k] == v for k, v in wanted.items())]
+        if len(found) != 1:
+            said = ", ".join(f"{k}={v!r}" for k, v in wanted.items())
+            problem = (
+                f"no task of sweep {match.sweep!r} has {said}"
+                if not found
+                else f"{len(found)} tasks of sweep {match.sweep!r} have {said} ({', '.join(sorted(found)[:3])}): "
+                "add a key to match"
+            )
+            raise SweepError(str(sweep.source), "parent.match", f"{problem} (task {i} of this sweep)")
+        parents.append(found[0])
+    return parents
 
 
 @dataclass
@@ -159,12 +198,13 @@ def expand(sweep: Sweep) -> Expansion:
             parse_params(params, where=f"{sweep.source}: task {i} params")
         except CkptError as exc:
             raise SweepError(exc.where, exc.key, exc.problem) from None
-    if sweep.parent is not None:
-        check_parent(sweep, [make_task_id(sweep.name, params) for params in sets])
+    ids = [make_task_id(sweep.name, params) for params in sets]
+    parents = matched_parents(sweep, sets) if sweep.parent_match else [sweep.parent] * len(sets)
+    if any(parents):
+        check_parents(sweep, ids, parents)
     write_manifest(sweep)
     tasks, created = [], 0
-    for params in sets:
-        task_id = make_task_id(sweep.name, params)
+    for task_id, params, parent in zip(ids, sets, parents, strict=True):
         created += not (sweep.run_root / task_id / "task.json").exists()
         tasks.append(
             create_task(
@@ -176,7 +216,7 @@ def expand(sweep: Sweep) -> Expansion:
                 task_id=task_id,
                 python_path=sweep.python_path,
                 dir_flags=sweep.dir_flags,
-                parent=sweep.parent,
+                parent=parent,
             )
         )
     return Expansion(tasks, created)

@@ -20,6 +20,9 @@
     demo: {preempt_task: 0, after_checkpoints: 2, signals: 1}   # off unless present
     parent: base-0123456789ab        # optional: every task starts from a copy of this task's newest
                                      # verified checkpoint (a task id in run_root, or an absolute path)
+    # or each task its own parent (a leave-out tree's next level): the task of sweep ``stage1``
+    # in run_root whose parameters equal this task's on every ``match`` key
+    parent: {sweep: stage1, match: [fold]}
 
 Validation reports the first problem only and creates nothing.  An unknown key
 at any level is refused with the closest known key ("did you mean ...");
@@ -69,6 +72,8 @@ TOP_KEYS = {
     "parent",
 }
 VARY_KEYS = {"grid", "list", "random"}
+PARENT_KEYS = {"sweep", "match"}
+SWEEP_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.=+-]{0,79}$")  # the prefix of every task id
 DISTRIBUTIONS = {"uniform", "log_uniform", "choice", "int_uniform"}
 
 Params = dict[str, object]  # gParameters as the YAML wrote them
@@ -97,6 +102,15 @@ Restart = dict[str, float]  # a `Policy` field (`RESTART_KEYS`) and its value
 
 
 @dataclass(frozen=True)
+class ParentMatch:
+    """``parent: {sweep, match}``: each task's parent is the task of sweep ``sweep`` (in the same
+    run root) whose parameters equal the task's on every key of ``match``."""
+
+    sweep: str
+    match: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Sweep:
     """A validated sweep; paths are absolute."""
 
@@ -116,6 +130,7 @@ class Sweep:
     dir_flags: bool = True  # a command gets --ckpt_directory= and --output_dir=
     search: SearchBlock | None = None  # an adaptive search (`searchschema`) instead of ``vary``
     parent: str | None = None  # every task's warm start (`candle_restart.task.warm`)
+    parent_match: ParentMatch | None = None  # or each task's own, found by its parameters (`expand`)
 
 
 MAX_INTEGER = 10**18  # no count, limit or size of a sweep comes near it
@@ -295,7 +310,7 @@ def parse_sweep(source: str | os.PathLike[str]) -> Sweep:
     c = _Checker(source, lines, base60)
     data = c.mapping(data, (), TOP_KEYS)
     name = data.get("name")
-    if not isinstance(name, str) or not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_.=+-]{0,79}$", name):
+    if not isinstance(name, str) or not SWEEP_NAME.match(name):
         raise c.fail(("name",), f"must be a short safe name (letters, digits, _.=+-), got {name!r}")
     run_root = data.get("run_root", f"runs/{name}")
     if not isinstance(run_root, str) or not run_root:
@@ -313,10 +328,11 @@ def parse_sweep(source: str | os.PathLike[str]) -> Sweep:
         raise c.fail(("search",), "a sweep has either vary: (tasks known in advance) or search:, not both")
     root = Path(run_root) if os.path.isabs(run_root) else source.parent / run_root
     parent = data.get("parent")
-    if parent is not None and not valid_parent(parent):
-        raise c.fail(("parent",), f"must be a task id in run_root or an absolute task directory, got {parent!r}")
     if parent is not None and search is not None:
         raise c.fail(("parent",), "is not used with search: (a search's tasks start fresh or from each other)")
+    parent_match = _check_parent_match(c, parent, name) if isinstance(parent, dict) else None
+    if parent is not None and parent_match is None and not valid_parent(parent):
+        raise c.fail(("parent",), f"must be a task id in run_root or an absolute task directory, got {parent!r}")
     return Sweep(
         name,
         source,
@@ -334,4 +350,18 @@ def parse_sweep(source: str | os.PathLike[str]) -> Sweep:
         program.dir_flags,
         search,
         parent if isinstance(parent, str) else None,
+        parent_match,
     )
+
+
+def _check_parent_match(c: _Checker, raw: dict[object, object], name: str) -> ParentMatch:
+    block = c.mapping(raw, ("parent",), PARENT_KEYS)
+    sweep = block.get("sweep")
+    if not isinstance(sweep, str) or not SWEEP_NAME.match(sweep):
+        raise c.fail(("parent", "sweep"), f"must be the name of a sweep in run_root, got {sweep!r}")
+    if sweep == name:
+        raise c.fail(("parent", "sweep"), f"names this sweep ({name}); a task cannot start from its own sweep's")
+    match = block.get("match")
+    if not isinstance(match, list) or not match or not all(isinstance(k, str) and k for k in match):
+        raise c.fail(("parent", "match"), f"must be a non-empty list of parameter names, got {match!r}")
+    return ParentMatch(sweep, tuple(match))

@@ -229,13 +229,17 @@ def text(res: Results, width: int | None) -> str:
 
 def to_csv(res: Results) -> str:
     """CSV with a header: task_id, state, params.K..., metric, mode, best, best_epoch, final,
-    final_epoch, attempts, goodput, result.K (the scalar entries of dict results), result (as JSON)."""
+    final_epoch, attempts, goodput, result.K (the scalar entries of dict results), result (as JSON);
+    then, when a task was warm-started, parent and parent_epoch (the checkpoint it began from; the
+    epoch is empty until the copy is made)."""
     result_keys: dict[str, None] = {}
     for r in res.rows:
         if isinstance(r.result, dict):
             result_keys.update({k: None for k, v in r.result.items() if not isinstance(v, (dict, list))})
     head = ["task_id", "state", *(f"params.{k}" for k in res.varied), "metric", "mode", "best", "best_epoch"]
     head += ["final", "final_epoch", "attempts", "goodput", *(f"result.{k}" for k in result_keys), "result"]
+    started = any(r.lineage is not None for r in res.rows)  # the lineage of a leave-out tree, a PBT run
+    head += ["parent", "parent_epoch"] if started else []
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(head)
@@ -257,5 +261,14 @@ def to_csv(res: Results) -> str:
             + [plain(r.goodput)]
             + [plain(extra.get(k)) for k in result_keys]
             + ["" if r.result is None else json.dumps(r.result, separators=(",", ":"))]
+            + (_lineage_cells(r.lineage) if started else [])
         )
     return out.getvalue()
+
+
+def _lineage_cells(found: Lineage | None) -> list[str | int | float]:
+    """The ``parent`` and ``parent_epoch`` cells of a row."""
+    if found is None:
+        return ["", ""]
+    epoch = None if found.origin is None else found.origin.get("epoch")
+    return [found.parent, epoch if isinstance(epoch, int) else ""]

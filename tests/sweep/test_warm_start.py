@@ -9,6 +9,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import os
 import signal
 import subprocess
@@ -21,6 +24,7 @@ import yaml
 
 from candle_restart.ckpt import CkptLayout
 from candle_restart.ckpt.restore import verify_checkpoint
+from candle_restart.cli import main as cli_main
 from candle_restart.records.ckptinfo import read_ckpt_info
 from candle_restart.records.origin import ORIGIN_FILE, read_origin
 from candle_restart.sweep import SweepError, expand, parse_sweep
@@ -158,3 +162,88 @@ def test_a_task_whose_parent_went_away_is_bad_input_with_one_line(tmp_path: Path
     assert state is not None and state.status == "bad_input"
     assert f"{child.task_file}: parent: parent 'gone-1' is not a task directory" in (state.reason or "")
     assert not child.ckpts.exists() or CkptLayout.at(child.ckpts).list_epochs() == []
+
+
+def _level(tmp_path: Path, name: str, vary: dict[str, object], parent: object = None, epochs: int = 2) -> Path:
+    """A sweep YAML of one level of a leave-out tree, in ``tmp_path``, its run root ``runs``."""
+    config: dict[str, object] = {"name": name, "run_root": "runs", "entry": TRAINER, "params": {"epochs": epochs},
+                                 "vary": vary}
+    if parent is not None:
+        config["parent"] = parent
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def _trained_first_level(tmp_path: Path) -> dict[int, str]:
+    """Stage 1: one task per fold (each fold its own learning rate), trained; task id by fold."""
+    folds = [{"fold": 1, "learning_rate": 0.1}, {"fold": 2, "learning_rate": 0.2}]
+    tasks = expand(parse_sweep(_level(tmp_path, "stage1", {"list": folds}))).tasks
+    for task in tasks:
+        assert run_task(task.path) == 0
+    return {int(str(t.load_spec().params["fold"])): t.task_id for t in tasks}
+
+
+def test_each_task_of_a_tree_level_starts_from_the_parent_its_parameters_match(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``parent: {sweep, match}``: the next level of a leave-out tree, one YAML for all its tasks."""
+    first = _trained_first_level(tmp_path)
+    stage2 = _level(tmp_path, "stage2", {"grid": {"fold": [1, 2], "learning_rate": [0.01, 0.02]}},
+                    {"sweep": "stage1", "match": ["fold"]}, epochs=3)
+    tasks = expand(parse_sweep(stage2)).tasks
+    assert len(tasks) == 4
+    for task in tasks:
+        params = task.load_spec().params
+        parent = first[int(str(params["fold"]))]
+        assert task.load_spec().parent == parent
+        assert run_task(task.path) == 0
+        origin = read_origin(task.path)
+        assert origin is not None and (origin.parent, origin.epoch) == (parent, 2)
+        history = json.loads((CkptLayout.at(task.ckpts).epoch_dir(3) / "model.bin").read_text())
+        parent_rate = 0.1 if params["fold"] == 1 else 0.2
+        assert history == [parent_rate, parent_rate, params["learning_rate"]]  # the parent's two epochs, then its own
+    # results' CSV names each task's parent and the epoch it began from (stage 1's rows: none)
+    capsys.readouterr()  # the trainings' own lines
+    assert cli_main(["results", str(tmp_path / "runs"), "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert len(rows) == 6
+    for row in rows:
+        fold = int(row["params.fold"])
+        if row["task_id"].startswith("stage2-"):
+            assert (row["parent"], row["parent_epoch"]) == (first[fold], "2")
+        else:
+            assert (row["parent"], row["parent_epoch"]) == ("", "")
+
+
+@pytest.mark.parametrize(
+    ("parent", "key", "words"),
+    [
+        ({"sweep": "stage1", "match": ["learning_rate"]}, "parent.match", "no task of sweep 'stage1' has learning_rate=0.5"),
+        ({"sweep": "stage1", "match": ["subset"]}, "parent.match", "task 0 has no parameter 'subset'"),
+        ({"sweep": "nothere", "match": ["fold"]}, "parent.sweep", "no task of sweep 'nothere' in "),
+        ({"sweep": "stage1", "matches": ["fold"]}, "parent.matches", "unknown key; did you mean 'match'?"),
+        ({"sweep": "stage1", "match": []}, "parent.match", "must be a non-empty list of parameter names"),
+        ({"sweep": "stage2", "match": ["fold"]}, "parent.sweep", "names this sweep (stage2)"),
+    ],
+)
+def test_a_bad_matched_parent_is_one_line_naming_the_key_and_writes_nothing(
+    tmp_path: Path, parent: dict[str, object], key: str, words: str
+) -> None:
+    _trained_first_level(tmp_path)
+    stage2 = _level(tmp_path, "stage2", {"grid": {"fold": [1, 2], "learning_rate": [0.5]}}, parent)
+    before = tree(tmp_path)
+    with pytest.raises(SweepError) as caught:
+        expand(parse_sweep(stage2))
+    message = str(caught.value)
+    assert "\n" not in message and str(stage2) in message and f": {key}: " in message and words in message, message
+    assert tree(tmp_path) == before  # nothing written
+
+
+def test_a_matched_parent_that_is_ambiguous_asks_for_another_key(tmp_path: Path) -> None:
+    tasks = expand(parse_sweep(_level(tmp_path, "stage1", {"grid": {"fold": [1], "learning_rate": [0.1, 0.2]}}))).tasks
+    for task in tasks:
+        assert run_task(task.path) == 0
+    stage2 = _level(tmp_path, "stage2", {"grid": {"fold": [1]}}, {"sweep": "stage1", "match": ["fold"]})
+    with pytest.raises(SweepError, match=r"parent\.match: 2 tasks of sweep 'stage1' have fold=1 .*add a key to match"):
+        expand(parse_sweep(stage2))
