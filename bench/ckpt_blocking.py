@@ -29,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import dense_model
@@ -45,15 +47,11 @@ class MemcpyFloor:
     """
 
     def __init__(self, nbytes: int) -> None:
-        import numpy as np
-
         self._src = np.ones(nbytes, dtype=np.uint8)
         self._dst = np.zeros_like(self._src)
         self.samples: list[float] = []
 
     def sample(self) -> None:
-        import numpy as np
-
         start = time.perf_counter()
         np.copyto(self._dst, self._src)
         self.samples.append(time.perf_counter() - start)

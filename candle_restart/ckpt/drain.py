@@ -204,8 +204,7 @@ class Drainer:
         a best, so the shared ``last`` never goes back); returns once no drain runs."""
         with self._cond:
             self._supersede(best)
-            if self._current is not None and (best or not self._current.best):
-                self._current.abandon = True
+            self._abandon_current(best)
             while self._thread is not None:
                 self._cond.wait()
 
@@ -264,9 +263,8 @@ class Drainer:
             with self._cond:
                 self._sweep_debris()
                 self._serial += 1
-                position = found_local.info.position
                 self._newest = (self._serial, found_local.epoch, LocalTierRecord.now())
-                self._newest_batch = None if position is None else position.batch
+                self._newest_batch = found_local.info.batch
                 self._record_due = True
                 self._try_enqueue(found_local.epoch, found_local.path)
                 self._start_worker()
@@ -287,7 +285,7 @@ class Drainer:
             self.log(f"drain: cannot stage epoch {epoch} for the shared tier: {exc}")
 
     def _stage(self, epoch: int, source: Path, serial: int) -> Job:
-        return stage(self.local.root / STAGE_PREFIX, epoch, source, serial)
+        return stage(self.local.root, STAGE_PREFIX, epoch, source, serial)
 
     def _enqueue(self, job: Job) -> None:
         """Queue ``job`` behind the waiting jobs it does not supersede."""
@@ -304,15 +302,16 @@ class Drainer:
         self._pending = kept
 
     def _abandon_older(self, serial: int) -> None:
-        """`flush` needs checkpoint ``serial``: abandon the drain in flight of an older one,
-        unless that one is a best and ``serial``'s is not (a best is never skipped for a non-best)."""
-        current = self._current
+        """`flush` needs checkpoint ``serial``: abandon the drain in flight of an older one (`_abandon_current`)."""
         wanted = next((job for job in self._pending if job.serial == serial), None)
-        if current is None or wanted is None or current.serial >= serial:
-            return
-        if current.best and not wanted.best:
-            return
-        current.abandon = True
+        if self._current is not None and wanted is not None and self._current.serial < serial:
+            self._abandon_current(wanted.best)
+
+    def _abandon_current(self, best: bool) -> None:
+        """A newer checkpoint (``best`` or not) needs the shared tier: abandon the drain in flight,
+        unless it is a best and the newer one is not (a best is never skipped for a non-best)."""
+        if self._current is not None and (best or not self._current.best):
+            self._current.abandon = True
 
     def _queued(self, serial: int) -> bool:
         return any(job.serial == serial for job in [*self._pending, *([self._current] if self._current else [])])

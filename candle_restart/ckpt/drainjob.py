@@ -83,10 +83,10 @@ def keep_shared(
             debug(f"drain: removing shared epochs/{epoch_name(epoch)} (keep policy)")
 
 
-def stage(prefix: Path, epoch: int, source: Path, serial: int) -> Job:
-    """Hard-link the files of the committed ``source`` into a new staging directory named
-    ``prefix`` + epoch + a unique tail (a copy where links fail): the job that drains it."""
-    staged = prefix.with_name(f"{prefix.name}{epoch_name(epoch)}-{os.getpid()}-{secrets.token_hex(3)}")
+def stage(root: Path, prefix: str, epoch: int, source: Path, serial: int) -> Job:
+    """Hard-link the files of the committed ``source`` into a new staging directory in ``root``,
+    named ``prefix`` + epoch + a unique tail (a copy where links fail): the job that drains it."""
+    staged = root / f"{prefix}{epoch_name(epoch)}-{os.getpid()}-{secrets.token_hex(3)}"
     staged.mkdir()
     try:
         for name in list_files(source):

@@ -158,8 +158,8 @@ class CkptEngine:
         self.saving_position: Position | None = None  # the position of the checkpoint being taken
         self.last_files: FileTable = {}  # the last synchronous checksum pass (CANDLE's checksum())
         self.cksum_model = DISABLED  # CRC-32 of the model file of the last committed checkpoint
-        self.work_dir = layout.work_dir(f"{os.getpid()}-{secrets.token_hex(3)}")
-        self.shared_work_dir = self.shared.work_dir(self.work_dir.name.removeprefix("work-"))
+        tag = f"{os.getpid()}-{secrets.token_hex(3)}"
+        self.work_dir, self.shared_work_dir = layout.work_dir(tag), self.shared.work_dir(tag)
         # ckpts/events.jsonl, on the shared tier: the report reads it there.
         self.events = EpochEvents.of(settings, self.shared.root, logs.warning)
 
@@ -279,7 +279,7 @@ class CkptEngine:
             # not shared state (it stages hard links and queues the drain under its own lock; its
             # own thread copies). Before the keep policy, which may delete epochs/NNN. A best or
             # the final checkpoint is always drained.
-            self.drainer.committed(job.epoch, must=job.best or job.info.complete is True, batch=_batch(job.info))
+            self.drainer.committed(job.epoch, must=job.best or job.info.complete is True, batch=job.info.batch)
         try:
             deleted = self.keeper.clean(job.epoch, job.protect)
         except (CkptError, OSError) as exc:  # the lease was lost right after the commit: nothing is deleted
@@ -293,7 +293,7 @@ class CkptEngine:
         drop_best = job.info.best_epoch is None
         target, files, had_best = self._write(self.shared, self.shared_work_dir, job, drop_best)
         self._say_links(self.shared, self.shared_work_dir, target, job, drop_best and had_best)
-        drainer.published(job.epoch, complete=job.info.complete is True, batch=_batch(job.info))
+        drainer.published(job.epoch, complete=job.info.complete is True, batch=job.info.batch)
         return self._result(job, target, files, ())
 
     def _write(
@@ -392,8 +392,3 @@ class CkptEngine:
             if linked is not None:
                 protect.add(linked)
         return protect
-
-
-def _batch(info: CkptInfo) -> int | None:
-    """The batches into its epoch of a mid-epoch checkpoint; None at an epoch's end."""
-    return None if info.position is None else info.position.batch

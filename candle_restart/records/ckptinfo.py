@@ -100,6 +100,11 @@ class CkptInfo:
     writer: Writer | None = None
     origin: Origin | None = None  # a warm start's copy: the parent checkpoint it came from
 
+    @property
+    def batch(self) -> int | None:
+        """Batches into its epoch of a mid-epoch checkpoint; None at an epoch's end."""
+        return None if self.position is None else self.position.batch
+
     # ----- writing ---------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Json]:
         """The file's object, keys in the written order (CANDLE's dict: what ``restart`` returns).

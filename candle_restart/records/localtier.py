@@ -138,7 +138,7 @@ def read_local_tier(path: Path) -> LocalTierRecord | None:
 
 def progress_of(epoch: int, info: CkptInfo) -> Progress:
     """The `Progress` of the checkpoint in ``epochs/<epoch>`` whose ``ckpt-info.json`` is ``info``."""
-    return (epoch, None if info.position is None else info.position.batch)
+    return (epoch, info.batch)
 
 
 def describe_local_tier(shared_root: Path, shared_newest: Progress | None = None) -> str | None:

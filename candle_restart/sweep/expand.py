@@ -137,11 +137,9 @@ def check_parents(sweep: Sweep, task_ids: list[str], parents: list[str | None]) 
     for task_id, parent in zip(task_ids, parents, strict=True):
         if parent is None:
             continue
-        try:
-            resolve_parent(sweep.run_root / task_id, parent, str(sweep.source), need_checkpoint=False)
-            if parent not in checked:
-                checked.add(parent)
-                resolve_parent(sweep.run_root / task_id, parent, str(sweep.source))
+        try:  # every child's chain of parents; each parent's checkpoint once
+            resolve_parent(sweep.run_root / task_id, parent, str(sweep.source), need_checkpoint=parent not in checked)
+            checked.add(parent)
         except (CkptError, WarmStartError) as exc:
             raise SweepError(str(sweep.source), "parent", getattr(exc, "problem", str(exc))) from None
 
