@@ -26,13 +26,13 @@ from candle_restart.views.where import check_run_root
 
 def _nodes(root: Path) -> tuple[list[str] | None, str]:
     """The nodes submissions may land on, and a note on where they came from."""
+    from candle_restart.records.manifest import ManifestError
     from candle_restart.slurm import SlurmBackend, read_options
-    from candle_restart.sweep.schema import SweepError
 
     try:
         options = read_options(root)
-    except SweepError:
-        options = None
+    except ManifestError as exc:
+        return None, f"the sweep's Slurm options cannot be read ({exc}): nothing is excluded"
     if not options:
         return (
             None,

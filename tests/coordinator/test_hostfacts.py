@@ -119,6 +119,17 @@ def test_status_hosts_shows_the_table_and_a_clear_is_durable_and_recorded(
     assert n1["attempts"] == 1 and n1["bad"]["hang"] == 1 and "counted since a clear" in n1["why"]
 
 
+def test_status_hosts_with_a_torn_sweep_manifest_still_shows_the_table_and_says_why(
+    run_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = run_root / ".sweep-torn.json"
+    manifest.write_text('{"name": "torn", "slurm": {')  # cut mid-write
+    assert main(["status", "--hosts", str(run_root)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].split()[:2] == ["n1", "3"]
+    assert "the sweep's Slurm options cannot be read" in out[-1] and str(manifest) in out[-1]
+
+
 def test_a_torn_clear_line_is_skipped_and_a_bad_share_is_one_line(
     run_root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
