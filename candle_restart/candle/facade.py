@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ from candle_restart.ckpt.drain import local_root
 from candle_restart.ckpt.engine import CkptEngine
 from candle_restart.ckpt.envparams import with_environment
 from candle_restart.ckpt.layout import TRAIN_STATE_FILE, CkptLayout, candle_root
-from candle_restart.ckpt.log import make_logger, relative_path
+from candle_restart.ckpt.log import make_logger
 from candle_restart.ckpt.params import CkptParams, check_writable, parse_params
 from candle_restart.ckpt.policy import EpochVerdict, SavePolicy
 from candle_restart.ckpt.restarter import CandleDict, Restorer
@@ -95,7 +94,7 @@ class CandleCkpt(CandleAttributes, CandleLogMethods, CandleParamMethods):
         # The engine calls this object only through its framework hooks (Backend) and its log
         # (Logs: CANDLE's info/debug/warning, which a subclass or a test may replace).
         self.engine = engine = CkptEngine(
-            settings, self.layout, self, self.shared_layout, logs=self, relpath=partial(relative_path, self.cwd)
+            settings, self.layout, self, self.shared_layout, logs=self, relpath=self.relpath
         )
         self.restorer = Restorer(
             self.layout, settings.directory, settings.restart_mode, engine.events, engine.drainer, engine.lease.fence

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from candle_restart.ckpt.best import infer_direction as infer_direction  # its home before best.py
 from candle_restart.ckpt.paramreader import Default, str2bool
 from candle_restart.ckpt.paramreader import Reader as _Reader
 from candle_restart.errors import ParamError

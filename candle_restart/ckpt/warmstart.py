@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
@@ -37,16 +36,9 @@ from candle_restart.ckpt.layout import INFO_FILE, CkptLayout
 from candle_restart.ckpt.restore import Found, find_restart
 from candle_restart.records.ckptinfo import FileEntry
 from candle_restart.records.origin import Origin
-from candle_restart.runtime.envvars import TEST_PAUSE_ENV
+from candle_restart.runtime.envvars import pause_point
 
 Log = Callable[[str], None]
-
-
-def pause_point(name: str) -> None:
-    """Test-only fail-point: a process whose environment names ``name`` in ``CANDLE_RESTART_TEST_PAUSE_AT``
-    stops itself (SIGSTOP) there, so a test can kill it with SIGKILL at that instant."""
-    if os.environ.get(TEST_PAUSE_ENV) == name:
-        os.kill(os.getpid(), signal.SIGSTOP)
 
 
 def newest_verified(root: Path, log: Log = lambda _m: None) -> Found | None:

@@ -151,8 +151,7 @@ def summarize(events: Iterable[JournalEvent]) -> JournalFacts:
             started.add(event.generation)
         elif kind == EXIT:
             last_exit, last_exit_time = event.exit_code, event.time
-            host = event.extras.get("host")
-            exit_host = host if isinstance(host, str) else None
+            exit_host = event.host
             failures += event.status in ("failed", "bad_input")
             preemptions += event.status == "preempted"
             cause = cause_of_exit(event)  # UNKNOWN key when an older runner did not record it

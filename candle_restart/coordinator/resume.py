@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import signal
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -64,7 +63,7 @@ from candle_restart.records.journal import (
     JournalEvent,
 )
 from candle_restart.records.taskstate import TaskState
-from candle_restart.runtime.envvars import TEST_PAUSE_ENV
+from candle_restart.runtime.envvars import TEST_PAUSE_ENV, pause_point
 from candle_restart.runtime.lease import default_lease_seconds
 from candle_restart.task.process import fork_safe
 from candle_restart.task.taskdir import TASK_FILE, TaskDir
@@ -80,11 +79,6 @@ class SubmitMany(Protocol):
     """`BatchSubmit.submit_many`, bound."""
 
     def __call__(self, items: Sequence[tuple[TaskDir, int]], batch: str) -> list[Submission]: ...
-
-
-def _pause_point(name: str) -> None:
-    if os.environ.get(PAUSE_ENV) == name:
-        os.kill(os.getpid(), signal.SIGSTOP)
 
 
 class RunRootError(CkptError):
@@ -284,10 +278,10 @@ def _act(
         status = classify(task, backends)
         decision = _decide(task, status, policy, record=True)
         if decision.action == "submit":
-            _pause_point("decided")
+            pause_point("decided")
             try:
                 generation = _intend(task, lock, status, decision, backend, batch, log)
-                _pause_point("intended")
+                pause_point("intended")
                 if batch is None:
                     lock.check()  # a coordinator paused past its lease never submits
             except CkptError as exc:  # GenerationTaken, LeaseLost: another coordinator acts for this task

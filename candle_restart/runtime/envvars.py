@@ -14,13 +14,16 @@ Ours (``CANDLE_RESTART_*``):
 * `ON_PREEMPT_ENV`: a command the runner runs once a preempted attempt's checkpoint is
   committed (a Slurm array element requeueing itself);
 * `LEASE_ENV`: overrides every lease's length (tests, slow filesystems);
-* `TEST_PAUSE_ENV`: tests only: where a coordinator pauses so a test can kill it there.
+* `TEST_PAUSE_ENV`: tests only: where a process pauses so a test can kill it there (`pause_point`).
 
 The schedulers' (read only): Slurm's job and array ids, restart count and end time; PBS's
 walltime.
 """
 
 from __future__ import annotations
+
+import os
+import signal
 
 PARAMS_ENV = "CANDLE_RESTART_PARAMS"
 CKPT_DIRECTORY_ENV = "CANDLE_RESTART_CKPT_DIRECTORY"
@@ -41,3 +44,10 @@ SLURM_ARRAY_TASK_ID = "SLURM_ARRAY_TASK_ID"
 SLURM_RESTART_COUNT = "SLURM_RESTART_COUNT"
 SLURMD_NODENAME = "SLURMD_NODENAME"  # the node's name to Slurm (what --exclude takes)
 PBS_WALLTIME = "PBS_WALLTIME"
+
+
+def pause_point(name: str) -> None:
+    """Test-only fail-point: a process whose environment names ``name`` in `TEST_PAUSE_ENV` stops
+    itself (SIGSTOP) there, so a test can kill it with SIGKILL at that instant."""
+    if os.environ.get(TEST_PAUSE_ENV) == name:
+        os.kill(os.getpid(), signal.SIGSTOP)

@@ -82,10 +82,10 @@ class Population(Search):
     def score(self, number: int) -> float | None:
         """Member ``number``'s metric at its generation's last epoch (None: it has none)."""
         trial = self.trials[number]
-        spec = trial.task.load_spec()
-        last = spec.params.get(self.pbt["epochs_key"])
-        value = epoch_values(trial.task, self.block["metric"]).get(last) if isinstance(last, int) else None
-        return value if self.final.get(trial.task.task_id) == "completed" else None
+        if self.final.get(trial.task.task_id) != "completed":
+            return None  # read nothing of a member still training
+        last = trial.task.load_spec().params.get(self.pbt["epochs_key"])
+        return epoch_values(trial.task, self.block["metric"]).get(last) if isinstance(last, int) else None
 
     def plan(self, generation: int) -> list[Plan] | None:
         """Generation ``generation``'s members, from the finished records of the one before (None:

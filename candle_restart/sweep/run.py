@@ -49,9 +49,6 @@ from candle_restart.coordinator.resume import ResumeOutcome
 from candle_restart.runtime.preempt import EXIT_INTERRUPTED
 from candle_restart.sweep.expand import Expansion, expand
 from candle_restart.sweep.runners import DemoPreemption, Interrupt, local_runner, stop_tasks
-from candle_restart.sweep.runners import DemoPreemption as _DemoPreemption  # noqa: F401 - the names before sweep/runners.py
-from candle_restart.sweep.runners import checkpoint_signal as _checkpoint_signal  # noqa: F401
-from candle_restart.sweep.runners import local_runner as _local_runner  # noqa: F401
 from candle_restart.sweep.schema import Sweep
 from candle_restart.sweep.yamlfile import SweepError
 from candle_restart.task.taskdir import TaskDir

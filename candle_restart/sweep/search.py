@@ -293,7 +293,7 @@ class Search:
         self.log(f"search: trial {trial.number} {state}: {shown}")
 
     def _maybe_prune(self, trial: Trial, values: dict[int, float]) -> None:
-        from candle_restart.sweep.run import _checkpoint_signal, _local_runner
+        from candle_restart.sweep.runners import checkpoint_signal, local_runner
 
         assert trial.handle is not None
         path = trial.task.path / PRUNED_FILE
@@ -306,11 +306,11 @@ class Search:
             stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
             fsio.atomic_write_bytes(path, PruneRecord(reason, epoch, stamp).to_bytes())
             self.log(f"search: trial {trial.number} pruned: {reason}")
-        runner = _local_runner(trial.task)
+        runner = local_runner(trial.task)
         if runner is None or not runner[1] or runner[0] in trial.signalled:
             return
         with contextlib.suppress(ProcessLookupError):
-            os.kill(runner[0], _checkpoint_signal(trial.task))
+            os.kill(runner[0], checkpoint_signal(trial.task))
             trial.signalled.add(runner[0])
 
     def best(self) -> Trial | None:
@@ -348,11 +348,12 @@ def pruned_reason(task: TaskDir) -> str | None:
 def open_search(sweep: Sweep, log: Log = print) -> Search:
     """``sweep``'s search, rebuilt from the run root, holding its lease, its first trials asked."""
     assert sweep.search is not None
-    search = Search(sweep, log)
+    kind: type[Search] = Search
     if sweep.search["pbt"] is not None:  # population-based training: `candle_restart.sweep.pbt`
         from candle_restart.sweep.pbt import Population
 
-        search = Population(sweep, log)
+        kind = Population
+    search = kind(sweep, log)
     search.open()
     search.fill()
     log(

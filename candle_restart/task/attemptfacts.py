@@ -18,27 +18,15 @@ from __future__ import annotations
 
 import os
 import statistics
-import subprocess
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from itertools import pairwise
 from pathlib import Path
 
 from candle_restart.records.epochs import EventFileError, read_events
 from candle_restart.records.jsontypes import JsonObject
-from candle_restart.runtime.deadline import UNLIMITED_DAYS
+from candle_restart.runtime.deadline import UNLIMITED_DAYS, Runner, run_command
 from candle_restart.runtime.envvars import SLURM_JOB_ID, SLURMD_NODENAME
-
-Runner = Callable[[list[str]], str | None]
-_SQUEUE_TIMEOUT = 10.0
-
-
-def _run(cmd: list[str]) -> str | None:
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=_SQUEUE_TIMEOUT)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return proc.stdout if proc.returncode == 0 else None
 
 
 def _local_time(text: str) -> float | None:
@@ -49,7 +37,7 @@ def _local_time(text: str) -> float | None:
         return None
 
 
-def scheduler_facts(env: Mapping[str, str] | None = None, run: Runner = _run) -> JsonObject:
+def scheduler_facts(env: Mapping[str, str] | None = None, run: Runner = run_command) -> JsonObject:
     """The Slurm facts of this attempt (see the module docstring); empty outside Slurm."""
     env = os.environ if env is None else env
     facts: JsonObject = {}

@@ -26,11 +26,12 @@ from pathlib import Path
 from candle_restart.ckpt.info import commit_key
 from candle_restart.ckpt.layout import CkptLayout
 from candle_restart.ckpt.restore import Found, verify_checkpoint
-from candle_restart.ckpt.warmstart import copy_checkpoint, newest_verified, pause_point
+from candle_restart.ckpt.warmstart import copy_checkpoint, newest_verified
 from candle_restart.errors import CheckpointIOError, CkptError, CommitError, CorruptCheckpointError
 from candle_restart.records.origin import ORIGIN_FILE, Origin, read_origin
 from candle_restart.records.taskspec import TaskError
 from candle_restart.runtime import fsio
+from candle_restart.runtime.envvars import pause_point
 from candle_restart.runtime.lease import drop_shared, hold_shared
 from candle_restart.task.taskdir import TaskDir
 

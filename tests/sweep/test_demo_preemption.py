@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from candle_restart.sweep.run import _DemoPreemption
+from candle_restart.sweep.runners import DemoPreemption
 from candle_restart.task import create_task
 from tests.helpers import BytesCkpt, BytesModel
 
@@ -30,7 +30,7 @@ def test_the_demo_signals_after_the_asked_number_of_commits(tmp_path: Path) -> N
     try:
         assert waiter.stdout is not None and waiter.stdout.readline() == "ready\n"
         task.write_state({"status": "running", "pid": waiter.pid, "host": socket.gethostname()})
-        demo = _DemoPreemption(task, after_checkpoints=3, signals=1, log=said.append)
+        demo = DemoPreemption(task, after_checkpoints=3, signals=1, log=said.append)
         ckpt = BytesCkpt({"epochs": 4, "ckpt_directory": str(task.ckpts)}, logger=None)
         ckpt.set_model(BytesModel(b"weights"))
         ckpt.ckpt_epoch(0, "-", 0.5)  # one commit
