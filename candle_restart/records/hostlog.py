@@ -19,11 +19,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from candle_restart.errors import CkptError
+from candle_restart.records.fields import Fields
 from candle_restart.records.jsonio import JsonError, loads
 from candle_restart.records.jsontypes import JsonObject, JsonValue
 
 HOSTS_FILE = ".hosts.jsonl"
 CLEARED = "hosts_cleared"
+
+
+class HostsFileError(CkptError):
+    """A line of ``.hosts.jsonl`` that is not a clear (``<file>:<line>: <key>: <problem>``)."""
 
 
 @dataclass(frozen=True)
@@ -44,17 +50,16 @@ class HostsCleared:
 
     @classmethod
     def from_json(cls, data: JsonValue, source: str) -> HostsCleared:
-        """The record of one parsed line; ValueError naming ``source`` and the key when it is not one."""
-        if not isinstance(data, dict) or data.get("event") != CLEARED:
-            raise ValueError(f"{source}: event: must be {CLEARED!r}")
-        time, hosts, by = data.get("time"), data.get("hosts"), data.get("by", {})
-        if not isinstance(time, str):
-            raise ValueError(f"{source}: time: must be a string")
-        if hosts is not None and not (isinstance(hosts, list) and all(isinstance(h, str) for h in hosts)):
-            raise ValueError(f"{source}: hosts: must be null or a list of host names")
-        if not isinstance(by, dict):
-            raise ValueError(f"{source}: by: must be an object")
-        return cls(time, None if hosts is None else tuple(str(h) for h in hosts), by)
+        """The record of one parsed line; `HostsFileError` naming ``source`` and the key when it is not one."""
+        check = Fields(source, HostsFileError)
+        line = check.obj(data)
+        check.choice(line.get("event"), "event", (CLEARED,))
+        hosts = check.opt_strings(line.get("hosts"), "hosts")
+        return cls(
+            check.string(line.get("time"), "time"),
+            None if hosts is None else tuple(hosts),
+            check.obj(line.get("by", {}), "by"),
+        )
 
 
 def hosts_file(run_root: str | os.PathLike[str]) -> Path:
@@ -75,7 +80,7 @@ def read_clears(run_root: str | os.PathLike[str]) -> list[HostsCleared]:
             continue
         try:
             out.append(HostsCleared.from_json(loads(line), f"{path}:{number}"))
-        except (JsonError, ValueError):
+        except (JsonError, HostsFileError):
             continue
     return out
 

@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from candle_restart.errors import CkptError
+from candle_restart.records.fields import Fields
 from candle_restart.records.jsonio import JsonFileError, read_json
-from candle_restart.records.jsontypes import JsonObject, JsonValue, is_int
+from candle_restart.records.jsontypes import JsonObject, JsonValue
 
 ORIGIN_FILE = "origin.json"
 
@@ -69,36 +70,27 @@ class Origin:
     @classmethod
     def from_json(cls, data: JsonValue, source: str, key: str | None = None) -> Origin:
         """Validate ``data``; errors name ``source`` and ``key.<field>`` (``key``: where it sits)."""
+        check = Fields(source, OriginError)
 
-        def fail(name: str | None, problem: str) -> OriginError:
-            where = ".".join(k for k in (key, name) if k) or None
-            return OriginError(source, where, problem[:300])
+        def at(*name: str) -> tuple[str, ...]:
+            return (key, *name) if key else name
 
-        if not isinstance(data, dict):
-            raise fail(None, f"must be a JSON object, got {type(data).__name__}")
-        text: dict[str, str | None] = {}
-        for name, optional in (("parent", False), ("parent_path", False), ("checksum", True), ("key", True), ("time", False)):
-            value = data.get(name)
-            if not (isinstance(value, str) or (optional and value is None)):
-                raise fail(name, f"must be a string{' or null' if optional else ''}, got {value!r}")
-            text[name] = value
-        epoch = data.get("epoch")
-        if not is_int(epoch) or not isinstance(epoch, int) or epoch < 0:
-            raise fail("epoch", f"must be an integer >= 0, got {epoch!r}")
-        raw = data.get("position")
+        origin = check.obj(data, at())
+        raw = origin.get("position")
         position: tuple[int, int] | None = None
         if raw is not None:
-            pe, pb = (raw.get("epoch"), raw.get("batch")) if isinstance(raw, dict) else (None, None)
-            if not (isinstance(pe, int) and isinstance(pb, int) and is_int(pe) and is_int(pb)):
-                raise fail("position", f"must be null or {{epoch, batch}} integers, got {raw!r}")
-            position = (pe, pb)
+            where = check.obj(raw, at("position"))
+            position = (
+                check.integer(where.get("epoch"), at("position", "epoch"), 0),
+                check.integer(where.get("batch"), at("position", "batch"), 0),
+            )
         return cls(
-            parent=str(text["parent"]),
-            parent_path=str(text["parent_path"]),
-            epoch=epoch,
-            checksum=text["checksum"],
-            key=text["key"],
-            time=str(text["time"]),
+            parent=check.string(origin.get("parent"), at("parent")),
+            parent_path=check.string(origin.get("parent_path"), at("parent_path")),
+            epoch=check.integer(origin.get("epoch"), at("epoch"), 0),
+            checksum=check.opt_string(origin.get("checksum"), at("checksum")),
+            key=check.opt_string(origin.get("key"), at("key")),
+            time=check.string(origin.get("time"), at("time")),
             position=position,
         )
 
