@@ -87,7 +87,9 @@ def test_overhead_target_keeps_expensive_checkpoints_within_it(tmp_path: Path) -
     for (at, every), (then, _) in itertools.pairwise(taken):
         assert every is not None and then - at == every, (taken, probe.seen)
     last, every = taken[-1]
-    assert every is not None and last + every > BATCHES - 1, taken  # the next was due after the epoch
+    # The next was due at the epoch's last batch or after it: a checkpoint due at the last batch is
+    # the epoch end's, which on_epoch_end takes with the whole epoch.
+    assert every is not None and last + every >= BATCHES - 1, taken
     assert measured <= TARGET * (1 + TOLERANCE), (measured, pacer.interval)
     assert pacer.interval is not None and pacer.interval > 1
     log = (tmp_path / "ckpts" / "ckpt.log").read_text()
