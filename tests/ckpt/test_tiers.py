@@ -1,7 +1,8 @@
 """Two checkpoint tiers (``ckpt_local_directory``): commit node-locally, drain to ``ckpt_directory``.
 
 Framework-free, through the core's `CandleCkpt` with the bytes backend of tests/helpers; real
-files, real threads, real SIGKILL and SIGTERM of child processes (tests/programs/tier_writer.py).
+files, real threads.  The writer in a process of its own, killed and signalled, is in
+test_tier_processes.py.
 """
 
 from __future__ import annotations
@@ -9,13 +10,6 @@ from __future__ import annotations
 import gc
 import json
 import os
-import random
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -24,7 +18,6 @@ from candle_restart.ckpt import (
     CkptLayout,
     CommitError,
     ParamError,
-    find_restart,
     parse_params,
     verify_checkpoint,
 )
@@ -35,13 +28,12 @@ from candle_restart.records.localtier import (
     LOCAL_TIER_FILE,
     LocalTierError,
     describe_local_tier,
-    progress_of,
     read_local_tier,
 )
 from candle_restart.runtime.deadline import End
 from candle_restart.runtime.preempt import PreemptionRequest
 from tests.faultfs.control import FaultFS
-from tests.helpers import ROOT, BytesCkpt, BytesModel, report, trials
+from tests.helpers import BytesCkpt, BytesModel
 
 
 def _params(tmp_path: Path, local: str = "local", **extra: object) -> dict[str, object]:
@@ -305,109 +297,6 @@ def test_without_a_local_tier_nothing_changes(tmp_path: Path) -> None:
     ckpt.release_writer()
 
 
-@contextmanager
-def _writer(tmp_path: Path, seed: int, mode: str, megabytes: float) -> Iterator[subprocess.Popen[str]]:
-    """tests/programs/tier_writer.py in a child process; killed (by its PID) if the test leaves it running."""
-    argv = [str(tmp_path / "shared"), str(tmp_path / "local"), str(seed), mode, str(megabytes)]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.programs.tier_writer", *argv],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
-
-
-def _wait_for(condition: Callable[[], bool], proc: subprocess.Popen[str]) -> bool:
-    """Poll ``condition`` until it holds; False if ``proc`` ended (or a minute passed) first."""
-    deadline = time.monotonic() + 60
-    while not condition():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            return False
-        time.sleep(0.001)  # polling an observable state: the condition is checked, not assumed
-    return True
-
-
-def test_kill_minus_9_during_a_drain_never_moves_shared_last_onto_a_partial_copy(tmp_path: Path) -> None:
-    """Each trial: wait for a drain of a big checkpoint to begin, SIGKILL at a random instant in it,
-    check the shared tier, resume (from the node-local tier when it is newer)."""
-    rng = random.Random(4321)
-    shared = _shared(tmp_path)
-    partial_last = bad_epochs = went_back = mid_copy = 0
-    newest = 0
-    count = trials(8)
-    for trial in range(count):
-        with _writer(tmp_path, trial, "crash", 24) as proc:
-            assert proc.stdout is not None
-            assert proc.stdout.readline().startswith("resumed")
-            # A drain published in this trial, and the next one began writing into the shared tier.
-            before = shared.linked_epoch(shared.last)
-
-            def published(before: int | None = before) -> bool:
-                return shared.linked_epoch(shared.last) not in (None, before)
-
-            assert _wait_for(published, proc)
-            assert _wait_for(lambda: bool(shared.work_dirs()), proc), "the writer ended before draining"
-            time.sleep(rng.uniform(0, 0.08))  # the random instant of the kill, not synchronisation
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-        mid_copy += any(any(d.iterdir()) for d in shared.work_dirs())
-        found = find_restart(shared, True, lambda _msg: None)
-        if found is None or found.via != "last":
-            partial_last += 1
-            continue
-        for epoch in shared.list_epochs():
-            try:
-                verify_checkpoint(shared.epoch_dir(epoch), True)
-            except Exception:
-                bad_epochs += 1
-        went_back += found.epoch < newest
-        newest = max(newest, found.epoch)
-    report(
-        "kill -9 during a drain",
-        trials=count,
-        partial_last=partial_last,
-        bad_epochs=bad_epochs,
-        mid_copy=mid_copy,
-    )
-    assert (partial_last, bad_epochs, went_back) == (0, 0, 0)
-    assert mid_copy >= 1, "no kill landed inside a copy: the test did not test the drain"
-
-
-def test_sigterm_exits_75_only_once_the_preemption_checkpoint_is_on_the_shared_tier(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    with _writer(tmp_path, 7, "preempt", 16) as proc:
-        assert proc.stdout is not None
-        line = ""
-        while line != "committed 1\n":  # the log's first lines and "resumed 0" come first
-            line = proc.stdout.readline()
-            assert line, "the writer ended before its first checkpoint"
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate()
-    assert proc.returncode == 75
-    preempted = [int(line.split()[1]) for line in out.splitlines() if line.startswith("preempted")]
-    assert len(preempted) == 1
-    shared = _shared(tmp_path)
-    # The drain interval (1000) drains nothing on its own: this checkpoint is the preemption's.
-    assert shared.linked_epoch(shared.last) == preempted[0]
-    log = (shared.root / "ckpt.log").read_text()
-    assert "grace period" in log and "after SIGTERM" in log
-    # The stop's checkpoint was committed on the shared tier itself: nothing newer is only node-local.
-    info = verify_checkpoint(shared.epoch_dir(preempted[0]), True)
-    assert describe_local_tier(shared.root, progress_of(preempted[0], info)) is None
-    assert cli_main(["ckpt", str(shared.root)]) == 0
-    assert "only node-local" not in capsys.readouterr().out  # the record still names an older one
-
-
 def test_the_halt_before_the_walltime_leaves_time_for_the_slowest_drain(
     tmp_path: Path, preemption: PreemptionRequest
 ) -> None:
@@ -465,7 +354,9 @@ def test_with_checksums_off_a_drain_checks_its_copy_by_crcs_recorded_while_writi
     (the exit after a signal costs one pass at the shared tier's speed, not two), and restart
     can verify the shared copy."""
     shared_root = faultfs.path("shared")
-    params = _params(tmp_path, epochs=3, ckpt_checksum=False, ckpt_drain_interval=1, ckpt_directory=str(shared_root))
+    params = _params(
+        tmp_path, epochs=3, ckpt_checksum=False, ckpt_drain_interval=1, ckpt_directory=str(shared_root)
+    )
     ckpt = BytesCkpt(params, logger=None)
     model = BytesModel()
     ckpt.set_model(model)

@@ -4,7 +4,7 @@
 | module | what it is | run by |
 | --- | --- | --- |
 | ``crash_writer`` | checkpoints in a loop through the core until killed | ``tests/ckpt/test_commit.py`` |
-| ``tier_writer`` | a two-tier checkpoint writer that crashes or is preempted | ``tests/ckpt/test_tiers.py`` |
+| ``tier_writer`` | a two-tier checkpoint writer that crashes or is preempted | ``tests/ckpt/test_tier_processes.py`` |
 | ``lease_writer`` | a writer whose every checkpoint says who wrote it | ``tests/fault/`` |
 | ``lock_holder`` | holds a task's lock until killed | ``tests/coordinator/test_resume.py`` |
 | ``trainers`` | non-Keras ``command`` trainers and launchers that keep their own state (source text) | ``tests/task/``, ``tests/fault/``, ``tests/coordinator/``, ``tests/sweep/`` |

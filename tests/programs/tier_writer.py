@@ -1,4 +1,4 @@
-"""A two-tier checkpoint writer in a process of its own, for test_tiers.py (and bench/tiers.py).
+"""A two-tier checkpoint writer in a process of its own, for test_tier_processes.py (and bench/tiers.py).
 
 Usage: python -m tests.programs.tier_writer SHARED LOCAL SEED MODE [MEGABYTES]
 
@@ -9,6 +9,11 @@ Usage: python -m tests.programs.tier_writer SHARED LOCAL SEED MODE [MEGABYTES]
   the drain (``wait_for_commit``, as the Keras callback does before exit 75), prints
   "preempted N" and ends with ``os._exit(75)``: at once, without the thread joins of a
   normal exit, as a process the scheduler kills right after its "resume me" would.
+* ``direct``: resumes, commits one checkpoint and waits for it to reach the shared tier
+  (``wait_for_commit``), so nothing is being written or drained; then raises SIGTERM itself,
+  prints "stopping N" and takes the stop's checkpoint N, which is committed straight to the
+  shared tier; ends as ``preempt`` does.  The test kills it with SIGKILL inside that write:
+  every shared work directory it wrote after "stopping" is the stop's.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ def main() -> None:
     }
     ckpt = BytesCkpt(params, logger="DEFAULT" if mode == "preempt" else None, verbose=False)
     model = BytesModel()
-    if mode == "preempt":
+    if mode in ("preempt", "direct"):
         arm([signal.SIGTERM])
     J = ckpt.restart(model)
     start = J["epoch"] if J else 0
@@ -45,7 +50,13 @@ def main() -> None:
     size = int(megabytes * 1024 * 1024)
     for epoch in range(start, start + 10**6):
         model.payload = rng.randbytes(rng.randint(size // 2, size))
+        if mode == "direct" and epoch > start:
+            signal.raise_signal(signal.SIGTERM)  # its handler has run when this returns
+            assert REQUEST.requested
+            print(f"stopping {epoch + 1}", flush=True)
         ckpt.ckpt_epoch(epoch, "-", None)
+        if mode == "direct" and epoch == start:
+            ckpt.wait_for_commit()  # on the shared tier: from here on only the stop's commit writes there
         print(f"committed {epoch + 1}", flush=True)
         if REQUEST.requested:
             ckpt.wait_for_commit()
