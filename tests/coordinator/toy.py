@@ -3,6 +3,9 @@
 Params: ``epochs``; ``preempt_at`` (on a fresh start, SIGUSR1 to itself after that epoch's
 commit, then stop with exit 75); ``fail_at`` (raise after that epoch on every attempt);
 ``hold_fifo`` (after epoch 1, block reading this FIFO until the test writes a line);
+``await_signal`` (with ``hold_fifo``: after the gate, wait up to this many seconds for the stop
+request the test sends, so it lands inside the training however slowly it travels; a request that
+never comes lets the training run on to its end, which the test sees);
 ``epoch_seconds`` (each epoch takes this long, so a scheduler can interrupt it);
 ``done_fifo`` (on completion, write "done" to this FIFO if the test is reading it);
 ``needs`` (a path: a training error while it does not exist, as a missing input file is);
@@ -54,6 +57,9 @@ def run(params: dict[str, Any]) -> None:
         if params.get("hold_fifo") and epoch == 0:
             with open(params["hold_fifo"]) as gate:
                 gate.readline()
+            deadline = time.monotonic() + float(params.get("await_signal", 0))
+            while not REQUEST.requested and time.monotonic() < deadline:
+                time.sleep(0.01)  # polls the request flag the signal handler sets
         if REQUEST.requested:
             raise Preempted(f"{REQUEST.name} received; stopped after epoch {epoch + 1}")
     if params.get("done_fifo"):

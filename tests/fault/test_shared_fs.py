@@ -24,7 +24,7 @@ from tests.faultfs.control import FaultFS
 from tests.faultfs.host import Host
 from tests.helpers import ROOT, BytesCkpt, BytesModel, report, runner_env
 
-LEASE = 1.0
+LEASE = 2.0  # a loaded machine stalls the heartbeat thread for a second at times
 
 
 def _write(directory: Path, epochs: int) -> None:

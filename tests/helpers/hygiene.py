@@ -32,7 +32,7 @@ from candle_restart.candle.facade import CandleCkpt
 from candle_restart.runtime.preempt import REQUEST, PreemptionRequest
 
 THREADS = ("candle-commit", "candle-drain", "filelock-lease")  # the names our threads start with
-WAIT = 2.0  # seconds a finishing thread is given to end
+WAIT = 5.0  # seconds a finishing thread is given to end (an fsync on a loaded machine takes seconds)
 # SIGALRM is pytest-timeout's (set around each phase); SIGKILL and SIGSTOP cannot be caught.
 _WATCHED = sorted(set(signal.valid_signals()) - {signal.SIGALRM, signal.SIGKILL, signal.SIGSTOP})
 

@@ -152,11 +152,11 @@ def test_scancel_by_the_user_is_cancelled_and_not_resubmitted(tmp_path: Path, sl
     gate = tmp_path / "gate"
     os.mkfifo(gate)
     run_root = tmp_path / "runs"
-    _submit(_sweep(tmp_path, "cancel", [{"hold_fifo": str(gate), "epochs": 5}]), slurm_conf)
+    _submit(_sweep(tmp_path, "cancel", [{"hold_fifo": str(gate), "await_signal": 120, "epochs": 5}]), slurm_conf)
     [job] = _jobs(run_root)
     writer = open(gate, "w")  # noqa: SIM115 - returns once the task is training inside its Slurm job
     subprocess.run(["scancel", job], check=True)
-    writer.close()  # let the toy reach its next epoch end and stop on the TERM scancel sent
+    writer.close()  # the toy waits for the TERM scancel sent, then stops at its next epoch end
     _wait_job(job)
     backend = SlurmBackend()
     [status] = scan(run_root, {"slurm": backend})
@@ -175,7 +175,9 @@ def test_preemption_by_a_higher_priority_partition(tmp_path: Path, slurm_conf: s
     os.mkfifo(gate)
     done_fd = open_progress(done)  # held open for reading before the task can write to it
     run_root = tmp_path / "runs"
-    variants = [{"hold_fifo": str(gate), "done_fifo": str(done), "epochs": 6, "epoch_seconds": 0.5}]
+    variants = [
+        {"hold_fifo": str(gate), "await_signal": 120, "done_fifo": str(done), "epochs": 6, "epoch_seconds": 0.5}
+    ]
     _submit(
         _sweep(tmp_path, "pre", variants, extra=["--cpus-per-task=2"]),
         slurm_conf,
@@ -292,7 +294,9 @@ def test_self_requeue_on_the_warning_signal_carries_the_task_to_its_end(
     os.mkfifo(gate)
     done_fd = open_progress(done)  # held open for reading before the task can write to it
     run_root = tmp_path / "runs"
-    variants = [{"hold_fifo": str(gate), "done_fifo": str(done), "epochs": 4, "epoch_seconds": 0.3}]
+    variants = [
+        {"hold_fifo": str(gate), "await_signal": 120, "done_fifo": str(done), "epochs": 4, "epoch_seconds": 0.3}
+    ]
     _submit(_sweep(tmp_path, "selfrq", variants, self_requeue=True), slurm_conf)
     [job] = _jobs(run_root)
     with open(gate, "w") as writer:

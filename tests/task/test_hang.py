@@ -79,7 +79,7 @@ def test_a_command_blocked_forever_inside_a_commit_is_killed_recorded_as_hang_an
 def test_slow_but_steady_batches_are_never_stopped(tmp_path: Path) -> None:
     # Each batch takes 2 s, as long as the grace plus a poll: only the observed steps keep it alive.
     params = {"epochs": 2, "batches": 3, "step_seconds": 2.0, "ckpt_hang_factor": 3, "ckpt_hang_grace": 1}
-    task = create_task(tmp_path / "run", {**params, "ckpt_hang_first": 3}, command=COMMAND)
+    task = create_task(tmp_path / "run", {**params, "ckpt_hang_first": 10}, command=COMMAND)  # a slow start is not a hang
     code, err = run_runner(task.path)
     assert code == 0, err
     assert state(task.path)["status"] == "completed"
