@@ -52,6 +52,17 @@ def _writer(tmp_path: Path, seed: int, mode: str, megabytes: float) -> Iterator[
             proc.stdout.close()
 
 
+def _unverified(shared: CkptLayout) -> int:
+    """How many checkpoints under the shared ``epochs/`` fail their verification."""
+    bad = 0
+    for epoch in shared.list_epochs():
+        try:
+            verify_checkpoint(shared.epoch_dir(epoch), True)
+        except Exception:
+            bad += 1
+    return bad
+
+
 def _wait_for(condition: Callable[[], bool], proc: subprocess.Popen[str]) -> bool:
     """Poll ``condition`` until it holds; False if ``proc`` ended (or a minute passed) first."""
     deadline = time.monotonic() + 60
@@ -90,11 +101,7 @@ def test_kill_minus_9_during_a_drain_never_moves_shared_last_onto_a_partial_copy
         if found is None or found.via != "last":
             partial_last += 1
             continue
-        for epoch in shared.list_epochs():
-            try:
-                verify_checkpoint(shared.epoch_dir(epoch), True)
-            except Exception:
-                bad_epochs += 1
+        bad_epochs += _unverified(shared)
         went_back += found.epoch < newest
         newest = max(newest, found.epoch)
     report(
@@ -173,11 +180,7 @@ def test_kill_minus_9_during_the_stops_direct_commit_leaves_the_shared_tier_whol
         if found is None or found.via != "last" or found.epoch not in (resumed + 1, resumed + 2):
             bad_last += 1
             continue
-        for epoch in shared.list_epochs():
-            try:
-                verify_checkpoint(shared.epoch_dir(epoch), True)
-            except Exception:
-                bad_epochs += 1
+        bad_epochs += _unverified(shared)
         newest = found.epoch
     report(
         "kill -9 during the stop's direct commit",
