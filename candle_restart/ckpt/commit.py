@@ -120,6 +120,18 @@ def writing(layout: CkptLayout, work: Path, fence: Fence = _unfenced) -> Iterato
         raise
 
 
+def why_failed(exc: BaseException, fence: Fence) -> str:
+    """What to say of a write or commit that failed with ``exc``: the lost lease where ``fence`` now
+    fails (a writer paused past its lease finds its work directory removed by the new holder: the
+    missing file is not the cause), else ``exc`` itself."""
+    if not isinstance(exc, CkptError):
+        try:
+            fence()
+        except CkptError as lost:
+            return str(lost)
+    return str(exc)
+
+
 def discard(path: Path) -> None:
     """Remove the work directory ``path`` (a link or file there: just the name); gone already is fine."""
     if path.is_symlink() or path.is_file():
@@ -182,7 +194,7 @@ def commit(
             fsio.fsync_path(layout.root)
         fsio.swap_symlink(layout.link_target(epoch), layout.last, before_rename=fence)
     except (OSError, ValueError, CkptError) as exc:
-        raise CommitError(str(target), None, f"checkpoint commit failed: {exc}") from exc
+        raise CommitError(str(target), None, f"checkpoint commit failed: {why_failed(exc, fence)}") from exc
     if aside is not None:
         shutil.rmtree(aside, ignore_errors=True)
     return target

@@ -264,7 +264,7 @@ class CkptEngine:
                 try:
                     return self._run_shared(job, self.drainer)
                 except (CkptError, OSError) as exc:
-                    self.lease.fence()  # a lost lease is not a shared-tier failure: nothing is committed
+                    self.lease.held_after(exc, f"the checkpoint of epoch {job.epoch}")  # else no fallback
                     self.logs.info(
                         f"drain: the checkpoint of epoch {job.epoch} could not be committed on the shared "
                         f"tier ({exc}); committing it on the node-local tier"
@@ -309,9 +309,8 @@ class CkptEngine:
                 else:
                     files = self.backend.write_snapshot(job.snapshot, work)
             except OSError as exc:  # a full disk, a quota, a vanished mount: last and best are untouched
-                raise CommitError(
-                    str(work), None, f"writing the checkpoint of epoch {job.epoch} failed: {exc}"
-                ) from exc
+                why = commit.why_failed(exc, self.lease.fence)
+                raise CommitError(str(work), None, f"writing the checkpoint of epoch {job.epoch} failed: {why}") from exc
             info = with_files(job.info, files)
             had_best = layout.best.is_symlink()
             target = commit.commit(

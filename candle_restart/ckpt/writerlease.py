@@ -11,7 +11,7 @@ import weakref
 from collections.abc import Callable
 
 from candle_restart.ckpt.layout import CkptLayout
-from candle_restart.errors import CommitError
+from candle_restart.errors import CkptError, CommitError
 from candle_restart.runtime.lease import Lease, drop_shared, hold_shared
 
 
@@ -53,3 +53,16 @@ class WriterLease:
         if lease is None:
             raise CommitError(str(self.layout.root), None, "the writer lease is not held; not committing")
         lease.check()
+
+    def held_after(self, failure: BaseException, what: str) -> None:
+        """Return if the lease is still held after ``failure``; else raise `CommitError` naming the
+        lost lease (``what``: what was not committed), as the commit protocol's fence does.
+
+        A write that failed because its writer was paused past its lease (its work directory then
+        belongs to the dead, and the new holder removes it) is a lost lease, not a failing tier."""
+        try:
+            self.fence()
+        except CommitError:
+            raise
+        except CkptError as lost:  # LeaseLost
+            raise CommitError(str(self.layout.root), None, f"{what} not committed: {lost}") from failure

@@ -176,3 +176,22 @@ def test_kill_minus_9_at_random_instants_never_exposes_a_partial_checkpoint(tmp_
         lost_commits=lost_commits,
     )
     assert (partial_loads, lost_commits) == (0, 0)
+
+
+def _held() -> None:
+    pass
+
+
+@pytest.mark.parametrize(
+    ("exc", "fence", "said"),
+    [
+        (FileNotFoundError(2, "No such file or directory"), _lost, "the lease was lost"),  # its work dir went
+        (FileNotFoundError(2, "No such file or directory"), _held, "No such file or directory"),
+        (OSError(28, "No space left on device"), _held, "No space left on device"),
+        (LeaseLost("x", None, "the lease is not held"), _lost, "the lease is not held"),  # itself the cause
+    ],
+)
+def test_a_failed_write_is_told_by_its_lost_lease_where_the_fence_fails(
+    exc: BaseException, fence: commit.Fence, said: str
+) -> None:
+    assert said in commit.why_failed(exc, fence)

@@ -2,7 +2,8 @@
 
 The old writer (this host) stops itself (SIGSTOP) at a deterministic point: right before
 its next checkpoint begins, half-way through writing one, or (two tiers) right before its
-drain to the shared tier begins.  Its lease runs out; a
+drain to the shared tier begins, or half-way through a stop's checkpoint written straight
+to the shared tier.  Its lease runs out; a
 writer on another host (its own UTS namespace) takes the lease over and holds half-way
 through writing a checkpoint of its own.  Then the old writer is continued: it must fail
 its fence without touching anything of the new holder's (before the fix, its `begin`
@@ -26,7 +27,7 @@ from tests.helpers import ROOT, read_until, report, runner_env, trials, wait_sto
 LEASE = "1"  # seconds: every process of a test agrees on it (filelock refuses a mismatch)
 
 
-POINTS = ("stop-before", "stop-inside", "stop-drain")
+POINTS = ("stop-before", "stop-inside", "stop-drain", "stop-direct")
 
 
 def _writer(
@@ -74,7 +75,7 @@ def test_a_stopped_writer_continued_during_a_live_write_destroys_nothing(
         layout = CkptLayout.at(directory)
         where = POINTS[trial] if trial < len(POINTS) else rng.choice(POINTS)
         at = rng.randint(2, 4)
-        local = directory.parent / "local" if where == "stop-drain" else None
+        local = directory.parent / "local" if where in ("stop-drain", "stop-direct") else None
         old = _writer(directory, "old", f"{where}:{at}", local=local)
         procs = [old]
         try:
@@ -107,6 +108,7 @@ def test_a_stopped_writer_continued_during_a_live_write_destroys_nothing(
             found = find_restart(layout, True, lambda _m: None)
             lost += found is None or found.epoch != before + 3 or writers.get(found.epoch) != "new"
             assert old.returncode == 4 and "lost: " in rest and not late, rest + old_err  # it failed its fence
+            assert "the lease was lost" in rest, rest  # and says why (not "no such file": its work dir went)
             assert intact, f"the stopped writer deleted the new holder's {work.name}/"
             assert new.returncode == 0, out + err  # the legitimate writer did not fail
             assert found is not None and found.via == "last" and found.epoch == before + 3

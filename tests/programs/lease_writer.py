@@ -19,7 +19,11 @@ POINT, a deterministic place to stop at (no timing involved), is one of:
 * ``hold-inside:K``: half-way through writing epoch K's ``model.bin``, prints
   ``holding K`` and waits for a line on stdin (the test releases it);
 * ``stop-drain:K`` (with LOCAL_DIR): stops itself in its drain thread right before
-  the first drain of epoch K or later to the shared tier begins.
+  the first drain of epoch K or later to the shared tier begins;
+* ``stop-direct:K`` (with LOCAL_DIR): asks itself to stop before epoch K's checkpoint
+  (as a walltime halt does), so that checkpoint is committed straight to the shared
+  tier, and stops itself half-way through writing its ``model.bin`` there; then waits
+  for that commit (`wait_for_commit`) as a training does before its exit.
 
 With LOCAL_DIR it writes two tiers: commits on the node-local tier below LOCAL_DIR,
 each drained to CKPT_DIR (the shared tier) at once.
@@ -34,6 +38,7 @@ from typing import Any
 
 from candle_restart.errors import CommitError
 from candle_restart.runtime.lease import LeaseBusy
+from candle_restart.runtime.preempt import REQUEST
 from tests.helpers import BytesCkpt, BytesModel
 
 
@@ -49,14 +54,14 @@ class PointedCkpt(BytesCkpt):
 
     def write_model_backend(self, model: object, epoch: int) -> None:
         kind, at = self.point
-        if epoch != at or kind not in ("stop-inside", "hold-inside"):
+        if epoch != at or kind not in ("stop-inside", "hold-inside", "stop-direct"):
             return super().write_model_backend(model, epoch)
         assert self.model_file is not None and isinstance(model, BytesModel)
         half = len(model.payload) // 2
         with open(self.model_file, "wb") as f:
             f.write(model.payload[:half])
             f.flush()
-            if kind == "stop-inside":
+            if kind in ("stop-inside", "stop-direct"):
                 _stop(at)
             else:
                 print(f"holding {at}", flush=True)
@@ -111,8 +116,13 @@ def main() -> int:
         model.payload = f"{tag} epoch {epoch + 1}".encode()
         if (kind, int(at)) == ("stop-before", epoch + 1):
             _stop(epoch + 1)
+        if (kind, int(at)) == ("stop-direct", epoch + 1):
+            assert ckpt.drainer is not None, "stop-direct needs LOCAL_DIR"
+            REQUEST.halt("the test's stop")
         try:
             ckpt.ckpt_epoch(epoch, "-", 1.0)
+            if REQUEST.requested:
+                ckpt.wait_for_commit()
         except CommitError as exc:
             print(f"lost: {exc}", flush=True)
             return 4
