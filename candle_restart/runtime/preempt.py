@@ -26,11 +26,18 @@ USR1) would otherwise kill a process that has already committed and is
 exiting 75 (measured: a process sent USR1 in a loop while it exited 75 died
 of it every time, under TensorFlow, JAX and torch).  Only ``SIGKILL`` ends a
 process stuck in its finalization.
+
+A child forked from an armed process (a data loader's worker pool: ``PyDataset(workers=2,
+use_multiprocessing=True)``, ``multiprocessing`` on Linux) starts with the handlers `arm`
+replaced put back and no request: it is not the training, and its parent ends it with SIGTERM
+(``Pool.terminate``).  Inherited, the record-only handler made it ignore that TERM, and the
+parent waited for it forever.
 """
 
 from __future__ import annotations
 
 import atexit
+import os
 import signal
 import threading
 import time
@@ -174,6 +181,22 @@ def arm(signals: Iterable[signal.Signals]) -> Callable[[], None]:
             REQUEST._previous.clear()
 
     return disarm
+
+
+def _after_fork_in_child() -> None:
+    """The child of a fork: the dispositions `arm` replaced are put back, and nothing is requested."""
+    for sig, previous in REQUEST._previous.items():
+        try:
+            signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
+        except ValueError:  # not the main thread (a fork from a thread elsewhere than CPython)
+            break
+    REQUEST._previous.clear()
+    REQUEST._ever_armed.clear()
+    REQUEST._depth = 0
+    REQUEST.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _ignore_while_exiting() -> None:

@@ -1,12 +1,17 @@
-"""A process that armed the preemption signals is not killed by one while it exits 75."""
+"""A process that armed the preemption signals is not killed by one while it exits 75, and the
+children it forks do not inherit its handlers."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import subprocess
 import sys
+import threading
+from multiprocessing.connection import Connection
 
+from candle_restart.runtime.preempt import REQUEST, PreemptionRequest, arm, armed_signals
 from tests.helpers import runner_env
 
 # Arms USR1 as the callback does, waits for the test, then exits 75 as a preempted training does.
@@ -45,3 +50,33 @@ def test_signals_sent_all_through_the_exit_leave_exit_75() -> None:
         proc.communicate()
         codes.append(proc.returncode)
     assert codes == [75] * 5
+
+
+def _child(report: Connection) -> None:
+    """A forked worker: says what it inherited, then waits until it is ended."""
+    report.send((armed_signals(), REQUEST.requested, signal.getsignal(signal.SIGTERM) == signal.SIG_DFL))
+    threading.Event().wait()  # as a pool worker waits for its next task
+
+
+def test_a_forked_child_ends_on_the_sigterm_its_parent_sends(preemption: PreemptionRequest) -> None:
+    """A data loader's worker pool (``PyDataset(use_multiprocessing=True)``) is forked from the
+    armed training and ended by SIGTERM (``Pool.terminate``): with the record-only handler
+    inherited, the worker ignored it and the training never exited."""
+    disarm = arm([signal.SIGTERM, signal.SIGUSR1])
+    preemption.request(signal.SIGUSR1)  # a request pending in the parent is not the child's
+    ctx = multiprocessing.get_context("fork")
+    ours, theirs = ctx.Pipe()
+    child = ctx.Process(target=_child, args=(theirs,))
+    try:
+        child.start()
+        assert ours.poll(60), "the child did not start"
+        assert ours.recv() == ([], False, True)
+        child.terminate()
+        child.join(30)
+        assert child.exitcode == -signal.SIGTERM, child.exitcode
+        assert armed_signals() == [signal.SIGTERM, signal.SIGUSR1] and preemption.requested  # the parent's stay
+    finally:
+        if child.is_alive():
+            child.kill()
+            child.join()
+        disarm()
