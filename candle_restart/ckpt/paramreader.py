@@ -1,14 +1,16 @@
 """Reading one gParameters value as the type its key wants, with a one-line error naming the key.
 
 `Reader` is what `candle_restart.ckpt.params.parse_params` and ``typed_value`` read with:
-integers of at most `MAX_INT_DIGITS` digits, finite numbers (but for a best metric, where
-CANDLE's infinity means "none yet"), CANDLE's spellings of booleans (`str2bool`), and a quoted
-value in an error shortened to `SHOWN_CHARS`.
+integers of at most `MAX_INT_DIGITS` digits (a float or a string with an integral value, 3.0 or
+"3.0", is that integer), choices in any case ("AUTO" is "auto"), finite numbers (but for a best
+metric, where CANDLE's infinity means "none yet"), CANDLE's spellings of booleans (`str2bool`),
+and a quoted value in an error shortened to `SHOWN_CHARS`.
 """
 
 from __future__ import annotations
 
 import argparse
+import decimal
 import math
 import numbers
 from collections.abc import Callable, Mapping
@@ -50,6 +52,25 @@ def _shown(value: object) -> str:
         return "an integer of thousands of digits"
     return text if len(text) <= SHOWN_CHARS else f"{text[: SHOWN_CHARS - 5]}...{text[-2:]} ({len(text)} chars)"
 
+
+def _integral(text: str) -> int | None:
+    """The integer a string such as " 3", "3.0" or "1e3" writes exactly, or None ("3.5", "abc", "inf").
+
+    Read as a decimal, not a float, so that a long "12345678901234567.0" stays exact; the exponent
+    is bounded before the conversion, so "1e999999999" costs nothing (`Reader.integer` then refuses
+    it as too many digits).
+    """
+    try:
+        number = decimal.Decimal(text.strip())
+    except decimal.InvalidOperation:
+        return None
+    if not number.is_finite() or number != number.to_integral_value():
+        return None
+    if number.adjusted() > MAX_INT_DIGITS:
+        return 10**MAX_INT_DIGITS  # too long: refused by the caller, with the digits it allows
+    return int(number)
+
+
 class Reader:
     """Reads typed values out of a gParameters mapping, naming the key on error."""
 
@@ -84,10 +105,7 @@ class Reader:
         ):
             result = int(value)
         elif isinstance(value, str) and len(value) <= 2 * MAX_INT_DIGITS:
-            try:
-                result = int(value.strip())
-            except ValueError:
-                result = None
+            result = _integral(value)
         wanted = "an integer" if minimum is None else f"an integer >= {minimum}"
         if result is not None and abs(result) >= 10**MAX_INT_DIGITS:
             raise self.fail(key, value, f"{wanted} of at most {MAX_INT_DIGITS} digits")
@@ -119,7 +137,8 @@ class Reader:
         return str(value)
 
     def choice(self, key: str, value: object, allowed: tuple[str, ...]) -> str:
-        text = self.string(key, value)
+        """One of ``allowed`` (all lower case), in any case and with surrounding blanks: "AUTO" is "auto"."""
+        text = self.string(key, value).strip().lower()
         if text not in allowed:
             raise self.fail(key, value, "one of " + "|".join(allowed))
         return text

@@ -32,6 +32,14 @@ def test_key_value_form_keeps_commas_inside_values(tmp_path: Path, monkeypatch: 
     assert settings.signals == ("USR1", "TERM") and settings.save_seconds == 30.0
 
 
+def test_key_value_form_reads_choices_in_any_case_and_integral_strings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(ENV_VAR, "ckpt_save_best_mode=MAX; ckpt_keep_mode=Exponential; ckpt_keep_limit=2.0")
+    settings = _ckpt(tmp_path).settings
+    assert (settings.save_best_mode, settings.keep_mode, settings.keep_limit) == ("max", "exponential", 2)
+
+
 def test_file_form_and_gparameters_win(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     conf = tmp_path / "ckpt.conf"
     conf.write_text("# extra keys for this benchmark\nckpt_keep_limit = 2\nckpt_checksum = True\n")
@@ -46,6 +54,8 @@ def test_file_form_and_gparameters_win(tmp_path: Path, monkeypatch: pytest.Monke
     [
         ("ckpt_async=perhaps", f"{ENV_VAR}: ckpt_async: must be a boolean (True/False), got 'perhaps'"),
         ('{"ckpt_keep_limit": 0}', f"{ENV_VAR}: ckpt_keep_limit: must be an integer >= 1, got 0"),
+        ("ckpt_keep_limit=2.5", f"{ENV_VAR}: ckpt_keep_limit: must be an integer >= 1, got '2.5'"),
+        ("ckpt_keep_mode=LOG", f"{ENV_VAR}: ckpt_keep_mode: must be one of linear|exponential|all, got 'LOG'"),
         ("ckpt_asink=False", f"{ENV_VAR}: ckpt_asink: is not a checkpoint key"),
         ("ckpt_async False", f"{ENV_VAR}: 'ckpt_async False' is not key=value"),
         ('{"ckpt_async": }', f"{ENV_VAR}: is not valid JSON"),

@@ -35,6 +35,36 @@ def test_strings_from_the_command_line_convert_like_candle() -> None:
     assert p.metadata == "17"
 
 
+@pytest.mark.parametrize(
+    "key, value, field, expected",
+    [
+        # A choice in any case, with blanks around it, is stored as the canonical lower-case choice.
+        ("ckpt_restart_mode", "AUTO", "restart_mode", "auto"),
+        ("ckpt_restart_mode", " Required ", "restart_mode", "required"),
+        ("ckpt_keep_mode", "LINEAR", "keep_mode", "linear"),
+        ("ckpt_keep_mode", "Exponential\n", "keep_mode", "exponential"),
+        ("ckpt_save_best_mode", "MAX", "save_best_mode", "max"),
+        ("ckpt_stdout_format", "TimeStamped", "stdout_format", "timestamped"),
+        ("ckpt_model_format", "H5", "model_format", "h5"),
+        # A string with an integral value counts as that integer, as the float 3.0 already does.
+        ("epochs", "3.0", "epochs", 3),
+        ("ckpt_keep_limit", "2.0", "keep_limit", 2),
+        ("ckpt_save_interval", " 4.00 ", "save_interval", 4),
+        ("ckpt_skip_epochs", "-0.0", "skip_epochs", 0),
+        ("ckpt_save_batches", "1e3", "save_batches", 1000),
+        ("ckpt_save_batches", "99999999999999999.0", "save_batches", 99999999999999999),  # exact, not a float's
+    ],
+)
+def test_lenient_spellings_are_read_as_the_canonical_value(
+    key: str, value: object, field: str, expected: object
+) -> None:
+    params = {"epochs": 3, key: value}
+    settings = parse_params(params)
+    assert getattr(settings, field) == expected
+    assert type(getattr(settings, field)) is type(expected)
+    assert params[key] == value  # the caller's mapping keeps its spelling
+
+
 def test_numpy_integers_are_integers() -> None:
     assert parse_params({"epochs": np.int64(7), "ckpt_skip_epochs": np.int32(2)}).skip_epochs == 2
 
@@ -63,6 +93,24 @@ def test_callers_dict_is_not_mutated() -> None:
         ("ckpt_directory", {"a": 1}, "a string"),
         ("epochs", True, "integer >= 0"),
         ("epochs", "-2", "integer >= 0"),
+        # Integers: a non-integral value, a word, a boolean, a non-finite or too long number.
+        ("epochs", "3.5", "integer >= 0, got '3.5'"),
+        ("epochs", 3.5, "integer >= 0, got 3.5"),
+        ("epochs", "abc", "integer >= 0, got 'abc'"),
+        ("epochs", "True", "integer >= 0"),
+        ("ckpt_keep_limit", True, "integer >= 1, got True"),
+        ("ckpt_keep_limit", "0.0", "integer >= 1, got '0.0'"),
+        ("ckpt_keep_limit", "2.000001", "integer >= 1"),
+        ("ckpt_save_interval", "-1.0", "integer >= 0"),
+        ("ckpt_save_interval", "inf", "integer >= 0"),
+        ("ckpt_save_interval", "nan", "integer >= 0"),
+        ("ckpt_save_interval", "", "integer >= 0"),
+        ("ckpt_save_batches", "1e30", "of at most 18 digits"),
+        ("ckpt_save_batches", "1e999999999", "of at most 18 digits"),
+        # Choices: still only the allowed words, whatever their case; the error quotes the value given.
+        ("ckpt_restart_mode", "AUTOMATIC", "off|auto|required, got 'AUTOMATIC'"),
+        ("ckpt_keep_mode", "LIN EAR", "linear|exponential|all"),
+        ("ckpt_save_best_mode", "", "auto|min|max"),
     ],
 )
 def test_bad_values_name_the_key(key: str, value: object, fragment: str) -> None:
