@@ -213,6 +213,15 @@ def adapter_for(callback: keras.callbacks.Callback) -> Adapter | None:
     return None
 
 
+def saw_its_epoch_begin(callback: keras.callbacks.Callback) -> bool:
+    """Its state restored from a checkpoint taken inside an epoch already holds that epoch's
+    ``on_epoch_begin``, which is not idempotent: a ``LearningRateScheduler`` (a schedule relative
+    to the current rate would apply twice to the restored optimizer's) and a callback speaking the
+    protocol.  The others' ``on_epoch_begin`` only sets up the epoch (a progress bar, an epoch
+    index) and is called again when a training continues inside it."""
+    return isinstance(callback, keras.callbacks.LearningRateScheduler) or speaks_protocol(callback)
+
+
 def is_stateless(callback: keras.callbacks.Callback) -> bool:
     """Known to carry nothing from one epoch to the next (not saved, never named as missing)."""
     if isinstance(callback, CandleCkpt):  # another checkpoint callback: it checkpoints itself
