@@ -19,15 +19,17 @@ once in its log); nothing is ever written in a format Keras cannot read.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import keras
 import numpy as np
 
+from candle_restart.errors import ParamError
 from candle_restart.keras.h5stream import H5Image
 
 try:
@@ -234,3 +236,23 @@ def _as_variables(model: Any, path: str, values: dict[str, Any]) -> dict[str, An
         if tuple(np.shape(value)) != tuple(variable.shape):
             return values
     return {str(i): v for i, v in enumerate(variables)}
+
+
+@contextlib.contextmanager
+def saving_whole(weights_only: bool) -> Iterator[None]:
+    """Around a whole model's save (captured or ``model.save``): Keras' refusal of a model it
+    cannot serialise (a custom layer without ``get_config``) becomes one line naming the key that
+    avoids it, ``ckpt_save_weights_only``, with Keras' own first sentence."""
+    try:
+        yield
+    except NotImplementedError as exc:
+        if weights_only:
+            raise
+        paragraph = " ".join(str(exc).strip().split("\n\n")[0].split())  # Keras wraps its lines
+        said = paragraph.split(". ")[0].rstrip(".") or type(exc).__name__
+        raise ParamError(
+            "gParameters",
+            "ckpt_save_weights_only",
+            f"the model cannot be saved whole ({said}); set it to True to checkpoint the weights "
+            "and the training state (the script then builds the model before a restart)",
+        ) from exc

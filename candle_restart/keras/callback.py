@@ -303,14 +303,15 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
                 self.info("this Keras release cannot snapshot a model: checkpoints are written synchronously")
                 self._said_sync = True
             return None
-        snapshot = take_snapshot(
-            self.model,
-            self._copies,
-            self._capturer,
-            self.model_file_name,
-            weights_only=self.save_weights_only,
-            include_metrics=self.saving_position is not None,
-        )
+        with archive.saving_whole(self.save_weights_only):
+            snapshot = take_snapshot(
+                self.model,
+                self._copies,
+                self._capturer,
+                self.model_file_name,
+                weights_only=self.save_weights_only,
+                include_metrics=self.saving_position is not None,
+            )
         captured = self.callback_state.capture()
         return snapshot if captured is None else WithCallbacks(snapshot, captured)
 
@@ -326,7 +327,8 @@ class CandleCkptKeras(CandleCkpt, keras.callbacks.Callback):
         if self.save_weights_only:
             model.save_weights(model_file)
         else:
-            model.save(model_file)
+            with archive.saving_whole(weights_only=False):
+                model.save(model_file)
         save_state(
             model, model_file.parent / TRAIN_STATE_FILE, include_metrics=self.saving_position is not None
         )

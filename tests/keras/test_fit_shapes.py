@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from candle_restart.ckpt import CkptLayout, CommitError
+from candle_restart.errors import ParamError
 from candle_restart.keras import CandleCkptKeras, fit
 from candle_restart.keras.fit import epoch_window
 from candle_restart.runtime.preempt import REQUEST, Preempted
@@ -178,3 +179,37 @@ def test_initial_epoch_may_be_passed_as_to_model_fit_but_only_the_checkpoints(tm
     again = _ckpt(tmp_path, "i", 2)
     with pytest.raises(ValueError, match=r"initial_epoch is the checkpoint's, 1; got 0"):
         fit(_model(), X, Y, ckpt=again, epochs=2, batch_size=BATCH, initial_epoch=0, verbose=0)
+
+
+class _Scale(keras.layers.Layer):
+    """A user's layer built from an array and without ``get_config``: Keras cannot save it whole."""
+
+    def __init__(self, table: np.ndarray, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.table = table
+
+    def call(self, x: Any) -> Any:
+        return x * self.table
+
+
+@pytest.mark.parametrize("asynchronous", [True, False])
+def test_a_model_keras_cannot_save_whole_is_one_line_naming_ckpt_save_weights_only(
+    tmp_path: Path, asynchronous: bool
+) -> None:
+    def model() -> keras.Model:
+        keras.utils.set_random_seed(3)
+        built = keras.Sequential([keras.Input((4,)), _Scale(np.ones(4, "float32")), keras.layers.Dense(1)])
+        built.compile(optimizer="adam", loss="mse")
+        return built
+
+    params = {"epochs": 2, "ckpt_directory": str(tmp_path / "w"), "ckpt_save_best": False, "ckpt_async": asynchronous}
+    refused = CandleCkptKeras(params, logger=None)
+    with pytest.raises(ParamError, match=r"^gParameters: ckpt_save_weights_only: the model cannot be saved whole "):
+        model().fit(X, Y, epochs=2, callbacks=[refused], verbose=0)
+    refused._disarm()  # fit ended by an exception: no on_train_end
+    refused.release_writer()
+    assert CkptLayout.at(tmp_path / "w").list_epochs() == []
+    weights_only = {**params, "ckpt_save_weights_only": True}
+    model().fit(X, Y, epochs=1, callbacks=[CandleCkptKeras(weights_only, logger=None)], verbose=0)
+    again, ckpt = model(), CandleCkptKeras(weights_only, logger=None)
+    assert ckpt.restart(again) is not None and ckpt.restarted is not None and ckpt.restarted["epoch"] == 1
