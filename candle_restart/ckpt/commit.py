@@ -121,10 +121,10 @@ def writing(layout: CkptLayout, work: Path, fence: Fence = _unfenced) -> Iterato
 
 
 def why_failed(exc: BaseException, fence: Fence) -> str:
-    """What to say of a write or commit that failed with ``exc``: the lost lease where ``fence`` now
-    fails (a writer paused past its lease finds its work directory removed by the new holder: the
-    missing file is not the cause), else ``exc`` itself."""
-    if not isinstance(exc, CkptError):
+    """What to say of a write or commit that failed with ``exc``: for a missing file, the lost lease
+    where ``fence`` now fails (a writer paused past its lease finds its work directory removed by
+    the new holder: the missing file is not the cause), else ``exc`` itself."""
+    if isinstance(exc, FileNotFoundError):  # a failing mount (EIO) is its own cause: the fence would read it too
         try:
             fence()
         except CkptError as lost:

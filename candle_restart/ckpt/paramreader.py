@@ -64,8 +64,10 @@ def _integral(text: str) -> int | None:
         number = decimal.Decimal(text.strip())
     except decimal.InvalidOperation:
         return None
-    if not number.is_finite() or number != number.to_integral_value():
-        return None
+    if "_" in text or not number.is_finite() or number != number.to_integral_value():
+        return None  # (underscores: Decimal takes "1__0", int() does not)
+    if number.is_zero():
+        return 0  # "0e19": a zero's exponent says nothing of its size
     if number.adjusted() > MAX_INT_DIGITS:
         return 10**MAX_INT_DIGITS  # too long: refused by the caller, with the digits it allows
     return int(number)

@@ -246,7 +246,7 @@ def saving_whole(weights_only: bool) -> Iterator[None]:
     try:
         yield
     except NotImplementedError as exc:
-        if weights_only:
+        if weights_only or "get_config" not in str(exc):
             raise
         paragraph = " ".join(str(exc).strip().split("\n\n")[0].split())  # Keras wraps its lines
         said = paragraph.split(". ")[0].rstrip(".") or type(exc).__name__

@@ -342,7 +342,8 @@ class CallbackState:
         self._logs.info(line)
         if getattr(getattr(self._ours, "model", None), "stop_training", False):
             self._logs.info(
-                "restarting: the restored callbacks had stopped this training (Keras still runs one batch)"
+                "restarting: the restored callbacks had stopped this training (a plain model.fit still runs "
+                "one batch; candle_restart.keras.fit none)"
             )
 
     def _match(self, entries: Sequence[CallbackEntry]) -> list[tuple[CallbackEntry, Callback]]:

@@ -41,6 +41,7 @@ checkpoint's.
 from __future__ import annotations
 
 from collections.abc import Callable
+from numbers import Integral
 from typing import Protocol, SupportsInt, TypeGuard
 
 import keras
@@ -95,10 +96,11 @@ class _OneTraining(keras.callbacks.CallbackList):
         if self._epoch_begun:
             return super().on_epoch_begin(epoch, logs)
         self._epoch_begun = True
+        logs = dict(logs or {})
         ckpt, *others = self.callbacks
         ckpt.on_epoch_begin(epoch, logs)
-        if self.model.stop_training:
-            raise _TrainingOver
+        if self.model.stop_training and ckpt.restarted is not None and epoch != self.inside:
+            raise _TrainingOver  # a replayed epoch end stopped it (inside an epoch: Keras' way)
         for callback in others:
             if epoch != self.inside or not saw_its_epoch_begin(callback):
                 callback.on_epoch_begin(epoch, logs)
@@ -106,10 +108,14 @@ class _OneTraining(keras.callbacks.CallbackList):
     def on_train_end(self, logs: Logs | None = None) -> None:
         self._final_logs = logs
 
-    def finish(self) -> None:
-        """The training's end: `on_train_end` of every callback (begun first when nothing was left
-        to train, as ``model.fit`` does for a training already at its last epoch)."""
+    def finish(self, ckpt: CandleCkptKeras, start: int) -> None:
+        """The training's end: `on_train_end` of every callback.  When nothing was left to train (a
+        training already at its last epoch) it is begun first, as ``model.fit`` does, and the other
+        callbacks' states put back: their ``on_train_end`` acts as the first run's did (an
+        ``EarlyStopping`` restores its best weights)."""
         self.on_train_begin()
+        if not self._epoch_begun:
+            ckpt.callback_state.restore(self.model, start, False)
         super().on_train_end(self._final_logs)
 
     @property
@@ -217,9 +223,10 @@ def fit(
     position = ckpt.resume_position
     skip = int(position["batch"]) if position and position["epoch"] == start + 1 else 0
     batch_size = batch_size or 32
+    positioned = _is_arrays(x) or _is_dataset(x) or callable(x)  # else the epoch reruns from its start
     cb_list = _OneTraining(
         [ckpt, *(callbacks or [])],
-        start if skip else None,
+        start if skip and positioned else None,
         add_history=True,
         add_progbar=verbose not in (0, "0"),
         model=model,
@@ -258,7 +265,7 @@ def fit(
         ckpt.info(f"restarting: the restored callbacks stop the training at epoch {start}, as before; no batch run")
     finally:
         ckpt.batch_offset = 0
-    cb_list.finish()
+    cb_list.finish(ckpt, start)
     return cb_list.history
 
 
@@ -295,8 +302,8 @@ class _ByEpoch:
     ) -> None:
         """Epochs ``start`` to ``epochs``: of ``epoch_data(epoch)``, or else of ``x, y, sample_weight``."""
         per_epoch = self.common.get("steps_per_epoch")
-        if self.one_stream and _is_dataset(x) and int(x.cardinality()) == _ENDLESS and isinstance(per_epoch, int):
-            return self._run_stream(x, per_epoch, start, epochs, skip)
+        if self.one_stream and _is_dataset(x) and int(x.cardinality()) == _ENDLESS and isinstance(per_epoch, Integral):
+            return self._run_stream(x, int(per_epoch), start, epochs, skip)
         for epoch in range(start, epochs):
             ex, ey, esw = (epoch_data(epoch), None, None) if epoch_data else (x, y, sample_weight)
             if isinstance(ex, tuple) and ey is None:
@@ -332,8 +339,8 @@ class _ByEpoch:
         fit_args = dict(self.common)
         if _is_dataset(ex):
             per_epoch, offset = fit_args.get("steps_per_epoch"), 0
-            if isinstance(per_epoch, int) and per_epoch > 0:
-                offset, steps = epoch_window(_dataset_steps(ex), per_epoch, epoch if self.one_stream else 0)
+            if isinstance(per_epoch, Integral) and int(per_epoch) > 0:
+                offset, steps = epoch_window(_dataset_steps(ex), int(per_epoch), epoch if self.one_stream else 0)
                 steps -= skip
                 fit_args["steps_per_epoch"] = steps
             else:

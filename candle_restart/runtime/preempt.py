@@ -28,10 +28,14 @@ of it every time, under TensorFlow, JAX and torch).  Only ``SIGKILL`` ends a
 process stuck in its finalization.
 
 A child forked from an armed process (a data loader's worker pool: ``PyDataset(workers=2,
-use_multiprocessing=True)``, ``multiprocessing`` on Linux) starts with the handlers `arm`
-replaced put back and no request: it is not the training, and its parent ends it with SIGTERM
-(``Pool.terminate``).  Inherited, the record-only handler made it ignore that TERM, and the
-parent waited for it forever.
+use_multiprocessing=True)``, ``multiprocessing`` on Linux) starts with no request and with
+SIGTERM as it was before `arm`: it is not the training, and its parent ends it with SIGTERM
+(``Pool.terminate``); inherited, the record-only handler made it ignore that TERM, and the
+parent waited for it forever.  The other armed signals (USR1, USR2, INT) are ignored in the
+child: the task runner forwards them to the training's whole process group, and a worker that
+died of one would leave the training waiting for its batch.  (A SIGTERM sent to the whole
+group, as ``scancel`` sends it, ends such workers as it would without this package: prefer a
+notice signal, Slurm's ``--signal=B:USR1@N``, with a pool of workers.)
 """
 
 from __future__ import annotations
@@ -184,10 +188,12 @@ def arm(signals: Iterable[signal.Signals]) -> Callable[[], None]:
 
 
 def _after_fork_in_child() -> None:
-    """The child of a fork: the dispositions `arm` replaced are put back, and nothing is requested."""
+    """The child of a fork: SIGTERM's disposition before `arm` is put back, the other armed signals
+    are ignored, and nothing is requested (see the module docstring)."""
     for sig, previous in REQUEST._previous.items():
+        disposition = previous if sig == signal.SIGTERM else signal.SIG_IGN
         try:
-            signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
+            signal.signal(sig, disposition if disposition is not None else signal.SIG_DFL)
         except ValueError:  # not the main thread (a fork from a thread elsewhere than CPython)
             break
     REQUEST._previous.clear()

@@ -52,6 +52,7 @@ def test_strings_from_the_command_line_convert_like_candle() -> None:
         ("ckpt_save_interval", " 4.00 ", "save_interval", 4),
         ("ckpt_skip_epochs", "-0.0", "skip_epochs", 0),
         ("ckpt_save_batches", "1e3", "save_batches", 1000),
+        ("ckpt_save_batches", "0e19", "save_batches", 0),  # a zero, whatever its exponent
         ("ckpt_save_batches", "99999999999999999.0", "save_batches", 99999999999999999),  # exact, not a float's
     ],
 )
@@ -107,6 +108,7 @@ def test_callers_dict_is_not_mutated() -> None:
         ("ckpt_save_interval", "", "integer >= 0"),
         ("ckpt_save_batches", "1e30", "of at most 18 digits"),
         ("ckpt_save_batches", "1e999999999", "of at most 18 digits"),
+        ("ckpt_save_batches", "1__0", "integer >= 0"),  # Decimal takes it, int() does not
         # Choices: still only the allowed words, whatever their case; the error quotes the value given.
         ("ckpt_restart_mode", "AUTOMATIC", "off|auto|required, got 'AUTOMATIC'"),
         ("ckpt_keep_mode", "LIN EAR", "linear|exponential|all"),

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 from multiprocessing.connection import Connection
 
 from candle_restart.runtime.preempt import REQUEST, PreemptionRequest, arm, armed_signals
@@ -53,15 +52,18 @@ def test_signals_sent_all_through_the_exit_leave_exit_75() -> None:
 
 
 def _child(report: Connection) -> None:
-    """A forked worker: says what it inherited, then waits until it is ended."""
-    report.send((armed_signals(), REQUEST.requested, signal.getsignal(signal.SIGTERM) == signal.SIG_DFL))
-    threading.Event().wait()  # as a pool worker waits for its next task
+    """A forked worker: says what it inherited, then answers each message until it is ended."""
+    dispositions = (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGUSR1))
+    report.send((armed_signals(), REQUEST.requested, dispositions))
+    while True:  # as a pool worker waits for its next task
+        report.send(report.recv())
 
 
 def test_a_forked_child_ends_on_the_sigterm_its_parent_sends(preemption: PreemptionRequest) -> None:
     """A data loader's worker pool (``PyDataset(use_multiprocessing=True)``) is forked from the
     armed training and ended by SIGTERM (``Pool.terminate``): with the record-only handler
-    inherited, the worker ignored it and the training never exited."""
+    inherited, the worker ignored it and the training never exited.  The notice signal the runner
+    forwards to the whole process group (USR1) leaves the worker serving its batches."""
     disarm = arm([signal.SIGTERM, signal.SIGUSR1])
     preemption.request(signal.SIGUSR1)  # a request pending in the parent is not the child's
     ctx = multiprocessing.get_context("fork")
@@ -70,7 +72,11 @@ def test_a_forked_child_ends_on_the_sigterm_its_parent_sends(preemption: Preempt
     try:
         child.start()
         assert ours.poll(60), "the child did not start"
-        assert ours.recv() == ([], False, True)
+        assert ours.recv() == ([], False, (signal.SIG_DFL, signal.SIG_IGN))
+        assert child.pid is not None
+        os.kill(child.pid, signal.SIGUSR1)  # discarded when sent: a worker it killed would not answer
+        ours.send("the next batch")
+        assert ours.poll(60) and ours.recv() == "the next batch"
         child.terminate()
         child.join(30)
         assert child.exitcode == -signal.SIGTERM, child.exitcode

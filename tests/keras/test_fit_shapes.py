@@ -71,13 +71,20 @@ def _same_bits(a: keras.Model, b: keras.Model) -> bool:
 
 @pytest.mark.backends
 def test_a_finished_training_run_again_trains_nothing_and_ends_as_model_fit_does(tmp_path: Path) -> None:
-    """A job requeued after its final commit (killed before it exited, or run again by hand)."""
+    """A job requeued after its final commit (killed before it exited, or run again by hand).  Its
+    EarlyStopping puts back the best weights at the end, as the first run's did after its final
+    commit (the best by its "max" mode is the first epoch, not the last one checkpointed)."""
+
+    def best() -> keras.callbacks.EarlyStopping:
+        return keras.callbacks.EarlyStopping(monitor="loss", mode="max", patience=5, restore_best_weights=True)
+
     done = _model()
-    fit(done, X, Y, ckpt=_ckpt(tmp_path, "c", 2), epochs=2, batch_size=BATCH, verbose=0)
+    first = fit(done, X, Y, ckpt=_ckpt(tmp_path, "c", 2), epochs=2, batch_size=BATCH, callbacks=[best()], verbose=0)
+    assert first.history["loss"][0] > first.history["loss"][1]  # the best weights are not the last
     again, ckpt = _model(), _ckpt(tmp_path, "c", 2)
-    history = fit(again, X, Y, ckpt=ckpt, epochs=2, batch_size=BATCH, verbose=0)
+    history = fit(again, X, Y, ckpt=ckpt, epochs=2, batch_size=BATCH, callbacks=[best()], verbose=0)
     assert ckpt.restarted is not None and ckpt.restarted["epoch"] == 2
-    assert _same_bits(done, again) and history.history == {}
+    assert _same_bits(done, again) and history.history == first.history  # the first run's, put back
     assert CkptLayout.at(tmp_path / "c").list_epochs() == [1, 2]  # nothing committed again
     with pytest.raises(CommitError, match="the writer lease is not held"):  # given back, as after a training
         ckpt.engine.lease.fence()
