@@ -27,7 +27,8 @@ from candle_restart.records.ckptinfo import FileEntry
 from candle_restart.records.jsontypes import JsonObject
 from candle_restart.records.trainstate import TrainManifest
 from candle_restart.runtime.preempt import REQUEST, Preempted
-from tests.keras.test_fit_inputs import BATCH, X, Y, _model, _RequestAt
+from tests.keras.requests import RequestAt
+from tests.keras.test_fit_inputs import BATCH, X, Y, _model
 
 pytestmark = pytest.mark.backends
 
@@ -54,7 +55,7 @@ def test_a_checkpoint_inside_an_epoch_holds_the_live_state_and_is_written_in_the
     try:
         with pytest.raises(Preempted):
             model.fit(
-                X, Y, epochs=2, batch_size=BATCH, shuffle=False, verbose=0, callbacks=[_RequestAt(1, 2), ckpt]
+                X, Y, epochs=2, batch_size=BATCH, shuffle=False, verbose=0, callbacks=[RequestAt(1, 2), ckpt]
             )
     finally:  # the handlers and the request are this process's: leave none to the next test
         ckpt._disarm()

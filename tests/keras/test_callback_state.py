@@ -29,6 +29,7 @@ from candle_restart.records.ckptinfo import read_ckpt_info
 from candle_restart.runtime.preempt import REQUEST, Preempted, PreemptionRequest
 from tests.helpers import ROOT, runner_env
 from tests.keras.candle_clr import CyclicLR
+from tests.keras.requests import RequestAt
 
 BMK = Path(__file__).resolve().parents[1] / "programs" / "cbstate_bmk.py"
 
@@ -207,21 +208,6 @@ def test_the_fit_not_found_is_said_once(tmp_path: Path) -> None:
     assert log.count("callback state: the callbacks of this fit were not found") == 1
 
 
-class _RequestAt(keras.callbacks.Callback):
-    """Records a preemption request (what the SIGUSR1 handler does) as batch ``batch`` of ``epoch`` begins."""
-
-    def __init__(self, epoch: int, batch: int) -> None:
-        super().__init__()
-        self.at, self.epoch = (epoch, batch), 0
-
-    def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
-        self.epoch = epoch
-
-    def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
-        if (self.epoch, batch) == self.at:
-            REQUEST.request(10)
-
-
 def _fit_mid(
     directory: Path, callbacks: list[keras.callbacks.Callback]
 ) -> tuple[keras.Model, CyclicLR, Counter]:
@@ -260,7 +246,7 @@ def test_a_mid_epoch_resume_replays_the_batch_the_callbacks_after_ckpt_had_not_s
 ) -> None:
     whole, whole_clr, whole_counter = _fit_mid(tmp_path / "whole", [])
     with pytest.raises(Preempted):
-        _fit_mid(tmp_path / "cut", [_RequestAt(1, 3)])  # committed inside epoch 2, after its batch 4
+        _fit_mid(tmp_path / "cut", [RequestAt(1, 3)])  # committed inside epoch 2, after its batch 4
     model, clr, counter = _fit_mid(tmp_path / "cut", [])
     assert clr.history == whole_clr.history and clr.clr_iterations == whole_clr.clr_iterations == 12
     assert (

@@ -13,6 +13,7 @@ import pytest
 
 from candle_restart.keras import CandleCkptKeras, fit
 from candle_restart.runtime.preempt import REQUEST, Preempted
+from tests.keras.requests import RequestAt
 
 X = np.random.default_rng(1).normal(size=(96, 4)).astype("float32")
 Y = X.sum(axis=1, keepdims=True).astype("float32")
@@ -47,19 +48,6 @@ def _data(kind: str) -> dict[str, Any]:
     }
 
 
-class _RequestAt(keras.callbacks.Callback):
-    def __init__(self, epoch: int, batch: int) -> None:
-        super().__init__()
-        self.at, self.epoch = (epoch, batch), 0
-
-    def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
-        self.epoch = epoch
-
-    def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
-        if (self.epoch, batch) == self.at:
-            REQUEST.request(10)  # what the SIGUSR1 handler records
-
-
 def _ckpt(tmp_path: Path, name: str, **extra: Any) -> CandleCkptKeras:
     return CandleCkptKeras(
         {"epochs": EPOCHS, "ckpt_directory": str(tmp_path / name), "ckpt_save_best": False, **extra},
@@ -91,7 +79,7 @@ def test_interrupted_and_resumed_fit_matches_an_uninterrupted_one(
             epochs=EPOCHS,
             batch_size=BATCH,
             verbose=0,
-            callbacks=[_RequestAt(1, 2)],
+            callbacks=[RequestAt(1, 2)],
             **_data(kind),
         )
     ckpt._disarm()
@@ -118,7 +106,7 @@ def test_a_generator_cannot_be_positioned_so_the_epoch_is_rerun_and_logged(tmp_p
             epochs=EPOCHS,
             steps_per_epoch=6,
             verbose=0,
-            callbacks=[_RequestAt(1, 2)],
+            callbacks=[RequestAt(1, 2)],
         )
     ckpt._disarm()
     REQUEST.clear()

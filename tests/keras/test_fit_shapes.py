@@ -19,6 +19,7 @@ from candle_restart.errors import ParamError
 from candle_restart.keras import CandleCkptKeras, fit
 from candle_restart.keras.fit import epoch_window
 from candle_restart.runtime.preempt import REQUEST, Preempted
+from tests.keras.requests import RequestAt
 
 X = np.random.default_rng(1).normal(size=(96, 4)).astype("float32")
 Y = X.sum(axis=1, keepdims=True).astype("float32")
@@ -34,21 +35,6 @@ def _model(dropout: bool = True) -> Any:
     return model
 
 
-class _RequestAt(keras.callbacks.Callback):
-    """A preemption request at (epoch, batch), as the signal handler records it."""
-
-    def __init__(self, epoch: int, batch: int) -> None:
-        super().__init__()
-        self.at, self.epoch = (epoch, batch), 0
-
-    def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
-        self.epoch = epoch
-
-    def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
-        if (self.epoch, batch) == self.at:
-            REQUEST.request(10)
-
-
 def _ckpt(tmp_path: Path, name: str, epochs: int) -> CandleCkptKeras:
     return CandleCkptKeras(
         {"epochs": epochs, "ckpt_directory": str(tmp_path / name), "ckpt_save_best": False}, logger=None
@@ -58,7 +44,7 @@ def _ckpt(tmp_path: Path, name: str, epochs: int) -> CandleCkptKeras:
 def _interrupted(tmp_path: Path, name: str, epochs: int, at: tuple[int, int], **kwargs: Any) -> None:
     """``fit`` until the request at ``at`` stops it (Preempted), its handlers then disarmed."""
     ckpt = _ckpt(tmp_path, name, epochs)
-    callbacks = [*kwargs.pop("callbacks", []), _RequestAt(*at)]
+    callbacks = [*kwargs.pop("callbacks", []), RequestAt(*at)]
     with pytest.raises(Preempted):
         fit(kwargs.pop("model"), ckpt=ckpt, epochs=epochs, callbacks=callbacks, verbose=0, **kwargs)
     ckpt._disarm()
