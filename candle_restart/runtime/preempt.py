@@ -31,9 +31,10 @@ A child forked from an armed process (a data loader's worker pool: ``PyDataset(w
 use_multiprocessing=True)``, ``multiprocessing`` on Linux) starts with no request and with
 SIGTERM as it was before `arm`: it is not the training, and its parent ends it with SIGTERM
 (``Pool.terminate``); inherited, the record-only handler made it ignore that TERM, and the
-parent waited for it forever.  The other armed signals (USR1, USR2, INT) are ignored in the
-child: the task runner forwards them to the training's whole process group, and a worker that
-died of one would leave the training waiting for its batch.  (A SIGTERM sent to the whole
+parent waited for it forever.  The other armed signals (USR1, USR2, INT) are caught and
+dropped in the child (not ``SIG_IGN``, which a later exec would keep): the task runner forwards
+them to the training's whole process group, and a worker that died of one would leave the
+training waiting for its batch.  (A SIGTERM sent to the whole
 group, as ``scancel`` sends it, ends such workers as it would without this package: prefer a
 notice signal, Slurm's ``--signal=B:USR1@N``, with a pool of workers.)
 """
@@ -187,11 +188,15 @@ def arm(signals: Iterable[signal.Signals]) -> Callable[[], None]:
     return disarm
 
 
+def _dropped(_signum: int, _frame: FrameType | None) -> None:
+    """A forked child's notice signal: caught and dropped (not ``SIG_IGN``, which an exec keeps)."""
+
+
 def _after_fork_in_child() -> None:
     """The child of a fork: SIGTERM's disposition before `arm` is put back, the other armed signals
-    are ignored, and nothing is requested (see the module docstring)."""
+    are dropped, and nothing is requested (see the module docstring)."""
     for sig, previous in REQUEST._previous.items():
-        disposition = previous if sig == signal.SIGTERM else signal.SIG_IGN
+        disposition = previous if sig == signal.SIGTERM else _dropped
         try:
             signal.signal(sig, disposition if disposition is not None else signal.SIG_DFL)
         except ValueError:  # not the main thread (a fork from a thread elsewhere than CPython)
