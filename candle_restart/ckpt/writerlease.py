@@ -11,8 +11,8 @@ import weakref
 from collections.abc import Callable
 
 from candle_restart.ckpt.layout import CkptLayout
-from candle_restart.errors import CkptError, CommitError
-from candle_restart.runtime.lease import Lease, drop_shared, hold_shared
+from candle_restart.errors import CommitError
+from candle_restart.runtime.lease import Lease, LeaseLost, drop_shared, hold_shared
 
 
 class WriterLease:
@@ -62,7 +62,5 @@ class WriterLease:
         belongs to the dead, and the new holder removes it) is a lost lease, not a failing tier."""
         try:
             self.fence()
-        except CommitError:
-            raise
-        except CkptError as lost:  # LeaseLost
+        except LeaseLost as lost:
             raise CommitError(str(self.layout.root), None, f"{what} not committed: {lost}") from failure

@@ -108,14 +108,14 @@ class _OneTraining(keras.callbacks.CallbackList):
     def on_train_end(self, logs: Logs | None = None) -> None:
         self._final_logs = logs
 
-    def finish(self, ckpt: CandleCkptKeras, start: int) -> None:
+    def finish(self, start: int) -> None:
         """The training's end: `on_train_end` of every callback.  When nothing was left to train (a
         training already at its last epoch) it is begun first, as ``model.fit`` does, and the other
         callbacks' states put back: their ``on_train_end`` acts as the first run's did (an
         ``EarlyStopping`` restores its best weights)."""
         self.on_train_begin()
         if not self._epoch_begun:
-            ckpt.callback_state.restore(self.model, start, False)
+            self.callbacks[0].callback_state.restore(self.model, start, False)  # ckpt's
         super().on_train_end(self._final_logs)
 
     @property
@@ -223,7 +223,13 @@ def fit(
     position = ckpt.resume_position
     skip = int(position["batch"]) if position and position["epoch"] == start + 1 else 0
     batch_size = batch_size or 32
-    positioned = _is_arrays(x) or _is_dataset(x) or callable(x)  # else the epoch reruns from its start
+    epoch_data: Callable[[int], object] | None = None  # the data of each epoch, when not ``x, y``
+    if _is_dataset(x):
+        dataset = x
+        epoch_data, shuffle = (lambda _epoch: dataset), False
+    elif callable(x):
+        epoch_data = x
+    positioned = _is_arrays(x) or epoch_data is not None  # else an interrupted epoch reruns from its start
     cb_list = _OneTraining(
         [ckpt, *(callbacks or [])],
         start if skip and positioned else None,
@@ -235,14 +241,8 @@ def fit(
     )
     ckpt.callback_state.use(cb_list.callbacks)  # their state is checkpointed (candle_restart.keras.cbstate)
     common: dict[str, object] = {"verbose": verbose, **fit_kwargs}
-    epoch_data: Callable[[int], object] | None = None  # the data of each epoch, when not ``x, y``
-    if _is_dataset(x):
-        dataset = x
-        epoch_data, shuffle = (lambda _epoch: dataset), False
-    elif callable(x):
-        epoch_data = x
     try:
-        if _is_arrays(x) or epoch_data is not None:
+        if positioned:
             by_epoch = _ByEpoch(model, ckpt, cb_list, common, batch_size, shuffle, seed, one_stream=_is_dataset(x))
             by_epoch.run(epoch_data, x, y, sample_weight, start, epochs, skip)
         else:
@@ -265,7 +265,7 @@ def fit(
         ckpt.info(f"restarting: the restored callbacks stop the training at epoch {start}, as before; no batch run")
     finally:
         ckpt.batch_offset = 0
-    cb_list.finish(ckpt, start)
+    cb_list.finish(start)
     return cb_list.history
 
 

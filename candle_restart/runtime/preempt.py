@@ -34,9 +34,9 @@ SIGTERM as it was before `arm`: it is not the training, and its parent ends it w
 parent waited for it forever.  The other armed signals (USR1, USR2, INT) are caught and
 dropped in the child (not ``SIG_IGN``, which a later exec would keep): the task runner forwards
 them to the training's whole process group, and a worker that died of one would leave the
-training waiting for its batch.  (A SIGTERM sent to the whole
-group, as ``scancel`` sends it, ends such workers as it would without this package: prefer a
-notice signal, Slurm's ``--signal=B:USR1@N``, with a pool of workers.)
+training waiting for its batch.  (A SIGTERM sent to the whole group, as ``scancel`` sends it,
+ends such workers as it would without this package: prefer a notice signal, Slurm's
+``--signal=B:USR1@N``, with a pool of workers.)
 """
 
 from __future__ import annotations
